@@ -1,0 +1,115 @@
+// Package cli turns an application into a program with Plait's whole
+// command line: serve, bench, replay and inspect. An application's main is
+// one line:
+//
+//	func main() { os.Exit(cli.Main(myapp.App(), os.Args[1:])) }
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/plaithq/plait"
+)
+
+// command is one subcommand: its name, a one-line summary and its run
+// function, which parses its own flags.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"serve", "serve the application over HTTP (the default)", runServe},
+	{"bench", "measure throughput and latency against raw baselines", runBench},
+	{"replay", "rebuild a view from the event log while the old copy serves", runReplay},
+	{"inspect", "show the log, subscriptions, checkpoints and lag", runInspect},
+	{"forget", "forget a data subject: destroy its key, erasing its personal data", runForget},
+}
+
+// Main runs the command line for app with args (without the program name)
+// and returns the process exit code: 0 on success, 2 for a usage error, 1
+// for any other failure. SIGINT and SIGTERM stop it gracefully.
+func Main(app plait.App, args []string) int {
+	return run(app, args, os.Stdout, os.Stderr)
+}
+
+func run(app plait.App, args []string, stdout, stderr io.Writer) int {
+	if err := app.Validate(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	name := "serve"
+	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		usage(app, stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != name {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := c.run(ctx, app, args, stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.As(err, new(usageError)):
+			fmt.Fprintf(stderr, "plait %s: %v\n", name, err)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "plait %s: %v\n", name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "plait: unknown command %q\n\n", name)
+	usage(app, stderr)
+	return 2
+}
+
+func usage(app plait.App, w io.Writer) {
+	fmt.Fprintf(w, "%s: a Plait application\n\nUsage: %s [command] [flags]\n\nCommands:\n", app.Name, os.Args[0])
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", os.Args[0])
+}
+
+// usageError is a mistake on the command line (exit code 2).
+type usageError struct{ error }
+
+// flags makes a flag set that reports errors instead of exiting.
+func flags(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: plait %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, wrapping errors as usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plaithq/plait/examples/orderdesk"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(orderdesk.App(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestUsageErrorsExitWithTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"bogus"},
+		{"serve", "--no-such-flag"},
+		{"replay"},
+		{"replay", "--view", "order"},
+		{"serve", "--addr", "0.0.0.0:0", "--data", t.TempDir()},
+		{"serve", "--jwt-secret", "short", "--data", t.TempDir()},
+	} {
+		if code, _, stderr := runCLI(t, args...); code != 2 || stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, stderr)
+		}
+	}
+	if code, out, _ := runCLI(t, "help"); code != 0 || !strings.Contains(out, "replay") {
+		t.Errorf("help: exit %d, %q", code, out)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestReplayGoesThroughTheRunningServer serves, places orders, rebuilds the
+// view through the server (the data directory is locked by it), stops the
+// server and rebuilds again offline, then inspects.
+func TestReplayGoesThroughTheRunningServer(t *testing.T) {
+	data := t.TempDir()
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var serveOut, serveErr bytes.Buffer
+	go func() {
+		done <- runServe(ctx, orderdesk.App(), []string{"--addr", addr, "--data", data, "--log-level", "warn"}, &serveOut, &serveErr)
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %v\n%s", err, serveErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, id := range []string{"o1", "o2"} {
+		body := `{"type":"order","aggregateId":"` + id + `","name":"place","data":{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":2}]}}`
+		resp, err := http.Post(base+"/commands?wait=settled", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("place %s: %v %v", id, err, resp)
+		}
+		resp.Body.Close()
+	}
+	code, out, stderr := runCLI(t, "replay", "--view", "orderList", "--data", data)
+	if code != 0 || !strings.Contains(out, "rebuilding through "+base) || !strings.Contains(out, "2 instances") {
+		t.Fatalf("replay through the server: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if code, _, _ := runCLI(t, "serve", "--addr", freeAddr(t), "--data", data); code != 1 {
+		t.Errorf("a second server on the same data: exit %d, want 1", code)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v\n%s", err, serveErr.String())
+	}
+	code, out, stderr = runCLI(t, "replay", "--view", "orderList", "--data", data)
+	if code != 0 || strings.Contains(out, "through") || !strings.Contains(out, "2 instances") {
+		t.Fatalf("offline replay: exit %d\n%s\n%s", code, out, stderr)
+	}
+	code, out, _ = runCLI(t, "inspect", "--data", data)
+	if code != 0 || !strings.Contains(out, "reactor:orderListFeed") || !strings.Contains(out, "orderList") {
+		t.Fatalf("inspect: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(data, "orderdesk.db")); err != nil {
+		t.Fatal(err)
+	}
+}

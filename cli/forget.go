@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+)
+
+// runForget is plait forget SUBJECT: it destroys the data subject's key, so
+// that every personal value of the subject reads as erased, and lists the
+// view instances that showed it. It opens the embedded store, or asks the
+// server that runs on the data directory, or the one --server names (any
+// deployment, scaled out included), through POST /subjects/{subject}/forget.
+func runForget(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
+	fs := flags("forget", "Forgets a data subject: destroys its key, so that every personal field of the subject\n(plait.Personal) reads as erased everywhere, and lists the view instances that showed it.\nWhen a server runs on the data directory, or with --server, the server forgets it, through its API.\nUsage: plait forget [flags] SUBJECT", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	server := fs.String("server", "", "ask the server at this base `URL` (http://host:port), embedded or scaled out, instead of the data directory")
+	token := fs.String("token", "", "bearer token for a server that requires auth, with the admin role (default $PLAIT_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() != 1 || fs.Arg(0) == "" {
+		return usageError{errors.New("want one SUBJECT, after the flags")}
+	}
+	subject := fs.Arg(0)
+	if *server != "" {
+		return forgetRemote(ctx, strings.TrimRight(*server, "/"), subject, tokenOr(*token), stdout)
+	}
+	lock, base, err := lockData(sf.data, app.Name)
+	if errors.Is(err, errLocked) {
+		if base == "" {
+			return fmt.Errorf("%w, which did not record its address: use --server", err)
+		}
+		fmt.Fprintf(stdout, "a server runs on this data directory: forgetting through %s\n", base)
+		return forgetRemote(ctx, base, subject, tokenOr(*token), stdout)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	return sf.withEngine(ctx, app, stderr, func(e *engine.Engine) error {
+		f, err := e.Forget(ctx, subject)
+		if err != nil {
+			return err
+		}
+		printForgotten(stdout, f)
+		return nil
+	})
+}
+
+func printForgotten(w io.Writer, f engine.Forgotten) {
+	fmt.Fprintf(w, "forgot %s: its key is destroyed; %d view instances showed its data:\n", f.Subject, len(f.Items))
+	for _, it := range f.Items {
+		fmt.Fprintf(w, "  %s/%s\n", it.Type, it.ID)
+	}
+}
+
+// forgetRemote asks the server at base to forget subject.
+func forgetRemote(ctx context.Context, base, subject, token string, stdout io.Writer) error {
+	resp, err := postAdmin(ctx, base+"/subjects/"+url.PathEscape(subject)+"/forget", token)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var f engine.Forgotten
+	var body struct {
+		Subject string           `json:"subject"`
+		Items   []engine.ItemRef `json:"items"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return fmt.Errorf("read the answer: %w", err)
+	}
+	f.Subject, f.Items = body.Subject, body.Items
+	printForgotten(stdout, f)
+	return nil
+}

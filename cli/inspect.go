@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/plaithq/plait"
+)
+
+func runInspect(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
+	fs := flags("inspect", "Shows the store's log head, each aggregate type's instances, and each subscription's checkpoint and lag.\nWith --kafka and --postgres, the scaled-out deployment's: also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	var sc inspectScaledFlags
+	sc.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if sc.set() {
+		return runInspectScaled(ctx, app, sc, stdout)
+	}
+	st, err := sf.open(ctx, app)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	head, err := st.Head(ctx)
+	if err != nil {
+		return err
+	}
+	counts, err := st.Counts(ctx)
+	if err != nil {
+		return err
+	}
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "application %s\nstore       %s\nlog head    %d\n\n", app.Name, sf.path(app), head)
+	printAggregates(stdout, app, func(typ string) (int64, int64) { c := counts[typ]; return c.Instances, c.Events })
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUBSCRIPTION\tCHECKPOINT\tLAG")
+	names := make([]string, 0, len(app.Reactors))
+	for _, r := range app.Reactors {
+		names = append(names, "reactor:"+r.Name())
+	}
+	for n := range cps {
+		if !contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", n, cps[n], head-cps[n])
+	}
+	return tw.Flush()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// printAggregates writes the table of the application's aggregate types,
+// with the instances and events count gives for each, and a blank line.
+func printAggregates(w io.Writer, app plait.App, count func(typ string) (instances, events int64)) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGGREGATE TYPE\tKIND\tINSTANCES\tEVENTS")
+	for _, d := range app.Aggregates {
+		kind := "aggregate"
+		if d.Settings().View {
+			kind = "view"
+		}
+		instances, events := count(d.Type())
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", d.Type(), kind, instances, events)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+}

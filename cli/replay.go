@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+)
+
+func runReplay(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
+	fs := flags("replay", "Rebuilds a view from the event log into a fresh copy while the old copy keeps serving, then swaps them.\nWhen a server runs on the data directory, the rebuild runs inside it, through its API.\nWith --aggregate, rebuilds the materialized state (the snapshots) of an aggregate type by folding its events, through the upcasters.", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	view := fs.String("view", "", "the view to rebuild through the reactors")
+	aggregate := fs.String("aggregate", "", "the aggregate `type` whose materialized states to rebuild by folding its events")
+	token := fs.String("token", "", "bearer token for a server that requires auth (default $PLAIT_TOKEN)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case (*view == "") == (*aggregate == ""):
+		return usageError{errors.New("one of --view and --aggregate is required")}
+	case *view != "":
+		if def, ok := app.Definition(*view); !ok || !def.Settings().View {
+			return usageError{fmt.Errorf("%s has no view %q", app.Name, *view)}
+		}
+	default:
+		if _, ok := app.Definition(*aggregate); !ok {
+			return usageError{fmt.Errorf("%s has no aggregate type %q", app.Name, *aggregate)}
+		}
+	}
+	lock, url, err := lockData(sf.data, app.Name)
+	if errors.Is(err, errLocked) && *aggregate != "" {
+		return fmt.Errorf("%w (%s): stop it first to replay an aggregate type", err, url)
+	}
+	if errors.Is(err, errLocked) {
+		return replayRemote(ctx, url, *view, tokenOr(*token), stdout)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	return sf.withEngine(ctx, app, stderr, func(e *engine.Engine) error {
+		if *aggregate != "" {
+			p, err := e.Replay(ctx, *aggregate, func(p engine.Progress) { printProgress(stdout, p) })
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "replayed %s: %d events folded into %d instances, in %s (writes paused %s)\n",
+				p.View, p.Events, p.Instances, p.Elapsed.Round(1e6), p.Paused.Round(1e5))
+			return nil
+		}
+		p, err := e.Rebuild(ctx, *view, func(p engine.Progress) { printProgress(stdout, p) })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rebuilt %s: %d events replayed, %d instances, in %s (writes paused %s)\n",
+			p.View, p.Events, p.Instances, p.Elapsed.Round(1e6), p.Paused.Round(1e5))
+		return nil
+	})
+}
+
+func printProgress(w io.Writer, p engine.Progress) {
+	pct := 100.0
+	if p.Head > 0 {
+		pct = 100 * float64(p.Position) / float64(p.Head)
+	}
+	fmt.Fprintf(w, "%-9s %s: position %d of %d (%.0f%%), %d events, %d instances, %s\n",
+		p.Phase, p.View, p.Position, p.Head, pct, p.Events, p.Instances, p.Elapsed.Round(1e6))
+}

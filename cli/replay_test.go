@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/store/sqlite"
+)
+
+func TestReplayAnAggregateTypeFoldsItsEvents(t *testing.T) {
+	data := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(orderdesk.App(), st, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	<-e.Ready()
+	for _, c := range []plait.Command{
+		{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)},
+		{ID: "2", Type: "customer", AggregateID: "c1", Name: "rename", Data: json.RawMessage(`{"name":"Anna"}`)},
+		{ID: "3", Type: "customer", AggregateID: "c2", Name: "create", Data: json.RawMessage(`{"name":"Bob","email":"bob@example.com"}`)},
+	} {
+		if _, err := e.Submit(ctx, c, plait.User{ID: "local"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	<-done
+	st.Close()
+
+	code, out, stderr := runCLI(t, "replay", "--aggregate", "customer", "--data", data)
+	if code != 0 || !strings.Contains(out, "replayed customer: 3 events folded into 2 instances") {
+		t.Fatalf("replay --aggregate: exit %d\n%s\n%s", code, out, stderr)
+	}
+	for _, args := range [][]string{
+		{"replay", "--aggregate", "nope", "--data", data},
+		{"replay", "--aggregate", "customer", "--view", "orderList", "--data", data},
+	} {
+		if code, _, stderr := runCLI(t, args...); code != 2 || stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, stderr)
+		}
+	}
+}
+
+func TestForgetASubject(t *testing.T) {
+	data := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(orderdesk.App(), st, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	<-e.Ready()
+	if _, err := e.Submit(ctx, plait.Command{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)}, plait.User{ID: "local"}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	st.Close()
+
+	code, out, stderr := runCLI(t, "forget", "--data", data, "c1")
+	if code != 0 || !strings.Contains(out, "forgot c1") {
+		t.Fatalf("forget: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if code, _, _ := runCLI(t, "forget", "--data", data); code != 2 {
+		t.Errorf("forget without a subject: exit %d, want 2", code)
+	}
+	st, err = sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, ok, err := st.Key(ctx, "c1", false); ok || err != nil {
+		t.Errorf("c1's key after forget: %v %v", ok, err)
+	}
+}

@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/bench"
+	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/httpapi"
+	"github.com/plaithq/plait/log/kafka"
+	"github.com/plaithq/plait/store/postgres"
+	"github.com/plaithq/plait/web"
+)
+
+// scaledFlags choose the scaled-out deployment: Kafka and PostgreSQL.
+type scaledFlags struct {
+	kafka          string
+	postgres       string
+	schema         string
+	topicPrefix    string
+	group          string
+	partitions     int
+	replication    int
+	retention      time.Duration
+	sessionTimeout time.Duration
+}
+
+func (s *scaledFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.kafka, "kafka", "", "scale out: Kafka `brokers`, host:port,… (with --postgres)")
+	fs.StringVar(&s.postgres, "postgres", "", "scale out: PostgreSQL connection `URL` (with --kafka)")
+	fs.StringVar(&s.schema, "pg-schema", "public", "PostgreSQL `schema` of the application's tables, created when missing")
+	fs.StringVar(&s.topicPrefix, "topic-prefix", "", "start of every Kafka topic's name (default the application's name)")
+	fs.StringVar(&s.group, "group", "", "Kafka consumer group shared by the application's instances (default the application's name)")
+	fs.IntVar(&s.partitions, "partitions", 4, "partitions of the topics created when missing: at most this many instances decide commands")
+	fs.IntVar(&s.replication, "replication", -1, "replication factor of the topics created when missing (-1: the brokers' default)")
+	fs.DurationVar(&s.retention, "retention", 0, "retention of the topics created when missing (0: the brokers' default; negative: forever)")
+	fs.DurationVar(&s.sessionTimeout, "session-timeout", 0, "how long the consumer group waits for a silent instance before moving its partitions (default 45s)")
+}
+
+// set reports whether the scaled-out deployment was asked for.
+func (s *scaledFlags) set() bool { return s.kafka != "" || s.postgres != "" }
+
+// pgLeaser grants the publisher's lease as a PostgreSQL advisory lock.
+type pgLeaser struct{ st *postgres.Store }
+
+func (l pgLeaser) TryLease(ctx context.Context, name string) (kafka.Lease, bool, error) {
+	lease, ok, err := l.st.TryLease(ctx, name)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return lease, true, nil
+}
+
+// runScaled serves app scaled out: the command log on Kafka, the store on
+// PostgreSQL, the same HTTP server as the embedded mode. Any number of
+// instances may run with the same flags; they share the consumer group and
+// the schema, and one of them at a time publishes events to Kafka.
+func runScaled(ctx context.Context, app plait.App, sc scaledFlags, f serveFlags, auth *httpapi.Auth, log *slog.Logger, stdout io.Writer) error {
+	if sc.kafka == "" || sc.postgres == "" {
+		return usageError{errors.New("--kafka and --postgres go together: the scaled-out deployment needs both")}
+	}
+	if sc.partitions < 1 || sc.partitions > 1<<20 {
+		return usageError{fmt.Errorf("--partitions %d: want at least 1", sc.partitions)}
+	}
+	if sc.replication < -1 || sc.replication == 0 || sc.replication > 1<<15-1 {
+		return usageError{fmt.Errorf("--replication %d: want -1 or at least 1", sc.replication)}
+	}
+	brokers := splitBrokers(sc.kafka)
+	st, err := postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema})
+	if err != nil {
+		return fmt.Errorf("open the PostgreSQL store: %w", err)
+	}
+	defer st.Close()
+	if err := st.EnsureIndexes(ctx, app.Aggregates); err != nil {
+		return fmt.Errorf("create indexes: %w", err)
+	}
+	klog, err := kafka.New(ctx, app, kafka.Options{
+		Brokers: brokers, Prefix: sc.topicPrefix, Group: sc.group,
+		Partitions: int32(sc.partitions), Replication: int16(sc.replication), Retention: sc.retention,
+		Offsets: st, SessionTimeout: sc.sessionTimeout, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("open the Kafka log: %w", err)
+	}
+	defer klog.Close()
+	e, err := engine.New(app, st, engine.Options{Logger: log, CommandLog: klog, ReactFromLog: true, TracerProvider: f.tracer})
+	if err != nil {
+		return err
+	}
+
+	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
+	var pubDone sync.WaitGroup
+	pubDone.Go(func() {
+		select {
+		case <-e.Ready():
+		case <-pubCtx.Done():
+			return
+		}
+		p := &kafka.Publisher{Log: klog, Feed: st, Changed: e.FeedChanged, Checkpoints: st, Leaser: pgLeaser{st}, Spans: e.CommandSpan}
+		p.Run(pubCtx)
+	})
+	defer pubDone.Wait()
+	defer stopPub()
+
+	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, nil, log, stdout,
+		fmt.Sprintf("scaled out on Kafka %s (group %s) and PostgreSQL schema %s", strings.Join(brokers, ","), groupName(sc, app), st.Schema()))
+}
+
+func groupName(sc scaledFlags, app plait.App) string {
+	if sc.group != "" {
+		return sc.group
+	}
+	return app.Name
+}
+
+// scaledBenchFlags choose the scaled-out figures of bench.
+type scaledBenchFlags struct {
+	kafka, postgres string
+}
+
+func (s *scaledBenchFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.kafka, "kafka", "", "measure the scaled-out figures on these Kafka `brokers` (host:port,…, or kfake for franz-go's in-process fake broker), with --postgres")
+	fs.StringVar(&s.postgres, "postgres", "", "measure the scaled-out figures on this PostgreSQL `URL`, with --kafka; each figure gets a schema of its own, dropped at the end")
+}
+
+func (s *scaledBenchFlags) set() bool { return s.kafka != "" || s.postgres != "" }
+
+// runScaledBench measures the scaled-out figures.
+func runScaledBench(ctx context.Context, opts bench.Options, sc scaledBenchFlags, stdout io.Writer) error {
+	if sc.kafka == "" || sc.postgres == "" {
+		return usageError{errors.New("--kafka and --postgres go together")}
+	}
+	brokers := splitBrokers(sc.kafka)
+	return bench.RunScaled(ctx, stdout, bench.ScaledOptions{Options: opts, Brokers: brokers, PostgresURL: sc.postgres})
+}
+
+// splitBrokers splits a --kafka list, host:port,…, into its brokers.
+func splitBrokers(list string) []string {
+	var brokers []string
+	for b := range strings.SplitSeq(list, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			brokers = append(brokers, b)
+		}
+	}
+	return brokers
+}

@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/httpapi"
+	"github.com/plaithq/plait/web"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// serveFlags are serve's own flags, beside the store's.
+type serveFlags struct {
+	addr      string
+	jwtSecret string
+	jwksURL   string
+	maxBody   int64
+	logLevel  string
+	drain     time.Duration
+	data      httpapi.DataLimits
+	rate      httpapi.RateLimits
+	rateSet   bool // --rate-ip or --rate-user was given
+	pageBytes int
+	streams   int // SSE streams per user
+	// otlpEndpoint is the OTLP/HTTP collector spans go to ("" and no
+	// OTEL_EXPORTER_OTLP_ENDPOINT: tracing off), and tracer the provider
+	// built for it, nil when off.
+	otlpEndpoint string
+	tracer       trace.TracerProvider
+}
+
+// Rate limits of plait serve when a token is required; a single local user
+// is not limited unless --rate-ip or --rate-user says so.
+const (
+	defaultRateIP   = 100 // requests per second per client address
+	defaultRateUser = 50  // requests per second per user
+)
+
+// registerLimits declares the flags of the limits.
+func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
+	fs.IntVar(&f.data.MaxString, "max-string", httpapi.DefaultMaxString, "longest string in a command's data, in `bytes` (-1: no limit)")
+	fs.IntVar(&f.data.MaxArray, "max-array", httpapi.DefaultMaxArray, "most `elements` of one array in a command's data (-1: no limit)")
+	fs.IntVar(&f.data.MaxFields, "max-fields", httpapi.DefaultMaxFields, "most `members` of one object in a command's data (-1: no limit)")
+	fs.IntVar(&f.data.MaxDepth, "max-depth", httpapi.DefaultMaxDepth, "deepest `nesting` of arrays and objects in a command's data (-1: no limit)")
+	fs.IntVar(&f.data.MaxNumber, "max-number", httpapi.DefaultMaxNumber, "longest number in a command's data, in `characters` (-1: no limit)")
+	fs.Float64Var(&f.rate.IP, "rate-ip", defaultRateIP, "`requests` per second one client address may send, answered 429 beyond (0: no limit; a single local user is not limited unless given)")
+	fs.IntVar(&f.rate.IPBurst, "rate-ip-burst", 0, "requests one client address may send at once (default twice --rate-ip)")
+	fs.Float64Var(&f.rate.User, "rate-user", defaultRateUser, "`requests` per second one user may send, answered 429 beyond (0: no limit)")
+	fs.IntVar(&f.rate.UserBurst, "rate-user-burst", 0, "requests one user may send at once (default twice --rate-user)")
+	fs.IntVar(&f.rate.TrustedProxies, "trusted-proxies", 0, "how many `proxies` in front append to X-Forwarded-For; 0 ignores the header (any client can forge it)")
+	fs.IntVar(&f.streams, "max-streams-per-user", httpapi.DefaultMaxStreamsPerUser, "most SSE `streams` one user may hold open at once, answered 429 beyond (-1: no limit)")
+	fs.IntVar(&f.pageBytes, "max-page-bytes", 4<<20, "most `bytes` of stored data one read of the embedded store loads (an SSE resume from far back pages the log in reads of at most this)")
+}
+
+// limits sets the limits of the flags on opts; a server without auth serves
+// one local user, not rate limited unless the flags ask.
+func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
+	opts.Data = f.data
+	opts.MaxStreamsPerUser = f.streams
+	if opts.Auth != nil || f.rateSet {
+		opts.Rate = f.rate
+	}
+	return opts
+}
+
+func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
+	fs := flags("serve", "Serves the application over HTTP: the API, the SSE relay, the demo UI and the metrics.\nWithout --jwt-secret or --jwks-url it serves a single local user and binds a loopback address only.", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	var sc scaledFlags
+	sc.register(fs)
+	var f serveFlags
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "`host:port` to listen on")
+	fs.StringVar(&f.jwtSecret, "jwt-secret", os.Getenv("PLAIT_JWT_SECRET"), "require Bearer JWTs signed with this HS256 `secret` (default $PLAIT_JWT_SECRET)")
+	fs.StringVar(&f.jwksURL, "jwks-url", "", "require Bearer JWTs signed by a key of the JWKS at this `URL` (RS256 or ES256)")
+	fs.Int64Var(&f.maxBody, "max-body", httpapi.DefaultMaxBody, "largest accepted POST /commands body, in `bytes`")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, how long to let requests in flight finish")
+	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "export OpenTelemetry spans (each command through the HTTP request, decide, commit, reactors and views) over OTLP/HTTP to the collector at this `URL`, e.g. http://localhost:4318 (spans go to its /v1/traces); off by default, or on when $"+envOTLPEndpoint+" or $"+envOTLPTracesEndpoint+" is set. An incoming traceparent header is honoured")
+	f.registerLimits(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fs.Visit(func(fl *flag.Flag) { f.rateSet = f.rateSet || fl.Name == "rate-ip" || fl.Name == "rate-user" })
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	tp, stopTracing, tracesTo, err := startTracing(ctx, f.otlpEndpoint, app.Name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the spans still buffered, once the engine has stopped.
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flushCtx); err != nil {
+			log.Warn("export the last spans", "error", err)
+		}
+	}()
+	if tp != nil {
+		f.tracer = tp
+		log.Info("tracing", "otlp", tracesTo)
+	}
+
+	auth, err := f.auth(ctx)
+	if err != nil {
+		return err
+	}
+	if auth == nil && !loopback(f.addr) {
+		return usageError{fmt.Errorf("--addr %s is not a loopback address: without --jwt-secret or --jwks-url, serve binds 127.0.0.1 (or ::1) only", f.addr)}
+	}
+
+	if sc.set() {
+		return runScaled(ctx, app, sc, f, auth, log, stdout)
+	}
+
+	lock, url, err := lockData(sf.data, app.Name)
+	if errors.Is(err, errLocked) {
+		return fmt.Errorf("%w (%s): stop it first", err, url)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	st, err := sf.open(ctx, app)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	st.SetMaxPageBytes(f.pageBytes)
+	e, err := engine.New(app, st, engine.Options{Logger: log, TracerProvider: f.tracer})
+	if err != nil {
+		return err
+	}
+	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, lock, log, stdout,
+		fmt.Sprintf("embedded store %s", sf.path(app)))
+}
+
+// serve runs the engine and its HTTP server until ctx ends, then shuts down
+// gracefully: stop accepting, let requests in flight finish, close the SSE
+// streams, and let the engine finish every command it acknowledged.
+func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveFlags, lock *dataLock, log *slog.Logger, stdout io.Writer, storage string) error {
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	base := "http://" + ln.Addr().String()
+	if lock != nil {
+		if err := lock.advertise(base); err != nil {
+			ln.Close()
+			return fmt.Errorf("record the server's address: %w", err)
+		}
+	}
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- e.Run(engineCtx) }()
+	// Serve only once the engine takes commands, so the first requests are
+	// not answered 503.
+	select {
+	case <-e.Ready():
+	case err := <-engineDone:
+		ln.Close()
+		return fmt.Errorf("engine: %w", err)
+	case <-ctx.Done():
+		ln.Close()
+		stopEngine()
+		return <-engineDone
+	}
+
+	opts.TracerProvider = f.tracer
+	api := httpapi.New(e, f.limits(opts))
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	who := "a single local user (no --jwt-secret or --jwks-url): loopback only"
+	if opts.Auth != nil {
+		who = "users with a valid Bearer token"
+	}
+	fmt.Fprintf(stdout, "plait: serving %s on %s for %s; %s\n", e.App().Name, base, who, storage)
+	log.Info("serving", "app", e.App().Name, "addr", base, "auth", opts.Auth != nil, "storage", storage)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		stopEngine()
+		<-engineDone
+		return fmt.Errorf("serve: %w", err)
+	case err := <-engineDone:
+		srv.Close()
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		return fmt.Errorf("engine: %w", err)
+	}
+	log.Info("shutting down: no new requests; finishing those in flight")
+	api.CloseStreams()
+	drainCtx, cancel := context.WithTimeout(context.Background(), f.drain)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		log.Warn("requests still running at the end of the drain were cut", "error", err)
+		srv.Close()
+	}
+	stopEngine()
+	if err := <-engineDone; err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// auth builds the authenticator the flags ask for, nil for none.
+func (f serveFlags) auth(ctx context.Context) (*httpapi.Auth, error) {
+	switch {
+	case f.jwtSecret != "" && f.jwksURL != "":
+		return nil, usageError{errors.New("--jwt-secret and --jwks-url exclude each other")}
+	case f.jwtSecret != "":
+		if len(f.jwtSecret) < 32 {
+			return nil, usageError{errors.New("--jwt-secret must be at least 32 bytes long")}
+		}
+		return httpapi.NewHS256Auth([]byte(f.jwtSecret)), nil
+	case f.jwksURL != "":
+		a, err := httpapi.NewJWKSAuth(ctx, f.jwksURL)
+		if err != nil {
+			return nil, fmt.Errorf("--jwks-url: %w", err)
+		}
+		return a, nil
+	}
+	return nil, nil
+}
+
+// loopback reports whether addr's host is a loopback address or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/store/sqlite"
+)
+
+// storeFlags are the flags that choose and open the embedded store.
+type storeFlags struct {
+	data        string
+	synchronous string
+}
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.data, "data", "./plait-data", "directory of the embedded store; the SQLite file is `DIR`/APP.db")
+	fs.StringVar(&s.synchronous, "synchronous", "FULL", "SQLite synchronous mode: FULL survives power loss, NORMAL only a process crash")
+}
+
+// path is the SQLite file of app.
+func (s *storeFlags) path(app plait.App) string {
+	return filepath.Join(s.data, app.Name+".db")
+}
+
+// open opens the embedded store of app and creates its list indexes.
+func (s *storeFlags) open(ctx context.Context, app plait.App) (*sqlite.Store, error) {
+	st, err := sqlite.Open(ctx, s.path(app), sqlite.Options{Synchronous: s.synchronous})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := st.EnsureIndexes(ctx, app.Aggregates); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("create indexes: %w", err)
+	}
+	return st, nil
+}
+
+// withEngine opens app's embedded store, runs an engine on it without an
+// HTTP server, calls fn once the engine takes commands, then stops the
+// engine and closes the store. The caller holds the data directory's lock.
+func (s *storeFlags) withEngine(ctx context.Context, app plait.App, stderr io.Writer, fn func(e *engine.Engine) error) error {
+	st, err := s.open(ctx, app)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	e, err := engine.New(app, st, engine.Options{Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	select {
+	case <-e.Ready():
+	case err := <-done:
+		done <- err
+		return fmt.Errorf("engine: %w", err)
+	}
+	return fn(e)
+}

@@ -1,0 +1,166 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+)
+
+// commitReq is one partition's batch waiting for the group commit.
+type commitReq struct {
+	batch []*Processed
+	done  chan error
+	part  *partition   // the partition that decided the batch
+	gen   int64        // the partition's generation it was decided in
+	trace *commitTrace // the group commit's span, nil when not traced
+}
+
+// errStaleBatch fails a batch decided on top of a batch that failed to
+// commit.
+var errStaleBatch = errors.New("engine: an earlier batch of the same partition failed to commit")
+
+// commitLoop is the group commit: it takes every batch the partitions have
+// ready, commits them in one store transaction, publishes what was committed
+// and answers the partitions. While one commit runs, the next batches queue
+// up, so throughput grows with concurrency. With a SyncingLog, a commit
+// hands its group to syncLoop and goes on to the next while the first is
+// made durable; a lone command is committed and synced in one step, which
+// costs less.
+func (e *Engine) commitLoop(ctx context.Context) {
+	var groups chan written
+	var unsynced atomic.Int64 // groups handed to syncLoop and not yet answered
+	sl, syncing := syncingLog(e.store)
+	if syncing {
+		groups = make(chan written, maxInflight)
+		synced := make(chan struct{})
+		go func() { defer close(synced); e.syncLoop(sl, groups, &unsynced) }()
+		defer func() { close(groups); <-synced }()
+	}
+	for {
+		var first *commitReq
+		select {
+		case first = <-e.commits:
+		case <-ctx.Done():
+			return
+		}
+		reqs := []*commitReq{first}
+	drain:
+		for {
+			select {
+			case r := <-e.commits:
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		live := reqs[:0]
+		for _, r := range reqs {
+			if r.part != nil && r.gen != r.part.gen.Load() {
+				r.done <- errStaleBatch
+				continue
+			}
+			live = append(live, r)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		var all []*Processed
+		for _, r := range live {
+			all = append(all, r.batch...)
+		}
+		g := written{live: live, all: all, ct: e.traceCommitStart(live), start: time.Now()}
+		// A group of one command with nothing behind it is committed and
+		// synced in one step: there is nothing to overlap. Once unsynced
+		// is back at zero, every group before it is answered and
+		// published, so it overtakes none.
+		if syncing && (unsynced.Load() > 0 || len(all) > 1 || len(e.commits) > 0) {
+			err := sl.CommitUnsynced(ctx, all)
+			if err == nil {
+				unsynced.Add(1)
+				groups <- g
+				continue
+			}
+			e.log.Error("commit failed", "commands", len(all), "error", err)
+			e.finishCommit(g, err, false)
+			continue
+		}
+		err := e.store.Commit(ctx, all)
+		if err != nil {
+			e.log.Error("commit failed", "commands", len(all), "error", err)
+		}
+		e.finishCommit(g, err, false)
+	}
+}
+
+// publish hands committed outcomes and events to the feed's subscribers.
+func (e *Engine) publish(batch []*Processed) {
+	items := make([]Item, 0, len(batch)*2)
+	for _, p := range batch {
+		for i := range p.Outcome.Events {
+			ev := &p.Outcome.Events[i]
+			items = append(items, Item{Position: ev.Position, Event: ev, Owner: p.Outcome.Owner})
+		}
+		out := p.Outcome
+		items = append(items, Item{Position: out.Position, Outcome: &out, Owner: out.Owner})
+	}
+	e.tail.append(items)
+	e.settle.fire()
+}
+
+// Metrics count what the engine did. Read them with Engine.Stats.
+type Metrics struct {
+	accepted, rejected, duplicates atomic.Int64
+	commits, commitErrors          atomic.Int64
+	committed                      atomic.Int64
+	commitNanos                    atomic.Int64
+	reactions                      atomic.Int64
+}
+
+func (m *Metrics) observeCommit(n int, d time.Duration, err error) {
+	if err != nil {
+		m.commitErrors.Add(1)
+		return
+	}
+	m.commits.Add(1)
+	m.committed.Add(int64(n))
+	m.commitNanos.Add(int64(d))
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	Accepted, Rejected, Duplicates int64
+	Commits, CommitErrors          int64 // group commits done and failed
+	Committed                      int64 // commands committed
+	CommitTime                     time.Duration
+	Head                           int64 // the last position published
+	Reactions                      int64 // commands the reactors sent from this instance
+	Subscriptions                  []Subscription
+}
+
+// Subscription is where one reactor stands in the feed.
+type Subscription struct {
+	Name     string
+	Position int64
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	m := &e.metrics
+	s := Stats{
+		Accepted: m.accepted.Load(), Rejected: m.rejected.Load(), Duplicates: m.duplicates.Load(),
+		Commits: m.commits.Load(), CommitErrors: m.commitErrors.Load(),
+		Committed: m.committed.Load(), CommitTime: time.Duration(m.commitNanos.Load()),
+		Reactions: m.reactions.Load(),
+	}
+	if e.tail != nil {
+		s.Head = e.tail.headPos()
+	}
+	for _, r := range e.reactors {
+		if e.reactsFromLog() {
+			break // their positions are offsets of the command log's topics
+		}
+		s.Subscriptions = append(s.Subscriptions, Subscription{Name: r.name, Position: r.pos.Load()})
+	}
+	return s
+}

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"context"
+	"sort"
+	"time"
+)
+
+// This file holds what a view rebuild (rebuild.go) and an aggregate replay
+// (replay.go) share: writing the records of a staged copy, and reporting
+// progress at a bounded rate.
+
+// copyBatch is how many records one write to a staged copy carries.
+const copyBatch = 1000
+
+// sortedIDs returns the ids of m for which keep is true, sorted.
+func sortedIDs[V any](m map[string]V, keep func(V) bool) []string {
+	ids := make([]string, 0, len(m))
+	for id, v := range m {
+		if keep(v) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// records returns the records of ids, in order.
+func records(ids []string, record func(id string) (Instance, error)) ([]Instance, error) {
+	out := make([]Instance, len(ids))
+	for i, id := range ids {
+		in, err := record(id)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = in
+	}
+	return out, nil
+}
+
+// writeDirty writes the records of the ids in dirty to the copy, a batch at
+// a time, and empties dirty.
+func writeDirty(ctx context.Context, c ViewCopy, dirty map[string]bool, record func(id string) (Instance, error)) error {
+	ids := sortedIDs(dirty, func(bool) bool { return true })
+	for len(ids) > 0 {
+		n := min(len(ids), copyBatch)
+		batch, err := records(ids[:n], record)
+		if err != nil {
+			return err
+		}
+		if err := c.Write(ctx, batch); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	clear(dirty)
+	return nil
+}
+
+// reporter hands progress to a callback, at most four times a second unless
+// forced.
+type reporter struct {
+	e        *Engine
+	p        Progress
+	start    time.Time
+	last     time.Time
+	progress func(Progress)
+}
+
+func newReporter(e *Engine, p Progress, progress func(Progress)) reporter {
+	return reporter{e: e, p: p, start: time.Now(), progress: progress}
+}
+
+// emit updates the counts and, when due or forced, reports.
+func (r *reporter) emit(force bool, instances int) {
+	r.p.Instances = instances
+	r.p.Elapsed = time.Since(r.start)
+	if r.progress == nil || (!force && time.Since(r.last) < 250*time.Millisecond) {
+		return
+	}
+	r.last = time.Now()
+	r.p.Head = r.e.Head()
+	r.progress(r.p)
+}

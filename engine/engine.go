@@ -1,0 +1,577 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/plaithq/plait"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Options tune an engine. The zero value is usable.
+type Options struct {
+	// Partitions is how many single-writer partitions commands are spread
+	// over by aggregate id (default 16).
+	Partitions int
+	// MaxBatch caps the commands a partition decides before it commits
+	// (default 256).
+	MaxBatch int
+	// CacheSize caps the instances each partition keeps in memory (default 4096).
+	CacheSize int
+	// TailSize is how many recent feed items stay in memory for subscribers
+	// (default 65536).
+	TailSize int
+	// Clock gives the time commands are stamped with (default time.Now).
+	Clock func() time.Time
+	// NewID makes command ids for commands submitted without one (default ULIDs).
+	NewID func() string
+	// Logger receives the engine's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Keys keep the data subjects' keys when the application has personal
+	// fields (plait.Personal). When nil, the store keeps them if it can
+	// (it implements Keys, as the SQLite store does).
+	Keys Keys
+	// CommandLog, when set, scales the engine out: commands are appended to
+	// this external log and decided by whichever instance consumes their
+	// partition, and the store must implement OffsetCommitter. When nil,
+	// the engine's own in-process partitions decide (the embedded mode).
+	CommandLog CommandLog
+	// ReactFromLog, scaled out, has the reactors consume their events
+	// from the command log's events topics, through its consumer group,
+	// rather than every instance reading the store's feed: each event is
+	// then reacted to by the one instance that owns its partition. The
+	// CommandLog must be a ReactingLog, and something must publish the
+	// events to it (with Kafka, a kafka.Publisher of the application that
+	// owns each type).
+	ReactFromLog bool
+	// TracerProvider, when set, records OpenTelemetry spans that follow
+	// each command through decide, commit and every reactor it sets off
+	// (see the doc of tracing in trace.go). Nil records nothing, at the
+	// cost of a nil check per command.
+	TracerProvider trace.TracerProvider
+}
+
+func (o *Options) defaults() {
+	if o.Partitions <= 0 {
+		o.Partitions = 16
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 4096
+	}
+	if o.TailSize <= 0 {
+		o.TailSize = 1 << 16
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.NewID == nil {
+		o.NewID = func() string { return ulid.Make().String() }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Engine routes commands to aggregate instances, decides them, commits their
+// outcomes through the store with group commit, runs reactors and publishes
+// everything committed to subscribers. It knows nothing of HTTP.
+type Engine struct {
+	app     plait.App
+	defs    map[string]plait.Definition
+	store   Store     // the store as the engine reads it: see readPath
+	raw     Store     // the store as given
+	shred   *shredder // nil without personal fields
+	tracing *tracing  // nil when tracing is off
+	opts    Options
+	log     *slog.Logger
+	seed    maphash.Seed
+
+	partitions []*partition
+	commits    chan *commitReq
+	tail       *tail
+	reactors   []*reactorRun
+	reacting   ReactingLog     // scaled out: the log the reactors consume, when it offers events
+	undecided  UndecidedFinder // scaled out: the command log, when it can find a command not decided yet
+	up         *upcasters
+
+	// The gates let a view rebuild stop the world briefly: reactors hold
+	// reactorGate for a page, partitions hold partitionGate for a batch.
+	reactorGate   sync.RWMutex
+	partitionGate sync.RWMutex
+	cacheEpoch    atomic.Int64 // bumped when cached instances went stale
+
+	mu           sync.Mutex
+	closing      bool
+	running      bool
+	pending      sync.WaitGroup     // submissions not yet resolved
+	inflight     map[string]*future // by command id
+	corrInflight map[string]int     // commands in flight by correlation id
+	appended     map[string]int     // scaled out: commands appended here, awaiting their outcome
+	followed     int64              // scaled out: the position of the last outcome seen in the feed
+	logGroup     logGroup           // scaled out: the group commit of consumed batches
+	nudge        *broadcast         // scaled out: fires after this instance commits
+	waiters      map[string][]chan plait.Outcome
+	settle       *broadcast // fires when any reactor checkpoint moves
+	stopped      chan struct{}
+	ready        chan struct{}
+	metrics      Metrics
+}
+
+// New makes an engine for app over store. Call Run to start it.
+func New(app plait.App, store Store, opts Options) (*Engine, error) {
+	if err := app.Validate(); err != nil {
+		return nil, err
+	}
+	opts.defaults()
+	e := &Engine{
+		app:          app,
+		defs:         map[string]plait.Definition{},
+		raw:          store,
+		opts:         opts,
+		log:          opts.Logger,
+		seed:         maphash.MakeSeed(),
+		commits:      make(chan *commitReq, opts.Partitions),
+		inflight:     map[string]*future{},
+		corrInflight: map[string]int{},
+		appended:     map[string]int{},
+		nudge:        newBroadcast(),
+		waiters:      map[string][]chan plait.Outcome{},
+		settle:       newBroadcast(),
+		stopped:      make(chan struct{}),
+		ready:        make(chan struct{}),
+		tracing:      newTracing(opts.TracerProvider),
+	}
+	for _, d := range app.Aggregates {
+		e.defs[d.Type()] = d
+	}
+	keys := opts.Keys
+	if k, ok := store.(Keys); ok && keys == nil {
+		keys = k
+	}
+	sh, err := newShredder(app, keys)
+	if err != nil {
+		return nil, err
+	}
+	e.shred = sh
+	e.up = newUpcasters(app)
+	e.store = wrapStore(store, e.up, sh)
+	e.undecided, _ = opts.CommandLog.(UndecidedFinder)
+	if opts.ReactFromLog {
+		rl, ok := opts.CommandLog.(ReactingLog)
+		if !ok {
+			return nil, fmt.Errorf("engine: reacting from the command log needs a log that hands events (%T does not)", opts.CommandLog)
+		}
+		if len(app.Reactors) > 0 {
+			e.reacting = rl
+			e.opts.CommandLog = withEvents{ReactingLog: rl, react: e.reactToLog}
+		}
+	}
+	if sh != nil && opts.CommandLog != nil {
+		e.opts.CommandLog = sealingLog{CommandLog: e.opts.CommandLog, sh: sh}
+	}
+	if opts.CommandLog != nil {
+		if _, ok := store.(OffsetCommitter); !ok {
+			return nil, fmt.Errorf("engine: a command log needs a store that commits offsets (%T does not)", store)
+		}
+	}
+	for i := 0; i < opts.Partitions; i++ {
+		e.partitions = append(e.partitions, newPartition(e))
+	}
+	for _, r := range app.Reactors {
+		e.reactors = append(e.reactors, &reactorRun{reactor: r, name: "reactor:" + r.Name()})
+	}
+	return e, nil
+}
+
+// App returns the application the engine runs.
+func (e *Engine) App() plait.App { return e.app }
+
+// Definition returns the aggregate type named typ.
+func (e *Engine) Definition(typ string) (plait.Definition, bool) {
+	d, ok := e.defs[typ]
+	return d, ok
+}
+
+// Run processes commands and runs the reactors until ctx is done, then stops
+// accepting submissions, finishes every submission already accepted and
+// returns. It returns an error if the store cannot be read at start.
+func (e *Engine) Run(ctx context.Context) error {
+	head, err := e.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: read head: %w", err)
+	}
+	e.tail = newTail(head, e.opts.TailSize)
+	for _, r := range e.reactors {
+		pos, err := e.store.Checkpoint(ctx, r.name)
+		if err != nil {
+			return fmt.Errorf("engine: read checkpoint %s: %w", r.name, err)
+		}
+		r.pos.Store(pos)
+	}
+	inner, stopInner := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	consumed := make(chan error, 1)
+	if e.scaled() {
+		wg.Add(2)
+		go func() { defer wg.Done(); e.follow(inner) }()
+		go func() { defer wg.Done(); consumed <- e.opts.CommandLog.Consume(inner, e.handleLogBatch) }()
+	} else {
+		for _, p := range e.partitions {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.run(inner) }()
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); e.commitLoop(inner) }()
+	}
+	var rwg sync.WaitGroup
+	for _, r := range e.reactors {
+		if e.reactsFromLog() {
+			break // the command log hands them their events
+		}
+		rwg.Add(1)
+		go func() { defer rwg.Done(); e.runReactor(ctx, r) }()
+	}
+	e.mu.Lock()
+	e.running = true
+	e.mu.Unlock()
+	close(e.ready)
+
+	var failed error
+	select {
+	case <-ctx.Done():
+	case failed = <-consumed:
+		failed = fmt.Errorf("engine: consume the command log: %w", failed)
+		e.log.Error("command log consumer stopped", "error", failed)
+	}
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	rwg.Wait()
+	e.pending.Wait()
+	stopInner()
+	wg.Wait()
+	close(e.stopped)
+	return failed
+}
+
+// Ready returns a channel closed once Run accepts submissions.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Done returns a channel closed once Run has finished every accepted
+// submission and returned.
+func (e *Engine) Done() <-chan struct{} { return e.stopped }
+
+// Receipt acknowledges a submitted command: it is durable. Outcome is set
+// when the outcome is already known, as it always is in the embedded mode.
+type Receipt struct {
+	Command   plait.Command
+	Outcome   *plait.Outcome
+	Duplicate bool // the id had been submitted before; Outcome is the first one
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
+
+// ValidID reports whether s may be a command or aggregate id: 1 to 128
+// letters, digits and ._:@+- not starting with punctuation.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// Normalize checks a command's envelope and fills in what the engine assigns:
+// a missing id, the correlation id, the time and the user. It returns an
+// *plait.EnvelopeError when the envelope is not a command of the application,
+// and changes nothing.
+func (e *Engine) Normalize(cmd plait.Command, user plait.User) (plait.Command, error) {
+	def, ok := e.defs[cmd.Type]
+	if !ok {
+		return cmd, &plait.EnvelopeError{Field: "type", Detail: fmt.Sprintf("no aggregate type %q", cmd.Type), Err: plait.ErrUnknownType}
+	}
+	if cmd.ID == "" {
+		cmd.ID = e.opts.NewID()
+	}
+	if !ValidID(cmd.ID) {
+		return cmd, &plait.EnvelopeError{Field: "id", Detail: "want 1 to 128 letters, digits or ._:@+-", Err: plait.ErrBadID}
+	}
+	if !ValidID(cmd.AggregateID) {
+		return cmd, &plait.EnvelopeError{Field: "aggregateId", Detail: "want 1 to 128 letters, digits or ._:@+-", Err: plait.ErrBadID}
+	}
+	if bytes.Contains(cmd.Data, []byte(`\u0000`)) {
+		// No store holds NUL characters in text (PostgreSQL refuses them in
+		// JSONB): refuse them here rather than fail a whole group commit.
+		return cmd, &plait.EnvelopeError{Field: "data", Detail: "NUL characters (\\u0000) are not allowed", Err: plait.ErrBadPayload}
+	}
+	if err := plait.CheckOf(def, cmd); err != nil {
+		return cmd, err
+	}
+	if cmd.ExpectedSeq != nil && *cmd.ExpectedSeq < 0 {
+		return cmd, &plait.EnvelopeError{Field: "expectedSeq", Detail: "must not be negative", Err: plait.ErrBadPayload}
+	}
+	if cmd.CorrelationID == "" {
+		cmd.CorrelationID = cmd.ID
+	}
+	if cmd.At.IsZero() {
+		cmd.At = e.opts.Clock().UTC()
+	}
+	if cmd.User == "" {
+		cmd.User = user.ID
+	}
+	return cmd, nil
+}
+
+// Submit checks the command's envelope and the user's right to send it,
+// then makes it durable and returns its receipt. Envelope problems and
+// denied access return errors wrapping the sentinels of package plait, and
+// nothing is stored. A command id seen before returns the first outcome.
+func (e *Engine) Submit(ctx context.Context, cmd plait.Command, user plait.User) (Receipt, error) {
+	cmd, err := e.Normalize(cmd, user)
+	if err != nil {
+		return Receipt{Command: cmd}, err
+	}
+	def := e.defs[cmd.Type]
+	if def.Settings().View {
+		return Receipt{Command: cmd}, &plait.EnvelopeError{Field: "type", Detail: cmd.Type + " is a view, fed only by reactors", Err: plait.ErrForbidden}
+	}
+	if !def.Settings().Access.MaySend(user, cmd.Name) {
+		return Receipt{Command: cmd}, &plait.EnvelopeError{Field: "name", Detail: "you may not send " + cmd.Type + "." + cmd.Name, Err: plait.ErrForbidden}
+	}
+	if e.scaled() {
+		rec, err := e.submitToLog(ctx, cmd, user)
+		if err == nil && rec.Outcome != nil && e.shred != nil {
+			out, err := e.shred.openOutcome(ctx, *rec.Outcome)
+			if err != nil {
+				return Receipt{Command: cmd}, err
+			}
+			rec.Command, rec.Outcome = out.Command, &out
+		}
+		return rec, err
+	}
+	f, dup, err := e.enqueue(ctx, cmd, &user)
+	if err != nil {
+		return Receipt{Command: cmd}, err
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		// The command is still being processed; its outcome stays
+		// retrievable by id, but it was not acknowledged to this caller.
+		return Receipt{Command: cmd}, ctx.Err()
+	}
+	if f.err != nil {
+		return Receipt{Command: cmd}, f.err
+	}
+	out, err := e.shred.openOutcome(ctx, f.out)
+	if err != nil {
+		return Receipt{Command: cmd}, err
+	}
+	return Receipt{Command: out.Command, Outcome: &out, Duplicate: dup || f.dup}, nil
+}
+
+// future is one submission in flight.
+type future struct {
+	cmd  plait.Command
+	user *plait.User // nil for the engine's own commands: no access check
+	done chan struct{}
+	out  plait.Outcome
+	dup  bool
+	err  error
+	span trace.Span // the command's span, nil when not traced
+}
+
+// enqueue routes cmd to its partition. A command whose id is already in
+// flight shares that submission's future, and dup is true. The span in ctx,
+// if any, is the parent of the command's span.
+func (e *Engine) enqueue(ctx context.Context, cmd plait.Command, user *plait.User) (f *future, dup bool, err error) {
+	e.mu.Lock()
+	if e.closing || !e.running {
+		e.mu.Unlock()
+		return nil, false, plait.ErrStopped
+	}
+	if f, ok := e.inflight[cmd.ID]; ok {
+		e.mu.Unlock()
+		return f, true, nil
+	}
+	f = &future{cmd: cmd, user: user, done: make(chan struct{})}
+	e.inflight[cmd.ID] = f
+	e.corrInflight[cmd.CorrelationID]++
+	e.pending.Add(1)
+	e.mu.Unlock()
+	e.traceCommand(ctx, f)
+	e.partitionOf(cmd.Type, cmd.AggregateID).queue <- f
+	return f, false, nil
+}
+
+// resolve completes a submission and wakes whoever waits for its outcome.
+func (e *Engine) resolve(f *future) {
+	e.mu.Lock()
+	delete(e.inflight, f.cmd.ID)
+	if n := e.corrInflight[f.cmd.CorrelationID]; n > 1 {
+		e.corrInflight[f.cmd.CorrelationID] = n - 1
+	} else {
+		delete(e.corrInflight, f.cmd.CorrelationID)
+	}
+	var ws []chan plait.Outcome
+	if f.err == nil {
+		ws = e.waiters[f.cmd.ID]
+		delete(e.waiters, f.cmd.ID)
+	}
+	e.mu.Unlock()
+	for _, w := range ws {
+		w <- f.out
+	}
+	switch {
+	case f.err != nil:
+	case f.dup:
+		e.metrics.duplicates.Add(1)
+	case f.out.Status == plait.StatusAccepted:
+		e.metrics.accepted.Add(1)
+	default:
+		e.metrics.rejected.Add(1)
+	}
+	e.traceResolved(f)
+	close(f.done)
+	e.pending.Done()
+}
+
+func (e *Engine) partitionOf(typ, id string) *partition {
+	var h maphash.Hash
+	h.SetSeed(e.seed)
+	h.WriteString(typ)
+	h.WriteByte(0)
+	h.WriteString(id)
+	return e.partitions[h.Sum64()%uint64(len(e.partitions))]
+}
+
+// Outcome returns the recorded outcome of command id; ok is false if the
+// command is unknown or still pending.
+func (e *Engine) Outcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
+	out, ok, err := e.store.Outcome(ctx, id)
+	if err != nil || !ok {
+		return out, ok, err
+	}
+	out, err = e.shred.openOutcome(ctx, out)
+	return out, err == nil, err
+}
+
+// Pending reports whether command id is acknowledged but has no outcome yet.
+func (e *Engine) Pending(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.inflight[id]
+	return ok || e.appended[id] > 0
+}
+
+// Await waits until command id has an outcome and returns it. It returns
+// ctx.Err() if ctx ends first and plait.ErrNotFound at once if the command is
+// neither committed nor in flight.
+func (e *Engine) Await(ctx context.Context, id string) (plait.Outcome, error) {
+	out, err := e.await(ctx, id)
+	if err != nil {
+		return out, err
+	}
+	return e.shred.openOutcome(ctx, out)
+}
+
+func (e *Engine) await(ctx context.Context, id string) (plait.Outcome, error) {
+	ch := make(chan plait.Outcome, 1)
+	e.mu.Lock()
+	_, inflight := e.inflight[id]
+	inflight = inflight || e.appended[id] > 0
+	if inflight || e.scaled() {
+		e.waiters[id] = append(e.waiters[id], ch)
+	}
+	e.mu.Unlock()
+	// Scaled out, the outcome may have been seen before the waiter was
+	// registered, whether or not the id still counts as pending here.
+	if !inflight || e.scaled() {
+		out, ok, err := e.store.Outcome(ctx, id)
+		if err != nil || ok || !e.scaled() || !e.Pending(id) {
+			e.dropWaiter(id, ch)
+		}
+		if err != nil {
+			return plait.Outcome{}, err
+		}
+		if ok {
+			return out, nil
+		}
+		if !e.Pending(id) {
+			// Its outcome may have come between the two looks.
+			if out, ok, err := e.store.Outcome(ctx, id); err != nil || ok {
+				return out, err
+			}
+			return plait.Outcome{}, plait.ErrNotFound
+		}
+	}
+	select {
+	case out := <-ch:
+		return out, nil
+	case <-ctx.Done():
+		e.dropWaiter(id, ch)
+		return plait.Outcome{}, ctx.Err()
+	}
+}
+
+func (e *Engine) dropWaiter(id string, ch chan plait.Outcome) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ws := e.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			e.waiters[id] = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(e.waiters[id]) == 0 {
+		delete(e.waiters, id)
+	}
+}
+
+// Events returns an instance's events with seq after after, at most limit.
+func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit int) ([]plait.Event, error) {
+	evs, err := e.store.Events(ctx, typ, id, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return e.shred.openEvents(ctx, evs)
+}
+
+// List runs a list query over the materialized state of one aggregate type.
+func (e *Engine) List(ctx context.Context, typ string, q ListQuery) (ListPage, error) {
+	page, err := e.store.List(ctx, typ, q)
+	if err != nil || e.shred == nil {
+		return page, err
+	}
+	for i := range page.Items {
+		for f, v := range page.Items[i].Fields {
+			if page.Items[i].Fields[f], err = e.shred.open(ctx, v); err != nil {
+				return page, err
+			}
+		}
+	}
+	return page, nil
+}
+
+// Subscriptions lists every subscription of the engine and where it stands.
+func (e *Engine) Subscriptions() []Subscription { return e.Stats().Subscriptions }
+
+// Load returns the materialized record of one instance, Seq 0 if none.
+func (e *Engine) Load(ctx context.Context, typ, id string) (Instance, error) {
+	in, err := e.store.Load(ctx, typ, id)
+	if err != nil || e.shred == nil {
+		return in, err
+	}
+	in.State, err = e.shred.open(ctx, in.State)
+	return in, err
+}
+
+// errInternal marks an error the application's code caused.
+var errInternal = errors.New("internal")

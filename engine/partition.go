@@ -1,0 +1,340 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync/atomic"
+
+	"github.com/plaithq/plait"
+)
+
+// partition is a single writer: it decides the commands of the instances
+// that hash to it, one at a time and in order, and keeps their records
+// cached. Different partitions decide in parallel.
+//
+// A partition is pipelined: once it has handed a batch to the group commit,
+// it decides the next batch against the records the first one will commit,
+// while that commit runs, and a completer goroutine resolves each batch's
+// submissions, in order, when its commit is done. Commands that arrive
+// during a commit are then ready for the very next one, so batches grow
+// with the load instead of waiting a commit out. Should a commit fail, every
+// batch decided on top of it fails too: the commit loop bumps the
+// partition's generation, refuses the batches stamped with an older one, and
+// the partition drops its cache before it decides again.
+type partition struct {
+	e     *Engine
+	queue chan *future
+	cache map[instKey]Instance
+	epoch int64 // the engine's cacheEpoch the cache is valid for
+
+	gen      atomic.Int64 // bumped by the commit loop when a batch fails
+	cacheGen int64        // the gen the cache is valid for
+	// inflight counts the batches handed to the group commit and not yet
+	// completed; idle is signalled when it drops to zero.
+	inflight    atomic.Int64
+	idle        chan struct{}
+	completions chan completion
+}
+
+// completion is a batch handed to the group commit, for the completer.
+type completion struct {
+	req     *commitReq
+	waiting []*future // the submissions of req.batch, in the same order
+}
+
+// maxInflight bounds the batches of one partition in the group commit.
+const maxInflight = 8
+
+type instKey struct{ typ, id string }
+
+func newPartition(e *Engine) *partition {
+	return &partition{
+		e: e, queue: make(chan *future, 1024), cache: map[instKey]Instance{},
+		idle: make(chan struct{}, 1), completions: make(chan completion, maxInflight),
+	}
+}
+
+func (p *partition) run(ctx context.Context) {
+	completer := make(chan struct{})
+	go func() { defer close(completer); p.complete(ctx) }()
+	defer func() { <-completer }()
+	max := p.e.opts.MaxBatch
+	for {
+		var first *future
+		select {
+		case first = <-p.queue:
+		case <-ctx.Done():
+			return
+		}
+		batch := []*future{first}
+	drain:
+		for len(batch) < max {
+			select {
+			case f := <-p.queue:
+				batch = append(batch, f)
+			default:
+				break drain
+			}
+		}
+		// The gate is held until the batch is committed (the completer
+		// releases it when handle hands the batch over), so a rebuild that
+		// stops the world finds no commit in flight.
+		p.e.partitionGate.RLock()
+		if epoch := p.e.cacheEpoch.Load(); epoch != p.epoch {
+			clear(p.cache)
+			p.epoch = epoch
+		}
+		gen := p.gen.Load()
+		if gen != p.cacheGen {
+			// A batch failed to commit: the cache holds records that were
+			// never written. Every batch before it is in the store, every
+			// batch after it will be refused, so the store is the truth.
+			clear(p.cache)
+			p.cacheGen = gen
+		}
+		if !p.handle(ctx, batch, gen) {
+			p.e.partitionGate.RUnlock()
+		}
+	}
+}
+
+// handle decides a batch in order against the records as the batches before
+// it leave them, resolves at once the submissions that need no commit, and
+// hands the rest to the group commit and the completer. It reports whether
+// it handed a batch over, and with it the partition gate.
+func (p *partition) handle(ctx context.Context, batch []*future, gen int64) bool {
+	overlay := map[instKey]Instance{}
+	var procs []*Processed
+	var waiting []*future
+	known := p.known(ctx, batch)
+	for _, f := range batch {
+		proc, err := p.process(ctx, f, overlay, known)
+		switch {
+		case err != nil:
+			f.err = err
+			p.e.resolve(f)
+		case proc == nil: // duplicate, resolved with its first outcome
+			p.e.resolve(f)
+		default:
+			procs = append(procs, proc)
+			waiting = append(waiting, f)
+		}
+	}
+	if len(procs) == 0 {
+		return false
+	}
+	if len(p.cache)+len(overlay) > p.e.opts.CacheSize {
+		// The cache holds the records of the batches still committing,
+		// which the store does not have yet: wait for them before dropping
+		// it.
+		p.awaitCommitted()
+		clear(p.cache)
+	}
+	maps.Copy(p.cache, overlay)
+	req := &commitReq{batch: procs, done: make(chan error, 1), part: p, gen: gen}
+	p.inflight.Add(1)
+	select {
+	case p.e.commits <- req:
+	case <-ctx.Done():
+		req.done <- plait.ErrStopped
+	}
+	p.completions <- completion{req: req, waiting: waiting}
+	return true
+}
+
+// complete resolves the submissions of each batch handed to the group
+// commit, in order, once its commit is done, and releases the partition
+// gate the batch held.
+func (p *partition) complete(ctx context.Context) {
+	for {
+		var c completion
+		select {
+		case c = <-p.completions:
+		case <-ctx.Done():
+			return
+		}
+		err := <-c.req.done
+		p.e.traceCommitted(c.req, c.waiting)
+		for i, f := range c.waiting {
+			if err != nil {
+				f.err = fmt.Errorf("commit: %w", err)
+			} else {
+				f.out = c.req.batch[i].Outcome
+			}
+			p.e.resolve(f)
+		}
+		p.e.partitionGate.RUnlock()
+		if p.inflight.Add(-1) == 0 {
+			select {
+			case p.idle <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// awaitCommitted waits until no batch of the partition is committing.
+func (p *partition) awaitCommitted() {
+	for p.inflight.Load() > 0 {
+		<-p.idle
+	}
+}
+
+// commandsKnower is a Log that can tell at once which of many command ids
+// have an outcome. The partition asks it once per batch, so a batch of new
+// commands costs one dedup read instead of one per command.
+type commandsKnower interface {
+	// KnownCommands returns the ids among ids that have a recorded outcome.
+	KnownCommands(ctx context.Context, ids []string) (map[string]bool, error)
+}
+
+// known returns the ids of the batch that have an outcome, so that process
+// reads the outcome of those only. It returns nil when the store cannot
+// tell or the read failed: process then looks each command up.
+func (p *partition) known(ctx context.Context, batch []*future) map[string]bool {
+	k, ok := p.e.store.(commandsKnower)
+	if !ok || len(batch) < 2 {
+		return nil
+	}
+	ids := make([]string, len(batch))
+	for i, f := range batch {
+		ids[i] = f.cmd.ID
+	}
+	known, err := k.KnownCommands(ctx, ids)
+	if err != nil {
+		p.e.log.Warn("batched dedup lookup failed; looking up one by one", "commands", len(ids), "error", err)
+		return nil
+	}
+	if known == nil {
+		known = map[string]bool{}
+	}
+	return known
+}
+
+// process decides one command against its instance as the batch left it. It
+// returns nil and sets f.out for a duplicate, and an error for a submission
+// that must not be acknowledged.
+func (p *partition) process(ctx context.Context, f *future, overlay map[instKey]Instance, known map[string]bool) (*Processed, error) {
+	if known == nil || known[f.cmd.ID] {
+		out, ok, err := p.e.store.Outcome(ctx, f.cmd.ID)
+		if err != nil {
+			return nil, fmt.Errorf("dedup lookup: %w", err)
+		}
+		if ok {
+			f.out, f.dup = out, true
+			return nil, nil
+		}
+	}
+	key := instKey{f.cmd.Type, f.cmd.AggregateID}
+	inst, ok := overlay[key]
+	if !ok {
+		inst, ok = p.cache[key]
+	}
+	if !ok {
+		var err error
+		inst, err = p.e.store.Load(ctx, key.typ, key.id)
+		if err != nil {
+			return nil, fmt.Errorf("load %s/%s: %w", key.typ, key.id, err)
+		}
+		inst.Type, inst.ID = key.typ, key.id
+	}
+	def := p.e.defs[key.typ]
+	if f.user != nil && inst.Seq > 0 && !def.Settings().Access.MaySee(*f.user, inst.Owner) {
+		return nil, &plait.EnvelopeError{Field: "aggregateId", Detail: "you may not act on this instance", Err: plait.ErrForbidden}
+	}
+	proc := p.e.decideTraced(f, def, inst)
+	if proc.Instance != nil {
+		overlay[key] = *proc.Instance
+	}
+	if proc.Outcome.Status == plait.StatusRejected && hasCode(proc.Outcome.Errors, plait.CodeInternal) {
+		p.e.log.Error("command failed in the application's code",
+			"command", f.cmd.ID, "correlation", f.cmd.CorrelationID, "type", f.cmd.Type,
+			"name", f.cmd.Name, "error", proc.Outcome.Errors[0].Message)
+	}
+	return proc, nil
+}
+
+func hasCode(errs []plait.FieldError, code string) bool {
+	for _, e := range errs {
+		if e.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// decide is the pure core: the command against the instance gives either the
+// events and the new record, or a rejection. A panic or error in the
+// application's code becomes a rejection with code internal.
+func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
+	reject := func(errs ...plait.FieldError) *Processed {
+		return &Processed{Outcome: plait.Outcome{Command: cmd, Status: plait.StatusRejected, Errors: errs, Owner: inst.Owner}}
+	}
+	if cmd.ExpectedSeq != nil && *cmd.ExpectedSeq != inst.Seq {
+		return reject(plait.FieldError{
+			Path: "expectedSeq", Code: plait.CodeConflict,
+			Message: fmt.Sprintf("the %s was changed meanwhile: you saw version %d, it is now at version %d", cmd.Type, *cmd.ExpectedSeq, inst.Seq),
+		})
+	}
+	changes, err := safeDecide(def, plait.Current{Seq: inst.Seq, State: inst.State, Lineage: inst.Lineage}, cmd)
+	if err != nil {
+		var rej *plait.Rejection
+		if errors.As(err, &rej) && len(rej.Errors) > 0 {
+			return reject(rej.Errors...)
+		}
+		return reject(plait.FieldError{Code: plait.CodeInternal, Message: err.Error()})
+	}
+	if len(changes) == 0 {
+		return &Processed{Outcome: plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Owner: inst.Owner}}
+	}
+	next := Instance{
+		Type: inst.Type, ID: inst.ID, Seq: inst.Seq, State: inst.State,
+		Lineage: maps.Clone(inst.Lineage), Owner: inst.Owner, UpdatedAt: cmd.At,
+	}
+	if next.Owner == "" {
+		next.Owner = cmd.User
+	}
+	events := make([]plait.Event, len(changes))
+	for i, c := range changes {
+		state, err := safeEvolve(def, next.State, c.Name, c.Data)
+		if err != nil {
+			return reject(plait.FieldError{Code: plait.CodeInternal, Message: err.Error()})
+		}
+		next.State = state
+		next.Seq++
+		events[i] = plait.Event{
+			ID: plait.EventID(cmd.ID, i), Type: cmd.Type, AggregateID: cmd.AggregateID,
+			Seq: next.Seq, Name: c.Name, Version: eventVersion(def, c.Name), Data: c.Data,
+			CorrelationID: cmd.CorrelationID, CausationID: cmd.ID, User: cmd.User, At: cmd.At,
+			Lineage: c.Lineage,
+		}
+		if len(c.Lineage) > 0 && next.Lineage == nil {
+			next.Lineage = map[string]plait.Lineage{}
+		}
+		maps.Copy(next.Lineage, c.Lineage)
+	}
+	return &Processed{
+		Outcome:  plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Events: events, Owner: next.Owner},
+		Instance: &next,
+	}
+}
+
+func safeDecide(def plait.Definition, current plait.Current, cmd plait.Command) (changes []plait.Change, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s.%s panicked: %v", errInternal, cmd.Type, cmd.Name, r)
+		}
+	}()
+	return def.Decide(current, cmd)
+}
+
+func safeEvolve(def plait.Definition, state []byte, name string, data []byte) (next []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: evolve %s.%s panicked: %v", errInternal, def.Type(), name, r)
+		}
+	}()
+	return def.Evolve(state, name, data)
+}

@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/plaithq/plait"
+)
+
+// reactorRun is one reactor's subscription to the feed.
+type reactorRun struct {
+	reactor *plait.Reactor
+	name    string       // the checkpoint's name
+	pos     atomic.Int64 // the checkpoint, mirrored in memory
+}
+
+// reactorPage is how many feed items a reactor handles between checkpoints.
+const reactorPage = 256
+
+// runReactor feeds the reactor every event after its checkpoint. The
+// commands of one page are sent in event order, all outcomes are awaited,
+// then the checkpoint moves past the page. A crash before the checkpoint
+// replays the page, and the derived command ids make that harmless.
+func (e *Engine) runReactor(ctx context.Context, r *reactorRun) {
+	backoff := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		changed := e.FeedChanged()
+		items, err := e.readFeed(ctx, r.pos.Load(), reactorPage)
+		if err == nil && len(items) > 0 {
+			e.reactorGate.RLock()
+			err = e.react(r, items)
+			e.reactorGate.RUnlock()
+		}
+		if err == plait.ErrStopped {
+			return
+		}
+		if err != nil {
+			e.log.Error("reactor failed; retrying", "reactor", r.reactor.Name(), "error", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 10 * time.Millisecond
+		if len(items) == 0 {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// react handles one page of the feed and moves the checkpoint past it.
+func (e *Engine) react(r *reactorRun, items []Item) error {
+	var waits []func() error
+	for _, it := range items {
+		if it.Event == nil || !r.reactor.Subscribes(it.Event.Type, it.Event.Name) {
+			continue
+		}
+		cmds, err := safeReact(r.reactor, *it.Event)
+		if err != nil {
+			// A reactor that cannot handle an event is a bug in the
+			// application; retrying cannot fix it, so it is logged and
+			// skipped rather than stalling every later event.
+			e.log.Error("reactor failed on an event; skipped", "reactor", r.reactor.Name(),
+				"event", it.Event.ID, "correlation", it.Event.CorrelationID, "error", err)
+			continue
+		}
+		tctx, hop := e.traceReact(r, it.Event)
+		for _, cmd := range cmds {
+			if def, ok := e.defs[cmd.Type]; !ok {
+				e.log.Error("reactor sent a command of an unknown type; skipped", "reactor", r.reactor.Name(), "type", cmd.Type)
+				continue
+			} else if err := plait.CheckOf(def, cmd); err != nil {
+				e.log.Error("reactor sent an invalid command; skipped", "reactor", r.reactor.Name(), "error", err)
+				continue
+			}
+			wait, err := e.send(tctx, cmd)
+			if err != nil {
+				endSpan(hop)
+				return err
+			}
+			waits = append(waits, wait)
+		}
+		endSpan(hop)
+	}
+	var failed error
+	for _, wait := range waits {
+		if err := wait(); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if failed != nil {
+		return failed
+	}
+	last := items[len(items)-1].Position
+	if err := e.store.SaveCheckpoint(context.Background(), r.name, last); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	r.pos.Store(last)
+	e.metrics.reactions.Add(int64(len(waits)))
+	e.settle.fire()
+	return nil
+}
+
+func safeReact(r *plait.Reactor, ev plait.Event) (cmds []plait.Command, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("reactor %s panicked: %v", r.Name(), p)
+		}
+	}()
+	return r.React(ev)
+}
+
+// WaitSettled waits until the correlation has settled: no command of it is
+// pending and every event of it has been consumed by every reactor that
+// subscribes to it. Reactors await the outcomes of the commands they send
+// before moving their checkpoint, so this follows the causal chain to its
+// end. It is exact: it waits on checkpoint moves, never on a timer.
+func (e *Engine) WaitSettled(ctx context.Context, correlationID string) error {
+	for {
+		changed := e.settle.wait()
+		ok, err := e.settled(ctx, correlationID)
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (e *Engine) settled(ctx context.Context, correlationID string) (bool, error) {
+	e.mu.Lock()
+	busy := e.corrInflight[correlationID] > 0
+	e.mu.Unlock()
+	if busy {
+		return false, nil
+	}
+	if e.reactsFromLog() {
+		return e.settledFromLog(ctx, correlationID)
+	}
+	for _, r := range e.reactors {
+		last, err := e.store.LastEventOf(ctx, correlationID, r.reactor.Subscriptions())
+		if err != nil {
+			return false, err
+		}
+		if last > r.pos.Load() {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,537 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/plaithq/plait"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Offset is a position in one partition of an external command log: Next is
+// the offset of the next record to consume, the last one handled plus one.
+type Offset struct {
+	Topic     string
+	Partition int32
+	Next      int64
+}
+
+// LogBatch is a run of commands consumed from one partition of a command
+// log, in log order, and the offset just after them.
+type LogBatch struct {
+	Commands []plait.Command
+	Offset   Offset
+	// Traces are the trace contexts the commands were appended with, by
+	// index in Commands; one beyond its end, or empty, has none.
+	Traces []TraceContext
+}
+
+// CommandLog is an external, partitioned command log, such as Kafka, that
+// takes the place of the in-process partitions when an application is
+// scaled out over several instances.
+type CommandLog interface {
+	// Append makes cmd durable in the log, in the partition of its aggregate
+	// instance, and returns once it is. When the engine traces, ctx holds
+	// the span cmd was submitted under, which the log may record with cmd
+	// as its TraceContext; otherwise ctx holds no span.
+	Append(ctx context.Context, cmd plait.Command) error
+	// Consume hands handle the commands of the partitions this instance
+	// owns, batch by batch, until ctx ends. It must not hand a partition's
+	// next batch before handle returned nil for the previous one; when
+	// handle fails, it resumes the partition from the offset the store last
+	// committed.
+	Consume(ctx context.Context, handle func(ctx context.Context, b LogBatch) error) error
+}
+
+// OffsetCommitter is the store side of exactly-once consumption.
+type OffsetCommitter interface {
+	// CommitWithOffsets is Log.Commit that also records, in the same
+	// transaction, the log offsets the batch was consumed up to. An offset
+	// lower than the stored one fails the commit: another consumer has taken
+	// the partition over.
+	CommitWithOffsets(ctx context.Context, batch []*Processed, offsets []Offset) error
+}
+
+// scaled reports whether the engine consumes an external command log.
+func (e *Engine) scaled() bool { return e.opts.CommandLog != nil }
+
+// submitToLog is Submit for a scaled-out engine: the command is durable once
+// the log has it, and its outcome comes later, from whichever instance owns
+// its partition.
+func (e *Engine) submitToLog(ctx context.Context, cmd plait.Command, user plait.User) (Receipt, error) {
+	seen := e.outcomesSeen()
+	if out, ok, err := e.store.Outcome(ctx, cmd.ID); err != nil {
+		return Receipt{Command: cmd}, fmt.Errorf("dedup lookup: %w", err)
+	} else if ok {
+		return Receipt{Command: out.Command, Outcome: &out, Duplicate: true}, nil
+	}
+	inst, err := e.store.Load(ctx, cmd.Type, cmd.AggregateID)
+	if err != nil {
+		return Receipt{Command: cmd}, fmt.Errorf("load %s/%s: %w", cmd.Type, cmd.AggregateID, err)
+	}
+	if inst.Seq > 0 && !e.defs[cmd.Type].Settings().Access.MaySee(user, inst.Owner) {
+		return Receipt{Command: cmd}, &plait.EnvelopeError{Field: "aggregateId", Detail: "you may not act on this instance", Err: plait.ErrForbidden}
+	}
+	if err := e.appendToLog(ctx, cmd, seen); err != nil {
+		return Receipt{Command: cmd}, err
+	}
+	return Receipt{Command: cmd}, nil
+}
+
+// outcomesSeen returns the position of the last outcome seen in the feed.
+func (e *Engine) outcomesSeen() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.followed
+}
+
+// appendToLog appends cmd and remembers it as pending here until its
+// outcome shows in the feed. seen is outcomesSeen from before the caller
+// found no outcome for cmd in the store.
+func (e *Engine) appendToLog(ctx context.Context, cmd plait.Command, seen int64) error {
+	e.mu.Lock()
+	if e.closing || !e.running {
+		e.mu.Unlock()
+		return plait.ErrStopped
+	}
+	e.appended[cmd.ID]++
+	e.corrInflight[cmd.CorrelationID]++
+	// Had the outcome of the same id (a duplicate submission, or a
+	// reactor's command sent by several instances) been seen since the
+	// caller looked, it would not be seen again, and cmd must not stay
+	// pending here. No outcome seen since: nothing to fear.
+	late := e.followed != seen
+	e.mu.Unlock()
+	if e.tracing == nil {
+		// No span leaves with the command when the engine does not trace.
+		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+	}
+	if err := e.opts.CommandLog.Append(ctx, cmd); err != nil {
+		e.settleAppended(cmd.ID, cmd.CorrelationID)
+		return fmt.Errorf("append to the command log: %w", err)
+	}
+	if !late {
+		return nil
+	}
+	if out, ok, err := e.store.Outcome(ctx, cmd.ID); err == nil && ok {
+		e.mu.Lock()
+		if e.followed >= out.Position {
+			e.forgetAppendedLocked(cmd.ID, cmd.CorrelationID)
+		}
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// forgetAppendedLocked forgets every append of command id here: its one
+// outcome answers them all. e.mu is held.
+func (e *Engine) forgetAppendedLocked(id, correlationID string) {
+	n := e.appended[id]
+	if n == 0 {
+		return
+	}
+	delete(e.appended, id)
+	if c := e.corrInflight[correlationID] - n; c > 0 {
+		e.corrInflight[correlationID] = c
+	} else {
+		delete(e.corrInflight, correlationID)
+	}
+}
+
+// settleAppended forgets a command appended here, once its outcome is seen.
+func (e *Engine) settleAppended(id, correlationID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := e.appended[id]; n > 1 {
+		e.appended[id] = n - 1
+	} else {
+		delete(e.appended, id)
+	}
+	if n := e.corrInflight[correlationID]; n > 1 {
+		e.corrInflight[correlationID] = n - 1
+	} else {
+		delete(e.corrInflight, correlationID)
+	}
+}
+
+// handleLogBatch decides a batch consumed from the command log and commits
+// its outcomes together with the consumed offset. It keeps no instance in
+// memory between batches: the partition may move to another instance at any
+// time, so the store is the only truth.
+func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
+	// The partition gate is held from the opening of the commands'
+	// personal fields to the commit of what they decided, as the embedded
+	// partitions hold it for a batch: Forget waits for the batch, so that
+	// no value opened before it is sealed again, under a new key, after it;
+	// and a rebuild that stops the world finds no commit in flight.
+	e.partitionGate.RLock()
+	defer e.partitionGate.RUnlock()
+	if e.shred != nil {
+		cmds, err := e.shred.openCommands(ctx, b.Commands)
+		if err != nil {
+			return fmt.Errorf("open the commands: %w", err)
+		}
+		b.Commands = cmds
+	}
+	oc := e.store.(OffsetCommitter)
+	overlay := map[instKey]Instance{}
+	seen := map[string]bool{}
+	var procs []*Processed
+	var traced []*future // with tracing on, the span of each of procs
+	var ct *commitTrace
+	defer func() { e.traceLogDone(traced, procs, ct, err) }()
+	known := e.knownInLog(ctx, b.Commands)
+	loaded, err := e.loadForLog(ctx, b.Commands, known)
+	if err != nil {
+		return err
+	}
+	for i, cmd := range b.Commands {
+		if seen[cmd.ID] {
+			continue
+		}
+		seen[cmd.ID] = true
+		if _, ok := e.defs[cmd.Type]; !ok {
+			// Another application's command on a shared topic, or a
+			// corrupt record: not ours to decide.
+			e.log.Warn("command of an unknown type in the log; skipped", "command", cmd.ID, "type", cmd.Type)
+			continue
+		}
+		if known == nil || known[cmd.ID] {
+			if _, ok, err := e.store.Outcome(ctx, cmd.ID); err != nil {
+				return fmt.Errorf("dedup lookup: %w", err)
+			} else if ok {
+				e.metrics.duplicates.Add(1)
+				continue
+			}
+		}
+		key := instKey{cmd.Type, cmd.AggregateID}
+		inst, ok := overlay[key]
+		if !ok && loaded != nil {
+			inst, ok = loaded[key], true
+		}
+		if !ok {
+			var err error
+			if inst, err = e.store.Load(ctx, key.typ, key.id); err != nil {
+				return fmt.Errorf("load %s/%s: %w", key.typ, key.id, err)
+			}
+		}
+		inst.Type, inst.ID = key.typ, key.id
+		var proc *Processed
+		if e.tracing != nil {
+			f := &future{cmd: cmd}
+			e.traceCommand(b.traceContext(i).parent(), f)
+			proc = e.decideTraced(f, e.defs[key.typ], inst)
+			traced = append(traced, f)
+		} else {
+			proc = decide(e.defs[key.typ], inst, cmd)
+		}
+		if proc.Instance != nil {
+			overlay[key] = *proc.Instance
+		}
+		if proc.Outcome.Status == plait.StatusRejected && hasCode(proc.Outcome.Errors, plait.CodeInternal) {
+			e.log.Error("command failed in the application's code",
+				"command", cmd.ID, "correlation", cmd.CorrelationID, "type", cmd.Type,
+				"name", cmd.Name, "error", proc.Outcome.Errors[0].Message)
+		}
+		procs = append(procs, proc)
+	}
+	if ct, err = e.commitGrouped(ctx, oc, procs, b.Offset); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, p := range procs {
+		if p.Outcome.Status == plait.StatusAccepted {
+			e.metrics.accepted.Add(1)
+		} else {
+			e.metrics.rejected.Add(1)
+		}
+	}
+	e.nudge.fire()
+	return nil
+}
+
+// knownInLog returns which commands of a consumed batch have an outcome,
+// in one lookup when the store can tell; nil when it cannot, and each
+// command is then looked up alone.
+func (e *Engine) knownInLog(ctx context.Context, cmds []plait.Command) map[string]bool {
+	k, ok := e.store.(commandsKnower)
+	if !ok || len(cmds) < 2 {
+		return nil
+	}
+	ids := make([]string, len(cmds))
+	for i, c := range cmds {
+		ids[i] = c.ID
+	}
+	known, err := k.KnownCommands(ctx, ids)
+	if err != nil {
+		e.log.Warn("batched dedup lookup failed; looking up one by one", "commands", len(ids), "error", err)
+		return nil
+	}
+	if known == nil {
+		known = map[string]bool{}
+	}
+	return known
+}
+
+// logGroup is the group commit of the batches consumed from the command
+// log: the partitions' batches that are ready while one commit runs go
+// together in the next, one transaction with all their offsets. Partitions
+// hold disjoint instances, so their batches commit together as well as
+// apart, and the store serialises commits anyway. The zero value is ready.
+type logGroup struct {
+	mu      sync.Mutex
+	pending []*logCommit
+	busy    bool // a commit runs or is about to
+}
+
+// logCommit is one partition's batch waiting for the group commit.
+type logCommit struct {
+	procs  []*Processed
+	offset Offset
+	done   chan error
+	lead   chan struct{} // this batch's caller is to run the next commit
+	trace  *commitTrace  // the span of the commit that served it, when traced
+}
+
+// commitGrouped commits a partition's batch with its offset, together with
+// whatever other batches are ready. The caller whose batch finds no commit
+// running runs one, with every batch pending then, and hands the next one
+// to the first batch that came meanwhile: no caller runs more than one
+// commit for others. A failed commit fails every batch in it; each
+// partition then resumes from the store's offsets. It returns the span of
+// the commit that served the batch, nil when tracing is off.
+func (e *Engine) commitGrouped(ctx context.Context, oc OffsetCommitter, procs []*Processed, off Offset) (*commitTrace, error) {
+	g := &e.logGroup
+	c := &logCommit{procs: procs, offset: off, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, c)
+	lead := !g.busy
+	g.busy = true
+	g.mu.Unlock()
+	if !lead {
+		select {
+		case err := <-c.done:
+			return c.trace, err
+		case <-c.lead:
+		}
+	}
+	g.mu.Lock()
+	group := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	var all []*Processed
+	offsets := make([]Offset, 0, len(group))
+	for _, gc := range group {
+		all = append(all, gc.procs...)
+		offsets = append(offsets, gc.offset)
+	}
+	var ct *commitTrace
+	if len(all) > 0 {
+		ct = e.traceCommitStart([]*commitReq{{batch: all}})
+	}
+	start := time.Now()
+	err := oc.CommitWithOffsets(ctx, all, offsets)
+	ct.traceCommitEnd(err)
+	e.metrics.observeCommit(len(all), time.Since(start), err)
+	for _, gc := range group {
+		gc.trace = ct
+		gc.done <- err
+	}
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		g.pending[0].lead <- struct{}{}
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	err = <-c.done
+	return c.trace, err
+}
+
+// manyLoader is a Log that loads many instance records at once.
+type manyLoader interface {
+	// LoadMany returns the records of instances ids of type typ, by id;
+	// an instance that does not exist is absent.
+	LoadMany(ctx context.Context, typ string, ids []string) (map[string]Instance, error)
+}
+
+// loadForLog loads the instances of a consumed batch's new commands, one
+// query per aggregate type, when the store can; nil when it cannot, and
+// each instance is then loaded alone. An instance absent from the result
+// does not exist.
+func (e *Engine) loadForLog(ctx context.Context, cmds []plait.Command, known map[string]bool) (map[instKey]Instance, error) {
+	ml, ok := e.store.(manyLoader)
+	if !ok || known == nil {
+		return nil, nil
+	}
+	ids := map[string][]string{}
+	seen := map[instKey]bool{}
+	for _, c := range cmds {
+		key := instKey{c.Type, c.AggregateID}
+		if known[c.ID] || seen[key] {
+			continue
+		}
+		seen[key] = true
+		ids[c.Type] = append(ids[c.Type], c.AggregateID)
+	}
+	loaded := make(map[instKey]Instance, len(seen))
+	for typ, list := range ids {
+		insts, err := ml.LoadMany(ctx, typ, list)
+		if err != nil {
+			return nil, fmt.Errorf("load %d instances of %s: %w", len(list), typ, err)
+		}
+		for id, in := range insts {
+			loaded[instKey{typ, id}] = in
+		}
+	}
+	return loaded, nil
+}
+
+// followInterval is how often a scaled-out engine looks for what other
+// instances committed, when its own commits do not wake it first.
+const followInterval = 20 * time.Millisecond
+
+// follow reads the store's feed as it grows, so that this instance's
+// subscribers, waiters and settling see what every instance committed.
+// Positions are assigned in commit order, so following the head misses
+// nothing.
+func (e *Engine) follow(ctx context.Context) {
+	var sweeping sync.WaitGroup
+	sweeping.Go(func() { e.sweepKeys(ctx) })
+	defer sweeping.Wait()
+	var run []plait.Event // the events since the last outcome
+	for ctx.Err() == nil {
+		nudged := e.nudge.wait()
+		items, err := e.store.ReadFeed(ctx, e.tail.headPos(), 1024)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Error("follow the feed", "error", err)
+			}
+		}
+		if len(items) > 0 {
+			e.tail.append(items)
+			for _, it := range items {
+				switch {
+				case it.Event != nil:
+					run = append(run, *it.Event)
+				case it.Outcome != nil:
+					// A command's events come right before its outcome.
+					out := *it.Outcome
+					if n := len(run); n > 0 && run[n-1].CausationID == out.Command.ID {
+						out.Events = run
+					}
+					e.outcomeSeen(out)
+					run = nil
+				}
+			}
+			e.settle.fire()
+			continue
+		}
+		select {
+		case <-nudged:
+		case <-time.After(followInterval):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// outcomeSeen wakes whoever awaits the outcome and forgets the command as
+// pending here. follow gives it the outcome with its events, which the
+// feed holds right before it.
+func (e *Engine) outcomeSeen(out plait.Outcome) {
+	e.mu.Lock()
+	ws := e.waiters[out.Command.ID]
+	delete(e.waiters, out.Command.ID)
+	e.forgetAppendedLocked(out.Command.ID, out.Command.CorrelationID)
+	e.followed = max(e.followed, out.Position)
+	e.mu.Unlock()
+	for _, w := range ws {
+		w <- out
+	}
+}
+
+// sendAndWait sends one of the engine's own commands (a reactor's) and
+// returns a function that waits for its outcome.
+func (e *Engine) send(ctx context.Context, cmd plait.Command) (wait func() error, err error) {
+	if !e.scaled() {
+		f, _, err := e.enqueue(ctx, cmd, nil)
+		if err != nil {
+			return nil, err
+		}
+		return func() error { <-f.done; return f.err }, nil
+	}
+	ch := make(chan plait.Outcome, 1)
+	e.mu.Lock()
+	e.waiters[cmd.ID] = append(e.waiters[cmd.ID], ch)
+	seen := e.followed
+	e.mu.Unlock()
+	if out, ok, err := e.store.Outcome(ctx, cmd.ID); err != nil || ok {
+		e.dropWaiter(cmd.ID, ch)
+		if err != nil {
+			return nil, fmt.Errorf("dedup lookup: %w", err)
+		}
+		return func() error { _ = out; return nil }, nil
+	}
+	if err := e.appendToLog(ctx, cmd, seen); err != nil {
+		e.dropWaiter(cmd.ID, ch)
+		return nil, err
+	}
+	return func() error {
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			e.dropWaiter(cmd.ID, ch)
+			return errors.Join(plait.ErrStopped, ctx.Err())
+		}
+	}, nil
+}
+
+// keySweepInterval is how often a scaled-out engine compares the subjects'
+// keys it holds in memory with the shared key store.
+const keySweepInterval = time.Second
+
+// sweepKeys drops from memory, every keySweepInterval, the keys of the data
+// subjects another instance forgot, so that this instance reads their
+// personal values as erased too, within about that interval. It does so
+// under the partition gate, as Forget does, so that no batch this instance
+// is deciding seals a value it opened under the old key again under a new
+// one. It does nothing unless the key store can read many keys at once
+// (KeySet, as the PostgreSQL store can).
+func (e *Engine) sweepKeys(ctx context.Context) {
+	if e.shred == nil {
+		return
+	}
+	ks, ok := e.shred.keys.(KeySet)
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(keySweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		stale, err := e.shred.stale(ctx, ks)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("compare the keys in memory with the key store", "error", err)
+			}
+			continue
+		}
+		if len(stale) == 0 {
+			continue
+		}
+		e.partitionGate.Lock()
+		for _, subject := range stale {
+			e.shred.forget(subject)
+		}
+		e.cacheEpoch.Add(1)
+		e.partitionGate.Unlock()
+		e.log.Info("data subjects forgotten by another instance", "subjects", len(stale))
+	}
+}

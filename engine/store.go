@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/plaithq/plait"
+)
+
+// Instance is the materialized record of one aggregate instance. Seq 0 means
+// the instance does not exist yet.
+type Instance struct {
+	Type      string
+	ID        string
+	Seq       int64
+	State     json.RawMessage
+	Lineage   map[string]plait.Lineage
+	Owner     string
+	UpdatedAt time.Time
+}
+
+// Processed is one command after decide: its outcome and, when accepted, its
+// events and the instance's new record.
+type Processed struct {
+	Outcome  plait.Outcome
+	Instance *Instance // nil when rejected
+}
+
+// Log is the durable record the engine writes through. Implementations are
+// safe for concurrent use.
+type Log interface {
+	// Commit records a batch of processed commands atomically and durably:
+	// every command's dedup record and outcome, every event, every new
+	// instance record, or none of them. It assigns increasing positions, in
+	// batch order, to each command's events and then its outcome, writing them
+	// into the batch. When Commit returns nil the batch survives a crash.
+	Commit(ctx context.Context, batch []*Processed) error
+	// Load returns the instance's record, with Seq 0 if it does not exist.
+	Load(ctx context.Context, typ, id string) (Instance, error)
+	// Outcome returns the recorded outcome of command id; ok is false if the
+	// command was never committed.
+	Outcome(ctx context.Context, id string) (out plait.Outcome, ok bool, err error)
+}
+
+// Feed reads the log in position order.
+type Feed interface {
+	// ReadFeed returns up to limit items with positions after after, in
+	// position order: each event, and each command's outcome after its events.
+	ReadFeed(ctx context.Context, after int64, limit int) ([]Item, error)
+	// Head returns the highest position committed.
+	Head(ctx context.Context) (int64, error)
+	// ReadEvents returns up to limit events with positions after after, in
+	// position order, without the outcomes.
+	ReadEvents(ctx context.Context, after int64, limit int) ([]plait.Event, error)
+}
+
+// Item is one entry of the feed: an event or an outcome.
+type Item struct {
+	Position int64
+	Event    *plait.Event   // set for an event
+	Outcome  *plait.Outcome // set for an outcome; its Events are not filled
+	Owner    string         // the owner of the instance concerned
+}
+
+// Checkpoints store how far each subscription has consumed the feed.
+type Checkpoints interface {
+	// Checkpoint returns the subscription's position, 0 if it has none.
+	Checkpoint(ctx context.Context, name string) (int64, error)
+	// SaveCheckpoint durably records the subscription's position.
+	SaveCheckpoint(ctx context.Context, name string, pos int64) error
+}
+
+// Correlations answer what settling a correlation needs.
+type Correlations interface {
+	// LastEventOf returns the highest position of an event of the
+	// correlation whose "type.name" key is in keys, 0 if none.
+	LastEventOf(ctx context.Context, correlationID string, keys []string) (int64, error)
+}
+
+// Views replace a view's materialized state wholesale, for rebuilds.
+type Views interface {
+	// ReplaceView atomically replaces every instance of view type typ with
+	// insts. An instance keeps a seq at least as high as the one it replaces,
+	// so the seqs of its later events never collide with its history.
+	ReplaceView(ctx context.Context, typ string, insts []Instance) error
+}
+
+// FilteredEvents is what a store offers to replay only the events that
+// matter. A store without it is read in full with ReadEvents.
+type FilteredEvents interface {
+	// ReadEventsOf returns up to limit events with positions in
+	// (after, upTo] whose "type.name" key is in keys, in position order.
+	ReadEventsOf(ctx context.Context, after, upTo int64, keys []string, limit int) ([]plait.Event, error)
+}
+
+// StagedViews is what a store offers to rebuild a view with no pause that
+// grows with the view: a copy written beside the live one while it serves,
+// then made live at once. A store without it is rebuilt with ReplaceView.
+type StagedViews interface {
+	// StageView starts an empty copy of view typ, indexed on the fields.
+	StageView(ctx context.Context, typ string, indexes []string) (ViewCopy, error)
+}
+
+// ViewCopy is a copy of a view being rebuilt.
+type ViewCopy interface {
+	// Write puts instances into the copy, replacing earlier writes of the
+	// same ids; each keeps a seq at least as high as its live one's.
+	Write(ctx context.Context, insts []Instance) error
+	// Swap makes the copy the live one, atomically and in a time that does
+	// not grow with the view.
+	Swap(ctx context.Context) error
+	// Cleanup drops the copy that lost: the replaced one after Swap, this
+	// one if Swap was never called.
+	Cleanup(ctx context.Context) error
+}
+
+// Store is everything the engine needs of storage, and the queries it
+// serves from it.
+type Store interface {
+	Log
+	Feed
+	Checkpoints
+	Correlations
+	Queries
+	Views
+}

@@ -1,0 +1,89 @@
+package plait
+
+import (
+	"errors"
+	"strings"
+)
+
+// Error codes Plait itself puts in rejections. Applications add their own.
+const (
+	CodeConflict = "conflict" // expectedSeq did not match the instance's seq
+	CodeInternal = "internal" // the handler panicked or failed
+	CodeInvalid  = "invalid"  // a field's value is not acceptable
+	CodeRequired = "required" // a field is missing
+)
+
+// FieldError annotates one field of a rejected command. Path names the field
+// (for example "lines[0].qty"), Code is a stable machine-readable word and
+// Message explains it to a person.
+type FieldError struct {
+	Path    string `json:"path"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Rejection is the error a decide function returns to reject a command. The
+// command is recorded as rejected with these annotations, and no event.
+type Rejection struct {
+	Errors []FieldError
+}
+
+// Error lists the annotations.
+func (r *Rejection) Error() string {
+	parts := make([]string, len(r.Errors))
+	for i, e := range r.Errors {
+		parts[i] = e.Path + ": " + e.Code + ": " + e.Message
+	}
+	return "plait: rejected: " + strings.Join(parts, "; ")
+}
+
+// Reject returns a rejection with a single annotation.
+func Reject(path, code, message string) error {
+	return &Rejection{Errors: []FieldError{{Path: path, Code: code, Message: message}}}
+}
+
+// Problems collects annotations while a decide function validates a command.
+// The zero value is ready to use.
+type Problems struct {
+	errs []FieldError
+}
+
+// Add records one annotation.
+func (p *Problems) Add(path, code, message string) {
+	p.errs = append(p.errs, FieldError{Path: path, Code: code, Message: message})
+}
+
+// Err returns a *Rejection carrying every annotation added, or nil if none was.
+func (p *Problems) Err() error {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	return &Rejection{Errors: append([]FieldError(nil), p.errs...)}
+}
+
+// Errors returned by the Go API for input that is not a command at all. They
+// are returned before anything is stored.
+var (
+	ErrUnknownType    = errors.New("plait: unknown aggregate type")
+	ErrUnknownCommand = errors.New("plait: unknown command name")
+	ErrBadPayload     = errors.New("plait: command data does not decode")
+	ErrBadID          = errors.New("plait: invalid id")
+	ErrForbidden      = errors.New("plait: forbidden")
+	ErrNotFound       = errors.New("plait: not found")
+	ErrStopped        = errors.New("plait: engine stopped")
+)
+
+// EnvelopeError says what is wrong with a command envelope. It wraps one of
+// the sentinel errors above, so callers can branch with errors.Is.
+type EnvelopeError struct {
+	Field  string // the envelope field at fault, such as "name" or "data"
+	Detail string
+	Err    error
+}
+
+func (e *EnvelopeError) Error() string {
+	return e.Err.Error() + ": " + e.Field + ": " + e.Detail
+}
+
+// Unwrap returns the sentinel error.
+func (e *EnvelopeError) Unwrap() error { return e.Err }

@@ -1,0 +1,19 @@
+// Command orderdesk-lists is orderdesk's lists application alone (the
+// orderList and customerOrders views and their reactors, orderdesk.Lists),
+// with Plait's whole command line. Scaled out it reacts to the events
+// orderdesk-core publishes, so it takes the same --topic-prefix, and a
+// PostgreSQL schema of its own:
+//
+//	orderdesk-lists serve --kafka BROKERS --postgres URL --topic-prefix orderdesk --pg-schema orderdesk_lists
+package main
+
+import (
+	"os"
+
+	"github.com/plaithq/plait/cli"
+	"github.com/plaithq/plait/examples/orderdesk"
+)
+
+func main() {
+	os.Exit(cli.Main(orderdesk.Lists(), os.Args[1:]))
+}

@@ -1,0 +1,124 @@
+package orderdesk
+
+import (
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/plaithq/plait"
+)
+
+// The commands and events of a customer.
+const (
+	CmdCreate       = "create"
+	CmdRename       = "rename"
+	CmdChangeEmail  = "changeEmail"
+	EvtCreated      = "created"
+	EvtRenamed      = "renamed"
+	EvtEmailChanged = "emailChanged"
+)
+
+// CustomerState is a customer's document. A customer exists once it has a
+// name: every accepted command leaves a non-empty one.
+type CustomerState struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+// The data of the customer's commands, and of its events: the command's
+// data, trimmed.
+type (
+	CreateCustomer CustomerState
+	RenameCustomer struct {
+		Name string `json:"name"`
+	}
+	ChangeEmail struct {
+		Email string `json:"email"`
+	}
+	CustomerCreated CustomerState
+	CustomerRenamed RenameCustomer
+	EmailChanged    ChangeEmail
+)
+
+// Customer is the customer aggregate type, its email address personal data.
+func Customer() *plait.Aggregate[CustomerState] { return CustomerWith("email") }
+
+// CustomerWith is the customer aggregate type with the given fields
+// personal data: sealed under the customer's key (its id), and erased
+// everywhere once the customer is forgotten. A sealed field's list index
+// holds sealed values, so lists cannot sort or filter by it.
+func CustomerWith(personal ...string) *plait.Aggregate[CustomerState] {
+	return plait.NewAggregate(CustomerType,
+		plait.Handle(CmdCreate, func(s CustomerState, c plait.Cmd[CreateCustomer]) ([]plait.Change, error) {
+			if s.Name != "" {
+				return nil, plait.Reject("", CodeExists, "this customer exists already")
+			}
+			var p plait.Problems
+			created := CustomerCreated{Name: checkName(&p, c.Data.Name), Email: checkEmail(&p, c.Data.Email)}
+			return emitValid(&p, plait.Emit(EvtCreated, created))
+		}),
+		plait.Handle(CmdRename, func(s CustomerState, c plait.Cmd[RenameCustomer]) ([]plait.Change, error) {
+			if s.Name == "" {
+				return nil, plait.Reject("", CodeNotFound, "there is no such customer")
+			}
+			var p plait.Problems
+			return emitValid(&p, plait.Emit(EvtRenamed, CustomerRenamed{Name: checkName(&p, c.Data.Name)}))
+		}),
+		plait.Handle(CmdChangeEmail, func(s CustomerState, c plait.Cmd[ChangeEmail]) ([]plait.Change, error) {
+			if s.Name == "" {
+				return nil, plait.Reject("", CodeNotFound, "there is no such customer")
+			}
+			var p plait.Problems
+			return emitValid(&p, plait.Emit(EvtEmailChanged, EmailChanged{Email: checkEmail(&p, c.Data.Email)}))
+		}),
+		plait.Apply(EvtCreated, func(_ CustomerState, e CustomerCreated) CustomerState { return CustomerState(e) }),
+		plait.Apply(EvtRenamed, func(s CustomerState, e CustomerRenamed) CustomerState {
+			return CustomerState{Name: e.Name, Email: s.Email}
+		}),
+		plait.Apply(EvtEmailChanged, func(s CustomerState, e EmailChanged) CustomerState {
+			return CustomerState{Name: s.Name, Email: e.Email}
+		}),
+		plait.Personal[CustomerState](plait.SubjectIsID, personal...),
+		plait.Indexed[CustomerState]("name", "email"),
+		plait.Schema[CustomerState](CmdCreate, CreateCustomerSchema),
+		plait.Schema[CustomerState](CmdRename, RenameCustomerSchema),
+		plait.Schema[CustomerState](CmdChangeEmail, ChangeEmailSchema),
+	)
+}
+
+// checkName returns the name trimmed, annotating p if it is empty or too long.
+func checkName(p *plait.Problems, name string) string {
+	name = strings.TrimSpace(name)
+	addIf(p, name == "", "name", plait.CodeRequired, "a name is required")
+	addIf(p, utf8.RuneCountInString(name) > 100, "name", CodeTooLong, "a name has at most 100 characters")
+	return name
+}
+
+// checkEmail returns the address trimmed, annotating p unless it is a bare
+// address such as ann@example.com: no display name, no angle brackets.
+func checkEmail(p *plait.Problems, email string) string {
+	email = strings.TrimSpace(email)
+	a, err := mail.ParseAddress(email)
+	switch {
+	case email == "":
+		p.Add("email", plait.CodeRequired, "an email address is required")
+	case err != nil || a.Address != email: // a display name or brackets are more than the address
+		p.Add("email", plait.CodeInvalid, "not an email address such as ann@example.com")
+	}
+	return email
+}
+
+// emitValid returns change, or the rejection if p holds annotations.
+func emitValid(p *plait.Problems, change plait.Change) ([]plait.Change, error) {
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return []plait.Change{change}, nil
+}
+
+// addIf annotates path with code and message if bad holds.
+func addIf(p *plait.Problems, bad bool, path, code, message string) {
+	if bad {
+		p.Add(path, code, message)
+	}
+}

@@ -1,0 +1,118 @@
+package orderdesk_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/plaittest"
+)
+
+// M is a JSON object, to write commands and events as they travel.
+type M = map[string]any
+
+var (
+	customer = orderdesk.Customer()
+	created  = plait.Emit("created", M{"name": "Ann Lee", "email": "ann@example.com"})
+)
+
+func TestCreateACustomer(t *testing.T) {
+	plaittest.Given(customer).
+		When("create", M{"name": "Ann Lee", "email": "ann@example.com"}).
+		ThenEvents(t, created).
+		ThenState(t, M{"name": "Ann Lee", "email": "ann@example.com"})
+}
+
+func TestCreateTrimsNameAndEmail(t *testing.T) {
+	plaittest.Given(customer).
+		When("create", M{"name": "  Ann Lee ", "email": " ann@example.com\t"}).
+		ThenEvents(t, created)
+}
+
+func TestCreateOnAnExistingCustomerIsRejected(t *testing.T) {
+	plaittest.Given(customer, created).
+		When("create", M{"name": "Bob", "email": "bob@example.com"}).
+		ThenRejectedWith(t, plaittest.Field("", "exists"))
+}
+
+func TestANameHasOneToAHundredCharacters(t *testing.T) {
+	for _, name := range []string{"A", strings.Repeat("é", 100), strings.Repeat("x", 100)} {
+		plaittest.Given(customer).
+			When("create", M{"name": name, "email": "ann@example.com"}).
+			ThenEvents(t, plait.Emit("created", M{"name": name, "email": "ann@example.com"}))
+	}
+	for name, code := range map[string]string{
+		"":                             "required",
+		"   \t":                        "required",
+		strings.Repeat("é", 101):       "too_long",
+		strings.Repeat("x", 101):       "too_long",
+		" " + strings.Repeat("x", 101): "too_long",
+	} {
+		plaittest.Given(customer).
+			When("create", M{"name": name, "email": "ann@example.com"}).
+			ThenRejectedWith(t, plaittest.Field("name", code))
+		plaittest.Given(customer, created).
+			When("rename", M{"name": name}).
+			ThenRejectedWith(t, plaittest.Field("name", code))
+	}
+}
+
+func TestAnEmailIsABareValidAddress(t *testing.T) {
+	for email, code := range map[string]string{
+		"":                                 "required",
+		"  ":                               "required",
+		"ann":                              "invalid",
+		"ann@":                             "invalid",
+		"@example.com":                     "invalid",
+		"ann@@example.com":                 "invalid",
+		"Ann <ann@example.com>":            "invalid",
+		"<ann@example.com>":                "invalid",
+		"ann@example.com, bob@example.com": "invalid",
+	} {
+		plaittest.Given(customer).
+			When("create", M{"name": "Ann", "email": email}).
+			ThenRejectedWith(t, plaittest.Field("email", code))
+		plaittest.Given(customer, created).
+			When("changeEmail", M{"email": email}).
+			ThenRejectedWith(t, plaittest.Field("email", code))
+	}
+}
+
+func TestCreateReportsEveryBadField(t *testing.T) {
+	plaittest.Given(customer).
+		When("create", M{"name": "", "email": "nope"}).
+		ThenRejectedWith(t, plaittest.Field("name", "required"), plaittest.Field("email", "invalid"))
+}
+
+func TestRenameACustomer(t *testing.T) {
+	plaittest.Given(customer, created).
+		When("rename", M{"name": "Ann Smith"}).
+		ThenEvents(t, plait.Emit("renamed", M{"name": "Ann Smith"})).
+		ThenState(t, M{"name": "Ann Smith", "email": "ann@example.com"})
+}
+
+func TestChangeACustomersEmail(t *testing.T) {
+	plaittest.Given(customer, created).
+		When("changeEmail", M{"email": "ann@lee.example"}).
+		ThenEvents(t, plait.Emit("emailChanged", M{"email": "ann@lee.example"})).
+		ThenState(t, M{"name": "Ann Lee", "email": "ann@lee.example"})
+}
+
+func TestCommandsOnAMissingCustomerAreRejected(t *testing.T) {
+	plaittest.Given(customer).
+		When("rename", M{"name": "Ann"}).
+		ThenRejectedWith(t, plaittest.Field("", "not_found"))
+	plaittest.Given(customer).
+		When("changeEmail", M{"email": "ann@example.com"}).
+		ThenRejectedWith(t, plaittest.Field("", "not_found"))
+}
+
+func TestCustomerDataThatDoesNotDecodeIsNoCommand(t *testing.T) {
+	plaittest.Given(customer).
+		When("create", M{"name": "Ann", "email": "ann@example.com", "age": 3}).
+		ThenError(t, plait.ErrBadPayload)
+	plaittest.Given(customer).
+		When("delete", M{}).
+		ThenError(t, plait.ErrUnknownCommand)
+}

@@ -1,0 +1,108 @@
+package orderdesk_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/plaittest"
+)
+
+var (
+	order     = orderdesk.Order()
+	twoLines  = []M{{"sku": "TEA", "qty": 2, "price": 4.5}, {"sku": "MUG", "qty": 1, "price": 12}}
+	placed    = plait.Emit("placed", M{"customerId": "c1", "lines": twoLines, "total": 21, "currency": "EUR", "placedAt": plaittest.FixedTime})
+	shipped   = plait.Emit("shipped", M{"at": plaittest.FixedTime})
+	cancelled = plait.Emit("cancelled", M{"reason": "changed my mind", "at": plaittest.FixedTime})
+)
+
+func TestPlaceAnOrder(t *testing.T) {
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1", "lines": twoLines}).
+		ThenEvents(t, placed).
+		ThenState(t, M{"customerId": "c1", "lines": twoLines, "total": 21, "currency": "EUR", "status": "placed", "placedAt": plaittest.FixedTime})
+}
+
+func TestTheTotalIsTheSumOfQtyTimesPrice(t *testing.T) {
+	lines := []M{{"sku": "A", "qty": 3, "price": 0.5}, {"sku": "B", "qty": 1, "price": 0}, {"sku": "C", "qty": 10, "price": 2.25}}
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1", "lines": lines}).
+		ThenEvents(t, plait.Emit("placed", M{"customerId": "c1", "lines": lines, "total": 24, "currency": "EUR", "placedAt": plaittest.FixedTime}))
+}
+
+func TestPlaceOnAnExistingOrderIsRejected(t *testing.T) {
+	plaittest.Given(order, placed).
+		When("place", M{"customerId": "c1", "lines": twoLines}).
+		ThenRejectedWith(t, plaittest.Field("", "exists"))
+}
+
+func TestAnOrderHasAtLeastOneLine(t *testing.T) {
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1", "lines": []M{}}).
+		ThenRejectedWith(t, plaittest.Field("lines", "required"))
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1"}).
+		ThenRejectedWith(t, plaittest.Field("lines", "required"))
+}
+
+func TestAnOrderNeedsACustomer(t *testing.T) {
+	plaittest.Given(order).
+		When("place", M{"customerId": " ", "lines": twoLines}).
+		ThenRejectedWith(t, plaittest.Field("customerId", "required"))
+}
+
+func TestEachLineHasASkuAQtyOfAtLeastOneAndAPriceOfAtLeastZero(t *testing.T) {
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1", "lines": []M{
+			{"sku": "TEA", "qty": 1, "price": 0},
+			{"sku": "TEA", "qty": 0, "price": 1},
+			{"sku": "TEA", "qty": -2, "price": -0.01},
+			{"sku": "", "qty": 1, "price": 1},
+		}}).
+		ThenRejectedWith(t,
+			plaittest.Field("lines[1].qty", "invalid"),
+			plaittest.Field("lines[2].qty", "invalid"),
+			plaittest.Field("lines[2].price", "invalid"),
+			plaittest.Field("lines[3].sku", "required"),
+		)
+}
+
+func TestShipAPlacedOrder(t *testing.T) {
+	plaittest.Given(order, placed).
+		When("ship", M{}).
+		ThenEvents(t, shipped).
+		ThenState(t, M{"customerId": "c1", "lines": twoLines, "total": 21, "currency": "EUR", "status": "shipped", "placedAt": plaittest.FixedTime})
+}
+
+func TestCancelAPlacedOrder(t *testing.T) {
+	plaittest.Given(order, placed).
+		When("cancel", M{"reason": "changed my mind"}).
+		ThenEvents(t, cancelled).
+		ThenState(t, M{"customerId": "c1", "lines": twoLines, "total": 21, "currency": "EUR", "status": "cancelled", "placedAt": plaittest.FixedTime})
+}
+
+func TestAShippedOrCancelledOrderStaysSo(t *testing.T) {
+	plaittest.Given(order, placed, cancelled).When("ship", M{}).ThenRejectedWith(t, plaittest.Field("", "invalid_state"))
+	plaittest.Given(order, placed, shipped).When("cancel", M{"reason": "late"}).ThenRejectedWith(t, plaittest.Field("", "invalid_state"))
+	plaittest.Given(order, placed, shipped).When("ship", M{}).ThenRejectedWith(t, plaittest.Field("", "invalid_state"))
+	plaittest.Given(order, placed, cancelled).When("cancel", M{}).ThenRejectedWith(t, plaittest.Field("", "invalid_state"))
+}
+
+func TestShipOrCancelAMissingOrderIsRejected(t *testing.T) {
+	plaittest.Given(order).When("ship", M{}).ThenRejectedWith(t, plaittest.Field("", "not_found"))
+	plaittest.Given(order).When("cancel", M{"reason": "x"}).ThenRejectedWith(t, plaittest.Field("", "not_found"))
+}
+
+func TestOrderEventsCarryTheCommandsTime(t *testing.T) {
+	at := plaittest.FixedTime.Add(90 * time.Minute)
+	plaittest.Given(order, placed).At(at).
+		When("ship", M{}).
+		ThenEvents(t, plait.Emit("shipped", M{"at": at}))
+}
+
+func TestOrderDataThatDoesNotDecodeIsNoCommand(t *testing.T) {
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1", "lines": []M{{"sku": "TEA", "qty": 1.5, "price": 1}}}).
+		ThenError(t, plait.ErrBadPayload)
+}

@@ -1,0 +1,80 @@
+// Package orderdesk is Plait's demo application: customers place orders, and
+// a list of orders shows each with its customer's current name.
+//
+// The customer and order aggregate types validate commands and record
+// events. The orderList view has one item per order; reactors feed it from
+// the order events and, through the customerOrders helper view, from the
+// customer events, so that renaming a customer updates every item of its
+// orders. Every field of an item carries the lineage of the event it came
+// from.
+package orderdesk
+
+import "github.com/plaithq/plait"
+
+// The aggregate types of the application.
+const (
+	CustomerType       = "customer"
+	OrderType          = "order"
+	OrderListType      = "orderList"
+	CustomerOrdersType = "customerOrders"
+)
+
+// The rejection codes of the application, beside plait.CodeRequired and
+// plait.CodeInvalid. Codes about the whole command have an empty path.
+const (
+	CodeExists       = "exists"        // create or place on an instance that exists
+	CodeNotFound     = "not_found"     // any other command on one that does not
+	CodeInvalidState = "invalid_state" // ship or cancel an order that is not placed
+	CodeTooLong      = "too_long"      // a field's value is longer than allowed
+)
+
+// App is the orderdesk application. Every user may send every command and
+// see every instance. A customer's email address is personal data; the
+// name is not, so that the lists can sort and search by it.
+func App() plait.App { return app(Customer()) }
+
+// PrivateApp is orderdesk for a deployment that must be able to forget a
+// customer entirely: the name is personal data too, sealed in the log, the
+// state and the list items that copy it, and erased everywhere on forget.
+// Lists can then not sort or search by customer name.
+func PrivateApp() plait.App { return app(CustomerWith("name", "email")) }
+
+// The names of orderdesk's applications when it runs as two of them.
+const (
+	CoreName  = "orderdesk_core"
+	ListsName = "orderdesk_lists"
+)
+
+// Core is the part of orderdesk that decides what customers and orders
+// do: the customer and order aggregate types, and no reactor. With Lists
+// it is orderdesk as two applications, each deployed and scaled on its
+// own: scaled out, each is its own Kafka consumer group, and Lists reacts
+// to the events Core publishes (the two share a topic prefix; each type's
+// topics belong to the one application that owns the type).
+func Core() plait.App {
+	return plait.App{
+		Name:       CoreName,
+		Aggregates: []plait.Definition{Customer(), Order()},
+		Upcasters:  []plait.Upcaster{PlacedV1ToV2()},
+	}
+}
+
+// Lists is the part of orderdesk that keeps the lists: the orderList and
+// customerOrders views and the reactors that feed them from the customer
+// and order events of Core, which it consumes from Kafka.
+func Lists() plait.App {
+	return plait.App{
+		Name:       ListsName,
+		Aggregates: []plait.Definition{OrderList(), CustomerOrders()},
+		Reactors:   []*plait.Reactor{OrderListFeed(), CustomerNameFanout()},
+	}
+}
+
+func app(customer plait.Definition) plait.App {
+	return plait.App{
+		Name:       "orderdesk",
+		Aggregates: []plait.Definition{customer, Order(), OrderList(), CustomerOrders()},
+		Reactors:   []*plait.Reactor{OrderListFeed(), CustomerNameFanout()},
+		Upcasters:  []plait.Upcaster{PlacedV1ToV2()},
+	}
+}

@@ -1,0 +1,228 @@
+package orderdesk
+
+import (
+	"slices"
+	"time"
+
+	"github.com/plaithq/plait"
+)
+
+// The commands and events of the orderList and customerOrders views, and the
+// reactors that feed them.
+//
+//	order placed               → orderList setOrder + setStatus, customerOrders addOrder
+//	order shipped, cancelled   → orderList setStatus
+//	customer created, renamed  → customerOrders setName
+//	customerOrders nameSet     → orderList setCustomerName for each of its orders
+//	customerOrders orderAdded  → orderList setCustomerName for that order, once the name is known
+//
+// Every command carries the lineage of the source event, and a view applies
+// it only if that event is newer than the one behind the fields it sets, so
+// the views converge whatever order the commands arrive in. A stale command
+// is accepted with no event.
+const (
+	CmdSetOrder        = "setOrder"
+	CmdSetStatus       = "setStatus"
+	CmdSetCustomerName = "setCustomerName"
+	EvtOrderSet        = "orderSet"
+	EvtStatusSet       = "statusSet"
+	EvtCustomerNameSet = "customerNameSet"
+
+	CmdSetName    = "setName"
+	CmdAddOrder   = "addOrder"
+	EvtNameSet    = "nameSet"
+	EvtOrderAdded = "orderAdded"
+
+	OrderListFeedName      = "orderListFeed"
+	CustomerNameFanoutName = "customerNameFanout"
+)
+
+// OrderItem is the state of an orderList item, one per order (same id).
+type OrderItem struct {
+	CustomerName string    `json:"customerName"`
+	Total        float64   `json:"total"`
+	Currency     string    `json:"currency,omitempty"`
+	Status       string    `json:"status"`
+	Lines        int       `json:"lines"`
+	PlacedAt     time.Time `json:"placedAt,omitzero"`
+}
+
+// SetOrder is the data of the setOrder command and of the orderSet event.
+type SetOrder struct {
+	Source   plait.Lineage `json:"source"`
+	Total    float64       `json:"total"`
+	Currency string        `json:"currency,omitempty"`
+	Lines    int           `json:"lines"`
+	PlacedAt time.Time     `json:"placedAt"`
+}
+
+// SetStatus is the data of the setStatus command and of the statusSet event.
+type SetStatus struct {
+	Source plait.Lineage `json:"source"`
+	Status string        `json:"status"`
+}
+
+// SetCustomerName is the data of the setCustomerName command and of the
+// customerNameSet event.
+type SetCustomerName struct {
+	Source       plait.Lineage `json:"source"`
+	CustomerName string        `json:"customerName"`
+}
+
+// OrderList is the orderList view: one item per order, with its customer's
+// name, total, status, number of lines and time placed.
+func OrderList() *plait.Aggregate[OrderItem] {
+	return plait.NewAggregate(OrderListType,
+		plait.AsView[OrderItem](),
+		plait.Indexed[OrderItem]("customerName", "status", "placedAt", "total"),
+		plait.Handle(CmdSetOrder, func(s OrderItem, c plait.Cmd[SetOrder]) ([]plait.Change, error) {
+			return emitIfNewer(c.Data.Source, c.Lineage["total"].Seq, EvtOrderSet, c.Data, "total", "currency", "lines", "placedAt"), nil
+		}),
+		plait.Handle(CmdSetStatus, func(s OrderItem, c plait.Cmd[SetStatus]) ([]plait.Change, error) {
+			return emitIfNewer(c.Data.Source, c.Lineage["status"].Seq, EvtStatusSet, c.Data, "status"), nil
+		}),
+		plait.Handle(CmdSetCustomerName, func(s OrderItem, c plait.Cmd[SetCustomerName]) ([]plait.Change, error) {
+			return emitIfNewer(c.Data.Source, c.Lineage["customerName"].Seq, EvtCustomerNameSet, c.Data, "customerName"), nil
+		}),
+		plait.Apply(EvtOrderSet, func(s OrderItem, e SetOrder) OrderItem {
+			s.Total, s.Currency, s.Lines, s.PlacedAt = e.Total, e.Currency, e.Lines, e.PlacedAt
+			return s
+		}),
+		plait.Apply(EvtStatusSet, func(s OrderItem, e SetStatus) OrderItem {
+			s.Status = e.Status
+			return s
+		}),
+		plait.Apply(EvtCustomerNameSet, func(s OrderItem, e SetCustomerName) OrderItem {
+			s.CustomerName = e.CustomerName
+			return s
+		}),
+	)
+}
+
+// emitIfNewer emits the event name with data and the lineage src for fields,
+// unless src is not newer than seq, the source of what the fields hold.
+func emitIfNewer[E any](src plait.Lineage, seq int64, name string, data E, fields ...string) []plait.Change {
+	if src.Seq <= seq {
+		return nil
+	}
+	return []plait.Change{plait.Emit(name, data).From(src, fields...)}
+}
+
+// CustomerOrdersState is the state of a customerOrders instance, one per
+// customer (same id): the customer's latest name, the lineage of the event
+// that set it, and the ids of the customer's orders. Reactors cannot query;
+// this view is how a rename finds the list items to update.
+type CustomerOrdersState struct {
+	Name       string        `json:"name"`
+	NameSource plait.Lineage `json:"nameSource"`
+	OrderIDs   []string      `json:"orderIds"`
+}
+
+// SetName is the data of the setName command.
+type SetName struct {
+	Source plait.Lineage `json:"source"`
+	Name   string        `json:"name"`
+}
+
+// AddOrder is the data of the addOrder command.
+type AddOrder struct {
+	Source  plait.Lineage `json:"source"`
+	OrderID string        `json:"orderId"`
+}
+
+// NameSet is the data of the nameSet event: the new name, its source, and
+// the orders whose items show it.
+type NameSet struct {
+	Source   plait.Lineage `json:"source"`
+	Name     string        `json:"name"`
+	OrderIDs []string      `json:"orderIds"`
+}
+
+// OrderAdded is the data of the orderAdded event: the new order and the
+// customer's name as known so far (empty with a zero source if not yet).
+type OrderAdded struct {
+	Source     plait.Lineage `json:"source"`
+	OrderID    string        `json:"orderId"`
+	Name       string        `json:"name"`
+	NameSource plait.Lineage `json:"nameSource"`
+}
+
+// CustomerOrders is the customerOrders helper view: per customer, its name
+// and the ids of its orders.
+func CustomerOrders() *plait.Aggregate[CustomerOrdersState] {
+	return plait.NewAggregate(CustomerOrdersType,
+		plait.AsView[CustomerOrdersState](),
+		plait.Handle(CmdSetName, func(s CustomerOrdersState, c plait.Cmd[SetName]) ([]plait.Change, error) {
+			return emitIfNewer(c.Data.Source, s.NameSource.Seq, EvtNameSet,
+				NameSet{Source: c.Data.Source, Name: c.Data.Name, OrderIDs: s.OrderIDs}, "name"), nil
+		}),
+		plait.Handle(CmdAddOrder, func(s CustomerOrdersState, c plait.Cmd[AddOrder]) ([]plait.Change, error) {
+			if slices.Contains(s.OrderIDs, c.Data.OrderID) {
+				return nil, nil
+			}
+			return []plait.Change{plait.Emit(EvtOrderAdded, OrderAdded{
+				Source: c.Data.Source, OrderID: c.Data.OrderID, Name: s.Name, NameSource: s.NameSource,
+			}).From(c.Data.Source, "orderIds")}, nil
+		}),
+		plait.Apply(EvtNameSet, func(s CustomerOrdersState, e NameSet) CustomerOrdersState {
+			s.Name, s.NameSource = e.Name, e.Source
+			return s
+		}),
+		plait.Apply(EvtOrderAdded, func(s CustomerOrdersState, e OrderAdded) CustomerOrdersState {
+			s.OrderIDs = append(s.OrderIDs, e.OrderID)
+			return s
+		}),
+	)
+}
+
+// OrderListFeed is the reactor that turns order and customer events into
+// commands for the orderList and customerOrders views.
+func OrderListFeed() *plait.Reactor {
+	// created and renamed both carry the name; the reactor reads only that.
+	setName := func(e plait.Evt[CustomerRenamed]) []plait.Dispatch {
+		return []plait.Dispatch{plait.Send(CustomerOrdersType, e.AggregateID, CmdSetName, SetName{Source: e.Source(), Name: e.Data.Name})}
+	}
+	// shipped and cancelled move the status; their data is not needed.
+	setStatus := func(status string) func(plait.Evt[struct{}]) []plait.Dispatch {
+		return func(e plait.Evt[struct{}]) []plait.Dispatch {
+			return []plait.Dispatch{plait.Send(OrderListType, e.AggregateID, CmdSetStatus, SetStatus{Source: e.Source(), Status: status})}
+		}
+	}
+	return plait.NewReactor(OrderListFeedName,
+		plait.On(OrderType, EvtPlaced, func(e plait.Evt[OrderPlaced]) []plait.Dispatch {
+			src := e.Source()
+			return []plait.Dispatch{
+				plait.Send(OrderListType, e.AggregateID, CmdSetOrder, SetOrder{
+					Source: src, Total: e.Data.Total, Currency: e.Data.Currency, Lines: len(e.Data.Lines), PlacedAt: e.Data.PlacedAt,
+				}),
+				plait.Send(OrderListType, e.AggregateID, CmdSetStatus, SetStatus{Source: src, Status: StatusPlaced}),
+				plait.Send(CustomerOrdersType, e.Data.CustomerID, CmdAddOrder, AddOrder{Source: src, OrderID: e.AggregateID}),
+			}
+		}),
+		plait.On(OrderType, EvtShipped, setStatus(StatusShipped)),
+		plait.On(OrderType, EvtCancelled, setStatus(StatusCancelled)),
+		plait.On(CustomerType, EvtCreated, setName),
+		plait.On(CustomerType, EvtRenamed, setName),
+	)
+}
+
+// CustomerNameFanout is the reactor that copies a customer's name from
+// customerOrders to the orderList items of the customer's orders.
+func CustomerNameFanout() *plait.Reactor {
+	return plait.NewReactor(CustomerNameFanoutName,
+		plait.On(CustomerOrdersType, EvtNameSet, func(e plait.Evt[NameSet]) []plait.Dispatch {
+			ds := make([]plait.Dispatch, len(e.Data.OrderIDs))
+			for i, id := range e.Data.OrderIDs {
+				ds[i] = plait.Send(OrderListType, id, CmdSetCustomerName, SetCustomerName{Source: e.Data.Source, CustomerName: e.Data.Name})
+			}
+			return ds
+		}),
+		plait.On(CustomerOrdersType, EvtOrderAdded, func(e plait.Evt[OrderAdded]) []plait.Dispatch {
+			if e.Data.NameSource.Seq == 0 {
+				return nil
+			}
+			return []plait.Dispatch{plait.Send(OrderListType, e.Data.OrderID, CmdSetCustomerName,
+				SetCustomerName{Source: e.Data.NameSource, CustomerName: e.Data.Name})}
+		}),
+	)
+}

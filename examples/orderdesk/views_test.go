@@ -1,0 +1,164 @@
+package orderdesk_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/plaittest"
+)
+
+var (
+	orderList      = orderdesk.OrderList()
+	customerOrders = orderdesk.CustomerOrders()
+	placedAt       = plaittest.FixedTime
+	o1Placed       = plait.Lineage{Type: "order", AggregateID: "o1", Seq: 1}
+	o1Shipped      = plait.Lineage{Type: "order", AggregateID: "o1", Seq: 2}
+	c1Created      = plait.Lineage{Type: "customer", AggregateID: "c1", Seq: 1}
+	c1Renamed      = plait.Lineage{Type: "customer", AggregateID: "c1", Seq: 2}
+	c1Renamed2     = plait.Lineage{Type: "customer", AggregateID: "c1", Seq: 3}
+)
+
+// event is an event of a source aggregate as a reactor receives it.
+func event(typ, id string, seq int64, name string, data any) plait.Event {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		panic(err)
+	}
+	return plait.Event{
+		ID: fmt.Sprintf("%s-%s-%d", typ, id, seq), Type: typ, AggregateID: id, Seq: seq, Name: name, Data: raw,
+		CorrelationID: "corr", User: "ann", At: placedAt,
+	}
+}
+
+// dispatch is the part of a command a reactor decides: where it goes and what it says.
+type dispatch struct {
+	Type, AggregateID, Name string
+	Data                    any
+}
+
+func thenCommands(t *testing.T, r *plait.Reactor, ev plait.Event, want ...dispatch) []plait.Command {
+	t.Helper()
+	cmds, err := r.React(ev)
+	if err != nil {
+		t.Fatalf("%s on %s.%s: %v", r.Name(), ev.Type, ev.Name, err)
+	}
+	var got []dispatch
+	for _, c := range cmds {
+		var data any
+		if err := json.Unmarshal(c.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, dispatch{c.Type, c.AggregateID, c.Name, data})
+	}
+	for i := range want {
+		raw, _ := json.Marshal(want[i].Data)
+		want[i].Data = nil
+		if err := json.Unmarshal(raw, &want[i].Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s on %s.%s:\n got: %v\nwant: %v", r.Name(), ev.Type, ev.Name, got, want)
+	}
+	return cmds
+}
+
+func TestAPlacedOrderFeedsItsListItemAndItsCustomersOrders(t *testing.T) {
+	ev := event("order", "o1", 1, "placed", M{"customerId": "c1", "lines": twoLines, "total": 21, "currency": "EUR", "placedAt": placedAt})
+	cmds := thenCommands(t, orderdesk.OrderListFeed(), ev,
+		dispatch{"orderList", "o1", "setOrder", M{"source": o1Placed, "total": 21, "currency": "EUR", "lines": 2, "placedAt": placedAt}},
+		dispatch{"orderList", "o1", "setStatus", M{"source": o1Placed, "status": "placed"}},
+		dispatch{"customerOrders", "c1", "addOrder", M{"source": o1Placed, "orderId": "o1"}},
+	)
+	again, _ := orderdesk.OrderListFeed().React(ev)
+	for i, c := range cmds {
+		if c.ID != again[i].ID || c.CausationID != ev.ID || c.CorrelationID != ev.CorrelationID {
+			t.Errorf("command %d: id %s, then %s, caused by %s in %s: want the same id each time, caused by %s in %s",
+				i, c.ID, again[i].ID, c.CausationID, c.CorrelationID, ev.ID, ev.CorrelationID)
+		}
+	}
+}
+
+func TestShippedAndCancelledOrdersSetTheItemsStatus(t *testing.T) {
+	thenCommands(t, orderdesk.OrderListFeed(), event("order", "o1", 2, "shipped", M{"at": placedAt}),
+		dispatch{"orderList", "o1", "setStatus", M{"source": o1Shipped, "status": "shipped"}})
+	o2Cancelled := plait.Lineage{Type: "order", AggregateID: "o2", Seq: 2}
+	thenCommands(t, orderdesk.OrderListFeed(), event("order", "o2", 2, "cancelled", M{"reason": "r", "at": placedAt}),
+		dispatch{"orderList", "o2", "setStatus", M{"source": o2Cancelled, "status": "cancelled"}})
+}
+
+func TestCustomerNamesGoToTheirCustomerOrders(t *testing.T) {
+	thenCommands(t, orderdesk.OrderListFeed(), event("customer", "c1", 1, "created", M{"name": "Ann", "email": "ann@example.com"}),
+		dispatch{"customerOrders", "c1", "setName", M{"source": c1Created, "name": "Ann"}})
+	thenCommands(t, orderdesk.OrderListFeed(), event("customer", "c1", 2, "renamed", M{"name": "Anna"}),
+		dispatch{"customerOrders", "c1", "setName", M{"source": c1Renamed, "name": "Anna"}})
+	thenCommands(t, orderdesk.OrderListFeed(), event("customer", "c1", 3, "emailChanged", M{"email": "a@example.com"}))
+}
+
+func TestANewNameFansOutToEveryOrderOfTheCustomer(t *testing.T) {
+	ev := event("customerOrders", "c1", 3, "nameSet", M{"source": c1Renamed, "name": "Anna", "orderIds": []string{"o1", "o2"}})
+	thenCommands(t, orderdesk.CustomerNameFanout(), ev,
+		dispatch{"orderList", "o1", "setCustomerName", M{"source": c1Renamed, "customerName": "Anna"}},
+		dispatch{"orderList", "o2", "setCustomerName", M{"source": c1Renamed, "customerName": "Anna"}},
+	)
+}
+
+func TestANewOrderGetsTheNameKnownSoFar(t *testing.T) {
+	known := event("customerOrders", "c1", 2, "orderAdded", M{"source": o1Placed, "orderId": "o1", "name": "Ann", "nameSource": c1Created})
+	thenCommands(t, orderdesk.CustomerNameFanout(), known,
+		dispatch{"orderList", "o1", "setCustomerName", M{"source": c1Created, "customerName": "Ann"}})
+	unknown := event("customerOrders", "c1", 1, "orderAdded", M{"source": o1Placed, "orderId": "o1", "name": "", "nameSource": plait.Lineage{}})
+	thenCommands(t, orderdesk.CustomerNameFanout(), unknown)
+}
+
+func TestSetOrderFillsTheItemWithLineage(t *testing.T) {
+	plaittest.Given(orderList).For("o1").
+		When("setOrder", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
+		ThenEvents(t, plait.Emit("orderSet", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
+			From(o1Placed, "total", "currency", "lines", "placedAt")).
+		ThenState(t, M{"customerName": "", "total": 21, "status": "", "lines": 2, "placedAt": placedAt})
+}
+
+func TestAnItemIgnoresStaleUpdates(t *testing.T) {
+	shippedItem := plaittest.Given(orderList,
+		plait.Emit("statusSet", orderdesk.SetStatus{Source: o1Shipped, Status: "shipped"}).From(o1Shipped, "status"),
+		plait.Emit("customerNameSet", orderdesk.SetCustomerName{Source: c1Renamed, CustomerName: "Anna"}).From(c1Renamed, "customerName"),
+	).For("o1")
+	shippedItem.When("setStatus", orderdesk.SetStatus{Source: o1Placed, Status: "placed"}).ThenNoEvents(t)
+	shippedItem.When("setStatus", orderdesk.SetStatus{Source: o1Shipped, Status: "shipped"}).ThenNoEvents(t)
+	shippedItem.When("setCustomerName", orderdesk.SetCustomerName{Source: c1Created, CustomerName: "Ann"}).ThenNoEvents(t)
+	shippedItem.When("setOrder", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
+		ThenEvents(t, plait.Emit("orderSet", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
+			From(o1Placed, "total", "currency", "lines", "placedAt")).
+		ThenState(t, M{"customerName": "Anna", "total": 21, "status": "shipped", "lines": 2, "placedAt": placedAt})
+	shippedItem.When("setCustomerName", orderdesk.SetCustomerName{Source: c1Renamed2, CustomerName: "Annie"}).
+		ThenEvents(t, plait.Emit("customerNameSet", orderdesk.SetCustomerName{Source: c1Renamed2, CustomerName: "Annie"}).
+			From(c1Renamed2, "customerName"))
+}
+
+func TestCustomerOrdersRemembersTheNameAndTheOrders(t *testing.T) {
+	o2Placed := plait.Lineage{Type: "order", AggregateID: "o2", Seq: 1}
+	plaittest.Given(customerOrders).For("c1").
+		When("addOrder", orderdesk.AddOrder{Source: o1Placed, OrderID: "o1"}).
+		ThenEvents(t, plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o1Placed, OrderID: "o1"}).From(o1Placed, "orderIds")).
+		ThenState(t, M{"name": "", "nameSource": plait.Lineage{}, "orderIds": []string{"o1"}})
+
+	withOrder := plaittest.Given(customerOrders,
+		plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o1Placed, OrderID: "o1"}),
+		plait.Emit("nameSet", orderdesk.NameSet{Source: c1Created, Name: "Ann", OrderIDs: []string{"o1"}}),
+	).For("c1")
+	withOrder.When("setName", orderdesk.SetName{Source: c1Renamed, Name: "Anna"}).
+		ThenEvents(t, plait.Emit("nameSet", orderdesk.NameSet{Source: c1Renamed, Name: "Anna", OrderIDs: []string{"o1"}}).
+			From(c1Renamed, "name")).
+		ThenState(t, M{"name": "Anna", "nameSource": c1Renamed, "orderIds": []string{"o1"}})
+	withOrder.When("addOrder", orderdesk.AddOrder{Source: o2Placed, OrderID: "o2"}).
+		ThenEvents(t, plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o2Placed, OrderID: "o2", Name: "Ann", NameSource: c1Created}).
+			From(o2Placed, "orderIds")).
+		ThenState(t, M{"name": "Ann", "nameSource": c1Created, "orderIds": []string{"o1", "o2"}})
+	withOrder.When("addOrder", orderdesk.AddOrder{Source: o1Placed, OrderID: "o1"}).ThenNoEvents(t)
+	withOrder.When("setName", orderdesk.SetName{Source: c1Created, Name: "Ann"}).ThenNoEvents(t)
+}

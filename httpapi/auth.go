@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/plaithq/plait"
+)
+
+// Auth authenticates requests by their bearer JWT: an HS256 token signed
+// with a shared secret, or an RS256/ES256 token signed by a key of a JWKS.
+// Only the algorithms of the chosen kind are accepted (never "none"), the
+// token must carry an expiry, the user's id is its "sub" claim and the
+// user's roles its "roles" claim, an array of strings.
+type Auth struct {
+	parser  *jwt.Parser
+	keyfunc jwt.Keyfunc
+}
+
+// Leeway is the clock skew tolerated on a token's exp and nbf.
+const Leeway = 30 * time.Second
+
+// NewHS256Auth accepts HS256 tokens signed with secret. An empty secret
+// accepts no token.
+func NewHS256Auth(secret []byte) *Auth {
+	key := bytes.Clone(secret)
+	return newAuth([]string{"HS256"}, func(*jwt.Token) (any, error) {
+		if len(key) == 0 {
+			return nil, errors.New("no secret configured")
+		}
+		return key, nil
+	})
+}
+
+// NewJWKSAuth accepts RS256 and ES256 tokens signed by a key of the JSON Web
+// Key Set at url. It fetches the set now, within ctx, and fetches it again
+// when a token names a key id it does not know (at most every few seconds),
+// so keys can be rotated without a restart.
+func NewJWKSAuth(ctx context.Context, url string) (*Auth, error) {
+	ks := newJWKS(url, nil)
+	if err := ks.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("httpapi: load the JWKS: %w", err)
+	}
+	return newAuth([]string{"RS256", "ES256"}, ks.keyfunc), nil
+}
+
+func newAuth(methods []string, keyfunc jwt.Keyfunc) *Auth {
+	return &Auth{
+		parser: jwt.NewParser(
+			jwt.WithValidMethods(methods),
+			jwt.WithExpirationRequired(),
+			jwt.WithLeeway(Leeway),
+		),
+		keyfunc: keyfunc,
+	}
+}
+
+// claims are the claims Plait reads from a token.
+type claims struct {
+	jwt.RegisteredClaims
+	Roles []string `json:"roles,omitempty"`
+}
+
+// Authenticate verifies a token and returns its user.
+func (a *Auth) Authenticate(token string) (plait.User, error) {
+	var c claims
+	tok, err := a.parser.ParseWithClaims(token, &c, a.keyfunc)
+	if err != nil {
+		return plait.User{}, fmt.Errorf("verify token: %w", err)
+	}
+	if err := exactClaimNames(tok); err != nil {
+		return plait.User{}, fmt.Errorf("verify token: %w", err)
+	}
+	if c.Subject == "" {
+		return plait.User{}, errors.New("verify token: no sub claim")
+	}
+	return plait.User{ID: c.Subject, Roles: c.Roles}, nil
+}
+
+// readClaims are the claims Authenticate reads, by their exact names.
+var readClaims = []string{"sub", "exp", "nbf", "iat", "iss", "aud", "jti", "roles"}
+
+// exactClaimNames refuses a token with a claim whose name is one Plait
+// reads in another case, such as "Sub": claim names are case-sensitive
+// (RFC 7519), but encoding/json matches them without case, so that
+// {"sub":"ann","Sub":"admin"} would be read as user admin.
+func exactClaimNames(tok *jwt.Token) error {
+	parts := strings.Split(tok.Raw, ".")
+	if len(parts) != 3 {
+		return errors.New("not a signed token")
+	}
+	payload, err := jwt.NewParser().DecodeSegment(parts[1])
+	if err != nil {
+		return fmt.Errorf("decode claims: %w", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return fmt.Errorf("decode claims: %w", err)
+	}
+	for k := range raw {
+		for _, name := range readClaims {
+			if k != name && strings.EqualFold(k, name) {
+				return fmt.Errorf("claim %q is not %q: claim names are case-sensitive", k, name)
+			}
+		}
+	}
+	return nil
+}
+
+// CookieName is the cookie a browser may carry its token in, for the GET
+// requests it cannot add a header to (EventSource).
+const CookieName = "plait_token"
+
+// credentials says where a request may carry its token.
+type credentials int
+
+const (
+	headerOnly credentials = iota // Authorization header, and the cookie on GET
+	queryToken                    // also ?access_token=, for GET /stream
+)
+
+// user authenticates the request. Without an Auth it is the local user.
+func (s *Server) user(r *http.Request, from credentials) (plait.User, *Problem) {
+	if s.opts.Auth == nil {
+		return s.local, nil
+	}
+	token, p := bearer(r, from)
+	if p != nil {
+		return plait.User{}, p
+	}
+	u, err := s.opts.Auth.Authenticate(token)
+	if err != nil {
+		return plait.User{}, unauthorized(err.Error())
+	}
+	if p := s.limitUser(u.ID); p != nil {
+		return plait.User{}, p
+	}
+	return u, nil
+}
+
+func bearer(r *http.Request, from credentials) (string, *Problem) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		token = strings.TrimSpace(token)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return "", unauthorized("the Authorization header must be: Bearer <token>")
+		}
+		return token, nil
+	}
+	if from == queryToken {
+		if t := r.URL.Query().Get("access_token"); t != "" {
+			return t, nil
+		}
+	}
+	// The cookie is taken on reads only: a cross-site form cannot post a
+	// command with the user's cookie.
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+			return c.Value, nil
+		}
+	}
+	return "", unauthorized("missing bearer token")
+}
+
+func unauthorized(detail string) *Problem {
+	return newProblem(http.StatusUnauthorized, slugUnauthorized, detail)
+}
+
+// localUser is the single user of a server without Auth. It holds every
+// role the application names in SeeAllRoles, so it sees everything; rules of
+// Access.Send that ask for other roles apply to it as declared.
+func localUser(app plait.App) plait.User {
+	u := plait.User{ID: "local"}
+	seen := map[string]bool{}
+	for _, d := range app.Aggregates {
+		for _, r := range d.Settings().Access.SeeAllRoles {
+			if !seen[r] {
+				seen[r] = true
+				u.Roles = append(u.Roles, r)
+			}
+		}
+	}
+	return u
+}

@@ -1,0 +1,232 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// jwks is a JSON Web Key Set fetched from a URL, holding the RSA and EC
+// signing keys by key id.
+type jwks struct {
+	url    string
+	client *http.Client
+
+	// minRefresh bounds how often an unknown key id makes the set be
+	// fetched again, so forged key ids cannot turn the server into a flood.
+	minRefresh time.Duration
+
+	fetchMu sync.Mutex // held while fetching, so one fetch runs at a time
+	fetched time.Time  // guarded by fetchMu
+
+	mu   sync.RWMutex // guards keys; never held while fetching
+	keys map[string]jwk
+}
+
+// jwk is one usable key.
+type jwk struct {
+	alg string // the algorithm the set pins the key to, "" if any
+	key any    // *rsa.PublicKey or *ecdsa.PublicKey
+}
+
+// jwksMinRefresh is the default of jwks.minRefresh.
+const jwksMinRefresh = 5 * time.Second
+
+func newJWKS(url string, client *http.Client) *jwks {
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &jwks{url: url, client: client, minRefresh: jwksMinRefresh}
+}
+
+// keyfunc finds the key a token names, fetching the set again once if the
+// key id is unknown.
+func (j *jwks) keyfunc(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	alg, _ := t.Header["alg"].(string)
+	k, ok := j.lookup(kid)
+	if !ok {
+		j.fetchMu.Lock()
+		// Another request may have fetched the set while this one waited.
+		if k, ok = j.lookup(kid); !ok && time.Since(j.fetched) >= j.minRefresh {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := j.fetchLocked(ctx)
+			cancel()
+			if err != nil {
+				j.fetchMu.Unlock()
+				return nil, fmt.Errorf("refresh the key set: %w", err)
+			}
+			k, ok = j.lookup(kid)
+		}
+		j.fetchMu.Unlock()
+	}
+	if !ok {
+		return nil, fmt.Errorf("no key %q in the key set", kid)
+	}
+	if k.alg != "" && k.alg != alg {
+		return nil, fmt.Errorf("key %q is for %s, not %s", kid, k.alg, alg)
+	}
+	return k.key, nil
+}
+
+// lookup finds a key by id; a token without a key id may use the only key
+// of a set that has one.
+func (j *jwks) lookup(kid string) (jwk, bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if kid == "" && len(j.keys) == 1 {
+		for _, k := range j.keys {
+			return k, true
+		}
+	}
+	k, ok := j.keys[kid]
+	return k, ok
+}
+
+func (j *jwks) refresh(ctx context.Context) error {
+	j.fetchMu.Lock()
+	defer j.fetchMu.Unlock()
+	return j.fetchLocked(ctx)
+}
+
+// fetchLocked fetches the set and replaces the keys; fetchMu is held.
+func (j *jwks) fetchLocked(ctx context.Context) error {
+	j.fetched = time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
+	if err != nil {
+		return fmt.Errorf("request %s: %w", j.url, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := j.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", j.url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch %s: status %s", j.url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", j.url, err)
+	}
+	keys, err := parseJWKS(body)
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", j.url, err)
+	}
+	j.mu.Lock()
+	j.keys = keys
+	j.mu.Unlock()
+	return nil
+}
+
+// parseJWKS reads the RSA and EC signing keys of a key set, skipping keys of
+// other kinds or uses. A set without any usable key is an error.
+func parseJWKS(body []byte) (map[string]jwk, error) {
+	var set struct {
+		Keys []struct {
+			Kty string `json:"kty"`
+			Kid string `json:"kid"`
+			Use string `json:"use"`
+			Alg string `json:"alg"`
+			N   string `json:"n"`
+			E   string `json:"e"`
+			Crv string `json:"crv"`
+			X   string `json:"x"`
+			Y   string `json:"y"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, err
+	}
+	keys := map[string]jwk{}
+	var errs []error
+	for _, k := range set.Keys {
+		if k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		var key any
+		var err error
+		switch k.Kty {
+		case "RSA":
+			key, err = rsaKey(k.N, k.E)
+		case "EC":
+			key, err = ecKey(k.Crv, k.X, k.Y)
+		default:
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("key %q: %w", k.Kid, err))
+			continue
+		}
+		keys[k.Kid] = jwk{alg: k.Alg, key: key}
+	}
+	if len(keys) == 0 {
+		return nil, errors.Join(append([]error{errors.New("no usable RSA or EC signing key")}, errs...)...)
+	}
+	return keys, nil
+}
+
+func b64(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+func rsaKey(n, e string) (*rsa.PublicKey, error) {
+	nb, err := b64(n)
+	if err != nil || len(nb) == 0 {
+		return nil, fmt.Errorf("bad modulus")
+	}
+	eb, err := b64(e)
+	if err != nil || len(eb) == 0 || len(eb) > 4 {
+		return nil, fmt.Errorf("bad exponent")
+	}
+	exp := 0
+	for _, b := range eb {
+		exp = exp<<8 | int(b)
+	}
+	if exp < 3 || exp%2 == 0 {
+		return nil, fmt.Errorf("bad exponent %d", exp)
+	}
+	return &rsa.PublicKey{N: new(big.Int).SetBytes(nb), E: exp}, nil
+}
+
+func ecKey(crv, x, y string) (*ecdsa.PublicKey, error) {
+	var curve elliptic.Curve
+	switch crv {
+	case "P-256":
+		curve = elliptic.P256()
+	case "P-384":
+		curve = elliptic.P384()
+	case "P-521":
+		curve = elliptic.P521()
+	default:
+		return nil, fmt.Errorf("unsupported curve %q", crv)
+	}
+	size := (curve.Params().BitSize + 7) / 8
+	xb, errX := b64(x)
+	yb, errY := b64(y)
+	if errX != nil || errY != nil || len(xb) > size || len(yb) > size {
+		return nil, fmt.Errorf("bad point")
+	}
+	point := make([]byte, 1+2*size)
+	point[0] = 4
+	copy(point[1+size-len(xb):], xb)
+	copy(point[1+2*size-len(yb):], yb)
+	key, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+	if err != nil {
+		return nil, fmt.Errorf("bad point: %w", err)
+	}
+	return key, nil
+}

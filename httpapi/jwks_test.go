@@ -1,0 +1,105 @@
+package httpapi
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func ecJWK(t *testing.T, kid string) (map[string]any, *ecdsa.PrivateKey) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := k.PublicKey.Bytes()
+	b64 := base64.RawURLEncoding.EncodeToString
+	return map[string]any{"kty": "EC", "kid": kid, "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:])}, k
+}
+
+func TestParseJWKS(t *testing.T) {
+	good, _ := ecJWK(t, "good")
+	enc, _ := ecJWK(t, "enc")
+	enc["use"] = "enc"
+	offCurve, _ := ecJWK(t, "off")
+	offCurve["y"] = offCurve["x"]
+	set := map[string]any{"keys": []any{
+		good, enc, offCurve,
+		map[string]any{"kty": "EC", "kid": "p192", "crv": "P-192", "x": "AA", "y": "AA"},
+		map[string]any{"kty": "RSA", "kid": "even", "n": "AQAB", "e": "Ag"},
+		map[string]any{"kty": "RSA", "kid": "nomod", "n": "", "e": "AQAB"},
+		map[string]any{"kty": "oct", "kid": "sym", "k": "AA"},
+	}}
+	b, _ := json.Marshal(set)
+	keys, err := parseJWKS(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys["good"].key == nil {
+		t.Fatalf("keys %v, want only the good one", keys)
+	}
+	if _, err := parseJWKS([]byte(`{"keys":[{"kty":"EC","kid":"off","crv":"P-256","x":"AA","y":"AA"}]}`)); err == nil || !strings.Contains(err.Error(), "off") {
+		t.Fatalf("a set of bad keys: %v", err)
+	}
+	if _, err := parseJWKS([]byte(`not json`)); err == nil {
+		t.Fatal("not JSON parsed")
+	}
+}
+
+// TestJWKSUnderConcurrency verifies tokens of a known key while forged key
+// ids ask for fetches, from many goroutines at once.
+func TestJWKSUnderConcurrency(t *testing.T) {
+	jwk, key := ecJWK(t, "k1")
+	var fetches atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		json.NewEncoder(w).Encode(map[string]any{"keys": []any{jwk}})
+	}))
+	defer srv.Close()
+	ks := newJWKS(srv.URL, nil)
+	if err := ks.refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ks.minRefresh = 0
+	auth := newAuth([]string{"ES256"}, ks.keyfunc)
+	sign := func(kid string) string {
+		tk := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "ann", "exp": 4102444800})
+		tk.Header["kid"] = kid
+		s, err := tk.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good, forged := sign("k1"), sign("nope")
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if _, err := auth.Authenticate(good); err != nil {
+					t.Errorf("good token: %v", err)
+				}
+				if _, err := auth.Authenticate(forged); err == nil {
+					t.Error("a token of an unknown key was accepted")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if fetches.Load() < 2 {
+		t.Fatalf("%d fetches: unknown key ids should refresh the set", fetches.Load())
+	}
+}

@@ -1,0 +1,86 @@
+package httpapi
+
+import (
+	"strconv"
+
+	"github.com/plaithq/plait/engine"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the server's Prometheus series, in a registry of its own.
+type metrics struct {
+	reg             *prometheus.Registry
+	commands        *prometheus.CounterVec   // type, name, status
+	commandDuration *prometheus.HistogramVec // wait
+	requests        *prometheus.CounterVec   // route, code
+	streams         prometheus.Gauge
+}
+
+func newMetrics(e *engine.Engine, running func() bool) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plait_commands_total",
+			Help: "Commands posted, by aggregate type, command name and status (accepted, rejected, pending, invalid, forbidden, unavailable).",
+		}, []string{"type", "name", "status"}),
+		commandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "plait_command_duration_seconds",
+			Help:    "Time to answer POST /commands, by wait mode.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"wait"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plait_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plait_sse_streams",
+			Help: "Open SSE streams.",
+		}),
+	}
+	m.reg.MustRegister(
+		m.commands, m.commandDuration, m.requests, m.streams,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "plait_feed_head",
+			Help: "The last position published to the feed.",
+		}, func() float64 {
+			if !running() {
+				return 0
+			}
+			return float64(e.Head())
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "plait_reactions_total",
+			Help: "Commands the reactors sent from this instance: scaled out, each reaction is computed by the instance that owns the event's partition.",
+		}, func() float64 { return float64(e.Stats().Reactions) }),
+		&lagCollector{e: e, running: running},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) request(route string, code int) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+}
+
+// lagCollector reports how far each subscription is behind the feed's head.
+type lagCollector struct {
+	e       *engine.Engine
+	running func() bool
+}
+
+var lagDesc = prometheus.NewDesc("plait_subscription_lag",
+	"Feed positions a subscription (reactor or view) has yet to consume.", []string{"name"}, nil)
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	if !c.running() {
+		return
+	}
+	st := c.e.Stats()
+	for _, s := range st.Subscriptions {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(max(st.Head-s.Position, 0)), s.Name)
+	}
+}

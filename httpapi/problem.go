@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/plaithq/plait"
+)
+
+// ProblemBase is the prefix of every problem type URI the server answers
+// with; the slug after it names the kind of problem.
+const ProblemBase = "https://plait.dev/problems/"
+
+// Problem is an RFC 9457 problem detail, with Plait's extension members:
+// the field errors, and for a rejected command the command itself.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	// Errors says which fields are at fault and why.
+	Errors []plait.FieldError `json:"errors,omitempty"`
+	// ID is the command's id, for a rejected or pending command.
+	ID string `json:"id,omitempty"`
+	// Command is the rejected command, so that a client can show it again
+	// with its annotations.
+	Command *plait.Command `json:"command,omitempty"`
+
+	// retryAfter, when positive, is sent as the Retry-After header, in
+	// seconds.
+	retryAfter int64
+}
+
+// The problem slugs, after ProblemBase.
+const (
+	slugInvalidCommand       = "invalid-command"
+	slugInvalidRequest       = "invalid-request"
+	slugTooLarge             = "payload-too-large"
+	slugTooManyRequests      = "too-many-requests"
+	slugUnsupportedMediaType = "unsupported-media-type"
+	slugUnauthorized         = "unauthorized"
+	slugForbidden            = "forbidden"
+	slugNotFound             = "not-found"
+	slugMethodNotAllowed     = "method-not-allowed"
+	slugRejected             = "rejected"
+	slugConflict             = "conflict"
+	slugUnavailable          = "unavailable"
+	slugInternal             = "internal"
+)
+
+func newProblem(status int, slug, detail string, errs ...plait.FieldError) *Problem {
+	return &Problem{Type: ProblemBase + slug, Title: http.StatusText(status), Status: status, Detail: detail, Errors: errs}
+}
+
+// writeProblem answers with the problem.
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("ETag")
+	if p.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="plait"`)
+	}
+	if p.retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(p.retryAfter, 10))
+	}
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+// query parses the request's query strictly: a malformed escape or a
+// semicolon is an error, not a parameter silently dropped.
+func query(r *http.Request) (url.Values, *Problem) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, newProblem(http.StatusBadRequest, slugInvalidRequest, "the query string does not parse: "+err.Error(),
+			plait.FieldError{Path: "", Code: CodeInvalidParam, Message: err.Error()})
+	}
+	return q, nil
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(w, newProblem(http.StatusInternalServerError, slugInternal, "encode the answer: "+err.Error()))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

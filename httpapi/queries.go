@@ -1,0 +1,379 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+)
+
+// aggregateView is the answer of GET /aggregates/{type}/{id}.
+type aggregateView struct {
+	Type      string                   `json:"type"`
+	ID        string                   `json:"id"`
+	Seq       int64                    `json:"seq"`
+	State     json.RawMessage          `json:"state"`
+	Lineage   map[string]plait.Lineage `json:"lineage,omitempty"`
+	UpdatedAt time.Time                `json:"updatedAt"`
+}
+
+// instance loads the instance a request names, if it exists and the user
+// may see it; otherwise it answers 404 (or 401, or 503) and returns false.
+func (s *Server) instance(w http.ResponseWriter, r *http.Request) (engine.Instance, bool) {
+	user, p := s.user(r, headerOnly)
+	if p != nil {
+		writeProblem(w, p)
+		return engine.Instance{}, false
+	}
+	typ, id := r.PathValue("type"), r.PathValue("id")
+	notFound := newProblem(http.StatusNotFound, slugNotFound, fmt.Sprintf("no %s %q", typ, id))
+	def, ok := s.defs[typ]
+	if !ok {
+		notFound.Detail = fmt.Sprintf("no aggregate type %q", typ)
+		writeProblem(w, notFound)
+		return engine.Instance{}, false
+	}
+	if !engine.ValidID(id) {
+		writeProblem(w, notFound)
+		return engine.Instance{}, false
+	}
+	inst, err := s.e.Load(r.Context(), typ, id)
+	if err != nil {
+		s.log.Error("load instance", "type", typ, "id", id, "error", err)
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "load the instance: "+err.Error()))
+		return engine.Instance{}, false
+	}
+	if inst.Seq == 0 || !def.Settings().Access.MaySee(user, inst.Owner) {
+		writeProblem(w, notFound)
+		return engine.Instance{}, false
+	}
+	inst.Type, inst.ID = typ, id
+	return inst, true
+}
+
+// getAggregate is GET /aggregates/{type}/{id}: the instance's state, with
+// its seq as ETag.
+func (s *Server) getAggregate(w http.ResponseWriter, r *http.Request) {
+	inst, ok := s.instance(w, r)
+	if !ok {
+		return
+	}
+	etag := `"` + itoa64(inst.Seq) + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if etagMatch(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	writeJSON(w, http.StatusOK, aggregateView{
+		Type: inst.Type, ID: inst.ID, Seq: inst.Seq, State: inst.State,
+		Lineage: inst.Lineage, UpdatedAt: inst.UpdatedAt,
+	})
+}
+
+// etagMatch reports whether an If-None-Match header matches etag, with the
+// weak comparison RFC 9110 prescribes for it.
+func etagMatch(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// The bounds of GET /aggregates/{type}/{id}/events.
+const (
+	defaultEventsLimit = 100
+	maxEventsLimit     = 1000
+)
+
+// getEvents is GET /aggregates/{type}/{id}/events?after=N&limit=M: the
+// instance's events after seq N, in seq order, as a bare array.
+func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
+	inst, ok := s.instance(w, r)
+	if !ok {
+		return
+	}
+	q, p := query(r)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	after, limit := int64(0), defaultEventsLimit
+	if q.Has("after") {
+		n, err := strconv.ParseInt(q.Get("after"), 10, 64)
+		if err != nil || n < 0 {
+			writeProblem(w, badParam("after", "want a seq, a whole number from 0"))
+			return
+		}
+		after = n
+	}
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > maxEventsLimit {
+			writeProblem(w, badParam("limit", fmt.Sprintf("want a whole number from 1 to %d", maxEventsLimit)))
+			return
+		}
+		limit = n
+	}
+	evs, err := s.e.Events(r.Context(), inst.Type, inst.ID, after, limit)
+	if err != nil {
+		s.log.Error("read events", "type", inst.Type, "id", inst.ID, "error", err)
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "read the events: "+err.Error()))
+		return
+	}
+	if evs == nil {
+		evs = []plait.Event{}
+	}
+	writeJSON(w, http.StatusOK, evs)
+}
+
+// The bounds of GET /lists/{type}.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 1000
+)
+
+// listPage is the answer of GET /lists/{type}.
+type listPage struct {
+	Items []listItem `json:"items"`
+	Next  *string    `json:"next"`
+}
+
+// listItem is one instance of a list: its id and seq, the projected fields
+// of its state beside them, and the lineage of those fields if any.
+type listItem engine.ListItem
+
+// MarshalJSON writes id and seq first, then the state's fields in name
+// order (any named id, seq or lineage is left out), then the lineage.
+func (it listItem) MarshalJSON() ([]byte, error) {
+	b := []byte(`{"id":`)
+	id, err := json.Marshal(it.ID)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, id...)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, it.Seq, 10)
+	keys := make([]string, 0, len(it.Fields))
+	for k := range it.Fields {
+		if k != "id" && k != "seq" && k != "lineage" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		name, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, ',')
+		b = append(b, name...)
+		b = append(b, ':')
+		v := it.Fields[k]
+		if len(v) == 0 {
+			v = json.RawMessage("null")
+		}
+		b = append(b, v...)
+	}
+	if len(it.Lineage) > 0 {
+		l, err := json.Marshal(it.Lineage)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"lineage":`...)
+		b = append(b, l...)
+	}
+	return append(b, '}'), nil
+}
+
+// getList is GET /lists/{type}: a page of the type's instances.
+func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
+	user, p := s.user(r, headerOnly)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	typ := r.PathValue("type")
+	def, ok := s.defs[typ]
+	if !ok {
+		writeProblem(w, newProblem(http.StatusNotFound, slugNotFound, fmt.Sprintf("no aggregate type %q", typ)))
+		return
+	}
+	q, p := query(r)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	lq, err := parseListQuery(q, def.Settings().Fields)
+	if err != nil {
+		writeProblem(w, paramProblem(err))
+		return
+	}
+	if a := def.Settings().Access; a.OwnerOnly && !a.SeesAll(user) {
+		lq.Owner = user.ID
+	}
+	page, err := s.e.List(r.Context(), typ, lq)
+	if errors.Is(err, engine.ErrBadCursor) {
+		writeProblem(w, paramProblem(&paramError{Param: "after", Code: CodeInvalidParam, Message: "not a cursor this list gave"}))
+		return
+	}
+	if err != nil {
+		s.log.Error("list", "type", typ, "error", err)
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "run the list query: "+err.Error()))
+		return
+	}
+	out := listPage{Items: make([]listItem, len(page.Items))}
+	for i, it := range page.Items {
+		out.Items[i] = listItem(it)
+	}
+	if page.Next != "" {
+		out.Next = &page.Next
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// paramError says what is wrong with one query parameter.
+type paramError struct {
+	Param   string // the parameter, such as "sort" or "eq.name"
+	Code    string // unknown_parameter, unknown_operator, unknown_field or invalid
+	Message string
+}
+
+func (e *paramError) Error() string { return e.Param + ": " + e.Message }
+
+// The codes of list query problems, beside CodeInvalidParam.
+const (
+	CodeUnknownParameter = "unknown_parameter"
+	CodeUnknownOperator  = "unknown_operator"
+	CodeUnknownFieldName = "unknown_field"
+)
+
+func paramProblem(err error) *Problem {
+	var pe *paramError
+	if !errors.As(err, &pe) {
+		return newProblem(http.StatusBadRequest, slugInvalidRequest, err.Error())
+	}
+	return newProblem(http.StatusBadRequest, slugInvalidRequest, pe.Error(),
+		plait.FieldError{Path: pe.Param, Code: pe.Code, Message: pe.Message})
+}
+
+// plainName is what a field name must look like to be queried: the store
+// puts it into SQL.
+var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// parseListQuery turns the query parameters of GET /lists/{type} into a
+// list query over a state with the given fields (sorted):
+//
+//	eq.F=v      the field F equals v (repeatable; all must hold)
+//	prefix.F=v  the field F starts with v
+//	sort=F, -F  order by F, ascending or descending; id (unless a field)
+//	            orders by instance id, the default
+//	fields=a,b  return only these fields
+//	limit=N     1 to 1000 items (default 50)
+//	after=C     the page after the one whose next cursor was C
+//
+// Anything else is an error, as is a field the state does not have.
+func parseListQuery(q url.Values, fields []string) (engine.ListQuery, error) {
+	lq := engine.ListQuery{Limit: defaultListLimit}
+	known := func(f string) bool {
+		_, found := slices.BinarySearch(fields, f)
+		return found && plainName.MatchString(f)
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vals := q[k]
+		single := func() (string, error) {
+			if len(vals) != 1 {
+				return "", &paramError{Param: k, Code: CodeInvalidParam, Message: "give it once"}
+			}
+			return vals[0], nil
+		}
+		switch k {
+		case "sort":
+			v, err := single()
+			if err != nil {
+				return lq, err
+			}
+			f, desc := strings.CutPrefix(v, "-")
+			switch {
+			case known(f):
+				lq.Sort = f
+			case f == "id":
+			default:
+				return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q to sort on", f)}
+			}
+			lq.Desc = desc
+		case "fields":
+			v, err := single()
+			if err != nil {
+				return lq, err
+			}
+			lq.Fields = []string{}
+			for _, f := range strings.Split(v, ",") {
+				f = strings.TrimSpace(f)
+				if !known(f) {
+					return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q", f)}
+				}
+				if !slices.Contains(lq.Fields, f) {
+					lq.Fields = append(lq.Fields, f)
+				}
+			}
+		case "limit":
+			v, err := single()
+			if err != nil {
+				return lq, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxListLimit {
+				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: fmt.Sprintf("want a whole number from 1 to %d", maxListLimit)}
+			}
+			lq.Limit = n
+		case "after":
+			v, err := single()
+			if err != nil {
+				return lq, err
+			}
+			if v == "" {
+				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: "want the next cursor of the previous page"}
+			}
+			lq.After = v
+		default:
+			op, f, ok := strings.Cut(k, ".")
+			if !ok {
+				return lq, &paramError{Param: k, Code: CodeUnknownParameter, Message: "not a list parameter (eq.F, prefix.F, sort, fields, limit, after)"}
+			}
+			if op != "eq" && op != "prefix" {
+				return lq, &paramError{Param: k, Code: CodeUnknownOperator, Message: fmt.Sprintf("no operator %q; want eq or prefix", op)}
+			}
+			if !known(f) {
+				return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q to filter on", f)}
+			}
+			for _, v := range vals {
+				lq.Filters = append(lq.Filters, engine.Filter{Field: f, Op: op, Value: v})
+			}
+		}
+	}
+	return lq, nil
+}
+
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,297 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/httpapi"
+)
+
+func TestAggregateWithETag(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	tok := token(t, "ann")
+	h.post(tok, "?wait=settled", cmd{"id": "l1", "type": "counter", "aggregateId": "a", "name": "label", "data": map[string]string{"label": "x"}}, http.StatusOK)
+	r := h.do("GET", "/aggregates/counter/a", tok, nil)
+	if r.status != 200 || r.header.Get("ETag") != `"2"` || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET: %s %v", r, r.header)
+	}
+	var agg struct {
+		Type      string          `json:"type"`
+		ID        string          `json:"id"`
+		Seq       int64           `json:"seq"`
+		State     json.RawMessage `json:"state"`
+		Lineage   map[string]any  `json:"lineage"`
+		UpdatedAt string          `json:"updatedAt"`
+	}
+	if err := json.Unmarshal(r.body, &agg); err != nil {
+		t.Fatal(err)
+	}
+	if agg.Type != "counter" || agg.ID != "a" || agg.Seq != 2 || string(agg.State) != `{"count":1,"label":"X"}` || agg.UpdatedAt == "" || agg.Lineage != nil {
+		t.Fatalf("body %s", r.body)
+	}
+	for _, inm := range []string{`"2"`, `W/"2"`, `"1", "2"`, `*`} {
+		nm := h.do("GET", "/aggregates/counter/a", tok, nil, "If-None-Match", inm)
+		if nm.status != http.StatusNotModified || len(nm.body) != 0 || nm.header.Get("ETag") != `"2"` {
+			t.Fatalf("If-None-Match %s: %s", inm, nm)
+		}
+	}
+	h.post(tok, "?wait=outcome", add("", "a", 1), http.StatusOK)
+	if r := h.do("GET", "/aggregates/counter/a", tok, nil, "If-None-Match", `"2"`); r.status != 200 || r.header.Get("ETag") != `"3"` {
+		t.Fatalf("after a change: %s %v", r, r.header)
+	}
+	// A view carries the lineage of its fields.
+	tally := h.do("GET", "/aggregates/tally/a", tok, nil).json(t)
+	l, _ := tally["lineage"].(map[string]any)["adds"].(map[string]any)
+	if l["type"] != "counter" || l["aggregateId"] != "a" || l["seq"] == nil {
+		t.Fatalf("tally lineage %v", tally["lineage"])
+	}
+	problem(t, h.do("GET", "/aggregates/counter/none", tok, nil), http.StatusNotFound, "")
+	problem(t, h.do("GET", "/aggregates/nope/a", tok, nil), http.StatusNotFound, "")
+	problem(t, h.do("GET", "/aggregates/counter/a", "", nil), http.StatusUnauthorized, "")
+}
+
+func TestEventsPaging(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	tok := token(t, "ann")
+	for i := 1; i <= 5; i++ {
+		h.post(tok, "?wait=outcome", add(fmt.Sprintf("c%d", i), "a", i), http.StatusOK)
+	}
+	seqs := func(q string) []int64 {
+		t.Helper()
+		r := h.do("GET", "/aggregates/counter/a/events"+q, tok, nil)
+		if r.status != 200 {
+			t.Fatalf("events%s: %s", q, r)
+		}
+		var evs []plait.Event
+		if err := json.Unmarshal(r.body, &evs); err != nil {
+			t.Fatal(err)
+		}
+		out := []int64{}
+		for _, ev := range evs {
+			out = append(out, ev.Seq)
+		}
+		return out
+	}
+	for q, want := range map[string]string{
+		"":                  "[1 2 3 4 5]",
+		"?limit=2":          "[1 2]",
+		"?after=2&limit=2":  "[3 4]",
+		"?after=4":          "[5]",
+		"?after=5":          "[]",
+		"?after=99&limit=1": "[]",
+	} {
+		if got := fmt.Sprint(seqs(q)); got != want {
+			t.Errorf("events%s = %s, want %s", q, got, want)
+		}
+	}
+	if r := h.do("GET", "/aggregates/counter/a/events?after=5", tok, nil); string(r.body) != "[]\n" {
+		t.Errorf("an empty page is %q, want []", r.body)
+	}
+	for _, q := range []string{"?after=-1", "?after=x", "?limit=0", "?limit=1001", "?limit=two"} {
+		problem(t, h.do("GET", "/aggregates/counter/a/events"+q, tok, nil), http.StatusBadRequest, "invalid")
+	}
+	problem(t, h.do("GET", "/aggregates/counter/none/events", tok, nil), http.StatusNotFound, "")
+}
+
+// listPage is a decoded answer of GET /lists.
+type listPage struct {
+	Items []map[string]any `json:"items"`
+	Next  *string          `json:"next"`
+}
+
+func (h *harness) list(tok, typ string, q url.Values) listPage {
+	h.t.Helper()
+	r := h.do("GET", "/lists/"+typ+"?"+q.Encode(), tok, nil)
+	if r.status != 200 {
+		h.t.Fatalf("list %s?%s: %s", typ, q.Encode(), r)
+	}
+	var p listPage
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+func ids(p listPage) string {
+	var s []string
+	for _, it := range p.Items {
+		s = append(s, it["id"].(string))
+	}
+	return fmt.Sprint(s)
+}
+
+func TestListFiltersSortsProjects(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	tok := token(t, "ann")
+	labels := map[string]string{"a": "apple", "b": "apricot", "c": "banana", "d": "cherry", "e": "avocado"}
+	for id, l := range labels {
+		h.post(tok, "?wait=outcome", cmd{"type": "counter", "aggregateId": id, "name": "label", "data": map[string]string{"label": l}}, http.StatusOK)
+	}
+	for i, id := range []string{"a", "b", "c", "d", "e"} {
+		h.post(tok, "?wait=outcome", add("", id, 10*(5-i)), http.StatusOK)
+	}
+	// count: a=51 b=41 c=31 d=21 e=11; label upper-cased.
+	all := h.list(tok, "counter", url.Values{})
+	if ids(all) != "[a b c d e]" || all.Next != nil {
+		t.Fatalf("all = %s next %v", ids(all), all.Next)
+	}
+	if it := all.Items[0]; it["seq"] != float64(3) || it["count"] != float64(51) || it["label"] != "APPLE" {
+		t.Fatalf("item %v", it)
+	}
+	cases := []struct {
+		q    url.Values
+		want string
+	}{
+		{url.Values{"prefix.label": {"AP"}}, "[a b]"},
+		{url.Values{"prefix.label": {"A"}, "sort": {"-count"}}, "[a b e]"},
+		{url.Values{"eq.count": {"31"}}, "[c]"},
+		{url.Values{"eq.label": {"CHERRY"}}, "[d]"},
+		{url.Values{"eq.label": {"cherry"}}, "[]"},
+		{url.Values{"sort": {"count"}}, "[e d c b a]"},
+		{url.Values{"sort": {"-label"}}, "[d c e b a]"},
+		{url.Values{"sort": {"-id"}}, "[e d c b a]"},
+		{url.Values{"prefix.label": {"A"}, "eq.count": {"41"}}, "[b]"},
+	}
+	for _, tc := range cases {
+		if got := ids(h.list(tok, "counter", tc.q)); got != tc.want {
+			t.Errorf("list ?%s = %s, want %s", tc.q.Encode(), got, tc.want)
+		}
+	}
+	proj := h.list(tok, "counter", url.Values{"fields": {"label"}, "limit": {"1"}})
+	if len(proj.Items) != 1 || len(proj.Items[0]) != 3 || proj.Items[0]["label"] != "APPLE" || proj.Items[0]["count"] != nil || proj.Next == nil {
+		t.Fatalf("projection %v next %v", proj.Items, proj.Next)
+	}
+	// Views list with their lineage.
+	h.post(tok, "?wait=settled", add("", "a", 1), http.StatusOK)
+	views := h.list(tok, "tally", url.Values{"eq.adds": {"3"}}) // a label adds 1 too
+	if ids(views) != "[a]" || views.Items[0]["lineage"].(map[string]any)["adds"] == nil {
+		t.Fatalf("tally list %v", views.Items)
+	}
+
+	bad := []struct {
+		q    string
+		code string
+	}{
+		{"eq.nope=1", httpapi.CodeUnknownFieldName},
+		{"prefix.=1", httpapi.CodeUnknownFieldName},
+		{"gt.count=1", httpapi.CodeUnknownOperator},
+		{"like.label=a", httpapi.CodeUnknownOperator},
+		{"sort=nope", httpapi.CodeUnknownFieldName},
+		{"sort=count&sort=label", "invalid"},
+		{"fields=label,nope", httpapi.CodeUnknownFieldName},
+		{"fields=", httpapi.CodeUnknownFieldName},
+		{"limit=0", "invalid"},
+		{"limit=1001", "invalid"},
+		{"limit=x", "invalid"},
+		{"after=", "invalid"},
+		{"after=not-a-cursor", "invalid"},
+		{"after=" + url.QueryEscape("eyJ2IjpbMV0sImkiOiJhIn0"), "invalid"}, // {"v":[1],"i":"a"}
+		{"filter=count", httpapi.CodeUnknownParameter},
+		{"count=1", httpapi.CodeUnknownParameter},
+		{"eq.count=%zz", "invalid"},
+		{"eq.count=1;limit=2", "invalid"},
+	}
+	for _, tc := range bad {
+		problem(t, h.do("GET", "/lists/counter?"+tc.q, tok, nil), http.StatusBadRequest, tc.code)
+	}
+	problem(t, h.do("GET", "/lists/nope", tok, nil), http.StatusNotFound, "")
+}
+
+// TestListPaginationIsStableUnderWrites pages through a list while other
+// commands change the listed instances and create new ones: every instance
+// that existed before the first page shows exactly once, in order.
+func TestListPaginationIsStableUnderWrites(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	tok := token(t, "ann")
+	const n = 60
+	before := map[string]bool{}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("k%03d", 2*i)
+		h.post(tok, "?wait=outcome", cmd{"type": "counter", "aggregateId": id, "name": "label", "data": map[string]string{"label": fmt.Sprintf("L%03d", i)}}, http.StatusOK)
+		before[id] = true
+	}
+	for _, sort := range []string{"", "label", "-label"} {
+		t.Run("sort="+sort, func(t *testing.T) {
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var writes atomic.Int64
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					// Change existing instances, and insert between them.
+					h.do("POST", "/commands", tok, add("", fmt.Sprintf("k%03d", 2*(i%n)), 1))
+					h.do("POST", "/commands", tok, cmd{"type": "counter", "aggregateId": fmt.Sprintf("k%03d-%s%d", 2*(i%n)+1, sort, i), "name": "label", "data": map[string]string{"label": fmt.Sprintf("L%03d-new", i%n)}})
+					writes.Add(2)
+				}
+			}()
+			seen := map[string]bool{}
+			var order []string
+			q := url.Values{"limit": {"7"}}
+			if sort != "" {
+				q.Set("sort", sort)
+			}
+			for pages := 0; ; pages++ {
+				p := h.list(tok, "counter", q)
+				for _, it := range p.Items {
+					id := it["id"].(string)
+					if seen[id] {
+						t.Fatalf("%s listed twice", id)
+					}
+					seen[id] = true
+					order = append(order, it["label"].(string)+"\x00"+id)
+				}
+				if p.Next == nil {
+					break
+				}
+				q.Set("after", *p.Next)
+				if pages > 1000 {
+					t.Fatal("pagination does not end")
+				}
+			}
+			close(stop)
+			wg.Wait()
+			for id := range before {
+				if !seen[id] {
+					t.Fatalf("%s was missed", id)
+				}
+			}
+			if writes.Load() == 0 {
+				t.Fatal("no writes happened while paging")
+			}
+			sorted := append([]string(nil), order...)
+			switch sort {
+			case "label":
+				sortStrings(sorted, false)
+			case "-label":
+				sortStrings(sorted, true)
+			default:
+				sorted = nil
+			}
+			if sorted != nil && fmt.Sprint(sorted) != fmt.Sprint(order) {
+				t.Fatalf("items out of order:\n%v", order)
+			}
+		})
+	}
+}
+
+func sortStrings(s []string, desc bool) {
+	sort.Slice(s, func(i, j int) bool {
+		if desc {
+			return s[i] > s[j]
+		}
+		return s[i] < s[j]
+	})
+}

@@ -1,0 +1,365 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Options configure a Server. The zero value serves a single local user.
+type Options struct {
+	// Auth authenticates requests. Nil serves the single local user
+	// "local", with every right: bind such a server to 127.0.0.1 only.
+	Auth *Auth
+	// MaxBody caps the body of POST /commands (default 1 MiB); a larger
+	// one is answered 413.
+	MaxBody int64
+	// Data bounds the strings, arrays, objects, nesting and numbers in a
+	// command's data (the zero value takes the defaults); a command over a
+	// limit is answered 413.
+	Data DataLimits
+	// Rate limits requests per client address and per user (the zero
+	// value limits nothing); a request over its limit is answered 429 with
+	// Retry-After.
+	Rate RateLimits
+	// Web, when set, holds the files served at GET / (index.html),
+	// GET /plait.js and every other path the API does not use.
+	Web fs.FS
+	// Logger receives the server's logs (default slog.Default()); the
+	// access log is at debug level.
+	Logger *slog.Logger
+	// Ready is an extra readiness check for GET /readyz.
+	Ready func(ctx context.Context) error
+	// Heartbeat is how long an SSE stream stays silent before it sends a
+	// comment to keep proxies from closing it (default 15s).
+	Heartbeat time.Duration
+	// MaxStreamsPerUser caps the SSE streams one user may hold open at
+	// once (default DefaultMaxStreamsPerUser; negative: no cap); one more
+	// is answered 429 with Retry-After.
+	MaxStreamsPerUser int
+	// TracerProvider, when set, records an OpenTelemetry server span for
+	// each POST /commands, honouring an incoming W3C traceparent header;
+	// give the engine the same provider so that the command's own spans
+	// join it. Nil records nothing.
+	TracerProvider trace.TracerProvider
+}
+
+// The defaults and bounds of the options and query parameters.
+const (
+	DefaultMaxBody   = 1 << 20
+	DefaultHeartbeat = 15 * time.Second
+	DefaultWait      = 10 * time.Second // how long ?wait= holds without timeout=
+	MaxWait          = 60 * time.Second // the longest timeout= honoured
+	// streamWriteTimeout is how long one write to an SSE client may block
+	// before the client is cut loose.
+	streamWriteTimeout = 20 * time.Second
+	// readyLag is how many feed positions a subscription may be behind
+	// for the server to call itself ready.
+	readyLag = 1024
+)
+
+// Server serves an engine over HTTP; it is an http.Handler. Make it with New.
+type Server struct {
+	e       *engine.Engine
+	opts    Options
+	log     *slog.Logger
+	local   plait.User
+	mux     *http.ServeMux
+	metrics *metrics
+	tracer  trace.Tracer // nil when tracing is off
+
+	// streamWriteTimeout bounds one write to an SSE client.
+	streamWriteTimeout time.Duration
+
+	// byAddr and byUser are the rate limits' buckets, nil when off.
+	byAddr, byUser *buckets
+
+	defs     map[string]plait.Definition
+	commands map[string]map[string]bool // type → command names
+
+	streamsMu     sync.Mutex
+	streamsClosed bool
+	streamsCtx    context.Context
+	closeStreams  context.CancelFunc
+	sse           sseState // the relay hub and the streams per user
+}
+
+// New makes a server for the engine. The engine may be started before or
+// after; until it runs, the server answers 503 where it needs it.
+func New(e *engine.Engine, opts Options) *Server {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opts.Data.defaults()
+	s := &Server{
+		e:     e,
+		opts:  opts,
+		log:   opts.Logger,
+		local: localUser(e.App()),
+		mux:   http.NewServeMux(),
+
+		streamWriteTimeout: streamWriteTimeout,
+		defs:               map[string]plait.Definition{},
+		commands:           map[string]map[string]bool{},
+		byAddr:             newBuckets("address", opts.Rate.IP, opts.Rate.IPBurst, opts.Rate.MaxTracked),
+	}
+	if opts.Auth != nil {
+		s.byUser = newBuckets("user", opts.Rate.User, opts.Rate.UserBurst, opts.Rate.MaxTracked)
+	}
+	for _, d := range e.App().Aggregates {
+		s.defs[d.Type()] = d
+		names := map[string]bool{}
+		for _, n := range d.Commands() {
+			names[n] = true
+		}
+		s.commands[d.Type()] = names
+	}
+	s.streamsCtx, s.closeStreams = context.WithCancel(context.Background())
+	s.metrics = newMetrics(e, s.running)
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(TracerName)
+	}
+
+	s.mux.HandleFunc("POST /commands", s.traceCommands(s.postCommand))
+	s.mux.HandleFunc("GET /commands/{id}", s.getCommand)
+	s.mux.HandleFunc("GET /aggregates/{type}/{id}", s.getAggregate)
+	s.mux.HandleFunc("GET /aggregates/{type}/{id}/events", s.getEvents)
+	s.mux.HandleFunc("GET /lists/{type}", s.getList)
+	s.mux.HandleFunc("GET /stream", s.getStream)
+	s.mux.HandleFunc("POST /views/{name}/rebuild", s.rebuildView)
+	s.mux.HandleFunc("POST /subjects/{subject}/forget", s.forgetSubject)
+	s.registerSchemas()
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return s
+}
+
+// ServeHTTP routes the request, answers 404 and 405 as problems, counts it
+// and logs it at debug level.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	rec.Header().Set("X-Content-Type-Options", "nosniff")
+	h, route := s.mux.Handler(r)
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p)
+			if !rec.wrote {
+				writeProblem(rec, newProblem(http.StatusInternalServerError, slugInternal, "the server failed"))
+			}
+		}
+		code := rec.code()
+		s.metrics.request(route, code)
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
+			slog.Int("status", code), slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)))
+	}()
+	if p := s.limitAddr(r, route); p != nil {
+		writeProblem(rec, p)
+		return
+	}
+	if p := checkParams(r, route); p != nil {
+		writeProblem(rec, p)
+		return
+	}
+	if route != "" {
+		s.mux.ServeHTTP(rec, r)
+		return
+	}
+	// No pattern matched: find out from the mux whether the path is known
+	// with another method, then answer as a problem, or serve a web file.
+	probe := &probeWriter{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		route = "method-not-allowed"
+		rec.Header().Set("Allow", probe.header.Get("Allow"))
+		writeProblem(rec, newProblem(http.StatusMethodNotAllowed, slugMethodNotAllowed,
+			r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+probe.header.Get("Allow")))
+		return
+	}
+	if s.serveWeb(rec, r) {
+		route = "web"
+		return
+	}
+	route = "not-found"
+	writeProblem(rec, newProblem(http.StatusNotFound, slugNotFound, "no resource at "+r.URL.Path))
+}
+
+// CloseStreams ends every SSE stream and refuses new ones, for a graceful
+// shutdown: http.Server.Shutdown waits for handlers, and streams never end
+// by themselves.
+func (s *Server) CloseStreams() {
+	s.streamsMu.Lock()
+	s.streamsClosed = true
+	s.streamsMu.Unlock()
+	s.closeStreams()
+	s.hub().Close()
+}
+
+// running reports whether the engine accepts submissions.
+func (s *Server) running() bool {
+	select {
+	case <-s.e.Ready():
+	default:
+		return false
+	}
+	select {
+	case <-s.e.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// serveWeb serves a file of opts.Web for GET and HEAD, and reports whether
+// there was one. Directories are not listed.
+func (s *Server) serveWeb(w http.ResponseWriter, r *http.Request) bool {
+	if s.opts.Web == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		return false
+	}
+	// Only a path in canonical form names a file: /plait.js/, //plait.js
+	// or /a/../plait.js are not served.
+	if r.URL.Path != path.Clean("/"+r.URL.Path) {
+		return false
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	if name == "" {
+		name = "index.html"
+	}
+	if !fs.ValidPath(name) {
+		return false
+	}
+	f, err := s.opts.Web.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.IsDir() {
+		return false
+	}
+	content, ok := f.(io.ReadSeeker)
+	if !ok {
+		b, err := io.ReadAll(f)
+		if err != nil {
+			s.log.Error("read web file", "name", name, "error", err)
+			return false
+		}
+		content = bytes.NewReader(b)
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, name, st.ModTime(), content)
+	return true
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 when the engine runs, its storage answers, every
+// subscription is caught up within readyLag and opts.Ready agrees.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	notReady := func(detail string) {
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, detail))
+	}
+	if !s.running() {
+		notReady("the engine is not running")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, _, err := s.e.Outcome(ctx, "readyz-probe"); err != nil {
+		notReady("storage does not answer: " + err.Error())
+		return
+	}
+	st := s.e.Stats()
+	for _, sub := range st.Subscriptions {
+		if lag := st.Head - sub.Position; lag > readyLag {
+			notReady(sub.Name + " is catching up: " + itoa64(lag) + " positions behind")
+			return
+		}
+	}
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(ctx); err != nil {
+			notReady(err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// recorder notes the status and size of an answer. It unwraps, so that
+// http.ResponseController reaches the connection for flushes and deadlines.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.status, r.wrote = http.StatusOK, true
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) code() int {
+	if !r.wrote {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+// Unwrap returns the underlying ResponseWriter.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// probeWriter captures what the mux answers to an unmatched request.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+
+func (p *probeWriter) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
+
+func (p *probeWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
+}

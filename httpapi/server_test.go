@@ -1,0 +1,104 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/httpapi"
+)
+
+func TestHealthReadinessMetrics(t *testing.T) {
+	var notReady error
+	h := start(t, plait.App{}, httpapi.Options{Ready: func(context.Context) error { return notReady }}, false)
+	tok := token(t, "ann")
+	if r := h.do("GET", "/healthz", "", nil); r.status != 200 || r.json(t)["status"] != "ok" {
+		t.Fatalf("healthz: %s", r)
+	}
+	if r := h.do("GET", "/readyz", "", nil); r.status != 200 {
+		t.Fatalf("readyz: %s", r)
+	}
+	notReady = errors.New("the cache is cold")
+	p := problem(t, h.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable, "")
+	if !strings.Contains(p["detail"].(string), "cache is cold") {
+		t.Fatalf("readyz detail %v", p["detail"])
+	}
+	notReady = nil
+
+	h.post(tok, "?wait=settled", add("", "a", 1), http.StatusOK)
+	h.post(tok, "?wait=outcome", add("", "a", 0), http.StatusUnprocessableEntity)
+	h.post(tok, "", add("", "a", 1), http.StatusAccepted)
+	h.do("POST", "/commands", tok, `{"type":"nope"}`)
+	h.do("GET", "/nowhere", "", nil)
+	m := string(h.do("GET", "/metrics", "", nil).body)
+	for _, want := range []string{
+		`plait_commands_total{name="add",status="accepted",type="counter"} 2`,
+		`plait_commands_total{name="add",status="rejected",type="counter"} 1`,
+		`plait_commands_total{name="",status="invalid",type=""} 1`,
+		`plait_command_duration_seconds_bucket{wait="settled",le="+Inf"} 1`,
+		`plait_command_duration_seconds_count{wait="none"} 2`,
+		`plait_http_requests_total{code="202",route="POST /commands"} 1`,
+		`plait_http_requests_total{code="404",route="not-found"} 1`,
+		`plait_http_requests_total{code="200",route="GET /healthz"} 1`,
+		`plait_feed_head `,
+		`plait_subscription_lag{name="reactor:tally"} `,
+		`plait_sse_streams 0`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(m)
+	}
+}
+
+func TestUnknownPathsAndMethodsAreProblems(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	tok := token(t, "ann")
+	for _, path := range []string{"/", "/nowhere", "/commands/", "/aggregates/counter", "/lists", "/plait.js"} {
+		problem(t, h.do("GET", path, tok, nil), http.StatusNotFound, "")
+	}
+	for _, tc := range []struct{ method, path, allow string }{
+		{"GET", "/commands", "POST"},
+		{"DELETE", "/commands/x", "GET, HEAD"},
+		{"PUT", "/aggregates/counter/a", "GET, HEAD"},
+		{"POST", "/stream", "GET, HEAD"},
+		{"POST", "/healthz", "GET, HEAD"},
+	} {
+		r := h.do(tc.method, tc.path, tok, nil)
+		problem(t, r, http.StatusMethodNotAllowed, "")
+		if r.header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, r.header.Get("Allow"), tc.allow)
+		}
+	}
+	problem(t, h.do("POST", "/nowhere", tok, "{}"), http.StatusNotFound, "")
+}
+
+func TestWebFiles(t *testing.T) {
+	web := fstest.MapFS{
+		"index.html":    {Data: []byte("<!doctype html><title>Plait</title>")},
+		"plait.js":      {Data: []byte("export class Plait {}")},
+		"app/style.css": {Data: []byte("body{}")},
+	}
+	h := start(t, plait.App{}, httpapi.Options{Web: web}, false)
+	for path, want := range map[string]string{"/": "text/html", "/plait.js": "text/javascript", "/app/style.css": "text/css"} {
+		r := h.do("GET", path, "", nil)
+		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), want) {
+			t.Errorf("GET %s: %d %q", path, r.status, r.header.Get("Content-Type"))
+		}
+	}
+	for _, path := range []string{"/app", "/app/", "/missing.js", "/../index.html"} {
+		if r := h.do("GET", path, "", nil); r.status != 404 && !(path == "/../index.html" && r.status == 200) {
+			t.Errorf("GET %s: %s", path, r)
+		}
+	}
+	problem(t, h.do("POST", "/", "", "{}"), http.StatusNotFound, "")
+	// The API still wins over the files.
+	problem(t, h.do("GET", "/commands/x", "", nil), http.StatusUnauthorized, "")
+}

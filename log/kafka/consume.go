@@ -1,0 +1,458 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+)
+
+// Consume joins the application's consumer group on the commands topics of
+// its aggregate types and hands handle the records of the partitions this
+// instance is assigned, until ctx ends; see engine.CommandLog.
+//
+// Each assigned partition starts at the offset Options.Offsets gives, the one
+// the store committed with the outcomes: Kafka's own committed offsets are
+// neither read nor written. A partition's batches are handed one at a time,
+// in offset order, by a goroutine of its own, so partitions proceed in
+// parallel. When a partition is revoked or lost, its records stop being
+// handed and the rebalance waits for its batch in flight. When handle fails,
+// the partition resumes from the offset the store has, after a backoff.
+func (l *Log) Consume(ctx context.Context, handle func(ctx context.Context, b engine.LogBatch) error) error {
+	return l.consume(ctx, handle, nil)
+}
+
+// ConsumeWithEvents is Consume that also consumes, in the same consumer
+// group, the events topics the application's reactors subscribe to
+// (ReactorTopics), and hands react their events; see engine.ReactingLog.
+// Each partition of an events topic is consumed by one instance, resumes
+// from the offset the store committed for it, and is handed one batch at a
+// time like the commands. Unlike a batch of commands, a batch of events in
+// flight is abandoned when its partition is revoked (its context ends):
+// reacting awaits outcomes that may need the rebalance to complete, and
+// its new owner hands it again, which the reactions' derived ids make
+// harmless.
+func (l *Log) ConsumeWithEvents(ctx context.Context, handle func(ctx context.Context, b engine.LogBatch) error, react func(ctx context.Context, b engine.EventBatch) error) error {
+	return l.consume(ctx, handle, react)
+}
+
+var _ engine.ReactingLog = (*Log)(nil)
+
+func (l *Log) consume(ctx context.Context, handle func(ctx context.Context, b engine.LogBatch) error, react func(ctx context.Context, b engine.EventBatch) error) error {
+	if l.opts.Offsets == nil {
+		return errors.New("kafka: consume: no OffsetSource in Options.Offsets")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c := &consumer{l: l, ctx: ctx, fail: cancel, handle: handle, react: react, events: map[string]bool{}, parts: map[topicPartition]*worker{}}
+	topics := make([]string, 0, len(l.commands))
+	for _, t := range l.commands {
+		topics = append(topics, t)
+	}
+	if react != nil {
+		for _, t := range l.ReactorTopics() {
+			c.events[t] = true
+			topics = append(topics, t)
+		}
+	}
+	opts := []kgo.Opt{
+		kgo.ConsumerGroup(l.opts.Group),
+		kgo.ConsumeTopics(topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AdjustFetchOffsetsFn(c.assigned),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.revoked),
+	}
+	if l.opts.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(l.opts.SessionTimeout),
+			kgo.HeartbeatInterval(max(l.opts.SessionTimeout/10, 100*time.Millisecond)))
+	}
+	cl, err := kgo.NewClient(l.clientOpts(opts...)...)
+	if err != nil {
+		return fmt.Errorf("kafka: make the consumer of group %s: %w", l.opts.Group, err)
+	}
+	c.cl = cl
+	for {
+		fetches := cl.PollRecords(ctx, 4*l.opts.MaxBatch)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			cl.AllowRebalance()
+			break
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				l.log.Warn("kafka: fetch failed", "topic", topic, "partition", p, "error", err)
+			}
+		})
+		c.dispatch(fetches)
+		// Every record polled is now queued to its partition's worker, so
+		// a revocation, which runs only once rebalances are allowed, finds
+		// each partition's records in one place to drop.
+		cl.AllowRebalance()
+	}
+	// Leaving the group revokes every partition, which stops the workers
+	// after their batches in flight.
+	cl.Close()
+	c.stopAll()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// consumer is one Consume call: the group client and a worker per
+// assigned partition.
+type consumer struct {
+	l      *Log
+	ctx    context.Context
+	fail   context.CancelCauseFunc
+	handle func(context.Context, engine.LogBatch) error
+	react  func(context.Context, engine.EventBatch) error
+	events map[string]bool // the events topics consumed for react
+	cl     *kgo.Client
+
+	mu    sync.Mutex
+	parts map[topicPartition]*worker
+}
+
+// assigned runs once the group assigned partitions to this instance,
+// before they are fetched: each starts at the offset the store committed,
+// with a worker of its own.
+func (c *consumer) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, parts := range offsets {
+		for p := range parts {
+			// A worker left from an assignment that did not complete
+			// finishes its batch before the store is asked where to start.
+			tp := topicPartition{topic, p}
+			c.mu.Lock()
+			old := c.parts[tp]
+			delete(c.parts, tp)
+			c.mu.Unlock()
+			if old != nil {
+				old.stop()
+			}
+			next, err := c.l.opts.Offsets.Offset(ctx, topic, p)
+			if err != nil {
+				return nil, fmt.Errorf("kafka: read the committed offset of %s/%d: %w", topic, p, err)
+			}
+			parts[p] = kgo.NewOffset().At(next).WithEpoch(-1)
+			w := newWorker(c, tp, next)
+			c.mu.Lock()
+			c.parts[tp] = w
+			c.mu.Unlock()
+			go w.run()
+			c.l.log.Info("kafka: partition assigned", "topic", topic, "partition", p, "offset", next)
+		}
+	}
+	return offsets, nil
+}
+
+// revoked stops handing the records of the partitions revoked or lost and
+// returns once their batches in flight are done, so the next owner starts
+// from what the store has.
+func (c *consumer) revoked(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	var ws []*worker
+	c.mu.Lock()
+	for topic, parts := range lost {
+		for _, p := range parts {
+			tp := topicPartition{topic, p}
+			if w := c.parts[tp]; w != nil {
+				ws = append(ws, w)
+				delete(c.parts, tp)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.signal()
+	}
+	for _, w := range ws {
+		w.stop()
+		c.l.log.Info("kafka: partition revoked", "topic", w.tp.topic, "partition", w.tp.partition)
+	}
+}
+
+// stopAll stops every worker left.
+func (c *consumer) stopAll() {
+	c.mu.Lock()
+	ws := c.parts
+	c.parts = map[topicPartition]*worker{}
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.signal()
+	}
+	for _, w := range ws {
+		w.stop()
+	}
+}
+
+// dispatch queues each partition's records to its worker. Records of a
+// partition without a worker (revoked meanwhile) are dropped: its next
+// owner fetches them again from the store's offset.
+func (c *consumer) dispatch(fetches kgo.Fetches) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		if w := c.parts[topicPartition{p.Topic, p.Partition}]; w != nil {
+			w.push(p.Records)
+		}
+	})
+}
+
+// worker hands one partition's records to handle, or to react for an
+// events topic, one batch at a time.
+type worker struct {
+	c      *consumer
+	tp     topicPartition
+	next   int64 // the offset of the next record to hand
+	events bool  // an events topic, handed to react
+	// ctx is the context batches are handled in. A batch of commands
+	// outlives Consume's context, so that a revocation or a shutdown lets
+	// it finish; a batch of events ends with the worker.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	queue  []*kgo.Record
+	paused bool
+	wake   chan struct{}
+
+	quit     chan struct{}
+	quitOnce sync.Once
+	done     chan struct{}
+}
+
+func newWorker(c *consumer, tp topicPartition, next int64) *worker {
+	w := &worker{c: c, tp: tp, next: next, events: c.events[tp.topic], wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	if w.events {
+		w.ctx, w.cancel = context.WithCancel(c.ctx)
+	} else {
+		w.ctx, w.cancel = context.WithoutCancel(c.ctx), func() {}
+	}
+	return w
+}
+
+// signal asks the worker to stop after its batch in flight; a batch of
+// events in flight is abandoned.
+func (w *worker) signal() {
+	w.quitOnce.Do(func() {
+		close(w.quit)
+		w.cancel()
+	})
+}
+
+// stop asks the worker to stop after its batch in flight and waits for it.
+func (w *worker) stop() {
+	w.signal()
+	<-w.done
+	w.mu.Lock()
+	paused := w.paused
+	w.paused = false
+	w.mu.Unlock()
+	if paused {
+		w.c.cl.ResumeFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
+	}
+}
+
+// push queues records, pausing the partition's fetches while the queue is
+// long: records the client buffered meanwhile are fetched again on resume.
+func (w *worker) push(recs []*kgo.Record) {
+	w.mu.Lock()
+	w.queue = append(w.queue, recs...)
+	pause := !w.paused && len(w.queue) >= 4*w.c.l.opts.MaxBatch
+	if pause {
+		w.paused = true
+	}
+	w.mu.Unlock()
+	if pause {
+		w.c.cl.PauseFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns up to n queued records, waiting for some; nil once the
+// worker must stop.
+func (w *worker) take(n int) []*kgo.Record {
+	for {
+		w.mu.Lock()
+		if len(w.queue) > 0 {
+			k := min(n, len(w.queue))
+			recs := w.queue[:k:k]
+			w.queue = w.queue[k:]
+			resume := w.paused && len(w.queue) < w.c.l.opts.MaxBatch
+			if resume {
+				w.paused = false
+			}
+			w.mu.Unlock()
+			if resume {
+				w.c.cl.ResumeFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
+			}
+			return recs
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.wake:
+		case <-w.quit:
+			return nil
+		}
+	}
+}
+
+func (w *worker) stopping() bool {
+	select {
+	case <-w.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// run hands batches until the worker is stopped.
+func (w *worker) run() {
+	defer close(w.done)
+	for !w.stopping() {
+		recs := w.take(w.c.l.opts.MaxBatch)
+		if recs == nil {
+			return
+		}
+		if err := w.deliver(recs); err != nil {
+			w.c.fail(err)
+			return
+		}
+	}
+}
+
+// deliver hands recs to handle until it succeeds, resuming from the store's
+// offset after each failure. It returns an error only when the store's
+// offset moved backwards, which no retry can mend.
+func (w *worker) deliver(recs []*kgo.Record) error {
+	backoff := 50 * time.Millisecond
+	for {
+		recs = skipBelow(recs, w.next)
+		if len(recs) == 0 {
+			return nil
+		}
+		next, err := w.hand(recs)
+		if err == nil {
+			w.next = next
+			return nil
+		}
+		if w.stopping() {
+			return nil
+		}
+		if errors.Is(err, plait.ErrStopped) {
+			// The engine is stopping: the partition stops with it once
+			// Consume returns, and its next owner resumes from the store.
+			w.c.l.log.Debug("kafka: the engine stopped; batch left to the partition's next owner", "topic", w.tp.topic, "partition", w.tp.partition)
+		} else {
+			w.c.l.log.Error("kafka: handling a batch failed; resuming from the store's offset", "topic", w.tp.topic,
+				"partition", w.tp.partition, "from", recs[0].Offset, "to", next, "error", err)
+		}
+		for {
+			select {
+			case <-time.After(backoff):
+			case <-w.quit:
+				return nil
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			next, err := w.c.l.opts.Offsets.Offset(w.c.ctx, w.tp.topic, w.tp.partition)
+			if err != nil {
+				w.c.l.log.Error("kafka: reading the committed offset failed", "topic", w.tp.topic, "partition", w.tp.partition, "error", err)
+				continue
+			}
+			if next < w.next {
+				return fmt.Errorf("kafka: the store's offset of %s/%d went back from %d to %d", w.tp.topic, w.tp.partition, w.next, next)
+			}
+			w.next = next
+			break
+		}
+	}
+}
+
+// hand hands recs to handle, or to react for an events topic, and returns
+// the offset after them.
+func (w *worker) hand(recs []*kgo.Record) (next int64, err error) {
+	if w.events {
+		b := w.eventBatch(recs)
+		return b.Offset.Next, w.c.react(w.ctx, b)
+	}
+	b := w.batch(recs)
+	return b.Offset.Next, w.c.handle(w.ctx, b)
+}
+
+// eventBatch decodes recs into the batch handed to react. A record that is
+// not an event is logged and skipped; the batch's offset still moves past
+// it.
+func (w *worker) eventBatch(recs []*kgo.Record) engine.EventBatch {
+	evs := make([]plait.Event, 0, len(recs))
+	var traces []engine.TraceContext
+	for _, r := range recs {
+		ev, err := decodeEvent(r)
+		if err != nil {
+			w.c.l.log.Error("kafka: skipped a record that is not an event", "error", err)
+			continue
+		}
+		traces = addTrace(traces, len(evs), r)
+		evs = append(evs, ev)
+	}
+	last := recs[len(recs)-1]
+	return engine.EventBatch{Events: evs, Traces: traces, Offset: engine.Offset{Topic: w.tp.topic, Partition: w.tp.partition, Next: last.Offset + 1}}
+}
+
+// batch decodes recs into the batch handed to the engine. A record that is
+// not a command is logged and skipped; the batch's offset still moves past
+// it.
+func (w *worker) batch(recs []*kgo.Record) engine.LogBatch {
+	cmds := make([]plait.Command, 0, len(recs))
+	var traces []engine.TraceContext
+	for _, r := range recs {
+		cmd, err := decodeCommand(r)
+		if err != nil {
+			w.c.l.log.Error("kafka: skipped a record that is not a command", "error", err)
+			continue
+		}
+		traces = addTrace(traces, len(cmds), r)
+		cmds = append(cmds, cmd)
+	}
+	last := recs[len(recs)-1]
+	return engine.LogBatch{Commands: cmds, Traces: traces, Offset: engine.Offset{Topic: w.tp.topic, Partition: w.tp.partition, Next: last.Offset + 1}}
+}
+
+// addTrace sets the trace context of the batch's item i, decoded from r,
+// in traces, which stays nil as long as no item has one.
+func addTrace(traces []engine.TraceContext, i int, r *kgo.Record) []engine.TraceContext {
+	tc := traceContext(r)
+	if tc.Parent == "" {
+		return traces
+	}
+	for len(traces) < i {
+		traces = append(traces, engine.TraceContext{})
+	}
+	return append(traces, tc)
+}
+
+// skipBelow drops the records before offset next: their effects are
+// committed.
+func skipBelow(recs []*kgo.Record, next int64) []*kgo.Record {
+	for len(recs) > 0 && recs[0].Offset < next {
+		recs = recs[1:]
+	}
+	return recs
+}

@@ -1,0 +1,241 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+)
+
+// PublisherCheckpoint is the name of the publisher's checkpoint and lease.
+const PublisherCheckpoint = "publisher:kafka"
+
+// Lease is held by at most one publisher at a time.
+type Lease interface {
+	// Check returns an error when the lease may have been lost.
+	Check(ctx context.Context) error
+	// Release gives the lease up.
+	Release()
+}
+
+// Leaser grants leases. postgres.Store's TryLease, wrapped, is one: an
+// advisory lock on a connection of its own.
+type Leaser interface {
+	// TryLease takes the lease named name if no one holds it, without
+	// waiting; ok is false when another holds it.
+	TryLease(ctx context.Context, name string) (l Lease, ok bool, err error)
+}
+
+// FeedReader reads the log of record in position order; engine.Engine and
+// every engine.Store are ones.
+type FeedReader interface {
+	ReadFeed(ctx context.Context, after int64, limit int) ([]engine.Item, error)
+}
+
+// Publisher publishes every committed event to its type's events topic and
+// every outcome to the outcomes topic, in position order, from the store's
+// feed. Its checkpoint moves only after Kafka acknowledged a page, so a
+// crash republishes the page with the same ids, which consumers recognise.
+// Only the holder of its lease publishes; other instances stand by.
+type Publisher struct {
+	// Log is the application's log: topics and producer.
+	Log *Log
+	// Feed is read from the checkpoint on.
+	Feed FeedReader
+	// Changed, when set, signals that the feed may have grown
+	// (engine.Engine's FeedChanged); otherwise the feed is polled.
+	Changed func() <-chan struct{}
+	// Checkpoints keep the publisher's position.
+	Checkpoints engine.Checkpoints
+	// Leaser grants the lease that makes one instance the publisher.
+	Leaser Leaser
+	// Standby is how often an instance without the lease tries to take it
+	// (default 2s).
+	Standby time.Duration
+	// Page caps the items published between checkpoints (default 512).
+	Page int
+	// Spans, when set, gives the span of a command by id
+	// (engine.Engine.CommandSpan): each event goes out with the W3C trace
+	// context of the command that caused it, when valid, in its
+	// traceparent and tracestate headers, and the reactors' hops continue
+	// that trace.
+	Spans func(commandID string) trace.SpanContext
+}
+
+// pollInterval is how often the feed is read when nothing signals it grew.
+const pollInterval = 50 * time.Millisecond
+
+// Run publishes while this instance holds the lease, stands by while
+// another does, and returns when ctx ends.
+func (p *Publisher) Run(ctx context.Context) error {
+	standby := p.Standby
+	if standby <= 0 {
+		standby = 2 * time.Second
+	}
+	log := p.Log.log
+	for ctx.Err() == nil {
+		lease, ok, err := p.Leaser.TryLease(ctx, PublisherCheckpoint)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				log.Error("kafka publisher: take the lease", "error", err)
+			}
+		case ok:
+			log.Info("kafka publisher: lease taken; publishing")
+			err := p.publish(ctx, lease)
+			lease.Release()
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Error("kafka publisher: stopped publishing; lease released", "error", err)
+		}
+		select {
+		case <-time.After(standby):
+		case <-ctx.Done():
+		}
+	}
+	return nil
+}
+
+// publish publishes page after page until ctx ends or something fails.
+func (p *Publisher) publish(ctx context.Context, lease Lease) error {
+	page := p.Page
+	if page <= 0 {
+		page = 512
+	}
+	pos, err := p.Checkpoints.Checkpoint(ctx, PublisherCheckpoint)
+	if err != nil {
+		return fmt.Errorf("read the checkpoint: %w", err)
+	}
+	for ctx.Err() == nil {
+		var changed <-chan struct{}
+		if p.Changed != nil {
+			changed = p.Changed()
+		}
+		items, err := p.Feed.ReadFeed(ctx, pos, page)
+		if err != nil {
+			return fmt.Errorf("read the feed after %d: %w", pos, err)
+		}
+		if len(items) == 0 {
+			select {
+			case <-changed:
+			case <-time.After(pollInterval):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		recs := make([]*kgo.Record, 0, len(items))
+		for _, it := range items {
+			rec, err := p.Log.record(it)
+			if err != nil {
+				return err
+			}
+			if rec == nil {
+				continue
+			}
+			if it.Event != nil && p.Spans != nil {
+				injectTrace(trace.ContextWithSpanContext(ctx, p.Spans(it.Event.CausationID)), rec)
+			}
+			recs = append(recs, rec)
+		}
+		if err := lease.Check(ctx); err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, p.Log.opts.ProduceTimeout)
+		err = p.Log.producer.ProduceSync(pctx, recs...).FirstErr()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("produce positions %d to %d: %w", items[0].Position, items[len(items)-1].Position, err)
+		}
+		last := items[len(items)-1].Position
+		if err := lease.Check(ctx); err != nil {
+			return err
+		}
+		if err := p.Checkpoints.SaveCheckpoint(ctx, PublisherCheckpoint, last); err != nil {
+			return fmt.Errorf("save the checkpoint at %d: %w", last, err)
+		}
+		pos = last
+	}
+	return nil
+}
+
+// record is the Kafka record of a feed item, nil for an item that is
+// neither an event nor an outcome.
+func (l *Log) record(it engine.Item) (*kgo.Record, error) {
+	switch {
+	case it.Event != nil:
+		return l.eventRecord(*it.Event), nil
+	case it.Outcome != nil:
+		return l.outcomeRecord(*it.Outcome)
+	}
+	return nil, nil
+}
+
+// eventRecord is an event in CloudEvents' Kafka binary mode: the value is
+// the event's data, the envelope is in headers; see the package doc.
+func (l *Log) eventRecord(ev plait.Event) *kgo.Record {
+	value := []byte(ev.Data)
+	if len(value) == 0 {
+		value = []byte("null")
+	}
+	rec := &kgo.Record{Topic: l.EventsTopic(ev.Type), Key: []byte(ev.AggregateID), Value: value}
+	rec.Headers = append(ceHeaders(ev.ID, l.source(ev.Type, ev.AggregateID), ev.Type+"."+ev.Name, ev.At, ev.AggregateID),
+		header("plait_seq", strconv.FormatInt(ev.Seq, 10)),
+		header("plait_correlationid", ev.CorrelationID),
+		header("plait_causationid", ev.CausationID),
+		header("plait_position", strconv.FormatInt(ev.Position, 10)),
+		header("plait_user", ev.User),
+	)
+	if ev.Version > 1 {
+		rec.Headers = append(rec.Headers, header("plait_version", strconv.Itoa(ev.Version)))
+	}
+	if len(ev.Lineage) > 0 {
+		if b, err := json.Marshal(ev.Lineage); err == nil {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "plait_lineage", Value: b})
+		}
+	}
+	return rec
+}
+
+// outcomeRecord is an outcome: the value is the outcome's JSON without its
+// events (they are on the events topics) nor the instance's owner.
+func (l *Log) outcomeRecord(out plait.Outcome) (*kgo.Record, error) {
+	out.Events, out.Owner = nil, ""
+	value, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode the outcome of %s: %w", out.Command.ID, err)
+	}
+	c := out.Command
+	rec := &kgo.Record{Topic: l.OutcomesTopic(), Key: []byte(c.AggregateID), Value: value}
+	rec.Headers = append(ceHeaders(c.ID, l.source(c.Type, c.AggregateID), "plait.outcome."+string(out.Status), c.At, c.AggregateID),
+		header("plait_status", string(out.Status)),
+		header("plait_correlationid", c.CorrelationID),
+		header("plait_position", strconv.FormatInt(out.Position, 10)),
+		header("plait_user", c.User),
+	)
+	return rec, nil
+}
+
+// source is the CloudEvents source of an aggregate instance.
+func (l *Log) source(typ, id string) string { return "/" + l.app.Name + "/" + typ + "/" + id }
+
+func ceHeaders(id, source, typ string, at time.Time, subject string) []kgo.RecordHeader {
+	return []kgo.RecordHeader{
+		header("ce_specversion", "1.0"),
+		header("ce_id", id),
+		header("ce_source", source),
+		header("ce_type", typ),
+		header("ce_time", at.UTC().Format(time.RFC3339Nano)),
+		header("ce_subject", subject),
+		header("content-type", "application/json"),
+	}
+}
+
+func header(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }

@@ -1,0 +1,109 @@
+package kafka_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/engine/enginetest"
+	"github.com/plaithq/plait/httpapi"
+	"github.com/plaithq/plait/log/kafka"
+	"github.com/plaithq/plait/store/postgres"
+	"github.com/plaithq/plait/store/postgres/pgtest"
+)
+
+// TestStatusOfACommandSentToAnotherInstance asks GET /commands/{id} of an
+// instance other than the one that took the command: while the command is
+// in the command log and not decided, the answer is pending (not 404); once
+// decided, its outcome; an id never sent stays 404.
+func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	brokers := cluster(t).ListenAddrs()
+	url := pgtest.URL(t)
+	schema := pgtest.FreshSchema(t, url)
+	st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	app := enginetest.App()
+	open := func() *kafka.Log {
+		l, err := kafka.New(ctx, app, kafka.Options{Brokers: brokers, Prefix: schema, Group: schema, Partitions: 4,
+			Offsets: st, SessionTimeout: time.Second, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	// Instance a took the command: it is in the log, acknowledged. No
+	// instance consumes yet, so it is not decided.
+	a, b := open(), open()
+	cmd := plait.Command{ID: "sent-to-a", Type: "counter", AggregateID: "x", Name: "add", Data: json.RawMessage(`{"by":2}`),
+		CorrelationID: "sent-to-a", User: "u", At: time.Now().UTC()}
+	if err := a.Append(ctx, cmd); err != nil {
+		t.Fatal(err)
+	}
+	// A few other commands on other partitions, so that the tails are read.
+	for _, id := range []string{"p", "q", "r", "s"} {
+		c := cmd
+		c.ID, c.AggregateID, c.CorrelationID = "other-"+id, id, "other-"+id
+		if err := a.Append(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := engine.New(app, st, engine.Options{CommandLog: b, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(e, httpapi.Options{Logger: quiet}))
+	defer srv.Close()
+	status := func(id string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/commands/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct{ Status string }
+		json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v.Status
+	}
+	if code, s := status(cmd.ID); code != http.StatusOK || s != "pending" {
+		t.Fatalf("GET /commands/%s on b before it is decided: %d %q, want 200 pending", cmd.ID, code, s)
+	}
+	if code, _ := status("never-sent"); code != http.StatusNotFound {
+		t.Fatalf("GET /commands/never-sent: %d, want 404", code)
+	}
+
+	// b starts consuming: the command is decided, and its outcome answers.
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	for {
+		code, s := status(cmd.ID)
+		if code == http.StatusOK && s == "accepted" {
+			break
+		}
+		if code != http.StatusOK || s != "pending" {
+			t.Fatalf("GET /commands/%s while it is decided: %d %q, want 200 pending then accepted", cmd.ID, code, s)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s never decided", cmd.ID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if undecided, err := b.Undecided(ctx, cmd.ID); err != nil || undecided {
+		t.Fatalf("Undecided(%s) after its outcome = %v, %v; want false", cmd.ID, undecided, err)
+	}
+	if code, _ := status("never-sent"); code != http.StatusNotFound {
+		t.Fatalf("GET /commands/never-sent once caught up: %d, want 404", code)
+	}
+}

@@ -1,0 +1,127 @@
+// Package plait is the public API of Plait, a platform for event-driven,
+// event-sourced applications.
+//
+// An application defines aggregate types with [NewAggregate]: for each command
+// name a pure decide function that returns events or a rejection, and for each
+// event name a pure evolve function that folds the event into the state.
+// Reactors ([NewReactor]) turn events into commands for other aggregates, most
+// often for view aggregates whose fields carry their [Lineage].
+//
+// Nothing in this package does I/O: the engine (package engine) loads state,
+// calls decide and evolve, commits and relays; the storage adapters live in
+// packages of their own.
+package plait
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Command asks one aggregate instance to do something. ID is the idempotency
+// key: the same ID submitted twice yields the first outcome again.
+type Command struct {
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	AggregateID   string          `json:"aggregateId"`
+	Name          string          `json:"name"`
+	Data          json.RawMessage `json:"data"`
+	ExpectedSeq   *int64          `json:"expectedSeq,omitempty"`
+	CorrelationID string          `json:"correlationId"`
+	CausationID   string          `json:"causationId,omitempty"`
+	User          string          `json:"user"`
+	At            time.Time       `json:"at"`
+	// typed is Data as the Go value a reactor's Send encoded, so that the
+	// handler can take it without decoding Data again.
+	typed typed
+}
+
+// Event is a fact recorded by one aggregate instance. Seq numbers the
+// instance's events from 1 without gaps; Position orders all events and
+// outcomes of a log.
+type Event struct {
+	ID          string `json:"id"`
+	Type        string `json:"type"`
+	AggregateID string `json:"aggregateId"`
+	Seq         int64  `json:"seq"`
+	Name        string `json:"name"`
+	// Version is the version of the shape of Data, declared with
+	// [Version]; 0 means 1, and version 1 is not written, so logs written
+	// before versions existed read as version 1. Events are read at the
+	// current version of their name: [Upcaster]s turn older ones into it.
+	Version       int             `json:"version,omitempty"`
+	Data          json.RawMessage `json:"data"`
+	CorrelationID string          `json:"correlationId"`
+	CausationID   string          `json:"causationId"`
+	User          string          `json:"user"`
+	At            time.Time       `json:"at"`
+	Position      int64           `json:"position,omitempty"`
+	// Lineage is set on events of view aggregates: the source of each field
+	// the event sets.
+	Lineage map[string]Lineage `json:"lineage,omitempty"`
+}
+
+// Status is where a command stands.
+type Status string
+
+// The statuses of a command.
+const (
+	StatusPending  Status = "pending"
+	StatusAccepted Status = "accepted"
+	StatusRejected Status = "rejected"
+)
+
+// Outcome is what became of one command: its events, or its rejection.
+// Every acknowledged command has exactly one.
+type Outcome struct {
+	Command  Command      `json:"command"`
+	Status   Status       `json:"status"`
+	Events   []Event      `json:"events,omitempty"`
+	Errors   []FieldError `json:"errors,omitempty"`
+	Position int64        `json:"position,omitempty"`
+	// Owner is the user who owns the aggregate instance, for access checks.
+	Owner string `json:"owner,omitempty"`
+}
+
+// typed is data as the Go value it was encoded from. It holds for the one
+// data slice it was encoded to: data replaced by other bytes (sealed, say)
+// no longer matches it, and is decoded as usual.
+type typed struct {
+	raw json.RawMessage
+	v   any
+}
+
+// newTyped records that raw is the encoding of v.
+func newTyped(raw json.RawMessage, v any) typed {
+	if len(raw) == 0 {
+		return typed{}
+	}
+	return typed{raw: raw, v: v}
+}
+
+// of returns the value if data is still the very slice it was encoded to.
+func (t typed) of(data json.RawMessage) (any, bool) {
+	if t.v == nil || len(data) == 0 || len(data) != len(t.raw) || &data[0] != &t.raw[0] {
+		return nil, false
+	}
+	return t.v, true
+}
+
+// EventID is the id of the index-th (from 0) event caused by command id. It is
+// deterministic, so an event published twice is recognised downstream.
+func EventID(commandID string, index int) string {
+	return commandID + "." + itoa(index+1)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,134 @@
+package plait_test
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/plaithq/plait"
+)
+
+type line struct {
+	SKU string  `json:"sku"`
+	Qty int     `json:"qty"`
+	Tag *string `json:"tag,omitempty"`
+}
+
+type place struct {
+	Lines []line `json:"lines"`
+}
+
+const placeSchema = `{
+	"type": "object",
+	"required": ["lines"],
+	"additionalProperties": false,
+	"properties": {
+		"lines": {"type": "array", "minItems": 1, "items": {
+			"type": "object",
+			"required": ["sku", "qty"],
+			"properties": {
+				"sku": {"type": "string", "minLength": 1},
+				"qty": {"type": "integer", "minimum": 1}
+			}
+		}}
+	}
+}`
+
+func shop(opts ...plait.Option[struct{}]) *plait.Aggregate[struct{}] {
+	base := []plait.Option[struct{}]{
+		plait.Handle("place", func(s struct{}, c plait.Cmd[place]) ([]plait.Change, error) { return nil, nil }),
+	}
+	return plait.NewAggregate("shop", append(base, opts...)...)
+}
+
+func TestSchemaViolationsAreAnnotationsOfTheData(t *testing.T) {
+	a := shop(plait.Schema[struct{}]("place", placeSchema))
+	if err := a.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		data string
+		want []plait.FieldError // path and code only
+	}{
+		{`{"lines":[{"sku":"a","qty":1}]}`, nil},
+		{`{"lines":[{"sku":"a","qty":0},{"sku":"","qty":2}]}`, []plait.FieldError{
+			{Path: "lines[0].qty", Code: "schema:minimum"}, {Path: "lines[1].sku", Code: "schema:minLength"},
+		}},
+		{`{}`, []plait.FieldError{{Path: "lines", Code: "schema:required"}}},
+		{``, []plait.FieldError{{Path: "lines", Code: "schema:required"}}},
+		{`{"lines":[{"qty":"2"}]}`, []plait.FieldError{
+			{Path: "lines[0].qty", Code: "schema:type"}, {Path: "lines[0].sku", Code: "schema:required"},
+		}},
+		{`{"lines":[], "x":1}`, []plait.FieldError{{Path: "lines", Code: "schema:minItems"}, {Path: "x", Code: "schema:additionalProperties"}}},
+		{`[]`, []plait.FieldError{{Path: "", Code: "schema:type"}}},
+	} {
+		err := a.CheckCommand("place", json.RawMessage(c.data))
+		if c.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", c.data, err)
+			}
+			continue
+		}
+		var se *plait.SchemaError
+		if !errors.As(err, &se) || !errors.Is(err, plait.ErrBadPayload) {
+			t.Errorf("%s: %v, want a schema error that is ErrBadPayload", c.data, err)
+			continue
+		}
+		var env *plait.EnvelopeError
+		if !errors.As(err, &env) || env.Field != "data" {
+			t.Errorf("%s: %v, want an envelope error on data", c.data, err)
+		}
+		var got []plait.FieldError
+		for _, fe := range se.Errors {
+			if fe.Message == "" {
+				t.Errorf("%s: %+v has no message", c.data, fe)
+			}
+			got = append(got, plait.FieldError{Path: fe.Path, Code: fe.Code})
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.data, got, c.want)
+		}
+	}
+	// A command without a schema is checked by decoding alone.
+	if err := shop().CheckCommand("place", json.RawMessage(`{"lines":[]}`)); err != nil {
+		t.Errorf("no schema: %v", err)
+	}
+}
+
+func TestSchemaIsServedAsDeclared(t *testing.T) {
+	a := shop(plait.Schema[struct{}]("place", placeSchema))
+	got, ok := a.CommandSchema("place")
+	if !ok {
+		t.Fatal("no schema for place")
+	}
+	var v map[string]any
+	if err := json.Unmarshal(got, &v); err != nil || v["type"] != "object" {
+		t.Fatalf("schema %s: %v", got, err)
+	}
+	if _, ok := a.CommandSchema("ship"); ok {
+		t.Error("a schema for a command that declares none")
+	}
+}
+
+func TestBadSchemasAreMistakesOfTheDefinition(t *testing.T) {
+	for _, c := range []struct {
+		schema, command, want string
+	}{
+		{`{"type": "object"`, "place", "decode"},
+		{`{"type": 12}`, "place", "place"},
+		{`{"$ref": "https://example.com/s.json"}`, "place", "may not refer outside itself"},
+		{`{"type": "object"}`, "ship", `"ship", which no Handle declares`},
+	} {
+		a := shop(plait.Schema[struct{}](c.command, c.schema))
+		err := a.Err()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.schema, err, c.want)
+		}
+		app := plait.App{Name: "shops", Aggregates: []plait.Definition{a}}
+		if app.Validate() == nil {
+			t.Errorf("%s: the app validates", c.schema)
+		}
+	}
+}

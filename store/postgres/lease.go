@@ -1,0 +1,69 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Lease is a PostgreSQL session-level advisory lock held on a connection of
+// its own: among every process sharing the store's schema and prefix, at
+// most one holds a lease of a given name at a time. It lasts until Release,
+// or until its connection fails, which Check reports.
+type Lease struct {
+	conn *pgxpool.Conn
+	key  int64
+	name string
+}
+
+// TryLease takes the lease named name if no one holds it, without waiting:
+// ok is false when another session holds it. The lease keeps one of the
+// pool's connections until Release.
+func (s *Store) TryLease(ctx context.Context, name string) (l *Lease, ok bool, err error) {
+	h := fnv.New64a()
+	h.Write([]byte("plait lease " + s.opts.Schema + "." + s.opts.Prefix + " " + name))
+	key := int64(h.Sum64())
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: lease %s: acquire a connection: %w", name, err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, false, fmt.Errorf("postgres: lease %s: %w", name, err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, false, nil
+	}
+	return &Lease{conn: conn, key: key, name: name}, true, nil
+}
+
+// Check returns an error when the lease may be lost: its connection no
+// longer answers, so the database may have ended its session and with it
+// the lock.
+func (l *Lease) Check(ctx context.Context) error {
+	var held bool
+	err := l.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND pid = pg_backend_pid() AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1)`,
+		l.key).Scan(&held)
+	if err != nil {
+		return fmt.Errorf("postgres: lease %s: %w", l.name, err)
+	}
+	if !held {
+		return fmt.Errorf("postgres: lease %s: no longer held", l.name)
+	}
+	return nil
+}
+
+// Release gives the lease up and returns its connection to the pool. A
+// connection that cannot unlock is closed, which ends its session and the
+// lock with it.
+func (l *Lease) Release() {
+	ctx := context.Background()
+	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, l.key); err != nil {
+		l.conn.Conn().Close(ctx)
+	}
+	l.conn.Release()
+}

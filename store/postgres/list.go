@@ -1,0 +1,219 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+)
+
+// maxRune is the largest UTF-8 sequence: under a bytewise collation every
+// string with a prefix p sorts below p followed by it, so a prefix filter is
+// a range that uses the index.
+const maxRune = "\U0010FFFF"
+
+// List runs a list query with keyset pagination; see engine.Queries. It has
+// the embedded store's semantics: eq matches a field equal to the value as a
+// string, as a number when the value is one and as a boolean when it is true
+// or false; prefix matches strings starting with the value; the order is the
+// sort field's, then the id, both reversed by Desc. Fields compare as JSONB
+// (see the package documentation). The type and field names must be plain
+// names (the caller checks them): they are inlined, so the planner matches
+// the partial expression indexes EnsureIndexes creates.
+func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engine.ListPage, error) {
+	query, args, limit, err := s.listQuery(typ, q)
+	if err != nil || query == "" {
+		return engine.ListPage{}, err
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return engine.ListPage{}, fmt.Errorf("postgres: list %s: %w", typ, err)
+	}
+	defer rows.Close()
+	var page engine.ListPage
+	var last cursor
+	for rows.Next() {
+		var item engine.ListItem
+		var lineage, sortValue, state []byte
+		dest := []any{&item.ID, &item.Seq, &lineage, &sortValue, &state}
+		values := make([][]byte, len(q.Fields))
+		for i := range values {
+			dest = append(dest, &values[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return engine.ListPage{}, fmt.Errorf("postgres: list %s: %w", typ, err)
+		}
+		if len(page.Items) == limit {
+			page.Next = encodeCursor(last)
+			break
+		}
+		if err := decodeOptional(lineage, &item.Lineage); err != nil {
+			return engine.ListPage{}, fmt.Errorf("postgres: list %s: decode lineage of %s: %w", typ, item.ID, err)
+		}
+		if q.Fields == nil {
+			if err := json.Unmarshal(state, &item.Fields); err != nil {
+				return engine.ListPage{}, fmt.Errorf("postgres: list %s: decode state of %s: %w", typ, item.ID, err)
+			}
+		} else {
+			item.Fields = make(map[string]json.RawMessage, len(q.Fields))
+			for i, f := range q.Fields {
+				if values[i] != nil {
+					item.Fields[f] = values[i]
+				}
+			}
+			item.Lineage = projectLineage(item.Lineage, q.Fields)
+		}
+		page.Items = append(page.Items, item)
+		last = cursor{Value: sortValue, ID: item.ID}
+	}
+	if err := rows.Err(); err != nil {
+		return engine.ListPage{}, fmt.Errorf("postgres: list %s: %w", typ, err)
+	}
+	return page, nil
+}
+
+// listQuery builds the SQL of a list query and its arguments; it returns
+// no query when nothing can match. The query selects id, seq, lineage, the
+// sort value, the state (or NULL) and, with a projection, each field.
+func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []any, limit int, err error) {
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	where := []string{"type = " + literal(typ)}
+	for _, f := range q.Filters {
+		x := sortExpr(f.Field)
+		if !textOK(f.Value) {
+			// No stored string holds NUL or invalid UTF-8: nothing matches.
+			return "", nil, 0, nil
+		}
+		switch f.Op {
+		case "eq":
+			where = append(where, x+" = ANY("+arg(eqCandidates(f.Value))+"::text[]::jsonb[])")
+		case "prefix":
+			if s.bytewise {
+				lo, _ := json.Marshal(f.Value)
+				hi, _ := json.Marshal(f.Value + maxRune)
+				where = append(where, x+" >= "+arg(string(lo))+"::text::jsonb", x+" < "+arg(string(hi))+"::text::jsonb")
+			} else {
+				where = append(where, "jsonb_typeof("+x+") = 'string'")
+			}
+			where = append(where, "starts_with(state ->> "+literal(f.Field)+", "+arg(f.Value)+"::text)")
+		default:
+			return "", nil, 0, fmt.Errorf("postgres: list %s: unknown operator %q", typ, f.Op)
+		}
+	}
+	if q.Owner != "" {
+		if !textOK(q.Owner) {
+			return "", nil, 0, nil
+		}
+		where = append(where, "owner = "+arg(q.Owner)+"::text")
+	}
+	sort := "NULL::jsonb"
+	if q.Sort != "" {
+		sort = sortExpr(q.Sort)
+	}
+	cmp := ">"
+	if q.Desc {
+		cmp = "<"
+	}
+	if q.After != "" {
+		c, err := decodeCursor(q.After)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		if q.Sort == "" {
+			where = append(where, "id "+cmp+" "+arg(c.ID)+"::text")
+		} else {
+			v := string(c.Value)
+			if v == "" {
+				v = "null"
+			}
+			where = append(where, fmt.Sprintf("(%s, id) %s (%s::text::jsonb, %s::text)", sort, cmp, arg(v), arg(c.ID)))
+		}
+	}
+	dir := " ASC"
+	if q.Desc {
+		dir = " DESC"
+	}
+	order := "id" + dir
+	if q.Sort != "" {
+		order = sort + dir + ", id" + dir
+	}
+	limit = q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	cols := "state"
+	if q.Fields != nil {
+		cols = "NULL::jsonb"
+		for _, f := range q.Fields {
+			cols += ", state -> " + literal(f)
+		}
+	}
+	query = fmt.Sprintf("SELECT id, seq, lineage, %s, %s FROM %s WHERE %s ORDER BY %s LIMIT %d",
+		sort, cols, s.table("instances"), strings.Join(where, " AND "), order, limit+1)
+	return query, args, limit, nil
+}
+
+// eqCandidates are the JSON values a field equal to v may hold: the string
+// v, the number v when it reads as one, and the boolean v when it is true
+// or false.
+func eqCandidates(v string) []string {
+	str, _ := json.Marshal(v)
+	cands := []string{string(str)}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && !math.IsInf(n, 0) && !math.IsNaN(n) {
+		if json.Valid([]byte(v)) {
+			cands = append(cands, v) // exact, even past float64's precision
+		} else {
+			cands = append(cands, strconv.FormatFloat(n, 'g', -1, 64)) // such as "+1" or ".5"
+		}
+	}
+	if v == "true" || v == "false" {
+		cands = append(cands, v)
+	}
+	return cands
+}
+
+// projectLineage keeps the lineage of the projected fields.
+func projectLineage(all map[string]plait.Lineage, fields []string) map[string]plait.Lineage {
+	var kept map[string]plait.Lineage
+	for _, f := range fields {
+		if l, ok := all[f]; ok {
+			if kept == nil {
+				kept = map[string]plait.Lineage{}
+			}
+			kept[f] = l
+		}
+	}
+	return kept
+}
+
+// cursor is the sort value, as JSON, and the id of the last item of a page.
+type cursor struct {
+	Value json.RawMessage `json:"v,omitempty"`
+	ID    string          `json:"i"`
+}
+
+func encodeCursor(c cursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.ID == "" || !textOK(c.ID) || (c.Value != nil && !jsonOK(c.Value)) {
+		return c, fmt.Errorf("%w: %q", engine.ErrBadCursor, s)
+	}
+	return c, nil
+}

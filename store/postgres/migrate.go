@@ -1,0 +1,303 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/plaithq/plait"
+)
+
+// migration is one versioned change of the schema. Its SQL names tables as
+// {name}, replaced by the qualified, prefixed table.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations are applied in order, each once per schema and prefix. Never
+// edit one that has shipped: append a new one.
+var migrations = []migration{
+	{1, "log, state, checkpoints and offsets", `
+CREATE TABLE {log_head} (
+	one boolean PRIMARY KEY DEFAULT true CHECK (one),
+	pos bigint NOT NULL
+);
+INSERT INTO {log_head} (one, pos) VALUES (true, 0);
+
+CREATE TABLE {events} (
+	pos            bigint PRIMARY KEY,
+	id             text COLLATE "C" NOT NULL UNIQUE,
+	type           text COLLATE "C" NOT NULL,
+	aggregate_id   text COLLATE "C" NOT NULL,
+	seq            bigint NOT NULL CHECK (seq > 0),
+	name           text COLLATE "C" NOT NULL,
+	correlation_id text COLLATE "C" NOT NULL,
+	causation_id   text COLLATE "C" NOT NULL,
+	user_id        text NOT NULL,
+	at             timestamptz NOT NULL,
+	owner          text NOT NULL,
+	data           jsonb,
+	lineage        jsonb,
+	UNIQUE (type, aggregate_id, seq)
+);
+CREATE INDEX {@events_by_correlation} ON {events} (correlation_id, pos);
+
+CREATE TABLE {commands} (
+	id             text COLLATE "C" PRIMARY KEY,
+	pos            bigint NOT NULL UNIQUE,
+	type           text COLLATE "C" NOT NULL,
+	aggregate_id   text COLLATE "C" NOT NULL,
+	name           text COLLATE "C" NOT NULL,
+	data           json, -- json, not jsonb: the command's data exactly as sent, for a rejection to give back
+	expected_seq   bigint,
+	correlation_id text COLLATE "C" NOT NULL,
+	causation_id   text COLLATE "C" NOT NULL,
+	user_id        text NOT NULL,
+	at             timestamptz NOT NULL,
+	status         text NOT NULL CHECK (status IN ('accepted', 'rejected')),
+	errors         jsonb,
+	owner          text NOT NULL,
+	first_event    bigint NOT NULL,
+	event_count    integer NOT NULL
+);
+
+CREATE TABLE {instances} (
+	type       text COLLATE "C" NOT NULL,
+	id         text COLLATE "C" NOT NULL,
+	seq        bigint NOT NULL,
+	state      jsonb NOT NULL,
+	lineage    jsonb,
+	owner      text NOT NULL,
+	updated_at timestamptz NOT NULL,
+	PRIMARY KEY (type, id)
+);
+CREATE INDEX {@instances_by_owner} ON {instances} (type, owner, id);
+
+CREATE TABLE {checkpoints} (
+	name text PRIMARY KEY,
+	pos  bigint NOT NULL
+);
+
+CREATE TABLE {offsets} (
+	topic       text NOT NULL,
+	partition   integer NOT NULL,
+	next_offset bigint NOT NULL,
+	PRIMARY KEY (topic, partition)
+);
+`},
+	{2, "event versions", `
+-- The version of an event's data shape; NULL is version 1, as in every
+-- event recorded before versions existed.
+ALTER TABLE {events} ADD COLUMN version integer CHECK (version > 1);
+`},
+	{3, "subject keys", `
+-- One key per data subject, for the personal fields (see keys.go).
+CREATE TABLE {subject_keys} (
+	subject text COLLATE "C" PRIMARY KEY,
+	key     bytea NOT NULL
+);
+`},
+}
+
+// expand replaces {name} with the qualified table and {@name} with the
+// unqualified, prefixed name (for indexes, which live in their table's
+// schema).
+func (s *Store) expand(sql string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(sql, '{')
+		if i < 0 {
+			b.WriteString(sql)
+			return b.String()
+		}
+		j := strings.IndexByte(sql[i:], '}')
+		if j < 0 {
+			b.WriteString(sql)
+			return b.String()
+		}
+		b.WriteString(sql[:i])
+		name := sql[i+1 : i+j]
+		if bare, ok := strings.CutPrefix(name, "@"); ok {
+			b.WriteString(pgx.Identifier{s.opts.Prefix + bare}.Sanitize())
+		} else {
+			b.WriteString(s.table(name))
+		}
+		sql = sql[i+j+1:]
+	}
+}
+
+// lockPoll is how often a process waiting for the schema lock tries again.
+const lockPoll = 25 * time.Millisecond
+
+// migrate creates the schema when missing and applies every migration not yet
+// applied, in one transaction holding the schema's advisory lock. Waiting
+// processes poll with pg_try_advisory_xact_lock rather than block, so that
+// no waiting transaction holds a snapshot a concurrent index build would
+// wait for.
+func (s *Store) migrate(ctx context.Context) error {
+	for {
+		done, err := s.tryMigrate(ctx)
+		if err != nil {
+			return fmt.Errorf("postgres: migrate %s: %w", s.opts.Schema, err)
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-time.After(lockPoll):
+		case <-ctx.Done():
+			return fmt.Errorf("postgres: migrate %s: waiting for the schema lock: %w", s.opts.Schema, ctx.Err())
+		}
+	}
+}
+
+func (s *Store) tryMigrate(ctx context.Context) (bool, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var locked bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, s.lockKey).Scan(&locked); err != nil {
+		return false, fmt.Errorf("take the schema lock: %w", err)
+	}
+	if !locked {
+		return false, nil
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, s.opts.Schema).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look up the schema: %w", err)
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{s.opts.Schema}.Sanitize()); err != nil {
+			return false, fmt.Errorf("create the schema: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, s.expand(`CREATE TABLE IF NOT EXISTS {schema_migrations} (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now()
+	)`)); err != nil {
+		return false, fmt.Errorf("create the migrations table: %w", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, s.expand(`SELECT coalesce(max(version), 0) FROM {schema_migrations}`)).Scan(&current); err != nil {
+		return false, fmt.Errorf("read the schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return false, fmt.Errorf("the schema is at version %d, newer than this program knows (%d): upgrade the program", current, len(migrations))
+	}
+	for _, m := range migrations[current:] {
+		if _, err := tx.Exec(ctx, s.expand(m.sql)); err != nil {
+			return false, fmt.Errorf("apply migration %d (%s): %w", m.version, m.name, err)
+		}
+		if _, err := tx.Exec(ctx, s.expand(`INSERT INTO {schema_migrations} (version, name) VALUES ($1, $2)`), m.version, m.name); err != nil {
+			return false, fmt.Errorf("record migration %d: %w", m.version, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return true, nil
+}
+
+// SchemaVersion returns the last migration applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.pool.QueryRow(ctx, s.expand(`SELECT coalesce(max(version), 0) FROM {schema_migrations}`)).Scan(&v); err != nil {
+		return 0, fmt.Errorf("postgres: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// sortExpr is the JSONB expression lists filter and sort field on, and the
+// one its index is built on: a missing field counts as JSON null.
+func sortExpr(field string) string {
+	return "coalesce(state -> " + literal(field) + ", 'null'::jsonb)"
+}
+
+// indexName names the index of typ.field, within PostgreSQL's 63 bytes.
+func (s *Store) indexName(typ, field string) string {
+	name := s.opts.Prefix + "instances_" + typ + "_" + field
+	if len(name) > 63 {
+		sum := sha256.Sum256([]byte(typ + "." + field))
+		name = s.opts.Prefix + "instances_" + hex.EncodeToString(sum[:8])
+	}
+	return name
+}
+
+// EnsureIndexes creates a partial expression index on every field an
+// aggregate type declares with plait.Indexed:
+//
+//	CREATE INDEX CONCURRENTLY ... ON instances ((coalesce(state->'field', 'null'::jsonb)), id) WHERE type = 'typ'
+//
+// so list queries that filter or sort on it stay fast with millions of
+// instances. Indexes are built concurrently, so writes go on while a new one
+// builds; an index a crashed build left invalid is dropped and built again.
+// Processes that call it at once take turns under the schema's advisory lock.
+func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: ensure indexes: %w", err)
+	}
+	defer conn.Release()
+	for {
+		var locked bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, s.lockKey).Scan(&locked); err != nil {
+			return fmt.Errorf("postgres: ensure indexes: take the schema lock: %w", err)
+		}
+		if locked {
+			break
+		}
+		select {
+		case <-time.After(lockPoll):
+		case <-ctx.Done():
+			return fmt.Errorf("postgres: ensure indexes: waiting for the schema lock: %w", ctx.Err())
+		}
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, s.lockKey); err != nil {
+			// The lock goes with the session: close it rather than hand a
+			// locked connection back to the pool.
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for _, d := range defs {
+		for _, f := range d.Settings().Indexes {
+			if err := s.ensureIndex(ctx, conn.Conn(), d.Type(), f); err != nil {
+				return fmt.Errorf("postgres: index %s.%s: %w", d.Type(), f, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) ensureIndex(ctx context.Context, conn *pgx.Conn, typ, field string) error {
+	name := s.indexName(typ, field)
+	var valid bool
+	err := conn.QueryRow(ctx, `
+		SELECT i.indisvalid FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2`, s.opts.Schema, name).Scan(&valid)
+	switch {
+	case err == nil && valid:
+		return nil
+	case err == nil: // a build that failed or crashed left it invalid
+		if _, err := conn.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{s.opts.Schema, name}.Sanitize()); err != nil {
+			return fmt.Errorf("drop invalid index: %w", err)
+		}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("look up index: %w", err)
+	}
+	_, err = conn.Exec(ctx, fmt.Sprintf(`CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON %s ((%s), id) WHERE type = %s`,
+		pgx.Identifier{name}.Sanitize(), s.table("instances"), sortExpr(field), literal(typ)))
+	return err
+}

@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The store keeps the data subjects' keys (engine.Keys) in a table of its
+// own, written with SQLite's secure_delete on, so that a deleted key's
+// bytes are overwritten with zeros in the pages that held them; after a
+// deletion the write-ahead log is checkpointed and truncated, so that no
+// older copy of those pages stays in it. Once Destroy returns, the key can
+// be read from neither file.
+
+const keysSchema = `CREATE TABLE IF NOT EXISTS subject_keys (
+	subject TEXT PRIMARY KEY,
+	key     BLOB NOT NULL
+)`
+
+// Key returns the subject's key, making one when create and there is none;
+// see engine.Keys.
+func (s *Store) Key(ctx context.Context, subject string, create bool) ([]byte, bool, error) {
+	s.keysOnce.Do(func() { _, s.keysErr = s.w.ExecContext(ctx, keysSchema) })
+	if s.keysErr != nil {
+		return nil, false, fmt.Errorf("sqlite: create the key table: %w", s.keysErr)
+	}
+	var key []byte
+	err := s.r.QueryRowContext(ctx, `SELECT key FROM subject_keys WHERE subject = ?`, subject).Scan(&key)
+	if err == nil {
+		return key, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, false, fmt.Errorf("sqlite: read key: %w", err)
+	}
+	if !create {
+		return nil, false, nil
+	}
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, false, err
+	}
+	err = s.secure(ctx, func(c *sql.Conn) error {
+		if _, err := c.ExecContext(ctx, `INSERT INTO subject_keys(subject, key) VALUES(?, ?) ON CONFLICT(subject) DO NOTHING`, subject, key); err != nil {
+			return err
+		}
+		return c.QueryRowContext(ctx, `SELECT key FROM subject_keys WHERE subject = ?`, subject).Scan(&key)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: store key: %w", err)
+	}
+	return key, true, nil
+}
+
+// Destroy deletes the subject's key for good; see engine.Keys.
+func (s *Store) Destroy(ctx context.Context, subject string) error {
+	s.keysOnce.Do(func() { _, s.keysErr = s.w.ExecContext(ctx, keysSchema) })
+	if s.keysErr != nil {
+		return fmt.Errorf("sqlite: create the key table: %w", s.keysErr)
+	}
+	err := s.secure(ctx, func(c *sql.Conn) error {
+		_, err := c.ExecContext(ctx, `DELETE FROM subject_keys WHERE subject = ?`, subject)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: destroy key: %w", err)
+	}
+	return s.truncateWAL(ctx)
+}
+
+// secure runs fn on the writer's connection with secure_delete on.
+func (s *Store) secure(ctx context.Context, fn func(*sql.Conn) error) error {
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return err
+	}
+	ferr := fn(c)
+	_, err = c.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = OFF`)
+	return errors.Join(ferr, err)
+}
+
+// truncateWAL copies the write-ahead log into the database and truncates
+// it, retrying while readers hold older snapshots.
+func (s *Store) truncateWAL(ctx context.Context) error {
+	for range 50 {
+		var busy, frames, done int
+		if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+			return fmt.Errorf("sqlite: checkpoint: %w", err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if err := sleepCtx(ctx); err != nil {
+			return err
+		}
+	}
+	return errors.New("sqlite: checkpoint: readers kept the write-ahead log busy")
+}
+
+func sleepCtx(ctx context.Context) error {
+	t := time.NewTimer(20 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

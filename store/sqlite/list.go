@@ -1,0 +1,236 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+	fastjson "github.com/segmentio/encoding/json"
+)
+
+// maxRune is the largest UTF-8 sequence: every string with a prefix p sorts
+// below p followed by it, so a prefix filter is a range that uses the index.
+const maxRune = "\U0010FFFF"
+
+// List runs a list query with keyset pagination; see engine.Queries. The
+// type and field names must be plain names (the caller checks them): the
+// type is inlined so SQLite can use the type's partial indexes.
+func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engine.ListPage, error) {
+	query, args, err := s.listQuery(typ, q)
+	if err != nil {
+		return engine.ListPage{}, err
+	}
+	limit := listLimit(q)
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil && strings.Contains(err.Error(), "no such index") {
+		// A rebuild swapped the view and dropped the old copy's indexes
+		// between the query's making and its running: make it again.
+		if query, args, err = s.listQuery(typ, q); err == nil {
+			rows, err = s.r.QueryContext(ctx, query, args...)
+		}
+	}
+	if err != nil {
+		return engine.ListPage{}, fmt.Errorf("sqlite: list %s: %w", typ, err)
+	}
+	defer rows.Close()
+	var page engine.ListPage
+	var last cursor
+	size := 0
+	for rows.Next() {
+		var item engine.ListItem
+		var state string
+		var lineage sql.NullString
+		var sortValue any
+		if err := rows.Scan(&item.ID, &item.Seq, &state, &lineage, &sortValue); err != nil {
+			return engine.ListPage{}, fmt.Errorf("sqlite: scan list: %w", err)
+		}
+		// A page ends at its limit, or short of it once it holds
+		// Options.MaxPageBytes: the next cursor resumes after its last item.
+		if len(page.Items) == limit || s.full(len(page.Items), size) {
+			page.Next = encodeCursor(last)
+			break
+		}
+		size += len(state) + len(lineage.String)
+		if err := fastjson.Unmarshal([]byte(state), &item.Fields); err != nil {
+			return engine.ListPage{}, fmt.Errorf("sqlite: decode state of %s/%s: %w", typ, item.ID, err)
+		}
+		if lineage.Valid {
+			if err := fastjson.Unmarshal([]byte(lineage.String), &item.Lineage); err != nil {
+				return engine.ListPage{}, fmt.Errorf("sqlite: decode lineage of %s/%s: %w", typ, item.ID, err)
+			}
+		}
+		project(&item, q.Fields)
+		page.Items = append(page.Items, item)
+		last = cursor{Value: sortValue, ID: item.ID}
+	}
+	if err := rows.Err(); err != nil {
+		return engine.ListPage{}, fmt.Errorf("sqlite: list %s: %w", typ, err)
+	}
+	return page, nil
+}
+
+// listLimit is the page size of q.
+func listLimit(q engine.ListQuery) int {
+	if q.Limit <= 0 {
+		return 50
+	}
+	return q.Limit
+}
+
+// listQuery is the SQL of a list query and its arguments: one row more
+// than the page holds, to tell whether another page follows.
+func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error) {
+	phys := s.physical(typ)
+	var where []string
+	var args []any
+	where = append(where, fmt.Sprintf("type = '%s'", phys))
+	expr := func(field string) string { return fmt.Sprintf("json_extract(state, '$.%s')", field) }
+	var eqIndexed, prefixIndexed string // a filtered field with an index
+	for _, f := range q.Filters {
+		x := expr(f.Field)
+		switch f.Op {
+		case "eq":
+			if eqIndexed == "" && s.hasIndex(phys, f.Field) {
+				eqIndexed = f.Field
+			}
+			// The value as text, and as the number or boolean it may
+			// be: an IN list, which the field's index serves (an OR of
+			// equalities it does not).
+			alts := []string{"?"}
+			args = append(args, f.Value)
+			if n, err := strconv.ParseFloat(f.Value, 64); err == nil {
+				alts = append(alts, "?")
+				args = append(args, n)
+			}
+			switch f.Value {
+			case "true", "false":
+				alts = append(alts, "?")
+				args = append(args, f.Value == "true")
+			}
+			where = append(where, x+" IN ("+strings.Join(alts, ", ")+")")
+		case "prefix":
+			if prefixIndexed == "" && s.hasIndex(phys, f.Field) {
+				prefixIndexed = f.Field
+			}
+			where = append(where, x+" >= ? AND "+x+" < ?")
+			args = append(args, f.Value, f.Value+maxRune)
+		default:
+			return "", nil, fmt.Errorf("sqlite: unknown operator %q", f.Op)
+		}
+	}
+	if q.Owner != "" {
+		where = append(where, "owner = ?")
+		args = append(args, q.Owner)
+	}
+	sortExpr := "NULL"
+	if q.Sort != "" {
+		sortExpr = expr(q.Sort)
+	}
+	if q.After != "" {
+		c, err := decodeCursor(q.After)
+		if err != nil {
+			return "", nil, err
+		}
+		switch {
+		case q.Sort == "" && !q.Desc:
+			where = append(where, "id > ?")
+			args = append(args, c.ID)
+		case q.Sort == "":
+			where = append(where, "id < ?")
+			args = append(args, c.ID)
+		case c.Value == nil && !q.Desc: // nulls come first ascending
+			where = append(where, fmt.Sprintf("((%[1]s IS NULL AND id > ?) OR %[1]s IS NOT NULL)", sortExpr))
+			args = append(args, c.ID)
+		case c.Value == nil:
+			where = append(where, fmt.Sprintf("(%s IS NULL AND id < ?)", sortExpr))
+			args = append(args, c.ID)
+		case !q.Desc:
+			where = append(where, fmt.Sprintf("(%s, id) > (?, ?)", sortExpr))
+			args = append(args, c.Value, c.ID)
+		default:
+			where = append(where, fmt.Sprintf("((%[1]s, id) < (?, ?) OR %[1]s IS NULL)", sortExpr))
+			args = append(args, c.Value, c.ID)
+		}
+	}
+	dir := "ASC"
+	if q.Desc {
+		dir = "DESC"
+	}
+	order := "id " + dir
+	if q.Sort != "" {
+		order = sortExpr + " " + dir + ", id " + dir
+	}
+	// SQLite's planner reads a type's rows through the primary key and
+	// filters and sorts them all, however many there are, rather than use
+	// the fields' indexes. So the index is named: an equality's, which
+	// narrows the most; else the sort field's, walked in order and left at
+	// the page's end; else a prefix's.
+	from := "instances"
+	index := eqIndexed
+	if index == "" && q.Sort != "" && s.hasIndex(phys, q.Sort) {
+		index = q.Sort
+	}
+	if index == "" {
+		index = prefixIndexed
+	}
+	if index != "" {
+		from = `instances INDEXED BY "` + indexName(phys, index) + `"`
+	}
+	return fmt.Sprintf("SELECT id, seq, state, lineage, %s FROM %s WHERE %s ORDER BY %s LIMIT %d",
+		sortExpr, from, strings.Join(where, " AND "), order, listLimit(q)+1), args, nil
+}
+
+// project keeps only the requested fields of the state and their lineage.
+func project(item *engine.ListItem, fields []string) {
+	if fields == nil {
+		return
+	}
+	keep := make(map[string]json.RawMessage, len(fields))
+	var lineage map[string]plait.Lineage
+	for _, f := range fields {
+		if v, ok := item.Fields[f]; ok {
+			keep[f] = v
+		}
+		if l, ok := item.Lineage[f]; ok {
+			if lineage == nil {
+				lineage = map[string]plait.Lineage{}
+			}
+			lineage[f] = l
+		}
+	}
+	item.Fields, item.Lineage = keep, lineage
+}
+
+// cursor is the sort value and id of the last item of a page.
+type cursor struct {
+	Value any    `json:"v"`
+	ID    string `json:"i"`
+}
+
+func encodeCursor(c cursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = fastjson.Unmarshal(b, &c)
+	}
+	if err != nil || c.ID == "" {
+		return c, fmt.Errorf("%w: %q", engine.ErrBadCursor, s)
+	}
+	switch c.Value.(type) {
+	case nil, string, float64, bool:
+	default:
+		return c, fmt.Errorf("%w: %q", engine.ErrBadCursor, s)
+	}
+	return c, nil
+}

@@ -1,0 +1,210 @@
+//go:build unix
+
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/engine/enginetest"
+	"github.com/plaithq/plait/store/sqlite"
+)
+
+// flakyStore fails some commits, and slows every commit down so that the
+// partitions have batches queued behind the one that fails.
+type flakyStore struct {
+	*sqlite.Store
+	commits atomic.Int64
+	failed  atomic.Int64
+	failAt  func(n int64) bool
+}
+
+var errInjected = errors.New("injected commit failure")
+
+func (s *flakyStore) Commit(ctx context.Context, batch []*engine.Processed) error {
+	if err := s.fail(); err != nil {
+		return err
+	}
+	return s.Store.Commit(ctx, batch)
+}
+
+// CommitUnsynced fails as Commit does: the engine writes through it.
+func (s *flakyStore) CommitUnsynced(ctx context.Context, batch []*engine.Processed) error {
+	if err := s.fail(); err != nil {
+		return err
+	}
+	return s.Store.CommitUnsynced(ctx, batch)
+}
+
+func (s *flakyStore) fail() error {
+	n := s.commits.Add(1)
+	time.Sleep(time.Millisecond)
+	if s.failAt(n) {
+		s.failed.Add(1)
+		return errInjected
+	}
+	return nil
+}
+
+// unsyncableStore writes every batch but fails some of its syncs.
+type unsyncableStore struct {
+	*sqlite.Store
+	syncs, failed atomic.Int64
+}
+
+func (s *unsyncableStore) Sync(ctx context.Context) error {
+	time.Sleep(time.Millisecond)
+	if s.syncs.Add(1)%5 == 2 {
+		s.failed.Add(1)
+		return errInjected
+	}
+	return s.Store.Sync(ctx)
+}
+
+// A failed sync fails every batch it covered; what it covered is written,
+// so the batches decided on top of it stand, a resubmission gets the
+// recorded outcome, and everything acknowledged is there exactly once.
+func TestFailedSyncFailsTheBatchesItCovered(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "unsyncable.db")
+	inner, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &unsyncableStore{Store: inner}
+	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 2, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	<-e.Ready()
+
+	var mu sync.Mutex
+	acked := map[string]string{}
+	var refused []plait.Command
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 30; i++ {
+				cmd := crashCommand(fmt.Sprintf("w%d-%d", w, i))
+				cmd.AggregateID = fmt.Sprintf("hot%d", (w+i)%4)
+				r, err := e.Submit(ctx, cmd, crashUser)
+				mu.Lock()
+				switch {
+				case err == nil:
+					acked[cmd.ID] = outcomeSummary(*r.Outcome)
+				case errors.Is(err, errInjected) || strings.Contains(err.Error(), "an earlier batch of the same partition failed"):
+					refused = append(refused, cmd)
+				default:
+					t.Errorf("submit %s: %v", cmd.ID, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if st.failed.Load() == 0 || len(refused) == 0 {
+		t.Fatalf("%d syncs failed, %d commands refused: the test tested nothing", st.failed.Load(), len(refused))
+	}
+	// Resubmitted, a refused command gets its outcome, recorded or new.
+	for _, cmd := range refused {
+		var r engine.Receipt
+		var err error
+		for try := 0; try < 20; try++ {
+			if r, err = e.Submit(ctx, cmd, crashUser); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("resubmit %s: %v", cmd.ID, err)
+		}
+		acked[cmd.ID] = outcomeSummary(*r.Outcome)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	inner.Close()
+	t.Logf("%d syncs, %d failed; %d acknowledged in the end, %d refused at first", st.syncs.Load(), st.failed.Load(), len(acked), len(refused))
+	checkCrashInvariants(t, path, acked)
+}
+
+// A partition decides its next batches while a commit runs. When that
+// commit fails, the batches decided on top of it must fail too, and what
+// comes next must be decided on what the store holds: no acknowledged
+// command is lost, every seq stays gap-free, every state is the fold of its
+// events.
+func TestFailedCommitFailsTheBatchesDecidedOnTopOfIt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "flaky.db")
+	inner, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "OFF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &flakyStore{Store: inner, failAt: func(n int64) bool { return n%7 == 3 }}
+	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	<-e.Ready()
+
+	var mu sync.Mutex
+	acked := map[string]string{}
+	var refused, stale int
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				cmd := crashCommand(fmt.Sprintf("w%d-%d", w, i))
+				cmd.AggregateID = fmt.Sprintf("hot%d", (w+i)%4) // few instances: batches build on each other
+				r, err := e.Submit(ctx, cmd, crashUser)
+				mu.Lock()
+				switch {
+				case err == nil:
+					acked[cmd.ID] = outcomeSummary(*r.Outcome)
+				case errors.Is(err, errInjected):
+					refused++
+				case strings.Contains(err.Error(), "an earlier batch of the same partition failed"):
+					stale++
+				default:
+					t.Errorf("submit %s: %v", cmd.ID, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	inner.Close()
+	t.Logf("%d commits, %d failed; %d acknowledged, %d refused by a failed commit, %d refused as decided on top of one",
+		st.commits.Load(), st.failed.Load(), len(acked), refused, stale)
+	if st.failed.Load() == 0 || refused == 0 {
+		t.Fatal("no commit failed: the test tested nothing")
+	}
+	if stale == 0 {
+		t.Error("no batch was refused for having been decided on top of a failed one: the pipeline never had a batch queued behind a failing commit")
+	}
+	checkCrashInvariants(t, path, acked)
+}

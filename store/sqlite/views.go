@@ -1,0 +1,289 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plaithq/plait/engine"
+)
+
+// A view being rebuilt is written beside the live one, in the instances
+// table under a physical type of its own ("orderList~1700000000"), and made
+// live by flipping the view's entry in view_copies: the swap costs one row
+// whatever the size of the view. Every read and write of instances goes
+// through physical, so the flip is seen at once.
+
+const viewCopiesSchema = `
+CREATE TABLE IF NOT EXISTS view_copies (
+	type TEXT PRIMARY KEY,
+	phys TEXT NOT NULL
+);`
+
+// loadCopies reads which copy of each rebuilt view is live.
+func (s *Store) loadCopies(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, viewCopiesSchema); err != nil {
+		return fmt.Errorf("sqlite: migrate view copies: %w", err)
+	}
+	rows, err := s.w.QueryContext(ctx, `SELECT type, phys FROM view_copies`)
+	if err != nil {
+		return fmt.Errorf("sqlite: read view copies: %w", err)
+	}
+	defer rows.Close()
+	s.phys = map[string]string{}
+	for rows.Next() {
+		var typ, phys string
+		if err := rows.Scan(&typ, &phys); err != nil {
+			return fmt.Errorf("sqlite: read view copies: %w", err)
+		}
+		s.phys[typ] = phys
+	}
+	return rows.Err()
+}
+
+// physical is the type under which typ's live instances are stored.
+func (s *Store) physical(typ string) string {
+	s.physMu.RLock()
+	defer s.physMu.RUnlock()
+	if p, ok := s.phys[typ]; ok {
+		return p
+	}
+	return typ
+}
+
+// logical is the aggregate type of a physical type.
+func logical(phys string) string {
+	typ, _, _ := strings.Cut(phys, "~")
+	return typ
+}
+
+// StageView starts a fresh copy of view typ, with the secondary indexes of
+// the given fields; see engine.StagedViews.
+func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (engine.ViewCopy, error) {
+	c := &viewCopy{s: s, typ: typ, phys: fmt.Sprintf("%s~%d", typ, time.Now().UnixNano())}
+	var created []string
+	// A copy is derived data until it is swapped in: its writes do not
+	// wait for the disk; the swap's commit, which does, makes them
+	// durable. A crash before the swap leaves a copy that is dropped.
+	err := s.unsyncedTx(ctx, func(tx *sql.Tx) error {
+		for _, f := range indexes {
+			if _, err := tx.ExecContext(ctx, indexDDL(c.phys, f)); err != nil {
+				return fmt.Errorf("sqlite: index %s.%s: %w", c.phys, f, err)
+			}
+			created = append(created, indexName(c.phys, f))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.physMu.Lock()
+	for _, n := range created {
+		s.indexes[n] = true
+	}
+	s.physMu.Unlock()
+	return c, nil
+}
+
+func (s *Store) createIndex(ctx context.Context, phys, field string) error {
+	name := indexName(phys, field)
+	if _, err := s.w.ExecContext(ctx, indexDDL(phys, field)); err != nil {
+		return fmt.Errorf("sqlite: index %s.%s: %w", phys, field, err)
+	}
+	s.physMu.Lock()
+	s.indexes[name] = true
+	s.physMu.Unlock()
+	return nil
+}
+
+// indexDDL creates the index of field over the instances of phys.
+func indexDDL(phys, field string) string {
+	return fmt.Sprintf(`CREATE INDEX IF NOT EXISTS "%s" ON instances(json_extract(state, '$.%s'), id) WHERE type = '%s'`,
+		indexName(phys, field), field, phys)
+}
+
+// indexName is the name of the index of field over the instances stored
+// under the physical type phys.
+func indexName(phys, field string) string { return "instances_" + phys + "_" + field }
+
+// hasIndex reports whether the instances of phys have an index on field.
+func (s *Store) hasIndex(phys, field string) bool {
+	s.physMu.RLock()
+	defer s.physMu.RUnlock()
+	return s.indexes[indexName(phys, field)]
+}
+
+// loadIndexes reads the names of the indexes on instances.
+func (s *Store) loadIndexes(ctx context.Context) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'instances'`)
+	if err != nil {
+		return fmt.Errorf("sqlite: read indexes: %w", err)
+	}
+	defer rows.Close()
+	s.indexes = map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("sqlite: read indexes: %w", err)
+		}
+		s.indexes[name] = true
+	}
+	return rows.Err()
+}
+
+// copyRow is one row of a write to a staged copy, its values the
+// parameters base+1 to base+8: the copy's physical type, id, seq, state,
+// lineage, owner, update time, and the live physical type, whose seq for
+// the same id the row's seq is raised to.
+func copyRow(base int) string {
+	p := func(i int) string { return "?" + strconv.Itoa(base+i) }
+	return "(" + p(1) + ", " + p(2) + ", max(" + p(3) + ", coalesce((SELECT seq FROM instances WHERE type = " + p(8) +
+		" AND id = " + p(2) + "), 0)), " + p(4) + ", " + p(5) + ", " + p(6) + ", " + p(7) + ")"
+}
+
+// viewCopy is one staged copy of a view.
+type viewCopy struct {
+	s       *Store
+	typ     string
+	phys    string
+	swapped string // after Swap: the physical type it replaced
+	done    bool
+}
+
+// Write puts instances into the copy, each with a seq at least as high as
+// the live one's, so its later events never collide with its history. The
+// rows go in through multi-row statements, as Commit's do.
+func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
+	live := c.s.physical(c.typ)
+	args := make([]any, 0, len(insts)*c.s.copyInstances.cols)
+	for _, in := range insts {
+		var lineage []byte
+		if len(in.Lineage) > 0 {
+			var err error
+			if lineage, err = json.Marshal(in.Lineage); err != nil {
+				return fmt.Errorf("sqlite: encode lineage of %s/%s: %w", c.typ, in.ID, err)
+			}
+		}
+		args = append(args, c.phys, in.ID, in.Seq, string(in.State), nullable(lineage), in.Owner,
+			in.UpdatedAt.UTC().Format(time.RFC3339Nano), live)
+	}
+	return c.s.unsyncedTx(ctx, func(tx *sql.Tx) error {
+		if _, err := c.s.copyInstances.exec(ctx, tx, args); err != nil {
+			return fmt.Errorf("sqlite: write to the copy of %s: %w", c.typ, err)
+		}
+		return nil
+	})
+}
+
+// Swap makes the copy live: one row flips, whatever the view's size.
+func (c *viewCopy) Swap(ctx context.Context) error {
+	c.s.mu.Lock() // no commit interleaves with the flip
+	defer c.s.mu.Unlock()
+	old := c.s.physical(c.typ)
+	if _, err := c.s.w.ExecContext(ctx, `INSERT INTO view_copies(type, phys) VALUES(?, ?)
+		ON CONFLICT(type) DO UPDATE SET phys = excluded.phys`, c.typ, c.phys); err != nil {
+		return fmt.Errorf("sqlite: swap %s: %w", c.typ, err)
+	}
+	c.s.physMu.Lock()
+	c.s.phys[c.typ] = c.phys
+	c.s.physMu.Unlock()
+	c.swapped = old
+	return nil
+}
+
+// Cleanup drops the copy that lost: the replaced one after Swap, this one
+// otherwise. It deletes in small transactions so writers are never held up
+// long.
+func (c *viewCopy) Cleanup(ctx context.Context) error {
+	if c.done {
+		return nil
+	}
+	c.done = true
+	drop := c.phys
+	if c.swapped != "" {
+		drop = c.swapped
+	}
+	for {
+		res, err := c.s.w.ExecContext(ctx, `DELETE FROM instances WHERE rowid IN (SELECT rowid FROM instances WHERE type = ? LIMIT 2000)`, drop)
+		if err != nil {
+			return fmt.Errorf("sqlite: drop old copy of %s: %w", c.typ, err)
+		}
+		if n, _ := res.RowsAffected(); n < 2000 {
+			break
+		}
+	}
+	if drop == c.typ { // the original copy has the plain indexes, which the type keeps using if ever unmapped
+		return nil
+	}
+	rows, err := c.s.w.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'instances' AND name LIKE ? ESCAPE '\'`,
+		"instances\\_"+drop+"\\_%")
+	if err != nil {
+		return fmt.Errorf("sqlite: list indexes of %s: %w", drop, err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: list indexes of %s: %w", drop, err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	c.s.physMu.Lock()
+	for _, n := range names {
+		delete(c.s.indexes, n) // no list uses them from now on
+	}
+	c.s.physMu.Unlock()
+	tx, err := c.s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	defer tx.Rollback()
+	for _, n := range names {
+		if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS "`+n+`"`); err != nil {
+			return fmt.Errorf("sqlite: drop index %s: %w", n, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: drop indexes of %s: %w", drop, err)
+	}
+	return nil
+}
+
+// ReplaceView replaces every instance of a view type at once; see
+// engine.Views. It stages a copy, writes it, swaps and cleans up.
+func (s *Store) ReplaceView(ctx context.Context, typ string, insts []engine.Instance) error {
+	c, err := s.StageView(ctx, typ, s.indexedFields(typ))
+	if err != nil {
+		return err
+	}
+	defer c.Cleanup(context.WithoutCancel(ctx))
+	if err := c.Write(ctx, insts); err != nil {
+		return err
+	}
+	return c.Swap(ctx)
+}
+
+// indexedFields lists the fields indexed for typ's live copy.
+func (s *Store) indexedFields(typ string) []string {
+	phys := s.physical(typ)
+	rows, err := s.r.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'instances' AND name LIKE ? ESCAPE '\'`,
+		"instances\\_"+phys+"\\_%")
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	var fields []string
+	for rows.Next() {
+		var n string
+		if rows.Scan(&n) == nil {
+			fields = append(fields, strings.TrimPrefix(n, "instances_"+phys+"_"))
+		}
+	}
+	return fields
+}

@@ -1,0 +1,372 @@
+// End-to-end scenarios of the orderdesk UI in headless Chromium, against a
+// real plait server (see harness.js and scripts/e2e).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  command, createCustomer, done, get, launch, openApp, placeOrder, screen, search, shot, unique, waitLive,
+} from './harness.js';
+
+/** @type {import('playwright-core').Browser} */
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+const T = { timeout: 60000 };
+
+/** Reads the row of one item as text, by field. */
+async function orderRowText(page, id) {
+  const row = page.locator(`[data-testid=order-row][data-id="${id}"]`);
+  return {
+    customer: await row.getByTestId('customer-name').innerText(),
+    total: await row.getByTestId('order-total').innerText(),
+    status: await row.getByTestId('order-status').textContent(),
+  };
+}
+
+test('create a customer and an order from the UI', T, async () => {
+  const page = await openApp(browser);
+  const name = `Ann Lee ${unique()}`;
+  await shot(page, '01-orders-list');
+
+  // A new customer.
+  await search(page, 'customers', name);
+  await page.getByTestId('new-item').click();
+  let s = await screen(page);
+  assert.equal(await s.getByTestId('screen-title').innerText(), 'New customer');
+  await s.getByTestId('input-name').fill(name);
+  await s.getByTestId('input-email').fill('ann.lee@example.com');
+  await shot(page, '02-new-customer');
+  await s.getByTestId('submit').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  const row = page.locator('[data-testid=customer-row]:not(.pending)').filter({ hasText: name });
+  await row.waitFor();
+  assert.equal(await row.getByTestId('customer-email').innerText(), 'ann.lee@example.com');
+  const customerId = await row.getAttribute('data-id');
+  const stored = await get(`/aggregates/customer/${customerId}`);
+  assert.equal(stored.state.name, name);
+  await shot(page, '03-customers-list');
+
+  // An order of two lines for that customer.
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  s = await screen(page);
+  await s.getByTestId('customer-search').fill(name);
+  await s.locator(`[data-testid=select-customer] option[value="${customerId}"]`).waitFor({ state: 'attached' });
+  await s.getByTestId('select-customer').selectOption(customerId);
+  const lines = s.getByTestId('line');
+  await lines.nth(0).locator('[name=sku]').fill('TEA-GREEN');
+  await lines.nth(0).locator('[name=qty]').fill('2');
+  await lines.nth(0).locator('[name=price]').fill('4.50');
+  await s.getByTestId('add-line').click();
+  await lines.nth(1).locator('[name=sku]').fill('MUG');
+  await lines.nth(1).locator('[name=qty]').fill('1');
+  await lines.nth(1).locator('[name=price]').fill('12');
+  assert.equal(await s.getByTestId('total-preview').innerText(), '21.00');
+  await shot(page, '04-new-order');
+  const orderId = await s.getAttribute('data-id');
+  await s.getByTestId('submit').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+
+  const orderRow = page.locator(`[data-testid=order-row][data-id="${orderId}"]:not(.pending)`);
+  await orderRow.waitFor();
+  await page.waitForFunction((id) => {
+    const r = document.querySelector(`[data-testid=order-row][data-id="${id}"]`);
+    return r && !r.classList.contains('placeholder') && r.querySelector('[data-testid=open-customer]');
+  }, orderId);
+  assert.deepEqual(await orderRowText(page, orderId), { customer: name, total: '21.00', status: 'placed' });
+  const item = await get(`/aggregates/orderList/${orderId}`);
+  assert.equal(item.state.total, 21);
+  await shot(page, '05-orders-list-with-order');
+  await done(page);
+});
+
+test('a submission closes the screen at once, before its outcome is known', T, async () => {
+  const name = `Bo Berg ${unique()}`;
+  const customerId = await createCustomer(name);
+  // The relay is held back: no outcome can arrive, yet the screen closes as
+  // soon as the server has confirmed delivery.
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${name} Jr`);
+  const posted = page.waitForResponse((r) => r.url().endsWith('/commands') && r.request().method() === 'POST');
+  const t0 = Date.now();
+  await s.getByTestId('submit-rename').click();
+  assert.equal((await posted).status(), 202);
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  assert.ok(Date.now() - t0 < 3000, 'the screen closed within 3 s');
+  assert.equal(await page.getByTestId('pending-count').innerText(), '1 pending');
+  const row = page.locator(`[data-testid=customer-row][data-id="${customerId}"]`);
+  assert.equal(await row.getAttribute('aria-disabled'), 'true', 'the renamed customer waits for its update');
+  await shot(page, '11-pending-greyed');
+
+  // Once the relay flows again, the outcome and the event arrive.
+  await page.releaseStream();
+  await page.getByTestId('pending-count').waitFor({ state: 'hidden' });
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]:not(.pending)`).filter({ hasText: `${name} Jr` }).waitFor();
+  await done(page);
+});
+
+test('an invalid submission reopens the screen with annotations', T, async () => {
+  const page = await openApp(browser);
+  await page.getByTestId('tab-customers').click();
+  await page.getByTestId('new-item').click();
+  let s = await screen(page);
+  const customerId = await s.getAttribute('data-id');
+  await s.getByTestId('input-name').fill('   ');
+  await s.getByTestId('input-email').fill('not an address');
+  await s.getByTestId('submit').click();
+
+  // Rejected: the screen is back with what was typed and a note per field.
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await s.getByTestId('reopen-note').waitFor();
+  assert.equal(await s.getByTestId('input-email').inputValue(), 'not an address');
+  const nameNote = s.locator('[data-testid=annotation][data-path=name]');
+  const emailNote = s.locator('[data-testid=annotation][data-path=email]');
+  assert.equal(await nameNote.getAttribute('data-code'), 'required');
+  assert.equal(await emailNote.getAttribute('data-code'), 'invalid');
+  assert.equal(await s.getByTestId('input-name').getAttribute('aria-invalid'), 'true');
+  // Each note sits beside its field.
+  assert.equal(await s.locator('.field', { has: page.getByTestId('input-email') }).getByTestId('annotation').count(), 1);
+  await shot(page, '06-rejected-customer-reopened');
+
+  // Corrected, it goes through.
+  const name = `Cy Dale ${unique()}`;
+  await s.getByTestId('input-name').fill(name);
+  await s.getByTestId('input-email').fill('cy@example.com');
+  await s.getByTestId('submit').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]:not(.pending)`).filter({ hasText: name }).waitFor();
+
+  // An order line with no quantity: the note is on that line's quantity.
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  s = await screen(page);
+  const orderId = await s.getAttribute('data-id');
+  await s.getByTestId('customer-search').fill(name);
+  await s.locator(`[data-testid=select-customer] option[value="${customerId}"]`).waitFor({ state: 'attached' });
+  await s.getByTestId('select-customer').selectOption(customerId);
+  await s.getByTestId('line').nth(0).locator('[name=sku]').fill('PEN');
+  await s.getByTestId('line').nth(0).locator('[name=qty]').fill('0');
+  await s.getByTestId('line').nth(0).locator('[name=price]').fill('3');
+  await s.getByTestId('submit').click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${orderId}"]`);
+  const qtyNote = s.locator('[data-testid=annotation][data-path="lines[0].qty"]');
+  await qtyNote.waitFor();
+  assert.equal(await s.getByTestId('line').nth(0).locator('[name=sku]').inputValue(), 'PEN');
+  assert.equal(await s.getByTestId('select-customer').inputValue(), customerId);
+  assert.equal(await page.locator(`[data-testid=order-row][data-id="${orderId}"]`).count(), 0, 'the rejected order left no row');
+  await shot(page, '07-rejected-order-reopened');
+  await done(page);
+});
+
+test('a rejection after moving on raises the badge, and reopens from it', T, async () => {
+  const tag = unique();
+  const firstId = await createCustomer(`${tag} Di Eve`);
+  const secondId = await createCustomer(`${tag} Ed Fox`);
+  // The relay is slow: the outcome comes after the user has moved on.
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
+  let s = await screen(page);
+  await s.getByTestId('input-email').fill('di at example');
+  await s.getByTestId('submit-changeEmail').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+
+  await page.locator(`[data-testid=customer-row][data-id="${secondId}"]`).click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`).waitFor();
+  await page.releaseStream();
+
+  await page.getByTestId('error-badge').waitFor();
+  assert.equal(await page.getByTestId('error-count').innerText(), '1');
+  // The screen the user moved on to stays.
+  assert.equal(await page.getByTestId('screen').getAttribute('data-id'), secondId);
+  await shot(page, '08-error-badge');
+
+  await page.getByTestId('close-screen').click();
+  await page.getByTestId('error-badge').click();
+  const items = page.getByTestId('error-item');
+  assert.equal(await items.count(), 1);
+  assert.match(await items.first().innerText(), /not an email address/);
+  await shot(page, '09-error-list');
+  await items.first().click();
+
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${firstId}"]`);
+  await s.waitFor();
+  assert.equal(await s.getByTestId('input-email').inputValue(), 'di at example');
+  assert.equal(await s.locator('[data-testid=annotation][data-path=email]').getAttribute('data-code'), 'invalid');
+  await page.getByTestId('error-badge').waitFor({ state: 'hidden' });
+  await shot(page, '10-reopened-from-badge');
+  await done(page);
+});
+
+test('renaming a customer updates the order list in place, greyed out until then', T, async () => {
+  const name = `Flo Gil ${unique()}`;
+  const customerId = await createCustomer(name);
+  const orders = [await placeOrder(customerId), await placeOrder(customerId, [{ sku: 'CUP', qty: 3, price: 2 }])];
+  const page = await openApp(browser);
+  await search(page, 'orders', name);
+  for (const id of orders) await page.locator(`[data-testid=order-row][data-id="${id}"]`).waitFor();
+
+  // Record, from inside the page, every row that was ever pending, and
+  // count the list queries from now on.
+  await page.evaluate((ids) => {
+    window.seenPending = new Set();
+    const check = () => {
+      for (const id of ids) {
+        if (document.querySelector(`[data-testid=order-row][data-id="${id}"].pending`)) window.seenPending.add(id);
+      }
+    };
+    new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+  }, orders);
+  let listQueries = 0;
+  page.on('request', (r) => { if (r.url().includes('/lists/orderList')) listQueries++; });
+
+  // Through the lineage of the customer name to the customer screen.
+  await page.locator(`[data-testid=order-row][data-id="${orders[0]}"]`).getByTestId('open-customer').click();
+  const s = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await s.waitFor();
+  const renamed = `${name} Smith`;
+  await s.getByTestId('input-name').fill(renamed);
+  await s.getByTestId('submit-rename').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  
+  for (const id of orders) {
+    await page.locator(`[data-testid=order-row][data-id="${id}"]:not(.pending)`).filter({ hasText: renamed }).waitFor();
+  }
+  const seen = await page.evaluate(() => [...window.seenPending]);
+  assert.deepEqual(seen.sort(), [...orders].sort(), 'both items were greyed out before their update');
+  assert.equal(listQueries, 0, 'the list was not queried again');
+  assert.equal((await orderRowText(page, orders[1])).total, '6.00');
+  await shot(page, '12-rename-applied');
+  await done(page);
+});
+
+test('a list item opens the aggregates its fields came from', T, async () => {
+  const name = `Gus Hay ${unique()}`;
+  const customerId = await createCustomer(name);
+  const orderId = await placeOrder(customerId, [{ sku: 'BOOK', qty: 1, price: 30 }]);
+  const page = await openApp(browser);
+  await search(page, 'orders', name);
+  const row = page.locator(`[data-testid=order-row][data-id="${orderId}"]`);
+
+  // The customer name came from the customer.
+  await row.getByTestId('open-customer').click();
+  let s = page.locator(`[data-testid=screen][data-ready=true][data-type=customer][data-id="${customerId}"]`);
+  await s.waitFor();
+  assert.equal(await s.getByTestId('screen-title').innerText(), name);
+  assert.equal(await s.getByTestId('input-name').inputValue(), name);
+  await s.getByTestId('customer-orders').getByText(orderId).waitFor();
+  await shot(page, '13-customer-from-lineage');
+
+  // The total and status came from the order.
+  await row.getByTestId('open-order').click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-type=order][data-id="${orderId}"]`);
+  await s.waitFor();
+  assert.equal(await s.getByTestId('order-total').innerText(), '30.00');
+  assert.equal(await s.getByTestId('order-status').textContent(), 'placed');
+  await shot(page, '14-order-screen');
+
+  // And from the order back to its customer.
+  await s.getByTestId('open-order-customer').click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-type=customer][data-id="${customerId}"]`).waitFor();
+  await done(page);
+});
+
+test('an order changed meanwhile gives a clear conflict annotation', T, async () => {
+  const name = `Hal Ivy ${unique()}`;
+  const customerId = await createCustomer(name);
+  const orderId = await placeOrder(customerId);
+  const page = await openApp(browser);
+  await search(page, 'orders', name);
+  await page.locator(`[data-testid=order-row][data-id="${orderId}"]`).getByTestId('open-order').click();
+  let s = await screen(page);
+
+  // Someone else cancels the order while it is on screen.
+  await command('order', orderId, 'cancel', { reason: 'changed my mind' });
+  await s.getByTestId('stale-notice').waitFor();
+
+  await s.getByTestId('submit-ship').click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${orderId}"]`);
+  const note = s.locator('[data-testid=annotation][data-code=conflict]');
+  await note.waitFor();
+  assert.match(await note.innerText(), /changed/);
+  assert.equal(await s.getByTestId('order-status').textContent(), 'cancelled', 'the screen shows the current version');
+  const row = page.locator(`[data-testid=order-row][data-id="${orderId}"]`);
+  assert.equal(await row.getByTestId('order-status').textContent(), 'cancelled');
+  await shot(page, '15-conflict');
+  await done(page);
+});
+
+test('a reload while a command is pending still shows its outcome', T, async () => {
+  const name = `Ida Jay ${unique()}`;
+  const customerId = await createCustomer(name);
+  // Nothing comes over the relay, before or after the reloads.
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  let s = await screen(page);
+  await s.getByTestId('input-name').fill('');
+  await s.getByTestId('submit-rename').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  const pending = await page.evaluate(() => JSON.parse(localStorage.getItem('plait:pending') || '{}'));
+  assert.equal(Object.keys(pending).length, 1, 'the command is remembered as pending');
+
+  await page.reload();
+  // The reloaded page asks for the command by id and reopens its screen.
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await s.locator('[data-testid=annotation][data-path=name]').waitFor();
+  assert.equal(await s.getByTestId('input-name').inputValue(), '');
+  await shot(page, '16-outcome-after-reload');
+
+  // An accepted command too: its outcome is reported after the reload.
+  await s.getByTestId('input-name').fill(`${name} II`);
+  await s.getByTestId('submit-rename').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.reload();
+  await page.getByTestId('toast').filter({ hasText: /^Done: Rename customer/ }).waitFor();
+  assert.deepEqual(await page.evaluate(() => JSON.parse(localStorage.getItem('plait:pending') || '{}')), {});
+  await page.releaseStream();
+  await waitLive(page);
+  await done(page);
+});
+
+test('lists page through their items', T, async () => {
+  const prefix = `Pag ${unique()}`;
+  const ids = [];
+  for (let i = 0; i < 12; i++) ids.push(await createCustomer(`${prefix} ${String(i).padStart(2, '0')}`));
+  const page = await openApp(browser);
+  await search(page, 'customers', prefix);
+  const rows = page.getByTestId('customer-row');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 10);
+  assert.equal(await rows.first().getAttribute('data-id'), ids[0]);
+  await page.getByTestId('next-page').click();
+  await page.getByTestId('page-number').filter({ hasText: 'Page 2' }).waitFor();
+  await page.locator(`[data-testid=customer-row][data-id="${ids[11]}"]`).waitFor();
+  assert.equal(await rows.count(), 2);
+  assert.ok(await page.getByTestId('next-page').isDisabled());
+  await page.getByTestId('prev-page').click();
+  await page.locator(`[data-testid=customer-row][data-id="${ids[0]}"]`).waitFor();
+  assert.equal(await rows.count(), 10);
+  await done(page);
+});
+
+test('readable on a phone', T, async () => {
+  const name = `Kim Lu ${unique()}`;
+  const customerId = await createCustomer(name);
+  await placeOrder(customerId, [{ sku: 'LAMP', qty: 1, price: 25 }]);
+  const page = await openApp(browser, { viewport: { width: 390, height: 844 } });
+  const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(await overflow() <= 0, 'no sideways scrolling');
+  await shot(page, '17-phone-orders');
+  await page.getByTestId('order-row').first().getByTestId('open-order').click();
+  const s = await screen(page);
+  const box = await s.boundingBox();
+  assert.ok(box.width >= 380, 'the screen takes the whole width');
+  assert.ok(await overflow() <= 0, 'no sideways scrolling');
+  await shot(page, '18-phone-order-screen');
+  await done(page);
+});

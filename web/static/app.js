@@ -1,0 +1,889 @@
+// orderdesk: the demo user interface of Plait, on plait.js and nothing else.
+//
+// The page shows one list at a time (the orderList view, or the customers)
+// and at most one detail screen, for one aggregate instance. Submitting a
+// command closes the screen as soon as the server confirms delivery; its
+// outcome comes later over the relay:
+//
+//   - accepted: the events update the lists in place; the items the command
+//     will change are greyed out until the events that change them arrive;
+//   - rejected: if the user has not opened another screen since, the screen
+//     opens again with what was typed and the annotations beside the fields;
+//     otherwise the error badge counts it, and its list reopens it.
+//
+// A list item opens the screens of the aggregates its fields came from, by
+// their lineage: an order's customer name opens the customer, its total and
+// status the order. Detail screens send expectedSeq, the version they showed,
+// so that a change made meanwhile by someone else is a clear conflict.
+
+import { Client, ProblemError, applyViewEvent, newId, randomChars } from './plait.js';
+
+const PAGE_SIZE = 10;
+/** How long an item stays greyed out waiting for its update before it is fetched. */
+const MARK_TIMEOUT_MS = 10000;
+
+const client = new Client({ types: ['customer', 'order', 'orderList'] });
+
+// ------------------------------------------------------------------ helpers
+
+/**
+ * Makes an element: h('button', {class: 'x', onclick: f}, 'text', child).
+ * Attributes whose value is null, undefined or false are left out.
+ */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'value') el.value = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function money(v) {
+  return typeof v === 'number' ? v.toFixed(2) : '…';
+}
+
+function when(iso) {
+  if (!iso) return '…';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '…' : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+const VERBS = {
+  create: 'Create', rename: 'Rename', changeEmail: 'Change the email of',
+  place: 'Place', ship: 'Ship', cancel: 'Cancel',
+};
+
+/** Says what a command does, for people: "Rename customer Ann Lee". */
+function describe(cmd) {
+  const label = ui.labels.get(cmd.aggregateId) ?? cmd.data?.name ?? cmd.aggregateId;
+  return `${VERBS[cmd.name] ?? cmd.name} ${cmd.type} ${label}`;
+}
+
+/** The message of an annotation, with advice for a conflict. */
+function annotationText(e) {
+  if (e.code === 'conflict') {
+    return `${e.message}. The screen now shows the current version: check it, then send again.`;
+  }
+  return e.message || e.code;
+}
+
+function toast(text, kind = 'info') {
+  const t = h('div', { class: `toast toast-${kind}`, 'data-testid': 'toast', role: 'status' }, text);
+  $('.toasts').append(t);
+  setTimeout(() => t.remove(), 4000);
+}
+
+// -------------------------------------------------------------------- state
+
+/** What the page shows and what it is waiting for. */
+const ui = {
+  tab: 'orders',
+  /** Per list: the page shown and how to get the neighbouring ones. */
+  pages: {
+    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false },
+    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false },
+  },
+  /** The open screen: {type, id, seq, gen}, or null. */
+  screen: null,
+  /** Counts the screens opened: a rejection reopens its screen only if none was opened since. */
+  generation: 0,
+  /** Command id → the generation when it was sent. */
+  sent: new Map(),
+  /** The rejections the user has not looked at yet, newest last. */
+  rejections: [],
+  /** "type/id" of an item → Map(correlation id → timer): the updates it waits for. */
+  marks: new Map(),
+  /** Aggregate id → a name for people. */
+  labels: new Map(),
+};
+
+/** The two lists: where their items come from and how they look. */
+const LISTS = {
+  orders: {
+    title: 'Orders', type: 'orderList', sort: '-placedAt', search: 'customerName',
+    searchLabel: 'Search orders by customer name', newLabel: 'New order', empty: 'No orders yet.',
+  },
+  customers: {
+    title: 'Customers', type: 'customer', sort: 'name', search: 'name',
+    searchLabel: 'Search customers by name', newLabel: 'New customer', empty: 'No customers yet.',
+  },
+};
+
+// -------------------------------------------------------------------- lists
+
+/** Loads the current page of a list and shows it if it is the current tab. */
+async function loadList(name) {
+  const L = LISTS[name];
+  const p = ui.pages[name];
+  const load = ++p.load;
+  const q = { sort: L.sort, limit: PAGE_SIZE, after: p.after ?? undefined };
+  if (p.search) q.prefix = { [L.search]: p.search };
+  try {
+    const page = await client.list(L.type, q);
+    if (load !== p.load) return;
+    // Items placed optimistically stay until their events arrive.
+    const placeholders = p.after ? [] : p.items.filter((it) => it.placeholder && !page.items.some((x) => x.id === it.id));
+    p.items = [...placeholders, ...page.items];
+    p.next = page.next;
+    p.error = null;
+    for (const it of page.items) if (name === 'customers') ui.labels.set(it.id, it.name);
+  } catch (err) {
+    if (load !== p.load) return;
+    p.error = `The list could not be loaded: ${err.message}`;
+  }
+  p.loaded = true;
+  if (ui.tab === name) renderList();
+}
+
+function isPending(key) {
+  return (ui.marks.get(key)?.size ?? 0) > 0;
+}
+
+/** Renders the current tab's list, toolbar and pager. */
+function renderList() {
+  const name = ui.tab;
+  const L = LISTS[name];
+  const p = ui.pages[name];
+  $('[data-testid=list-title]').textContent = L.title;
+  const search = $('[data-testid=search]');
+  search.placeholder = L.searchLabel;
+  search.setAttribute('aria-label', L.searchLabel);
+  if (document.activeElement !== search) search.value = p.search;
+  const add = $('[data-testid=new-item]');
+  add.textContent = L.newLabel;
+  add.dataset.kind = name;
+  for (const a of document.querySelectorAll('.tab')) {
+    a.classList.toggle('active', a.dataset.tab === name);
+    if (a.dataset.tab === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+
+  const list = $('[data-testid=list]');
+  list.dataset.kind = name;
+  if (p.error) {
+    list.replaceChildren(h('p', { class: 'empty error', role: 'alert' }, p.error));
+  } else if (!p.loaded) {
+    list.replaceChildren(h('p', { class: 'empty' }, 'Loading…'));
+  } else if (p.items.length === 0) {
+    list.replaceChildren(h('p', { class: 'empty', 'data-testid': 'empty' }, p.search ? 'Nothing matches.' : L.empty));
+  } else if (name === 'orders') {
+    list.replaceChildren(h('table', { class: 'items orders' },
+      h('thead', {}, h('tr', {},
+        h('th', {}, 'Order'), h('th', {}, 'Customer'), h('th', { class: 'num' }, 'Lines'),
+        h('th', { class: 'num' }, 'Total'), h('th', {}, 'Status'), h('th', {}, 'Placed'))),
+      h('tbody', {}, p.items.map(orderRow))));
+  } else {
+    list.replaceChildren(h('table', { class: 'items customers' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Email'))),
+      h('tbody', {}, p.items.map(customerRow))));
+  }
+  const page = p.cursors.length + 1;
+  $('[data-testid=page-number]').textContent = `Page ${page}`;
+  $('[data-testid=prev-page]').disabled = p.cursors.length === 0;
+  $('[data-testid=next-page]').disabled = !p.next;
+}
+
+/** Replaces the row of one item, where it is. */
+function renderRow(name, id) {
+  if (ui.tab !== name) return;
+  const it = ui.pages[name].items.find((x) => x.id === id);
+  const old = $(`[data-testid=list] tr[data-id="${CSS.escape(id)}"]`);
+  if (it && old) old.replaceWith(name === 'orders' ? orderRow(it) : customerRow(it));
+}
+
+/** Attributes every row shares: its id and whether it waits for an update. */
+function rowAttrs(testid, key, it) {
+  const pending = isPending(key);
+  return {
+    class: ['row', pending && 'pending', it.placeholder && 'placeholder'].filter(Boolean).join(' '),
+    'data-testid': testid,
+    'data-id': it.id,
+    'data-pending': pending,
+    'aria-disabled': pending ? 'true' : null,
+    title: pending ? 'Being updated…' : null,
+  };
+}
+
+/** One orderList item: each field opens the aggregate it came from. */
+function orderRow(it) {
+  const pending = isPending(`orderList/${it.id}`);
+  const orderSource = it.lineage?.status ?? it.lineage?.total ?? { type: 'order', aggregateId: it.id };
+  const nameSource = it.lineage?.customerName;
+  const openOrder = () => openScreen(orderSource.type, orderSource.aggregateId);
+  const tr = h('tr', {
+    ...rowAttrs('order-row', `orderList/${it.id}`, it),
+    onclick: (e) => {
+      if (!pending && !e.target.closest('button')) openOrder();
+    },
+  },
+  h('td', { 'data-label': 'Order' },
+    h('button', { type: 'button', class: 'link mono', 'data-testid': 'open-order', disabled: pending, onclick: openOrder,
+      title: `Open order ${orderSource.aggregateId}` }, it.id)),
+  h('td', { 'data-label': 'Customer', 'data-testid': 'customer-name' },
+    nameSource
+      ? h('button', {
+        type: 'button', class: 'link', 'data-testid': 'open-customer', disabled: pending,
+        title: `Open customer ${nameSource.aggregateId} (version ${nameSource.seq})`,
+        onclick: () => openScreen(nameSource.type, nameSource.aggregateId),
+      }, it.customerName || '—')
+      : h('span', { class: 'muted' }, it.customerName || 'unknown customer')),
+  h('td', { class: 'num', 'data-label': 'Lines' }, it.lines ?? '…'),
+  h('td', { class: 'num', 'data-label': 'Total', 'data-testid': 'order-total' }, money(it.total)),
+  h('td', { 'data-label': 'Status' },
+    h('span', { class: `status status-${it.status ?? 'unknown'}`, 'data-testid': 'order-status' }, it.status ?? '…')),
+  h('td', { 'data-label': 'Placed' }, when(it.placedAt)));
+  return tr;
+}
+
+/** One customer. */
+function customerRow(it) {
+  const pending = isPending(`customer/${it.id}`);
+  const open = () => openScreen('customer', it.id);
+  return h('tr', {
+    ...rowAttrs('customer-row', `customer/${it.id}`, it),
+    onclick: (e) => {
+      if (!pending && !e.target.closest('button')) open();
+    },
+  },
+  h('td', { 'data-label': 'Name' },
+    h('button', { type: 'button', class: 'link', 'data-testid': 'open-customer', disabled: pending, onclick: open }, it.name ?? '…')),
+  h('td', { 'data-label': 'Email', 'data-testid': 'customer-email' }, it.email ?? '…'));
+}
+
+/**
+ * Applies a relayed event to the list it concerns, in place: the item is
+ * updated from the event alone, without asking the server, unless the
+ * event shows that an earlier one was missed.
+ */
+function applyToList(name, ev, fold) {
+  const p = ui.pages[name];
+  const i = p.items.findIndex((x) => x.id === ev.aggregateId);
+  if (i >= 0) {
+    const it = p.items[i];
+    if (ev.seq <= (it.seq ?? 0)) return;
+    if (!it.placeholder && ev.seq > (it.seq ?? 0) + 1) {
+      refetchItem(name, ev.type, ev.aggregateId);
+      return;
+    }
+    const next = fold(it, ev);
+    delete next.placeholder;
+    p.items[i] = next;
+    if (name === 'customers') ui.labels.set(next.id, next.name);
+    renderRow(name, ev.aggregateId);
+    return;
+  }
+  // A new instance: shown at the top of the first page if it belongs there.
+  if (ev.seq !== 1 || p.after || !p.loaded) return;
+  const item = fold({ id: ev.aggregateId, seq: 0 }, ev);
+  const field = LISTS[name].search;
+  if (p.search && !String(item[field] ?? '').startsWith(p.search)) return;
+  if (name === 'customers') ui.labels.set(item.id, item.name);
+  p.items.unshift(item);
+  if (ui.tab === name) renderList();
+}
+
+/** Folds a customer event into a customer list item. */
+function applyCustomerEvent(it, ev) {
+  const next = { ...it, seq: ev.seq };
+  for (const f of ['name', 'email']) if (ev.data && f in ev.data) next[f] = ev.data[f];
+  return next;
+}
+
+/** Fetches one item again, when its events cannot be trusted to be complete. */
+async function refetchItem(name, type, id) {
+  const agg = await client.aggregate(type, id).catch(() => null);
+  if (!agg) return;
+  const p = ui.pages[name];
+  const i = p.items.findIndex((x) => x.id === id);
+  if (i < 0 || (p.items[i].seq ?? 0) > agg.seq) return;
+  p.items[i] = { id, seq: agg.seq, ...agg.state, lineage: agg.lineage };
+  renderRow(name, id);
+}
+
+// -------------------------------------------------------------------- marks
+
+/** Greys out an item until an event of correlation cid reaches it. */
+function mark(key, cid) {
+  let m = ui.marks.get(key);
+  if (!m) ui.marks.set(key, (m = new Map()));
+  clearTimeout(m.get(cid));
+  m.set(cid, setTimeout(() => {
+    unmark(key, cid);
+    const [type, id] = splitKey(key);
+    refetchItem(type === 'orderList' ? 'orders' : 'customers', type, id);
+  }, MARK_TIMEOUT_MS));
+  refreshKey(key);
+}
+
+function unmark(key, cid) {
+  const m = ui.marks.get(key);
+  if (!m || !m.has(cid)) return;
+  clearTimeout(m.get(cid));
+  m.delete(cid);
+  if (m.size === 0) ui.marks.delete(key);
+  refreshKey(key);
+}
+
+/** Ends every wait of correlation cid: its command was rejected or refused. */
+function unmarkAll(cid) {
+  for (const [key, m] of [...ui.marks]) if (m.has(cid)) unmark(key, cid);
+}
+
+function splitKey(key) {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+function refreshKey(key) {
+  const [type, id] = splitKey(key);
+  if (type === 'orderList') renderRow('orders', id);
+  if (type === 'customer') renderRow('customers', id);
+}
+
+/**
+ * Marks what a command is about to change, before it is sent: the items it
+ * updates, and a placeholder for an instance it creates.
+ */
+function expectChanges(cmd) {
+  const orders = ui.pages.orders;
+  const customers = ui.pages.customers;
+  if (cmd.type === 'customer') {
+    if (cmd.name === 'create' && !customers.after && String(cmd.data.name ?? '').startsWith(customers.search)) {
+      customers.items.unshift({ id: cmd.aggregateId, seq: 0, placeholder: true, ...cmd.data });
+      if (ui.tab === 'customers') renderList();
+    }
+    mark(`customer/${cmd.aggregateId}`, cmd.id);
+    if (cmd.name === 'rename') {
+      // Every order item showing this customer's name will change.
+      for (const it of orders.items) {
+        if (it.lineage?.customerName?.aggregateId === cmd.aggregateId) mark(`orderList/${it.id}`, cmd.id);
+      }
+    }
+  } else if (cmd.type === 'order') {
+    if (cmd.name === 'place' && !orders.after && !orders.search) {
+      const lines = cmd.data.lines ?? [];
+      orders.items.unshift({
+        id: cmd.aggregateId, seq: 0, placeholder: true,
+        customerName: ui.labels.get(cmd.data.customerId) ?? '',
+        total: lines.reduce((s, l) => s + l.qty * l.price, 0),
+        lines: lines.length, status: 'placed', placedAt: new Date().toISOString(),
+        lineage: { customerName: { type: 'customer', aggregateId: cmd.data.customerId, seq: 0 } },
+      });
+      if (ui.tab === 'orders') renderList();
+    }
+    mark(`orderList/${cmd.aggregateId}`, cmd.id);
+  }
+}
+
+/** Undoes expectChanges for a command that was refused or rejected. */
+function forgetChanges(cmd) {
+  unmarkAll(cmd.id);
+  if (cmd.name === 'create' || cmd.name === 'place') {
+    const name = cmd.type === 'customer' ? 'customers' : 'orders';
+    const p = ui.pages[name];
+    const i = p.items.findIndex((x) => x.id === cmd.aggregateId && x.placeholder);
+    if (i >= 0) {
+      p.items.splice(i, 1);
+      if (ui.tab === name) renderList();
+    }
+  }
+}
+
+// ------------------------------------------------------------------ screens
+
+const screenEl = () => $('[data-testid=screen]');
+
+/**
+ * Opens the screen of one aggregate instance. options.isNew opens the form
+ * that creates it; options.reopen (an outcome) fills the form of the
+ * rejected command with its data and annotations; options.customerId
+ * preselects the customer of a new order.
+ */
+async function openScreen(type, id, options = {}) {
+  const gen = ++ui.generation;
+  ui.screen = { type, id, seq: 0, gen };
+  const el = screenEl();
+  el.hidden = false;
+  el.dataset.type = type;
+  el.dataset.id = id;
+  el.dataset.ready = 'false';
+  document.body.classList.add('has-screen');
+  el.replaceChildren(screenHeader(type === 'order' ? 'Order' : 'Customer', id), h('p', { class: 'empty' }, 'Loading…'));
+
+  let agg = null;
+  if (!options.isNew) {
+    try {
+      agg = await client.aggregate(type, id);
+    } catch (err) {
+      if (ui.screen?.gen !== gen) return;
+      el.replaceChildren(screenHeader('Error', id), h('p', { class: 'empty error', role: 'alert' }, err.message));
+      return;
+    }
+    if (ui.screen?.gen !== gen) return;
+    const creates = options.reopen && (options.reopen.name === 'create' || options.reopen.name === 'place');
+    if (!agg && !creates) {
+      el.replaceChildren(screenHeader(type, id), h('p', { class: 'empty', 'data-testid': 'not-found' }, `There is no ${type} ${id}.`));
+      el.dataset.ready = 'true';
+      return;
+    }
+  }
+  ui.screen.seq = agg?.seq ?? 0;
+  const body = type === 'customer' ? customerScreen(id, agg) : await orderScreen(id, agg, options);
+  if (ui.screen?.gen !== gen) return;
+  el.replaceChildren(...body);
+  if (options.reopen) fillAndAnnotate(el, options.reopen);
+  el.dataset.ready = 'true';
+  const focus = el.querySelector('[aria-invalid=true]') ?? el.querySelector('input:not([type=hidden]), select');
+  focus?.focus();
+}
+
+function closeScreen() {
+  ui.screen = null;
+  const el = screenEl();
+  el.hidden = true;
+  el.replaceChildren();
+  delete el.dataset.type;
+  delete el.dataset.id;
+  document.body.classList.remove('has-screen');
+}
+
+function screenHeader(title, subtitle, extra) {
+  return h('header', { class: 'screen-header' },
+    h('div', {},
+      h('h2', { id: 'screen-title', 'data-testid': 'screen-title' }, title),
+      subtitle ? h('p', { class: 'muted mono' }, subtitle) : null),
+    extra ?? null,
+    h('button', { type: 'button', class: 'icon', 'data-testid': 'close-screen', 'aria-label': 'Close', onclick: closeScreen }, '×'));
+}
+
+/** A notice shown when the instance on screen changes meanwhile. */
+function staleNotice() {
+  return h('p', { class: 'notice', 'data-testid': 'stale-notice', hidden: true });
+}
+
+/** A field: label, control, and room for annotations. */
+function field(label, control, hint) {
+  return h('div', { class: 'field' }, h('label', {}, h('span', { class: 'label' }, label), control), hint ? h('p', { class: 'hint' }, hint) : null);
+}
+
+/**
+ * A form sending one command: build returns the command's data. The form
+ * closes the screen once the server confirms delivery.
+ */
+function commandForm(type, id, name, build, ...content) {
+  const form = h('form', { class: 'command', 'data-command': name, 'data-testid': `form-${name}`, novalidate: true },
+    h('div', { class: 'form-errors', 'data-testid': 'form-errors' }), ...content);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const cmd = { id: newId(), type, aggregateId: id, name, data: build(form) };
+    if (ui.screen && ui.screen.seq > 0 && name !== 'create' && name !== 'place') cmd.expectedSeq = ui.screen.seq;
+    send(form, cmd);
+  });
+  return form;
+}
+
+/** Sends a command from a form: closes the screen once it is delivered. */
+async function send(form, cmd) {
+  clearAnnotations(form);
+  form.setAttribute('aria-busy', 'true');
+  for (const b of form.querySelectorAll('button')) b.disabled = true;
+  expectChanges(cmd);
+  try {
+    await client.submit(cmd);
+  } catch (err) {
+    forgetChanges(cmd);
+    form.removeAttribute('aria-busy');
+    for (const b of form.querySelectorAll('button')) b.disabled = false;
+    const errors = err instanceof ProblemError
+      ? (err.errors.length ? err.errors : [{ path: '', code: 'refused', message: err.message }])
+      : [{ path: '', code: 'unreachable', message: 'The server could not be reached: nothing was sent. Try again.' }];
+    annotate(form, errors);
+    return;
+  }
+  ui.sent.set(cmd.id, ui.generation);
+  if (ui.screen && screenEl().contains(form)) closeScreen();
+  updatePending();
+}
+
+function clearAnnotations(root) {
+  for (const n of root.querySelectorAll('.annotation')) n.remove();
+  for (const n of root.querySelectorAll('[aria-invalid]')) n.removeAttribute('aria-invalid');
+}
+
+/** Shows each annotation next to the field its path names, or atop the form. */
+function annotate(form, errors) {
+  clearAnnotations(form);
+  for (const e of errors) {
+    const note = h('p', {
+      class: `annotation${e.code === 'conflict' ? ' conflict' : ''}`, role: 'alert',
+      'data-testid': 'annotation', 'data-path': e.path ?? '', 'data-code': e.code ?? '',
+    }, annotationText(e));
+    const target = e.path ? form.querySelector(`[data-path="${CSS.escape(e.path)}"]`) : null;
+    if (target) {
+      target.setAttribute('aria-invalid', 'true');
+      (target.closest('.field') ?? target.parentElement).append(note);
+    } else {
+      form.querySelector('.form-errors').append(note);
+    }
+  }
+}
+
+/** Puts a rejected command's data back into its form, with its annotations. */
+function fillAndAnnotate(root, o) {
+  const form = root.querySelector(`form[data-command="${CSS.escape(o.name)}"]`);
+  if (!form) {
+    const box = h('div', { class: 'form-errors' });
+    root.querySelector('.screen-header')?.after(box);
+    for (const e of o.errors) {
+      box.append(h('p', { class: 'annotation', role: 'alert', 'data-testid': 'annotation', 'data-path': e.path, 'data-code': e.code }, annotationText(e)));
+    }
+    return;
+  }
+  const data = o.data ?? {};
+  if (o.name === 'place') {
+    setLines(form, data.lines ?? []); // the customer is chosen by newOrderScreen
+  } else {
+    for (const [k, v] of Object.entries(data)) {
+      const input = form.elements.namedItem(k);
+      if (input && 'value' in input) input.value = v ?? '';
+    }
+  }
+  form.classList.add('reopened');
+  form.prepend(h('p', { class: 'reopen-note', 'data-testid': 'reopen-note' },
+    `Not done: ${describe(o)}. What you sent is kept below, with notes on what to change.`));
+  annotate(form, o.errors);
+}
+
+// ---- the customer screen
+
+function customerScreen(id, agg) {
+  if (!agg) {
+    return [
+      screenHeader('New customer', null),
+      commandForm('customer', id, 'create', (f) => ({ name: f.elements.name.value, email: f.elements.email.value }),
+        field('Name', h('input', { name: 'name', 'data-path': 'name', 'data-testid': 'input-name', autocomplete: 'off' })),
+        field('Email', h('input', { name: 'email', type: 'email', 'data-path': 'email', 'data-testid': 'input-email', autocomplete: 'off' })),
+        h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit' }, 'Create customer'))),
+    ];
+  }
+  const s = agg.state;
+  ui.labels.set(id, s.name);
+  const orders = h('ul', { class: 'related', 'data-testid': 'customer-orders' }, h('li', { class: 'muted' }, 'Loading…'));
+  client.list('order', { eq: { customerId: id }, sort: '-placedAt', limit: 5 }).then((page) => {
+    orders.replaceChildren(...(page.items.length ? page.items.map((o) => h('li', {},
+      h('button', { type: 'button', class: 'link mono', onclick: () => openScreen('order', o.id) }, o.id),
+      ' ', h('span', { class: `status status-${o.status}` }, o.status), ' ', money(o.total)))
+      : [h('li', { class: 'muted' }, 'No orders yet.')]));
+  }).catch(() => orders.replaceChildren(h('li', { class: 'muted' }, 'The orders could not be loaded.')));
+
+  return [
+    screenHeader(s.name, `${id} · version ${agg.seq}`),
+    staleNotice(),
+    commandForm('customer', id, 'rename', (f) => ({ name: f.elements.name.value }),
+      field('Name', h('input', { name: 'name', value: s.name, 'data-path': 'name', 'data-testid': 'input-name', autocomplete: 'off' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit-rename' }, 'Rename'))),
+    commandForm('customer', id, 'changeEmail', (f) => ({ email: f.elements.email.value }),
+      field('Email', h('input', { name: 'email', type: 'email', value: s.email, 'data-path': 'email', 'data-testid': 'input-email', autocomplete: 'off' })),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', 'data-testid': 'submit-changeEmail' }, 'Change email'))),
+    h('section', { class: 'panel' },
+      h('div', { class: 'panel-header' },
+        h('h3', {}, 'Recent orders'),
+        h('button', {
+          type: 'button', 'data-testid': 'place-order-for-customer',
+          onclick: () => openScreen('order', `ord-${randomChars(8)}`, { isNew: true, customerId: id }),
+        }, 'Place an order')),
+      orders),
+  ];
+}
+
+// ---- the order screen
+
+async function orderScreen(id, agg, options) {
+  if (!agg) return newOrderScreen(id, options);
+  const s = agg.state;
+  const placed = s.status === 'placed';
+  const customerName = h('span', {}, ui.labels.get(s.customerId) ?? s.customerId);
+  client.aggregate('customer', s.customerId).then((c) => {
+    if (c) customerName.textContent = c.state.name;
+  }).catch(() => {});
+  return [
+    screenHeader(`Order ${id}`, `version ${agg.seq}`,
+      h('span', { class: `status status-${s.status}`, 'data-testid': 'order-status' }, s.status)),
+    staleNotice(),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Customer'),
+      h('dd', {}, h('button', {
+        type: 'button', class: 'link', 'data-testid': 'open-order-customer',
+        onclick: () => openScreen('customer', s.customerId),
+      }, customerName)),
+      h('dt', {}, 'Placed'), h('dd', {}, when(s.placedAt)),
+      h('dt', {}, 'Total'), h('dd', { 'data-testid': 'order-total' }, money(s.total))),
+    h('table', { class: 'lines-view' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Article'), h('th', { class: 'num' }, 'Qty'), h('th', { class: 'num' }, 'Price'), h('th', { class: 'num' }, 'Amount'))),
+      h('tbody', {}, (s.lines ?? []).map((l) => h('tr', {},
+        h('td', {}, l.sku), h('td', { class: 'num' }, l.qty), h('td', { class: 'num' }, money(l.price)), h('td', { class: 'num' }, money(l.qty * l.price)))))),
+    commandForm('order', id, 'ship', () => ({}),
+      h('div', { class: 'actions' },
+        h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit-ship', disabled: !placed }, 'Ship order'))),
+    commandForm('order', id, 'cancel', (f) => ({ reason: f.elements.reason.value }),
+      field('Reason for cancelling', h('input', { name: 'reason', 'data-path': 'reason', 'data-testid': 'input-reason', disabled: !placed, autocomplete: 'off' })),
+      h('div', { class: 'actions' },
+        h('button', { type: 'submit', class: 'danger', 'data-testid': 'submit-cancel', disabled: !placed }, 'Cancel order'))),
+  ];
+}
+
+async function newOrderScreen(id, options) {
+  const select = h('select', { name: 'customerId', 'data-path': 'customerId', 'data-testid': 'select-customer' });
+  const search = h('input', {
+    type: 'search', placeholder: 'Find a customer by name', 'aria-label': 'Find a customer',
+    'data-testid': 'customer-search', autocomplete: 'off',
+  });
+  const lines = h('tbody', { 'data-testid': 'lines' });
+  const total = h('output', { 'data-testid': 'total-preview' }, '0.00');
+  const form = commandForm('order', id, 'place', (f) => ({
+    customerId: f.elements.customerId.value,
+    lines: [...lines.querySelectorAll('tr')].map((tr) => ({
+      sku: tr.querySelector('[name=sku]').value.trim(),
+      qty: toNumber(tr.querySelector('[name=qty]').value),
+      price: toNumber(tr.querySelector('[name=price]').value),
+    })),
+  }),
+  field('Customer', h('div', { class: 'picker' }, search, select)),
+  h('div', { class: 'field lines-field' },
+    h('span', { class: 'label' }, 'Lines'),
+    h('table', { class: 'lines-edit', 'data-path': 'lines' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Article'), h('th', {}, 'Qty'), h('th', {}, 'Price'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Remove')))),
+      lines),
+    h('button', { type: 'button', 'data-testid': 'add-line', onclick: () => { addLine(form); form.querySelector('tbody tr:last-child input')?.focus(); } }, '+ Add a line')),
+  h('p', { class: 'total' }, 'Total ', total),
+  h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit' }, 'Place order')));
+  form.addEventListener('input', () => updateTotal(form));
+  addLine(form);
+
+  let searchTimer;
+  search.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => loadCustomerOptions(select, search.value, select.value), 200);
+  });
+  await loadCustomerOptions(select, '', options.customerId ?? options.reopen?.data?.customerId ?? '');
+  return [screenHeader('New order', id), form];
+}
+
+function toNumber(s) {
+  const n = Number(String(s).trim() || 'NaN');
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** Fills the customer picker from a prefix search, keeping chosen selected. */
+async function loadCustomerOptions(select, prefix, chosen) {
+  select.dataset.loading = 'true';
+  const q = { sort: 'name', limit: 50, fields: ['name'] };
+  if (prefix) q.prefix = { name: prefix };
+  let items = [];
+  try {
+    items = (await client.list('customer', q)).items;
+  } catch {
+    // the picker keeps what it had
+  }
+  if (chosen && !items.some((c) => c.id === chosen)) {
+    const c = await client.aggregate('customer', chosen).catch(() => null);
+    items.unshift({ id: chosen, name: c?.state.name ?? chosen });
+  }
+  for (const c of items) ui.labels.set(c.id, c.name);
+  select.replaceChildren(h('option', { value: '' }, items.length ? 'Choose a customer…' : 'No customer found'),
+    ...items.map((c) => h('option', { value: c.id, selected: c.id === chosen }, c.name)));
+  if (!chosen && prefix && items.length === 1) select.value = items[0].id;
+  select.dataset.loading = 'false';
+}
+
+function addLine(form, line = { sku: '', qty: 1, price: 0 }) {
+  const tbody = form.querySelector('[data-testid=lines]');
+  const tr = h('tr', { 'data-testid': 'line' },
+    h('td', {}, h('div', { class: 'field' }, h('input', { name: 'sku', value: line.sku, 'aria-label': 'Article', placeholder: 'SKU', autocomplete: 'off' }))),
+    h('td', {}, h('div', { class: 'field' }, h('input', { name: 'qty', type: 'number', min: 1, step: 1, value: line.qty, 'aria-label': 'Quantity', inputmode: 'numeric' }))),
+    h('td', {}, h('div', { class: 'field' }, h('input', { name: 'price', type: 'number', min: 0, step: '0.01', value: line.price, 'aria-label': 'Price', inputmode: 'decimal' }))),
+    h('td', {}, h('button', {
+      type: 'button', class: 'icon', 'aria-label': 'Remove this line', 'data-testid': 'remove-line',
+      onclick: () => { tr.remove(); numberLines(form); updateTotal(form); },
+    }, '×')));
+  tbody.append(tr);
+  numberLines(form);
+  updateTotal(form);
+}
+
+/** Gives each line's inputs the paths the server's annotations use. */
+function numberLines(form) {
+  form.querySelectorAll('[data-testid=lines] tr').forEach((tr, i) => {
+    for (const input of tr.querySelectorAll('input')) input.dataset.path = `lines[${i}].${input.name}`;
+  });
+}
+
+function setLines(form, lines) {
+  form.querySelector('[data-testid=lines]').replaceChildren();
+  for (const l of lines) addLine(form, l);
+  if (lines.length === 0) updateTotal(form);
+}
+
+function updateTotal(form) {
+  let total = 0;
+  for (const tr of form.querySelectorAll('[data-testid=lines] tr')) {
+    total += toNumber(tr.querySelector('[name=qty]').value) * toNumber(tr.querySelector('[name=price]').value);
+  }
+  form.querySelector('[data-testid=total-preview]').textContent = money(total);
+}
+
+// ------------------------------------------------------------------ outcomes
+
+function onOutcome(o) {
+  if (!o.mine) return;
+  const gen = ui.sent.get(o.id) ?? 0; // 0: sent before this page was loaded
+  ui.sent.delete(o.id);
+  updatePending();
+  if (o.status === 'accepted') {
+    toast(`Done: ${describe(o)}`, 'ok');
+    return; // the marks go when the events arrive
+  }
+  forgetChanges(o);
+  if (!ui.screen && ui.generation === gen) {
+    openScreen(o.type, o.aggregateId, { reopen: o });
+  } else {
+    ui.rejections.push({ outcome: o, at: new Date() });
+    renderRejections();
+    toast(`Rejected: ${describe(o)}`, 'error');
+  }
+}
+
+function onEvent(ev) {
+  const s = ui.screen;
+  if (s && s.type === ev.type && s.id === ev.aggregateId && ev.seq > s.seq) {
+    const notice = $('[data-testid=stale-notice]', screenEl());
+    if (notice) {
+      notice.hidden = false;
+      notice.replaceChildren(`This ${ev.type} was changed meanwhile (${ev.name}, now version ${ev.seq}). `,
+        h('button', { type: 'button', class: 'link', 'data-testid': 'reload-screen', onclick: () => openScreen(s.type, s.id) }, 'Show the current version'));
+    }
+  }
+  if (ev.type === 'orderList') applyToList('orders', ev, applyViewEvent);
+  else if (ev.type === 'customer') applyToList('customers', ev, applyCustomerEvent);
+  unmark(`${ev.type}/${ev.aggregateId}`, ev.correlationId);
+}
+
+function renderRejections() {
+  const n = ui.rejections.length;
+  const badge = $('[data-testid=error-badge]');
+  badge.hidden = n === 0;
+  $('[data-testid=error-count]').textContent = String(n);
+  const panel = $('[data-testid=error-list]');
+  if (n === 0) toggleRejections(false);
+  panel.querySelector('ul').replaceChildren(...ui.rejections.map((r, i) => h('li', {},
+    h('button', {
+      type: 'button', class: 'error-item', 'data-testid': 'error-item', 'data-command-id': r.outcome.id,
+      onclick: () => {
+        ui.rejections.splice(i, 1);
+        renderRejections();
+        toggleRejections(false);
+        openScreen(r.outcome.type, r.outcome.aggregateId, { reopen: r.outcome });
+      },
+    },
+    h('strong', {}, describe(r.outcome)),
+    h('span', {}, r.outcome.errors.map(annotationText).join(' · ')),
+    h('time', { class: 'muted' }, r.at.toLocaleTimeString())))));
+}
+
+function toggleRejections(show) {
+  const panel = $('[data-testid=error-list]');
+  const open = show ?? panel.hidden;
+  panel.hidden = !open;
+  $('[data-testid=error-badge]').setAttribute('aria-expanded', String(open));
+}
+
+function updatePending() {
+  const n = client.pending().length;
+  const el = $('[data-testid=pending-count]');
+  el.hidden = n === 0;
+  el.textContent = `${n} pending`;
+}
+
+function onStatus(status, info) {
+  const el = $('[data-testid=connection]');
+  el.dataset.state = status;
+  const labels = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', closed: 'Offline' };
+  el.querySelector('.connection-label').textContent = labels[status] ?? status;
+  // A stream started afresh says nothing of what happened before it: the
+  // list is read again once, rather than trusted.
+  if (status === 'live' && info && !info.resumed && ui.pages[ui.tab].loaded) loadList(ui.tab);
+}
+
+// --------------------------------------------------------------------- start
+
+function showTab(name) {
+  if (!LISTS[name]) name = 'orders';
+  ui.tab = name;
+  renderList();
+  loadList(name);
+}
+
+function start() {
+  client.onOutcome(onOutcome);
+  client.onEvent(onEvent);
+  client.onStatus(onStatus);
+
+  window.addEventListener('hashchange', () => showTab(location.hash.slice(1)));
+  $('[data-testid=new-item]').addEventListener('click', (e) => {
+    if (e.currentTarget.dataset.kind === 'customers') openScreen('customer', `cus-${randomChars(8)}`, { isNew: true });
+    else openScreen('order', `ord-${randomChars(8)}`, { isNew: true });
+  });
+  let searchTimer;
+  $('[data-testid=search]').addEventListener('input', (e) => {
+    clearTimeout(searchTimer);
+    const value = e.target.value.trim();
+    searchTimer = setTimeout(() => {
+      const p = ui.pages[ui.tab];
+      p.search = value;
+      p.after = null;
+      p.cursors = [];
+      loadList(ui.tab);
+    }, 250);
+  });
+  $('[data-testid=next-page]').addEventListener('click', () => {
+    const p = ui.pages[ui.tab];
+    if (!p.next) return;
+    p.cursors.push(p.after);
+    p.after = p.next;
+    loadList(ui.tab);
+  });
+  $('[data-testid=prev-page]').addEventListener('click', () => {
+    const p = ui.pages[ui.tab];
+    if (p.cursors.length === 0) return;
+    p.after = p.cursors.pop();
+    loadList(ui.tab);
+  });
+  $('[data-testid=error-badge]').addEventListener('click', () => toggleRejections());
+  $('[data-testid=clear-errors]').addEventListener('click', () => {
+    ui.rejections = [];
+    renderRejections();
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    if (!$('[data-testid=error-list]').hidden) toggleRejections(false);
+    else if (ui.screen) closeScreen();
+  });
+
+  showTab(location.hash.slice(1));
+  updatePending();
+  client.connect();
+}
+
+start();
+
+// For the curious, and for the end-to-end tests: the client and the state.
+window.orderdesk = { client, ui };
