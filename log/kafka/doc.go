@@ -112,7 +112,8 @@
 //
 // Outcomes on P.outcomes have the same ce_ headers with ce_id the command id
 // and ce_type plait.outcome.accepted or plait.outcome.rejected, and the
-// headers plait_status, plait_correlationid, plait_position and plait_user.
+// headers plait_status, plait_correlationid, plait_position and plait_user,
+// and with Publisher.Spans the traceparent and tracestate of the command.
 // Their value is the outcome's JSON, without its events (they are on the
 // events topics):
 //

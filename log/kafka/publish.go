@@ -62,8 +62,8 @@ type Publisher struct {
 	// Page caps the items published between checkpoints (default 512).
 	Page int
 	// Spans, when set, gives the span of a command by id
-	// (engine.Engine.CommandSpan): each event goes out with the W3C trace
-	// context of the command that caused it, when valid, in its
+	// (engine.Engine.CommandSpan): each event and outcome goes out with the
+	// W3C trace context of the command that caused it, when valid, in its
 	// traceparent and tracestate headers, and the reactors' hops continue
 	// that trace.
 	Spans func(commandID string) trace.SpanContext
@@ -140,8 +140,17 @@ func (p *Publisher) publish(ctx context.Context, lease Lease) error {
 			if rec == nil {
 				continue
 			}
-			if it.Event != nil && p.Spans != nil {
-				injectTrace(trace.ContextWithSpanContext(ctx, p.Spans(it.Event.CausationID)), rec)
+			if p.Spans != nil {
+				// An event and an outcome both go out under the span of
+				// the command that caused them.
+				cause := ""
+				switch {
+				case it.Event != nil:
+					cause = it.Event.CausationID
+				case it.Outcome != nil:
+					cause = it.Outcome.Command.ID
+				}
+				injectTrace(trace.ContextWithSpanContext(ctx, p.Spans(cause)), rec)
 			}
 			recs = append(recs, rec)
 		}

@@ -261,6 +261,10 @@ func TestTracingFollowsACommandThroughKafka(t *testing.T) {
 	if got := traceParentOf(evRec); got.TraceID() != root.TraceID() || got.SpanID() != command.SpanContext().SpanID() {
 		t.Fatalf("the order's event has trace context %v, want the command's span %v", got, command.SpanContext())
 	}
+	outRec := recordOf(t, brokers, n.log.OutcomesTopic(), "ce_id", "o1-place")
+	if got := traceParentOf(outRec); got.TraceID() != root.TraceID() || got.SpanID() != command.SpanContext().SpanID() {
+		t.Fatalf("the order's outcome has trace context %v, want the command's span %v", got, command.SpanContext())
+	}
 	stop()
 
 	// Restarted with the reactors: the hops continue the published traces.
