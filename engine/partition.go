@@ -184,7 +184,8 @@ func (p *partition) awaitCommitted() {
 
 // commandsKnower is a Log that can tell at once which of many command ids
 // have an outcome. The partition asks it once per batch, so a batch of new
-// commands costs one dedup read instead of one per command.
+// commands costs at most one dedup read instead of one per command (and
+// none with a store that knows which ids are certainly new).
 type commandsKnower interface {
 	// KnownCommands returns the ids among ids that have a recorded outcome.
 	KnownCommands(ctx context.Context, ids []string) (map[string]bool, error)
@@ -195,7 +196,7 @@ type commandsKnower interface {
 // tell or the read failed: process then looks each command up.
 func (p *partition) known(ctx context.Context, batch []*future) map[string]bool {
 	k, ok := p.e.store.(commandsKnower)
-	if !ok || len(batch) < 2 {
+	if !ok {
 		return nil
 	}
 	ids := make([]string, len(batch))

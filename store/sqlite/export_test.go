@@ -10,3 +10,14 @@ func (s *Store) WriterPragma(ctx context.Context, pragma string) (int64, error) 
 	err := s.w.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&v)
 	return v, err
 }
+
+// AwaitCommandFilter waits until the command filter has loaded the ids
+// stored before Open, and reports whether it is ready.
+func (s *Store) AwaitCommandFilter() bool {
+	<-s.filterDone
+	_, ok := s.filter.maybeHeld(nil)
+	return ok
+}
+
+// DedupReads returns how many reads KnownCommands has made.
+func (s *Store) DedupReads() int64 { return s.dedupReads.Load() }

@@ -54,7 +54,6 @@ type Store struct {
 	mu   sync.Mutex // serialises Commit and guards next
 	next int64      // the next position to assign
 
-	insCommand, insEvent, putInstance *sql.Stmt
 	// Commit writes through multi-row statements: see multiInsert.
 	insCommands, insEvents, putInstances *multiInsert
 	// copyInstances writes to a staged copy of a view: see viewCopy.Write.
@@ -68,6 +67,13 @@ type Store struct {
 	phys          map[string]string // view type → the physical type of its live copy, for rebuilt views
 	indexes       map[string]bool   // the names of the indexes on instances, see createIndex
 	knownCommands map[int]*sql.Stmt // by the number of ids, see idsPerLookup
+
+	// filter spares the dedup lookup of new commands a read; it is loaded
+	// in the background, which Close stops.
+	filter     *commandFilter
+	stopFilter context.CancelFunc
+	filterDone chan struct{}
+	dedupReads atomic.Int64 // the reads of KnownCommands, for the tests
 
 	keysOnce sync.Once // creates the key table, see keys.go
 	keysErr  error
@@ -158,21 +164,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.next++
-	for _, st := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&s.insCommand, `INSERT INTO commands(id, pos, correlation_id, status, errors, owner, first_event, event_count, body) VALUES(?,?,?,?,?,?,?,?,?)`},
-		{&s.insEvent, `INSERT INTO events(pos, id, type, aggregate_id, seq, name, correlation_id, owner, body) VALUES(?,?,?,?,?,?,?,?,?)`},
-		{&s.putInstance, `INSERT INTO instances(type, id, seq, state, lineage, owner, updated_at) VALUES(?,?,?,?,?,?,?)
-			ON CONFLICT(type, id) DO UPDATE SET seq=excluded.seq, state=excluded.state, lineage=excluded.lineage,
-			owner=excluded.owner, updated_at=excluded.updated_at WHERE instances.seq < excluded.seq`},
-	} {
-		if *st.dst, err = w.PrepareContext(ctx, st.sql); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("sqlite: prepare: %w", err)
-		}
-	}
 	for _, m := range []struct {
 		dst        **multiInsert
 		head, tail string
@@ -214,7 +205,54 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: prepare: %w", err)
 		}
 	}
+	// The filter takes the ids of every commit from now on; the ids
+	// stored before are read into it in the background. The head position
+	// bounds their number.
+	s.filter = newCommandFilter(uint(s.next), minFilterSize)
+	loadCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopFilter, s.filterDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.filterDone)
+		s.loadFilter(loadCtx)
+	}()
 	return s, nil
+}
+
+// filterPage is how many ids loadFilter reads per query: each query is a
+// short read transaction, so the log's checkpoints are not held back.
+const filterPage = 4096
+
+// loadFilter reads the ids of every stored command into the filter, in
+// pages along the index of ids, and marks it ready. On an error it leaves
+// the filter not ready, and the dedup lookups keep reading.
+func (s *Store) loadFilter(ctx context.Context) {
+	after := ""
+	ids := make([]string, 0, filterPage)
+	for {
+		ids = ids[:0]
+		rows, err := s.r.QueryContext(ctx, `SELECT id FROM commands WHERE id > ? ORDER BY id LIMIT ?`, after, filterPage)
+		if err != nil {
+			return
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if rows.Err() != nil {
+			return
+		}
+		s.filter.add(ids...)
+		if len(ids) < filterPage {
+			s.filter.loaded()
+			return
+		}
+		after = ids[len(ids)-1]
+	}
 }
 
 // idsPerLookup are the sizes of the prepared IN lists of KnownCommands,
@@ -362,7 +400,11 @@ func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) erro
 // Close closes the store.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insCommand, s.insEvent, s.putInstance, s.loadInstance, s.loadOutcome, s.loadEventRange} {
+	if s.stopFilter != nil {
+		s.stopFilter()
+		<-s.filterDone
+	}
+	for _, st := range []*sql.Stmt{s.loadInstance, s.loadOutcome, s.loadEventRange} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -537,10 +579,12 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 		}
 	}()
 	var events, commands, instances []any
+	ids := make([]string, len(batch))
 	type instKey struct{ typ, id string }
 	last := map[instKey]int{} // the index in instances of each instance's record
-	for _, p := range batch {
+	for i, p := range batch {
 		out := &p.Outcome
+		ids[i] = out.Command.ID
 		first := s.next
 		for i := range out.Events {
 			ev := &out.Events[i]
@@ -587,6 +631,10 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 		}
 	}
 
+	// The filter learns the ids before they are stored, so that it never
+	// misses a stored one; should the transaction fail, they are merely
+	// looked up for nothing later.
+	s.filter.add(ids...)
 	return s.writeTx(ctx, unsynced, func(tx *sql.Tx) error {
 		if _, err := s.insEvents.exec(ctx, tx, events); err != nil {
 			return fmt.Errorf("sqlite: insert events: %w", err)
@@ -671,11 +719,15 @@ func (s *Store) Outcome(ctx context.Context, id string) (plait.Outcome, bool, er
 	return out, true, nil
 }
 
-// KnownCommands returns the ids among ids that have a recorded outcome, in
-// one read per 64 ids. The engine uses it to look up a whole batch for dedup
-// at once.
+// KnownCommands returns the ids among ids that have a recorded outcome. The
+// engine uses it to look up a whole batch for dedup at once. The ids the
+// command filter has never seen are certainly new and cost no read; the
+// others are read, 64 to a query.
 func (s *Store) KnownCommands(ctx context.Context, ids []string) (map[string]bool, error) {
 	known := map[string]bool{}
+	if maybe, ok := s.filter.maybeHeld(ids); ok {
+		ids = maybe
+	}
 	args := make([]any, 0, idsPerLookup[len(idsPerLookup)-1])
 	for len(ids) > 0 {
 		n := idsPerLookup[len(idsPerLookup)-1]
@@ -699,6 +751,7 @@ func (s *Store) KnownCommands(ctx context.Context, ids []string) (map[string]boo
 }
 
 func (s *Store) known(ctx context.Context, st *sql.Stmt, args []any, known map[string]bool) error {
+	s.dedupReads.Add(1)
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: known commands: %w", err)
