@@ -94,15 +94,20 @@ func checkName(p *plait.Problems, name string) string {
 	return name
 }
 
+// maxEmail is the longest email address, in bytes: 64 for the local part,
+// 255 for the domain and the @ between them.
+const maxEmail = 320
+
 // checkEmail returns the address trimmed, annotating p unless it is a bare
-// address such as ann@example.com: no display name, no angle brackets.
+// address such as ann@example.com: no display name, no angle brackets, at
+// most maxEmail bytes.
 func checkEmail(p *plait.Problems, email string) string {
 	email = strings.TrimSpace(email)
 	a, err := mail.ParseAddress(email)
 	switch {
 	case email == "":
 		p.Add("email", plait.CodeRequired, "an email address is required")
-	case err != nil || a.Address != email: // a display name or brackets are more than the address
+	case len(email) > maxEmail || err != nil || a.Address != email: // a display name or brackets are more than the address
 		p.Add("email", plait.CodeInvalid, "not an email address such as ann@example.com")
 	}
 	return email

@@ -69,6 +69,7 @@ func TestAnEmailIsABareValidAddress(t *testing.T) {
 		"Ann <ann@example.com>":            "invalid",
 		"<ann@example.com>":                "invalid",
 		"ann@example.com, bob@example.com": "invalid",
+		strings.Repeat("a", 64) + "@" + strings.Repeat("b", 252) + ".com": "invalid", // 321 bytes
 	} {
 		plaittest.Given(customer).
 			When("create", M{"name": "Ann", "email": email}).
@@ -76,6 +77,39 @@ func TestAnEmailIsABareValidAddress(t *testing.T) {
 		plaittest.Given(customer, created).
 			When("changeEmail", M{"email": email}).
 			ThenRejectedWith(t, plaittest.Field("email", code))
+	}
+}
+
+func TestAnEmailOfThreeHundredAndTwentyBytesIsValid(t *testing.T) {
+	email := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 251) + ".com"
+	plaittest.Given(customer).
+		When("create", M{"name": "Ann", "email": email}).
+		ThenEvents(t, plait.Emit("created", M{"name": "Ann", "email": email}))
+}
+
+// TestANameOrEmailTooLongIsARejection: however long a name or an email
+// address (within the data limits), breaking the customer's rules is a
+// rejection with its annotation, never data the command's schema refuses
+// before it is stored.
+func TestANameOrEmailTooLongIsARejection(t *testing.T) {
+	l := startLive(t)
+	long := strings.Repeat("x", 5000)
+	l.send("customer", "c1", "create", M{"name": "Ann", "email": "ann@example.com"})
+	for _, c := range []struct {
+		id, name string
+		data     M
+		path     string
+		code     string
+	}{
+		{"c2", "create", M{"name": long, "email": "bob@example.com"}, "name", "too_long"},
+		{"c2", "create", M{"name": "Bob", "email": long + "@example.com"}, "email", "invalid"},
+		{"c1", "rename", M{"name": long}, "name", "too_long"},
+		{"c1", "changeEmail", M{"email": "ann@" + long + ".com"}, "email", "invalid"},
+	} {
+		o := l.send("customer", c.id, c.name, c.data)
+		if o.Status != plait.StatusRejected || len(o.Errors) != 1 || o.Errors[0].Path != c.path || o.Errors[0].Code != c.code {
+			t.Errorf("%s %s: %s %+v, want rejected at %s with %s", c.id, c.name, o.Status, o.Errors, c.path, c.code)
+		}
 	}
 }
 
