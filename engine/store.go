@@ -105,10 +105,13 @@ type StagedViews interface {
 // ViewCopy is a copy of a view being rebuilt.
 type ViewCopy interface {
 	// Write puts instances into the copy, replacing earlier writes of the
-	// same ids; each keeps a seq at least as high as its live one's.
+	// same ids; once swapped in, each keeps a seq at least as high as its
+	// live one's.
 	Write(ctx context.Context, insts []Instance) error
-	// Swap makes the copy the live one, atomically and in a time that does
-	// not grow with the view.
+	// Swap makes the copy the live one, atomically, without stopping
+	// reads of the view. SQLite's flips one row; PostgreSQL's, one
+	// transaction that readers do not wait for, rewrites only the
+	// instances that changed.
 	Swap(ctx context.Context) error
 	// Cleanup drops the copy that lost: the replaced one after Swap, this
 	// one if Swap was never called.

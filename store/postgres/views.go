@@ -2,7 +2,12 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,4 +62,146 @@ func (s *Store) ReplaceView(ctx context.Context, typ string, insts []engine.Inst
 		return fmt.Errorf("postgres: replace view %s: commit: %w", typ, err)
 	}
 	return nil
+}
+
+// A view being rebuilt is written beside the live one, in the instances
+// table under a physical type of its own ("orderList~1700000000"), which no
+// read of the application ever names: the live view keeps serving from its
+// own rows while the copy grows. Swap then applies the copy to the live rows
+// in one transaction. The live view keeps its type, so the processes that
+// share the schema need not learn of a new copy: each of their reads and
+// commits names the same rows before and after, and sees the swap at once.
+// Readers never wait for it (each sees the view before or after, whole);
+// commits that write the view wait for it, and it rewrites only the
+// instances the rebuild changed, so what it costs grows with the changes,
+// its scan of the copy with the view.
+
+var _ engine.StagedViews = (*Store)(nil)
+
+// copyMark separates a view's type from its copy's suffix in the physical
+// type of a staged copy; aggregate types never contain it.
+const copyMark = "~"
+
+// StageView starts an empty copy of view typ; see engine.StagedViews. The
+// copy needs no index of its own: it is never listed, and the live view
+// keeps its indexes.
+func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (engine.ViewCopy, error) {
+	if typ == "" || strings.Contains(typ, copyMark) || !textOK(typ) {
+		return nil, fmt.Errorf("postgres: stage view %q: not a view type", typ)
+	}
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	return &viewCopy{s: s, typ: typ,
+		phys: fmt.Sprintf("%s%s%d.%s", typ, copyMark, time.Now().UnixNano(), hex.EncodeToString(suffix[:]))}, nil
+}
+
+// viewCopy is one staged copy of a view.
+type viewCopy struct {
+	s       *Store
+	typ     string
+	phys    string
+	swapped bool
+	done    bool
+}
+
+// Write puts instances into the copy, replacing earlier writes of the same
+// ids, in one statement. The seqs are raised to the live ones' by Swap,
+// which sees the live view as it is when the copy is made live.
+func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
+	if c.swapped || c.done {
+		return fmt.Errorf("postgres: write to the copy of %s: the copy is no longer staged", c.typ)
+	}
+	var rows instanceRows
+	for i := range insts {
+		in := insts[i]
+		if !textOK(in.ID) || !textOK(in.Owner) || !jsonOK(in.State) {
+			return fmt.Errorf("postgres: write to the copy of %s: %w: instance %q", c.typ, ErrUnstorable, in.ID)
+		}
+		in.Type = c.phys
+		in.UpdatedAt = in.UpdatedAt.UTC().Truncate(time.Microsecond)
+		rows.add(&in)
+	}
+	if len(insts) == 0 {
+		return nil
+	}
+	_, err := c.s.pool.Exec(ctx, `INSERT INTO `+c.s.table("instances")+` AS t (type, id, seq, state, lineage, owner, updated_at)
+		SELECT type, id, seq, state::jsonb, nullif(lineage, '')::jsonb, owner, updated_at
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+		AS u(type, id, seq, state, lineage, owner, updated_at)
+		ON CONFLICT (type, id) DO UPDATE SET seq = excluded.seq, state = excluded.state, lineage = excluded.lineage,
+			owner = excluded.owner, updated_at = excluded.updated_at`,
+		rows.typ, rows.id, rows.seq, rows.state, rows.lineage, rows.owner, rows.at)
+	if err != nil {
+		return fmt.Errorf("postgres: write to the copy of %s: %w", c.typ, err)
+	}
+	return nil
+}
+
+// Swap makes the copy the live view in one transaction: the live instances
+// the copy lacks are deleted, and every instance of the copy that differs
+// from its live record replaces it, keeping a seq at least as high as the
+// live one's, so the seqs of its later events never collide with its
+// history. An instance the rebuild left as it was is not written. Swaps of
+// one view, from any process sharing the schema, take turns.
+func (c *viewCopy) Swap(ctx context.Context) error {
+	if c.swapped || c.done {
+		return fmt.Errorf("postgres: swap %s: the copy is no longer staged", c.typ)
+	}
+	instances := c.s.table("instances")
+	tx, err := c.s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: swap %s: begin: %w", c.typ, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, c.s.viewLockKey(c.typ)); err != nil {
+		return fmt.Errorf("postgres: swap %s: lock: %w", c.typ, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM `+instances+` l WHERE l.type = $1
+		AND NOT EXISTS (SELECT FROM `+instances+` c WHERE c.type = $2 AND c.id = l.id)`, c.typ, c.phys); err != nil {
+		return fmt.Errorf("postgres: swap %s: delete: %w", c.typ, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+instances+` AS t (type, id, seq, state, lineage, owner, updated_at)
+		SELECT $1, id, seq, state, lineage, owner, updated_at FROM `+instances+` WHERE type = $2 ORDER BY id
+		ON CONFLICT (type, id) DO UPDATE SET seq = greatest(t.seq, excluded.seq), state = excluded.state,
+			lineage = excluded.lineage, owner = excluded.owner, updated_at = excluded.updated_at
+		WHERE t.seq < excluded.seq OR t.state IS DISTINCT FROM excluded.state OR t.lineage IS DISTINCT FROM excluded.lineage
+			OR t.owner IS DISTINCT FROM excluded.owner OR t.updated_at IS DISTINCT FROM excluded.updated_at`, c.typ, c.phys); err != nil {
+		return fmt.Errorf("postgres: swap %s: %w", c.typ, classify(err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: swap %s: commit: %w", c.typ, err)
+	}
+	c.swapped = true
+	return nil
+}
+
+// cleanupChunk is how many rows of a copy one statement of Cleanup deletes.
+const cleanupChunk = 5000
+
+// Cleanup deletes the copy's rows, whether it was swapped in (its records
+// are the live ones' now) or not; see engine.ViewCopy. It deletes in small
+// transactions so that no lock is held long.
+func (c *viewCopy) Cleanup(ctx context.Context) error {
+	if c.done {
+		return nil
+	}
+	c.done = true
+	instances := c.s.table("instances")
+	for {
+		tag, err := c.s.pool.Exec(ctx, `DELETE FROM `+instances+` WHERE type = $1
+			AND id IN (SELECT id FROM `+instances+` WHERE type = $1 LIMIT `+strconv.Itoa(cleanupChunk)+`)`, c.phys)
+		if err != nil {
+			return fmt.Errorf("postgres: drop the copy of %s: %w", c.typ, err)
+		}
+		if tag.RowsAffected() < cleanupChunk {
+			return nil
+		}
+	}
+}
+
+// viewLockKey is the advisory lock that swaps of view typ take.
+func (s *Store) viewLockKey(typ string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("plait view " + s.opts.Schema + "." + s.opts.Prefix + typ))
+	return int64(h.Sum64())
 }
