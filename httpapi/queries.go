@@ -220,7 +220,11 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	lq, err := parseListQuery(q, def.Settings().Fields)
+	var sealed []string
+	if pd, ok := def.(plait.PersonalData); ok {
+		sealed, _ = pd.PersonalFields()
+	}
+	lq, err := parseListQuery(q, def.Settings().Fields, sealed)
 	if err != nil {
 		writeProblem(w, paramProblem(err))
 		return
@@ -251,7 +255,7 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 // paramError says what is wrong with one query parameter.
 type paramError struct {
 	Param   string // the parameter, such as "sort" or "eq.name"
-	Code    string // unknown_parameter, unknown_operator, unknown_field or invalid
+	Code    string // unknown_parameter, unknown_operator, unknown_field, sealed_field or invalid
 	Message string
 }
 
@@ -262,6 +266,9 @@ const (
 	CodeUnknownParameter = "unknown_parameter"
 	CodeUnknownOperator  = "unknown_operator"
 	CodeUnknownFieldName = "unknown_field"
+	// CodeSealedField refuses a filter or sort on a personal field: it is
+	// stored sealed (encrypted), so the store can only compare ciphertexts.
+	CodeSealedField = "sealed_field"
 )
 
 func paramProblem(err error) *Problem {
@@ -278,7 +285,8 @@ func paramProblem(err error) *Problem {
 var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // parseListQuery turns the query parameters of GET /lists/{type} into a
-// list query over a state with the given fields (sorted):
+// list query over a state with the given fields (sorted), of which sealed
+// are personal data, stored encrypted:
 //
 //	eq.F=v      the field F equals v (repeatable; all must hold)
 //	prefix.F=v  the field F starts with v
@@ -288,12 +296,21 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 //	limit=N     1 to 1000 items (default 50)
 //	after=C     the page after the one whose next cursor was C
 //
-// Anything else is an error, as is a field the state does not have.
-func parseListQuery(q url.Values, fields []string) (engine.ListQuery, error) {
+// Anything else is an error, as is a field the state does not have, and a
+// filter or sort on a sealed field: it would compare ciphertexts. A sealed
+// field may be projected; the engine opens it.
+func parseListQuery(q url.Values, fields, sealed []string) (engine.ListQuery, error) {
 	lq := engine.ListQuery{Limit: defaultListLimit}
 	known := func(f string) bool {
 		_, found := slices.BinarySearch(fields, f)
 		return found && plainName.MatchString(f)
+	}
+	isSealed := func(param, f string) error {
+		if !slices.Contains(sealed, f) {
+			return nil
+		}
+		return &paramError{Param: param, Code: CodeSealedField,
+			Message: fmt.Sprintf("%s is personal data, stored encrypted: it cannot be filtered or sorted", f)}
 	}
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -317,6 +334,9 @@ func parseListQuery(q url.Values, fields []string) (engine.ListQuery, error) {
 			f, desc := strings.CutPrefix(v, "-")
 			switch {
 			case known(f):
+				if err := isSealed(k, f); err != nil {
+					return lq, err
+				}
 				lq.Sort = f
 			case f == "id":
 			default:
@@ -367,6 +387,9 @@ func parseListQuery(q url.Values, fields []string) (engine.ListQuery, error) {
 			}
 			if !known(f) {
 				return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q to filter on", f)}
+			}
+			if err := isSealed(k, f); err != nil {
+				return lq, err
 			}
 			for _, v := range vals {
 				lq.Filters = append(lq.Filters, engine.Filter{Field: f, Op: op, Value: v})

@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/examples/orderdesk"
 	"github.com/plaithq/plait/httpapi"
 )
 
@@ -202,6 +204,38 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		problem(t, h.do("GET", "/lists/counter?"+tc.q, tok, nil), http.StatusBadRequest, tc.code)
 	}
 	problem(t, h.do("GET", "/lists/nope", tok, nil), http.StatusNotFound, "")
+}
+
+// TestListRefusesSealedFields: a personal field is stored sealed, so a
+// list cannot filter, prefix-match or sort on it — that would compare
+// ciphertexts — and says so naming the field; it can still project it.
+func TestListRefusesSealedFields(t *testing.T) {
+	h := start(t, orderdesk.App(), httpapi.Options{}, false)
+	tok := token(t, "ann")
+	for id, c := range map[string][2]string{"c1": {"Ann", "ann@example.com"}, "c2": {"Bob", "bob@example.com"}} {
+		h.post(tok, "?wait=materialized", cmd{"type": "customer", "aggregateId": id, "name": "create",
+			"data": map[string]string{"name": c[0], "email": c[1]}}, http.StatusOK)
+	}
+	for _, tc := range []struct{ q, path string }{
+		{"eq.email=ann@example.com", "eq.email"},
+		{"prefix.email=ann", "prefix.email"},
+		{"sort=email", "sort"},
+		{"sort=-email", "sort"},
+		{"eq.name=Ann&sort=email", "sort"},
+	} {
+		p := problem(t, h.do("GET", "/lists/customer?"+tc.q, tok, nil), http.StatusBadRequest, httpapi.CodeSealedField)
+		e := p["errors"].([]any)[0].(map[string]any)
+		if e["path"] != tc.path || !strings.Contains(e["message"].(string), "email is personal data") {
+			t.Errorf("?%s: error %v, want path %q naming email", tc.q, e, tc.path)
+		}
+	}
+	page := h.list(tok, "customer", url.Values{"fields": {"email"}, "eq.name": {"Ann"}})
+	if len(page.Items) != 1 || page.Items[0]["email"] != "ann@example.com" || page.Items[0]["name"] != nil {
+		t.Fatalf("projection of the sealed field: %v", page.Items)
+	}
+	if got := ids(h.list(tok, "customer", url.Values{"sort": {"-name"}})); got != "[c2 c1]" {
+		t.Fatalf("sort by a plain field = %s", got)
+	}
 }
 
 // TestListPaginationIsStableUnderWrites pages through a list while other
