@@ -23,6 +23,9 @@ var (
 	// character or an unpaired surrogate in a JSON string, invalid UTF-8).
 	// Nothing of the commit was written.
 	ErrUnstorable = errors.New("postgres: value cannot be stored")
+	// ErrCopyStaged: StageView found a copy of the view staged already, by
+	// this process or another sharing the schema; it is being rebuilt.
+	ErrCopyStaged = errors.New("postgres: a copy of the view is staged already")
 )
 
 // Options choose where the store lives in the database. The zero value uses

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -84,14 +83,30 @@ const copyMark = "~"
 
 // StageView starts an empty copy of view typ; see engine.StagedViews. The
 // copy needs no index of its own: it is never listed, and the live view
-// keeps its indexes.
+// keeps its indexes. One copy of a view is staged at a time among every
+// process sharing the schema: the copy holds a lease (TryLease) until
+// Cleanup, and StageView fails while another holds it. Holding it, it first
+// deletes what copies of the view a process that crashed left behind.
 func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (engine.ViewCopy, error) {
 	if typ == "" || strings.Contains(typ, copyMark) || !textOK(typ) {
 		return nil, fmt.Errorf("postgres: stage view %q: not a view type", typ)
 	}
+	lease, ok, err := s.TryLease(ctx, "view copy "+typ)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: stage view %s: %w", typ, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrCopyStaged, typ)
+	}
+	// Every copy of typ sorts between "typ~" and "typ\x7f" (under the C
+	// collation of the type column), a range of the primary key.
+	if err := s.deleteChunked(ctx, `type > $1 AND type < $2`, typ+copyMark, typ+"\x7f"); err != nil {
+		lease.Release()
+		return nil, fmt.Errorf("postgres: stage view %s: drop abandoned copies: %w", typ, err)
+	}
 	var suffix [6]byte
 	rand.Read(suffix[:])
-	return &viewCopy{s: s, typ: typ,
+	return &viewCopy{s: s, typ: typ, lease: lease,
 		phys: fmt.Sprintf("%s%s%d.%s", typ, copyMark, time.Now().UnixNano(), hex.EncodeToString(suffix[:]))}, nil
 }
 
@@ -100,6 +115,7 @@ type viewCopy struct {
 	s       *Store
 	typ     string
 	phys    string
+	lease   *Lease
 	swapped bool
 	done    bool
 }
@@ -141,8 +157,7 @@ func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 // the copy lacks are deleted, and every instance of the copy that differs
 // from its live record replaces it, keeping a seq at least as high as the
 // live one's, so the seqs of its later events never collide with its
-// history. An instance the rebuild left as it was is not written. Swaps of
-// one view, from any process sharing the schema, take turns.
+// history. An instance the rebuild left as it was is not written.
 func (c *viewCopy) Swap(ctx context.Context) error {
 	if c.swapped || c.done {
 		return fmt.Errorf("postgres: swap %s: the copy is no longer staged", c.typ)
@@ -153,9 +168,6 @@ func (c *viewCopy) Swap(ctx context.Context) error {
 		return fmt.Errorf("postgres: swap %s: begin: %w", c.typ, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, c.s.viewLockKey(c.typ)); err != nil {
-		return fmt.Errorf("postgres: swap %s: lock: %w", c.typ, err)
-	}
 	if _, err := tx.Exec(ctx, `DELETE FROM `+instances+` l WHERE l.type = $1
 		AND NOT EXISTS (SELECT FROM `+instances+` c WHERE c.type = $2 AND c.id = l.id)`, c.typ, c.phys); err != nil {
 		return fmt.Errorf("postgres: swap %s: delete: %w", c.typ, err)
@@ -175,33 +187,38 @@ func (c *viewCopy) Swap(ctx context.Context) error {
 	return nil
 }
 
-// cleanupChunk is how many rows of a copy one statement of Cleanup deletes.
-const cleanupChunk = 5000
-
 // Cleanup deletes the copy's rows, whether it was swapped in (its records
-// are the live ones' now) or not; see engine.ViewCopy. It deletes in small
-// transactions so that no lock is held long.
+// are the live ones' now) or not, and gives up the copy's lease; see
+// engine.ViewCopy. It deletes in small transactions so that no lock is held
+// long.
 func (c *viewCopy) Cleanup(ctx context.Context) error {
 	if c.done {
 		return nil
 	}
 	c.done = true
-	instances := c.s.table("instances")
+	defer c.lease.Release()
+	if err := c.s.deleteChunked(ctx, `type = $1`, c.phys); err != nil {
+		return fmt.Errorf("postgres: drop the copy of %s: %w", c.typ, err)
+	}
+	return nil
+}
+
+// deleteChunk is how many instance rows one statement of deleteChunked
+// deletes.
+const deleteChunk = 5000
+
+// deleteChunked deletes the instance rows where the condition holds, a
+// chunk per statement.
+func (s *Store) deleteChunked(ctx context.Context, where string, args ...any) error {
+	instances := s.table("instances")
 	for {
-		tag, err := c.s.pool.Exec(ctx, `DELETE FROM `+instances+` WHERE type = $1
-			AND id IN (SELECT id FROM `+instances+` WHERE type = $1 LIMIT `+strconv.Itoa(cleanupChunk)+`)`, c.phys)
+		tag, err := s.pool.Exec(ctx, `DELETE FROM `+instances+` WHERE (type, id) IN
+			(SELECT type, id FROM `+instances+` WHERE `+where+` LIMIT `+strconv.Itoa(deleteChunk)+`)`, args...)
 		if err != nil {
-			return fmt.Errorf("postgres: drop the copy of %s: %w", c.typ, err)
+			return err
 		}
-		if tag.RowsAffected() < cleanupChunk {
+		if tag.RowsAffected() < deleteChunk {
 			return nil
 		}
 	}
-}
-
-// viewLockKey is the advisory lock that swaps of view typ take.
-func (s *Store) viewLockKey(typ string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("plait view " + s.opts.Schema + "." + s.opts.Prefix + typ))
-	return int64(h.Sum64())
 }
