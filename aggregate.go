@@ -264,7 +264,7 @@ func Handle[S, C any](name string, decide func(state S, cmd Cmd[C]) ([]Change, e
 				if !ok {
 					var err error
 					if data, err = decodeStrict[C](c.Data); err != nil {
-						return nil, &EnvelopeError{Field: "data", Detail: err.Error(), Err: ErrBadPayload}
+						return nil, dataError(err)
 					}
 				}
 				return decide(s, Cmd[C]{
@@ -339,8 +339,9 @@ func (a *Aggregate[S]) Events() []string {
 }
 
 // CheckCommand reports whether name is a command of the type and data
-// decodes; data that violates the command's JSON Schema (see [Schema]) gives
-// an *EnvelopeError wrapping a *SchemaError.
+// decodes; data that violates the command's JSON Schema (see [Schema]), or
+// has a value its Go type cannot hold, gives an *EnvelopeError wrapping a
+// *SchemaError.
 func (a *Aggregate[S]) CheckCommand(name string, data json.RawMessage) error {
 	d, ok := a.deciders[name]
 	if !ok {
@@ -349,13 +350,24 @@ func (a *Aggregate[S]) CheckCommand(name string, data json.RawMessage) error {
 	if err := a.validateSchema(name, data); err != nil {
 		var se *SchemaError
 		if errors.As(err, &se) {
-			return &EnvelopeError{Field: "data", Detail: se.Detail(), Err: se}
+			return dataError(se)
 		}
 	}
 	if err := d.check(data); err != nil {
-		return &EnvelopeError{Field: "data", Detail: err.Error(), Err: ErrBadPayload}
+		return dataError(err)
 	}
 	return nil
+}
+
+// dataError is the *EnvelopeError for command data that does not decode:
+// it wraps a *SchemaError, whose annotations name the values at fault, or
+// else ErrBadPayload.
+func dataError(err error) *EnvelopeError {
+	var se *SchemaError
+	if errors.As(err, &se) {
+		return &EnvelopeError{Field: "data", Detail: se.Detail(), Err: se}
+	}
+	return &EnvelopeError{Field: "data", Detail: err.Error(), Err: ErrBadPayload}
 }
 
 // passesTyped reports whether cmd passes CheckCommand because its data is

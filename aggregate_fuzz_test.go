@@ -35,6 +35,7 @@ func FuzzCheckCommand(f *testing.F) {
 	for _, s := range []string{
 		`{"title":"a","qty":2}`, `{"title":"a","qty":2,"extra":1}`, `{"qty":"2"}`, `{"qty":1.5}`, `{} {}`, `{}]`, `{}}`,
 		`{} x`, ``, ` `, `null`, `[]`, `"s"`, `{"sub":{"x":1e400}}`, `{"tags":["a",1]}`, `{"Title":"case"}`, `{"title":"\ud800"}`,
+		`{"qty":2.0}`, `{"qty":20e-1,"sub":{"x":2.0}}`, `{"qty":1e30}`, `{"tags":[1.0],"qty":2.0}`,
 	} {
 		f.Add([]byte(s), "do")
 	}

@@ -66,7 +66,10 @@ func (a *Aggregate[S]) CommandSchema(command string) (json.RawMessage, bool) {
 // SchemaError is what a command's data violates of its JSON Schema: one
 // annotation per violation, with the path of the value at fault
 // ("lines[0].qty", "" for the data as a whole) and the code "schema:" and
-// the keyword ("schema:minimum", "schema:required"). It wraps
+// the keyword ("schema:minimum", "schema:required"). A value the Go type
+// of the data cannot hold (a string or a fraction for an integer, a
+// number beyond its range) is a SchemaError too, with the code
+// [CodeInvalid], whether or not the command has a schema. It wraps
 // [ErrBadPayload]: such data is not a command of the application, and
 // nothing is stored.
 type SchemaError struct {

@@ -132,3 +132,63 @@ func TestBadSchemasAreMistakesOfTheDefinition(t *testing.T) {
 		}
 	}
 }
+
+// TestWholeNumbersDecodeAsTheSchemaCountsThem: JSON Schema counts 2.0 and
+// 2e0 as integers, so an integer field takes them as 2, with a schema or
+// without; a value the field cannot hold — a fraction, a string, a number
+// beyond its range — is a *SchemaError at its path in the data, never a
+// message of the Go decoder.
+func TestWholeNumbersDecodeAsTheSchemaCountsThem(t *testing.T) {
+	var got []int
+	handle := plait.Handle("place", func(s struct{}, c plait.Cmd[place]) ([]plait.Change, error) {
+		for _, l := range c.Data.Lines {
+			got = append(got, l.Qty)
+		}
+		return nil, nil
+	})
+	withSchema := plait.NewAggregate("shop", handle, plait.Schema[struct{}]("place", placeSchema))
+	without := plait.NewAggregate("shop", handle)
+	for _, a := range []*plait.Aggregate[struct{}]{withSchema, without} {
+		data := `{"lines":[{"sku":"a","qty":2.0},{"sku":"b","qty":3e0,"tag":"4.0"},{"sku":"c","qty":50e-1},{"sku":"d","qty":1}]}`
+		if err := a.CheckCommand("place", json.RawMessage(data)); err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		got = nil
+		if _, err := a.Decide(plait.Current{}, plait.Command{Name: "place", Data: json.RawMessage(data)}); err != nil {
+			t.Fatalf("decide %s: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, []int{2, 3, 5, 1}) {
+			t.Fatalf("decide saw quantities %v, want [2 3 5 1]", got)
+		}
+	}
+	for _, c := range []struct {
+		a          *plait.Aggregate[struct{}]
+		data, code string
+	}{
+		{withSchema, `{"lines":[{"sku":"a","qty":1},{"sku":"b","qty":2.5}]}`, "schema:type"},
+		{without, `{"lines":[{"sku":"a","qty":1},{"sku":"b","qty":2.5}]}`, plait.CodeInvalid},
+		{withSchema, `{"lines":[{"sku":"a","qty":1},{"sku":"b","qty":1e30}]}`, plait.CodeInvalid},
+		{without, `{"lines":[{"sku":"a","qty":1},{"sku":"b","qty":9223372036854775808.0}]}`, plait.CodeInvalid},
+		{without, `{"lines":[{"sku":"a","qty":2.0},{"sku":"b","qty":"2"}]}`, plait.CodeInvalid},
+	} {
+		check := c.a.CheckCommand("place", json.RawMessage(c.data))
+		_, decide := c.a.Decide(plait.Current{}, plait.Command{Name: "place", Data: json.RawMessage(c.data)})
+		for i, err := range []error{check, decide} {
+			var se *plait.SchemaError
+			var env *plait.EnvelopeError
+			if !errors.As(err, &se) || !errors.Is(err, plait.ErrBadPayload) || !errors.As(err, &env) || env.Field != "data" {
+				t.Errorf("%s: %v, want a schema error on data", c.data, err)
+				continue
+			}
+			if len(se.Errors) != 1 {
+				t.Errorf("%s: %+v, want one annotation", c.data, se.Errors)
+				continue
+			}
+			fe := se.Errors[0]
+			if fe.Path != "lines[1].qty" || fe.Message == "" || i == 0 && fe.Code != c.code ||
+				fe.Code == plait.CodeInvalid && !strings.HasPrefix(fe.Message, "want a whole number") {
+				t.Errorf("%s: %+v, want lines[1].qty %s", c.data, se.Errors, c.code)
+			}
+		}
+	}
+}

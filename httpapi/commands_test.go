@@ -10,6 +10,7 @@ import (
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine/enginetest"
+	"github.com/plaithq/plait/examples/orderdesk"
 	"github.com/plaithq/plait/httpapi"
 )
 
@@ -280,7 +281,8 @@ func TestBadEnvelopesAre400AndStoreNothing(t *testing.T) {
 		{"unknown type", `{"type":"nope","aggregateId":"a","name":"add","data":{"by":1}}`, 400, httpapi.CodeUnknownType},
 		{"missing type", `{"aggregateId":"a","name":"add","data":{"by":1}}`, 400, httpapi.CodeUnknownType},
 		{"unknown name", `{"type":"counter","aggregateId":"a","name":"nope","data":{"by":1}}`, 400, httpapi.CodeUnknownCommand},
-		{"data of wrong shape", `{"type":"counter","aggregateId":"a","name":"add","data":{"by":"x"}}`, 400, httpapi.CodeInvalidData},
+		{"data of wrong shape", `{"type":"counter","aggregateId":"a","name":"add","data":{"by":"x"}}`, 400, plait.CodeInvalid},
+		{"a fraction for an integer", `{"type":"counter","aggregateId":"a","name":"add","data":{"by":1.5}}`, 400, plait.CodeInvalid},
 		{"data with unknown field", `{"type":"counter","aggregateId":"a","name":"add","data":{"by":1,"extra":1}}`, 400, httpapi.CodeInvalidData},
 		{"bad aggregate id", `{"type":"counter","aggregateId":"../x","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
 		{"missing aggregate id", `{"type":"counter","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
@@ -381,5 +383,41 @@ func stopEngine(t *testing.T, h *harness) {
 	case <-h.e.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("engine did not stop")
+	}
+}
+
+// TestAWholeNumberWithAFractionIsThatInteger: orderdesk's schema counts a
+// quantity of 2.0 as an integer, and the command is placed with 2; a
+// quantity the schema takes but an int cannot hold is a 400 naming it in
+// the data, as a schema violation is, and nothing is stored.
+func TestAWholeNumberWithAFractionIsThatInteger(t *testing.T) {
+	h := start(t, orderdesk.App(), httpapi.Options{}, false)
+	tok := token(t, "ann")
+	place := func(id, qty string) string {
+		return `{"type":"order","aggregateId":"` + id + `","name":"place","data":{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":1},{"sku":"B","qty":` + qty + `,"price":10}]}}`
+	}
+	h.post(tok, "?wait=settled", place("o1", "2.0"), http.StatusOK)
+	var got struct {
+		State struct {
+			Lines []struct{ Qty any }
+			Total float64
+		}
+	}
+	if err := json.Unmarshal(h.do("GET", "/aggregates/order/o1", tok, nil).body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.State.Lines) != 2 || got.State.Lines[1].Qty != float64(2) || got.State.Total != 21 {
+		t.Fatalf("order %+v, want the second line's qty 2 and total 21", got.State)
+	}
+	head := h.e.Head()
+	for _, qty := range []string{"1e30", "9223372036854775808.0"} {
+		p := problem(t, h.do("POST", "/commands?wait=outcome", tok, place("o2", qty)), http.StatusBadRequest, plait.CodeInvalid)
+		errs := p["errors"].([]any)
+		if e := errs[0].(map[string]any); len(errs) != 1 || e["path"] != "lines[1].qty" || !strings.HasPrefix(e["message"].(string), "want a whole number") {
+			t.Errorf("qty %s: errors %v", qty, errs)
+		}
+	}
+	if h.e.Head() != head {
+		t.Fatal("a refused command was stored")
 	}
 }

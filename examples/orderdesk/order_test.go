@@ -1,6 +1,7 @@
 package orderdesk_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -99,6 +100,14 @@ func TestOrderEventsCarryTheCommandsTime(t *testing.T) {
 	plaittest.Given(order, placed).At(at).
 		When("ship", M{}).
 		ThenEvents(t, plait.Emit("shipped", M{"at": at}))
+}
+
+// TestAWholeQtyWrittenWithAFractionIsThatQty: the schema counts 2.0 as an
+// integer, and so does the order.
+func TestAWholeQtyWrittenWithAFractionIsThatQty(t *testing.T) {
+	plaittest.Given(order).
+		When("place", json.RawMessage(`{"customerId":"c1","lines":[{"sku":"TEA","qty":2.0,"price":4.5},{"sku":"MUG","qty":1e0,"price":12}]}`)).
+		ThenEvents(t, placed)
 }
 
 func TestOrderDataThatDoesNotDecodeIsNoCommand(t *testing.T) {
