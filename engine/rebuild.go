@@ -51,7 +51,10 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 	}
 	if e.scaled() {
 		// Stopping the world needs every instance's partitions; a
-		// scaled-out rebuild is not built yet.
+		// scaled-out rebuild is not built yet. The store side is
+		// (store/postgres's StagedViews); what is missing is a fence
+		// across instances: the swap must exclude the view's commits
+		// and fail those decided on a record from before it.
 		return Progress{}, errors.New("engine: rebuild runs in the embedded mode only")
 	}
 	rb := &rebuild{e: e, def: def, shadow: map[string]*shadowInst{}, dirty: map[string]bool{},

@@ -49,6 +49,16 @@
 // creates, concurrently, one partial expression index per field an aggregate
 // type declares with plait.Indexed, on exactly that expression and the id.
 //
+// # Rebuilding a view
+//
+// StageView (engine.StagedViews) writes a view's rebuilt copy beside the
+// live one, in the instances table under a type of its own that no read
+// names ("orderList~…"), and Swap applies it to the live rows in one
+// transaction, rewriting only the instances that changed. The live view
+// keeps its type, so the processes sharing the schema need no news of the
+// swap; readers never wait for it. One copy of a view is staged at a time
+// (a lease), and the next one drops what a crashed process left.
+//
 // # Values PostgreSQL cannot hold
 //
 // JSONB refuses the \u0000 escape and unpaired UTF-16 surrogates, and text
