@@ -284,3 +284,86 @@ func sameFields(got json.RawMessage, want string) error {
 	}
 	return nil
 }
+
+// addedV2 is version 2 of the counter's "added": it carries a weight,
+// ten times the amount for the events recorded in version 1.
+type addedV2 struct {
+	By     int `json:"by"`
+	Weight int `json:"weight"`
+}
+
+// weighed is what the tally's reactor sends in the second release.
+type weighed struct {
+	From   plait.Lineage `json:"from"`
+	Weight int           `json:"weight"`
+}
+
+// weighedTally is the tally of the second release: adds and their weight.
+type weighedTally struct {
+	Adds   int `json:"adds"`
+	Weight int `json:"weight"`
+}
+
+// weighedApp is the suite's application in a second release: "added" is at
+// version 2, upcast from 1, and the tally sums the weights its reactor
+// reads from it.
+func weighedApp() plait.App {
+	counter := plait.NewAggregate[enginetest.Counter]("counter",
+		plait.Handle("add", func(s enginetest.Counter, c plait.Cmd[enginetest.Add]) ([]plait.Change, error) {
+			return []plait.Change{plait.Emit("added", addedV2{By: c.Data.By, Weight: c.Data.By})}, nil
+		}),
+		plait.Apply("added", func(s enginetest.Counter, e addedV2) enginetest.Counter { s.Count += e.By; return s }),
+		plait.Version[enginetest.Counter]("added", 2),
+	)
+	tally := plait.NewAggregate[weighedTally]("tally",
+		plait.AsView[weighedTally](),
+		plait.Handle("note", func(s weighedTally, c plait.Cmd[weighed]) ([]plait.Change, error) {
+			return []plait.Change{plait.Emit("noted", c.Data).From(c.Data.From, "adds", "weight")}, nil
+		}),
+		plait.Apply("noted", func(s weighedTally, e weighed) weighedTally { s.Adds++; s.Weight += e.Weight; return s }),
+	)
+	reactor := plait.NewReactor("tally",
+		plait.On("counter", "added", func(e plait.Evt[addedV2]) []plait.Dispatch {
+			return []plait.Dispatch{plait.Send("tally", e.AggregateID, "note", weighed{From: e.Source(), Weight: e.Data.Weight})}
+		}),
+	)
+	return plait.App{Name: "contract", Aggregates: []plait.Definition{counter, tally}, Reactors: []*plait.Reactor{reactor},
+		Upcasters: []plait.Upcaster{plait.UpcastAs("counter", "added", 1, func(o enginetest.Added) addedV2 {
+			return addedV2{By: o.By, Weight: 10 * o.By}
+		})}}
+}
+
+// After an event's shape changes, a rebuild on PostgreSQL reads the events
+// recorded in the old shape through the upcaster, and the view's items get
+// what the new release's reactor makes of them.
+func TestRebuildReadsEventsThroughTheUpcasters(t *testing.T) {
+	st, _ := open(t)
+	ctx := context.Background()
+	{
+		e := runEngine(t, enginetest.App(), st)
+		if err := e.WaitSettled(ctx, addAll(t, e, "a", 300, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := runEngine(t, weighedApp(), st)
+	// A new add, recorded in version 2 with weight 1, beside 60 old ones each.
+	if err := e.WaitSettled(ctx, addAll(t, e, "b", 5, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := e.Load(ctx, "tally", "c0"); sameFields(in.State, `{"adds":61,"weight":1}`) != nil {
+		t.Fatalf("before the rebuild c0 = %s", in.State)
+	}
+	if _, err := e.Rebuild(ctx, "tally", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		id := fmt.Sprintf("c%d", i)
+		in, err := e.Load(ctx, "tally", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameFields(in.State, `{"adds":61,"weight":601}`); err != nil || in.Lineage["weight"].Seq != 61 {
+			t.Errorf("%s rebuilt as %s, lineage %v: %v", id, in.State, in.Lineage, err)
+		}
+	}
+}
