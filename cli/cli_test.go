@@ -39,6 +39,38 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 	}
 }
 
+// TestCommandsOnAStoreCreateNone: inspect, replay and forget read or change
+// a store that serve made; given a data directory that does not exist, or
+// one without the application's store, they fail (exit 1) saying so and
+// create nothing.
+func TestCommandsOnAStoreCreateNone(t *testing.T) {
+	missing, empty := filepath.Join(t.TempDir(), "nope"), t.TempDir()
+	for _, dir := range []string{missing, empty} {
+		for _, args := range [][]string{
+			{"inspect"},
+			{"replay", "--view", "orderList"},
+			{"replay", "--aggregate", "customer"},
+			{"forget", "c1"},
+		} {
+			args = append([]string{args[0], "--data", dir}, args[1:]...)
+			code, out, stderr := runCLI(t, args...)
+			want := "no data directory " + dir
+			if dir == empty {
+				want = "no store orderdesk.db in the data directory"
+			}
+			if code != 1 || !strings.Contains(stderr, want) {
+				t.Errorf("%v: exit %d\n%s%s; want 1 and %q", args, code, out, stderr, want)
+			}
+		}
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("a missing data directory was created")
+	}
+	if entries, err := os.ReadDir(empty); err != nil || len(entries) != 0 {
+		t.Errorf("the empty data directory holds %v (%v)", entries, err)
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,9 +82,10 @@ func freeAddr(t *testing.T) string {
 
 // TestReplayGoesThroughTheRunningServer serves, places orders, rebuilds the
 // view through the server (the data directory is locked by it), stops the
-// server and rebuilds again offline, then inspects.
+// server and rebuilds again offline, then inspects. serve creates the data
+// directory.
 func TestReplayGoesThroughTheRunningServer(t *testing.T) {
-	data := t.TempDir()
+	data := filepath.Join(t.TempDir(), "data") // serve creates it
 	addr := freeAddr(t)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -38,6 +38,9 @@ func runForget(ctx context.Context, app plait.App, args []string, stdout, stderr
 	if *server != "" {
 		return forgetRemote(ctx, strings.TrimRight(*server, "/"), subject, tokenOr(*token), stdout)
 	}
+	if err := sf.existing(app); err != nil {
+		return err
+	}
 	lock, base, err := lockData(sf.data, app.Name)
 	if errors.Is(err, errLocked) {
 		if base == "" {

@@ -22,6 +22,9 @@ func runInspect(ctx context.Context, app plait.App, args []string, stdout, stder
 	if sc.set() {
 		return runInspectScaled(ctx, app, sc, stdout)
 	}
+	if err := sf.existing(app); err != nil {
+		return err
+	}
 	st, err := sf.open(ctx, app)
 	if err != nil {
 		return err

@@ -32,6 +32,9 @@ func runReplay(ctx context.Context, app plait.App, args []string, stdout, stderr
 			return usageError{fmt.Errorf("%s has no aggregate type %q", app.Name, *aggregate)}
 		}
 	}
+	if err := sf.existing(app); err != nil {
+		return err
+	}
 	lock, url, err := lockData(sf.data, app.Name)
 	if errors.Is(err, errLocked) && *aggregate != "" {
 		return fmt.Errorf("%w (%s): stop it first to replay an aggregate type", err, url)

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/plaithq/plait"
@@ -27,6 +30,22 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 // path is the SQLite file of app.
 func (s *storeFlags) path(app plait.App) string {
 	return filepath.Join(s.data, app.Name+".db")
+}
+
+// existing checks that app's store is there, for the commands that read or
+// change one (inspect, replay, forget): only serve creates a store, and an
+// empty one made by a mistyped --data would be no help.
+func (s *storeFlags) existing(app plait.App) error {
+	if _, err := os.Stat(s.data); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no data directory %s: give --data the directory plait serve uses", s.data)
+	}
+	path := s.path(app)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no store %s in the data directory: plait serve --data %s creates it", filepath.Base(path), s.data)
+	} else if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	return nil
 }
 
 // open opens the embedded store of app and creates its list indexes.
