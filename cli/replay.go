@@ -66,7 +66,16 @@ func runReplay(ctx context.Context, app plait.App, args []string, stdout, stderr
 	})
 }
 
+// printProgress writes one progress report. The swapping report comes as
+// writes pause; its figures are those of the replay done before, none for
+// a log short enough to replay whole in the pause, so it says what happens
+// instead, and the lines after it give the figures.
 func printProgress(w io.Writer, p engine.Progress) {
+	if p.Phase == "swapping" {
+		fmt.Fprintf(w, "%-9s %s: writes paused to replay the rest of the log and swap the new copy in, %s\n",
+			p.Phase, p.View, p.Elapsed.Round(1e6))
+		return
+	}
 	pct := 100.0
 	if p.Head > 0 {
 		pct = 100 * float64(p.Position) / float64(p.Head)

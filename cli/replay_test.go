@@ -55,6 +55,59 @@ func TestReplayAnAggregateTypeFoldsItsEvents(t *testing.T) {
 	}
 }
 
+// TestReplayAViewReportsRealFigures: the swapping line comes as writes
+// pause, before the short log is replayed, so it gives no figures (they
+// would all be 0); the figures after it are the rebuild's.
+func TestReplayAViewReportsRealFigures(t *testing.T) {
+	data := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(orderdesk.App(), st, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	<-e.Ready()
+	for _, c := range []plait.Command{
+		{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)},
+		{ID: "2", Type: "order", AggregateID: "o1", Name: "place", Data: json.RawMessage(`{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":2}]}`)},
+		{ID: "3", Type: "order", AggregateID: "o2", Name: "place", Data: json.RawMessage(`{"customerId":"c1","lines":[{"sku":"B","qty":2,"price":3}]}`)},
+	} {
+		r, err := e.Submit(ctx, c, plait.User{ID: "local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.WaitSettled(ctx, r.Command.CorrelationID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	<-done
+	st.Close()
+
+	code, out, stderr := runCLI(t, "replay", "--view", "orderList", "--data", data)
+	if code != 0 || !strings.Contains(out, "rebuilt orderList: ") || !strings.Contains(out, ", 2 instances") {
+		t.Fatalf("replay --view: exit %d\n%s\n%s", code, out, stderr)
+	}
+	swapping := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "swapping") {
+			swapping++
+			if strings.Contains(line, "position") || strings.Contains(line, " 0 ") || !strings.Contains(line, "writes paused") {
+				t.Errorf("swapping line %q", line)
+			}
+		}
+	}
+	if swapping != 1 {
+		t.Errorf("%d swapping lines, want 1:\n%s", swapping, out)
+	}
+}
+
 func TestForgetASubject(t *testing.T) {
 	data := t.TempDir()
 	ctx := context.Background()
