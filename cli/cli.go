@@ -91,10 +91,20 @@ type usageError struct{ error }
 
 // flags makes a flag set that reports errors instead of exiting.
 func flags(name, summary string, stderr io.Writer) *flag.FlagSet {
+	return flagsWithArgs(name, "", summary, stderr)
+}
+
+// flagsWithArgs is flags for a command that takes arguments after its
+// flags, named in its usage line by args ("SUBJECT").
+func flagsWithArgs(name, args, summary string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	usage := "plait " + name + " [flags]"
+	if args != "" {
+		usage += " " + args
+	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: plait %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fmt.Fprintf(stderr, "Usage: %s\n\n%s\n\nFlags:\n", usage, summary)
 		fs.PrintDefaults()
 	}
 	return fs

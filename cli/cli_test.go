@@ -39,6 +39,20 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 	}
 }
 
+// TestEveryCommandPrintsItsUsageOnce: --help prints one Usage line, with
+// the arguments the command takes after its flags.
+func TestEveryCommandPrintsItsUsageOnce(t *testing.T) {
+	for _, c := range commands {
+		code, _, stderr := runCLI(t, c.name, "--help")
+		if code != 0 || strings.Count(stderr, "Usage:") != 1 || !strings.HasPrefix(stderr, "Usage: plait "+c.name+" [flags]") {
+			t.Errorf("%s --help: exit %d\n%s", c.name, code, stderr)
+		}
+	}
+	if _, _, stderr := runCLI(t, "forget", "--help"); !strings.HasPrefix(stderr, "Usage: plait forget [flags] SUBJECT\n") {
+		t.Errorf("forget --help:\n%s", stderr)
+	}
+}
+
 // TestCommandsOnAStoreCreateNone: inspect, replay and forget read or change
 // a store that serve made; given a data directory that does not exist, or
 // one without the application's store, they fail (exit 1) saying so and

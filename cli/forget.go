@@ -20,7 +20,7 @@ import (
 // server that runs on the data directory, or the one --server names (any
 // deployment, scaled out included), through POST /subjects/{subject}/forget.
 func runForget(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
-	fs := flags("forget", "Forgets a data subject: destroys its key, so that every personal field of the subject\n(plait.Personal) reads as erased everywhere, and lists the view instances that showed it.\nWhen a server runs on the data directory, or with --server, the server forgets it, through its API.\nUsage: plait forget [flags] SUBJECT", stderr)
+	fs := flagsWithArgs("forget", "SUBJECT", "Forgets a data subject: destroys its key, so that every personal field of the subject\n(plait.Personal) reads as erased everywhere, and lists the view instances that showed it.\nWhen a server runs on the data directory, or with --server, the server forgets it, through its API.", stderr)
 	var sf storeFlags
 	sf.register(fs)
 	server := fs.String("server", "", "ask the server at this base `URL` (http://host:port), embedded or scaled out, instead of the data directory")
