@@ -378,6 +378,29 @@ func noneIn(t *testing.T, what string, dump []byte, strs []string) {
 // record of every topic (commands, events, outcomes: key, headers and
 // value): no form of the personal data is anywhere, before the forget as
 // after it, the subject's key is gone, and the API reads it as erased.
+// TestScaledListsRefuseSealedFields: on Kafka and PostgreSQL as embedded,
+// a list cannot filter or sort on a sealed field — PostgreSQL holds its
+// ciphertext — and answers 400 naming it; it can project it.
+func TestScaledListsRefuseSealedFields(t *testing.T) {
+	s := startScaled(t)
+	s.command("customer", "c1", "create", M{"name": zoe[0], "email": zoe[1]}, http.StatusOK)
+	for query, param := range map[string]string{
+		"eq.email=" + zoe[1]: "eq.email", "prefix.name=Zo": "prefix.name", "sort=-name": "sort",
+	} {
+		status, b := s.do("GET", "/lists/customer?"+query, nil)
+		var p struct{ Errors []plait.FieldError }
+		json.Unmarshal(b, &p)
+		if status != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Path != param ||
+			p.Errors[0].Code != httpapi.CodeSealedField || !strings.Contains(p.Errors[0].Message, "personal data") {
+			t.Errorf("?%s: %d %s, want 400 sealed_field at %s", query, status, b, param)
+		}
+	}
+	status, b := s.do("GET", "/lists/customer?fields=name,email", nil)
+	if status != http.StatusOK || !bytes.Contains(b, []byte(zoe[0])) || !bytes.Contains(b, []byte(zoe[1])) {
+		t.Fatalf("projection of the sealed fields: %d %s", status, b)
+	}
+}
+
 func TestScaledForgetLeavesNoPlaintextInKafkaOrPostgres(t *testing.T) {
 	s := startScaled(t)
 	ctx := context.Background()
