@@ -177,6 +177,27 @@ func (s readPath) CommitWithOffsets(ctx context.Context, batch []*Processed, off
 	return oc.CommitWithOffsets(ctx, batch, offsets)
 }
 
+// ViewGenerations returns the views' generations; see ViewFence. Over a
+// store without a fence it returns nil, and batches commit unfenced.
+func (s readPath) ViewGenerations(ctx context.Context, types []string) (map[string]int64, error) {
+	if vf, ok := s.Store.(ViewFence); ok {
+		return vf.ViewGenerations(ctx, types)
+	}
+	return nil, nil
+}
+
+// CommitFenced commits a batch behind the views' fence; see ViewFence.
+func (s readPath) CommitFenced(ctx context.Context, batch []*Processed, offsets []Offset, fence map[string]int64) error {
+	vf, ok := s.Store.(ViewFence)
+	if !ok {
+		return fmt.Errorf("engine: %T has no view fence", s.Store)
+	}
+	if err := s.sh.sealBatch(ctx, batch); err != nil {
+		return err
+	}
+	return vf.CommitFenced(ctx, batch, offsets, fence)
+}
+
 // LoadMany loads many instances of one type, by id; an instance that does
 // not exist is absent.
 func (s readPath) LoadMany(ctx context.Context, typ string, ids []string) (map[string]Instance, error) {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -38,6 +37,9 @@ const rebuildPage = 2000
 // finish their current page and the partitions their current batch, catches
 // the copy up to exactly where each reactor stands, replaces the view's
 // instances in one transaction and lets everything go on; reads never stop.
+// Scaled out, where the world cannot stop, the copy is the view's commands
+// that have an outcome, and the store swaps it behind a fence that fails
+// the commits decided on the replaced records (see rebuild_scaled.go).
 // progress, if not nil, is called as the rebuild goes. Run must be running.
 func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress)) (Progress, error) {
 	def, ok := e.defs[typ]
@@ -50,12 +52,8 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 		return Progress{}, plait.ErrStopped
 	}
 	if e.scaled() {
-		// Stopping the world needs every instance's partitions; a
-		// scaled-out rebuild is not built yet. The store side is
-		// (store/postgres's StagedViews); what is missing is a fence
-		// across instances: the swap must exclude the view's commits
-		// and fail those decided on a record from before it.
-		return Progress{}, errors.New("engine: rebuild runs in the embedded mode only")
+		// Stopping the world would need every instance's partitions.
+		return e.rebuildScaled(ctx, def, progress)
 	}
 	rb := &rebuild{e: e, def: def, shadow: map[string]*shadowInst{}, dirty: map[string]bool{},
 		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}

@@ -55,6 +55,32 @@ type OffsetCommitter interface {
 	CommitWithOffsets(ctx context.Context, batch []*Processed, offsets []Offset) error
 }
 
+// ViewFence is what a store offers so that a view can be rebuilt while
+// other instances of the application, sharing the store, update it: each
+// view has a generation, moved on by every swap of a rebuilt copy
+// (FencedCopy), and a batch decided on a view's records commits only if its
+// generation has not moved since they were read.
+type ViewFence interface {
+	// ViewGenerations returns the current generation of each view type.
+	ViewGenerations(ctx context.Context, types []string) (map[string]int64, error)
+	// CommitFenced is OffsetCommitter.CommitWithOffsets that fails,
+	// writing nothing, when a view of fence is no longer at the generation
+	// given. It waits for a swap under way.
+	CommitFenced(ctx context.Context, batch []*Processed, offsets []Offset, fence map[string]int64) error
+}
+
+// FencedCopy is a ViewCopy that a store offering ViewFence swaps behind
+// the view's fence.
+type FencedCopy interface {
+	ViewCopy
+	// SwapFenced moves the view's generation on, which waits for the
+	// commits of the view under way and holds up those that come; calls
+	// finish, whose writes go to the copy in the same transaction; then
+	// makes the copy live, and lets the commits go on, those decided
+	// before failing.
+	SwapFenced(ctx context.Context, finish func(ctx context.Context, write func([]Instance) error) error) error
+}
+
 // scaled reports whether the engine consumes an external command log.
 func (e *Engine) scaled() bool { return e.opts.CommandLog != nil }
 
@@ -183,6 +209,10 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 	var traced []*future // with tracing on, the span of each of procs
 	var ct *commitTrace
 	defer func() { e.traceLogDone(traced, procs, ct, err) }()
+	fence, err := e.viewFence(ctx, b.Commands)
+	if err != nil {
+		return err
+	}
 	known := e.knownInLog(ctx, b.Commands)
 	loaded, err := e.loadForLog(ctx, b.Commands, known)
 	if err != nil {
@@ -238,7 +268,7 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 		}
 		procs = append(procs, proc)
 	}
-	if ct, err = e.commitGrouped(ctx, oc, procs, b.Offset); err != nil {
+	if ct, err = e.commitGrouped(ctx, oc, procs, b.Offset, fence); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	for _, p := range procs {
@@ -250,6 +280,32 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 	}
 	e.nudge.fire()
 	return nil
+}
+
+// viewFence returns the generations of the views the batch has commands
+// for, read before their records are, when the store fences views; nil
+// otherwise.
+func (e *Engine) viewFence(ctx context.Context, cmds []plait.Command) (map[string]int64, error) {
+	vf, ok := e.store.(ViewFence)
+	if !ok {
+		return nil, nil
+	}
+	var views []string
+	seen := map[string]bool{}
+	for _, c := range cmds {
+		if def, ok := e.defs[c.Type]; ok && def.Settings().View && !seen[c.Type] {
+			seen[c.Type] = true
+			views = append(views, c.Type)
+		}
+	}
+	if len(views) == 0 {
+		return nil, nil
+	}
+	gens, err := vf.ViewGenerations(ctx, views)
+	if err != nil {
+		return nil, fmt.Errorf("read the views' fence: %w", err)
+	}
+	return gens, nil
 }
 
 // knownInLog returns which commands of a consumed batch have an outcome,
@@ -290,6 +346,7 @@ type logGroup struct {
 type logCommit struct {
 	procs  []*Processed
 	offset Offset
+	fence  map[string]int64 // the generations of the views decided on, if any
 	done   chan error
 	lead   chan struct{} // this batch's caller is to run the next commit
 	trace  *commitTrace  // the span of the commit that served it, when traced
@@ -302,9 +359,9 @@ type logCommit struct {
 // commit for others. A failed commit fails every batch in it; each
 // partition then resumes from the store's offsets. It returns the span of
 // the commit that served the batch, nil when tracing is off.
-func (e *Engine) commitGrouped(ctx context.Context, oc OffsetCommitter, procs []*Processed, off Offset) (*commitTrace, error) {
+func (e *Engine) commitGrouped(ctx context.Context, oc OffsetCommitter, procs []*Processed, off Offset, fence map[string]int64) (*commitTrace, error) {
 	g := &e.logGroup
-	c := &logCommit{procs: procs, offset: off, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	c := &logCommit{procs: procs, offset: off, fence: fence, done: make(chan error, 1), lead: make(chan struct{}, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
 	lead := !g.busy
@@ -323,16 +380,31 @@ func (e *Engine) commitGrouped(ctx context.Context, oc OffsetCommitter, procs []
 	g.mu.Unlock()
 	var all []*Processed
 	offsets := make([]Offset, 0, len(group))
+	var fences map[string]int64
 	for _, gc := range group {
 		all = append(all, gc.procs...)
 		offsets = append(offsets, gc.offset)
+		for t, gen := range gc.fence {
+			if fences == nil {
+				fences = map[string]int64{}
+			}
+			if had, ok := fences[t]; ok && had != gen {
+				gen = -1 // batches decided on either side of a swap: none passes
+			}
+			fences[t] = gen
+		}
 	}
 	var ct *commitTrace
 	if len(all) > 0 {
 		ct = e.traceCommitStart([]*commitReq{{batch: all}})
 	}
 	start := time.Now()
-	err := oc.CommitWithOffsets(ctx, all, offsets)
+	var err error
+	if vf, ok := oc.(ViewFence); ok && fences != nil {
+		err = vf.CommitFenced(ctx, all, offsets, fences)
+	} else {
+		err = oc.CommitWithOffsets(ctx, all, offsets)
+	}
 	ct.traceCommitEnd(err)
 	e.metrics.observeCommit(len(all), time.Since(start), err)
 	for _, gc := range group {

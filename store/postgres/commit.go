@@ -49,6 +49,19 @@ func (s *Store) Commit(ctx context.Context, batch []*engine.Processed) error {
 // server. When the connection fails before the answer arrives, Commit finds
 // out from the database whether the transaction committed.
 func (s *Store) CommitWithOffsets(ctx context.Context, batch []*engine.Processed, offsets []Offset) error {
+	return s.commit(ctx, batch, offsets, nil)
+}
+
+// CommitFenced is CommitWithOffsets for a batch decided on records of
+// views read when the views' generations were fence (ViewGenerations): it
+// fails with an error wrapping ErrConflict, writing nothing, when one of
+// them has been swapped for a rebuilt copy since. It waits for a swap under
+// way. See engine.ViewFence.
+func (s *Store) CommitFenced(ctx context.Context, batch []*engine.Processed, offsets []Offset, fence map[string]int64) error {
+	return s.commit(ctx, batch, offsets, fence)
+}
+
+func (s *Store) commit(ctx context.Context, batch []*engine.Processed, offsets []Offset, fence map[string]int64) error {
 	if len(batch) == 0 && len(offsets) == 0 {
 		return nil
 	}
@@ -61,6 +74,16 @@ func (s *Store) CommitWithOffsets(ctx context.Context, batch []*engine.Processed
 		roundTimes(p)
 	}
 	b := &pgx.Batch{}
+	if len(fence) > 0 {
+		// First, before the counter's lock: a commit waiting for a swap
+		// holds up no other.
+		types := make([]string, 0, len(fence))
+		gens := make([]int64, 0, len(fence))
+		for t, g := range fence {
+			types, gens = append(types, t), append(gens, g)
+		}
+		b.Queue(s.sql.fence, types, gens)
+	}
 	var last int64
 	if n > 0 {
 		// The counter's row lock, taken here, is held until the transaction
@@ -311,6 +334,8 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %s (%s)", ErrConflict, pgErr.Detail, pgErr.ConstraintName)
 	case pgErr.Code == "23502" && pgErr.ColumnName == "seq": // not_null_violation, see putInstances
 		return fmt.Errorf("%w: an instance record is not newer than the stored one", ErrConflict)
+	case pgErr.Code == "22012": // division_by_zero, see fence
+		return fmt.Errorf("%w: a view was swapped for a rebuilt copy since the batch was decided", ErrConflict)
 	case pgErr.Code == "23502" && pgErr.ColumnName == "next_offset": // see putOffsets
 		return fmt.Errorf("%w: a consumed offset is behind the stored one: another consumer took the partition over", ErrConflict)
 	}

@@ -104,6 +104,14 @@ CREATE TABLE {subject_keys} (
 	key     bytea NOT NULL
 );
 `},
+	{4, "view swaps", `
+-- How many times each view was swapped for a rebuilt copy: the fence of
+-- the commits decided on a record from before a swap (see views.go).
+CREATE TABLE {view_swaps} (
+	type text COLLATE "C" PRIMARY KEY,
+	gen  bigint NOT NULL
+);
+`},
 }
 
 // expand replaces {name} with the qualified table and {@name} with the

@@ -367,3 +367,14 @@ func TestRebuildReadsEventsThroughTheUpcasters(t *testing.T) {
 		}
 	}
 }
+
+// SwapFenced passes the copy's fenced swap through, calling beforeSwap
+// within the fence, once the view's commits are held up.
+func (c *spiedCopy) SwapFenced(ctx context.Context, finish func(ctx context.Context, write func([]engine.Instance) error) error) error {
+	return c.ViewCopy.(engine.FencedCopy).SwapFenced(ctx, func(ctx context.Context, write func([]engine.Instance) error) error {
+		if c.s.beforeSwap != nil {
+			c.s.beforeSwap()
+		}
+		return finish(ctx, write)
+	})
+}

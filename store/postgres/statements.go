@@ -6,6 +6,7 @@ type statements struct {
 	load, outcome, outcomeEvents, events, readFeed, readEvents      string
 	head, checkpoint, saveCheckpoint, checkpoints, lastEventOf      string
 	offsets, offset, committed, known                               string
+	fence, viewGens                                                 string
 }
 
 // eventColumns are the columns an event is read from, in eventRow's order.
@@ -81,9 +82,19 @@ func newStatements(table func(string) string) statements {
 		lastEventOf: `SELECT coalesce(max(pos), 0) FROM ` + events + `
 			WHERE correlation_id = $1 AND (type || '.' || name) = ANY($2::text[])`,
 
-		offsets:   `SELECT partition, next_offset FROM ` + table("offsets") + ` WHERE topic = $1`,
-		offset:    `SELECT next_offset FROM ` + table("offsets") + ` WHERE topic = $1 AND partition = $2`,
-		known:     `SELECT id FROM ` + commands + ` WHERE id = ANY($1::text[])`,
+		offsets: `SELECT partition, next_offset FROM ` + table("offsets") + ` WHERE topic = $1`,
+		offset:  `SELECT next_offset FROM ` + table("offsets") + ` WHERE topic = $1 AND partition = $2`,
+		known:   `SELECT id FROM ` + commands + ` WHERE id = ANY($1::text[])`,
+		// The views' rows are locked in share mode until the commit ends,
+		// so that a swap, which updates them, waits for it, and a commit
+		// that comes during a swap waits for the swap and reads the
+		// generation it leaves. A generation other than the batch's, or a
+		// missing row (ViewGenerations makes them), divides by zero, which
+		// fails the commit on the server.
+		fence: `SELECT 1 / (count(v.type) = cardinality($1::text[]) AND bool_and(v.gen = f.gen))::int
+			FROM unnest($1::text[], $2::bigint[]) AS f(type, gen)
+			LEFT JOIN (SELECT type, gen FROM ` + table("view_swaps") + ` WHERE type = ANY($1::text[]) FOR SHARE) v USING (type)`,
+		viewGens:  `SELECT type, gen FROM ` + table("view_swaps") + ` WHERE type = ANY($1::text[])`,
 		committed: `SELECT id, pos, first_event FROM ` + commands + ` WHERE id = ANY($1::text[])`,
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/plaithq/plait/engine"
 )
 
@@ -104,6 +105,10 @@ func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (en
 		lease.Release()
 		return nil, fmt.Errorf("postgres: stage view %s: drop abandoned copies: %w", typ, err)
 	}
+	if _, err := s.ViewGenerations(ctx, []string{typ}); err != nil { // the fence's row, for SwapFenced
+		lease.Release()
+		return nil, fmt.Errorf("postgres: stage view %s: %w", typ, err)
+	}
 	var suffix [6]byte
 	rand.Read(suffix[:])
 	return &viewCopy{s: s, typ: typ, lease: lease,
@@ -127,6 +132,15 @@ func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 	if c.swapped || c.done {
 		return fmt.Errorf("postgres: write to the copy of %s: the copy is no longer staged", c.typ)
 	}
+	return c.write(ctx, c.s.pool, insts)
+}
+
+// execer runs a statement: the pool, or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func (c *viewCopy) write(ctx context.Context, db execer, insts []engine.Instance) error {
 	var rows instanceRows
 	for i := range insts {
 		in := insts[i]
@@ -140,7 +154,7 @@ func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 	if len(insts) == 0 {
 		return nil
 	}
-	_, err := c.s.pool.Exec(ctx, `INSERT INTO `+c.s.table("instances")+` AS t (type, id, seq, state, lineage, owner, updated_at)
+	_, err := db.Exec(ctx, `INSERT INTO `+c.s.table("instances")+` AS t (type, id, seq, state, lineage, owner, updated_at)
 		SELECT type, id, seq, state::jsonb, nullif(lineage, '')::jsonb, owner, updated_at
 		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
 		AS u(type, id, seq, state, lineage, owner, updated_at)
@@ -158,7 +172,21 @@ func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 // from its live record replaces it, keeping a seq at least as high as the
 // live one's, so the seqs of its later events never collide with its
 // history. An instance the rebuild left as it was is not written.
-func (c *viewCopy) Swap(ctx context.Context) error {
+func (c *viewCopy) Swap(ctx context.Context) error { return c.swap(ctx, nil) }
+
+// SwapFenced is Swap behind the view's fence, for a view that other
+// processes update while it is rebuilt; see engine.FencedCopy. In one
+// transaction it moves the view's generation on, which waits for the
+// commits of the view under way (they hold the fence) and holds up those
+// that come, then calls finish, which writes to the copy the last changes
+// within the transaction, then swaps. Every commit decided on the view's
+// records before the swap (CommitFenced with the former generation) then
+// fails: its batch is decided again on the new records.
+func (c *viewCopy) SwapFenced(ctx context.Context, finish func(ctx context.Context, write func([]engine.Instance) error) error) error {
+	return c.swap(ctx, finish)
+}
+
+func (c *viewCopy) swap(ctx context.Context, finish func(ctx context.Context, write func([]engine.Instance) error) error) error {
 	if c.swapped || c.done {
 		return fmt.Errorf("postgres: swap %s: the copy is no longer staged", c.typ)
 	}
@@ -168,6 +196,14 @@ func (c *viewCopy) Swap(ctx context.Context) error {
 		return fmt.Errorf("postgres: swap %s: begin: %w", c.typ, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	if finish != nil {
+		if _, err := tx.Exec(ctx, `UPDATE `+c.s.table("view_swaps")+` SET gen = gen + 1 WHERE type = $1`, c.typ); err != nil {
+			return fmt.Errorf("postgres: swap %s: fence: %w", c.typ, err)
+		}
+		if err := finish(ctx, func(insts []engine.Instance) error { return c.write(ctx, tx, insts) }); err != nil {
+			return fmt.Errorf("postgres: swap %s: %w", c.typ, err)
+		}
+	}
 	if _, err := tx.Exec(ctx, `DELETE FROM `+instances+` l WHERE l.type = $1
 		AND NOT EXISTS (SELECT FROM `+instances+` c WHERE c.type = $2 AND c.id = l.id)`, c.typ, c.phys); err != nil {
 		return fmt.Errorf("postgres: swap %s: delete: %w", c.typ, err)
@@ -221,4 +257,40 @@ func (s *Store) deleteChunked(ctx context.Context, where string, args ...any) er
 			return nil
 		}
 	}
+}
+
+var _ engine.ViewFence = (*Store)(nil)
+
+// ViewGenerations returns how many times each of the views types was
+// swapped for a rebuilt copy (SwapFenced), the fence of CommitFenced; see
+// engine.ViewFence. It makes the fence's row of a view that has none.
+func (s *Store) ViewGenerations(ctx context.Context, types []string) (map[string]int64, error) {
+	for _, t := range types {
+		if !textOK(t) {
+			return nil, fmt.Errorf("postgres: view generations: %w: type %q", ErrUnstorable, t)
+		}
+	}
+	read := func() (map[string]int64, error) {
+		rows, err := s.pool.Query(ctx, s.sql.viewGens, types)
+		if err != nil {
+			return nil, err
+		}
+		gens := make(map[string]int64, len(types))
+		var t string
+		var g int64
+		_, err = pgx.ForEachRow(rows, []any{&t, &g}, func() error { gens[t] = g; return nil })
+		return gens, err
+	}
+	gens, err := read()
+	if err == nil && len(gens) < len(types) {
+		_, err = s.pool.Exec(ctx, `INSERT INTO `+s.table("view_swaps")+` (type, gen)
+			SELECT unnest($1::text[]), 0 ON CONFLICT (type) DO NOTHING`, types)
+		if err == nil {
+			gens, err = read()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: view generations: %w", err)
+	}
+	return gens, nil
 }

@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/plaithq/plait"
+)
+
+// A scaled-out rebuild cannot stop the world: the view's commands are
+// decided by whichever instances own their partitions, and its reactors
+// run on every instance. It relies instead on what makes reactions
+// exactly-once: reactors are pure and their commands' ids derived from the
+// event. The copy is the view's commands that have an outcome, each decided
+// against the copy in the order of the events that caused them:
+//
+//   - The source events are read from the store, the log of record, in
+//     position order (through the upcasters, as the reactors get them), and
+//     every reactor is run on them for the commands to the view.
+//   - A command is applied to the copy once the store knows its outcome:
+//     then the live view has had it. One with no outcome yet is kept
+//     pending, in order, and asked about again.
+//   - To swap, the store fences the view (FencedCopy.SwapFenced): in one
+//     transaction that waits for the view's commits under way and holds up
+//     those that come, the pending commands with an outcome by now are
+//     applied and written, and the copy made live. A command decided later
+//     is decided on the new records; one decided on the old records but not
+//     committed fails its commit (CommitFenced) and is decided again.
+//
+// Reads of the view never stop.
+
+// rebuildScaled is Rebuild for a scaled-out engine over a store that fences
+// views (ViewFence, FencedCopy).
+func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progress func(Progress)) (Progress, error) {
+	typ := def.Type()
+	if _, ok := e.raw.(ViewFence); !ok {
+		return Progress{}, fmt.Errorf("engine: rebuild %s: the store cannot fence a view, which a scaled-out rebuild needs", typ)
+	}
+	for _, r := range e.reactors {
+		for _, k := range r.reactor.Subscriptions() {
+			if src, _, _ := strings.Cut(k, "."); e.defs[src] == nil {
+				// Its events are recorded in the store of the application
+				// that owns the type, not in this one's.
+				return Progress{}, fmt.Errorf("engine: rebuild %s: reactor %s reacts to %s, recorded by another application: a scaled-out rebuild replays this application's log only",
+					typ, r.reactor.Name(), k)
+			}
+		}
+	}
+	staged, err := e.store.(StagedViews).StageView(ctx, typ, def.Settings().Indexes)
+	if err != nil {
+		return Progress{}, fmt.Errorf("rebuild %s: %w", typ, err)
+	}
+	defer staged.Cleanup(context.WithoutCancel(ctx))
+	fc, ok := staged.(FencedCopy)
+	if !ok {
+		return Progress{}, fmt.Errorf("engine: rebuild %s: the store's copies cannot be swapped behind a fence", typ)
+	}
+	sr := &scaledRebuild{rebuild: rebuild{e: e, def: def, shadow: map[string]*shadowInst{}, dirty: map[string]bool{},
+		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}}
+	defer func(start time.Time) { sr.p.Replaying = time.Since(start) - sr.p.Paused }(time.Now())
+
+	// Replay and write the copy while the world goes on, until a round
+	// leaves little to do in the swap.
+	for {
+		from := sr.p.Position
+		if err := sr.catchUp(ctx); err != nil {
+			return sr.p, fmt.Errorf("rebuild %s: %w", typ, err)
+		}
+		n := len(sr.dirty)
+		if err := writeDirty(ctx, staged, sr.dirty, sr.record); err != nil {
+			return sr.p, fmt.Errorf("rebuild %s: %w", typ, err)
+		}
+		if n < rebuildPage && sr.p.Position-from < rebuildPage {
+			break
+		}
+	}
+
+	sr.p.Phase = "swapping"
+	sr.report(true)
+	paused := time.Now()
+	err = fc.SwapFenced(ctx, func(ctx context.Context, write func([]Instance) error) error {
+		if err := sr.catchUp(ctx); err != nil {
+			return err
+		}
+		return writeDirty(ctx, writer(write), sr.dirty, sr.record)
+	})
+	sr.p.Paused = time.Since(paused)
+	if err != nil {
+		return sr.p, fmt.Errorf("rebuild %s: %w", typ, err)
+	}
+	sr.p.Phase = "done"
+	sr.report(true)
+	e.log.Info("view rebuilt", "view", typ, "events", sr.p.Events, "instances", sr.p.Instances,
+		"pending", len(sr.pending), "elapsed", sr.p.Elapsed, "paused", sr.p.Paused)
+	return sr.p, nil
+}
+
+// scaledRebuild is a rebuild whose commands wait for their outcome.
+type scaledRebuild struct {
+	rebuild
+	pending []plait.Command // commands to the view with no outcome yet, in event order
+}
+
+// catchUp reads the events up to the store's head and applies the
+// commands with an outcome.
+func (sr *scaledRebuild) catchUp(ctx context.Context) error {
+	head, err := sr.e.store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("read the head: %w", err)
+	}
+	if err := sr.read(ctx, head); err != nil {
+		return err
+	}
+	return sr.resolve(ctx)
+}
+
+// read runs the reactors on the events after the current position up to
+// upTo, and queues their commands to the view. Where the store can, only
+// the events some reactor subscribes to are read.
+func (sr *scaledRebuild) read(ctx context.Context, upTo int64) error {
+	filtered, canFilter := sr.e.store.(FilteredEvents)
+	view := sr.def.Type()
+	for sr.p.Position < upTo {
+		var evs []plait.Event
+		var err error
+		if canFilter {
+			evs, err = filtered.ReadEventsOf(ctx, sr.p.Position, upTo, sr.keys(), rebuildPage)
+		} else {
+			evs, err = sr.e.store.ReadEvents(ctx, sr.p.Position, rebuildPage)
+		}
+		if err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		for _, ev := range evs {
+			if ev.Position > upTo {
+				break
+			}
+			for _, r := range sr.e.reactors {
+				for _, cmd := range sr.e.reactionsTo(r.reactor, ev, true) {
+					if cmd.Type == view {
+						sr.pending = append(sr.pending, cmd)
+					}
+				}
+			}
+			sr.p.Position = ev.Position
+			sr.p.Events++
+		}
+		if len(evs) < rebuildPage || evs[len(evs)-1].Position >= upTo {
+			sr.p.Position = upTo
+		}
+		sr.report(false)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolve applies, in order, the pending commands that have an outcome,
+// and keeps the others.
+func (sr *scaledRebuild) resolve(ctx context.Context) error {
+	k, ok := sr.e.store.(commandsKnower) // readPath offers it
+	if !ok {
+		return errors.New("engine: the store cannot tell which commands have an outcome")
+	}
+	kept := sr.pending[:0]
+	for start := 0; start < len(sr.pending); start += copyBatch {
+		chunk := sr.pending[start:min(start+copyBatch, len(sr.pending))]
+		ids := make([]string, len(chunk))
+		for i, c := range chunk {
+			ids[i] = c.ID
+		}
+		known, err := k.KnownCommands(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("look up outcomes: %w", err)
+		}
+		for _, c := range chunk {
+			if known[c.ID] {
+				sr.apply(c)
+			} else {
+				kept = append(kept, c)
+			}
+		}
+	}
+	clear(sr.pending[len(kept):])
+	sr.pending = kept
+	return nil
+}
+
+// writer is a write to a copy, as a ViewCopy that only writes.
+type writer func([]Instance) error
+
+func (w writer) Write(_ context.Context, insts []Instance) error { return w(insts) }
+func (w writer) Swap(context.Context) error                      { return errors.New("engine: not a copy") }
+func (w writer) Cleanup(context.Context) error                   { return nil }
