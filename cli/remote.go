@@ -52,7 +52,6 @@ func replayRemote(ctx context.Context, base, view, token string, stdout io.Write
 	if base == "" {
 		return errors.New("a server holds the data directory but did not record its address")
 	}
-	fmt.Fprintf(stdout, "a server runs on this data directory: rebuilding through %s\n", base)
 	resp, err := postAdmin(ctx, base+"/views/"+view+"/rebuild", token)
 	if err != nil {
 		return err

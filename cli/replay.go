@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
 func runReplay(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
-	fs := flags("replay", "Rebuilds a view from the event log into a fresh copy while the old copy keeps serving, then swaps them.\nWhen a server runs on the data directory, the rebuild runs inside it, through its API.\nWith --aggregate, rebuilds the materialized state (the snapshots) of an aggregate type by folding its events, through the upcasters.", stderr)
+	fs := flags("replay", "Rebuilds a view from the event log into a fresh copy while the old copy keeps serving, then swaps them.\nWhen a server runs on the data directory, or with --server (any deployment, scaled out included), the rebuild runs inside the server, through its API.\nWith --aggregate, rebuilds the materialized state (the snapshots) of an aggregate type by folding its events, through the upcasters.", stderr)
 	var sf storeFlags
 	sf.register(fs)
 	view := fs.String("view", "", "the view to rebuild through the reactors")
 	aggregate := fs.String("aggregate", "", "the aggregate `type` whose materialized states to rebuild by folding its events")
+	server := fs.String("server", "", "rebuild the view through the server at this base `URL` (http://host:port), embedded or scaled out, instead of the data directory")
 	token := fs.String("token", "", "bearer token for a server that requires auth (default $PLAIT_TOKEN)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -32,6 +34,12 @@ func runReplay(ctx context.Context, app plait.App, args []string, stdout, stderr
 			return usageError{fmt.Errorf("%s has no aggregate type %q", app.Name, *aggregate)}
 		}
 	}
+	if *server != "" {
+		if *aggregate != "" {
+			return usageError{errors.New("--aggregate runs on the data directory, not through --server")}
+		}
+		return replayRemote(ctx, strings.TrimRight(*server, "/"), *view, tokenOr(*token), stdout)
+	}
 	if err := sf.existing(app); err != nil {
 		return err
 	}
@@ -40,6 +48,7 @@ func runReplay(ctx context.Context, app plait.App, args []string, stdout, stderr
 		return fmt.Errorf("%w (%s): stop it first to replay an aggregate type", err, url)
 	}
 	if errors.Is(err, errLocked) {
+		fmt.Fprintf(stdout, "a server runs on this data directory: rebuilding through %s\n", url)
 		return replayRemote(ctx, url, *view, tokenOr(*token), stdout)
 	}
 	if err != nil {
