@@ -14,32 +14,11 @@ import (
 )
 
 func TestReplayAnAggregateTypeFoldsItsEvents(t *testing.T) {
-	data := t.TempDir()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(orderdesk.App(), st, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	<-e.Ready()
-	for _, c := range []plait.Command{
-		{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)},
-		{ID: "2", Type: "customer", AggregateID: "c1", Name: "rename", Data: json.RawMessage(`{"name":"Anna"}`)},
-		{ID: "3", Type: "customer", AggregateID: "c2", Name: "create", Data: json.RawMessage(`{"name":"Bob","email":"bob@example.com"}`)},
-	} {
-		if _, err := e.Submit(ctx, c, plait.User{ID: "local"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cancel()
-	<-done
-	st.Close()
+	data := seedStore(t,
+		plait.Command{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)},
+		plait.Command{ID: "2", Type: "customer", AggregateID: "c1", Name: "rename", Data: json.RawMessage(`{"name":"Anna"}`)},
+		plait.Command{ID: "3", Type: "customer", AggregateID: "c2", Name: "create", Data: json.RawMessage(`{"name":"Bob","email":"bob@example.com"}`)},
+	)
 
 	code, out, stderr := runCLI(t, "replay", "--aggregate", "customer", "--data", data)
 	if code != 0 || !strings.Contains(out, "replayed customer: 3 events folded into 2 instances") {
@@ -59,36 +38,11 @@ func TestReplayAnAggregateTypeFoldsItsEvents(t *testing.T) {
 // pause, before the short log is replayed, so it gives no figures (they
 // would all be 0); the figures after it are the rebuild's.
 func TestReplayAViewReportsRealFigures(t *testing.T) {
-	data := t.TempDir()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(orderdesk.App(), st, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	<-e.Ready()
-	for _, c := range []plait.Command{
-		{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)},
-		{ID: "2", Type: "order", AggregateID: "o1", Name: "place", Data: json.RawMessage(`{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":2}]}`)},
-		{ID: "3", Type: "order", AggregateID: "o2", Name: "place", Data: json.RawMessage(`{"customerId":"c1","lines":[{"sku":"B","qty":2,"price":3}]}`)},
-	} {
-		r, err := e.Submit(ctx, c, plait.User{ID: "local"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.WaitSettled(ctx, r.Command.CorrelationID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cancel()
-	<-done
-	st.Close()
+	data := seedStore(t,
+		plait.Command{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)},
+		plait.Command{ID: "2", Type: "order", AggregateID: "o1", Name: "place", Data: json.RawMessage(`{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":2}]}`)},
+		plait.Command{ID: "3", Type: "order", AggregateID: "o2", Name: "place", Data: json.RawMessage(`{"customerId":"c1","lines":[{"sku":"B","qty":2,"price":3}]}`)},
+	)
 
 	code, out, stderr := runCLI(t, "replay", "--view", "orderList", "--data", data)
 	if code != 0 || !strings.Contains(out, "rebuilt orderList: ") || !strings.Contains(out, ", 2 instances") {
@@ -145,4 +99,38 @@ func TestForgetASubject(t *testing.T) {
 	if _, ok, err := st.Key(ctx, "c1", false); ok || err != nil {
 		t.Errorf("c1's key after forget: %v %v", ok, err)
 	}
+}
+
+// seedStore runs orderdesk embedded on a fresh data directory, submits the
+// commands one by one, each settled before the next, stops, and returns
+// the directory.
+func seedStore(t *testing.T, commands ...plait.Command) string {
+	t.Helper()
+	data := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(orderdesk.App(), st, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	<-e.Ready()
+	for _, c := range commands {
+		r, err := e.Submit(ctx, c, plait.User{ID: "local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.WaitSettled(ctx, r.Command.CorrelationID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	<-done
+	st.Close()
+	return data
 }

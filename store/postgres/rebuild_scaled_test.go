@@ -69,30 +69,9 @@ func TestRebuildScaledOutWhileTwoInstancesServe(t *testing.T) {
 		}
 	}
 
-	awaitQuery := func(when string, hits *atomic.Int64) func() {
-		return func() {
-			hits.Add(1)
-			answer := make(chan error, 1)
-			go func() {
-				items, err := listTallies(ctx, b)
-				if err == nil && len(items) < 20 {
-					err = fmt.Errorf("the live view lists %d tallies, want at least 20", len(items))
-				}
-				answer <- err
-			}()
-			select {
-			case err := <-answer:
-				if err != nil {
-					t.Errorf("list %s: %v", when, err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("no list query answered %s", when)
-			}
-		}
-	}
 	var writes, swaps atomic.Int64
-	st.beforeWrite = awaitQuery("while the copy was written", &writes)
-	st.beforeSwap = awaitQuery("within the swap's fence", &swaps)
+	st.beforeWrite = awaitList(ctx, t, b, "while the copy was written", &writes)
+	st.beforeSwap = awaitList(ctx, t, b, "within the swap's fence", &swaps)
 
 	// Both instances take commands during the rebuild. Their partitions
 	// decide them in any order: each one's reactions are awaited.

@@ -102,6 +102,32 @@ func listTallies(ctx context.Context, e *engine.Engine) (map[string]engine.ListI
 	return out, nil
 }
 
+// awaitList returns a hook that counts its calls in hits, has another
+// goroutine list e's tallies, and waits for the answer (at least 20 items)
+// up to 10 s: a rebuild that calls it stands still until a query is
+// answered at that point, named by when.
+func awaitList(ctx context.Context, t *testing.T, e *engine.Engine, when string, hits *atomic.Int64) func() {
+	return func() {
+		hits.Add(1)
+		answer := make(chan error, 1)
+		go func() {
+			items, err := listTallies(ctx, e)
+			if err == nil && len(items) < 20 {
+				err = fmt.Errorf("the live view lists %d tallies, want at least 20", len(items))
+			}
+			answer <- err
+		}()
+		select {
+		case err := <-answer:
+			if err != nil {
+				t.Errorf("list %s: %v", when, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("no list query answered %s", when)
+		}
+	}
+}
+
 // A view rebuilt on PostgreSQL, while commands and their reactions go on,
 // equals what the live view would be: each counter's tally counts every
 // add exactly once. The live view answers list queries throughout: while
@@ -120,30 +146,9 @@ func TestRebuildAViewWhileItServes(t *testing.T) {
 
 	// Each hook has another goroutine list the view, and waits for the
 	// answer: the rebuild stands still at that point until it comes.
-	awaitQuery := func(when string, hits *atomic.Int64) func() {
-		return func() {
-			hits.Add(1)
-			answer := make(chan error, 1)
-			go func() {
-				items, err := listTallies(ctx, e)
-				if err == nil && len(items) < 20 {
-					err = fmt.Errorf("the live view lists %d tallies, want at least 20", len(items))
-				}
-				answer <- err
-			}()
-			select {
-			case err := <-answer:
-				if err != nil {
-					t.Errorf("list %s: %v", when, err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("no list query answered %s", when)
-			}
-		}
-	}
 	var writes, swaps atomic.Int64
-	st.beforeWrite = awaitQuery("while the copy was written", &writes)
-	st.beforeSwap = awaitQuery("with the world stopped for the swap", &swaps)
+	st.beforeWrite = awaitList(ctx, t, e, "while the copy was written", &writes)
+	st.beforeSwap = awaitList(ctx, t, e, "with the world stopped for the swap", &swaps)
 
 	var writing sync.WaitGroup
 	var last string
@@ -261,13 +266,20 @@ func TestRebuildPicksUpAChangedProjection(t *testing.T) {
 	if _, err := e.Rebuild(ctx, "tally", nil); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 5 {
+	checkTallies(ctx, t, e, 5, `{"adds":60,"last":60}`, "last", 60)
+}
+
+// checkTallies checks that the tallies c0 to c(n-1) hold the fields of
+// want, and that the lineage of field names the counter's event seq.
+func checkTallies(ctx context.Context, t *testing.T, e *engine.Engine, n int, want, field string, seq int64) {
+	t.Helper()
+	for i := range n {
 		id := fmt.Sprintf("c%d", i)
 		in, err := e.Load(ctx, "tally", id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sameFields(in.State, `{"adds":60,"last":60}`); err != nil || in.Lineage["last"].Seq != 60 {
+		if err := sameFields(in.State, want); err != nil || in.Lineage[field].Seq != seq {
 			t.Errorf("%s rebuilt as %s, lineage %v: %v", id, in.State, in.Lineage, err)
 		}
 	}
@@ -356,16 +368,7 @@ func TestRebuildReadsEventsThroughTheUpcasters(t *testing.T) {
 	if _, err := e.Rebuild(ctx, "tally", nil); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 5 {
-		id := fmt.Sprintf("c%d", i)
-		in, err := e.Load(ctx, "tally", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sameFields(in.State, `{"adds":61,"weight":601}`); err != nil || in.Lineage["weight"].Seq != 61 {
-			t.Errorf("%s rebuilt as %s, lineage %v: %v", id, in.State, in.Lineage, err)
-		}
-	}
+	checkTallies(ctx, t, e, 5, `{"adds":61,"weight":601}`, "weight", 61)
 }
 
 // SwapFenced passes the copy's fenced swap through, calling beforeSwap
