@@ -63,26 +63,8 @@ func TestReplayAViewReportsRealFigures(t *testing.T) {
 }
 
 func TestForgetASubject(t *testing.T) {
-	data := t.TempDir()
+	data := seedStore(t, plait.Command{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)})
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(orderdesk.App(), st, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	<-e.Ready()
-	if _, err := e.Submit(ctx, plait.Command{ID: "1", Type: "customer", AggregateID: "c1", Name: "create", Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)}, plait.User{ID: "local"}); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	<-done
-	st.Close()
 
 	code, out, stderr := runCLI(t, "forget", "--data", data, "c1")
 	if code != 0 || !strings.Contains(out, "forgot c1") {
@@ -91,7 +73,7 @@ func TestForgetASubject(t *testing.T) {
 	if code, _, _ := runCLI(t, "forget", "--data", data); code != 2 {
 		t.Errorf("forget without a subject: exit %d, want 2", code)
 	}
-	st, err = sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
+	st, err := sqlite.Open(ctx, filepath.Join(data, "orderdesk.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

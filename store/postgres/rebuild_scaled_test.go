@@ -24,22 +24,7 @@ func runScaled(t *testing.T, app plait.App, st engine.Store, topic string) *engi
 	pg := st.(interface {
 		Offset(ctx context.Context, topic string, partition int32) (int64, error)
 	})
-	e, err := engine.New(app, st, engine.Options{CommandLog: enginetest.NewMemLog(topic, 4, pg.Offset), Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-e.Ready():
-	case err := <-done:
-		t.Fatalf("engine: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the engine did not start")
-	}
-	return e
+	return startEngine(t, app, st, engine.Options{CommandLog: enginetest.NewMemLog(topic, 4, pg.Offset), Partitions: 4})
 }
 
 // A view rebuilt scaled out, while two instances of the application take

@@ -54,7 +54,13 @@ func (c *spiedCopy) Swap(ctx context.Context) error {
 // runEngine runs an engine of app over st until the test ends.
 func runEngine(t *testing.T, app plait.App, st engine.Store) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(app, st, engine.Options{Partitions: 4})
+	return startEngine(t, app, st, engine.Options{Partitions: 4})
+}
+
+// startEngine runs an engine of app over st with opts until the test ends.
+func startEngine(t *testing.T, app plait.App, st engine.Store, opts engine.Options) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(app, st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
