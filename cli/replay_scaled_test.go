@@ -2,35 +2,30 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/plaithq/plait/store/postgres/pgtest"
 )
 
 // plait replay --view --server rebuilds a view inside a scaled-out server,
 // which streams the progress back.
 func TestReplayAViewOfAScaledOutServer(t *testing.T) {
-	conn, url := pgConn(t)
+	_, url := pgConn(t)
 	bin := buildPlait(t)
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	schema := fmt.Sprintf("plait_test_%s", hex.EncodeToString(fmt.Appendf(nil, "%08x", rand.Uint32())))
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-	})
+	schema := pgtest.FreshSchema(t, url)
 	in := startInstance(t, bin, "a", "--kafka", strings.Join(kc.ListenAddrs(), ","), "--postgres", url, "--pg-schema", schema,
 		"--topic-prefix", schema, "--group", schema, "--partitions", "2", "--session-timeout", "1500ms")
 	cmds := []map[string]any{{"id": "c1", "type": "customer", "aggregateId": "cust1", "name": "create",
