@@ -220,6 +220,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		r.pos.Store(pos)
 	}
+	// Submissions are accepted before anything that sends commands starts
+	// (the reactors, the command log's consumer): a reactor's first command
+	// must not find the engine stopped, which would end the reactor for
+	// good. The partitions' queues hold what comes before they run.
+	e.mu.Lock()
+	e.running = true
+	e.mu.Unlock()
 	inner, stopInner := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	consumed := make(chan error, 1)
@@ -243,9 +250,6 @@ func (e *Engine) Run(ctx context.Context) error {
 		rwg.Add(1)
 		go func() { defer rwg.Done(); e.runReactor(ctx, r) }()
 	}
-	e.mu.Lock()
-	e.running = true
-	e.mu.Unlock()
 	close(e.ready)
 
 	var failed error
