@@ -91,25 +91,7 @@ func TestRebuildScaledOutWhileTwoInstancesServe(t *testing.T) {
 	if p.Phase != "done" || p.Events == 0 || len(reports) < 2 || writes.Load() == 0 || swaps.Load() != 1 {
 		t.Fatalf("progress %+v, %d reports, %d writes and %d swaps of the copy", p, len(reports), writes.Load(), swaps.Load())
 	}
-	got, err := listTallies(ctx, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 25 {
-		t.Fatalf("%d tallies, want 25", len(got))
-	}
-	for id, it := range got {
-		counter, err := base.Load(ctx, "counter", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var adds int64
-		json.Unmarshal(it.Fields["adds"], &adds)
-		if adds != counter.Seq || it.Lineage["adds"].Seq != counter.Seq {
-			t.Errorf("tally %s = %d adds from seq %d, counter has %d events: an effect was lost or doubled",
-				id, adds, it.Lineage["adds"].Seq, counter.Seq)
-		}
-	}
+	checkTalliesMatchCounters(ctx, t, b, base)
 }
 
 // A commit decided on a view's records from before a swap fails, whether
