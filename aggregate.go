@@ -164,6 +164,9 @@ type Settings struct {
 	// Fields lists the top-level JSON fields of the state, sorted, so that
 	// queries can refuse fields that do not exist.
 	Fields []string
+	// PersonalCopies lists the state fields that hold personal values of
+	// another type, copied sealed by a reactor: see [PersonalCopies].
+	PersonalCopies []string
 }
 
 // Aggregate is an aggregate type whose instances hold a state of type S.

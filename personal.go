@@ -23,7 +23,8 @@ import (
 // for any other value.
 //
 // A sealed value cannot be sorted or filtered on by a list query, and a
-// reactor can copy it but not read it.
+// reactor can copy it but not read it. A view that copies one declares
+// the field with [PersonalCopies], so that its lists refuse it too.
 func Personal[S any](subject func(aggregateID string) string, fields ...string) Option[S] {
 	return func(a *Aggregate[S]) {
 		if subject == nil {
@@ -35,6 +36,21 @@ func Personal[S any](subject func(aggregateID string) string, fields ...string) 
 		}
 		a.personal.fields = append(a.personal.fields, fields...)
 		sort.Strings(a.personal.fields)
+	}
+}
+
+// PersonalCopies declares top-level fields of a view's state that hold
+// personal values of another type, copied by a reactor: a customer's name
+// in an order list, say. Such a copy is sealed under its subject's key and
+// erased with it without this declaration; what the declaration adds is
+// that list queries refuse to filter or sort on these fields, as they do
+// on the type's own personal fields, instead of comparing ciphertexts. The
+// engine logs a warning for a view field found holding a sealed copy
+// without it.
+func PersonalCopies[S any](fields ...string) Option[S] {
+	return func(a *Aggregate[S]) {
+		a.settings.PersonalCopies = append(a.settings.PersonalCopies, fields...)
+		sort.Strings(a.settings.PersonalCopies)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -73,6 +74,11 @@ func (a *Aggregate[S]) checkOptions() {
 	for _, n := range names {
 		if _, ok := a.evolvers[n]; !ok {
 			a.errs = append(a.errs, fmt.Errorf("plait: %s: version declared for event %q, which no Apply declares", a.typ, n))
+		}
+	}
+	for _, f := range a.settings.PersonalCopies {
+		if _, ok := slices.BinarySearch(a.settings.Fields, f); !ok {
+			a.errs = append(a.errs, fmt.Errorf("plait: %s: personal copy %q is not a field of the state", a.typ, f))
 		}
 	}
 	a.checkSchemas()

@@ -96,3 +96,16 @@ func TestEventVersionOneIsNotWritten(t *testing.T) {
 		t.Errorf("version 2 not written: %s", b)
 	}
 }
+
+func TestPersonalCopyOfAFieldTheStateLacksIsAMistake(t *testing.T) {
+	view := func(fields ...string) plait.App {
+		return plait.App{Name: "notes", Aggregates: []plait.Definition{plait.NewAggregate("noteList",
+			plait.AsView[noteV2](), plait.PersonalCopies[noteV2](fields...))}}
+	}
+	if err := view("body").Validate(); err != nil {
+		t.Fatalf("a copy of a field the state has: %v", err)
+	}
+	if err := view("body", "author").Validate(); err == nil || !strings.Contains(err.Error(), `personal copy "author" is not a field of the state`) {
+		t.Fatalf("a copy of a field the state lacks: %v", err)
+	}
+}

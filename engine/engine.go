@@ -88,15 +88,18 @@ func (o *Options) defaults() {
 // outcomes through the store with group commit, runs reactors and publishes
 // everything committed to subscribers. It knows nothing of HTTP.
 type Engine struct {
-	app     plait.App
-	defs    map[string]plait.Definition
-	store   Store     // the store as the engine reads it: see readPath
-	raw     Store     // the store as given
-	shred   *shredder // nil without personal fields
-	tracing *tracing  // nil when tracing is off
-	opts    Options
-	log     *slog.Logger
-	seed    maphash.Seed
+	app   plait.App
+	defs  map[string]plait.Definition
+	store Store     // the store as the engine reads it: see readPath
+	raw   Store     // the store as given
+	shred *shredder // nil without personal fields
+	// copiesWarned holds "type.field" of the view fields found holding
+	// sealed values they do not declare, each warned about once.
+	copiesWarned sync.Map
+	tracing      *tracing // nil when tracing is off
+	opts         Options
+	log          *slog.Logger
+	seed         maphash.Seed
 
 	partitions []*partition
 	commits    chan *commitReq

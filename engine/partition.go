@@ -248,6 +248,7 @@ func (p *partition) process(ctx context.Context, f *future, overlay map[instKey]
 	proc := p.e.decideTraced(f, def, inst)
 	if proc.Instance != nil {
 		overlay[key] = *proc.Instance
+		p.e.warnUndeclaredCopies(def, proc.Instance.State)
 	}
 	if proc.Outcome.Status == plait.StatusRejected && hasCode(proc.Outcome.Errors, plait.CodeInternal) {
 		p.e.log.Error("command failed in the application's code",

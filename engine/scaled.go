@@ -260,6 +260,7 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 		}
 		if proc.Instance != nil {
 			overlay[key] = *proc.Instance
+			e.warnUndeclaredCopies(e.defs[key.typ], proc.Instance.State)
 		}
 		if proc.Outcome.Status == plait.StatusRejected && hasCode(proc.Outcome.Errors, plait.CodeInternal) {
 			e.log.Error("command failed in the application's code",

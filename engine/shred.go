@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 
@@ -55,6 +56,29 @@ const tokenPrefix = "plait:sealed:1:"
 // tokenPattern matches a token as a JSON string literal: none of its
 // characters needs escaping.
 var tokenPattern = regexp.MustCompile(`"plait:sealed:1:([sj]):([A-Za-z0-9_-]+):([A-Za-z0-9._:@+-]+)"`)
+
+// warnUndeclaredCopies logs, once per field, a top-level field of a view's
+// new state that holds a sealed value its type does not declare with
+// plait.PersonalCopies: lists would filter and sort on its ciphertext.
+func (e *Engine) warnUndeclaredCopies(def plait.Definition, state json.RawMessage) {
+	if !def.Settings().View || !bytes.Contains(state, []byte(tokenPrefix)) {
+		return
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(state, &fields) != nil {
+		return
+	}
+	declared := def.Settings().PersonalCopies
+	for f, v := range fields {
+		if slices.Contains(declared, f) || !bytes.HasPrefix(v, []byte(`"`+tokenPrefix)) {
+			continue
+		}
+		if _, warned := e.copiesWarned.LoadOrStore(def.Type()+"."+f, true); !warned {
+			e.log.Warn("a view field holds personal data sealed by another type without declaring it: lists may filter and sort it as ciphertext; declare it with plait.PersonalCopies",
+				"type", def.Type(), "field", f)
+		}
+	}
+}
 
 // Erased is what a sealed string reads as once its subject is forgotten;
 // any other sealed value reads as null.

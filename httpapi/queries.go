@@ -220,9 +220,12 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	var sealed []string
+	// Sealed are the type's own personal fields and the personal values
+	// of other types it copies.
+	sealed := def.Settings().PersonalCopies
 	if pd, ok := def.(plait.PersonalData); ok {
-		sealed, _ = pd.PersonalFields()
+		own, _ := pd.PersonalFields()
+		sealed = append(slices.Clip(sealed), own...)
 	}
 	lq, err := parseListQuery(q, def.Settings().Fields, sealed)
 	if err != nil {

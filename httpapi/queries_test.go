@@ -238,6 +238,37 @@ func TestListRefusesSealedFields(t *testing.T) {
 	}
 }
 
+// TestListRefusesPersonalCopies: under PrivateApp an order list item
+// holds its customer's name sealed, as copied; the view declares it
+// (plait.PersonalCopies), so the list refuses to filter or sort on it as
+// on the customer's own field, and still projects it opened.
+func TestListRefusesPersonalCopies(t *testing.T) {
+	h := start(t, orderdesk.PrivateApp(), httpapi.Options{}, false)
+	tok := token(t, "ann")
+	h.post(tok, "?wait=settled", cmd{"type": "customer", "aggregateId": "c1", "name": "create",
+		"data": map[string]string{"name": "Ann", "email": "ann@example.com"}}, http.StatusOK)
+	for o, qty := range map[string]int{"o1": 1, "o2": 3} {
+		h.post(tok, "?wait=settled", cmd{"type": "order", "aggregateId": o, "name": "place",
+			"data": map[string]any{"customerId": "c1", "lines": []map[string]any{{"sku": "A", "qty": qty, "price": 2}}}}, http.StatusOK)
+	}
+	for _, tc := range []struct{ q, path string }{
+		{"eq.customerName=Ann", "eq.customerName"},
+		{"prefix.customerName=A", "prefix.customerName"},
+		{"sort=customerName", "sort"},
+		{"sort=-customerName", "sort"},
+	} {
+		p := problem(t, h.do("GET", "/lists/orderList?"+tc.q, tok, nil), http.StatusBadRequest, httpapi.CodeSealedField)
+		e := p["errors"].([]any)[0].(map[string]any)
+		if e["path"] != tc.path || !strings.Contains(e["message"].(string), "customerName is personal data") {
+			t.Errorf("?%s: error %v, want path %q naming customerName", tc.q, e, tc.path)
+		}
+	}
+	page := h.list(tok, "orderList", url.Values{"fields": {"customerName"}, "sort": {"-total"}})
+	if got := ids(page); got != "[o2 o1]" || page.Items[0]["customerName"] != "Ann" || page.Items[1]["customerName"] != "Ann" {
+		t.Fatalf("projection of the copied field, sorted by total: %s %v", got, page.Items)
+	}
+}
+
 // TestListPaginationIsStableUnderWrites pages through a list while other
 // commands change the listed instances and create new ones: every instance
 // that existed before the first page shows exactly once, in order.

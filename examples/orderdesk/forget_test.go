@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/plaithq/plait"
@@ -174,4 +176,90 @@ func fileHolds(t *testing.T, path string, b []byte) bool {
 		t.Fatal(err)
 	}
 	return bytes.Contains(data, b)
+}
+
+// TestUndeclaredPersonalCopiesAreWarnedAbout: under PrivateApp the order
+// list and the customerOrders view copy the customer's sealed name.
+// Declared (plait.PersonalCopies, as PrivateApp does), nothing is said;
+// undeclared, the engine warns once a field, naming the type and the
+// field, however many instances copy it.
+func TestUndeclaredPersonalCopiesAreWarnedAbout(t *testing.T) {
+	undeclared := orderdesk.PrivateApp()
+	for i, d := range undeclared.Aggregates {
+		switch d.Type() {
+		case orderdesk.OrderListType:
+			undeclared.Aggregates[i] = orderdesk.OrderList()
+		case orderdesk.CustomerOrdersType:
+			undeclared.Aggregates[i] = orderdesk.CustomerOrders()
+		}
+	}
+	for _, c := range []struct {
+		name string
+		app  plait.App
+		want int
+	}{{"undeclared", undeclared, 2}, {"declared", orderdesk.PrivateApp(), 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			warnings := &warningLog{}
+			l := startWith(t, c.app, filepath.Join(t.TempDir(), "orderdesk.db"), engine.Options{Logger: slog.New(warnings)})
+			l.send(orderdesk.CustomerType, "c1", orderdesk.CmdCreate, map[string]string{"name": zelda[0], "email": zelda[2]})
+			for _, o := range []string{"o1", "o2", "o3"} {
+				l.send(orderdesk.OrderType, o, orderdesk.CmdPlace, map[string]any{
+					"customerId": "c1", "lines": []map[string]any{{"sku": "A", "qty": 1, "price": 2}}})
+			}
+			l.send(orderdesk.CustomerType, "c1", orderdesk.CmdRename, map[string]string{"name": zelda[1]})
+			l.settle()
+			if item, _ := l.item("o3"); item.CustomerName != zelda[1] {
+				t.Fatalf("o3's customer name %q, want %q: the copies were not made", item.CustomerName, zelda[1])
+			}
+			got := warnings.about("plait.PersonalCopies")
+			if len(got) != c.want {
+				t.Fatalf("%d warnings about personal copies, want %d: %v", len(got), c.want, got)
+			}
+			named := map[string]bool{}
+			for _, w := range got {
+				named[w["type"]+"."+w["field"]] = true
+			}
+			if c.want > 0 && (!named["orderList.customerName"] || !named["customerOrders.name"]) {
+				t.Errorf("the warnings name %v, want orderList.customerName and customerOrders.name", got)
+			}
+		})
+	}
+}
+
+// warningLog is a slog.Handler that keeps the attributes of the warnings.
+type warningLog struct {
+	mu   sync.Mutex
+	recs []struct {
+		msg   string
+		attrs map[string]string
+	}
+}
+
+func (w *warningLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warningLog) WithAttrs([]slog.Attr) slog.Handler           { return w }
+func (w *warningLog) WithGroup(string) slog.Handler                { return w }
+
+func (w *warningLog) Handle(_ context.Context, r slog.Record) error {
+	attrs := map[string]string{}
+	r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.recs = append(w.recs, struct {
+		msg   string
+		attrs map[string]string
+	}{r.Message, attrs})
+	return nil
+}
+
+// about returns the attributes of the warnings whose message holds s.
+func (w *warningLog) about(s string) []map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []map[string]string
+	for _, r := range w.recs {
+		if strings.Contains(r.msg, s) {
+			out = append(out, r.attrs)
+		}
+	}
+	return out
 }

@@ -31,13 +31,18 @@ const (
 // App is the orderdesk application. Every user may send every command and
 // see every instance. A customer's email address is personal data; the
 // name is not, so that the lists can sort and search by it.
-func App() plait.App { return app(Customer()) }
+func App() plait.App { return app(Customer(), OrderList(), CustomerOrders()) }
 
 // PrivateApp is orderdesk for a deployment that must be able to forget a
 // customer entirely: the name is personal data too, sealed in the log, the
 // state and the list items that copy it, and erased everywhere on forget.
-// Lists can then not sort or search by customer name.
-func PrivateApp() plait.App { return app(CustomerWith("name", "email")) }
+// Lists can then not sort or search by customer name, the customer list's
+// nor the order list's.
+func PrivateApp() plait.App {
+	return app(CustomerWith("name", "email"),
+		OrderList(plait.PersonalCopies[OrderItem]("customerName")),
+		CustomerOrders(plait.PersonalCopies[CustomerOrdersState]("name")))
+}
 
 // The names of orderdesk's applications when it runs as two of them.
 const (
@@ -70,10 +75,10 @@ func Lists() plait.App {
 	}
 }
 
-func app(customer plait.Definition) plait.App {
+func app(customer, orderList, customerOrders plait.Definition) plait.App {
 	return plait.App{
 		Name:       "orderdesk",
-		Aggregates: []plait.Definition{customer, Order(), OrderList(), CustomerOrders()},
+		Aggregates: []plait.Definition{customer, Order(), orderList, customerOrders},
 		Reactors:   []*plait.Reactor{OrderListFeed(), CustomerNameFanout()},
 		Upcasters:  []plait.Upcaster{PlacedV1ToV2()},
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -379,15 +380,17 @@ func noneIn(t *testing.T, what string, dump []byte, strs []string) {
 // value): no form of the personal data is anywhere, before the forget as
 // after it, the subject's key is gone, and the API reads it as erased.
 // TestScaledListsRefuseSealedFields: on Kafka and PostgreSQL as embedded,
-// a list cannot filter or sort on a sealed field — PostgreSQL holds its
+// a list cannot filter or sort on a sealed field, the type's own or a
+// view's copy of another's (plait.PersonalCopies) — PostgreSQL holds its
 // ciphertext — and answers 400 naming it; it can project it.
 func TestScaledListsRefuseSealedFields(t *testing.T) {
 	s := startScaled(t)
 	s.command("customer", "c1", "create", M{"name": zoe[0], "email": zoe[1]}, http.StatusOK)
 	for query, param := range map[string]string{
-		"eq.email=" + zoe[1]: "eq.email", "prefix.name=Zo": "prefix.name", "sort=-name": "sort",
+		"customer?eq.email=" + zoe[1]: "eq.email", "customer?prefix.name=Zo": "prefix.name", "customer?sort=-name": "sort",
+		"orderList?sort=customerName": "sort", "orderList?eq.customerName=" + url.QueryEscape(zoe[0]): "eq.customerName",
 	} {
-		status, b := s.do("GET", "/lists/customer?"+query, nil)
+		status, b := s.do("GET", "/lists/"+query, nil)
 		var p struct{ Errors []plait.FieldError }
 		json.Unmarshal(b, &p)
 		if status != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Path != param ||

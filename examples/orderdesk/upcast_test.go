@@ -51,12 +51,18 @@ func appV1() plait.App {
 // ends.
 func startAt(t *testing.T, app plait.App, path string) *live {
 	t.Helper()
+	return startWith(t, app, path, engine.Options{})
+}
+
+// startWith is startAt with the engine's options.
+func startWith(t *testing.T, app plait.App, path string, opts engine.Options) *live {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "NORMAL"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(app, st, engine.Options{})
+	e, err := engine.New(app, st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,9 +70,10 @@ type SetCustomerName struct {
 }
 
 // OrderList is the orderList view: one item per order, with its customer's
-// name, total, status, number of lines and time placed.
-func OrderList() *plait.Aggregate[OrderItem] {
-	return plait.NewAggregate(OrderListType,
+// name, total, status, number of lines and time placed; opts are added to
+// its options.
+func OrderList(opts ...plait.Option[OrderItem]) *plait.Aggregate[OrderItem] {
+	return plait.NewAggregate(OrderListType, append([]plait.Option[OrderItem]{
 		plait.AsView[OrderItem](),
 		plait.Indexed[OrderItem]("customerName", "status", "placedAt", "total"),
 		plait.Handle(CmdSetOrder, func(s OrderItem, c plait.Cmd[SetOrder]) ([]plait.Change, error) {
@@ -96,7 +97,7 @@ func OrderList() *plait.Aggregate[OrderItem] {
 			s.CustomerName = e.CustomerName
 			return s
 		}),
-	)
+	}, opts...)...)
 }
 
 // emitIfNewer emits the event name with data and the lineage src for fields,
@@ -148,9 +149,9 @@ type OrderAdded struct {
 }
 
 // CustomerOrders is the customerOrders helper view: per customer, its name
-// and the ids of its orders.
-func CustomerOrders() *plait.Aggregate[CustomerOrdersState] {
-	return plait.NewAggregate(CustomerOrdersType,
+// and the ids of its orders; opts are added to its options.
+func CustomerOrders(opts ...plait.Option[CustomerOrdersState]) *plait.Aggregate[CustomerOrdersState] {
+	return plait.NewAggregate(CustomerOrdersType, append([]plait.Option[CustomerOrdersState]{
 		plait.AsView[CustomerOrdersState](),
 		plait.Handle(CmdSetName, func(s CustomerOrdersState, c plait.Cmd[SetName]) ([]plait.Change, error) {
 			return emitIfNewer(c.Data.Source, s.NameSource.Seq, EvtNameSet,
@@ -172,7 +173,7 @@ func CustomerOrders() *plait.Aggregate[CustomerOrdersState] {
 			s.OrderIDs = append(s.OrderIDs, e.OrderID)
 			return s
 		}),
-	)
+	}, opts...)...)
 }
 
 // OrderListFeed is the reactor that turns order and customer events into
