@@ -361,6 +361,13 @@ func (h *Hub) loop(stop chan struct{}) {
 		}
 		if len(items) > 0 {
 			h.dispatch(items)
+			// A feed that never runs dry must not starve the heartbeats
+			// of the streams that none of its items is for.
+			select {
+			case <-tick.C:
+				h.heartbeats()
+			default:
+			}
 			continue
 		}
 		select {

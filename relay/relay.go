@@ -118,7 +118,18 @@ func Stream(ctx context.Context, src Source, sink Sink, from int64, filter Filte
 			heartbeat.Reset(opts.Heartbeat)
 		}
 		if len(items) > 0 {
-			continue // there may be more right away
+			// There may be more right away; but a feed that never runs
+			// dry of items this stream does not get must not starve its
+			// heartbeat.
+			select {
+			case <-heartbeat.C:
+				if err := send(sink, []byte(": ping\n\n")); err != nil {
+					return err
+				}
+				heartbeat.Reset(opts.Heartbeat)
+			default:
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():

@@ -237,6 +237,46 @@ func TestStreamHeartbeatsWhileEverythingIsFilteredOut(t *testing.T) {
 	waitFor(t, s, func(out string) bool { return strings.Contains(out, ": ping") })
 }
 
+// endlessFeed is a Source that is never caught up: every read returns a
+// full page of new events of type "busy", as a feed under a load the
+// reader cannot keep up with does.
+type endlessFeed struct{}
+
+func (endlessFeed) FeedChanged() <-chan struct{} { return make(chan struct{}) }
+
+func (endlessFeed) ReadFeed(_ context.Context, after int64, limit int) ([]engine.Item, error) {
+	items := make([]engine.Item, limit)
+	for i := range items {
+		items[i] = event(after+int64(i)+1, "busy", "x")
+	}
+	return items, nil
+}
+
+func (endlessFeed) Head() int64 { return 0 }
+
+// TestStreamHeartbeatsWhileTheFeedNeverRunsDry: a stream that gets none
+// of a feed's items still gets its heartbeat when every read of the feed
+// returns items, so a proxy does not cut it as idle.
+func TestStreamHeartbeatsWhileTheFeedNeverRunsDry(t *testing.T) {
+	quiet := func(it engine.Item) bool { return it.Event.Type == "quiet" }
+	t.Run("Stream", func(t *testing.T) {
+		s := newSink()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go relay.Stream(ctx, endlessFeed{}, s, 0, quiet, relay.Options{Heartbeat: 20 * time.Millisecond})
+		waitFor(t, s, func(out string) bool { return strings.Count(out, ": ping") >= 2 })
+	})
+	t.Run("Hub", func(t *testing.T) {
+		h := relay.NewHub(endlessFeed{}, relay.HubOptions{Heartbeat: 20 * time.Millisecond})
+		defer h.Close()
+		s := newSink()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go h.Stream(ctx, s, 0, relay.Subscription{Filter: quiet})
+		waitFor(t, s, func(out string) bool { return strings.Count(out, ": ping") >= 2 })
+	})
+}
+
 func TestStreamEndsWhenTheClientFails(t *testing.T) {
 	f := newFeed()
 	for i := int64(1); i <= 100; i++ {
