@@ -369,14 +369,27 @@ func (s *Server) submitProblem(err error, cmd plait.Command) (*Problem, string) 
 		}
 		return newProblem(status, slug, env.Field+": "+env.Detail, fe), outcome
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		// The client went away before the command was durable.
-		return newProblem(http.StatusServiceUnavailable, slugUnavailable, "the request ended before the command was durable"), "unavailable"
-	}
-	if !errors.Is(err, plait.ErrStopped) {
+	var p *Problem
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// The client went away before the command was durable; it may be
+		// still.
+		p = newProblem(http.StatusServiceUnavailable, slugUnavailable,
+			"the request ended before the command was durable; it may be yet: send it again with id "+cmd.ID+" for its one outcome")
+	case errors.Is(err, plait.ErrStopped):
+		// Refused before anything was stored.
+		return newProblem(http.StatusServiceUnavailable, slugUnavailable, "the server is stopping: the command was not taken"), "unavailable"
+	default:
+		// A failed commit, sync or append: the command may have been
+		// stored all the same (a sync that failed after the write, an
+		// append whose answer was lost), so the client must resubmit under
+		// the same id, never as a new command.
 		s.log.Error("submit command", "command", cmd.ID, "correlation", cmd.CorrelationID, "error", err)
+		p = newProblem(http.StatusServiceUnavailable, slugUnavailable,
+			"the command is not acknowledged ("+err.Error()+"); it may have been stored: send it again with id "+cmd.ID+" for its one outcome")
 	}
-	return newProblem(http.StatusServiceUnavailable, slugUnavailable, "the command was not stored: "+err.Error()), "unavailable"
+	p.ID = cmd.ID
+	return p, "unavailable"
 }
 
 // rejectionProblem is the answer to a rejected command: 409 for a conflict

@@ -194,8 +194,11 @@ func (f *faultRun) postProblem(id string) (int, string, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var p struct{ Detail string }
+	var p struct{ Detail, ID string }
 	json.Unmarshal(b, &p)
+	if resp.StatusCode == http.StatusServiceUnavailable && p.ID != id {
+		f.t.Errorf("POST %s answered 503 with id %q: a client must learn which id to send again", id, p.ID)
+	}
 	return resp.StatusCode, resp.Header.Get("Content-Type"), p.Detail
 }
 
@@ -276,7 +279,8 @@ func (f *faultRun) duringFault(prefix string, n int, clue string) int {
 			if err := f.submit(id); err != nil {
 				f.t.Errorf("POST %s was acknowledged, yet its outcome cannot be read: %v", id, err)
 			}
-		case status == http.StatusServiceUnavailable && ct == "application/problem+json" && strings.HasPrefix(detail, "the command was not stored: commit: "):
+		case status == http.StatusServiceUnavailable && ct == "application/problem+json" && strings.HasPrefix(detail, "the command is not acknowledged (commit: ") &&
+			strings.HasSuffix(detail, "it may have been stored: send it again with id "+id+" for its one outcome"):
 			refused = true
 			f.mu.Lock()
 			f.failed[id] = errors.New(detail) // checked and submitted again with the others
