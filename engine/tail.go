@@ -74,7 +74,16 @@ func (e *Engine) readFeed(ctx context.Context, after int64, limit int) ([]Item, 
 	if items, ok := e.tail.read(after, limit); ok {
 		return items, nil
 	}
-	return e.store.ReadFeed(ctx, after, limit)
+	// The store may hold batches written and not yet durable, or not yet
+	// published: a reader never gets ahead of the published head.
+	head := e.tail.headPos()
+	items, err := e.store.ReadFeed(ctx, after, limit)
+	for i, it := range items {
+		if it.Position > head {
+			return items[:i], err
+		}
+	}
+	return items, err
 }
 
 // Head returns the last position published.

@@ -208,3 +208,92 @@ func TestFailedCommitFailsTheBatchesDecidedOnTopOfIt(t *testing.T) {
 	}
 	checkCrashInvariants(t, path, acked)
 }
+
+// heldSyncStore holds every Sync until release is closed.
+type heldSyncStore struct {
+	*sqlite.Store
+	release chan struct{}
+}
+
+func (s *heldSyncStore) Sync(ctx context.Context) error {
+	<-s.release
+	return s.Store.Sync(ctx)
+}
+
+// TestFeedReadFromTheStoreStopsAtWhatIsPublished: a reader behind the
+// engine's ring of recent items reads the feed from the store, which
+// already holds batches written but not yet synced. It must not get them
+// before they are published: they are not acknowledged yet, and a client
+// resuming from one would be told it is beyond the head.
+func TestFeedReadFromTheStoreStopsAtWhatIsPublished(t *testing.T) {
+	ctx := context.Background()
+	inner, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "held.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	st := &heldSyncStore{Store: inner, release: make(chan struct{})}
+	// The counter type alone: no reactor sends commands of its own.
+	app := plait.App{Name: "held", Aggregates: []plait.Definition{enginetest.CounterType}}
+	e, err := engine.New(app, st, engine.Options{TailSize: 4, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	<-e.Ready()
+	defer func() { stop(); <-done }()
+
+	add := func(id string) plait.Command {
+		return plait.Command{ID: id, Type: "counter", AggregateID: "n" + id, Name: "add", Data: []byte(`{"by":1}`)}
+	}
+	// Alone, each command is committed and synced in one step, past the
+	// held Sync: ten of them fill the ring many times over.
+	for i := range 10 {
+		if _, err := e.Submit(ctx, add(fmt.Sprintf("a%d", i)), crashUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Together, they are written and wait for the held Sync.
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			if _, err := e.Submit(ctx, add(fmt.Sprintf("b%d", i)), crashUser); err != nil {
+				t.Errorf("submit: %v", err)
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stored, err := inner.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored > e.Head() {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(st.release)
+			t.Fatalf("nothing written beyond the published head %d: the test tested nothing", e.Head())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	published := e.Head()
+	items, err := e.ReadFeed(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(items); n == 0 || items[n-1].Position != published {
+		last := int64(0)
+		if n > 0 {
+			last = items[n-1].Position
+		}
+		t.Errorf("a read from the store behind the ring ended at position %d, want the published head %d", last, published)
+	}
+	close(st.release)
+	wg.Wait()
+	if items, err = e.ReadFeed(ctx, 0, 1000); err != nil || len(items) == 0 || items[len(items)-1].Position != e.Head() {
+		t.Fatalf("after the sync, the feed reads %d items (%v), want up to the head %d", len(items), err, e.Head())
+	}
+}
