@@ -153,8 +153,10 @@ func (e *Engine) Stats() Stats {
 		Committed: m.committed.Load(), CommitTime: time.Duration(m.commitNanos.Load()),
 		Reactions: m.reactions.Load(),
 	}
-	if e.tail != nil {
+	select {
+	case <-e.ready: // Run has made the tail
 		s.Head = e.tail.headPos()
+	default:
 	}
 	for _, r := range e.reactors {
 		if e.reactsFromLog() {

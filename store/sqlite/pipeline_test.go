@@ -297,3 +297,46 @@ func TestFeedReadFromTheStoreStopsAtWhatIsPublished(t *testing.T) {
 		t.Fatalf("after the sync, the feed reads %d items (%v), want up to the head %d", len(items), err, e.Head())
 	}
 }
+
+// TestStatsWhileTheEngineStarts: Stats may be asked for (a metrics scrape)
+// while Run starts; under -race this is the check that it reads nothing
+// Run is still setting up.
+func TestStatsWhileTheEngineStarts(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "stats.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	app := plait.App{Name: "stats", Aggregates: []plait.Definition{enginetest.CounterType}}
+	e, err := engine.New(app, st, engine.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped := make(chan struct{})
+	go func() {
+		defer close(scraped)
+		for {
+			e.Stats()
+			select {
+			case <-e.Ready():
+				return
+			default:
+			}
+		}
+	}()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	<-e.Ready()
+	<-scraped
+	if _, err := e.Submit(ctx, plait.Command{Type: "counter", AggregateID: "n1", Name: "add", Data: []byte(`{"by":1}`)}, crashUser); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.Stats(); s.Head != 2 || s.Committed != 1 {
+		t.Errorf("stats after one command: head %d, %d committed; want 2 and 1", s.Head, s.Committed)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
