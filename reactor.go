@@ -150,5 +150,24 @@ var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadd
 // eventID: the same inputs always give the same id, of bounded length.
 func ReactionID(reactor, eventID string, index int) string {
 	h := sha256.Sum256([]byte(reactor + "\x00" + eventID + "\x00" + itoa(index)))
-	return "r" + idEncoding.EncodeToString(h[:20])
+	return "r" + idEncoding.EncodeToString(h[:reactionIDBytes])
+}
+
+// reactionIDBytes is how many bytes of the hash a reaction id encodes.
+const reactionIDBytes = 20
+
+// IsReactionID reports whether id has the shape of a ReactionID. Such ids
+// are reserved for the commands reactors send: a client that sent one
+// first could take the place of a reactor's command, whose dedup would
+// then answer it with the client's outcome and never run it.
+func IsReactionID(id string) bool {
+	if len(id) != 1+idEncoding.EncodedLen(reactionIDBytes) || id[0] != 'r' {
+		return false
+	}
+	for _, c := range id[1:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'v') {
+			return false
+		}
+	}
+	return true
 }

@@ -309,6 +309,9 @@ func (e *Engine) Normalize(cmd plait.Command, user plait.User) (plait.Command, e
 	if !ValidID(cmd.ID) {
 		return cmd, &plait.EnvelopeError{Field: "id", Detail: "want 1 to 128 letters, digits or ._:@+-", Err: plait.ErrBadID}
 	}
+	if plait.IsReactionID(cmd.ID) {
+		return cmd, &plait.EnvelopeError{Field: "id", Detail: "ids of this shape (r and 32 of 0-9a-v) are reserved for the commands reactors send", Err: plait.ErrBadID}
+	}
 	if !ValidID(cmd.AggregateID) {
 		return cmd, &plait.EnvelopeError{Field: "aggregateId", Detail: "want 1 to 128 letters, digits or ._:@+-", Err: plait.ErrBadID}
 	}

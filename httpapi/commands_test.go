@@ -127,6 +127,28 @@ func TestWaitMaterializedShowsInState(t *testing.T) {
 	}
 }
 
+// TestAReactorsCommandIDCannotBeTakenFirst: the id of the command a
+// reactor will send for an event can be computed in advance. Sent first by
+// a client, its dedup record would answer the reactor's command, which
+// would never run: the view would silently miss the event. Such ids are
+// refused, and the reaction happens.
+func TestAReactorsCommandIDCannotBeTakenFirst(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	tok := token(t, "ann")
+	squat := plait.ReactionID(enginetest.TallyReactor.Name(), plait.EventID("next", 0), 0)
+	p := problem(t, h.do("POST", "/commands?wait=outcome", tok, note(squat, "t1", "taken")), http.StatusBadRequest, httpapi.CodeInvalidID)
+	if e := p["errors"].([]any)[0].(map[string]any); e["path"] != "id" || !strings.Contains(e["message"].(string), "reserved for the commands reactors send") {
+		t.Fatalf("the refusal says %v", e)
+	}
+	h.post(tok, "?wait=settled", add("next", "t1", 3), http.StatusOK)
+	if r := h.do("GET", "/commands/"+squat, tok, nil); r.status != http.StatusOK || r.json(t)["status"] != "accepted" {
+		t.Fatalf("the reactor's command: %s", r)
+	}
+	if tally := h.do("GET", "/aggregates/tally/t1", tok, nil); tally.status != http.StatusOK || tally.json(t)["seq"] != float64(1) {
+		t.Fatalf("the tally after the reaction: %s", tally)
+	}
+}
+
 func TestWaitSettledShowsInViews(t *testing.T) {
 	h := start(t, plait.App{}, httpapi.Options{}, false)
 	tok := token(t, "ann")
@@ -287,6 +309,7 @@ func TestBadEnvelopesAre400AndStoreNothing(t *testing.T) {
 		{"bad aggregate id", `{"type":"counter","aggregateId":"../x","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
 		{"missing aggregate id", `{"type":"counter","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
 		{"bad command id", `{"id":"a b","type":"counter","aggregateId":"a","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
+		{"a reactor's command id", `{"id":"` + plait.ReactionID("x", "y.1", 0) + `","type":"counter","aggregateId":"a","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
 		{"a view", `{"type":"tally","aggregateId":"a","name":"note","data":{}}`, 403, httpapi.CodeForbidden},
 	}
 	for _, tc := range cases {
