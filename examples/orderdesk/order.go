@@ -2,6 +2,8 @@ package orderdesk
 
 import (
 	"fmt"
+	"math/big"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,8 +96,10 @@ func Order() *plait.Aggregate[OrderState] {
 				addIf(&p, strings.TrimSpace(l.SKU) == "", at+"sku", plait.CodeRequired, "an article is required")
 				addIf(&p, l.Qty < 1, at+"qty", plait.CodeInvalid, "the quantity is at least 1")
 				addIf(&p, l.Price < 0, at+"price", plait.CodeInvalid, "the price cannot be negative")
-				placed.Total += float64(l.Qty) * l.Price
 			}
+			var ok bool
+			placed.Total, ok = total(c.Data.Lines)
+			addIf(&p, !ok, "lines", plait.CodeInvalid, "the order's total must be less than 10^15")
 			return emitValid(&p, plait.Emit(EvtPlaced, placed))
 		}),
 		plait.Handle(CmdShip, func(s OrderState, c plait.Cmd[ShipOrder]) ([]plait.Change, error) {
@@ -152,4 +156,20 @@ func move(s OrderState, to string, change plait.Change) ([]plait.Change, error) 
 		return []plait.Change{change}, nil
 	}
 	return nil, plait.Reject("", CodeInvalidState, fmt.Sprintf("this order is %s: it cannot be %s", s.Status, to))
+}
+
+// maxTotal bounds an order's total: up to it, a float64 holds every cent.
+const maxTotal = 1e15
+
+// total is Σ qty × price, summed in decimal as the prices were written, so
+// that 3 × 0.1 is 0.3 and not 0.30000000000000004; ok is false when the
+// total reaches maxTotal.
+func total(lines []Line) (sum float64, ok bool) {
+	exact := new(big.Rat)
+	for _, l := range lines {
+		price, _ := new(big.Rat).SetString(strconv.FormatFloat(l.Price, 'f', -1, 64))
+		exact.Add(exact, price.Mul(price, new(big.Rat).SetInt64(int64(l.Qty))))
+	}
+	sum, _ = exact.Float64()
+	return sum, sum < maxTotal
 }

@@ -32,6 +32,28 @@ func TestTheTotalIsTheSumOfQtyTimesPrice(t *testing.T) {
 		ThenEvents(t, plait.Emit("placed", M{"customerId": "c1", "lines": lines, "total": 24, "currency": "EUR", "placedAt": plaittest.FixedTime}))
 }
 
+func TestTheTotalIsSummedInDecimalAsThePricesWereWritten(t *testing.T) {
+	lines := []M{{"sku": "A", "qty": 3, "price": 0.1}, {"sku": "B", "qty": 3, "price": 19.99}}
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1", "lines": lines}).
+		ThenEvents(t, plait.Emit("placed", M{"customerId": "c1", "lines": lines, "total": 60.27, "currency": "EUR", "placedAt": plaittest.FixedTime}))
+}
+
+func TestATotalTooLargeForAPriceIsRejected(t *testing.T) {
+	for _, lines := range [][]M{
+		{{"sku": "A", "qty": 1000000000, "price": 1e300}}, // beyond float64: it would be +Inf
+		{{"sku": "A", "qty": 2, "price": 5e14}},
+	} {
+		plaittest.Given(order).
+			When("place", M{"customerId": "c1", "lines": lines}).
+			ThenRejectedWith(t, plaittest.Field("lines", "invalid"))
+	}
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1", "lines": []M{{"sku": "A", "qty": 1, "price": 999999999999999}}}).
+		ThenEvents(t, plait.Emit("placed", M{"customerId": "c1", "lines": []M{{"sku": "A", "qty": 1, "price": 999999999999999}},
+			"total": 999999999999999, "currency": "EUR", "placedAt": plaittest.FixedTime}))
+}
+
 func TestPlaceOnAnExistingOrderIsRejected(t *testing.T) {
 	plaittest.Given(order, placed).
 		When("place", M{"customerId": "c1", "lines": twoLines}).
