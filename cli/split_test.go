@@ -279,12 +279,19 @@ func TestScaledOutSplitApplications(t *testing.T) {
 	t.Logf("orderList converged on both lists instances after %s (%d commands to the core)", time.Since(start).Round(time.Millisecond), posted)
 
 	// Each reaction was computed by one instance: together they sent each
-	// reaction command once, and both did their share.
-	var listCommands int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+tbl(listsSchema, "commands")).Scan(&listCommands); err != nil {
-		t.Fatal(err)
+	// reaction command once, and both did their share. An instance counts
+	// a batch's reactions once it has committed the batch's offset, after
+	// their commands are decided: the counts catch up with the commands.
+	var listCommands, r1, r2 int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+tbl(listsSchema, "commands")).Scan(&listCommands); err != nil {
+			t.Fatal(err)
+		}
+		r1, r2 = reactions(t, l1), reactions(t, l2)
+		if r1+r2 >= listCommands || time.Now().After(deadline) {
+			break
+		}
 	}
-	r1, r2 := reactions(t, l1), reactions(t, l2)
 	t.Logf("reactions: lists1 %d, lists2 %d; %d commands decided by the lists application", r1, r2, listCommands)
 	if r1 == 0 || r2 == 0 || r1+r2 != listCommands {
 		t.Fatalf("reactions: lists1 sent %d, lists2 %d, want both some and %d in all (each once)", r1, r2, listCommands)
