@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/plaithq/plait"
@@ -44,6 +45,11 @@ func run(app plait.App, args []string, stdout, stderr io.Writer) int {
 	if err := app.Validate(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	// plait --help lists the commands; plait serve --help, serve's flags.
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		usage(app, stdout)
+		return 0
 	}
 	name := "serve"
 	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
@@ -79,11 +85,12 @@ func run(app plait.App, args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(app plait.App, w io.Writer) {
-	fmt.Fprintf(w, "%s: a Plait application\n\nUsage: %s [command] [flags]\n\nCommands:\n", app.Name, os.Args[0])
+	prog := filepath.Base(os.Args[0])
+	fmt.Fprintf(w, "%s: a Plait application\n\nUsage: %s [command] [flags]\n\nCommands:\n", app.Name, prog)
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", os.Args[0])
+	fmt.Fprintf(w, "\nWithout a command, %s serves. Run '%s COMMAND --help' for a command's flags.\n", prog, prog)
 }
 
 // usageError is a mistake on the command line (exit code 2).

@@ -27,6 +27,7 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"serve", "--no-such-flag"},
 		{"replay"},
 		{"replay", "--view", "order"},
+		{"replay", "--view", "orderList", "--aggregate", "order"},
 		{"serve", "--addr", "0.0.0.0:0", "--data", t.TempDir()},
 		{"serve", "--jwt-secret", "short", "--data", t.TempDir()},
 	} {
@@ -34,8 +35,11 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, stderr)
 		}
 	}
-	if code, out, _ := runCLI(t, "help"); code != 0 || !strings.Contains(out, "replay") {
-		t.Errorf("help: exit %d, %q", code, out)
+	// help, and --help without a command, list the commands on stdout.
+	for _, help := range []string{"help", "--help", "-h"} {
+		if code, out, _ := runCLI(t, help); code != 0 || !strings.Contains(out, "replay") || !strings.Contains(out, "inspect") {
+			t.Errorf("%s: exit %d, %q", help, code, out)
+		}
 	}
 }
 

@@ -23,8 +23,10 @@ func runReplay(ctx context.Context, app plait.App, args []string, stdout, stderr
 		return err
 	}
 	switch {
-	case (*view == "") == (*aggregate == ""):
+	case *view == "" && *aggregate == "":
 		return usageError{errors.New("one of --view and --aggregate is required")}
+	case *view != "" && *aggregate != "":
+		return usageError{errors.New("give --view or --aggregate, not both")}
 	case *view != "":
 		if def, ok := app.Definition(*view); !ok || !def.Settings().View {
 			return usageError{fmt.Errorf("%s has no view %q", app.Name, *view)}
