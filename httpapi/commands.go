@@ -209,7 +209,7 @@ func (s *Server) writePending(w http.ResponseWriter, id string) {
 
 // parseTimeout reads timeout=, a Go duration, capped at MaxWait.
 func parseTimeout(q url.Values) (time.Duration, *Problem) {
-	if !q.Has("timeout") {
+	if q.Get("timeout") == "" {
 		return DefaultWait, nil
 	}
 	d, err := time.ParseDuration(q.Get("timeout"))

@@ -275,6 +275,7 @@ func TestWaitThatRunsOutAnswers202(t *testing.T) {
 	}
 	// Once the gate is open, the settled wait completes.
 	h.post(tok, "?wait=settled&timeout=10s", add("w3", "a", 1), http.StatusOK)
+	h.post(tok, "?wait=settled&timeout=", add("w4", "a", 1), http.StatusOK) // empty: the default
 	if got := h.do("GET", "/commands/g1", tok, nil).json(t); got["status"] != "accepted" {
 		t.Fatalf("GET /commands/g1: %v", got)
 	}

@@ -354,6 +354,9 @@ func parseListQuery(q url.Values, fields, sealed []string) (engine.ListQuery, er
 			lq.Fields = []string{}
 			for _, f := range strings.Split(v, ",") {
 				f = strings.TrimSpace(f)
+				if (f == "id" || f == "seq") && !known(f) {
+					continue // every item has them
+				}
 				if !known(f) {
 					return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q", f)}
 				}

@@ -170,6 +170,11 @@ func TestListFiltersSortsProjects(t *testing.T) {
 	if len(proj.Items) != 1 || len(proj.Items[0]) != 3 || proj.Items[0]["label"] != "APPLE" || proj.Items[0]["count"] != nil || proj.Next == nil {
 		t.Fatalf("projection %v next %v", proj.Items, proj.Next)
 	}
+	// id and seq are in every item: naming them projects nothing more.
+	proj = h.list(tok, "counter", url.Values{"fields": {"id,seq"}, "limit": {"1"}})
+	if len(proj.Items) != 1 || len(proj.Items[0]) != 2 || proj.Items[0]["id"] != "a" || proj.Items[0]["seq"] == nil {
+		t.Fatalf("projection of id and seq %v", proj.Items)
+	}
 	// Views list with their lineage.
 	h.post(tok, "?wait=settled", add("", "a", 1), http.StatusOK)
 	views := h.list(tok, "tally", url.Values{"eq.adds": {"3"}}) // a label adds 1 too
