@@ -365,3 +365,48 @@ func sortStrings(s []string, desc bool) {
 		return s[i] < s[j]
 	})
 }
+
+// TestOrderdeskUsersSeeWhatTheyCreated: orderdesk's instances are their
+// creators' (a list item its order's creator's), and an admin sees them
+// all: through GET /aggregates, /lists and /commands and the relay; a
+// command on another user's instance is refused.
+func TestOrderdeskUsersSeeWhatTheyCreated(t *testing.T) {
+	h := start(t, orderdesk.App(), httpapi.Options{}, false)
+	ann, bob, admin := token(t, "ann"), token(t, "bob"), token(t, "root", orderdesk.AdminRole)
+	created := h.post(ann, "?wait=settled", cmd{"type": "customer", "aggregateId": "c1", "name": "create",
+		"data": map[string]string{"name": "Annes Customer", "email": "c1@example.com"}}, http.StatusOK)
+	h.post(ann, "?wait=settled", cmd{"type": "order", "aggregateId": "o1", "name": "place",
+		"data": map[string]any{"customerId": "c1", "lines": []map[string]any{{"sku": "A", "qty": 1, "price": 2}}}}, http.StatusOK)
+	h.post(bob, "?wait=settled", cmd{"type": "customer", "aggregateId": "c2", "name": "create",
+		"data": map[string]string{"name": "Bobs Customer", "email": "c2@example.com"}}, http.StatusOK)
+	annCmd, _ := created.json(t)["id"].(string)
+
+	for _, path := range []string{"/aggregates/customer/c1", "/aggregates/order/o1", "/aggregates/orderList/o1",
+		"/aggregates/customer/c1/events", "/commands/" + annCmd} {
+		for who, c := range map[string]struct {
+			tok  string
+			want int
+		}{"ann": {ann, http.StatusOK}, "admin": {admin, http.StatusOK}, "bob": {bob, http.StatusNotFound}} {
+			if r := h.do("GET", path, c.tok, nil); r.status != c.want || (c.want == http.StatusOK && !strings.Contains(string(r.body), `"c1"`)) {
+				t.Errorf("GET %s as %s: %s, want %d", path, who, r, c.want)
+			}
+		}
+	}
+	for _, c := range []struct{ tok, typ, want string }{
+		{ann, "customer", "[c1]"}, {bob, "customer", "[c2]"}, {admin, "customer", "[c1 c2]"},
+		{ann, "orderList", "[o1]"}, {bob, "orderList", "[]"}, {admin, "orderList", "[o1]"},
+	} {
+		if got := ids(h.list(c.tok, c.typ, nil)); got != c.want {
+			t.Errorf("GET /lists/%s: %s, want %s", c.typ, got, c.want)
+		}
+	}
+	problem(t, h.do("POST", "/commands?wait=outcome", bob, cmd{"type": "customer", "aggregateId": "c1", "name": "rename",
+		"data": map[string]string{"name": "Taken"}}), http.StatusForbidden, httpapi.CodeForbidden)
+	if r := h.do("GET", "/aggregates/customer/c1", ann, nil); !strings.Contains(string(r.body), "Annes Customer") {
+		t.Fatalf("c1 after bob's refused rename: %s", r)
+	}
+	frames := streamFrames(t, h, bob, h.e.Head())
+	if strings.Contains(frames, "Annes Customer") || strings.Contains(frames, `"o1"`) || !strings.Contains(frames, "Bobs Customer") {
+		t.Fatalf("bob's stream:\n%s", frames)
+	}
+}

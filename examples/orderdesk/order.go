@@ -79,6 +79,7 @@ type (
 // Order is the order aggregate type.
 func Order() *plait.Aggregate[OrderState] {
 	return plait.NewAggregate(OrderType,
+		plait.WithAccess[OrderState](Access),
 		plait.Handle(CmdPlace, func(s OrderState, c plait.Cmd[PlaceOrder]) ([]plait.Change, error) {
 			if s.Status != "" {
 				return nil, plait.Reject("", CodeExists, "this order was placed already")

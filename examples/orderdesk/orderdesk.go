@@ -28,9 +28,11 @@ const (
 	CodeTooLong      = "too_long"      // a field's value is longer than allowed
 )
 
-// App is the orderdesk application. Every user may send every command and
-// see every instance. A customer's email address is personal data; the
-// name is not, so that the lists can sort and search by it.
+// App is the orderdesk application. Every user may send every command;
+// each user sees the customers and orders they created and the list items
+// of their orders, and a user with the admin role sees them all (see
+// Access). A customer's email address is personal data; the name is not,
+// so that the lists can sort and search by it.
 func App() plait.App { return app(Customer(), OrderList(), CustomerOrders()) }
 
 // PrivateApp is orderdesk for a deployment that must be able to forget a
@@ -43,6 +45,15 @@ func PrivateApp() plait.App {
 		OrderList(plait.PersonalCopies[OrderItem]("customerName")),
 		CustomerOrders(plait.PersonalCopies[CustomerOrdersState]("name")))
 }
+
+// AdminRole is the role of the users who see every instance of every type.
+const AdminRole = "admin"
+
+// Access is who sees what in orderdesk, the same for every type: an
+// instance is its creator's (for a list item, the creator of the order it
+// shows), and AdminRole sees them all. A server without authentication has
+// one local user, who holds AdminRole.
+var Access = plait.Access{OwnerOnly: true, SeeAllRoles: []string{AdminRole}}
 
 // The names of orderdesk's applications when it runs as two of them.
 const (

@@ -75,6 +75,7 @@ type SetCustomerName struct {
 func OrderList(opts ...plait.Option[OrderItem]) *plait.Aggregate[OrderItem] {
 	return plait.NewAggregate(OrderListType, append([]plait.Option[OrderItem]{
 		plait.AsView[OrderItem](),
+		plait.WithAccess[OrderItem](Access),
 		plait.Indexed[OrderItem]("customerName", "status", "placedAt", "total"),
 		plait.Handle(CmdSetOrder, func(s OrderItem, c plait.Cmd[SetOrder]) ([]plait.Change, error) {
 			return emitIfNewer(c.Data.Source, c.Lineage["total"].Seq, EvtOrderSet, c.Data, "total", "currency", "lines", "placedAt"), nil
@@ -153,6 +154,7 @@ type OrderAdded struct {
 func CustomerOrders(opts ...plait.Option[CustomerOrdersState]) *plait.Aggregate[CustomerOrdersState] {
 	return plait.NewAggregate(CustomerOrdersType, append([]plait.Option[CustomerOrdersState]{
 		plait.AsView[CustomerOrdersState](),
+		plait.WithAccess[CustomerOrdersState](Access),
 		plait.Handle(CmdSetName, func(s CustomerOrdersState, c plait.Cmd[SetName]) ([]plait.Change, error) {
 			return emitIfNewer(c.Data.Source, s.NameSource.Seq, EvtNameSet,
 				NameSet{Source: c.Data.Source, Name: c.Data.Name, OrderIDs: s.OrderIDs}, "name"), nil
