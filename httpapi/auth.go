@@ -70,18 +70,25 @@ type claims struct {
 
 // Authenticate verifies a token and returns its user.
 func (a *Auth) Authenticate(token string) (plait.User, error) {
+	u, _, err := a.authenticate(token)
+	return u, err
+}
+
+// authenticate is Authenticate, also returning until when the token is
+// accepted: its expiry, with the leeway.
+func (a *Auth) authenticate(token string) (plait.User, time.Time, error) {
 	var c claims
 	tok, err := a.parser.ParseWithClaims(token, &c, a.keyfunc)
 	if err != nil {
-		return plait.User{}, fmt.Errorf("verify token: %w", err)
+		return plait.User{}, time.Time{}, fmt.Errorf("verify token: %w", err)
 	}
 	if err := exactClaimNames(tok); err != nil {
-		return plait.User{}, fmt.Errorf("verify token: %w", err)
+		return plait.User{}, time.Time{}, fmt.Errorf("verify token: %w", err)
 	}
 	if c.Subject == "" {
-		return plait.User{}, errors.New("verify token: no sub claim")
+		return plait.User{}, time.Time{}, errors.New("verify token: no sub claim")
 	}
-	return plait.User{ID: c.Subject, Roles: c.Roles}, nil
+	return plait.User{ID: c.Subject, Roles: c.Roles}, c.ExpiresAt.Add(Leeway), nil
 }
 
 // readClaims are the claims Authenticate reads, by their exact names.
@@ -128,21 +135,28 @@ const (
 
 // user authenticates the request. Without an Auth it is the local user.
 func (s *Server) user(r *http.Request, from credentials) (plait.User, *Problem) {
+	u, _, p := s.userUntil(r, from)
+	return u, p
+}
+
+// userUntil is user, also returning until when its credentials hold: zero
+// for the local user of a server without Auth.
+func (s *Server) userUntil(r *http.Request, from credentials) (plait.User, time.Time, *Problem) {
 	if s.opts.Auth == nil {
-		return s.local, nil
+		return s.local, time.Time{}, nil
 	}
 	token, p := bearer(r, from)
 	if p != nil {
-		return plait.User{}, p
+		return plait.User{}, time.Time{}, p
 	}
-	u, err := s.opts.Auth.Authenticate(token)
+	u, until, err := s.opts.Auth.authenticate(token)
 	if err != nil {
-		return plait.User{}, unauthorized(err.Error())
+		return plait.User{}, time.Time{}, unauthorized(err.Error())
 	}
 	if p := s.limitUser(u.ID); p != nil {
-		return plait.User{}, p
+		return plait.User{}, time.Time{}, p
 	}
-	return u, nil
+	return u, until, nil
 }
 
 func bearer(r *http.Request, from credentials) (string, *Problem) {

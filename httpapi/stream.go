@@ -19,7 +19,9 @@ import (
 // user may see, as Server-Sent Events, from the position in Last-Event-ID
 // (or ?lastEventId=) or from now.
 func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
-	user, p := s.user(r, queryToken)
+	// The stream ends when the token expires: the client comes back with
+	// a fresh one, or not at all.
+	user, until, p := s.userUntil(r, queryToken)
 	if p != nil {
 		writeProblem(w, p)
 		return
@@ -79,6 +81,7 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	}
 	hub := s.hub()
 	sub := s.subscription(user, types)
+	sub.Until = until
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/httpapi"
@@ -364,4 +365,38 @@ func TestStreamHeartbeatAndClose(t *testing.T) {
 		t.Fatal("CloseStreams did not end the stream")
 	}
 	problem(t, h.do("GET", "/stream", ann, nil), http.StatusServiceUnavailable, "")
+}
+
+// TestStreamEndsWhenItsTokenExpires: a stream lives no longer than the
+// token it was opened with (its expiry, with the leeway the server grants
+// on every token); one opened with a fresh token stays. The client comes
+// back with a new token, and resumes with Last-Event-ID.
+func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	mint := func(sub string, exp time.Time) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "exp": exp.Unix()}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Expired a moment short of the leeway: accepted, for 1 to 2 s more
+	// (exp is in whole seconds).
+	opened := time.Now()
+	expiring := h.openStream("", "Authorization", "Bearer "+mint("ann", opened.Add(2*time.Second-httpapi.Leeway)))
+	fresh := h.openStream("", "Authorization", "Bearer "+mint("ann", opened.Add(time.Hour)))
+	defer fresh.close()
+	select {
+	case <-expiring.done:
+		if lived := time.Since(opened); lived < 900*time.Millisecond {
+			t.Fatalf("the stream ended after %s, before its token expired", lived)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived its token by 10 s")
+	}
+	expiring.close()
+	h.post(token(t, "ann"), "?wait=settled", add("after", "a", 1), http.StatusOK)
+	if f := fresh.next(t); !strings.Contains(f.Data, `"after"`) {
+		t.Fatalf("the stream with a fresh token got %+v", f)
+	}
 }

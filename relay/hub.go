@@ -67,11 +67,18 @@ func (o *HubOptions) defaults() {
 }
 
 // Subscription says which items a stream gets: those with a routing key
-// among Keys (nil: the key "") that Filter (nil: all) lets through.
+// among Keys (nil: the key "") that Filter (nil: all) lets through, and
+// until when.
 type Subscription struct {
 	Keys   []string
 	Filter Filter
+	// Until, when not zero, ends the stream at that time with ErrExpired:
+	// when the credentials it was opened with expire, say.
+	Until time.Time
 }
+
+// ErrExpired ends a stream at its Subscription's Until.
+var ErrExpired = errors.New("relay: the stream's time is up")
 
 // ErrClosed ends the streams of a closed Hub.
 var ErrClosed = errors.New("relay: hub closed")
@@ -163,6 +170,8 @@ type sub struct {
 	slots  []int // where in the hub's list of each key it is
 	filter Filter
 	shard  int
+	until  time.Time   // see Subscription.Until
+	expiry *time.Timer // ends the stream at until; set under mu
 
 	conn  net.Conn        // an attached stream's connection
 	raw   syscall.RawConn // for writes that do not block; nil if none
@@ -270,7 +279,7 @@ func (h *Hub) newSub(sn Subscription) *sub {
 	}
 	keys = slices.Clone(keys)
 	slices.Sort(keys)
-	return &sub{h: h, keys: slices.Compact(keys), filter: sn.Filter, wake: make(chan struct{}, 1)}
+	return &sub{h: h, keys: slices.Compact(keys), filter: sn.Filter, until: sn.Until, wake: make(chan struct{}, 1)}
 }
 
 // preamble is what a stream sends first.
@@ -295,6 +304,11 @@ func (h *Hub) add(s *sub, from int64) error {
 	}
 	s.shard = h.nextID % len(h.shards)
 	h.nextID++
+	if !s.until.IsZero() {
+		s.mu.Lock()
+		s.expiry = time.AfterFunc(time.Until(s.until), func() { h.end(s, ErrExpired) })
+		s.mu.Unlock()
+	}
 	s.pos, s.lastQueued = from, from
 	if from < h.pos {
 		s.dropUntil = h.pos
@@ -819,6 +833,9 @@ func (h *Hub) end(s *sub, err error) {
 		return
 	}
 	s.closed, s.err = true, err
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	clear(s.queue)
 	s.queue, s.pending = nil, nil
 	s.mu.Unlock()

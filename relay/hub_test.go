@@ -532,3 +532,43 @@ func (c *countSink) frames() int {
 	defer c.mu.Unlock()
 	return c.n
 }
+
+// TestHubEndsAStreamAtItsUntil: a stream whose subscription has an Until
+// ends then with ErrExpired, attached or pinned; one without goes on.
+func TestHubEndsAStreamAtItsUntil(t *testing.T) {
+	f := newFeed()
+	h := relay.NewHub(f, relay.HubOptions{})
+	defer h.Close()
+	start := time.Now()
+	ended := make(chan error, 1)
+	srv, cli := tcpPair(t)
+	h.Attach(srv, 0, relay.Subscription{Until: start.Add(100 * time.Millisecond)}, func(err error) { ended <- err })
+	r := readConn(cli)
+	pinned := make(chan error, 1)
+	go func() {
+		pinned <- h.Stream(context.Background(), newSink(), 0, relay.Subscription{Until: start.Add(150 * time.Millisecond)})
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	lasting := make(chan error, 1)
+	go func() { lasting <- h.Stream(ctx, newSink(), 0, relay.Subscription{}) }()
+	for what, ch := range map[string]chan error{"attached": ended, "pinned": pinned} {
+		select {
+		case err := <-ch:
+			if !errors.Is(err, relay.ErrExpired) || time.Since(start) < 100*time.Millisecond {
+				t.Errorf("the %s stream ended after %s with %v, want ErrExpired after its Until", what, time.Since(start), err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the %s stream did not end at its Until", what)
+		}
+	}
+	<-r.done
+	select {
+	case err := <-lasting:
+		t.Fatalf("the stream without Until ended: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-lasting; err != nil {
+		t.Fatalf("the stream without Until, cancelled: %v", err)
+	}
+}
