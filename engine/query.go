@@ -54,5 +54,16 @@ type Queries interface {
 	List(ctx context.Context, typ string, q ListQuery) (ListPage, error)
 }
 
-// ErrBadCursor is returned by List for a cursor that does not decode.
+// ErrBadCursor is returned by List for a cursor that does not decode, or
+// that a list in another order gave.
 var ErrBadCursor = errors.New("engine: bad list cursor")
+
+// Order names the order of q's items, "-" first when descending: a store
+// keeps it in the cursors it gives, and refuses a cursor of another order,
+// whose position would mean nothing in this one.
+func (q ListQuery) Order() string {
+	if q.Desc {
+		return "-" + q.Sort
+	}
+	return q.Sort
+}

@@ -170,6 +170,15 @@ func TestListFiltersSortsProjects(t *testing.T) {
 	if len(proj.Items) != 1 || len(proj.Items[0]) != 3 || proj.Items[0]["label"] != "APPLE" || proj.Items[0]["count"] != nil || proj.Next == nil {
 		t.Fatalf("projection %v next %v", proj.Items, proj.Next)
 	}
+	// A cursor belongs to the order of the list that gave it.
+	byLabel := h.list(tok, "counter", url.Values{"sort": {"label"}, "limit": {"2"}})
+	if byLabel.Next == nil {
+		t.Fatal("no next page by label")
+	}
+	h.list(tok, "counter", url.Values{"sort": {"label"}, "after": {*byLabel.Next}})
+	for _, order := range []string{"-label", "count", "id"} {
+		problem(t, h.do("GET", "/lists/counter?sort="+order+"&after="+*byLabel.Next, tok, nil), http.StatusBadRequest, "invalid")
+	}
 	// id and seq are in every item: naming them projects nothing more.
 	proj = h.list(tok, "counter", url.Values{"fields": {"id,seq"}, "limit": {"1"}})
 	if len(proj.Items) != 1 || len(proj.Items[0]) != 2 || proj.Items[0]["id"] != "a" || proj.Items[0]["seq"] == nil {

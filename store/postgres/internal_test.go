@@ -64,7 +64,7 @@ func TestListUsesIndexes(t *testing.T) {
 	if _, err := st.pool.Exec(ctx, `ANALYZE `+st.table("instances")); err != nil {
 		t.Fatal(err)
 	}
-	after := encodeCursor(cursor{Value: []byte("3"), ID: "x"})
+	after := encodeCursor(cursor{Value: []byte("3"), ID: "x", Order: "-n"})
 	for _, tc := range []struct {
 		q       engine.ListQuery
 		index   string

@@ -70,7 +70,7 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 			item.Lineage = projectLineage(item.Lineage, q.Fields)
 		}
 		page.Items = append(page.Items, item)
-		last = cursor{Value: sortValue, ID: item.ID}
+		last = cursor{Value: sortValue, ID: item.ID, Order: q.Order()}
 	}
 	if err := rows.Err(); err != nil {
 		return engine.ListPage{}, fmt.Errorf("postgres: list %s: %w", typ, err)
@@ -124,7 +124,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 		cmp = "<"
 	}
 	if q.After != "" {
-		c, err := decodeCursor(q.After)
+		c, err := decodeCursor(q.After, q.Order())
 		if err != nil {
 			return "", nil, 0, err
 		}
@@ -199,6 +199,7 @@ func projectLineage(all map[string]plait.Lineage, fields []string) map[string]pl
 type cursor struct {
 	Value json.RawMessage `json:"v,omitempty"`
 	ID    string          `json:"i"`
+	Order string          `json:"o,omitempty"` // the list's, see engine.ListQuery.Order
 }
 
 func encodeCursor(c cursor) string {
@@ -206,13 +207,13 @@ func encodeCursor(c cursor) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeCursor(s string) (cursor, error) {
+func decodeCursor(s, order string) (cursor, error) {
 	var c cursor
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
 		err = json.Unmarshal(b, &c)
 	}
-	if err != nil || c.ID == "" || !textOK(c.ID) || (c.Value != nil && !jsonOK(c.Value)) {
+	if err != nil || c.ID == "" || c.Order != order || !textOK(c.ID) || (c.Value != nil && !jsonOK(c.Value)) {
 		return c, fmt.Errorf("%w: %q", engine.ErrBadCursor, s)
 	}
 	return c, nil

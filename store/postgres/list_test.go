@@ -194,6 +194,21 @@ func TestListProjectionAndCursors(t *testing.T) {
 			t.Errorf("cursor %q: err = %v, want ErrBadCursor", bad, err)
 		}
 	}
+	// A cursor belongs to the order of the list that gave it.
+	w.put(t, "thing", "y", "u", `{"n":2}`, nil)
+	first, err := st.List(ctx, "thing", engine.ListQuery{Sort: "n", Limit: 1})
+	if err != nil || first.Next == "" {
+		t.Fatalf("first page by n: %+v %v", first, err)
+	}
+	if _, err := st.List(ctx, "thing", engine.ListQuery{Sort: "n", Limit: 1, After: first.Next}); err != nil {
+		t.Errorf("the next page in the same order: %v", err)
+	}
+	for _, other := range []engine.ListQuery{{Sort: "n", Desc: true}, {}, {Desc: true}} {
+		other.After = first.Next
+		if _, err := st.List(ctx, "thing", other); !errors.Is(err, engine.ErrBadCursor) {
+			t.Errorf("a cursor by n in the order %q: err = %v, want ErrBadCursor", other.Order(), err)
+		}
+	}
 }
 
 // TestListPaginationStableUnderConcurrentWrites pages through a sorted list

@@ -67,7 +67,7 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 		}
 		project(&item, q.Fields)
 		page.Items = append(page.Items, item)
-		last = cursor{Value: sortValue, ID: item.ID}
+		last = cursor{Value: sortValue, ID: item.ID, Order: q.Order()}
 	}
 	if err := rows.Err(); err != nil {
 		return engine.ListPage{}, fmt.Errorf("sqlite: list %s: %w", typ, err)
@@ -133,7 +133,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 		sortExpr = expr(q.Sort)
 	}
 	if q.After != "" {
-		c, err := decodeCursor(q.After)
+		c, err := decodeCursor(q.After, q.Order())
 		if err != nil {
 			return "", nil, err
 		}
@@ -211,6 +211,7 @@ func project(item *engine.ListItem, fields []string) {
 type cursor struct {
 	Value any    `json:"v"`
 	ID    string `json:"i"`
+	Order string `json:"o,omitempty"` // the list's, see engine.ListQuery.Order
 }
 
 func encodeCursor(c cursor) string {
@@ -218,13 +219,13 @@ func encodeCursor(c cursor) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeCursor(s string) (cursor, error) {
+func decodeCursor(s, order string) (cursor, error) {
 	var c cursor
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
 		err = fastjson.Unmarshal(b, &c)
 	}
-	if err != nil || c.ID == "" {
+	if err != nil || c.ID == "" || c.Order != order {
 		return c, fmt.Errorf("%w: %q", engine.ErrBadCursor, s)
 	}
 	switch c.Value.(type) {
