@@ -3,6 +3,7 @@ package orderdesk
 import (
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/plaithq/plait"
@@ -89,9 +90,12 @@ func CustomerWith(personal ...string) *plait.Aggregate[CustomerState] {
 
 // checkName returns the name trimmed, annotating p if it is empty or too long.
 func checkName(p *plait.Problems, name string) string {
-	name = strings.TrimSpace(name)
+	// Spaces and invisible format characters (a zero-width space, say)
+	// around a name are not part of it; control characters never are.
+	name = strings.TrimFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) })
 	addIf(p, name == "", "name", plait.CodeRequired, "a name is required")
 	addIf(p, utf8.RuneCountInString(name) > 100, "name", CodeTooLong, "a name has at most 100 characters")
+	addIf(p, strings.ContainsFunc(name, unicode.IsControl), "name", plait.CodeInvalid, "a name has no control characters, such as line breaks")
 	return name
 }
 

@@ -42,12 +42,19 @@ func TestANameHasOneToAHundredCharacters(t *testing.T) {
 			When("create", M{"name": name, "email": "ann@example.com"}).
 			ThenEvents(t, plait.Emit("created", M{"name": name, "email": "ann@example.com"}))
 	}
+	// Invisible characters around a name are trimmed, as spaces are.
+	plaittest.Given(customer).
+		When("create", M{"name": "\u200bAnn\ufeff ", "email": "ann@example.com"}).
+		ThenEvents(t, plait.Emit("created", M{"name": "Ann", "email": "ann@example.com"}))
 	for name, code := range map[string]string{
 		"":                             "required",
 		"   \t":                        "required",
 		strings.Repeat("é", 101):       "too_long",
 		strings.Repeat("x", 101):       "too_long",
 		" " + strings.Repeat("x", 101): "too_long",
+		"\u200b\u200b":                 "required", // zero-width spaces only
+		"Ann\nSmith":                   "invalid",
+		"Ann\x00":                      "invalid",
 	} {
 		plaittest.Given(customer).
 			When("create", M{"name": name, "email": "ann@example.com"}).
