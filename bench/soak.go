@@ -248,9 +248,12 @@ func Soak(ctx context.Context, opts SoakOptions) (*SoakReport, error) {
 	defer s.client.CloseIdleConnections()
 	var seed atomic.Uint64
 	s.rngs.New = func() any { return mrand.New(mrand.NewPCG(seed.Add(1), 7)) }
+	// The users are the clerks of one desk, each working on every customer
+	// and order: they hold the role that sees every instance.
 	exp := time.Now().Add(24 * time.Hour).Unix()
 	for i := range 50 {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u" + strconv.Itoa(i), "exp": exp}).SignedString(secret)
+		claims := jwt.MapClaims{"sub": "u" + strconv.Itoa(i), "exp": exp, "roles": []string{orderdesk.AdminRole}}
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 		if err != nil {
 			return nil, fmt.Errorf("bench: sign a token: %w", err)
 		}
