@@ -4,7 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, command, createCustomer, launch, unique } from './harness.js';
+import { BASE, command, createCustomer, hs256, launch, startServer, unique } from './harness.js';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -13,14 +13,14 @@ after(async () => { await browser?.close(); });
 
 const T = { timeout: 60000 };
 
-/** A blank page of the server's origin, with plait.js imported as window.plait. */
-async function blankPage() {
+/** A blank page of the server's origin (base), with plait.js imported as window.plait. */
+async function blankPage(base = BASE) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (err) => page.errors.push(err));
-  await page.route(`${BASE}/blank.html`, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>plait.js</title>' }));
-  await page.goto(`${BASE}/blank.html`);
+  await page.route(`${base}/blank.html`, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>plait.js</title>' }));
+  await page.goto(`${base}/blank.html`);
   await page.evaluate(async () => { window.plait = await import('/plait.js'); });
   return page;
 }
@@ -233,4 +233,42 @@ test('applyViewEvent folds a view event into a list item by its lineage', T, asy
   assert.equal(r.item.customerName, 'Ann', 'the item is not changed');
   assert.equal(r.again, true, 'an event applied twice changes nothing');
   await close(page);
+});
+
+test("a token function renews the relay's token when the server ends the stream at its expiry", T, async () => {
+  const secret = `e2e-${unique()}-secret-of-at-least-32-bytes`;
+  const server = await startServer(['--jwt-secret', secret]);
+  try {
+    const page = await blankPage(server.base);
+    // Accepted for the leeway the server grants (30 s) minus 28 s: the
+    // stream opened with it ends within 1 to 2 s.
+    const now = Math.floor(Date.now() / 1000);
+    const expiring = hs256(secret, { sub: 'ann', exp: now - 28 });
+    const fresh = hs256(secret, { sub: 'ann', exp: now + 3600 });
+    const result = await page.evaluate(async ({ expiring, fresh }) => {
+      window.token = expiring;
+      let asked = 0;
+      const client = new plait.Client({ token: () => { asked++; return window.token; }, namespace: 'tok' });
+      const states = [];
+      client.onStatus((s) => states.push(s));
+      const live = () => new Promise((r) => { const off = client.onStatus((s) => { if (s === 'live') { off(); r(); } }); });
+      let first = live();
+      client.connect();
+      await first;
+      window.token = fresh;
+      const again = live(); // after the server ended the expiring stream
+      await again;
+      const sent = await client.submit({ type: 'customer', aggregateId: 'tok1', name: 'create', data: { name: 'Tok Ann', email: 'tok@example.com' } });
+      const outcome = await sent.outcome;
+      client.close();
+      return { states, asked, status: outcome.status };
+    }, { expiring, fresh });
+    assert.equal(result.status, 'accepted');
+    assert.ok(result.asked >= 3, `the token function was asked ${result.asked} times, want each request and opening`);
+    const reopened = result.states.indexOf('reconnecting', result.states.indexOf('live'));
+    assert.ok(reopened > 0 && result.states.indexOf('live', reopened) > reopened, `states ${result.states}: want live, then reconnecting, then live`);
+    await close(page);
+  } finally {
+    await server.stop();
+  }
 });

@@ -6,8 +6,12 @@
 // browser to drive (/usr/bin/chromium by default). Screenshots go to
 // test-output/.
 
-import { mkdirSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const BASE = (process.env.PLAIT_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
@@ -153,4 +157,44 @@ export async function search(page, tab, prefix) {
   });
   await box.fill(prefix);
   await listed;
+}
+
+/** A JWT of claims signed with secret (HS256). */
+export function hs256(secret, claims) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
+
+/**
+ * Starts a server of its own for a test: the plait binary of PLAIT_BIN
+ * (scripts/e2e builds it) serving orderdesk with args on a free loopback
+ * port and a fresh data folder. Returns its base URL and stop().
+ *
+ * @param {string[]} args
+ */
+export async function startServer(args) {
+  const bin = process.env.PLAIT_BIN;
+  if (!bin) throw new Error('PLAIT_BIN is not set: run the tests through scripts/e2e');
+  const port = await new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+  const data = mkdtempSync(join(tmpdir(), 'plait-e2e-'));
+  const proc = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--data', data, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (b) => { log += b; });
+  const base = `http://127.0.0.1:${port}`;
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  const stop = async () => {
+    proc.kill('SIGTERM');
+    await exited;
+    rmSync(data, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 150; i++) {
+    if (proc.exitCode !== null) break;
+    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) return { base, stop };
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await stop();
+  throw new Error(`plait serve ${args.join(' ')} did not become healthy:\n${log}`);
 }

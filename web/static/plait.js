@@ -189,7 +189,7 @@ const MAX_RETRY_MS = 10000;
  */
 export class Client {
   /** @type {string} */ #base;
-  /** @type {string|undefined} */ #token;
+  /** @type {string|(() => string|undefined)|undefined} */ #token;
   /** @type {string[]|undefined} */ #types;
   /** @type {Storage|null} */ #storage;
   /** @type {string} */ #key;
@@ -214,8 +214,12 @@ export class Client {
   /**
    * @param {object} [options]
    * @param {string} [options.baseUrl] the server's URL; this page's origin by default
-   * @param {string} [options.token] a bearer token (JWT); the server is
-   *   trusted to identify the user by a cookie or not at all otherwise
+   * @param {string|(() => string|undefined)} [options.token] a bearer
+   *   token (JWT), or a function returning the current one, called for every
+   *   request and every opening of the relay: the server ends a stream when
+   *   its token expires, and the relay reopens with the token of then. The
+   *   server is trusted to identify the user by a cookie or not at all
+   *   otherwise
    * @param {string[]} [options.types] the aggregate types whose outcomes and
    *   events to follow; all the user may see by default
    * @param {Storage|null} [options.storage] where pending commands and the
@@ -456,8 +460,14 @@ export class Client {
   }
 
   #headers(h) {
-    if (this.#token) h.Authorization = `Bearer ${this.#token}`;
+    const token = this.#tokenNow();
+    if (token) h.Authorization = `Bearer ${token}`;
     return h;
+  }
+
+  /** The token to send now: see the token option. */
+  #tokenNow() {
+    return typeof this.#token === 'function' ? this.#token() : this.#token;
   }
 
   // ------------------------------------------------------------------- relay
@@ -516,7 +526,8 @@ export class Client {
     if (this.#types) q.set('types', this.#types.join(','));
     const last = this.lastEventId;
     if (last) q.set('lastEventId', last);
-    if (this.#token) q.set('access_token', this.#token);
+    const token = this.#tokenNow();
+    if (token) q.set('access_token', token);
     this.#setStatus(this.#status === 'closed' ? 'connecting' : 'reconnecting');
     const url = `${this.#base}/stream?${q}`;
     const es = new EventSource(url);
