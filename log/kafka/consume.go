@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/plaithq/plait"
@@ -67,6 +68,11 @@ func (l *Log) consume(ctx context.Context, handle func(ctx context.Context, b en
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AdjustFetchOffsetsFn(c.assigned),
+		// Never start a partition anywhere but where the store says: an
+		// offset the partition does not hold (the topic was recreated, or
+		// the brokers lost records) is an error, not a silent rewind that
+		// would skip every record up to the stored offset.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.revoked),
 	}
@@ -86,7 +92,13 @@ func (l *Log) consume(ctx context.Context, handle func(ctx context.Context, b en
 			break
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			switch {
+			case errors.Is(err, kerr.OffsetOutOfRange):
+				// Consuming on would lose commands or events: stop, loudly.
+				cancel(fmt.Errorf("kafka: %s/%d does not hold the offset the store committed for it: "+
+					"the topic was recreated or its brokers lost records, and consuming on would skip or lose them; "+
+					"restore the topic, or reset the partition's offset in the store knowingly: %w", topic, p, err))
+			case !errors.Is(err, context.Canceled):
 				l.log.Warn("kafka: fetch failed", "topic", topic, "partition", p, "error", err)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -206,3 +207,51 @@ func (c *counting) Handle(_ context.Context, r slog.Record) error {
 }
 func (c *counting) WithAttrs([]slog.Attr) slog.Handler { return c }
 func (c *counting) WithGroup(string) slog.Handler      { return c }
+
+// aheadOffsets is a store whose committed offsets lie beyond what the
+// partitions hold, as after the topics were recreated or the brokers lost
+// their last records.
+type aheadOffsets struct{}
+
+func (aheadOffsets) Offset(context.Context, string, int32) (int64, error) { return 100, nil }
+
+// TestConsumeStopsWhenThePartitionLacksTheStoredOffset: a partition that
+// does not hold the offset the store committed for it must not be read
+// from its start with everything below that offset skipped — the commands
+// appended there, acknowledged, would never be decided. Consume stops with
+// an error that says why, and hands nothing.
+func TestConsumeStopsWhenThePartitionLacksTheStoredOffset(t *testing.T) {
+	c := cluster(t)
+	l, err := kafka.New(context.Background(), enginetest.App(), kafka.Options{Brokers: c.ListenAddrs(), Prefix: randomName(),
+		Partitions: 1, Offsets: aheadOffsets{}, SessionTimeout: time.Second, Logger: silent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 5 {
+		cmd := plait.Command{ID: fmt.Sprintf("c%d", i), Type: "counter", AggregateID: "k", Name: "add",
+			Data: json.RawMessage(`{"by":1}`), CorrelationID: "c", User: "u", At: time.Now().UTC()}
+		if err := l.Append(context.Background(), cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var handed atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Consume(context.Background(), func(_ context.Context, b engine.LogBatch) error {
+			handed.Add(int64(len(b.Commands)))
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "does not hold the offset the store committed") {
+			t.Fatalf("Consume ended with %v, want the missing offset named", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Consume went on for 20 s over a partition without the stored offset")
+	}
+	if n := handed.Load(); n != 0 {
+		t.Fatalf("%d commands handed from a partition read from where the store did not say", n)
+	}
+}
