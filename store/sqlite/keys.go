@@ -24,9 +24,8 @@ const keysSchema = `CREATE TABLE IF NOT EXISTS subject_keys (
 // Key returns the subject's key, making one when create and there is none;
 // see engine.Keys.
 func (s *Store) Key(ctx context.Context, subject string, create bool) ([]byte, bool, error) {
-	s.keysOnce.Do(func() { _, s.keysErr = s.w.ExecContext(ctx, keysSchema) })
-	if s.keysErr != nil {
-		return nil, false, fmt.Errorf("sqlite: create the key table: %w", s.keysErr)
+	if err := s.ensureKeyTable(ctx); err != nil {
+		return nil, false, err
 	}
 	var key []byte
 	err := s.r.QueryRowContext(ctx, `SELECT key FROM subject_keys WHERE subject = ?`, subject).Scan(&key)
@@ -57,9 +56,8 @@ func (s *Store) Key(ctx context.Context, subject string, create bool) ([]byte, b
 
 // Destroy deletes the subject's key for good; see engine.Keys.
 func (s *Store) Destroy(ctx context.Context, subject string) error {
-	s.keysOnce.Do(func() { _, s.keysErr = s.w.ExecContext(ctx, keysSchema) })
-	if s.keysErr != nil {
-		return fmt.Errorf("sqlite: create the key table: %w", s.keysErr)
+	if err := s.ensureKeyTable(ctx); err != nil {
+		return err
 	}
 	err := s.secure(ctx, func(c *sql.Conn) error {
 		_, err := c.ExecContext(ctx, `DELETE FROM subject_keys WHERE subject = ?`, subject)
@@ -69,6 +67,26 @@ func (s *Store) Destroy(ctx context.Context, subject string) error {
 		return fmt.Errorf("sqlite: destroy key: %w", err)
 	}
 	return s.truncateWAL(ctx)
+}
+
+// ensureKeyTable creates the key table on the first use of the keys. It is
+// not left to the caller's context (a request that goes away must not
+// leave the table missing), and a failure is not remembered: the next use
+// tries again.
+func (s *Store) ensureKeyTable(ctx context.Context) error {
+	if s.keysReady.Load() {
+		return nil
+	}
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	if s.keysReady.Load() {
+		return nil
+	}
+	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), keysSchema); err != nil {
+		return fmt.Errorf("sqlite: create the key table: %w", err)
+	}
+	s.keysReady.Store(true)
+	return nil
 }
 
 // secure runs fn on the writer's connection with secure_delete on.

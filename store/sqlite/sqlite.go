@@ -75,8 +75,8 @@ type Store struct {
 	filterDone chan struct{}
 	dedupReads atomic.Int64 // the reads of KnownCommands, for the tests
 
-	keysOnce sync.Once // creates the key table, see keys.go
-	keysErr  error
+	keysMu    sync.Mutex  // creates the key table, see keys.go
+	keysReady atomic.Bool // the key table exists
 
 	synchronous string // Options.Synchronous, upper case
 
