@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -223,13 +225,28 @@ func decodeCursor(s, order string) (cursor, error) {
 	var c cursor
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
-		err = fastjson.Unmarshal(b, &c)
+		// Numbers as they were written: a whole number beyond 2^53 (a
+		// timestamp in nanoseconds, say) would not survive a float64, and
+		// the next page would start from the wrong place.
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err = dec.Decode(&c); err == nil && dec.More() {
+			err = errors.New("trailing data")
+		}
 	}
 	if err != nil || c.ID == "" || c.Order != order {
 		return c, fmt.Errorf("%w: %q", engine.ErrBadCursor, s)
 	}
-	switch c.Value.(type) {
-	case nil, string, float64, bool:
+	switch v := c.Value.(type) {
+	case nil, string, bool:
+	case json.Number:
+		if n, err := v.Int64(); err == nil {
+			c.Value = n
+		} else if f, err := v.Float64(); err == nil {
+			c.Value = f
+		} else {
+			return c, fmt.Errorf("%w: %q", engine.ErrBadCursor, s)
+		}
 	default:
 		return c, fmt.Errorf("%w: %q", engine.ErrBadCursor, s)
 	}

@@ -166,3 +166,49 @@ func TestSortedListPagesThroughTheIndexInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestPagesSortedByWholeNumbersBeyondFloats: sorted by whole numbers
+// beyond 2^53 (timestamps in nanoseconds), a list pages through every
+// item once, in order: a cursor keeps its number as written, not as the
+// float64 nearest to it, from which the next page would start again.
+func TestPagesSortedByWholeNumbersBeyondFloats(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, filepath.Join(t.TempDir(), "big.db"), Options{Synchronous: "OFF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const base = int64(1763900000000000000)
+	var insts []engine.Instance
+	for i := range 6 {
+		insts = append(insts, engine.Instance{Type: "v", ID: fmt.Sprintf("i%d", i), Seq: 1, Owner: "u",
+			State: []byte(fmt.Sprintf(`{"t":%d}`, base+int64(5-i)))})
+	}
+	if err := st.ReplaceView(ctx, "v", insts); err != nil {
+		t.Fatal(err)
+	}
+	for _, desc := range []bool{false, true} {
+		q := engine.ListQuery{Sort: "t", Desc: desc, Limit: 1}
+		var seen []string
+		for range 12 {
+			page, err := st.List(ctx, "v", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range page.Items {
+				seen = append(seen, it.ID)
+			}
+			if page.Next == "" {
+				break
+			}
+			q.After = page.Next
+		}
+		want := "i5 i4 i3 i2 i1 i0"
+		if desc {
+			want = "i0 i1 i2 i3 i4 i5"
+		}
+		if got := strings.Join(seen, " "); got != want {
+			t.Errorf("desc %v: pages %s, want %s", desc, got, want)
+		}
+	}
+}
