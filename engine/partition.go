@@ -233,15 +233,13 @@ func (p *partition) process(ctx context.Context, f *future, overlay map[instKey]
 	if !ok {
 		inst, ok = p.cache[key]
 	}
+	def := p.e.defs[key.typ]
 	if !ok {
 		var err error
-		inst, err = p.e.store.Load(ctx, key.typ, key.id)
-		if err != nil {
-			return nil, fmt.Errorf("load %s/%s: %w", key.typ, key.id, err)
+		if inst, err = p.e.loadForDecide(ctx, def, key); err != nil {
+			return nil, err
 		}
-		inst.Type, inst.ID = key.typ, key.id
 	}
-	def := p.e.defs[key.typ]
 	if f.user != nil && inst.Seq > 0 && !def.Settings().Access.MaySee(*f.user, inst.Owner) {
 		return nil, &plait.EnvelopeError{Field: "aggregateId", Detail: "you may not act on this instance", Err: plait.ErrForbidden}
 	}
@@ -265,6 +263,31 @@ func hasCode(errs []plait.FieldError, code string) bool {
 		}
 	}
 	return false
+}
+
+// SeqLog is a Log that can tell the seq of an instance's last event.
+type SeqLog interface {
+	// LastSeq returns the seq of the instance's last event in the log, 0
+	// if it has none.
+	LastSeq(ctx context.Context, typ, id string) (int64, error)
+}
+
+// loadForDecide loads the record a command is decided against. A view's
+// instance may have events in the log and no record: a rebuild whose new
+// logic does not make it dropped it. Made again, it goes on from its last
+// seq in the log, whose seqs are never taken twice.
+func (e *Engine) loadForDecide(ctx context.Context, def plait.Definition, key instKey) (Instance, error) {
+	inst, err := e.store.Load(ctx, key.typ, key.id)
+	if err != nil {
+		return inst, fmt.Errorf("load %s/%s: %w", key.typ, key.id, err)
+	}
+	inst.Type, inst.ID = key.typ, key.id
+	if sl, ok := e.raw.(SeqLog); ok && inst.Seq == 0 && def.Settings().View {
+		if inst.Seq, err = sl.LastSeq(ctx, key.typ, key.id); err != nil {
+			return inst, fmt.Errorf("load %s/%s: %w", key.typ, key.id, err)
+		}
+	}
+	return inst, nil
 }
 
 // decide is the pure core: the command against the instance gives either the

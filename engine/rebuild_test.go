@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -126,5 +128,75 @@ func TestRebuildReproducesTheViewByteForByte(t *testing.T) {
 	}
 	if _, err := n.Engine.Rebuild(ctx, "counter", nil); err == nil {
 		t.Error("rebuilding an aggregate that is not a view succeeded")
+	}
+}
+
+// TestARebuildsDroppedItemGoesOnFromItsLastSeq: a view's new logic leaves
+// out an item the old logic made, so the rebuilt copy lacks it while its
+// events stay in the log. When the item is made again, its events go on
+// from the log's last seq; before, the first one took seq 1 again, its
+// commit failed forever, and the reactor never moved on.
+func TestARebuildsDroppedItemGoesOnFromItsLastSeq(t *testing.T) {
+	type counter struct {
+		Count int `json:"count"`
+	}
+	type added struct {
+		By int `json:"by"`
+	}
+	type tally struct {
+		Adds int `json:"adds"`
+	}
+	type note struct {
+		From plait.Lineage `json:"from"`
+	}
+	var smallAddsIgnored atomic.Bool
+	app := plait.App{Name: "drops",
+		Aggregates: []plait.Definition{
+			plait.NewAggregate("counter",
+				plait.Handle("add", func(_ counter, c plait.Cmd[added]) ([]plait.Change, error) {
+					return []plait.Change{plait.Emit("added", c.Data)}, nil
+				}),
+				plait.Apply("added", func(s counter, e added) counter { s.Count += e.By; return s })),
+			plait.NewAggregate("tally", plait.AsView[tally](),
+				plait.Handle("note", func(_ tally, c plait.Cmd[note]) ([]plait.Change, error) {
+					return []plait.Change{plait.Emit("noted", c.Data).From(c.Data.From, "adds")}, nil
+				}),
+				plait.Apply("noted", func(s tally, _ note) tally { s.Adds++; return s })),
+		},
+		Reactors: []*plait.Reactor{plait.NewReactor("tally",
+			plait.On("counter", "added", func(e plait.Evt[added]) []plait.Dispatch {
+				if smallAddsIgnored.Load() && e.Data.By < 2 {
+					return nil
+				}
+				return []plait.Dispatch{plait.Send("tally", e.AggregateID, "note", note{From: e.Source()})}
+			}))},
+	}
+	n := enginetest.StartApp(t, sqliteOpener(t), app)
+	ctx := context.Background()
+	add := func(id string, by int) {
+		t.Helper()
+		r, err := n.Engine.Submit(ctx, plait.Command{ID: id, Type: "counter", AggregateID: "c1", Name: "add",
+			Data: json.RawMessage(fmt.Sprintf(`{"by":%d}`, by))}, plait.User{ID: "u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := n.Engine.WaitSettled(wctx, r.Command.CorrelationID); err != nil {
+			t.Fatalf("add %s did not settle: %v", id, err)
+		}
+	}
+	add("a1", 1)
+	smallAddsIgnored.Store(true)
+	if _, err := n.Engine.Rebuild(ctx, "tally", nil); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := n.Engine.Load(ctx, "tally", "c1"); err != nil || in.Seq != 0 {
+		t.Fatalf("the rebuilt tally c1: seq %d (%v), want none", in.Seq, err)
+	}
+	add("a2", 2)
+	in, err := n.Engine.Load(ctx, "tally", "c1")
+	if err != nil || in.Seq != 2 || string(in.State) != `{"adds":1}` {
+		t.Fatalf("tally c1 made again: seq %d state %s (%v), want seq 2 after the log's 1", in.Seq, in.State, err)
 	}
 }

@@ -79,12 +79,23 @@ func Start(t *testing.T, open Opener) *Node { return StartWith(t, open, nil) }
 // StartWith is Start with the engine configured by configure.
 func StartWith(t *testing.T, open Opener, configure Configure) *Node {
 	t.Helper()
+	return start(t, open, App(), configure)
+}
+
+// StartApp is Start with app instead of the suite's App.
+func StartApp(t *testing.T, open Opener, app plait.App) *Node {
+	t.Helper()
+	return start(t, open, app, nil)
+}
+
+func start(t *testing.T, open Opener, app plait.App, configure Configure) *Node {
+	t.Helper()
 	st := open(t)
 	opts := engine.Options{Partitions: 4}
 	if configure != nil {
 		opts = configure(st)
 	}
-	e, err := engine.New(App(), st, opts)
+	e, err := engine.New(app, st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,8 +184,26 @@ func (c *viewCopy) Swap(ctx context.Context) error {
 	c.s.mu.Lock() // no commit interleaves with the flip
 	defer c.s.mu.Unlock()
 	old := c.s.physical(c.typ)
-	if _, err := c.s.w.ExecContext(ctx, `INSERT INTO view_copies(type, phys) VALUES(?, ?)
+	tx, err := c.s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: swap %s: %w", c.typ, err)
+	}
+	defer tx.Rollback()
+	// The log holds the live instances' events up to their seq: an item of
+	// the copy behind it (its live twin moved on while the copy's logic
+	// left it alone) goes on from there, so its next event does not take
+	// a seq the log has. (One the copy lacks starts from the log's: see
+	// LastSeq.)
+	if _, err := tx.ExecContext(ctx, `UPDATE instances SET seq = live.seq
+		FROM (SELECT id, seq FROM instances WHERE type = ?) AS live
+		WHERE instances.type = ? AND instances.id = live.id AND live.seq > instances.seq`, old, c.phys); err != nil {
+		return fmt.Errorf("sqlite: swap %s: carry the seqs over: %w", c.typ, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO view_copies(type, phys) VALUES(?, ?)
 		ON CONFLICT(type) DO UPDATE SET phys = excluded.phys`, c.typ, c.phys); err != nil {
+		return fmt.Errorf("sqlite: swap %s: %w", c.typ, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: swap %s: %w", c.typ, err)
 	}
 	c.s.physMu.Lock()
