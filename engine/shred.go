@@ -185,7 +185,9 @@ func (s *shredder) aead(ctx context.Context, subject string, create bool) (*subj
 		a = nil
 	}
 	s.mu.Lock()
-	if s.forgets == forgets {
+	// A key found missing by a read that began before another call made
+	// one must not hide that key: only a forget drops a cipher.
+	if cur, had := s.ciphers.Peek(subject); s.forgets == forgets && !(had && cur != nil && a == nil) {
 		s.ciphers.Add(subject, a)
 	}
 	s.mu.Unlock()
@@ -428,9 +430,11 @@ func (k *FileKeys) Key(ctx context.Context, subject string, create bool) ([]byte
 	defer k.mu.Unlock()
 	p := k.path(subject)
 	key, err := os.ReadFile(p)
-	if err == nil && len(key) == 32 {
+	if err == nil && len(key) == 32 && !bytes.Equal(key, make([]byte, 32)) {
 		return key, true, nil
 	}
+	// A file of zeros is a key Destroy overwrote and a crash kept from
+	// removing: destroyed, never a key to seal with.
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, false, fmt.Errorf("engine: read key: %w", err)
 	}
@@ -456,11 +460,24 @@ func (k *FileKeys) Key(ctx context.Context, subject string, create bool) ([]byte
 	if err == nil {
 		err = os.Rename(tmp, p)
 	}
+	if err == nil {
+		err = syncDir(k.Dir) // the new name survives a power loss
+	}
 	if err != nil {
 		os.Remove(tmp)
 		return nil, false, fmt.Errorf("engine: write key: %w", err)
 	}
 	return key, true, nil
+}
+
+// syncDir makes the names in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Destroy overwrites the subject's key file with zeros, syncs it and
@@ -485,6 +502,9 @@ func (k *FileKeys) Destroy(ctx context.Context, subject string) error {
 		return fmt.Errorf("engine: destroy key: %w", err)
 	}
 	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("engine: destroy key: %w", err)
+	}
+	if err := syncDir(k.Dir); err != nil {
 		return fmt.Errorf("engine: destroy key: %w", err)
 	}
 	return nil

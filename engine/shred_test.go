@@ -219,3 +219,90 @@ func TestAKeyReadWhileForgetRunsIsNotKept(t *testing.T) {
 		t.Errorf("after forget: %s %v", o, err)
 	}
 }
+
+// TestAKeyFileOfZerosIsNoKey: Destroy overwrites a key file with zeros,
+// then removes it. A crash between the two leaves zeros, which must read as
+// a destroyed key, never as a key to seal new data with.
+func TestAKeyFileOfZerosIsNoKey(t *testing.T) {
+	ctx := context.Background()
+	keys, err := NewFileKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keys.path("s1"), make([]byte, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if key, found, err := keys.Key(ctx, "s1", false); err != nil || found {
+		t.Fatalf("a file of zeros read as key %x (%v, %v)", key, found, err)
+	}
+	key, found, err := keys.Key(ctx, "s1", true)
+	if err != nil || !found || bytes.Equal(key, make([]byte, 32)) {
+		t.Fatalf("made in its place: %x (%v, %v)", key, found, err)
+	}
+}
+
+// gatedKeys holds each Key call without create until release is closed,
+// as a slow read of the key store would.
+type gatedKeys struct {
+	Keys
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g gatedKeys) Key(ctx context.Context, subject string, create bool) ([]byte, bool, error) {
+	if !create {
+		close(g.started)
+		<-g.release
+	}
+	return g.Keys.Key(ctx, subject, create)
+}
+
+// TestAKeyFoundMissingByAnEarlierReadIsNotHidden: a read finds no key for
+// a subject; before it returns, a seal makes one. The read's answer, older
+// than the key, must not hide it: the subject's data would read as erased,
+// and sealed back as such by the next decision on it.
+func TestAKeyFoundMissingByAnEarlierReadIsNotHidden(t *testing.T) {
+	ctx := context.Background()
+	fk, err := NewFileKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store answers the read after the key is made, as if it had
+	// looked before: none.
+	none := gatedKeys{Keys: missingKeys{fk}, started: make(chan struct{}), release: make(chan struct{})}
+	app := plait.App{Name: "people", Aggregates: []plait.Definition{plait.NewAggregate("person",
+		plait.Apply("born", func(s person, e person) person { return e }),
+		plait.Personal[person](plait.SubjectIsID, "name"),
+	)}}
+	sh, err := newShredder(app, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan *subjectCipher, 1)
+	go func() {
+		a, _ := sh.aead(ctx, "p1", false)
+		read <- a
+	}()
+	<-none.started
+	made, err := sh.aead(ctx, "p1", true)
+	if err != nil || made == nil {
+		t.Fatalf("make the key: %v", err)
+	}
+	close(none.release)
+	if a := <-read; a != nil {
+		t.Fatal("the read found a key it was told was missing")
+	}
+	if a, err := sh.aead(ctx, "p1", false); err != nil || a != made {
+		t.Fatalf("after the late read, the subject's cipher is %v (%v), want the one made", a, err)
+	}
+}
+
+// missingKeys answers every read without create with no key.
+type missingKeys struct{ Keys }
+
+func (m missingKeys) Key(ctx context.Context, subject string, create bool) ([]byte, bool, error) {
+	if !create {
+		return nil, false, nil
+	}
+	return m.Keys.Key(ctx, subject, create)
+}
