@@ -982,6 +982,9 @@ func (s *Store) Counts(ctx context.Context) (map[string]TypeCount, error) {
 				rows.Close()
 				return nil, fmt.Errorf("sqlite: counts: %w", err)
 			}
+			if !q.events && typ != s.physical(logical(typ)) {
+				continue // a copy of a view being rebuilt, or left by a crash
+			}
 			c := counts[logical(typ)]
 			if q.events {
 				c.Events = n

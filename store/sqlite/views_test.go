@@ -66,3 +66,39 @@ func TestSwapCarriesTheLiveSeqsOver(t *testing.T) {
 		t.Fatalf("the swapped-in item: seq %d state %s (%v), want seq 3 with the copy's state", in.Seq, in.State, err)
 	}
 }
+
+// TestCountsAreOfTheLiveCopy: a view's count is its live copy's, not a
+// copy being built beside it (or left by a crash).
+func TestCountsAreOfTheLiveCopy(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "counts.db"), sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.ReplaceView(ctx, "v", []engine.Instance{{Type: "v", ID: "a", Seq: 1, State: []byte(`{}`), Owner: "u"}}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := st.StageView(ctx, "v", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Cleanup(ctx)
+	var staged []engine.Instance
+	for _, id := range []string{"a", "b", "c"} {
+		staged = append(staged, engine.Instance{Type: "v", ID: id, Seq: 1, State: []byte(`{}`), Owner: "u"})
+	}
+	if err := cp.Write(ctx, staged); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := st.Counts(ctx)
+	if err != nil || counts["v"].Instances != 1 {
+		t.Fatalf("counts while a copy is built: %+v (%v), want the live copy's 1", counts["v"], err)
+	}
+	if err := cp.Swap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if counts, err = st.Counts(ctx); err != nil || counts["v"].Instances != 3 {
+		t.Fatalf("counts after the swap: %+v (%v), want 3", counts["v"], err)
+	}
+}
