@@ -282,12 +282,22 @@ func (e *Engine) loadForDecide(ctx context.Context, def plait.Definition, key in
 		return inst, fmt.Errorf("load %s/%s: %w", key.typ, key.id, err)
 	}
 	inst.Type, inst.ID = key.typ, key.id
-	if sl, ok := e.raw.(SeqLog); ok && inst.Seq == 0 && def.Settings().View {
-		if inst.Seq, err = sl.LastSeq(ctx, key.typ, key.id); err != nil {
-			return inst, fmt.Errorf("load %s/%s: %w", key.typ, key.id, err)
-		}
+	return inst, e.continueLoggedSeq(ctx, def, &inst)
+}
+
+// continueLoggedSeq sets the seq of a view's instance loaded without a
+// record to that of its last event in the log: see loadForDecide.
+func (e *Engine) continueLoggedSeq(ctx context.Context, def plait.Definition, inst *Instance) error {
+	sl, ok := e.raw.(SeqLog)
+	if !ok || inst.Seq != 0 || !def.Settings().View {
+		return nil
 	}
-	return inst, nil
+	seq, err := sl.LastSeq(ctx, inst.Type, inst.ID)
+	if err != nil {
+		return fmt.Errorf("load %s/%s: %w", inst.Type, inst.ID, err)
+	}
+	inst.Seq = seq
+	return nil
 }
 
 // decide is the pure core: the command against the instance gives either the

@@ -137,40 +137,8 @@ func TestRebuildReproducesTheViewByteForByte(t *testing.T) {
 // from the log's last seq; before, the first one took seq 1 again, its
 // commit failed forever, and the reactor never moved on.
 func TestARebuildsDroppedItemGoesOnFromItsLastSeq(t *testing.T) {
-	type counter struct {
-		Count int `json:"count"`
-	}
-	type added struct {
-		By int `json:"by"`
-	}
-	type tally struct {
-		Adds int `json:"adds"`
-	}
-	type note struct {
-		From plait.Lineage `json:"from"`
-	}
 	var smallAddsIgnored atomic.Bool
-	app := plait.App{Name: "drops",
-		Aggregates: []plait.Definition{
-			plait.NewAggregate("counter",
-				plait.Handle("add", func(_ counter, c plait.Cmd[added]) ([]plait.Change, error) {
-					return []plait.Change{plait.Emit("added", c.Data)}, nil
-				}),
-				plait.Apply("added", func(s counter, e added) counter { s.Count += e.By; return s })),
-			plait.NewAggregate("tally", plait.AsView[tally](),
-				plait.Handle("note", func(_ tally, c plait.Cmd[note]) ([]plait.Change, error) {
-					return []plait.Change{plait.Emit("noted", c.Data).From(c.Data.From, "adds")}, nil
-				}),
-				plait.Apply("noted", func(s tally, _ note) tally { s.Adds++; return s })),
-		},
-		Reactors: []*plait.Reactor{plait.NewReactor("tally",
-			plait.On("counter", "added", func(e plait.Evt[added]) []plait.Dispatch {
-				if smallAddsIgnored.Load() && e.Data.By < 2 {
-					return nil
-				}
-				return []plait.Dispatch{plait.Send("tally", e.AggregateID, "note", note{From: e.Source()})}
-			}))},
-	}
+	app := enginetest.DroppingApp(&smallAddsIgnored)
 	n := enginetest.StartApp(t, sqliteOpener(t), app)
 	ctx := context.Background()
 	add := func(id string, by int) {

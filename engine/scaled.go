@@ -239,6 +239,7 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 		}
 		key := instKey{cmd.Type, cmd.AggregateID}
 		inst, ok := overlay[key]
+		stored := !ok // not decided in this batch: as the store has it
 		if !ok && loaded != nil {
 			inst, ok = loaded[key], true
 		}
@@ -249,6 +250,11 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 			}
 		}
 		inst.Type, inst.ID = key.typ, key.id
+		if stored {
+			if err := e.continueLoggedSeq(ctx, e.defs[key.typ], &inst); err != nil {
+				return err
+			}
+		}
 		var proc *Processed
 		if e.tracing != nil {
 			f := &future{cmd: cmd}

@@ -30,6 +30,17 @@ func (s *Store) Load(ctx context.Context, typ, id string) (engine.Instance, erro
 	return in, nil
 }
 
+// LastSeq returns the seq of the last event of an instance in the log, 0
+// if it has none; see engine.SeqLog.
+func (s *Store) LastSeq(ctx context.Context, typ, id string) (int64, error) {
+	var seq int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM `+s.table("events")+` WHERE type = $1 AND aggregate_id = $2`, typ, id).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: last seq of %s/%s: %w", typ, id, err)
+	}
+	return seq, nil
+}
+
 // Outcome returns the recorded outcome of a command; see engine.Log.
 func (s *Store) Outcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
 	out := plait.Outcome{Command: plait.Command{ID: id}}
