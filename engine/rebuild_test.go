@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -137,34 +136,7 @@ func TestRebuildReproducesTheViewByteForByte(t *testing.T) {
 // from the log's last seq; before, the first one took seq 1 again, its
 // commit failed forever, and the reactor never moved on.
 func TestARebuildsDroppedItemGoesOnFromItsLastSeq(t *testing.T) {
-	var smallAddsIgnored atomic.Bool
-	app := enginetest.DroppingApp(&smallAddsIgnored)
-	n := enginetest.StartApp(t, sqliteOpener(t), app)
-	ctx := context.Background()
-	add := func(id string, by int) {
-		t.Helper()
-		r, err := n.Engine.Submit(ctx, plait.Command{ID: id, Type: "counter", AggregateID: "c1", Name: "add",
-			Data: json.RawMessage(fmt.Sprintf(`{"by":%d}`, by))}, plait.User{ID: "u"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := n.Engine.WaitSettled(wctx, r.Command.CorrelationID); err != nil {
-			t.Fatalf("add %s did not settle: %v", id, err)
-		}
-	}
-	add("a1", 1)
-	smallAddsIgnored.Store(true)
-	if _, err := n.Engine.Rebuild(ctx, "tally", nil); err != nil {
-		t.Fatal(err)
-	}
-	if in, err := n.Engine.Load(ctx, "tally", "c1"); err != nil || in.Seq != 0 {
-		t.Fatalf("the rebuilt tally c1: seq %d (%v), want none", in.Seq, err)
-	}
-	add("a2", 2)
-	in, err := n.Engine.Load(ctx, "tally", "c1")
-	if err != nil || in.Seq != 2 || string(in.State) != `{"adds":1}` {
-		t.Fatalf("tally c1 made again: seq %d state %s (%v), want seq 2 after the log's 1", in.Seq, in.State, err)
-	}
+	var dropSmall atomic.Bool
+	n := enginetest.StartApp(t, sqliteOpener(t), enginetest.DroppingApp(&dropSmall))
+	enginetest.CheckARebuildsDroppedItemGoesOn(t, n.Engine, &dropSmall)
 }

@@ -5,7 +5,6 @@ package enginetest
 
 import (
 	"strings"
-	"sync/atomic"
 
 	"github.com/plaithq/plait"
 )
@@ -89,23 +88,5 @@ func App() plait.App {
 		Name:       "contract",
 		Aggregates: []plait.Definition{CounterType, TallyType},
 		Reactors:   []*plait.Reactor{TallyReactor},
-	}
-}
-
-// DroppingApp is App with a tally reactor whose logic changes once
-// dropSmall is set: from then on it leaves out adds below 2, so a rebuild
-// leaves out the tallies of counters that had only those. For the tests
-// of what a rebuild does to the items its new logic no longer makes.
-func DroppingApp(dropSmall *atomic.Bool) plait.App {
-	return plait.App{
-		Name:       "dropping",
-		Aggregates: []plait.Definition{CounterType, TallyType},
-		Reactors: []*plait.Reactor{plait.NewReactor("tally",
-			plait.On("counter", "added", func(e plait.Evt[Added]) []plait.Dispatch {
-				if dropSmall.Load() && e.Data.By < 2 {
-					return nil
-				}
-				return []plait.Dispatch{plait.Send("tally", e.AggregateID, "note", Note{From: e.Source()})}
-			}))},
 	}
 }
