@@ -244,16 +244,24 @@ func (p *partition) process(ctx context.Context, f *future, overlay map[instKey]
 		return nil, &plait.EnvelopeError{Field: "aggregateId", Detail: "you may not act on this instance", Err: plait.ErrForbidden}
 	}
 	proc := p.e.decideTraced(f, def, inst)
+	p.e.decided(def, key, proc, overlay)
+	return proc, nil
+}
+
+// decided takes a decision into the batch's overlay of records, warns of a
+// view's undeclared sealed copies, and logs a failure of the application's
+// code.
+func (e *Engine) decided(def plait.Definition, key instKey, proc *Processed, overlay map[instKey]Instance) {
 	if proc.Instance != nil {
 		overlay[key] = *proc.Instance
-		p.e.warnUndeclaredCopies(def, proc.Instance.State)
+		e.warnUndeclaredCopies(def, proc.Instance.State)
 	}
 	if proc.Outcome.Status == plait.StatusRejected && hasCode(proc.Outcome.Errors, plait.CodeInternal) {
-		p.e.log.Error("command failed in the application's code",
-			"command", f.cmd.ID, "correlation", f.cmd.CorrelationID, "type", f.cmd.Type,
-			"name", f.cmd.Name, "error", proc.Outcome.Errors[0].Message)
+		cmd := proc.Outcome.Command
+		e.log.Error("command failed in the application's code",
+			"command", cmd.ID, "correlation", cmd.CorrelationID, "type", cmd.Type,
+			"name", cmd.Name, "error", proc.Outcome.Errors[0].Message)
 	}
-	return proc, nil
 }
 
 func hasCode(errs []plait.FieldError, code string) bool {

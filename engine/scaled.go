@@ -264,15 +264,7 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 		} else {
 			proc = decide(e.defs[key.typ], inst, cmd)
 		}
-		if proc.Instance != nil {
-			overlay[key] = *proc.Instance
-			e.warnUndeclaredCopies(e.defs[key.typ], proc.Instance.State)
-		}
-		if proc.Outcome.Status == plait.StatusRejected && hasCode(proc.Outcome.Errors, plait.CodeInternal) {
-			e.log.Error("command failed in the application's code",
-				"command", cmd.ID, "correlation", cmd.CorrelationID, "type", cmd.Type,
-				"name", cmd.Name, "error", proc.Outcome.Errors[0].Message)
-		}
+		e.decided(e.defs[key.typ], key, proc, overlay)
 		procs = append(procs, proc)
 	}
 	if ct, err = e.commitGrouped(ctx, oc, procs, b.Offset, fence); err != nil {

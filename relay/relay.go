@@ -117,25 +117,27 @@ func Stream(ctx context.Context, src Source, sink Sink, from int64, filter Filte
 			// Frames keep the connection alive as well as a ping does.
 			heartbeat.Reset(opts.Heartbeat)
 		}
+		due := false
 		if len(items) > 0 {
 			// There may be more right away; but a feed that never runs
 			// dry of items this stream does not get must not starve its
 			// heartbeat.
 			select {
 			case <-heartbeat.C:
-				if err := send(sink, []byte(": ping\n\n")); err != nil {
-					return err
-				}
-				heartbeat.Reset(opts.Heartbeat)
+				due = true
 			default:
+				continue
 			}
-			continue
+		} else {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			case <-heartbeat.C:
+				due = true
+			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-changed:
-		case <-heartbeat.C:
-			if err := send(sink, []byte(": ping\n\n")); err != nil {
+		if due {
+			if err := send(sink, ping); err != nil {
 				return err
 			}
 			heartbeat.Reset(opts.Heartbeat)

@@ -168,18 +168,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		dst        **multiInsert
 		head, tail string
 		cols       int
-		row        func(base int) string
 	}{
-		{&s.insCommands, `INSERT INTO commands(id, pos, correlation_id, status, errors, owner, first_event, event_count, body) VALUES`, ``, 9, nil},
-		{&s.insEvents, `INSERT INTO events(pos, id, type, aggregate_id, seq, name, correlation_id, owner, body) VALUES`, ``, 9, nil},
+		{&s.insCommands, `INSERT INTO commands(id, pos, correlation_id, status, errors, owner, first_event, event_count, body) VALUES`, ``, 9},
+		{&s.insEvents, `INSERT INTO events(pos, id, type, aggregate_id, seq, name, correlation_id, owner, body) VALUES`, ``, 9},
 		{&s.putInstances, `INSERT INTO instances(type, id, seq, state, lineage, owner, updated_at) VALUES`,
 			` ON CONFLICT(type, id) DO UPDATE SET seq=excluded.seq, state=excluded.state, lineage=excluded.lineage,
-			owner=excluded.owner, updated_at=excluded.updated_at WHERE instances.seq < excluded.seq`, 7, nil},
+			owner=excluded.owner, updated_at=excluded.updated_at WHERE instances.seq < excluded.seq`, 7},
 		{&s.copyInstances, `INSERT INTO instances(type, id, seq, state, lineage, owner, updated_at) VALUES`,
 			` ON CONFLICT(type, id) DO UPDATE SET seq=excluded.seq, state=excluded.state, lineage=excluded.lineage,
-			owner=excluded.owner, updated_at=excluded.updated_at`, 8, copyRow},
+			owner=excluded.owner, updated_at=excluded.updated_at`, 7},
 	} {
-		if *m.dst, err = prepareMulti(ctx, w, m.head, m.tail, m.cols, m.row); err != nil {
+		if *m.dst, err = prepareMulti(ctx, w, m.head, m.tail, m.cols); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -272,20 +271,12 @@ type multiInsert struct {
 }
 
 // prepareMulti prepares head, rows of cols values, tail, for each size of
-// rowsPerInsert. row, when not nil, writes the row whose values are the
-// parameters base+1 to base+cols (as ?NNN); else a row is cols plain values.
-func prepareMulti(ctx context.Context, db *sql.DB, head, tail string, cols int, row func(base int) string) (*multiInsert, error) {
+// rowsPerInsert.
+func prepareMulti(ctx context.Context, db *sql.DB, head, tail string, cols int) (*multiInsert, error) {
 	m := &multiInsert{cols: cols, stmts: map[int]*sql.Stmt{}}
-	if row == nil {
-		plain := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
-		row = func(int) string { return plain }
-	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	for _, n := range rowsPerInsert {
-		rows := make([]string, n)
-		for i := range rows {
-			rows[i] = row(i * cols)
-		}
-		q := head + " " + strings.Join(rows, ",") + tail
+		q := head + " " + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + tail
 		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
 			m.close()

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -135,16 +134,6 @@ func (s *Store) loadIndexes(ctx context.Context) error {
 	return rows.Err()
 }
 
-// copyRow is one row of a write to a staged copy, its values the
-// parameters base+1 to base+8: the copy's physical type, id, seq, state,
-// lineage, owner, update time, and the live physical type, whose seq for
-// the same id the row's seq is raised to.
-func copyRow(base int) string {
-	p := func(i int) string { return "?" + strconv.Itoa(base+i) }
-	return "(" + p(1) + ", " + p(2) + ", max(" + p(3) + ", coalesce((SELECT seq FROM instances WHERE type = " + p(8) +
-		" AND id = " + p(2) + "), 0)), " + p(4) + ", " + p(5) + ", " + p(6) + ", " + p(7) + ")"
-}
-
 // viewCopy is one staged copy of a view.
 type viewCopy struct {
 	s       *Store
@@ -154,11 +143,9 @@ type viewCopy struct {
 	done    bool
 }
 
-// Write puts instances into the copy, each with a seq at least as high as
-// the live one's, so its later events never collide with its history. The
-// rows go in through multi-row statements, as Commit's do.
+// Write puts instances into the copy; Swap raises their seqs to the live
+// ones'. The rows go in through multi-row statements, as Commit's do.
 func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
-	live := c.s.physical(c.typ)
 	args := make([]any, 0, len(insts)*c.s.copyInstances.cols)
 	for _, in := range insts {
 		var lineage []byte
@@ -169,7 +156,7 @@ func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 			}
 		}
 		args = append(args, c.phys, in.ID, in.Seq, string(in.State), nullable(lineage), in.Owner,
-			in.UpdatedAt.UTC().Format(time.RFC3339Nano), live)
+			in.UpdatedAt.UTC().Format(time.RFC3339Nano))
 	}
 	return c.s.unsyncedTx(ctx, func(tx *sql.Tx) error {
 		if _, err := c.s.copyInstances.exec(ctx, tx, args); err != nil {
@@ -179,7 +166,8 @@ func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 	})
 }
 
-// Swap makes the copy live: one row flips, whatever the view's size.
+// Swap makes the copy live: one row flips, whatever the view's size, after
+// the copy's seqs are raised to the live ones'.
 func (c *viewCopy) Swap(ctx context.Context) error {
 	c.s.mu.Lock() // no commit interleaves with the flip
 	defer c.s.mu.Unlock()
@@ -190,10 +178,9 @@ func (c *viewCopy) Swap(ctx context.Context) error {
 	}
 	defer tx.Rollback()
 	// The log holds the live instances' events up to their seq: an item of
-	// the copy behind it (its live twin moved on while the copy's logic
-	// left it alone) goes on from there, so its next event does not take
-	// a seq the log has. (One the copy lacks starts from the log's: see
-	// LastSeq.)
+	// the copy behind it goes on from there, so its next event does not
+	// take a seq the log has. (One the copy lacks starts from the log's:
+	// see LastSeq.)
 	if _, err := tx.ExecContext(ctx, `UPDATE instances SET seq = live.seq
 		FROM (SELECT id, seq FROM instances WHERE type = ?) AS live
 		WHERE instances.type = ? AND instances.id = live.id AND live.seq > instances.seq`, old, c.phys); err != nil {
