@@ -120,6 +120,7 @@ type Engine struct {
 	running      bool
 	pending      sync.WaitGroup     // submissions not yet resolved
 	inflight     map[string]*future // by command id
+	rebuilding   map[string]bool    // the views being rebuilt
 	corrInflight map[string]int     // commands in flight by correlation id
 	appended     map[string]int     // scaled out: commands appended here, awaiting their outcome
 	followed     int64              // scaled out: the position of the last outcome seen in the feed

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -27,6 +28,10 @@ type Progress struct {
 	Paused time.Duration
 }
 
+// ErrRebuilding means a rebuild of the view is under way already: a view
+// is rebuilt once at a time.
+var ErrRebuilding = errors.New("engine: the view is being rebuilt already")
+
 // rebuildPage is how many events a rebuild reads at a time.
 const rebuildPage = 2000
 
@@ -51,6 +56,21 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 	default:
 		return Progress{}, plait.ErrStopped
 	}
+	e.mu.Lock()
+	if e.rebuilding[typ] {
+		e.mu.Unlock()
+		return Progress{}, fmt.Errorf("rebuild %s: %w", typ, ErrRebuilding)
+	}
+	if e.rebuilding == nil {
+		e.rebuilding = map[string]bool{}
+	}
+	e.rebuilding[typ] = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.rebuilding, typ)
+		e.mu.Unlock()
+	}()
 	if e.scaled() {
 		// Stopping the world would need every instance's partitions.
 		return e.rebuildScaled(ctx, def, progress)

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -139,4 +140,46 @@ func TestARebuildsDroppedItemGoesOnFromItsLastSeq(t *testing.T) {
 	var dropSmall atomic.Bool
 	n := enginetest.StartApp(t, sqliteOpener(t), enginetest.DroppingApp(&dropSmall))
 	enginetest.CheckARebuildsDroppedItemGoesOn(t, n.Engine, &dropSmall)
+}
+
+// TestAViewIsRebuiltOnceAtATime: a second rebuild of a view while one runs
+// is refused at once with ErrRebuilding, and the view can be rebuilt again
+// once the first is done.
+func TestAViewIsRebuiltOnceAtATime(t *testing.T) {
+	n := enginetest.Start(t, sqliteOpener(t))
+	ctx := context.Background()
+	var corr string
+	for i := 0; i < 50; i++ {
+		r, err := n.Engine.Submit(ctx, plait.Command{Type: "counter", AggregateID: fmt.Sprintf("c%d", i%5), Name: "add", Data: json.RawMessage(`{"by":1}`)}, plait.User{ID: "u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		corr = r.Command.CorrelationID
+	}
+	if err := n.Engine.WaitSettled(ctx, corr); err != nil {
+		t.Fatal(err)
+	}
+	inside, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	first := make(chan error, 1)
+	go func() {
+		_, err := n.Engine.Rebuild(ctx, "tally", func(engine.Progress) {
+			once.Do(func() { close(inside); <-release })
+		})
+		first <- err
+	}()
+	<-inside
+	if _, err := n.Engine.Rebuild(ctx, "tally", nil); !errors.Is(err, engine.ErrRebuilding) {
+		t.Errorf("a second rebuild while one runs: %v, want ErrRebuilding", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("the first rebuild: %v", err)
+	}
+	if _, err := n.Engine.Rebuild(ctx, "tally", nil); err != nil {
+		t.Fatalf("a rebuild after the first: %v", err)
+	}
+	if got := tallies(t, n); len(got) != 5 {
+		t.Fatalf("%d tallies after the rebuilds, want 5", len(got))
+	}
 }

@@ -53,11 +53,17 @@ func (s *Server) rebuildView(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusNotFound, slugNotFound, "no view "+name))
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
+	// The answer starts with the first report, so that a rebuild refused
+	// at once is a problem, not a stream.
+	started := false
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
 	write := func(line rebuildProgress) {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+		}
 		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		enc.Encode(line)
 		rc.Flush()
@@ -67,6 +73,10 @@ func (s *Server) rebuildView(w http.ResponseWriter, r *http.Request) {
 			write(progressLine(p))
 		}
 	})
+	if !started && errors.Is(err, engine.ErrRebuilding) {
+		writeProblem(w, newProblem(http.StatusConflict, slugRebuilding, "view "+name+" is being rebuilt already; wait for that rebuild to end"))
+		return
+	}
 	line := progressLine(final)
 	if err != nil {
 		line.Phase, line.Error = "failed", err.Error()

@@ -46,6 +46,7 @@ const (
 	slugMethodNotAllowed     = "method-not-allowed"
 	slugRejected             = "rejected"
 	slugConflict             = "conflict"
+	slugRebuilding           = "rebuilding"
 	slugUnavailable          = "unavailable"
 	slugInternal             = "internal"
 )

@@ -24,7 +24,8 @@ var (
 	// Nothing of the commit was written.
 	ErrUnstorable = errors.New("postgres: value cannot be stored")
 	// ErrCopyStaged: StageView found a copy of the view staged already, by
-	// this process or another sharing the schema; it is being rebuilt.
+	// this process or another sharing the schema; it is being rebuilt. It
+	// comes wrapped with engine.ErrRebuilding.
 	ErrCopyStaged = errors.New("postgres: a copy of the view is staged already")
 )
 

@@ -97,7 +97,7 @@ func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (en
 		return nil, fmt.Errorf("postgres: stage view %s: %w", typ, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrCopyStaged, typ)
+		return nil, fmt.Errorf("%w: %s (%w)", ErrCopyStaged, typ, engine.ErrRebuilding)
 	}
 	// Every copy of typ sorts between "typ~" and "typ\x7f" (under the C
 	// collation of the type column), a range of the primary key.

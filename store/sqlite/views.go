@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,20 +56,31 @@ func (s *Store) physical(typ string) string {
 	return typ
 }
 
+// copyMark separates a view's type from its copy's suffix in the physical
+// type of a copy.
+const copyMark = "~"
+
 // logical is the aggregate type of a physical type.
 func logical(phys string) string {
-	typ, _, _ := strings.Cut(phys, "~")
+	typ, _, _ := strings.Cut(phys, copyMark)
 	return typ
 }
 
 // StageView starts a fresh copy of view typ, with the secondary indexes of
 // the given fields; see engine.StagedViews.
 func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (engine.ViewCopy, error) {
-	c := &viewCopy{s: s, typ: typ, phys: fmt.Sprintf("%s~%d", typ, time.Now().UnixNano())}
+	if typ == "" || strings.Contains(typ, copyMark) {
+		return nil, fmt.Errorf("sqlite: stage view %q: not a view type", typ)
+	}
+	if err := s.dropAbandoned(ctx, typ); err != nil {
+		return nil, err
+	}
+	c := &viewCopy{s: s, typ: typ, phys: fmt.Sprintf("%s%s%d", typ, copyMark, time.Now().UnixNano())}
 	var created []string
 	// A copy is derived data until it is swapped in: its writes do not
 	// wait for the disk; the swap's commit, which does, makes them
-	// durable. A crash before the swap leaves a copy that is dropped.
+	// durable. A crash before the swap leaves a copy behind, which the
+	// next rebuild of the view drops (dropAbandoned).
 	err := s.unsyncedTx(ctx, func(tx *sql.Tx) error {
 		for _, f := range indexes {
 			if _, err := tx.ExecContext(ctx, indexDDL(c.phys, f)); err != nil {
@@ -212,39 +225,36 @@ func (c *viewCopy) Cleanup(ctx context.Context) error {
 	if c.swapped != "" {
 		drop = c.swapped
 	}
+	return c.s.dropCopy(ctx, c.typ, drop)
+}
+
+// dropCopy deletes the instances stored under the physical type phys, a
+// copy of view typ, and the copy's indexes. It deletes in small
+// transactions so writers are never held up long.
+func (s *Store) dropCopy(ctx context.Context, typ, phys string) error {
 	for {
-		res, err := c.s.w.ExecContext(ctx, `DELETE FROM instances WHERE rowid IN (SELECT rowid FROM instances WHERE type = ? LIMIT 2000)`, drop)
+		res, err := s.w.ExecContext(ctx, `DELETE FROM instances WHERE rowid IN (SELECT rowid FROM instances WHERE type = ? LIMIT 2000)`, phys)
 		if err != nil {
-			return fmt.Errorf("sqlite: drop old copy of %s: %w", c.typ, err)
+			return fmt.Errorf("sqlite: drop old copy of %s: %w", typ, err)
 		}
 		if n, _ := res.RowsAffected(); n < 2000 {
 			break
 		}
 	}
-	if drop == c.typ { // the original copy has the plain indexes, which the type keeps using if ever unmapped
+	if phys == typ { // the original copy has the plain indexes, which the type keeps using if ever unmapped
 		return nil
 	}
-	rows, err := c.s.w.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'instances' AND name LIKE ? ESCAPE '\'`,
-		"instances\\_"+drop+"\\_%")
+	names, err := s.copyIndexes(ctx, typ)
 	if err != nil {
-		return fmt.Errorf("sqlite: list indexes of %s: %w", drop, err)
+		return err
 	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite: list indexes of %s: %w", drop, err)
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	c.s.physMu.Lock()
+	names = slices.DeleteFunc(names, func(n string) bool { return !strings.HasPrefix(n, indexName(phys, "")) })
+	s.physMu.Lock()
 	for _, n := range names {
-		delete(c.s.indexes, n) // no list uses them from now on
+		delete(s.indexes, n) // no list uses them from now on
 	}
-	c.s.physMu.Unlock()
-	tx, err := c.s.w.BeginTx(ctx, nil)
+	s.physMu.Unlock()
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
@@ -255,7 +265,72 @@ func (c *viewCopy) Cleanup(ctx context.Context) error {
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: drop indexes of %s: %w", drop, err)
+		return fmt.Errorf("sqlite: drop indexes of %s: %w", phys, err)
+	}
+	return nil
+}
+
+// copyIndexes lists the indexes of every copy of view typ but its
+// original ("instances_<typ>~<n>_<field>").
+func (s *Store) copyIndexes(ctx context.Context, typ string) ([]string, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'instances'`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list indexes of %s: %w", typ, err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("sqlite: list indexes of %s: %w", typ, err)
+		}
+		if strings.HasPrefix(n, "instances_"+typ+copyMark) {
+			names = append(names, n)
+		}
+	}
+	return names, rows.Err()
+}
+
+// dropAbandoned drops the copies of view typ that a process stopped in
+// the middle of a rebuild left behind: a copy staged and never swapped
+// in, or the one a swap replaced and did not get to drop. One process
+// writes a data file, and the engine rebuilds a view once at a time, so
+// when a copy is staged, every copy but the live one is abandoned.
+func (s *Store) dropAbandoned(ctx context.Context, typ string) error {
+	live := s.physical(typ)
+	abandoned := map[string]bool{}
+	if live != typ {
+		abandoned[typ] = true
+	}
+	rows, err := s.w.QueryContext(ctx, `SELECT DISTINCT type FROM instances WHERE type > ? AND type < ?`, typ+copyMark, typ+"\x7f")
+	if err != nil {
+		return fmt.Errorf("sqlite: find abandoned copies of %s: %w", typ, err)
+	}
+	for rows.Next() {
+		var phys string
+		if err := rows.Scan(&phys); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: find abandoned copies of %s: %w", typ, err)
+		}
+		abandoned[phys] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: find abandoned copies of %s: %w", typ, err)
+	}
+	names, err := s.copyIndexes(ctx, typ)
+	if err != nil {
+		return err
+	}
+	for _, n := range names { // a copy may have its indexes and no rows yet
+		suffix, _, _ := strings.Cut(strings.TrimPrefix(n, "instances_"+typ+copyMark), "_")
+		abandoned[typ+copyMark+suffix] = true
+	}
+	delete(abandoned, live)
+	for _, phys := range slices.Sorted(maps.Keys(abandoned)) {
+		if err := s.dropCopy(ctx, typ, phys); err != nil {
+			return err
+		}
 	}
 	return nil
 }
