@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -28,11 +29,14 @@ type serveFlags struct {
 	maxBody   int64
 	logLevel  string
 	drain     time.Duration
-	data      httpapi.DataLimits
-	rate      httpapi.RateLimits
-	rateSet   bool // --rate-ip or --rate-user was given
-	pageBytes int
-	streams   int // SSE streams per user
+	// shutdownDelay is how long a stopping server goes on serving, not
+	// ready, before it refuses new requests.
+	shutdownDelay time.Duration
+	data          httpapi.DataLimits
+	rate          httpapi.RateLimits
+	rateSet       bool // --rate-ip or --rate-user was given
+	pageBytes     int
+	streams       int // SSE streams per user
 	// otlpEndpoint is the OTLP/HTTP collector spans go to ("" and no
 	// OTEL_EXPORTER_OTLP_ENDPOINT: tracing off), and tracer the provider
 	// built for it, nil when off.
@@ -87,6 +91,7 @@ func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr 
 	fs.Int64Var(&f.maxBody, "max-body", httpapi.DefaultMaxBody, "largest accepted POST /commands body, in `bytes`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, how long to let requests in flight finish")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to go on serving with /readyz answering 503 before refusing new requests, so that a load balancer stops sending them first (e.g. 5s behind Kubernetes)")
 	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "export OpenTelemetry spans (each command through the HTTP request, decide, commit, reactors and views) over OTLP/HTTP to the collector at this `URL`, e.g. http://localhost:4318 (spans go to its /v1/traces); off by default, or on when $"+envOTLPEndpoint+" or $"+envOTLPTracesEndpoint+" is set. An incoming traceparent header is honoured")
 	f.registerLimits(fs)
 	if err := parse(fs, args); err != nil {
@@ -206,6 +211,16 @@ func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveF
 			err = errors.New("stopped")
 		}
 		return fmt.Errorf("engine: %w", err)
+	}
+	if f.shutdownDelay > 0 {
+		api.ShuttingDown()
+		log.Info("shutting down: not ready, still serving", "for", f.shutdownDelay)
+		select {
+		case <-time.After(f.shutdownDelay):
+		case err := <-engineDone:
+			srv.Close()
+			return fmt.Errorf("engine: %w", cmp.Or(err, errors.New("stopped")))
+		}
 	}
 	log.Info("shutting down: no new requests; finishing those in flight")
 	api.CloseStreams()

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plaithq/plait"
@@ -79,6 +80,8 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	tracer  trace.Tracer // nil when tracing is off
+	// shuttingDown makes GET /readyz answer 503; see ShuttingDown.
+	shuttingDown atomic.Bool
 
 	// streamWriteTimeout bounds one write to an SSE client.
 	streamWriteTimeout time.Duration
@@ -207,6 +210,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeProblem(rec, newProblem(http.StatusNotFound, slugNotFound, "no resource at "+r.URL.Path))
 }
 
+// ShuttingDown marks the server as about to stop: from now on GET /readyz
+// answers 503, so that load balancers stop sending it requests, while
+// every request is still served as before.
+func (s *Server) ShuttingDown() { s.shuttingDown.Store(true) }
+
 // CloseStreams ends every SSE stream and refuses new ones, for a graceful
 // shutdown: http.Server.Shutdown waits for handlers, and streams never end
 // by themselves.
@@ -283,6 +291,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	notReady := func(detail string) {
 		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, detail))
+	}
+	if s.shuttingDown.Load() {
+		notReady("the server is shutting down")
+		return
 	}
 	if !s.running() {
 		notReady("the engine is not running")

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plaithq/plait/examples/orderdesk"
+)
+
+// TestShutdownDelayServesNotReady: on SIGTERM (the context's end), a
+// server with --shutdown-delay answers /readyz with 503 and goes on taking
+// commands for that long, then stops cleanly.
+func TestShutdownDelayServesNotReady(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- runServe(ctx, orderdesk.App(), []string{"--addr", addr, "--data", filepath.Join(t.TempDir(), "data"),
+			"--log-level", "warn", "--shutdown-delay", "1500ms"}, io.Discard, &serveErr)
+	}()
+	base := "http://" + addr
+	ready := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatalf("GET /readyz: %v\n%s", err, serveErr.String())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready: %v\n%s", err, serveErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	stopped := time.Now()
+	stop()
+	for {
+		code, body := ready()
+		if code == http.StatusServiceUnavailable {
+			if !strings.Contains(body, "shutting down") {
+				t.Errorf("/readyz while shutting down: %s", body)
+			}
+			break
+		}
+		if time.Since(stopped) > time.Second {
+			t.Fatalf("/readyz still %d a second after SIGTERM", code)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	body := `{"type":"customer","aggregateId":"late","name":"create","data":{"name":"Late","email":"late@example.com"}}`
+	resp, err := http.Post(base+"/commands?wait=outcome", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("a command while shutting down: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a command while shutting down: %s, want 200", resp.Status)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v\n%s", err, serveErr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not stop after its shutdown delay")
+	}
+	if waited := time.Since(stopped); waited < 1500*time.Millisecond {
+		t.Errorf("the server stopped %s after SIGTERM, before its shutdown delay", waited)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the server still answers after it stopped")
+	}
+}
