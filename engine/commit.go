@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/plaithq/plait"
 )
 
 // commitReq is one partition's batch waiting for the group commit.
@@ -115,6 +117,26 @@ type Metrics struct {
 	committed                      atomic.Int64
 	commitNanos                    atomic.Int64
 	reactions                      atomic.Int64
+	byType                         map[string]*typeCounts // made by New, one per type
+}
+
+// typeCounts count the outcomes of one aggregate type's commands.
+type typeCounts struct{ accepted, rejected atomic.Int64 }
+
+// outcome counts a command's outcome.
+func (m *Metrics) outcome(out plait.Outcome) {
+	c := m.byType[out.Command.Type]
+	if out.Status == plait.StatusAccepted {
+		m.accepted.Add(1)
+		if c != nil {
+			c.accepted.Add(1)
+		}
+		return
+	}
+	m.rejected.Add(1)
+	if c != nil {
+		c.rejected.Add(1)
+	}
 }
 
 func (m *Metrics) observeCommit(n int, d time.Duration, err error) {
@@ -136,7 +158,14 @@ type Stats struct {
 	Head                           int64 // the last position published
 	Reactions                      int64 // commands the reactors sent from this instance
 	Subscriptions                  []Subscription
+	// Types are the outcomes decided here, by aggregate type: a view's
+	// count rejections of its reactors' commands, which a healthy
+	// application has none of.
+	Types map[string]TypeStats
 }
+
+// TypeStats count the outcomes of one aggregate type's commands.
+type TypeStats struct{ Accepted, Rejected int64 }
 
 // Subscription is where one reactor stands in the feed.
 type Subscription struct {
@@ -152,6 +181,10 @@ func (e *Engine) Stats() Stats {
 		Commits: m.commits.Load(), CommitErrors: m.commitErrors.Load(),
 		Committed: m.committed.Load(), CommitTime: time.Duration(m.commitNanos.Load()),
 		Reactions: m.reactions.Load(),
+		Types:     make(map[string]TypeStats, len(m.byType)),
+	}
+	for typ, c := range m.byType {
+		s.Types[typ] = TypeStats{Accepted: c.accepted.Load(), Rejected: c.rejected.Load()}
 	}
 	select {
 	case <-e.ready: // Run has made the tail

@@ -157,8 +157,10 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		ready:        make(chan struct{}),
 		tracing:      newTracing(opts.TracerProvider),
 	}
+	e.metrics.byType = map[string]*typeCounts{}
 	for _, d := range app.Aggregates {
 		e.defs[d.Type()] = d
+		e.metrics.byType[d.Type()] = &typeCounts{}
 	}
 	keys := opts.Keys
 	if k, ok := store.(Keys); ok && keys == nil {
@@ -443,10 +445,8 @@ func (e *Engine) resolve(f *future) {
 	case f.err != nil:
 	case f.dup:
 		e.metrics.duplicates.Add(1)
-	case f.out.Status == plait.StatusAccepted:
-		e.metrics.accepted.Add(1)
 	default:
-		e.metrics.rejected.Add(1)
+		e.metrics.outcome(f.out)
 	}
 	e.traceResolved(f)
 	close(f.done)

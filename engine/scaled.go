@@ -271,11 +271,7 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 		return fmt.Errorf("commit: %w", err)
 	}
 	for _, p := range procs {
-		if p.Outcome.Status == plait.StatusAccepted {
-			e.metrics.accepted.Add(1)
-		} else {
-			e.metrics.rejected.Add(1)
-		}
+		e.metrics.outcome(p.Outcome)
 	}
 	e.nudge.fire()
 	return nil

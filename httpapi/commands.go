@@ -89,7 +89,7 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 	status := "invalid"
 	defer func() {
 		s.metrics.commands.WithLabelValues(s.typeLabel(cmd.Type), s.nameLabel(cmd.Type, cmd.Name), status).Inc()
-		s.metrics.commandDuration.WithLabelValues(waitLabel).Observe(time.Since(start).Seconds())
+		s.metrics.commandDuration.WithLabelValues(s.typeLabel(cmd.Type), waitLabel).Observe(time.Since(start).Seconds())
 		if s.tracer != nil {
 			annotateCommand(trace.SpanFromContext(r.Context()), cmd, status)
 		}

@@ -12,7 +12,7 @@ import (
 type metrics struct {
 	reg             *prometheus.Registry
 	commands        *prometheus.CounterVec   // type, name, status
-	commandDuration *prometheus.HistogramVec // wait
+	commandDuration *prometheus.HistogramVec // type, wait
 	requests        *prometheus.CounterVec   // route, code
 	streams         prometheus.Gauge
 }
@@ -26,9 +26,9 @@ func newMetrics(e *engine.Engine, running func() bool) *metrics {
 		}, []string{"type", "name", "status"}),
 		commandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "plait_command_duration_seconds",
-			Help:    "Time to answer POST /commands, by wait mode.",
+			Help:    "Time to answer POST /commands, by aggregate type and wait mode.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"wait"}),
+		}, []string{"type", "wait"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plait_http_requests_total",
 			Help: "HTTP requests answered, by route pattern and status code.",
@@ -54,6 +54,7 @@ func newMetrics(e *engine.Engine, running func() bool) *metrics {
 			Help: "Commands the reactors sent from this instance: scaled out, each reaction is computed by the instance that owns the event's partition.",
 		}, func() float64 { return float64(e.Stats().Reactions) }),
 		&lagCollector{e: e, running: running},
+		&engineCollector{e: e},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -83,4 +84,41 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range st.Subscriptions {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(max(st.Head-s.Position, 0)), s.Name)
 	}
+}
+
+// engineCollector reports the engine's counters: the outcomes it decided,
+// reactors' commands included, and its group commits.
+type engineCollector struct{ e *engine.Engine }
+
+var (
+	outcomesDesc = prometheus.NewDesc("plait_outcomes_total",
+		"Outcomes the engine decided here, by aggregate type and status (accepted, rejected), reactors' commands included: a view's rejections are a reactor's commands its view refused.",
+		[]string{"type", "status"}, nil)
+	duplicatesDesc = prometheus.NewDesc("plait_duplicates_total",
+		"Commands sent again under an id that had its outcome already.", nil, nil)
+	commitsDesc = prometheus.NewDesc("plait_commits_total",
+		"Group commits, by result (ok, error).", []string{"result"}, nil)
+	committedDesc = prometheus.NewDesc("plait_committed_commands_total",
+		"Commands written by the group commits.", nil, nil)
+	commitSecondsDesc = prometheus.NewDesc("plait_commit_seconds_total",
+		"Time spent in successful group commits.", nil, nil)
+)
+
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{outcomesDesc, duplicatesDesc, commitsDesc, committedDesc, commitSecondsDesc} {
+		ch <- d
+	}
+}
+
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.e.Stats()
+	for typ, t := range st.Types {
+		ch <- prometheus.MustNewConstMetric(outcomesDesc, prometheus.CounterValue, float64(t.Accepted), typ, "accepted")
+		ch <- prometheus.MustNewConstMetric(outcomesDesc, prometheus.CounterValue, float64(t.Rejected), typ, "rejected")
+	}
+	ch <- prometheus.MustNewConstMetric(duplicatesDesc, prometheus.CounterValue, float64(st.Duplicates))
+	ch <- prometheus.MustNewConstMetric(commitsDesc, prometheus.CounterValue, float64(st.Commits), "ok")
+	ch <- prometheus.MustNewConstMetric(commitsDesc, prometheus.CounterValue, float64(st.CommitErrors), "error")
+	ch <- prometheus.MustNewConstMetric(committedDesc, prometheus.CounterValue, float64(st.Committed))
+	ch <- prometheus.MustNewConstMetric(commitSecondsDesc, prometheus.CounterValue, st.CommitTime.Seconds())
 }

@@ -39,8 +39,16 @@ func TestHealthReadinessMetrics(t *testing.T) {
 		`plait_commands_total{name="add",status="accepted",type="counter"} 2`,
 		`plait_commands_total{name="add",status="rejected",type="counter"} 1`,
 		`plait_commands_total{name="",status="invalid",type=""} 1`,
-		`plait_command_duration_seconds_bucket{wait="settled",le="+Inf"} 1`,
-		`plait_command_duration_seconds_count{wait="none"} 2`,
+		`plait_command_duration_seconds_bucket{type="counter",wait="settled",le="+Inf"} 1`,
+		`plait_command_duration_seconds_count{type="counter",wait="none"} 1`,
+		`plait_outcomes_total{status="accepted",type="counter"} 2`,
+		`plait_outcomes_total{status="rejected",type="counter"} 1`,
+		`plait_outcomes_total{status="rejected",type="tally"} 0`,
+		`plait_duplicates_total 0`,
+		`plait_commits_total{result="error"} 0`,
+		`plait_commits_total{result="ok"} `,
+		`plait_committed_commands_total `,
+		`plait_commit_seconds_total `,
 		`plait_http_requests_total{code="202",route="POST /commands"} 1`,
 		`plait_http_requests_total{code="404",route="not-found"} 1`,
 		`plait_http_requests_total{code="200",route="GET /healthz"} 1`,
@@ -52,6 +60,9 @@ func TestHealthReadinessMetrics(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	if strings.Contains(m, `plait_outcomes_total{status="accepted",type="tally"} 0`) {
+		t.Error("the reactor's commands to the tally view are not counted")
 	}
 	if t.Failed() {
 		t.Log(m)
