@@ -14,6 +14,10 @@ type reactorRun struct {
 	reactor *plait.Reactor
 	name    string       // the checkpoint's name
 	pos     atomic.Int64 // the checkpoint, mirrored in memory
+	// midPage is set while a page the reactor failed to finish awaits its
+	// retry: some of its commands may be committed, the checkpoint is
+	// before them, and a rebuild must not swap until the page is done.
+	midPage atomic.Bool
 }
 
 // reactorPage is how many feed items a reactor handles between checkpoints.
@@ -31,6 +35,7 @@ func (e *Engine) runReactor(ctx context.Context, r *reactorRun) {
 		if err == nil && len(items) > 0 {
 			e.reactorGate.RLock()
 			err = e.react(r, items)
+			r.midPage.Store(err != nil) // before a rebuild can take the gate
 			e.reactorGate.RUnlock()
 		}
 		if err == plait.ErrStopped {

@@ -39,7 +39,8 @@ const rebuildPage = 2000
 // while the old copy keeps serving, then swaps them. It runs every reactor
 // over the log and applies only the commands for the view, so side effects
 // outside the view are suppressed. To swap, it waits for the reactors to
-// finish their current page and the partitions their current batch, catches
+// finish their current page (and the retry of any page one failed to
+// finish) and the partitions their current batch, catches
 // the copy up to exactly where each reactor stands, replaces the view's
 // instances in one transaction and lets everything go on; reads never stop.
 // Scaled out, where the world cannot stop, the copy is the view's commands
@@ -109,7 +110,9 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 	rb.p.Phase = "swapping"
 	rb.report(true)
 	paused := time.Now()
-	e.reactorGate.Lock()
+	if err := e.stopReactors(ctx); err != nil {
+		return rb.p, fmt.Errorf("rebuild %s: %w", typ, err)
+	}
 	e.partitionGate.Lock()
 	bounds := map[*plait.Reactor]int64{}
 	target := int64(0)
@@ -144,6 +147,31 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 	e.log.Info("view rebuilt", "view", typ, "events", rb.p.Events, "instances", rb.p.Instances,
 		"elapsed", rb.p.Elapsed, "paused", rb.p.Paused)
 	return rb.p, nil
+}
+
+// stopReactors takes the reactors' gate once none is in the middle of a
+// page it failed to finish: its committed commands are past its
+// checkpoint, where a rebuild's replay stops, and its retry would find
+// them done and leave them out of the copy.
+func (e *Engine) stopReactors(ctx context.Context) error {
+	for {
+		e.reactorGate.Lock()
+		stuck := ""
+		for _, r := range e.reactors {
+			if r.midPage.Load() {
+				stuck = r.reactor.Name()
+			}
+		}
+		if stuck == "" {
+			return nil
+		}
+		e.reactorGate.Unlock()
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("reactor %s is retrying a page it failed to finish: %w", stuck, ctx.Err())
+		}
+	}
 }
 
 // slowestReactor returns the lowest reactor checkpoint: every event up to

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -181,5 +182,89 @@ func TestAViewIsRebuiltOnceAtATime(t *testing.T) {
 	}
 	if got := tallies(t, n); len(got) != 5 {
 		t.Fatalf("%d tallies after the rebuilds, want 5", len(got))
+	}
+}
+
+// checkpointFailing is a SQLite store whose checkpoint saves fail while
+// failing is set: a reactor's page then has its commands committed and
+// its checkpoint before them.
+type checkpointFailing struct {
+	*sqlite.Store
+	failing atomic.Bool
+	failed  chan struct{} // closed at the first failure
+	once    sync.Once
+}
+
+func (s *checkpointFailing) SaveCheckpoint(ctx context.Context, name string, pos int64) error {
+	if s.failing.Load() {
+		s.once.Do(func() { close(s.failed) })
+		return errors.New("checkpoint write failed")
+	}
+	return s.Store.SaveCheckpoint(ctx, name, pos)
+}
+
+// TestARebuildWaitsForAReactorsUnfinishedPage: a reactor's page whose
+// commands were committed but whose checkpoint failed is retried, and its
+// retry finds those commands done. A rebuild that swapped in between would
+// replay only up to the checkpoint and lose the page's effects for good;
+// it waits for the retry instead.
+func TestARebuildWaitsForAReactorsUnfinishedPage(t *testing.T) {
+	st := &checkpointFailing{failed: make(chan struct{})}
+	path := filepath.Join(t.TempDir(), "plait.db")
+	n := enginetest.Start(t, func(t *testing.T) engine.Store {
+		var err error
+		if st.Store, err = sqlite.Open(context.Background(), path, sqlite.Options{Synchronous: "NORMAL"}); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	})
+	ctx := context.Background()
+	submit := func(i int) string {
+		r, err := n.Engine.Submit(ctx, plait.Command{Type: "counter", AggregateID: fmt.Sprintf("c%d", i%4), Name: "add", Data: json.RawMessage(`{"by":1}`)}, plait.User{ID: "u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Command.CorrelationID
+	}
+	var corr string
+	for i := 0; i < 40; i++ {
+		corr = submit(i)
+	}
+	if err := n.Engine.WaitSettled(ctx, corr); err != nil {
+		t.Fatal(err)
+	}
+	st.failing.Store(true)
+	for i := 40; i < 60; i++ {
+		submit(i)
+	}
+	<-st.failed // the tally reactor's page is committed, its checkpoint not
+	rebuilt := make(chan error, 1)
+	go func() {
+		_, err := n.Engine.Rebuild(ctx, "tally", nil)
+		rebuilt <- err
+	}()
+	select {
+	case err := <-rebuilt:
+		t.Fatalf("the rebuild ended while the reactor's page was unfinished: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	st.failing.Store(false)
+	if err := <-rebuilt; err != nil {
+		t.Fatal(err)
+	}
+	corr = submit(60)
+	if err := n.Engine.WaitSettled(ctx, corr); err != nil {
+		t.Fatal(err)
+	}
+	for id, it := range tallies(t, n) {
+		counter, err := n.Store.Load(ctx, "counter", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tally enginetest.Tally
+		json.Unmarshal(it.Fields["adds"], &tally.Adds)
+		if int64(tally.Adds) != counter.Seq {
+			t.Errorf("tally %s = %d adds, counter has %d events: the unfinished page's effects were lost", id, tally.Adds, counter.Seq)
+		}
 	}
 }
