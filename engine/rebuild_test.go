@@ -98,12 +98,15 @@ func TestRebuildEqualsLiveWhileWritesGoOn(t *testing.T) {
 	}
 }
 
-func TestRebuildReproducesTheViewByteForByte(t *testing.T) {
-	n := enginetest.Start(t, sqliteOpener(t))
+// addSettled submits count adds of by, spread over that many counters,
+// and waits until the last has settled.
+func addSettled(t *testing.T, n *enginetest.Node, count, counters, by int) {
+	t.Helper()
 	ctx := context.Background()
 	var corr string
-	for i := 0; i < 1000; i++ {
-		r, err := n.Engine.Submit(ctx, plait.Command{Type: "counter", AggregateID: fmt.Sprintf("c%d", i%7), Name: "add", Data: json.RawMessage(`{"by":2}`)}, plait.User{ID: "u"})
+	for i := 0; i < count; i++ {
+		r, err := n.Engine.Submit(ctx, plait.Command{Type: "counter", AggregateID: fmt.Sprintf("c%d", i%counters), Name: "add",
+			Data: json.RawMessage(fmt.Sprintf(`{"by":%d}`, by))}, plait.User{ID: "u"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,6 +115,12 @@ func TestRebuildReproducesTheViewByteForByte(t *testing.T) {
 	if err := n.Engine.WaitSettled(ctx, corr); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestRebuildReproducesTheViewByteForByte(t *testing.T) {
+	n := enginetest.Start(t, sqliteOpener(t))
+	ctx := context.Background()
+	addSettled(t, n, 1000, 7, 2)
 	before := map[string]engine.Instance{}
 	for id := range tallies(t, n) {
 		before[id], _ = n.Store.Load(ctx, "tally", id)
@@ -149,17 +158,7 @@ func TestARebuildsDroppedItemGoesOnFromItsLastSeq(t *testing.T) {
 func TestAViewIsRebuiltOnceAtATime(t *testing.T) {
 	n := enginetest.Start(t, sqliteOpener(t))
 	ctx := context.Background()
-	var corr string
-	for i := 0; i < 50; i++ {
-		r, err := n.Engine.Submit(ctx, plait.Command{Type: "counter", AggregateID: fmt.Sprintf("c%d", i%5), Name: "add", Data: json.RawMessage(`{"by":1}`)}, plait.User{ID: "u"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		corr = r.Command.CorrelationID
-	}
-	if err := n.Engine.WaitSettled(ctx, corr); err != nil {
-		t.Fatal(err)
-	}
+	addSettled(t, n, 50, 5, 1)
 	inside, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	first := make(chan error, 1)
@@ -226,13 +225,7 @@ func TestARebuildWaitsForAReactorsUnfinishedPage(t *testing.T) {
 		}
 		return r.Command.CorrelationID
 	}
-	var corr string
-	for i := 0; i < 40; i++ {
-		corr = submit(i)
-	}
-	if err := n.Engine.WaitSettled(ctx, corr); err != nil {
-		t.Fatal(err)
-	}
+	addSettled(t, n, 40, 4, 1)
 	st.failing.Store(true)
 	for i := 40; i < 60; i++ {
 		submit(i)
@@ -252,8 +245,7 @@ func TestARebuildWaitsForAReactorsUnfinishedPage(t *testing.T) {
 	if err := <-rebuilt; err != nil {
 		t.Fatal(err)
 	}
-	corr = submit(60)
-	if err := n.Engine.WaitSettled(ctx, corr); err != nil {
+	if err := n.Engine.WaitSettled(ctx, submit(60)); err != nil {
 		t.Fatal(err)
 	}
 	for id, it := range tallies(t, n) {
