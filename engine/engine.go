@@ -118,14 +118,14 @@ type Engine struct {
 	mu           sync.Mutex
 	closing      bool
 	running      bool
-	pending      sync.WaitGroup     // submissions not yet resolved
-	inflight     map[string]*future // by command id
-	rebuilding   map[string]bool    // the views being rebuilt
-	corrInflight map[string]int     // commands in flight by correlation id
-	appended     map[string]int     // scaled out: commands appended here, awaiting their outcome
-	followed     int64              // scaled out: the position of the last outcome seen in the feed
-	logGroup     logGroup           // scaled out: the group commit of consumed batches
-	nudge        *broadcast         // scaled out: fires after this instance commits
+	pending      sync.WaitGroup          // submissions not yet resolved
+	inflight     map[string]*future      // by command id
+	rebuilding   map[string]bool         // the views being rebuilt
+	corrInflight map[string]int          // commands in flight by correlation id
+	appended     map[string]*appendedCmd // scaled out: commands appended here, awaiting their outcome
+	followed     int64                   // scaled out: the position of the last outcome seen in the feed
+	logGroup     logGroup                // scaled out: the group commit of consumed batches
+	nudge        *broadcast              // scaled out: fires after this instance commits
 	waiters      map[string][]chan plait.Outcome
 	settle       *broadcast // fires when any reactor checkpoint moves
 	stopped      chan struct{}
@@ -149,7 +149,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		commits:      make(chan *commitReq, opts.Partitions),
 		inflight:     map[string]*future{},
 		corrInflight: map[string]int{},
-		appended:     map[string]int{},
+		appended:     map[string]*appendedCmd{},
 		nudge:        newBroadcast(),
 		waiters:      map[string][]chan plait.Outcome{},
 		settle:       newBroadcast(),
@@ -475,10 +475,22 @@ func (e *Engine) Outcome(ctx context.Context, id string) (plait.Outcome, bool, e
 
 // Pending reports whether command id is acknowledged but has no outcome yet.
 func (e *Engine) Pending(id string) bool {
+	_, ok := e.pendingCommand(id)
+	return ok
+}
+
+// pendingCommand returns command id if it is acknowledged here and has no
+// outcome yet.
+func (e *Engine) pendingCommand(id string) (plait.Command, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, ok := e.inflight[id]
-	return ok || e.appended[id] > 0
+	if f, ok := e.inflight[id]; ok {
+		return f.cmd, true
+	}
+	if a, ok := e.appended[id]; ok {
+		return a.cmd, true
+	}
+	return plait.Command{}, false
 }
 
 // Await waits until command id has an outcome and returns it. It returns
@@ -496,7 +508,7 @@ func (e *Engine) await(ctx context.Context, id string) (plait.Outcome, error) {
 	ch := make(chan plait.Outcome, 1)
 	e.mu.Lock()
 	_, inflight := e.inflight[id]
-	inflight = inflight || e.appended[id] > 0
+	inflight = inflight || e.appended[id] != nil
 	if inflight || e.scaled() {
 		e.waiters[id] = append(e.waiters[id], ch)
 	}

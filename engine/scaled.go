@@ -123,7 +123,11 @@ func (e *Engine) appendToLog(ctx context.Context, cmd plait.Command, seen int64)
 		e.mu.Unlock()
 		return plait.ErrStopped
 	}
-	e.appended[cmd.ID]++
+	if a := e.appended[cmd.ID]; a != nil {
+		a.n++
+	} else {
+		e.appended[cmd.ID] = &appendedCmd{cmd: cmd, n: 1}
+	}
 	e.corrInflight[cmd.CorrelationID]++
 	// Had the outcome of the same id (a duplicate submission, or a
 	// reactor's command sent by several instances) been seen since the
@@ -152,13 +156,20 @@ func (e *Engine) appendToLog(ctx context.Context, cmd plait.Command, seen int64)
 	return nil
 }
 
+// appendedCmd is a command appended here, n times, awaiting its outcome.
+type appendedCmd struct {
+	cmd plait.Command
+	n   int
+}
+
 // forgetAppendedLocked forgets every append of command id here: its one
 // outcome answers them all. e.mu is held.
 func (e *Engine) forgetAppendedLocked(id, correlationID string) {
-	n := e.appended[id]
-	if n == 0 {
+	a := e.appended[id]
+	if a == nil {
 		return
 	}
+	n := a.n
 	delete(e.appended, id)
 	if c := e.corrInflight[correlationID] - n; c > 0 {
 		e.corrInflight[correlationID] = c
@@ -171,8 +182,8 @@ func (e *Engine) forgetAppendedLocked(id, correlationID string) {
 func (e *Engine) settleAppended(id, correlationID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if n := e.appended[id]; n > 1 {
-		e.appended[id] = n - 1
+	if a := e.appended[id]; a != nil && a.n > 1 {
+		a.n--
 	} else {
 		delete(e.appended, id)
 	}

@@ -446,7 +446,12 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 		// Scaled out, it may have been sent to another instance and be
 		// in the command log, not decided yet.
 		var pending bool
-		if pending, err = s.e.PendingAnywhere(r.Context(), id); err == nil && pending {
+		var cmd plait.Command
+		if cmd, pending, err = s.e.PendingAnywhere(r.Context(), id); err == nil && pending {
+			if !s.maySeePending(user, cmd) {
+				writeProblem(w, notFound)
+				return
+			}
 			s.writePendingStatus(w, id)
 			return
 		}
@@ -484,6 +489,14 @@ func (s *Server) maySeeOutcome(user plait.User, out *plait.Outcome) bool {
 		owner = out.Command.User
 	}
 	return def.Settings().Access.MaySee(user, owner)
+}
+
+// maySeePending applies the type's visibility to a command without an
+// outcome yet: it belongs to the user who sent it, as the outcome of a
+// rejected creation does.
+func (s *Server) maySeePending(user plait.User, cmd plait.Command) bool {
+	def, ok := s.defs[cmd.Type]
+	return ok && def.Settings().Access.MaySee(user, cmd.User)
 }
 
 // typeLabel and nameLabel keep metric labels to the application's names.

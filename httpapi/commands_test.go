@@ -213,7 +213,7 @@ func TestExpectedSeqConflictIs409(t *testing.T) {
 // gatedApp has a counter, a reactor that holds every counter event until
 // the test opens the gate (so no counter command settles while it is shut)
 // and a "gate" aggregate whose "pass" holds in decide until then (so it is
-// pending meanwhile).
+// pending meanwhile), each gate seen by its owner only.
 func gatedApp(gate <-chan struct{}) plait.App {
 	gateType := plait.NewAggregate[enginetest.Tally]("gate",
 		plait.Handle("pass", func(s enginetest.Tally, c plait.Cmd[enginetest.Empty]) ([]plait.Change, error) {
@@ -221,6 +221,7 @@ func gatedApp(gate <-chan struct{}) plait.App {
 			return []plait.Change{plait.Emit("passed", enginetest.Empty{})}, nil
 		}),
 		plait.Apply("passed", func(s enginetest.Tally, e enginetest.Empty) enginetest.Tally { s.Adds++; return s }),
+		plait.WithAccess[enginetest.Tally](plait.Access{OwnerOnly: true}),
 	)
 	reactor := plait.NewReactor("gatekeeper",
 		plait.On("counter", "added", func(e plait.Evt[enginetest.Added]) []plait.Dispatch {
@@ -261,6 +262,8 @@ func TestWaitThatRunsOutAnswers202(t *testing.T) {
 			if got.json(t)["status"] != "pending" || len(got.json(t)) != 2 {
 				t.Fatalf("GET /commands/g1 while held: %s", got)
 			}
+			// Another user learns nothing of it, not even that it exists.
+			problem(t, h.do("GET", "/commands/g1", token(t, "bob"), nil), http.StatusNotFound, "")
 			break
 		}
 		problem(t, got, http.StatusNotFound, "")

@@ -7,19 +7,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
 var _ engine.UndecidedFinder = (*Log)(nil)
 
-// Undecided reports whether command id is in a commands topic past the
+// Undecided returns command id if it is in a commands topic past the
 // offset the store committed for its partition: appended, acknowledged,
 // and not decided yet, whichever instance it was sent to. It reads only
 // that tail of each partition, the records no instance has decided; when
 // every partition is caught up it reads none.
-func (l *Log) Undecided(ctx context.Context, id string) (bool, error) {
+func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, error) {
 	if l.opts.Offsets == nil {
-		return false, fmt.Errorf("kafka: undecided %s: no OffsetSource in Options.Offsets", id)
+		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: no OffsetSource in Options.Offsets", id)
 	}
 	topics := make([]string, 0, len(l.commands))
 	for _, t := range l.commands {
@@ -27,7 +28,7 @@ func (l *Log) Undecided(ctx context.Context, id string) (bool, error) {
 	}
 	ends, err := kadm.NewClient(l.producer).ListEndOffsets(ctx, topics...)
 	if err != nil {
-		return false, fmt.Errorf("kafka: undecided %s: list end offsets: %w", id, err)
+		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: list end offsets: %w", id, err)
 	}
 	from := map[string]map[int32]kgo.Offset{}
 	last := map[topicPartition]int64{} // the offset of each tail's last record
@@ -55,26 +56,26 @@ func (l *Log) Undecided(ctx context.Context, id string) (bool, error) {
 		last[topicPartition{o.Topic, o.Partition}] = o.Offset - 1
 	})
 	if failed != nil || len(last) == 0 {
-		return false, failed
+		return plait.Command{}, false, failed
 	}
 	cl, err := kgo.NewClient(l.clientOpts(kgo.ConsumePartitions(from))...)
 	if err != nil {
-		return false, fmt.Errorf("kafka: undecided %s: make a reader: %w", id, err)
+		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: make a reader: %w", id, err)
 	}
 	defer cl.Close()
 	for len(last) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return false, fmt.Errorf("kafka: undecided %s: %d partitions left to read: %w", id, len(last), ctx.Err())
+			return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: %d partitions left to read: %w", id, len(last), ctx.Err())
 		}
 		if errs := fetches.Errors(); len(errs) > 0 {
-			return false, fmt.Errorf("kafka: undecided %s: fetch %s/%d: %w", id, errs[0].Topic, errs[0].Partition, errs[0].Err)
+			return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: fetch %s/%d: %w", id, errs[0].Topic, errs[0].Partition, errs[0].Err)
 		}
-		found := false
+		var found *kgo.Record
 		fetches.EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
 				if h.Key == "plait_id" && string(h.Value) == id {
-					found = true
+					found = r
 				}
 			}
 			tp := topicPartition{r.Topic, r.Partition}
@@ -82,9 +83,13 @@ func (l *Log) Undecided(ctx context.Context, id string) (bool, error) {
 				delete(last, tp)
 			}
 		})
-		if found {
-			return true, nil
+		if found != nil {
+			cmd, err := decodeCommand(found)
+			if err != nil {
+				return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: %w", id, err)
+			}
+			return cmd, true, nil
 		}
 	}
-	return false, nil
+	return plait.Command{}, false, nil
 }

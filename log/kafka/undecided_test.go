@@ -81,6 +81,10 @@ func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
 	if code, _ := status("never-sent"); code != http.StatusNotFound {
 		t.Fatalf("GET /commands/never-sent: %d, want 404", code)
 	}
+	// The command comes back whole, so that its sender can be told apart.
+	if got, ok, err := b.Undecided(ctx, cmd.ID); err != nil || !ok || got.User != cmd.User || got.AggregateID != cmd.AggregateID {
+		t.Fatalf("Undecided(%s) before it is decided = %+v, %v, %v; want the command", cmd.ID, got, ok, err)
+	}
 
 	// b starts consuming: the command is decided, and its outcome answers.
 	runCtx, stop := context.WithCancel(ctx)
@@ -100,7 +104,7 @@ func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if undecided, err := b.Undecided(ctx, cmd.ID); err != nil || undecided {
+	if _, undecided, err := b.Undecided(ctx, cmd.ID); err != nil || undecided {
 		t.Fatalf("Undecided(%s) after its outcome = %v, %v; want false", cmd.ID, undecided, err)
 	}
 	if code, _ := status("never-sent"); code != http.StatusNotFound {
