@@ -104,6 +104,11 @@ type Access struct {
 	OwnerOnly bool
 	// SeeAllRoles lists roles that see every instance even when OwnerOnly.
 	SeeAllRoles []string
+	// RolesOnly restricts every instance to users holding one of
+	// SeeAllRoles, its owner included: for a type that is the
+	// application's own bookkeeping, such as a view that only feeds
+	// others.
+	RolesOnly bool
 }
 
 // MaySend reports whether user may send command.
@@ -113,7 +118,7 @@ func (a Access) MaySend(user User, command string) bool {
 
 // MaySee reports whether user may see an instance owned by owner.
 func (a Access) MaySee(user User, owner string) bool {
-	if !a.OwnerOnly || owner == "" || owner == user.ID {
+	if !a.RolesOnly && (!a.OwnerOnly || owner == "" || owner == user.ID) {
 		return true
 	}
 	return a.SeesAll(user)
@@ -121,7 +126,7 @@ func (a Access) MaySee(user User, owner string) bool {
 
 // SeesAll reports whether user sees every instance of the type.
 func (a Access) SeesAll(user User) bool {
-	if !a.OwnerOnly {
+	if !a.OwnerOnly && !a.RolesOnly {
 		return true
 	}
 	for _, r := range a.SeeAllRoles {

@@ -232,7 +232,11 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, paramProblem(err))
 		return
 	}
-	if a := def.Settings().Access; a.OwnerOnly && !a.SeesAll(user) {
+	if a := def.Settings().Access; !a.SeesAll(user) {
+		if a.RolesOnly { // none of its instances is the user's to see
+			writeJSON(w, http.StatusOK, listPage{Items: []listItem{}})
+			return
+		}
 		lq.Owner = user.ID
 	}
 	page, err := s.e.List(r.Context(), typ, lq)

@@ -375,47 +375,85 @@ func sortStrings(s []string, desc bool) {
 	})
 }
 
-// TestOrderdeskUsersSeeWhatTheyCreated: orderdesk's instances are their
-// creators' (a list item its order's creator's), and an admin sees them
-// all: through GET /aggregates, /lists and /commands and the relay; a
-// command on another user's instance is refused.
-func TestOrderdeskUsersSeeWhatTheyCreated(t *testing.T) {
+// TestOrderdeskUsersSeeWhatTheyMaySee: orderdesk's customers are shared
+// by every user; an order is its creator's, and so is its list item; the
+// customerOrders view, which holds every user's order ids, is the admin's
+// alone; an admin sees everything. The rules hold through GET
+// /aggregates, /lists and /commands and the relay, and a command on
+// another user's order is refused.
+func TestOrderdeskUsersSeeWhatTheyMaySee(t *testing.T) {
 	h := start(t, orderdesk.App(), httpapi.Options{}, false)
 	ann, bob, admin := token(t, "ann"), token(t, "bob"), token(t, "root", orderdesk.AdminRole)
-	created := h.post(ann, "?wait=settled", cmd{"type": "customer", "aggregateId": "c1", "name": "create",
+	h.post(ann, "?wait=settled", cmd{"type": "customer", "aggregateId": "c1", "name": "create",
 		"data": map[string]string{"name": "Annes Customer", "email": "c1@example.com"}}, http.StatusOK)
-	h.post(ann, "?wait=settled", cmd{"type": "order", "aggregateId": "o1", "name": "place",
+	placed := h.post(ann, "?wait=settled", cmd{"type": "order", "aggregateId": "o1", "name": "place",
 		"data": map[string]any{"customerId": "c1", "lines": []map[string]any{{"sku": "A", "qty": 1, "price": 2}}}}, http.StatusOK)
 	h.post(bob, "?wait=settled", cmd{"type": "customer", "aggregateId": "c2", "name": "create",
 		"data": map[string]string{"name": "Bobs Customer", "email": "c2@example.com"}}, http.StatusOK)
-	annCmd, _ := created.json(t)["id"].(string)
+	// bob may place an order for ann's customer, whom he sees, and rename it.
+	h.post(bob, "?wait=settled", cmd{"type": "order", "aggregateId": "ob", "name": "place",
+		"data": map[string]any{"customerId": "c1", "lines": []map[string]any{{"sku": "B", "qty": 2, "price": 3}}}}, http.StatusOK)
+	h.post(bob, "?wait=settled", cmd{"type": "customer", "aggregateId": "c1", "name": "rename",
+		"data": map[string]string{"name": "Shared Customer"}}, http.StatusOK)
+	annCmd, _ := placed.json(t)["id"].(string)
 
-	for _, path := range []string{"/aggregates/customer/c1", "/aggregates/order/o1", "/aggregates/orderList/o1",
-		"/aggregates/customer/c1/events", "/commands/" + annCmd} {
-		for who, c := range map[string]struct {
-			tok  string
-			want int
-		}{"ann": {ann, http.StatusOK}, "admin": {admin, http.StatusOK}, "bob": {bob, http.StatusNotFound}} {
-			if r := h.do("GET", path, c.tok, nil); r.status != c.want || (c.want == http.StatusOK && !strings.Contains(string(r.body), `"c1"`)) {
-				t.Errorf("GET %s as %s: %s, want %d", path, who, r, c.want)
+	type who struct {
+		name, tok string
+	}
+	everyone := []who{{"ann", ann}, {"bob", bob}, {"admin", admin}}
+	for _, c := range []struct {
+		path string
+		sees map[string]bool
+	}{
+		{"/aggregates/customer/c1", map[string]bool{"ann": true, "bob": true, "admin": true}},
+		{"/aggregates/customer/c1/events", map[string]bool{"ann": true, "bob": true, "admin": true}},
+		{"/aggregates/order/o1", map[string]bool{"ann": true, "admin": true}},
+		{"/aggregates/order/o1/events", map[string]bool{"ann": true, "admin": true}},
+		{"/aggregates/orderList/o1", map[string]bool{"ann": true, "admin": true}},
+		{"/aggregates/orderList/ob", map[string]bool{"bob": true, "admin": true}},
+		{"/aggregates/customerOrders/c1", map[string]bool{"admin": true}},
+		{"/commands/" + annCmd, map[string]bool{"ann": true, "admin": true}},
+	} {
+		for _, u := range everyone {
+			want := http.StatusNotFound
+			if c.sees[u.name] {
+				want = http.StatusOK
+			}
+			if r := h.do("GET", c.path, u.tok, nil); r.status != want {
+				t.Errorf("GET %s as %s: %s, want %d", c.path, u.name, r, want)
 			}
 		}
 	}
 	for _, c := range []struct{ tok, typ, want string }{
-		{ann, "customer", "[c1]"}, {bob, "customer", "[c2]"}, {admin, "customer", "[c1 c2]"},
-		{ann, "orderList", "[o1]"}, {bob, "orderList", "[]"}, {admin, "orderList", "[o1]"},
+		{ann, "customer", "[c1 c2]"}, {bob, "customer", "[c1 c2]"}, {admin, "customer", "[c1 c2]"},
+		{ann, "orderList", "[o1]"}, {bob, "orderList", "[ob]"}, {admin, "orderList", "[o1 ob]"},
+		{ann, "customerOrders", "[]"}, {bob, "customerOrders", "[]"}, {admin, "customerOrders", "[c1 c2]"},
 	} {
 		if got := ids(h.list(c.tok, c.typ, nil)); got != c.want {
 			t.Errorf("GET /lists/%s: %s, want %s", c.typ, got, c.want)
 		}
 	}
-	problem(t, h.do("POST", "/commands?wait=outcome", bob, cmd{"type": "customer", "aggregateId": "c1", "name": "rename",
-		"data": map[string]string{"name": "Taken"}}), http.StatusForbidden, httpapi.CodeForbidden)
-	if r := h.do("GET", "/aggregates/customer/c1", ann, nil); !strings.Contains(string(r.body), "Annes Customer") {
-		t.Fatalf("c1 after bob's refused rename: %s", r)
+	// Both list items show the customer's name as renamed.
+	for _, it := range h.list(admin, "orderList", nil).Items {
+		if it["customerName"] != "Shared Customer" {
+			t.Errorf("list item %v, want the renamed customer", it)
+		}
 	}
+	problem(t, h.do("POST", "/commands?wait=outcome", bob, cmd{"type": "order", "aggregateId": "o1", "name": "cancel",
+		"data": map[string]string{"reason": "not mine"}}), http.StatusForbidden, httpapi.CodeForbidden)
+	if r := h.do("GET", "/aggregates/order/o1", ann, nil); !strings.Contains(string(r.body), `"placed"`) {
+		t.Fatalf("o1 after bob's refused cancel: %s", r)
+	}
+	// The last item is one every user sees (no reactor reacts to it), so
+	// that each stream reaches the head.
+	h.post(ann, "?wait=settled", cmd{"type": "customer", "aggregateId": "c2", "name": "changeEmail",
+		"data": map[string]string{"email": "new@example.com"}}, http.StatusOK)
 	frames := streamFrames(t, h, bob, h.e.Head())
-	if strings.Contains(frames, "Annes Customer") || strings.Contains(frames, `"o1"`) || !strings.Contains(frames, "Bobs Customer") {
+	if strings.Contains(frames, `"o1"`) || strings.Contains(frames, `"customerOrders"`) ||
+		!strings.Contains(frames, `"ob"`) || !strings.Contains(frames, "Annes Customer") {
 		t.Fatalf("bob's stream:\n%s", frames)
+	}
+	if frames := streamFrames(t, h, admin, h.e.Head()); !strings.Contains(frames, `"customerOrders"`) || !strings.Contains(frames, `"o1"`) {
+		t.Fatalf("the admin's stream lacks frames:\n%s", frames)
 	}
 }

@@ -223,7 +223,7 @@ func (s *Server) holdStream(user plait.User) (release func(), p *Problem) {
 func (s *Server) route(it engine.Item, keys []string) []string {
 	typ := relay.ItemType(it)
 	keys = append(keys, typ)
-	if s.sse.access[typ].OwnerOnly {
+	if a := s.sse.access[typ]; a.OwnerOnly && !a.RolesOnly {
 		keys = append(keys, typ+"\x00"+itemOwner(it))
 	}
 	return keys
@@ -238,9 +238,10 @@ func (s *Server) subscription(user plait.User, types map[string]bool) relay.Subs
 		if types != nil && !types[t] {
 			continue
 		}
-		if a.SeesAll(user) {
+		switch {
+		case a.SeesAll(user):
 			keys = append(keys, t)
-		} else {
+		case a.OwnerOnly && !a.RolesOnly:
 			keys = append(keys, t+"\x00"+user.ID, t+"\x00")
 		}
 	}

@@ -50,7 +50,7 @@ func Customer() *plait.Aggregate[CustomerState] { return CustomerWith("email") }
 // holds sealed values, so lists cannot sort or filter by it.
 func CustomerWith(personal ...string) *plait.Aggregate[CustomerState] {
 	return plait.NewAggregate(CustomerType,
-		plait.WithAccess[CustomerState](Access),
+		plait.WithAccess[CustomerState](CustomerAccess),
 		plait.Handle(CmdCreate, func(s CustomerState, c plait.Cmd[CreateCustomer]) ([]plait.Change, error) {
 			if s.Name != "" {
 				return nil, plait.Reject("", CodeExists, "this customer exists already")

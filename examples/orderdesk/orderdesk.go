@@ -29,10 +29,10 @@ const (
 )
 
 // App is the orderdesk application. Every user may send every command;
-// each user sees the customers and orders they created and the list items
-// of their orders, and a user with the admin role sees them all (see
-// Access). A customer's email address is personal data; the name is not,
-// so that the lists can sort and search by it.
+// customers are shared by every user, each user sees the orders they
+// placed and the list items of those orders, and a user with the admin
+// role sees them all (see Access). A customer's email address is personal
+// data; the name is not, so that the lists can sort and search by it.
 func App() plait.App { return app(Customer(), OrderList(), CustomerOrders()) }
 
 // PrivateApp is orderdesk for a deployment that must be able to forget a
@@ -49,11 +49,22 @@ func PrivateApp() plait.App {
 // AdminRole is the role of the users who see every instance of every type.
 const AdminRole = "admin"
 
-// Access is who sees what in orderdesk, the same for every type: an
-// instance is its creator's (for a list item, the creator of the order it
-// shows), and AdminRole sees them all. A server without authentication has
-// one local user, who holds AdminRole.
-var Access = plait.Access{OwnerOnly: true, SeeAllRoles: []string{AdminRole}}
+// Who sees what in orderdesk. A server without authentication has one
+// local user, who holds AdminRole.
+var (
+	// CustomerAccess: customers are the desk's shared records; every user
+	// sees and changes every customer, as every user may place an order
+	// for any of them, and its list item shows the customer's name.
+	CustomerAccess = plait.Access{}
+	// Access is for orders and their list items: an order is its
+	// creator's (a list item, its order's creator's), and AdminRole sees
+	// them all.
+	Access = plait.Access{OwnerOnly: true, SeeAllRoles: []string{AdminRole}}
+	// InternalAccess is for customerOrders, the view that feeds name
+	// changes to the list items: it holds every user's order ids, so only
+	// AdminRole sees it.
+	InternalAccess = plait.Access{RolesOnly: true, SeeAllRoles: []string{AdminRole}}
+)
 
 // The names of orderdesk's applications when it runs as two of them.
 const (

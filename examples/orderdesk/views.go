@@ -154,7 +154,7 @@ type OrderAdded struct {
 func CustomerOrders(opts ...plait.Option[CustomerOrdersState]) *plait.Aggregate[CustomerOrdersState] {
 	return plait.NewAggregate(CustomerOrdersType, append([]plait.Option[CustomerOrdersState]{
 		plait.AsView[CustomerOrdersState](),
-		plait.WithAccess[CustomerOrdersState](Access),
+		plait.WithAccess[CustomerOrdersState](InternalAccess),
 		plait.Handle(CmdSetName, func(s CustomerOrdersState, c plait.Cmd[SetName]) ([]plait.Change, error) {
 			return emitIfNewer(c.Data.Source, s.NameSource.Seq, EvtNameSet,
 				NameSet{Source: c.Data.Source, Name: c.Data.Name, OrderIDs: s.OrderIDs}, "name"), nil
