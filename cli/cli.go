@@ -118,12 +118,21 @@ func flagsWithArgs(name, args, summary string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parse parses args, wrapping errors as usage errors.
+// A mistake is told once, in one line with a pointer to --help; the
+// usage is printed for --help only.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard) // the flag package's own report of the mistake
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage()
 			return err
 		}
-		return usageError{err}
+		return usageError{fmt.Errorf("%w (see 'plait %s --help')", err, fs.Name())}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}

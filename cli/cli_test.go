@@ -31,8 +31,8 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"serve", "--addr", "0.0.0.0:0", "--data", t.TempDir()},
 		{"serve", "--jwt-secret", "short", "--data", t.TempDir()},
 	} {
-		if code, _, stderr := runCLI(t, args...); code != 2 || stderr == "" {
-			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, stderr)
+		if code, _, stderr := runCLI(t, args...); code != 2 || stderr == "" || (args[0] != "bogus" && strings.Count(stderr, "\n") != 1) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message of one line", args, code, stderr)
 		}
 	}
 	// help, and --help without a command, list the commands on stdout.
