@@ -307,7 +307,10 @@ func decodeEnvelope(body []byte, lim DataLimits) (plait.Command, *Problem) {
 				return cmd, fieldProblem(key, CodeInvalidType, "want a string")
 			}
 			if len(v) > maxEnvelopeString {
-				return cmd, limitProblem(key, CodeTooLarge, fmt.Sprintf("longer than %d bytes", maxEnvelopeString))
+				// Longer than any valid one: a bad id, or a type or name
+				// the application has not.
+				code := map[string]string{"id": CodeInvalidID, "aggregateId": CodeInvalidID, "type": CodeUnknownType, "name": CodeUnknownCommand}[key]
+				return cmd, fieldProblem(key, code, fmt.Sprintf("longer than %d bytes", maxEnvelopeString))
 			}
 			switch key {
 			case "id":
