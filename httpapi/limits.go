@@ -143,7 +143,7 @@ func checkData(data []byte, lim DataLimits) *Problem {
 				return p
 			}
 			if bad {
-				return newProblem(http.StatusBadRequest, slugInvalidCommand, dataPath(stack)+": a lone UTF-16 surrogate escape is not a character",
+				return newProblem(http.StatusBadRequest, slugInvalidCommand, dataDetail(dataPath(stack), "a lone UTF-16 surrogate escape is not a character"),
 					plait.FieldError{Path: dataPath(stack), Code: CodeInvalidData, Message: "a \\u escape of a lone UTF-16 surrogate is not a character; encode the text as UTF-8"})
 			}
 			if n > lim.MaxString {
@@ -244,11 +244,12 @@ func hex4(data []byte, i int) rune {
 	return rune(v)
 }
 
-// dataPath names the value being scanned: data, then .key for an object
-// member and [i] for an array element, keys cut short if long.
+// dataPath names the value being scanned within the data, as rejections
+// and schema errors do: "" for the data itself, then key for an object
+// member (.key below the top) and [i] for an array element, keys cut
+// short if long.
 func dataPath(stack []dataFrame) string {
 	var b strings.Builder
-	b.WriteString("data")
 	for _, f := range stack {
 		if f.array {
 			if f.count > 0 {
@@ -260,7 +261,7 @@ func dataPath(stack []dataFrame) string {
 			b.WriteString(pathKey(f.key))
 		}
 	}
-	return b.String()
+	return strings.TrimPrefix(b.String(), ".")
 }
 
 // pathKey is ".key" for a raw JSON key, cut to 64 bytes; "" for nil.
@@ -284,10 +285,20 @@ func pathKey(raw []byte) string {
 	return "." + k
 }
 
-// limitProblem is a 413 problem for one value over a limit.
+// limitProblem is a 413 problem for one value of the data, at path, over
+// a limit.
 func limitProblem(path, code, message string) *Problem {
-	return newProblem(http.StatusRequestEntityTooLarge, slugTooLarge, path+": "+message,
+	return newProblem(http.StatusRequestEntityTooLarge, slugTooLarge, dataDetail(path, message),
 		plait.FieldError{Path: path, Code: code, Message: message})
+}
+
+// dataDetail is a problem's detail for a value of the data, at path, as
+// schema errors word it.
+func dataDetail(path, message string) string {
+	if path == "" {
+		path = "(the data)"
+	}
+	return "data: " + path + ": " + message
 }
 
 // routeParams are the query parameters each route takes; a request with

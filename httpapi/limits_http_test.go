@@ -16,7 +16,7 @@ func TestDataOverALimitIs413AndStoresNothing(t *testing.T) {
 	head := h.e.Head()
 	long := cmd{"type": "counter", "aggregateId": "a", "name": "label", "data": map[string]string{"label": strings.Repeat("é", 9)}}
 	p := problem(t, h.do("POST", "/commands?wait=outcome", tok, long), http.StatusRequestEntityTooLarge, httpapi.CodeTooLarge)
-	if errs := p["errors"].([]any); errs[0].(map[string]any)["path"] != "data.label" {
+	if errs := p["errors"].([]any); errs[0].(map[string]any)["path"] != "label" {
 		t.Fatalf("path of the error: %v", p)
 	}
 	deep := `{"type":"counter","aggregateId":"a","name":"label","data":{"label":[[[["x"]]]]}}`

@@ -22,33 +22,33 @@ func TestCheckDataNamesTheValueOverTheLimit(t *testing.T) {
 		status           int
 	}{
 		{`{"a":"12345678"}`, "", "", 0},
-		{`{"a":"123456789"}`, "data.a", CodeTooLarge, 413},
-		{`{"a":"\u00e9\u00e9\u00e9\u00e9\u00e9"}`, "data.a", CodeTooLarge, 413}, // 10 bytes unescaped
+		{`{"a":"123456789"}`, "a", CodeTooLarge, 413},
+		{`{"a":"\u00e9\u00e9\u00e9\u00e9\u00e9"}`, "a", CodeTooLarge, 413}, // 10 bytes unescaped
 		{`{"a":"\u00e9\u00e9\u00e9\u00e9"}`, "", "", 0},                         // 8 bytes
 		{`{"a":"\ud83d\ude00\ud83d\ude00"}`, "", "", 0},                         // two emoji, 8 bytes
-		{`{"a":"\ud83d\ude00\ud83d\ude00x"}`, "data.a", CodeTooLarge, 413},
-		{`{"123456789":1}`, "data.123456789", CodeTooLarge, 413},
-		{`{"` + strings.Repeat("k", 100) + `":1}`, "data." + strings.Repeat("k", 63) + "…", CodeTooLarge, 413},
-		{`{"lines":[{"sku":"ok"},{"sku":"much too long"}]}`, "data.lines[1].sku", CodeTooLarge, 413},
+		{`{"a":"\ud83d\ude00\ud83d\ude00x"}`, "a", CodeTooLarge, 413},
+		{`{"123456789":1}`, "123456789", CodeTooLarge, 413},
+		{`{"` + strings.Repeat("k", 100) + `":1}`, strings.Repeat("k", 63) + "…", CodeTooLarge, 413},
+		{`{"lines":[{"sku":"ok"},{"sku":"much too long"}]}`, "lines[1].sku", CodeTooLarge, 413},
 		{`[1,2,3]`, "", "", 0},
-		{`[1,2,3,4]`, "data", CodeTooLarge, 413},
-		{`{"x":[[1,2,3,4]]}`, "data.x[0]", CodeTooLarge, 413},
+		{`[1,2,3,4]`, "", CodeTooLarge, 413},
+		{`{"x":[[1,2,3,4]]}`, "x[0]", CodeTooLarge, 413},
 		{`{"a":1,"b":2,"c":3}`, "", "", 0},
-		{`{"a":1,"b":2,"c":3,"d":4}`, "data", CodeTooLarge, 413},
-		{`{"o":{"a":1,"b":2,"c":3,"d":4}}`, "data.o", CodeTooLarge, 413},
+		{`{"a":1,"b":2,"c":3,"d":4}`, "", CodeTooLarge, 413},
+		{`{"o":{"a":1,"b":2,"c":3,"d":4}}`, "o", CodeTooLarge, 413},
 		{`[[[1]]]`, "", "", 0},
-		{`[[[[1]]]]`, "data[0][0][0]", CodeTooDeep, 413},
-		{`{"a":{"b":{"c":{}}}}`, "data.a.b.c", CodeTooDeep, 413},
+		{`[[[[1]]]]`, "[0][0][0]", CodeTooDeep, 413},
+		{`{"a":{"b":{"c":{}}}}`, "a.b.c", CodeTooDeep, 413},
 		{`{"n":123456}`, "", "", 0},
-		{`{"n":1234567}`, "data.n", CodeTooLarge, 413},
+		{`{"n":1234567}`, "n", CodeTooLarge, 413},
 		{`{"n":-1e308}`, "", "", 0},
-		{`{"n":1e309}`, "data.n", CodeTooLarge, 413},
-		{`{"n":[1,2e999]}`, "data.n[1]", CodeTooLarge, 413},
-		{`{"s":"\ud800"}`, "data.s", CodeInvalidData, 400},
-		{`{"s":"\udc00\ud800"}`, "data.s", CodeInvalidData, 400},
-		{`{"s":"\ud800x"}`, "data.s", CodeInvalidData, 400},
+		{`{"n":1e309}`, "n", CodeTooLarge, 413},
+		{`{"n":[1,2e999]}`, "n[1]", CodeTooLarge, 413},
+		{`{"s":"\ud800"}`, "s", CodeInvalidData, 400},
+		{`{"s":"\udc00\ud800"}`, "s", CodeInvalidData, 400},
+		{`{"s":"\ud800x"}`, "s", CodeInvalidData, 400},
 		{`{"s":"\\ud800"}`, "", "", 0}, // an escaped backslash, then text
-		{`"\ud83d"`, "data", CodeInvalidData, 400},
+		{`"\ud83d"`, "", CodeInvalidData, 400},
 		{`  true `, "", "", 0},
 		{`null`, "", "", 0},
 	} {
@@ -79,7 +79,7 @@ func TestDecodeEnvelopeRefusesBadUTF8AndLongEnvelopeStrings(t *testing.T) {
 	}
 	// The defaults apply to the zero value.
 	big := `{"type":"counter","data":{"s":"` + strings.Repeat("x", DefaultMaxString+1) + `"}}`
-	if _, p = decodeEnvelope([]byte(big), DataLimits{}); p == nil || p.Status != 413 || p.Errors[0].Path != "data.s" {
+	if _, p = decodeEnvelope([]byte(big), DataLimits{}); p == nil || p.Status != 413 || p.Errors[0].Path != "s" {
 		t.Fatalf("default string limit: %+v", p)
 	}
 	deep := `{"type":"counter","data":` + strings.Repeat("[", DefaultMaxDepth+1) + strings.Repeat("]", DefaultMaxDepth+1) + `}`
@@ -183,7 +183,7 @@ func FuzzCheckData(f *testing.F) {
 			}
 			return
 		}
-		if len(p.Errors) != 1 || p.Errors[0].Message == "" || !strings.HasPrefix(p.Errors[0].Path, "data") {
+		if len(p.Errors) != 1 || p.Errors[0].Message == "" || !strings.HasPrefix(p.Detail, "data: ") || strings.HasPrefix(p.Errors[0].Path, ".") {
 			t.Fatalf("%q: problem %+v", data, p)
 		}
 		switch p.Errors[0].Code {

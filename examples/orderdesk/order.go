@@ -112,6 +112,8 @@ func Order() *plait.Aggregate[OrderState] {
 		plait.Apply(EvtPlaced, func(_ OrderState, e OrderPlaced) OrderState { return OrderState{OrderPlaced: e, Status: StatusPlaced} }),
 		plait.Version[OrderState](EvtPlaced, 2),
 		plait.Schema[OrderState](CmdPlace, PlaceOrderSchema),
+		plait.Schema[OrderState](CmdShip, ShipOrderSchema),
+		plait.Schema[OrderState](CmdCancel, CancelOrderSchema),
 		plait.Apply(EvtShipped, func(s OrderState, _ OrderShipped) OrderState {
 			return OrderState{OrderPlaced: s.OrderPlaced, Status: StatusShipped}
 		}),

@@ -47,4 +47,13 @@ const (
 		}
 	}
 }`
+	ShipOrderSchema = `{
+	"type": "object",
+	"additionalProperties": false
+}`
+	CancelOrderSchema = `{
+	"type": "object",
+	"additionalProperties": false,
+	"properties": {"reason": {"type": "string"}}
+}`
 )
