@@ -24,8 +24,8 @@ func TestCheckDataNamesTheValueOverTheLimit(t *testing.T) {
 		{`{"a":"12345678"}`, "", "", 0},
 		{`{"a":"123456789"}`, "a", CodeTooLarge, 413},
 		{`{"a":"\u00e9\u00e9\u00e9\u00e9\u00e9"}`, "a", CodeTooLarge, 413}, // 10 bytes unescaped
-		{`{"a":"\u00e9\u00e9\u00e9\u00e9"}`, "", "", 0},                         // 8 bytes
-		{`{"a":"\ud83d\ude00\ud83d\ude00"}`, "", "", 0},                         // two emoji, 8 bytes
+		{`{"a":"\u00e9\u00e9\u00e9\u00e9"}`, "", "", 0},                    // 8 bytes
+		{`{"a":"\ud83d\ude00\ud83d\ude00"}`, "", "", 0},                    // two emoji, 8 bytes
 		{`{"a":"\ud83d\ude00\ud83d\ude00x"}`, "a", CodeTooLarge, 413},
 		{`{"123456789":1}`, "123456789", CodeTooLarge, 413},
 		{`{"` + strings.Repeat("k", 100) + `":1}`, strings.Repeat("k", 63) + "…", CodeTooLarge, 413},
