@@ -89,9 +89,12 @@ type Row struct {
 	// P50 and P99 are the latency of one operation (a transaction, a
 	// submission, a request); zero when not measured.
 	P50, P99 time.Duration
-	// Baselines are the Keys of the rows this one is compared with; none
-	// for a baseline.
+	// Baselines are the Keys of the rows this one is compared with, rate
+	// to rate; none for a baseline.
 	Baselines []string
+	// LatencyBaselines are the Keys of the rows this one is compared with
+	// by their p50 latency, for a figure that is first a latency.
+	LatencyBaselines []string
 }
 
 // Ratio compares two rows against a target.
@@ -212,6 +215,11 @@ func (r *Report) Write(w io.Writer) error {
 		for _, key := range row.Baselines {
 			if base, ok := r.Row(key); ok && base.Rate > 0 {
 				vs = append(vs, fmt.Sprintf("%.2f× %s", row.Rate/base.Rate, base.Key))
+			}
+		}
+		for _, key := range row.LatencyBaselines {
+			if base, ok := r.Row(key); ok && base.P50 > 0 && row.P50 > 0 {
+				vs = append(vs, fmt.Sprintf("p50 %.1f× %s", float64(row.P50)/float64(base.P50), base.Key))
 			}
 		}
 		fmt.Fprintf(&b, "%-12s %12s %-11s %9s %9s  %s\n", row.Key, formatRate(row.Rate), row.Unit,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestQuickReportHasEveryFigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"raw-1", "raw-1000", "engine-1", "engine-16", "engine-64", "http-json", "http-post", "http-wait", "http-sse", "view-lag"}
+	want := []string{"raw-1", "raw-1000", "engine-1", "engine-16", "engine-64", "http-json", "http-post", "http-json-1", "http-wait", "sse-echo", "http-sse", "view-lag"}
 	for _, key := range want {
 		row, ok := rep.Row(key)
 		if !ok {
@@ -34,6 +35,22 @@ func TestQuickReportHasEveryFigure(t *testing.T) {
 	for _, row := range rep.Rows {
 		if row.Rate <= 0 || row.Count <= 0 {
 			t.Errorf("row %s = %+v: want positive figures", row.Key, row)
+		}
+	}
+	// Every figure but the raw baselines stands beside one measured in
+	// the same run (relay-idle, memory per connection, against its target).
+	baselines := map[string]bool{"raw-1": true, "raw-1000": true, "http-json": true, "http-json-1": true, "sse-echo": true, "raw-read": true, "relay-idle": true}
+	for _, row := range rep.Rows {
+		if baselines[row.Key] {
+			continue
+		}
+		if len(row.Baselines)+len(row.LatencyBaselines) == 0 {
+			t.Errorf("row %s has no baseline", row.Key)
+		}
+		for _, b := range append(slices.Clone(row.Baselines), row.LatencyBaselines...) {
+			if _, ok := rep.Row(b); !ok {
+				t.Errorf("row %s's baseline %s is not in the report", row.Key, b)
+			}
 		}
 	}
 	for _, key := range []string{"raw-read", "replay", "rebuild"} { // rates without latencies

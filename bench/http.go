@@ -34,7 +34,12 @@ const httpWorkers = 64
 //   - http-json: the trivial handler, which decodes the command's JSON and
 //     answers 202 with an id, without touching the engine: the baseline;
 //   - http-post: POST /commands, each answered 202 once durable;
+//   - http-json-1: the trivial handler, one client, the round trip: the
+//     baseline of http-wait;
 //   - http-wait: POST /commands?wait=outcome, one client, the round trip;
+//   - sse-echo: a trivial SSE server (the trivial handler, which also
+//     writes a frame of the command's id to every open stream), from
+//     sending a POST to reading its frame: the baseline of http-sse;
 //   - http-sse: from sending POST /commands to reading the command's outcome
 //     frame on GET /stream.
 //
@@ -48,6 +53,9 @@ func measureHTTP(ctx context.Context, dir string, opts Options, rep *Report) err
 	api := httpapi.New(n.e, httpapi.Options{Logger: slog.New(slog.DiscardHandler)})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /bench/json", trivialJSON)
+	echo := newSSEEcho()
+	mux.HandleFunc("POST /bench/sse", echo.post)
+	mux.HandleFunc("GET /bench/stream", echo.stream)
 	mux.Handle("/", api)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,7 +82,8 @@ func measureHTTP(ctx context.Context, dir string, opts Options, rep *Report) err
 	}{
 		{"http-json", fmt.Sprintf("trivial JSON handler, %d clients: decode, answer 202", httpWorkers), "/bench/json", httpWorkers, http.StatusAccepted, nil},
 		{"http-post", fmt.Sprintf("POST /commands, %d clients, each answered 202 once durable", httpWorkers), "/commands", httpWorkers, http.StatusAccepted, []string{"http-json"}},
-		{"http-wait", "POST /commands?wait=outcome, 1 client: the round trip", "/commands?wait=outcome", 1, http.StatusOK, nil},
+		{"http-json-1", "trivial JSON handler, 1 client: the round trip", "/bench/json", 1, http.StatusAccepted, nil},
+		{"http-wait", "POST /commands?wait=outcome, 1 client: the round trip", "/commands?wait=outcome", 1, http.StatusOK, []string{"http-json-1"}},
 	}
 	for _, r := range rows {
 		fmt.Fprintf(opts.Progress, "HTTP %s…\n", r.key)
@@ -96,12 +105,19 @@ func measureHTTP(ctx context.Context, dir string, opts Options, rep *Report) err
 		})
 	}
 
-	fmt.Fprintln(opts.Progress, "HTTP http-sse…")
-	row, err := measureSSE(ctx, client, base, opts)
-	if err != nil {
-		return err
+	for _, s := range []sseFigure{
+		{key: "sse-echo", name: fmt.Sprintf("a trivial SSE server: POST (decoded, answered 202, its id written to every stream) to its frame, %d clients posting", sseSenders),
+			stream: "/bench/stream", post: "/bench/sse"},
+		{key: "http-sse", name: fmt.Sprintf("POST /commands to its outcome frame on GET /stream, %d clients posting", sseSenders),
+			stream: "/stream?types=counter", post: "/commands", baselines: []string{"sse-echo"}},
+	} {
+		fmt.Fprintf(opts.Progress, "HTTP %s…\n", s.key)
+		row, err := measureSSE(ctx, client, base, s, opts)
+		if err != nil {
+			return err
+		}
+		rep.Rows = append(rep.Rows, row)
 	}
-	rep.Rows = append(rep.Rows, row)
 
 	post, _ := rep.Row("http-post")
 	trivial, _ := rep.Row("http-json")
@@ -115,13 +131,21 @@ func measureHTTP(ctx context.Context, dir string, opts Options, rep *Report) err
 // measured.
 const sseSenders = 16
 
-// measureSSE follows GET /stream while sseSenders clients post commands
+// sseFigure is a figure of measureSSE: the stream it follows and where it
+// posts.
+type sseFigure struct {
+	key, name    string
+	stream, post string
+	baselines    []string // compared by latency
+}
+
+// measureSSE follows a stream while sseSenders clients post commands
 // without waiting, and times each command from the start of its POST to
 // the arrival of its outcome frame.
-func measureSSE(ctx context.Context, client *http.Client, base string, opts Options) (Row, error) {
+func measureSSE(ctx context.Context, client *http.Client, base string, fig sseFigure, opts Options) (Row, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/stream?types=counter", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+fig.stream, nil)
 	if err != nil {
 		return Row{}, fmt.Errorf("bench: stream request: %w", err)
 	}
@@ -164,7 +188,7 @@ func measureSSE(ctx context.Context, client *http.Client, base string, opts Opti
 	// The stream is live once a probe's frame comes through.
 	probe := "bench-sse-probe"
 	sent.Store(probe, time.Now())
-	if err := post(ctx, client, base+"/commands", commandBody(probe, 0), http.StatusAccepted); err != nil {
+	if err := post(ctx, client, base+fig.post, commandBody(probe, 0), http.StatusAccepted); err != nil {
 		return Row{}, fmt.Errorf("bench: sse probe: %w", err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -186,9 +210,9 @@ func measureSSE(ctx context.Context, client *http.Client, base string, opts Opti
 	if _, err := l.run(ctx, func(w, _ int) error {
 		id := "sse-" + strconv.FormatInt(next.Add(1), 10)
 		sent.Store(id, time.Now())
-		return post(ctx, client, base+"/commands", commandBody(id, rngs[w].IntN(rawInstances)), http.StatusAccepted)
+		return post(ctx, client, base+fig.post, commandBody(id, rngs[w].IntN(rawInstances)), http.StatusAccepted)
 	}); err != nil {
-		return Row{}, fmt.Errorf("bench: http-sse: %w", err)
+		return Row{}, fmt.Errorf("bench: %s: %w", fig.key, err)
 	}
 	time.Sleep(100 * time.Millisecond) // the last frames in flight
 	counting.Store(false)
@@ -197,14 +221,13 @@ func measureSSE(ctx context.Context, client *http.Client, base string, opts Opti
 	mu.Lock()
 	defer mu.Unlock()
 	if len(lats) == 0 {
-		return Row{}, fmt.Errorf("bench: http-sse: %w", errNoOps)
+		return Row{}, fmt.Errorf("bench: %s: %w", fig.key, errNoOps)
 	}
 	slices.Sort(lats)
 	return Row{
-		Key:  "http-sse",
-		Name: fmt.Sprintf("POST /commands to its outcome frame on GET /stream, %d clients posting", sseSenders),
+		Key: fig.key, Name: fig.name,
 		Rate: float64(len(lats)) / opts.Duration.Seconds(), Unit: "frames/s", Count: len(lats),
-		P50: lats[len(lats)*50/100], P99: lats[min(len(lats)-1, len(lats)*99/100)],
+		P50: lats[len(lats)*50/100], P99: lats[min(len(lats)-1, len(lats)*99/100)], LatencyBaselines: fig.baselines,
 	}, nil
 }
 
@@ -296,3 +319,66 @@ func trivialJSON(w http.ResponseWriter, r *http.Request) {
 }
 
 var trivialIDs atomic.Int64
+
+// sseEcho is the baseline SSE server: what it is posted, it answers as
+// trivialJSON does and writes as an outcome frame of the command's id to
+// every open stream.
+type sseEcho struct {
+	mu      sync.Mutex
+	streams map[chan []byte]bool
+}
+
+func newSSEEcho() *sseEcho { return &sseEcho{streams: map[chan []byte]bool{}} }
+
+func (e *sseEcho) post(w http.ResponseWriter, r *http.Request) {
+	var env struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&env); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	frame, _ := json.Marshal(env)
+	frame = append(append([]byte("event: outcome\ndata: "), frame...), "\n\n"...)
+	e.mu.Lock()
+	for ch := range e.streams {
+		select {
+		case ch <- frame:
+		default: // a slow stream misses it, as no stream of the relay may stall others
+		}
+	}
+	e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(map[string]string{"id": env.ID, "status": "pending"})
+}
+
+func (e *sseEcho) stream(w http.ResponseWriter, r *http.Request) {
+	ch := make(chan []byte, 4096)
+	e.mu.Lock()
+	e.streams[ch] = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.streams, ch)
+		e.mu.Unlock()
+	}()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	for {
+		select {
+		case f := <-ch:
+			w.Write(f)
+			for n := len(ch); n > 0; n-- { // what queued meanwhile, in one flush
+				w.Write(<-ch)
+			}
+			if rc.Flush() != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
