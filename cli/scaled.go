@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/bench"
@@ -25,6 +28,7 @@ type scaledFlags struct {
 	kafka          string
 	postgres       string
 	schema         string
+	eventsSchemas  string
 	topicPrefix    string
 	group          string
 	partitions     int
@@ -37,6 +41,7 @@ func (s *scaledFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.kafka, "kafka", "", "scale out: Kafka `brokers`, host:port,… (with --postgres)")
 	fs.StringVar(&s.postgres, "postgres", "", "scale out: PostgreSQL connection `URL` (with --kafka)")
 	fs.StringVar(&s.schema, "pg-schema", "public", "PostgreSQL `schema` of the application's tables, created when missing")
+	fs.StringVar(&s.eventsSchemas, "events-schemas", "", "PostgreSQL `schemas` (comma-separated) of the other applications whose events this one's reactors react to, such as the core's for a split deployment's lists: a view rebuild reads those events there")
 	fs.StringVar(&s.topicPrefix, "topic-prefix", "", "start of every Kafka topic's name (default the application's name)")
 	fs.StringVar(&s.group, "group", "", "Kafka consumer group shared by the application's instances (default the application's name)")
 	fs.IntVar(&s.partitions, "partitions", 4, "partitions of the topics created when missing: at most this many instances decide commands")
@@ -91,7 +96,11 @@ func runScaled(ctx context.Context, app plait.App, sc scaledFlags, f serveFlags,
 		return fmt.Errorf("open the Kafka log: %w", err)
 	}
 	defer klog.Close()
-	e, err := engine.New(app, st, engine.Options{Logger: log, CommandLog: klog, ReactFromLog: true, TracerProvider: f.tracer})
+	sources, err := eventSources(ctx, app, st, sc.eventsSchemas)
+	if err != nil {
+		return err
+	}
+	e, err := engine.New(app, st, engine.Options{Logger: log, CommandLog: klog, ReactFromLog: true, TracerProvider: f.tracer, EventSources: sources})
 	if err != nil {
 		return err
 	}
@@ -112,6 +121,50 @@ func runScaled(ctx context.Context, app plait.App, sc scaledFlags, f serveFlags,
 
 	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, nil, log, stdout,
 		fmt.Sprintf("scaled out on Kafka %s (group %s) and PostgreSQL schema %s", strings.Join(brokers, ","), groupName(sc, app), st.Schema()))
+}
+
+// eventSources opens, on st's pool, the stores of the other applications
+// in schemas, and gives each the types of the other applications that
+// app's reactors subscribe to: whichever of them records a type's events
+// is read for it.
+func eventSources(ctx context.Context, app plait.App, st *postgres.Store, schemas string) ([]engine.EventSource, error) {
+	if schemas == "" {
+		return nil, nil
+	}
+	own := map[string]bool{}
+	for _, d := range app.Aggregates {
+		own[d.Type()] = true
+	}
+	var foreign []string
+	for _, r := range app.Reactors {
+		for _, k := range r.Subscriptions() {
+			if typ, _, _ := strings.Cut(k, "."); !own[typ] && !slices.Contains(foreign, typ) {
+				foreign = append(foreign, typ)
+			}
+		}
+	}
+	var sources []engine.EventSource
+	for _, schema := range strings.Split(schemas, ",") {
+		schema = strings.TrimSpace(schema)
+		if schema == "" || schema == st.Schema() {
+			return nil, usageError{fmt.Errorf("--events-schemas %q: want the schemas of other applications", schemas)}
+		}
+		// The other application made its tables: a schema without them
+		// is a mistake, which would rebuild views from no events at all.
+		var found *string
+		if err := st.Pool().QueryRow(ctx, `SELECT to_regclass($1)::text`, pgx.Identifier{schema, "events"}.Sanitize()).Scan(&found); err != nil {
+			return nil, fmt.Errorf("look up the events of schema %s: %w", schema, err)
+		}
+		if found == nil {
+			return nil, usageError{fmt.Errorf("--events-schemas: schema %s has no events table: give the --pg-schema of an application that has run", schema)}
+		}
+		other, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: schema})
+		if err != nil {
+			return nil, fmt.Errorf("open the events of schema %s: %w", schema, err)
+		}
+		sources = append(sources, engine.EventSource{Types: foreign, Log: other})
+	}
+	return sources, nil
 }
 
 func groupName(sc scaledFlags, app plait.App) string {

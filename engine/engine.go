@@ -58,6 +58,23 @@ type Options struct {
 	// (see the doc of tracing in trace.go). Nil records nothing, at the
 	// cost of a nil check per command.
 	TracerProvider trace.TracerProvider
+	// EventSources are the logs of record of other applications whose
+	// events this one's reactors react to (scaled out, as the lists of a
+	// split deployment react to its core's events): a view rebuild reads
+	// those events from them. A view fed by an application without one
+	// cannot be rebuilt scaled out.
+	EventSources []EventSource
+}
+
+// EventSource is another application's log of record, read by view
+// rebuilds: its store, opened on its schema.
+type EventSource struct {
+	// Types are the aggregate types whose events it records, those of the
+	// other application that this one's reactors subscribe to.
+	Types []string
+	// Log reads the events; a store that offers FilteredEvents is read by
+	// the subscribed events only.
+	Log Feed
 }
 
 func (o *Options) defaults() {

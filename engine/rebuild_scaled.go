@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,12 +40,19 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 	if _, ok := e.raw.(ViewFence); !ok {
 		return Progress{}, fmt.Errorf("engine: rebuild %s: the store cannot fence a view, which a scaled-out rebuild needs", typ)
 	}
+	// Other applications' events first: this one's views react to them.
+	var sources []*eventCursor
+	for _, src := range e.opts.EventSources {
+		sources = append(sources, &eventCursor{log: src.Log})
+	}
+	own := &eventCursor{log: e.store}
+	sources = append(sources, own)
 	for _, r := range e.reactors {
 		for _, k := range r.reactor.Subscriptions() {
-			if src, _, _ := strings.Cut(k, "."); e.defs[src] == nil {
+			if src, _, _ := strings.Cut(k, "."); e.defs[src] == nil && !e.sourced(src) {
 				// Its events are recorded in the store of the application
 				// that owns the type, not in this one's.
-				return Progress{}, fmt.Errorf("engine: rebuild %s: reactor %s reacts to %s, recorded by another application: a scaled-out rebuild replays this application's log only",
+				return Progress{}, fmt.Errorf("engine: rebuild %s: reactor %s reacts to %s, recorded by another application whose log is not among the engine's event sources (Options.EventSources)",
 					typ, r.reactor.Name(), k)
 			}
 		}
@@ -59,13 +67,13 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 		return Progress{}, fmt.Errorf("engine: rebuild %s: the store's copies cannot be swapped behind a fence", typ)
 	}
 	sr := &scaledRebuild{rebuild: rebuild{e: e, def: def, shadow: map[string]*shadowInst{}, dirty: map[string]bool{},
-		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}}
+		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}, sources: sources, own: own}
 	defer func(start time.Time) { sr.p.Replaying = time.Since(start) - sr.p.Paused }(time.Now())
 
 	// Replay and write the copy while the world goes on, until a round
 	// leaves little to do in the swap.
 	for {
-		from := sr.p.Position
+		from := sr.p.Events
 		if err := sr.catchUp(ctx); err != nil {
 			return sr.p, fmt.Errorf("rebuild %s: %w", typ, err)
 		}
@@ -73,7 +81,7 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 		if err := writeDirty(ctx, staged, sr.dirty, sr.record); err != nil {
 			return sr.p, fmt.Errorf("rebuild %s: %w", typ, err)
 		}
-		if n < rebuildPage && sr.p.Position-from < rebuildPage {
+		if n < rebuildPage && sr.p.Events-from < rebuildPage {
 			break
 		}
 	}
@@ -101,35 +109,61 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 // scaledRebuild is a rebuild whose commands wait for their outcome.
 type scaledRebuild struct {
 	rebuild
+	// sources are the logs the reactors' events are read from: each of
+	// Options.EventSources, then this application's store, own.
+	sources []*eventCursor
+	own     *eventCursor
 	pending []plait.Command // commands to the view with no outcome yet, in event order
 }
 
-// catchUp reads the events up to the store's head and applies the
-// commands with an outcome.
-func (sr *scaledRebuild) catchUp(ctx context.Context) error {
-	head, err := sr.e.store.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("read the head: %w", err)
+// eventCursor is how far a rebuild has read one log.
+type eventCursor struct {
+	log Feed
+	pos int64
+}
+
+// sourced reports whether one of Options.EventSources records the events
+// of type typ.
+func (e *Engine) sourced(typ string) bool {
+	for _, src := range e.opts.EventSources {
+		if slices.Contains(src.Types, typ) {
+			return true
+		}
 	}
-	if err := sr.read(ctx, head); err != nil {
-		return err
+	return false
+}
+
+// catchUp reads every source up to its head and applies the commands
+// with an outcome. Sources are read one after the other: the views the
+// reactors of several applications feed converge whatever the order of
+// the reactions of different instances, as they must, scaled out, where
+// every partition is consumed at its own pace.
+func (sr *scaledRebuild) catchUp(ctx context.Context) error {
+	for _, c := range sr.sources {
+		head, err := c.log.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("read the head: %w", err)
+		}
+		if err := sr.read(ctx, c, head); err != nil {
+			return err
+		}
 	}
 	return sr.resolve(ctx)
 }
 
-// read runs the reactors on the events after the current position up to
-// upTo, and queues their commands to the view. Where the store can, only
+// read runs the reactors on the events of c after its position up to
+// upTo, and queues their commands to the view. Where the log can, only
 // the events some reactor subscribes to are read.
-func (sr *scaledRebuild) read(ctx context.Context, upTo int64) error {
-	filtered, canFilter := sr.e.store.(FilteredEvents)
+func (sr *scaledRebuild) read(ctx context.Context, c *eventCursor, upTo int64) error {
+	filtered, canFilter := c.log.(FilteredEvents)
 	view := sr.def.Type()
-	for sr.p.Position < upTo {
+	for c.pos < upTo {
 		var evs []plait.Event
 		var err error
 		if canFilter {
-			evs, err = filtered.ReadEventsOf(ctx, sr.p.Position, upTo, sr.keys(), rebuildPage)
+			evs, err = filtered.ReadEventsOf(ctx, c.pos, upTo, sr.keys(), rebuildPage)
 		} else {
-			evs, err = sr.e.store.ReadEvents(ctx, sr.p.Position, rebuildPage)
+			evs, err = c.log.ReadEvents(ctx, c.pos, rebuildPage)
 		}
 		if err != nil {
 			return fmt.Errorf("read events: %w", err)
@@ -145,11 +179,14 @@ func (sr *scaledRebuild) read(ctx context.Context, upTo int64) error {
 					}
 				}
 			}
-			sr.p.Position = ev.Position
+			c.pos = ev.Position
 			sr.p.Events++
 		}
 		if len(evs) < rebuildPage || evs[len(evs)-1].Position >= upTo {
-			sr.p.Position = upTo
+			c.pos = upTo
+		}
+		if c == sr.own {
+			sr.p.Position = c.pos // progress reports this application's log
 		}
 		sr.report(false)
 		if err := ctx.Err(); err != nil {
