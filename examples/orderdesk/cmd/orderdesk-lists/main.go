@@ -4,7 +4,7 @@
 // orderdesk-core publishes, so it takes the same --topic-prefix, and a
 // PostgreSQL schema of its own:
 //
-//	orderdesk-lists serve --kafka BROKERS --postgres URL --topic-prefix orderdesk --pg-schema orderdesk_lists
+//	orderdesk-lists serve --kafka BROKERS --postgres URL --topic-prefix orderdesk --pg-schema orderdesk_lists --events-schemas orderdesk_core
 package main
 
 import (
