@@ -136,7 +136,7 @@ func checkData(data []byte, lim DataLimits) *Problem {
 				isKey, f.wantKey, f.key = true, false, raw
 				f.count++
 				if f.count > lim.MaxFields {
-					return limitProblem(dataPath(stack[:k-1])+pathKey(nil), CodeTooLarge,
+					return limitProblem(dataPath(stack[:k-1]), CodeTooLarge,
 						fmt.Sprintf("an object has more than %d members", lim.MaxFields))
 				}
 			} else if p := element(); p != nil {
@@ -246,43 +246,48 @@ func hex4(data []byte, i int) rune {
 
 // dataPath names the value being scanned within the data, as rejections
 // and schema errors do: "" for the data itself, then key for an object
-// member (.key below the top) and [i] for an array element, keys cut
-// short if long.
+// member (.key below the top, [""] for the empty key) and [i] for an
+// array element, keys cut short if long.
 func dataPath(stack []dataFrame) string {
 	var b strings.Builder
 	for _, f := range stack {
-		if f.array {
+		switch {
+		case f.array:
 			if f.count > 0 {
 				b.WriteString("[" + strconv.Itoa(f.count-1) + "]")
 			}
-			continue
-		}
-		if f.key != nil {
-			b.WriteString(pathKey(f.key))
+		case f.key != nil:
+			k := keyName(f.key)
+			switch {
+			case k == "":
+				b.WriteString(`[""]`)
+			case b.Len() == 0:
+				b.WriteString(k)
+			default:
+				b.WriteString("." + k)
+			}
 		}
 	}
-	return strings.TrimPrefix(b.String(), ".")
+	return b.String()
 }
 
-// pathKey is ".key" for a raw JSON key, cut to 64 bytes; "" for nil.
-func pathKey(raw []byte) string {
-	if raw == nil {
-		return ""
-	}
+// keyName is a raw JSON key's text, cut to 64 bytes ("…" ends a cut one,
+// and stands for one that does not decode).
+func keyName(raw []byte) string {
 	const maxKey = 64
 	if len(raw) > maxKey+2 {
 		raw = append(append([]byte{}, raw[:maxKey]...), '"')
 		var k string
 		if json.Unmarshal(raw, &k) != nil {
-			return ".…"
+			return "…"
 		}
-		return "." + strings.ToValidUTF8(k, "") + "…"
+		return strings.ToValidUTF8(k, "") + "…"
 	}
 	var k string
 	if json.Unmarshal(raw, &k) != nil {
-		return ".…"
+		return "…"
 	}
-	return "." + k
+	return k
 }
 
 // limitProblem is a 413 problem for one value of the data, at path, over
