@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/bench"
 	"github.com/plaithq/plait/engine"
@@ -144,23 +142,16 @@ func eventSources(ctx context.Context, app plait.App, st *postgres.Store, schema
 		}
 	}
 	var sources []engine.EventSource
+	seen := map[string]bool{st.Schema(): true}
 	for _, schema := range strings.Split(schemas, ",") {
 		schema = strings.TrimSpace(schema)
-		if schema == "" || schema == st.Schema() {
-			return nil, usageError{fmt.Errorf("--events-schemas %q: want the schemas of other applications", schemas)}
+		if schema == "" || seen[schema] {
+			return nil, usageError{fmt.Errorf("--events-schemas %q: want the schemas of other applications, each once", schemas)}
 		}
-		// The other application made its tables: a schema without them
-		// is a mistake, which would rebuild views from no events at all.
-		var found *string
-		if err := st.Pool().QueryRow(ctx, `SELECT to_regclass($1)::text`, pgx.Identifier{schema, "events"}.Sanitize()).Scan(&found); err != nil {
-			return nil, fmt.Errorf("look up the events of schema %s: %w", schema, err)
-		}
-		if found == nil {
-			return nil, usageError{fmt.Errorf("--events-schemas: schema %s has no events table: give the --pg-schema of an application that has run", schema)}
-		}
-		other, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: schema})
+		seen[schema] = true
+		other, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: schema, ReadOnly: true})
 		if err != nil {
-			return nil, fmt.Errorf("open the events of schema %s: %w", schema, err)
+			return nil, fmt.Errorf("--events-schemas: %w", err)
 		}
 		sources = append(sources, engine.EventSource{Types: foreign, Log: other})
 	}

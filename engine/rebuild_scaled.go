@@ -43,9 +43,19 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 	// Other applications' events first: this one's views react to them.
 	var sources []*eventCursor
 	for _, src := range e.opts.EventSources {
-		sources = append(sources, &eventCursor{log: src.Log})
+		types := map[string]bool{}
+		for _, t := range src.Types {
+			if e.defs[t] == nil { // this application's types are read in its own log
+				types[t] = true
+			}
+		}
+		sources = append(sources, &eventCursor{log: src.Log, types: types})
 	}
-	own := &eventCursor{log: e.store}
+	ownTypes := map[string]bool{}
+	for t := range e.defs {
+		ownTypes[t] = true
+	}
+	own := &eventCursor{log: e.store, types: ownTypes}
 	sources = append(sources, own)
 	for _, r := range e.reactors {
 		for _, k := range r.reactor.Subscriptions() {
@@ -116,10 +126,13 @@ type scaledRebuild struct {
 	pending []plait.Command // commands to the view with no outcome yet, in event order
 }
 
-// eventCursor is how far a rebuild has read one log.
+// eventCursor is how far a rebuild has read one log, of the events of
+// the given types.
 type eventCursor struct {
-	log Feed
-	pos int64
+	log   Feed
+	types map[string]bool
+	pos   int64
+	keys  []string // the subscribed "type.name" keys of types; made by read
 }
 
 // sourced reports whether one of Options.EventSources records the events
@@ -157,11 +170,22 @@ func (sr *scaledRebuild) catchUp(ctx context.Context) error {
 func (sr *scaledRebuild) read(ctx context.Context, c *eventCursor, upTo int64) error {
 	filtered, canFilter := c.log.(FilteredEvents)
 	view := sr.def.Type()
+	if c.keys == nil {
+		c.keys = []string{}
+		for _, k := range sr.keys() {
+			if typ, _, _ := strings.Cut(k, "."); c.types[typ] {
+				c.keys = append(c.keys, k)
+			}
+		}
+	}
+	if len(c.keys) == 0 {
+		return nil // no reactor reacts to the events of this log
+	}
 	for c.pos < upTo {
 		var evs []plait.Event
 		var err error
 		if canFilter {
-			evs, err = filtered.ReadEventsOf(ctx, c.pos, upTo, sr.keys(), rebuildPage)
+			evs, err = filtered.ReadEventsOf(ctx, c.pos, upTo, c.keys, rebuildPage)
 		} else {
 			evs, err = c.log.ReadEvents(ctx, c.pos, rebuildPage)
 		}
@@ -172,6 +196,10 @@ func (sr *scaledRebuild) read(ctx context.Context, c *eventCursor, upTo int64) e
 			if ev.Position > upTo {
 				break
 			}
+			c.pos = ev.Position
+			if !c.types[ev.Type] {
+				continue // another application's type, read in its own log
+			}
 			for _, r := range sr.e.reactors {
 				for _, cmd := range sr.e.reactionsTo(r.reactor, ev, true) {
 					if cmd.Type == view {
@@ -179,7 +207,6 @@ func (sr *scaledRebuild) read(ctx context.Context, c *eventCursor, upTo int64) e
 					}
 				}
 			}
-			c.pos = ev.Position
 			sr.p.Events++
 		}
 		if len(evs) < rebuildPage || evs[len(evs)-1].Position >= upTo {

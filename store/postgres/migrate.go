@@ -216,6 +216,26 @@ func (s *Store) tryMigrate(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// checkReadable checks, for a read-only store, that the schema holds a
+// store of a version this program reads.
+func (s *Store) checkReadable(ctx context.Context) error {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table("schema_migrations")).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: look up schema %s: %w", s.opts.Schema, err)
+	}
+	if !exists {
+		return fmt.Errorf("postgres: schema %s holds no Plait store: is it the schema of an application that has run?", s.opts.Schema)
+	}
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v == 0 || v > len(migrations) {
+		return fmt.Errorf("postgres: schema %s is at version %d; this program reads versions 1 to %d", s.opts.Schema, v, len(migrations))
+	}
+	return nil
+}
+
 // SchemaVersion returns the last migration applied.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int

@@ -41,6 +41,10 @@ type Options struct {
 	// MaxConns caps the connections Open's pool makes. When 0, the
 	// connection string's pool_max_conns applies, or else 16.
 	MaxConns int32
+	// ReadOnly opens a schema that another application made and keeps
+	// up, to read its log (as an engine.EventSource): nothing is created
+	// or migrated, and the schema must be one this program can read.
+	ReadOnly bool
 }
 
 var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -125,6 +129,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s.bytewise = bytewise(collate, provider)
+	if opts.ReadOnly {
+		return s, s.checkReadable(ctx)
+	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
