@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -67,4 +68,28 @@ func TestContractScaledOut(t *testing.T) {
 		l.Resume = pg.Offset // the store opened now, after a restart
 		return engine.Options{CommandLog: l, Partitions: 4}
 	})
+}
+
+// TestReadOnlyOpensOnlyAStoreThatExists: a read-only store (another
+// application's log, read by a rebuild) opens over a schema that holds a
+// store, changes nothing, and refuses a schema that holds none rather than
+// create it.
+func TestReadOnlyOpensOnlyAStoreThatExists(t *testing.T) {
+	ctx := context.Background()
+	st, url := open(t)
+	ro, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: st.Schema(), ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only over a store: %v", err)
+	}
+	if head, err := ro.Head(ctx); err != nil || head != 0 {
+		t.Fatalf("the read-only store's head: %d, %v", head, err)
+	}
+	missing := pgtest.FreshSchema(t, url)
+	if _, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: missing, ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "holds no Plait store") {
+		t.Fatalf("read-only over a schema without a store: %v", err)
+	}
+	var created bool
+	if err := st.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, missing).Scan(&created); err != nil || created {
+		t.Fatalf("the read-only open created schema %s (%v)", missing, err)
+	}
 }
