@@ -28,8 +28,8 @@ type Progress struct {
 	Paused time.Duration
 }
 
-// ErrRebuilding means a rebuild of the view is under way already: a view
-// is rebuilt once at a time.
+// ErrRebuilding means a rebuild or replay of the type is under way
+// already: a type's state is rebuilt once at a time.
 var ErrRebuilding = errors.New("engine: the view is being rebuilt already")
 
 // rebuildPage is how many events a rebuild reads at a time.
@@ -57,21 +57,10 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 	default:
 		return Progress{}, plait.ErrStopped
 	}
-	e.mu.Lock()
-	if e.rebuilding[typ] {
-		e.mu.Unlock()
+	if !e.startRebuild(typ) {
 		return Progress{}, fmt.Errorf("rebuild %s: %w", typ, ErrRebuilding)
 	}
-	if e.rebuilding == nil {
-		e.rebuilding = map[string]bool{}
-	}
-	e.rebuilding[typ] = true
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.rebuilding, typ)
-		e.mu.Unlock()
-	}()
+	defer e.endRebuild(typ)
 	if e.scaled() {
 		// Stopping the world would need every instance's partitions.
 		return e.rebuildScaled(ctx, def, progress)
@@ -149,6 +138,29 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 	return rb.p, nil
 }
 
+// startRebuild marks typ as being rebuilt or replayed, unless it is
+// already: a type's copy is staged once at a time, and staging drops
+// every other copy of it (see store/sqlite's dropAbandoned).
+func (e *Engine) startRebuild(typ string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rebuilding[typ] {
+		return false
+	}
+	if e.rebuilding == nil {
+		e.rebuilding = map[string]bool{}
+	}
+	e.rebuilding[typ] = true
+	return true
+}
+
+// endRebuild ends what startRebuild began.
+func (e *Engine) endRebuild(typ string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.rebuilding, typ)
+}
+
 // stopReactors takes the reactors' gate once none is in the middle of a
 // page it failed to finish: its committed commands are past its
 // checkpoint, where a rebuild's replay stops, and its retry would find
@@ -168,6 +180,8 @@ func (e *Engine) stopReactors(ctx context.Context) error {
 		e.reactorGate.Unlock()
 		select {
 		case <-time.After(20 * time.Millisecond):
+		case <-e.stopped:
+			return plait.ErrStopped
 		case <-ctx.Done():
 			return fmt.Errorf("reactor %s is retrying a page it failed to finish: %w", stuck, ctx.Err())
 		}

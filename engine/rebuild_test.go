@@ -152,9 +152,9 @@ func TestARebuildsDroppedItemGoesOnFromItsLastSeq(t *testing.T) {
 	enginetest.CheckARebuildsDroppedItemGoesOn(t, n.Engine, &dropSmall)
 }
 
-// TestAViewIsRebuiltOnceAtATime: a second rebuild of a view while one runs
-// is refused at once with ErrRebuilding, and the view can be rebuilt again
-// once the first is done.
+// TestAViewIsRebuiltOnceAtATime: a second rebuild or a replay of a view
+// while a rebuild runs is refused at once with ErrRebuilding, and the view
+// can be rebuilt again once the first is done.
 func TestAViewIsRebuiltOnceAtATime(t *testing.T) {
 	n := enginetest.Start(t, sqliteOpener(t))
 	ctx := context.Background()
@@ -171,6 +171,9 @@ func TestAViewIsRebuiltOnceAtATime(t *testing.T) {
 	<-inside
 	if _, err := n.Engine.Rebuild(ctx, "tally", nil); !errors.Is(err, engine.ErrRebuilding) {
 		t.Errorf("a second rebuild while one runs: %v, want ErrRebuilding", err)
+	}
+	if _, err := n.Engine.Replay(ctx, "tally", nil); !errors.Is(err, engine.ErrRebuilding) {
+		t.Errorf("a replay of the view while it is rebuilt: %v, want ErrRebuilding", err)
 	}
 	close(release)
 	if err := <-first; err != nil {

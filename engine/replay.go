@@ -160,6 +160,10 @@ func (e *Engine) Replay(ctx context.Context, typ string, progress func(Progress)
 	if e.scaled() {
 		return Progress{}, errors.New("engine: replay runs in the embedded mode only")
 	}
+	if !e.startRebuild(typ) {
+		return Progress{}, fmt.Errorf("replay %s: %w", typ, ErrRebuilding)
+	}
+	defer e.endRebuild(typ)
 	rp := &replay{e: e, def: def, shadow: map[string]*replayed{}, dirty: map[string]bool{}, keys: eventKeys(def),
 		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}
 	catchUp := func() error {
