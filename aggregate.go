@@ -102,12 +102,14 @@ type Access struct {
 	// OwnerOnly restricts each instance to the user who created it (its
 	// owner) and to users holding one of SeeAllRoles.
 	OwnerOnly bool
-	// SeeAllRoles lists roles that see every instance even when OwnerOnly.
+	// SeeAllRoles lists roles that see every instance even when OwnerOnly
+	// or RolesOnly.
 	SeeAllRoles []string
 	// RolesOnly restricts every instance to users holding one of
 	// SeeAllRoles, its owner included: for a type that is the
 	// application's own bookkeeping, such as a view that only feeds
-	// others.
+	// others. It restricts what users see, not what they may send: give
+	// Send too for a type users should not write.
 	RolesOnly bool
 }
 

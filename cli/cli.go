@@ -132,10 +132,10 @@ func parse(fs *flag.FlagSet, args []string) error {
 			usage()
 			return err
 		}
-		return usageError{fmt.Errorf("%w (see 'plait %s --help')", err, fs.Name())}
+		return usageError{fmt.Errorf("%w (see '%s %s --help')", err, filepath.Base(os.Args[0]), fs.Name())}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return usageError{fmt.Errorf("unexpected argument %q (see '%s %s --help')", fs.Arg(0), filepath.Base(os.Args[0]), fs.Name())}
 	}
 	return nil
 }

@@ -158,9 +158,9 @@ type Stats struct {
 	Head                           int64 // the last position published
 	Reactions                      int64 // commands the reactors sent from this instance
 	Subscriptions                  []Subscription
-	// Types are the outcomes decided here, by aggregate type: a view's
-	// count rejections of its reactors' commands, which a healthy
-	// application has none of.
+	// Types are the outcomes decided here, by aggregate type. A view's
+	// rejections are commands of its reactors that it refused, which a
+	// healthy application has none of.
 	Types map[string]TypeStats
 }
 

@@ -73,8 +73,16 @@ func (s *Server) rebuildView(w http.ResponseWriter, r *http.Request) {
 			write(progressLine(p))
 		}
 	})
-	if !started && errors.Is(err, engine.ErrRebuilding) {
-		writeProblem(w, newProblem(http.StatusConflict, slugRebuilding, "view "+name+" is being rebuilt already; wait for that rebuild to end"))
+	if !started && err != nil {
+		switch {
+		case errors.Is(err, engine.ErrRebuilding):
+			writeProblem(w, newProblem(http.StatusConflict, slugRebuilding, "view "+name+" is being rebuilt already; wait for that rebuild to end"))
+		case errors.Is(err, plait.ErrStopped):
+			writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "the engine is not running"))
+		default: // the deployment cannot rebuild this view; the log says why too
+			s.log.Error("rebuild refused", "view", name, "error", err)
+			writeProblem(w, newProblem(http.StatusInternalServerError, slugInternal, "rebuild "+name+": "+err.Error()))
+		}
 		return
 	}
 	line := progressLine(final)

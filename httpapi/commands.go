@@ -148,8 +148,7 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 	if rec.Duplicate && out != nil && !s.maySeeOutcome(user, out) {
 		// The id is another user's command: its outcome is not ours to see.
 		status = "forbidden"
-		writeProblem(w, newProblem(http.StatusForbidden, slugForbidden, "the command id is in use by a command you may not see",
-			plait.FieldError{Path: "id", Code: CodeForbidden, Message: "this id belongs to another user's command"}))
+		writeProblem(w, idTaken())
 		return
 	}
 	status = string(plait.StatusPending)
@@ -177,6 +176,13 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 		}
 		out = &o
 		status = string(out.Status)
+		if !s.maySeeOutcome(user, out) {
+			// Scaled out, an id pending on another instance is known
+			// only now, by its outcome: another user's is not ours.
+			status = "forbidden"
+			writeProblem(w, idTaken())
+			return
+		}
 	}
 	// wait=materialized is wait=outcome: in the embedded store a command's
 	// events, the instance's new state and its outcome commit in one
@@ -200,6 +206,12 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, outcomeView(out))
+}
+
+// idTaken is the problem of a command sent under the id of another user's.
+func idTaken() *Problem {
+	return newProblem(http.StatusForbidden, slugForbidden, "the command id is in use by a command you may not see",
+		plait.FieldError{Path: "id", Code: CodeForbidden, Message: "this id belongs to another user's command"})
 }
 
 func (s *Server) writePending(w http.ResponseWriter, id string) {
@@ -495,7 +507,8 @@ func (s *Server) maySeeOutcome(user plait.User, out *plait.Outcome) bool {
 }
 
 // maySeePending applies the type's visibility to a command without an
-// outcome yet: it belongs to the user who sent it, as the outcome of a
+// outcome yet: it belongs to the user who sent it (the instance's owner
+// is not known before the outcome, which carries it), as the outcome of a
 // rejected creation does.
 func (s *Server) maySeePending(user plait.User, cmd plait.Command) bool {
 	def, ok := s.defs[cmd.Type]

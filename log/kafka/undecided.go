@@ -74,8 +74,8 @@ func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, er
 		var found *kgo.Record
 		fetches.EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
-				if h.Key == "plait_id" && string(h.Value) == id {
-					found = r
+				if found == nil && h.Key == "plait_id" && string(h.Value) == id {
+					found = r // the first: the one decided, later ones being its duplicates
 				}
 			}
 			tp := topicPartition{r.Topic, r.Partition}

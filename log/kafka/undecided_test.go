@@ -3,10 +3,14 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -109,5 +113,95 @@ func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
 	}
 	if code, _ := status("never-sent"); code != http.StatusNotFound {
 		t.Fatalf("GET /commands/never-sent once caught up: %d, want 404", code)
+	}
+}
+
+// TestAWaitOnAnotherUsersIDPendingElsewhereIsForbidden: scaled out, bob
+// sends a command under the id of ann's, which another instance took and
+// is still deciding, and waits for its outcome. The id's outcome is ann's,
+// known only once decided: bob gets 403, not ann's outcome.
+func TestAWaitOnAnotherUsersIDPendingElsewhereIsForbidden(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	gate := make(chan struct{})
+	deciding := make(chan struct{}, 1)
+	type note struct {
+		Text string `json:"text"`
+	}
+	secret := plait.NewAggregate[note]("secret",
+		plait.Handle("write", func(s note, c plait.Cmd[note]) ([]plait.Change, error) {
+			select {
+			case deciding <- struct{}{}:
+			default:
+			}
+			<-gate
+			return []plait.Change{plait.Emit("written", c.Data)}, nil
+		}),
+		plait.Apply("written", func(s note, e note) note { return e }),
+		plait.WithAccess[note](plait.Access{OwnerOnly: true}),
+	)
+	app := plait.App{Name: "secrets", Aggregates: []plait.Definition{secret}}
+	brokers := cluster(t).ListenAddrs()
+	url := pgtest.URL(t)
+	schema := pgtest.FreshSchema(t, url)
+	st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l, err := kafka.New(ctx, app, kafka.Options{Brokers: brokers, Prefix: schema, Group: schema, Partitions: 1,
+		Offsets: st, SessionTimeout: time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// ann's command, as another instance appended it.
+	ann := plait.Command{ID: "ann-1", Type: "secret", AggregateID: "s1", Name: "write", Data: json.RawMessage(`{"text":"ann's secret"}`),
+		CorrelationID: "ann-1", User: "ann", At: time.Now().UTC()}
+	if err := l.Append(ctx, ann); err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(app, st, engine.Options{CommandLog: l, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretKey := []byte("a secret of at least thirty-two bytes")
+	srv := httptest.NewServer(httpapi.New(e, httpapi.Options{Logger: quiet, Auth: httpapi.NewHS256Auth(secretKey)}))
+	defer srv.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	select {
+	case <-deciding: // ann's command is being decided, held at the gate
+	case <-ctx.Done():
+		t.Fatal("ann's command was never decided")
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bob", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(secretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", srv.URL+"/commands?wait=outcome&timeout=30s",
+			strings.NewReader(`{"id":"ann-1","type":"secret","aggregateId":"s9","name":"write","data":{"text":"bob's"}}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- resp
+	}()
+	time.Sleep(300 * time.Millisecond) // bob's wait is on, for the outcome of the id
+	close(gate)
+	resp := <-answered
+	if resp == nil {
+		t.FailNow()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusForbidden || strings.Contains(string(body), "ann's secret") {
+		t.Fatalf("bob's wait on ann's id: %s %s, want 403 without ann's data", resp.Status, body)
 	}
 }
