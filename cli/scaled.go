@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ func (l pgLeaser) TryLease(ctx context.Context, name string) (kafka.Lease, bool,
 // PostgreSQL, the same HTTP server as the embedded mode. Any number of
 // instances may run with the same flags; they share the consumer group and
 // the schema, and one of them at a time publishes events to Kafka.
-func runScaled(ctx context.Context, app plait.App, sc scaledFlags, f serveFlags, auth *httpapi.Auth, log *slog.Logger, stdout io.Writer) error {
+func runScaled(ctx context.Context, app plait.App, sc scaledFlags, f serveFlags, ln net.Listener, auth *httpapi.Auth, log *slog.Logger, stdout io.Writer) error {
 	if sc.kafka == "" || sc.postgres == "" {
 		return usageError{errors.New("--kafka and --postgres go together: the scaled-out deployment needs both")}
 	}
@@ -117,7 +118,7 @@ func runScaled(ctx context.Context, app plait.App, sc scaledFlags, f serveFlags,
 	defer pubDone.Wait()
 	defer stopPub()
 
-	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, nil, log, stdout,
+	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, ln, nil, log, stdout,
 		fmt.Sprintf("scaled out on Kafka %s (group %s) and PostgreSQL schema %s", strings.Join(brokers, ","), groupName(sc, app), st.Schema()))
 }
 

@@ -128,8 +128,16 @@ func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr 
 		return usageError{fmt.Errorf("--addr %s is not a loopback address: without --jwt-secret or --jwks-url, serve binds 127.0.0.1 (or ::1) only", f.addr)}
 	}
 
+	// Take the address first: a server that cannot listen stops before it
+	// opens, or creates, any storage.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // serve closes it; this is for the way out before
+
 	if sc.set() {
-		return runScaled(ctx, app, sc, f, auth, log, stdout)
+		return runScaled(ctx, app, sc, f, ln, auth, log, stdout)
 	}
 
 	lock, url, err := lockData(sf.data, app.Name)
@@ -150,18 +158,14 @@ func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, lock, log, stdout,
+	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, ln, lock, log, stdout,
 		fmt.Sprintf("embedded store %s", sf.path(app)))
 }
 
 // serve runs the engine and its HTTP server until ctx ends, then shuts down
 // gracefully: stop accepting, let requests in flight finish, close the SSE
 // streams, and let the engine finish every command it acknowledged.
-func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveFlags, lock *dataLock, log *slog.Logger, stdout io.Writer, storage string) error {
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
+func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveFlags, ln net.Listener, lock *dataLock, log *slog.Logger, stdout io.Writer, storage string) error {
 	base := "http://" + ln.Addr().String()
 	if lock != nil {
 		if err := lock.advertise(base); err != nil {

@@ -3,8 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,5 +91,23 @@ func TestShutdownDelayServesNotReady(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("the server still answers after it stopped")
+	}
+}
+
+// TestServeOnATakenAddressCreatesNothing: a server that cannot listen
+// stops before it creates its data directory or store.
+func TestServeOnATakenAddressCreatesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	code, _, stderr := runCLI(t, "serve", "--addr", ln.Addr().String(), "--data", data)
+	if code != 1 || !strings.Contains(stderr, "listen") {
+		t.Fatalf("serve on a taken address: exit %d, %q; want 1 and why", code, stderr)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("serve on a taken address left %s behind (%v)", data, err)
 	}
 }
