@@ -21,13 +21,11 @@ import (
 	"github.com/plaithq/plait/store/postgres/pgtest"
 )
 
-// TestStatusOfACommandSentToAnotherInstance asks GET /commands/{id} of an
-// instance other than the one that took the command: while the command is
-// in the command log and not decided, the answer is pending (not 404); once
-// decided, its outcome; an id never sent stays 404.
-func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// scaledOut makes app's PostgreSQL store in a fresh schema, and returns
+// it with a function that opens an instance's Kafka log of app on a fresh
+// cluster, partitions per topic; both are closed when t ends.
+func scaledOut(ctx context.Context, t *testing.T, app plait.App, partitions int32) (*postgres.Store, func() *kafka.Log) {
+	t.Helper()
 	brokers := cluster(t).ListenAddrs()
 	url := pgtest.URL(t)
 	schema := pgtest.FreshSchema(t, url)
@@ -35,10 +33,9 @@ func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	app := enginetest.App()
-	open := func() *kafka.Log {
-		l, err := kafka.New(ctx, app, kafka.Options{Brokers: brokers, Prefix: schema, Group: schema, Partitions: 4,
+	t.Cleanup(func() { st.Close() })
+	return st, func() *kafka.Log {
+		l, err := kafka.New(ctx, app, kafka.Options{Brokers: brokers, Prefix: schema, Group: schema, Partitions: partitions,
 			Offsets: st, SessionTimeout: time.Second, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
@@ -46,6 +43,17 @@ func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
 		t.Cleanup(func() { l.Close() })
 		return l
 	}
+}
+
+// TestStatusOfACommandSentToAnotherInstance asks GET /commands/{id} of an
+// instance other than the one that took the command: while the command is
+// in the command log and not decided, the answer is pending (not 404); once
+// decided, its outcome; an id never sent stays 404.
+func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	app := enginetest.App()
+	st, open := scaledOut(ctx, t, app, 4)
 	// Instance a took the command: it is in the log, acknowledged. No
 	// instance consumes yet, so it is not decided.
 	a, b := open(), open()
@@ -141,20 +149,8 @@ func TestAWaitOnAnotherUsersIDPendingElsewhereIsForbidden(t *testing.T) {
 		plait.WithAccess[note](plait.Access{OwnerOnly: true}),
 	)
 	app := plait.App{Name: "secrets", Aggregates: []plait.Definition{secret}}
-	brokers := cluster(t).ListenAddrs()
-	url := pgtest.URL(t)
-	schema := pgtest.FreshSchema(t, url)
-	st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	l, err := kafka.New(ctx, app, kafka.Options{Brokers: brokers, Prefix: schema, Group: schema, Partitions: 1,
-		Offsets: st, SessionTimeout: time.Second, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	st, open := scaledOut(ctx, t, app, 1)
+	l := open()
 	// ann's command, as another instance appended it.
 	ann := plait.Command{ID: "ann-1", Type: "secret", AggregateID: "s1", Name: "write", Data: json.RawMessage(`{"text":"ann's secret"}`),
 		CorrelationID: "ann-1", User: "ann", At: time.Now().UTC()}
