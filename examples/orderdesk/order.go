@@ -3,6 +3,7 @@ package orderdesk
 import (
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,7 +86,13 @@ func Order() *plait.Aggregate[OrderState] {
 				return nil, plait.Reject("", CodeExists, "this order was placed already")
 			}
 			var p plait.Problems
-			placed := OrderPlaced{CustomerID: c.Data.CustomerID, Lines: c.Data.Lines, Currency: c.Data.Currency, PlacedAt: c.At}
+			lines := slices.Clone(c.Data.Lines)
+			for i := range lines {
+				if lines[i].Price == 0 {
+					lines[i].Price = 0 // a price of -0 is 0
+				}
+			}
+			placed := OrderPlaced{CustomerID: c.Data.CustomerID, Lines: lines, Currency: c.Data.Currency, PlacedAt: c.At}
 			if placed.Currency == "" {
 				placed.Currency = DefaultCurrency
 			}

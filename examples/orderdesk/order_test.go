@@ -2,6 +2,8 @@ package orderdesk_test
 
 import (
 	"encoding/json"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,4 +138,17 @@ func TestOrderDataThatDoesNotDecodeIsNoCommand(t *testing.T) {
 	plaittest.Given(order).
 		When("place", M{"customerId": "c1", "lines": []M{{"sku": "TEA", "qty": 1.5, "price": 1}}}).
 		ThenError(t, plait.ErrBadPayload)
+}
+
+func TestAPriceOfMinusZeroIsZero(t *testing.T) {
+	lines := []M{{"sku": "A", "qty": 1, "price": math.Copysign(0, -1)}}
+	r := plaittest.Given(order).When("place", M{"customerId": "c1", "lines": lines})
+	if strings.Contains(string(r.State()), `"price":-0`) {
+		t.Fatalf("the order keeps a negative zero: %s", r.State())
+	}
+	for _, c := range r.Changes() {
+		if b, err := json.Marshal(c); err != nil || strings.Contains(string(b), `"price":-0`) {
+			t.Fatalf("the event keeps a negative zero: %s (%v)", b, err)
+		}
+	}
 }
