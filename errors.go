@@ -22,6 +22,20 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// JoinPath appends an object member to a FieldError path: the key alone
+// at the top ("name"), after a dot below it ("lines[0].qty"), and [""]
+// for the empty key, so that no path ends in a dot or stands for the data
+// itself ("") by mistake.
+func JoinPath(parent, key string) string {
+	switch {
+	case key == "":
+		return parent + `[""]`
+	case parent == "":
+		return key
+	}
+	return parent + "." + key
+}
+
 // Rejection is the error a decide function returns to reject a command. The
 // command is recorded as rejected with these annotations, and no event.
 type Rejection struct {

@@ -194,12 +194,12 @@ func collectViolations(ve *jsonschema.ValidationError, out *[]FieldError) {
 	switch k := ve.ErrorKind.(type) {
 	case *kind.Required:
 		for _, m := range k.Missing {
-			*out = append(*out, FieldError{Path: joinPath(path, m), Code: code, Message: "required"})
+			*out = append(*out, FieldError{Path: JoinPath(path, m), Code: code, Message: "required"})
 		}
 		return
 	case *kind.AdditionalProperties:
 		for _, p := range k.Properties {
-			*out = append(*out, FieldError{Path: joinPath(path, p), Code: code, Message: "not allowed"})
+			*out = append(*out, FieldError{Path: JoinPath(path, p), Code: code, Message: "not allowed"})
 		}
 		return
 	}
@@ -209,23 +209,13 @@ func collectViolations(ve *jsonschema.ValidationError, out *[]FieldError) {
 // instancePath writes a JSON location as the paths of annotations do:
 // lines[0].qty.
 func instancePath(loc []string) string {
-	var b strings.Builder
+	path := ""
 	for _, seg := range loc {
 		if _, err := strconv.Atoi(seg); err == nil {
-			b.WriteString("[" + seg + "]")
+			path += "[" + seg + "]"
 			continue
 		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(seg)
+		path = JoinPath(path, seg)
 	}
-	return b.String()
-}
-
-func joinPath(parent, field string) string {
-	if parent == "" {
-		return field
-	}
-	return parent + "." + field
+	return path
 }

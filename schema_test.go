@@ -63,6 +63,8 @@ func TestSchemaViolationsAreAnnotationsOfTheData(t *testing.T) {
 		}},
 		{`{"lines":[], "x":1}`, []plait.FieldError{{Path: "lines", Code: "schema:minItems"}, {Path: "x", Code: "schema:additionalProperties"}}},
 		{`[]`, []plait.FieldError{{Path: "", Code: "schema:type"}}},
+		// The empty key is [""]: neither the data itself nor a path ending in a dot.
+		{`{"lines":[{"sku":"a","qty":1}], "":1}`, []plait.FieldError{{Path: `[""]`, Code: "schema:additionalProperties"}}},
 	} {
 		err := a.CheckCommand("place", json.RawMessage(c.data))
 		if c.want == nil {

@@ -121,6 +121,18 @@ func flagsWithArgs(name, args, summary string, stderr io.Writer) *flag.FlagSet {
 // A mistake is told once, in one line with a pointer to --help; the
 // usage is printed for --help only.
 func parse(fs *flag.FlagSet, args []string) error {
+	if err := parseWithArgs(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q%s", fs.Arg(0), seeHelp(fs))}
+	}
+	return nil
+}
+
+// parseWithArgs is parse for a command that takes arguments after its
+// flags.
+func parseWithArgs(fs *flag.FlagSet, args []string) error {
 	out, usage := fs.Output(), fs.Usage
 	fs.SetOutput(io.Discard) // the flag package's own report of the mistake
 	fs.Usage = func() {}
@@ -132,10 +144,12 @@ func parse(fs *flag.FlagSet, args []string) error {
 			usage()
 			return err
 		}
-		return usageError{fmt.Errorf("%w (see '%s %s --help')", err, filepath.Base(os.Args[0]), fs.Name())}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q (see '%s %s --help')", fs.Arg(0), filepath.Base(os.Args[0]), fs.Name())}
+		return usageError{fmt.Errorf("%w%s", err, seeHelp(fs))}
 	}
 	return nil
+}
+
+// seeHelp points to the command's --help, under the program's name.
+func seeHelp(fs *flag.FlagSet) string {
+	return fmt.Sprintf(" (see '%s %s --help')", filepath.Base(os.Args[0]), fs.Name())
 }

@@ -25,6 +25,7 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 	for _, args := range [][]string{
 		{"bogus"},
 		{"serve", "--no-such-flag"},
+		{"forget", "--no-such-flag", "c1"},
 		{"replay"},
 		{"replay", "--view", "order"},
 		{"replay", "--view", "orderList", "--aggregate", "order"},

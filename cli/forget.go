@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -25,11 +24,8 @@ func runForget(ctx context.Context, app plait.App, args []string, stdout, stderr
 	sf.register(fs)
 	server := fs.String("server", "", "ask the server at this base `URL` (http://host:port), embedded or scaled out, instead of the data directory")
 	token := fs.String("token", "", "bearer token for a server that requires auth, with the admin role (default $PLAIT_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseWithArgs(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
 		return usageError{errors.New("want one SUBJECT, after the flags")}

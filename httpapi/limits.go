@@ -249,26 +249,18 @@ func hex4(data []byte, i int) rune {
 // member (.key below the top, [""] for the empty key) and [i] for an
 // array element, keys cut short if long.
 func dataPath(stack []dataFrame) string {
-	var b strings.Builder
+	path := ""
 	for _, f := range stack {
 		switch {
 		case f.array:
 			if f.count > 0 {
-				b.WriteString("[" + strconv.Itoa(f.count-1) + "]")
+				path += "[" + strconv.Itoa(f.count-1) + "]"
 			}
 		case f.key != nil:
-			k := keyName(f.key)
-			switch {
-			case k == "":
-				b.WriteString(`[""]`)
-			case b.Len() == 0:
-				b.WriteString(k)
-			default:
-				b.WriteString("." + k)
-			}
+			path = plait.JoinPath(path, keyName(f.key))
 		}
 	}
-	return b.String()
+	return path
 }
 
 // keyName is a raw JSON key's text, cut to 64 bytes ("…" ends a cut one,
