@@ -34,3 +34,18 @@ func TestAccessSeesWhatItDeclares(t *testing.T) {
 		}
 	}
 }
+
+// TestByOwnerIsWhereUsersSeeTheirOwn: of the kinds of access, only
+// OwnerOnly lets a user who does not see all see their own instances.
+func TestByOwnerIsWhereUsersSeeTheirOwn(t *testing.T) {
+	for access, want := range map[*plait.Access]bool{
+		{}:                                 false,
+		{OwnerOnly: true}:                  true,
+		{RolesOnly: true}:                  false,
+		{OwnerOnly: true, RolesOnly: true}: false,
+	} {
+		if got := access.ByOwner(); got != want {
+			t.Errorf("%+v.ByOwner() = %v, want %v", *access, got, want)
+		}
+	}
+}

@@ -126,6 +126,11 @@ func (a Access) MaySee(user User, owner string) bool {
 	return a.SeesAll(user)
 }
 
+// ByOwner reports whether a user who does not see every instance (see
+// SeesAll) sees their own: OwnerOnly, unless RolesOnly, where such a user
+// sees none.
+func (a Access) ByOwner() bool { return a.OwnerOnly && !a.RolesOnly }
+
 // SeesAll reports whether user sees every instance of the type.
 func (a Access) SeesAll(user User) bool {
 	if !a.OwnerOnly && !a.RolesOnly {

@@ -298,6 +298,14 @@ func post(ctx context.Context, client *http.Client, url string, body []byte, wan
 // trivialJSON is the baseline handler: it decodes a command envelope and
 // answers 202 with its id, as POST /commands does, without the engine.
 func trivialJSON(w http.ResponseWriter, r *http.Request) {
+	if id, ok := decodeTrivially(w, r); ok {
+		answerTrivially(w, id)
+	}
+}
+
+// decodeTrivially decodes a command envelope and returns its id, one made
+// up when it has none; it answers 400 to one that does not decode.
+func decodeTrivially(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var env struct {
 		ID          string          `json:"id"`
 		Type        string          `json:"type"`
@@ -307,15 +315,20 @@ func trivialJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&env); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return "", false
 	}
 	if env.ID == "" {
 		env.ID = "trivial-" + strconv.FormatInt(trivialIDs.Add(1), 10)
 	}
+	return env.ID, true
+}
+
+// answerTrivially answers 202 pending, as POST /commands does.
+func answerTrivially(w http.ResponseWriter, id string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Location", "/commands/"+env.ID)
+	w.Header().Set("Location", "/commands/"+id)
 	w.WriteHeader(http.StatusAccepted)
-	json.NewEncoder(w).Encode(map[string]string{"id": env.ID, "status": "pending"})
+	json.NewEncoder(w).Encode(map[string]string{"id": id, "status": "pending"})
 }
 
 var trivialIDs atomic.Int64
@@ -331,14 +344,11 @@ type sseEcho struct {
 func newSSEEcho() *sseEcho { return &sseEcho{streams: map[chan []byte]bool{}} }
 
 func (e *sseEcho) post(w http.ResponseWriter, r *http.Request) {
-	var env struct {
-		ID string `json:"id"`
-	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&env); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	id, ok := decodeTrivially(w, r)
+	if !ok {
 		return
 	}
-	frame, _ := json.Marshal(env)
+	frame, _ := json.Marshal(map[string]string{"id": id})
 	frame = append(append([]byte("event: outcome\ndata: "), frame...), "\n\n"...)
 	e.mu.Lock()
 	for ch := range e.streams {
@@ -348,9 +358,7 @@ func (e *sseEcho) post(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	e.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	json.NewEncoder(w).Encode(map[string]string{"id": env.ID, "status": "pending"})
+	answerTrivially(w, id)
 }
 
 func (e *sseEcho) stream(w http.ResponseWriter, r *http.Request) {

@@ -117,9 +117,9 @@ func flagsWithArgs(name, args, summary string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args, wrapping errors as usage errors.
-// A mistake is told once, in one line with a pointer to --help; the
-// usage is printed for --help only.
+// parse parses args, wrapping errors as usage errors: a mistake is told
+// once, in one line with a pointer to --help; the usage is printed for
+// --help only.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := parseWithArgs(fs, args); err != nil {
 		return err

@@ -134,7 +134,7 @@ func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	defer ln.Close() // serve closes it; this is for the way out before
+	defer ln.Close()
 
 	if sc.set() {
 		return runScaled(ctx, app, sc, f, ln, auth, log, stdout)
@@ -162,14 +162,14 @@ func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr 
 		fmt.Sprintf("embedded store %s", sf.path(app)))
 }
 
-// serve runs the engine and its HTTP server until ctx ends, then shuts down
-// gracefully: stop accepting, let requests in flight finish, close the SSE
-// streams, and let the engine finish every command it acknowledged.
+// serve runs the engine and its HTTP server on ln, the caller's to close,
+// until ctx ends, then shuts down gracefully: stop accepting, let requests
+// in flight finish, close the SSE streams, and let the engine finish every
+// command it acknowledged.
 func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveFlags, ln net.Listener, lock *dataLock, log *slog.Logger, stdout io.Writer, storage string) error {
 	base := "http://" + ln.Addr().String()
 	if lock != nil {
 		if err := lock.advertise(base); err != nil {
-			ln.Close()
 			return fmt.Errorf("record the server's address: %w", err)
 		}
 	}
@@ -182,10 +182,8 @@ func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveF
 	select {
 	case <-e.Ready():
 	case err := <-engineDone:
-		ln.Close()
 		return fmt.Errorf("engine: %w", err)
 	case <-ctx.Done():
-		ln.Close()
 		stopEngine()
 		return <-engineDone
 	}

@@ -112,29 +112,27 @@ func (e *Engine) publish(batch []*Processed) {
 
 // Metrics count what the engine did. Read them with Engine.Stats.
 type Metrics struct {
-	accepted, rejected, duplicates atomic.Int64
-	commits, commitErrors          atomic.Int64
-	committed                      atomic.Int64
-	commitNanos                    atomic.Int64
-	reactions                      atomic.Int64
-	byType                         map[string]*typeCounts // made by New, one per type
+	duplicates            atomic.Int64
+	commits, commitErrors atomic.Int64
+	committed             atomic.Int64
+	commitNanos           atomic.Int64
+	reactions             atomic.Int64
+	// byType counts outcomes per aggregate type, made by New for every
+	// type the engine decides; Stats sums them.
+	byType map[string]*typeCounts
 }
 
 // typeCounts count the outcomes of one aggregate type's commands.
 type typeCounts struct{ accepted, rejected atomic.Int64 }
 
-// outcome counts a command's outcome.
+// outcome counts a command's outcome, of a type the engine decides.
 func (m *Metrics) outcome(out plait.Outcome) {
 	c := m.byType[out.Command.Type]
-	if out.Status == plait.StatusAccepted {
-		m.accepted.Add(1)
-		if c != nil {
-			c.accepted.Add(1)
-		}
-		return
-	}
-	m.rejected.Add(1)
-	if c != nil {
+	switch {
+	case c == nil: // not one of the engine's types: never decided here
+	case out.Status == plait.StatusAccepted:
+		c.accepted.Add(1)
+	default:
 		c.rejected.Add(1)
 	}
 }
@@ -177,14 +175,17 @@ type Subscription struct {
 func (e *Engine) Stats() Stats {
 	m := &e.metrics
 	s := Stats{
-		Accepted: m.accepted.Load(), Rejected: m.rejected.Load(), Duplicates: m.duplicates.Load(),
-		Commits: m.commits.Load(), CommitErrors: m.commitErrors.Load(),
+		Duplicates: m.duplicates.Load(),
+		Commits:    m.commits.Load(), CommitErrors: m.commitErrors.Load(),
 		Committed: m.committed.Load(), CommitTime: time.Duration(m.commitNanos.Load()),
 		Reactions: m.reactions.Load(),
 		Types:     make(map[string]TypeStats, len(m.byType)),
 	}
 	for typ, c := range m.byType {
-		s.Types[typ] = TypeStats{Accepted: c.accepted.Load(), Rejected: c.rejected.Load()}
+		t := TypeStats{Accepted: c.accepted.Load(), Rejected: c.rejected.Load()}
+		s.Types[typ] = t
+		s.Accepted += t.Accepted
+		s.Rejected += t.Rejected
 	}
 	select {
 	case <-e.ready: // Run has made the tail

@@ -137,7 +137,7 @@ type Engine struct {
 	running      bool
 	pending      sync.WaitGroup          // submissions not yet resolved
 	inflight     map[string]*future      // by command id
-	rebuilding   map[string]bool         // the views being rebuilt
+	rebuilding   map[string]bool         // the types being rebuilt or replayed
 	corrInflight map[string]int          // commands in flight by correlation id
 	appended     map[string]*appendedCmd // scaled out: commands appended here, awaiting their outcome
 	followed     int64                   // scaled out: the position of the last outcome seen in the feed
@@ -165,6 +165,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		seed:         maphash.MakeSeed(),
 		commits:      make(chan *commitReq, opts.Partitions),
 		inflight:     map[string]*future{},
+		rebuilding:   map[string]bool{},
 		corrInflight: map[string]int{},
 		appended:     map[string]*appendedCmd{},
 		nudge:        newBroadcast(),

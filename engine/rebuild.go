@@ -30,7 +30,7 @@ type Progress struct {
 
 // ErrRebuilding means a rebuild or replay of the type is under way
 // already: a type's state is rebuilt once at a time.
-var ErrRebuilding = errors.New("engine: the view is being rebuilt already")
+var ErrRebuilding = errors.New("engine: the type is being rebuilt or replayed already")
 
 // rebuildPage is how many events a rebuild reads at a time.
 const rebuildPage = 2000
@@ -146,9 +146,6 @@ func (e *Engine) startRebuild(typ string) bool {
 	defer e.mu.Unlock()
 	if e.rebuilding[typ] {
 		return false
-	}
-	if e.rebuilding == nil {
-		e.rebuilding = map[string]bool{}
 	}
 	e.rebuilding[typ] = true
 	return true

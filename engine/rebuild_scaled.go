@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -40,26 +41,19 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 	if _, ok := e.raw.(ViewFence); !ok {
 		return Progress{}, fmt.Errorf("engine: rebuild %s: the store cannot fence a view, which a scaled-out rebuild needs", typ)
 	}
-	// Other applications' events first: this one's views react to them.
-	var sources []*eventCursor
+	sr := &scaledRebuild{rebuild: rebuild{e: e, def: def, shadow: map[string]*shadowInst{}, dirty: map[string]bool{},
+		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}}
+	// Each log is read for the events of its types: other applications'
+	// first, for this one's views react to them, then this one's own.
+	read := map[string]bool{}
+	sr.own = sr.source(e.store, slices.Collect(maps.Keys(e.defs)), read)
 	for _, src := range e.opts.EventSources {
-		types := map[string]bool{}
-		for _, t := range src.Types {
-			if e.defs[t] == nil { // this application's types are read in its own log
-				types[t] = true
-			}
-		}
-		sources = append(sources, &eventCursor{log: src.Log, types: types})
+		sr.sources = append(sr.sources, sr.source(src.Log, src.Types, read))
 	}
-	ownTypes := map[string]bool{}
-	for t := range e.defs {
-		ownTypes[t] = true
-	}
-	own := &eventCursor{log: e.store, types: ownTypes}
-	sources = append(sources, own)
+	sr.sources = append(sr.sources, sr.own)
 	for _, r := range e.reactors {
 		for _, k := range r.reactor.Subscriptions() {
-			if src, _, _ := strings.Cut(k, "."); e.defs[src] == nil && !e.sourced(src) {
+			if src, _, _ := strings.Cut(k, "."); !read[src] {
 				// Its events are recorded in the store of the application
 				// that owns the type, not in this one's.
 				return Progress{}, fmt.Errorf("engine: rebuild %s: reactor %s reacts to %s, recorded by another application whose log is not among the engine's event sources (Options.EventSources)",
@@ -76,8 +70,6 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 	if !ok {
 		return Progress{}, fmt.Errorf("engine: rebuild %s: the store's copies cannot be swapped behind a fence", typ)
 	}
-	sr := &scaledRebuild{rebuild: rebuild{e: e, def: def, shadow: map[string]*shadowInst{}, dirty: map[string]bool{},
-		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}, sources: sources, own: own}
 	defer func(start time.Time) { sr.p.Replaying = time.Since(start) - sr.p.Paused }(time.Now())
 
 	// Replay and write the copy while the world goes on, until a round
@@ -131,19 +123,25 @@ type scaledRebuild struct {
 type eventCursor struct {
 	log   Feed
 	types map[string]bool
+	keys  []string // the subscribed "type.name" keys of types
 	pos   int64
-	keys  []string // the subscribed "type.name" keys of types; made by read
 }
 
-// sourced reports whether one of Options.EventSources records the events
-// of type typ.
-func (e *Engine) sourced(typ string) bool {
-	for _, src := range e.opts.EventSources {
-		if slices.Contains(src.Types, typ) {
-			return true
+// source is a log to read for the events of types, but those read in
+// another log already, which it marks in read.
+func (sr *scaledRebuild) source(log Feed, types []string, read map[string]bool) *eventCursor {
+	c := &eventCursor{log: log, types: map[string]bool{}}
+	for _, t := range types {
+		if !read[t] {
+			c.types[t], read[t] = true, true
 		}
 	}
-	return false
+	for _, k := range sr.keys() {
+		if typ, _, _ := strings.Cut(k, "."); c.types[typ] {
+			c.keys = append(c.keys, k)
+		}
+	}
+	return c
 }
 
 // catchUp reads every source up to its head and applies the commands
@@ -170,14 +168,6 @@ func (sr *scaledRebuild) catchUp(ctx context.Context) error {
 func (sr *scaledRebuild) read(ctx context.Context, c *eventCursor, upTo int64) error {
 	filtered, canFilter := c.log.(FilteredEvents)
 	view := sr.def.Type()
-	if c.keys == nil {
-		c.keys = []string{}
-		for _, k := range sr.keys() {
-			if typ, _, _ := strings.Cut(k, "."); c.types[typ] {
-				c.keys = append(c.keys, k)
-			}
-		}
-	}
 	if len(c.keys) == 0 {
 		return nil // no reactor reacts to the events of this log
 	}

@@ -233,7 +233,7 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a := def.Settings().Access; !a.SeesAll(user) {
-		if a.RolesOnly { // none of its instances is the user's to see
+		if !a.ByOwner() { // none of its instances is the user's to see
 			writeJSON(w, http.StatusOK, listPage{Items: []listItem{}})
 			return
 		}

@@ -223,7 +223,7 @@ func (s *Server) holdStream(user plait.User) (release func(), p *Problem) {
 func (s *Server) route(it engine.Item, keys []string) []string {
 	typ := relay.ItemType(it)
 	keys = append(keys, typ)
-	if a := s.sse.access[typ]; a.OwnerOnly && !a.RolesOnly {
+	if s.sse.access[typ].ByOwner() {
 		keys = append(keys, typ+"\x00"+itemOwner(it))
 	}
 	return keys
@@ -241,7 +241,7 @@ func (s *Server) subscription(user plait.User, types map[string]bool) relay.Subs
 		switch {
 		case a.SeesAll(user):
 			keys = append(keys, t)
-		case a.OwnerOnly && !a.RolesOnly:
+		case a.ByOwner():
 			keys = append(keys, t+"\x00"+user.ID, t+"\x00")
 		}
 	}
