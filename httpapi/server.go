@@ -80,6 +80,9 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	tracer  trace.Tracer // nil when tracing is off
+	// origins refuses state-changing requests from pages of other origins;
+	// see checkOrigin.
+	origins *http.CrossOriginProtection
 	// shuttingDown makes GET /readyz answer 503; see ShuttingDown.
 	shuttingDown atomic.Bool
 
@@ -118,6 +121,8 @@ func New(e *engine.Engine, opts Options) *Server {
 		log:   opts.Logger,
 		local: localUser(e.App()),
 		mux:   http.NewServeMux(),
+
+		origins: http.NewCrossOriginProtection(),
 
 		streamWriteTimeout: streamWriteTimeout,
 		defs:               map[string]plait.Definition{},
@@ -180,6 +185,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Int("status", code), slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)))
 	}()
 	if p := s.limitAddr(r, route); p != nil {
+		writeProblem(rec, p)
+		return
+	}
+	if p := s.checkOrigin(r); p != nil {
 		writeProblem(rec, p)
 		return
 	}

@@ -50,14 +50,14 @@ func TestStuckClientIsCutLoose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stuck.Close()
-	fmt.Fprintf(stuck, "GET /stream?lastEventId=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+	fmt.Fprintf(stuck, "GET /stream?lastEventId=0 HTTP/1.1\r\nHost: localhost\r\n\r\n")
 	// The reading client.
 	reader, err := net.Dial("tcp", ts.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reader.Close()
-	fmt.Fprintf(reader, "GET /stream?lastEventId=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+	fmt.Fprintf(reader, "GET /stream?lastEventId=0 HTTP/1.1\r\nHost: localhost\r\n\r\n")
 	frames := make(chan int, 1)
 	go func() {
 		sc := bufio.NewScanner(reader)
