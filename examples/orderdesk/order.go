@@ -3,7 +3,6 @@ package orderdesk
 import (
 	"fmt"
 	"math/big"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,11 +37,19 @@ type Line struct {
 	Price float64 `json:"price"`
 }
 
+// PlaceLine is a line as the place command gives it: a quantity or price
+// left out is nil, told apart from a 0 given.
+type PlaceLine struct {
+	SKU   string   `json:"sku"`
+	Qty   *int     `json:"qty"`
+	Price *float64 `json:"price"`
+}
+
 // The data of the order's commands and events.
 type (
 	PlaceOrder struct {
-		CustomerID string `json:"customerId"`
-		Lines      []Line `json:"lines"`
+		CustomerID string      `json:"customerId"`
+		Lines      []PlaceLine `json:"lines"`
 		// Currency is the ISO 4217 code of the prices, DefaultCurrency
 		// when not given.
 		Currency string `json:"currency,omitempty"`
@@ -86,13 +93,7 @@ func Order() *plait.Aggregate[OrderState] {
 				return nil, plait.Reject("", CodeExists, "this order was placed already")
 			}
 			var p plait.Problems
-			lines := slices.Clone(c.Data.Lines)
-			for i := range lines {
-				if lines[i].Price == 0 {
-					lines[i].Price = 0 // a price of -0 is 0
-				}
-			}
-			placed := OrderPlaced{CustomerID: c.Data.CustomerID, Lines: lines, Currency: c.Data.Currency, PlacedAt: c.At}
+			placed := OrderPlaced{CustomerID: c.Data.CustomerID, Currency: c.Data.Currency, PlacedAt: c.At}
 			if placed.Currency == "" {
 				placed.Currency = DefaultCurrency
 			}
@@ -102,11 +103,20 @@ func Order() *plait.Aggregate[OrderState] {
 			for i, l := range c.Data.Lines {
 				at := fmt.Sprintf("lines[%d].", i)
 				addIf(&p, strings.TrimSpace(l.SKU) == "", at+"sku", plait.CodeRequired, "an article is required")
-				addIf(&p, l.Qty < 1, at+"qty", plait.CodeInvalid, "the quantity is at least 1")
-				addIf(&p, l.Price < 0, at+"price", plait.CodeInvalid, "the price cannot be negative")
+				addIf(&p, l.Qty == nil, at+"qty", plait.CodeRequired, "a quantity is required")
+				addIf(&p, l.Qty != nil && *l.Qty < 1, at+"qty", plait.CodeInvalid, "the quantity is at least 1")
+				addIf(&p, l.Price == nil, at+"price", plait.CodeRequired, "a price is required")
+				addIf(&p, l.Price != nil && *l.Price < 0, at+"price", plait.CodeInvalid, "the price cannot be negative")
+				if l.Qty != nil && l.Price != nil {
+					price := *l.Price
+					if price == 0 {
+						price = 0 // a price of -0 is 0
+					}
+					placed.Lines = append(placed.Lines, Line{SKU: l.SKU, Qty: *l.Qty, Price: price})
+				}
 			}
 			var ok bool
-			placed.Total, ok = total(c.Data.Lines)
+			placed.Total, ok = total(placed.Lines)
 			addIf(&p, !ok, "lines", plait.CodeInvalid, "the order's total must be less than 10^15")
 			return emitValid(&p, plait.Emit(EvtPlaced, placed))
 		}),

@@ -84,12 +84,16 @@ func TestEachLineHasASkuAQtyOfAtLeastOneAndAPriceOfAtLeastZero(t *testing.T) {
 			{"sku": "TEA", "qty": 0, "price": 1},
 			{"sku": "TEA", "qty": -2, "price": -0.01},
 			{"sku": "", "qty": 1, "price": 1},
+			{"sku": "TEA", "qty": 1},
+			{"sku": "TEA", "price": 1},
 		}}).
 		ThenRejectedWith(t,
 			plaittest.Field("lines[1].qty", "invalid"),
 			plaittest.Field("lines[2].qty", "invalid"),
 			plaittest.Field("lines[2].price", "invalid"),
 			plaittest.Field("lines[3].sku", "required"),
+			plaittest.Field("lines[4].price", "required"),
+			plaittest.Field("lines[5].qty", "required"),
 		)
 }
 

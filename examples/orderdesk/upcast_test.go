@@ -25,9 +25,10 @@ func appV1() plait.App {
 		}
 		app.Aggregates[i] = plait.NewAggregate(orderdesk.OrderType,
 			plait.Handle(orderdesk.CmdPlace, func(s orderdesk.OrderState, c plait.Cmd[orderdesk.PlaceOrder]) ([]plait.Change, error) {
-				placed := orderdesk.OrderPlacedV1{CustomerID: c.Data.CustomerID, Lines: c.Data.Lines, PlacedAt: c.At}
+				placed := orderdesk.OrderPlacedV1{CustomerID: c.Data.CustomerID, PlacedAt: c.At}
 				for _, l := range c.Data.Lines {
-					placed.Total += float64(l.Qty) * l.Price
+					placed.Lines = append(placed.Lines, orderdesk.Line{SKU: l.SKU, Qty: *l.Qty, Price: *l.Price})
+					placed.Total += float64(*l.Qty) * *l.Price
 				}
 				return []plait.Change{plait.Emit(orderdesk.EvtPlaced, placed)}, nil
 			}),

@@ -140,7 +140,8 @@ test('an invalid submission reopens the screen with annotations', T, async () =>
   await page.getByTestId('screen').waitFor({ state: 'hidden' });
   await page.locator(`[data-testid=customer-row][data-id="${customerId}"]:not(.pending)`).filter({ hasText: name }).waitFor();
 
-  // An order line with no quantity: the note is on that line's quantity.
+  // An order line with a quantity of 0 and no price: the notes are on that
+  // line's quantity and price.
   await page.getByTestId('tab-orders').click();
   await page.getByTestId('new-item').click();
   s = await screen(page);
@@ -150,11 +151,11 @@ test('an invalid submission reopens the screen with annotations', T, async () =>
   await s.getByTestId('select-customer').selectOption(customerId);
   await s.getByTestId('line').nth(0).locator('[name=sku]').fill('PEN');
   await s.getByTestId('line').nth(0).locator('[name=qty]').fill('0');
-  await s.getByTestId('line').nth(0).locator('[name=price]').fill('3');
   await s.getByTestId('submit').click();
   s = page.locator(`[data-testid=screen][data-ready=true][data-id="${orderId}"]`);
   const qtyNote = s.locator('[data-testid=annotation][data-path="lines[0].qty"]');
   await qtyNote.waitFor();
+  assert.match(await s.locator('[data-testid=annotation][data-path="lines[0].price"]').textContent(), /price is required/);
   assert.equal(await s.getByTestId('line').nth(0).locator('[name=sku]').inputValue(), 'PEN');
   assert.equal(await s.getByTestId('select-customer').inputValue(), customerId);
   assert.equal(await page.locator(`[data-testid=order-row][data-id="${orderId}"]`).count(), 0, 'the rejected order left no row');

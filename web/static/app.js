@@ -653,8 +653,8 @@ async function newOrderScreen(id, options) {
     customerId: f.elements.customerId.value,
     lines: [...lines.querySelectorAll('tr')].map((tr) => ({
       sku: tr.querySelector('[name=sku]').value.trim(),
-      qty: toNumber(tr.querySelector('[name=qty]').value),
-      price: toNumber(tr.querySelector('[name=price]').value),
+      qty: given(tr.querySelector('[name=qty]').value),
+      price: given(tr.querySelector('[name=price]').value),
     })),
   }),
   field('Customer', h('div', { class: 'picker' }, search, select)),
@@ -676,6 +676,14 @@ async function newOrderScreen(id, options) {
   });
   await loadCustomerOptions(select, '', options.customerId ?? options.reopen?.data?.customerId ?? '');
   return [screenHeader('New order', id), form];
+}
+
+/** The number typed in a field, or undefined (left out of the command) when
+ * none is, so that the server annotates it as required rather than take 0. */
+function given(s) {
+  const t = String(s).trim();
+  const n = Number(t);
+  return t !== '' && Number.isFinite(n) ? n : undefined;
 }
 
 function toNumber(s) {
@@ -705,12 +713,12 @@ async function loadCustomerOptions(select, prefix, chosen) {
   select.dataset.loading = 'false';
 }
 
-function addLine(form, line = { sku: '', qty: 1, price: 0 }) {
+function addLine(form, line = { sku: '', qty: 1 }) {
   const tbody = form.querySelector('[data-testid=lines]');
   const tr = h('tr', { 'data-testid': 'line' },
     h('td', {}, h('div', { class: 'field' }, h('input', { name: 'sku', value: line.sku, 'aria-label': 'Article', placeholder: 'SKU', autocomplete: 'off' }))),
     h('td', {}, h('div', { class: 'field' }, h('input', { name: 'qty', type: 'number', min: 1, step: 1, value: line.qty, 'aria-label': 'Quantity', inputmode: 'numeric' }))),
-    h('td', {}, h('div', { class: 'field' }, h('input', { name: 'price', type: 'number', min: 0, step: '0.01', value: line.price, 'aria-label': 'Price', inputmode: 'decimal' }))),
+    h('td', {}, h('div', { class: 'field' }, h('input', { name: 'price', type: 'number', min: 0, step: '0.01', value: line.price, 'aria-label': 'Price', inputmode: 'decimal', placeholder: '0.00' }))),
     h('td', {}, h('button', {
       type: 'button', class: 'icon', 'aria-label': 'Remove this line', 'data-testid': 'remove-line',
       onclick: () => { tr.remove(); numberLines(form); updateTotal(form); },
