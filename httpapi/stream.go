@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,11 @@ import (
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/relay"
 )
+
+// StartHeader is the header of a GET /stream answer that holds the
+// position the stream starts after: sent as Last-Event-ID, it resumes the
+// stream with nothing missed by a client cut off before the first frame.
+const StartHeader = "Plait-Last-Event-ID"
 
 // getStream is GET /stream?types=a,b: the relay of outcomes and events the
 // user may see, as Server-Sent Events, from the position in Last-Event-ID
@@ -86,6 +92,9 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
+	// Until its first frame, a stream has given its client no id to resume
+	// with; this is that id: the position the stream sends frames after.
+	h.Set(StartHeader, strconv.FormatInt(from, 10))
 	h.Set("X-Accel-Buffering", "no")
 	if r.ProtoMajor == 1 {
 		// Over HTTP/1 the hub takes the connection over, so that an idle

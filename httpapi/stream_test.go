@@ -400,3 +400,38 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 		t.Fatalf("the stream with a fresh token got %+v", f)
 	}
 }
+
+// A stream cut off before its first frame has given its client no frame id
+// to resume with; the answer's header gives the position it started after,
+// and resuming from it misses nothing.
+func TestStreamCutOffBeforeItsFirstFrameResumesFromItsStart(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	ann := token(t, "ann")
+	h.post(ann, "?wait=settled", add("before", "a", 1), http.StatusOK)
+
+	s := h.openStream("", "Authorization", "Bearer "+ann)
+	start := s.resp.Header.Get(httpapi.StartHeader)
+	if want := strconv.FormatInt(h.e.Head(), 10); start != want {
+		t.Fatalf("%s: %q, want the head, %s", httpapi.StartHeader, start, want)
+	}
+	s.close()
+
+	h.post(ann, "?wait=settled", add("meanwhile", "a", 1), http.StatusOK)
+	s = h.openStream("", "Authorization", "Bearer "+ann, "Last-Event-ID", start)
+	var o outcomeFrame
+	for o.ID != "meanwhile" {
+		f := s.next(t)
+		if f.Event != "outcome" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(f.Data), &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.ID != "meanwhile" {
+			t.Fatalf("first outcome after the start is %s, want meanwhile", o.ID)
+		}
+	}
+	if got := s.resp.Header.Get(httpapi.StartHeader); got != start {
+		t.Fatalf("resumed stream's %s: %q, want %s", httpapi.StartHeader, got, start)
+	}
+}
