@@ -11,7 +11,7 @@ import (
 )
 
 func runInspect(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
-	fs := flags("inspect", "Shows the store's log head, each aggregate type's instances, and each subscription's checkpoint and lag.\nWith --kafka and --postgres, the scaled-out deployment's: also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stderr)
+	fs := flags("inspect", "Shows the store's log head, each aggregate type's instances, and each subscription's checkpoint and lag (the events of its types after its checkpoint).\nWith --kafka and --postgres, the scaled-out deployment's: also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stderr)
 	var sf storeFlags
 	sf.register(fs)
 	var sc inspectScaledFlags
@@ -30,6 +30,12 @@ func runInspect(ctx context.Context, app plait.App, args []string, stdout, stder
 		return err
 	}
 	defer st.Close()
+	// The checkpoints are read first: read after the head, they could be
+	// ahead of it.
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return err
+	}
 	head, err := st.Head(ctx)
 	if err != nil {
 		return err
@@ -38,9 +44,15 @@ func runInspect(ctx context.Context, app plait.App, args []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	cps, err := st.Checkpoints(ctx)
-	if err != nil {
-		return err
+	// A reactor's lag is the events of its types after its checkpoint: a
+	// checkpoint behind the head by events it does not consume has nothing
+	// to do.
+	lags := map[string]int64{}
+	for _, r := range app.Reactors {
+		name := "reactor:" + r.Name()
+		if lags[name], err = st.EventsAfter(ctx, cps[name], r.Subscriptions()); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "application %s\nstore       %s\nlog head    %d\n\n", app.Name, sf.path(app), head)
 	printAggregates(stdout, app, func(typ string) (int64, int64) { c := counts[typ]; return c.Instances, c.Events })
@@ -53,11 +65,12 @@ func runInspect(ctx context.Context, app plait.App, args []string, stdout, stder
 	for n := range cps {
 		if !contains(names, n) {
 			names = append(names, n)
+			lags[n] = max(head-cps[n], 0) // a subscription the application no longer has
 		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", n, cps[n], head-cps[n])
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", n, cps[n], lags[n])
 	}
 	return tw.Flush()
 }

@@ -47,15 +47,17 @@ func runInspectScaled(ctx context.Context, app plait.App, sc inspectScaledFlags,
 		return fmt.Errorf("open the PostgreSQL store: %w", err)
 	}
 	defer st.Close()
+	// The checkpoints are read first: read after the head, they could be
+	// ahead of it.
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return err
+	}
 	head, err := st.Head(ctx)
 	if err != nil {
 		return err
 	}
 	counts, err := st.Counts(ctx)
-	if err != nil {
-		return err
-	}
-	cps, err := st.Checkpoints(ctx)
 	if err != nil {
 		return err
 	}
@@ -83,7 +85,7 @@ func runInspectScaled(ctx context.Context, app plait.App, sc inspectScaledFlags,
 	}
 	sort.Strings(names[1:])
 	for _, n := range names {
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", n, cps[n], max(head-cps[n], 0))
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", n, cps[n], head-cps[n])
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout)

@@ -947,6 +947,28 @@ func (s *Store) LastEventOf(ctx context.Context, correlationID string, keys []st
 	return pos.Int64, nil
 }
 
+// EventsAfter counts the events of keys ("type.name") after position
+// after: for a subscription at its checkpoint, the events it has still to
+// handle.
+func (s *Store) EventsAfter(ctx context.Context, after int64, keys []string) (int64, error) {
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	args := []any{after}
+	var cond []string
+	for _, k := range keys {
+		typ, name, _ := strings.Cut(k, ".")
+		cond = append(cond, "(type = ? AND name = ?)")
+		args = append(args, typ, name)
+	}
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE pos > ? AND (`+strings.Join(cond, " OR ")+`)`, args...).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: count events after %d: %w", after, err)
+	}
+	return n, nil
+}
+
 // TypeCount is how many instances and events one aggregate type has.
 type TypeCount struct {
 	Instances, Events int64

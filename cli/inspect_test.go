@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"regexp"
+	"testing"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/examples/orderdesk"
+)
+
+// inspect's lag is what a reactor has still to do: the events of its types
+// after its checkpoint. Positions of commands, and of events it does not
+// consume, are no lag.
+func TestInspectLagCountsTheEventsAReactorHasStillToHandle(t *testing.T) {
+	data := t.TempDir()
+	sf := storeFlags{data: data, synchronous: "NORMAL"}
+	ctx := context.Background()
+	// The commands are decided with no reactor running, so every
+	// checkpoint stays at 0.
+	quiet := orderdesk.App()
+	quiet.Reactors = nil
+	err := sf.withEngine(ctx, quiet, io.Discard, func(e *engine.Engine) error {
+		for _, c := range []struct{ typ, id, name, data string }{
+			{"customer", "c1", "create", `{"name":"Ann","email":"ann@example.com"}`},
+			{"order", "o1", "place", `{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":2}]}`},
+			{"order", "o2", "place", `{"customerId":"c1","lines":[{"sku":"B","qty":2,"price":3}]}`},
+			{"customer", "c1", "changeEmail", `{"email":"ann@example.org"}`}, // no reactor consumes it
+			{"order", "o1", "ship", `{}`},
+		} {
+			out, err := e.Submit(ctx, plait.Command{Type: c.typ, AggregateID: c.id, Name: c.name, Data: json.RawMessage(c.data)}, plait.User{ID: "local"})
+			if err != nil {
+				return err
+			}
+			if out.Outcome.Status != plait.StatusAccepted {
+				t.Fatalf("%s %s/%s: %+v", c.name, c.typ, c.id, out)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	lag := func(out, sub string) string {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sub) + `\s+(\d+)\s+(\d+)$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no row for %s in:\n%s", sub, out)
+		}
+		return m[1] + " " + m[2]
+	}
+	code, out, stderr := runCLI(t, "inspect", "--data", data)
+	if code != 0 {
+		t.Fatalf("inspect: exit %d\n%s", code, stderr)
+	}
+	if !regexp.MustCompile(`(?m)^log head\s+10$`).MatchString(out) {
+		t.Fatalf("inspect, want log head 10 (5 commands and their events):\n%s", out)
+	}
+	// orderListFeed consumes created, placed twice and shipped.
+	if got := lag(out, "reactor:orderListFeed"); got != "0 4" {
+		t.Errorf("orderListFeed: checkpoint and lag %q, want 0 4\n%s", got, out)
+	}
+	// customerNameFanout consumes customerOrders' events, of which none
+	// were made.
+	if got := lag(out, "reactor:customerNameFanout"); got != "0 0" {
+		t.Errorf("customerNameFanout: checkpoint and lag %q, want 0 0\n%s", got, out)
+	}
+
+	st, err := sf.open(ctx, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveCheckpoint(ctx, "reactor:orderListFeed", 6); err != nil { // after o2 was placed
+		t.Fatal(err)
+	}
+	st.Close()
+	_, out, _ = runCLI(t, "inspect", "--data", data)
+	if got := lag(out, "reactor:orderListFeed"); got != "6 1" {
+		t.Errorf("orderListFeed at 6: checkpoint and lag %q, want 6 1 (shipped)\n%s", got, out)
+	}
+}
