@@ -209,7 +209,11 @@ func (r *Report) Write(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Plait bench: %s/%s, %d CPUs, %s; %s per figure; files in %s\n\n",
 		runtime.GOOS, runtime.GOARCH, r.CPUs, runtime.Version(), r.Duration, r.Dir)
-	fmt.Fprintf(&b, "%-12s %12s %-11s %9s %9s  %s\n", "figure", "rate", "unit", "p50", "p99", "vs baseline")
+	width := len("figure")
+	for _, row := range r.Rows {
+		width = max(width, len(row.Key))
+	}
+	fmt.Fprintf(&b, "%-*s %12s %-11s %9s %9s  %s\n", width, "figure", "rate", "unit", "p50", "p99", "vs baseline")
 	for _, row := range r.Rows {
 		var vs []string
 		for _, key := range row.Baselines {
@@ -222,12 +226,12 @@ func (r *Report) Write(w io.Writer) error {
 				vs = append(vs, fmt.Sprintf("p50 %.1f× %s", float64(row.P50)/float64(base.P50), base.Key))
 			}
 		}
-		fmt.Fprintf(&b, "%-12s %12s %-11s %9s %9s  %s\n", row.Key, formatRate(row.Rate), row.Unit,
+		fmt.Fprintf(&b, "%-*s %12s %-11s %9s %9s  %s\n", width, row.Key, formatRate(row.Rate), row.Unit,
 			formatLatency(row.P50), formatLatency(row.P99), strings.Join(vs, ", "))
 	}
 	b.WriteString("\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "%-12s %s (%d measured)\n", row.Key, row.Name, row.Count)
+		fmt.Fprintf(&b, "%-*s %s (%d measured)\n", width, row.Key, row.Name, row.Count)
 	}
 	b.WriteString("\n")
 	for _, ra := range r.Ratios {

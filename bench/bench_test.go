@@ -77,6 +77,18 @@ func TestQuickReportHasEveryFigure(t *testing.T) {
 			t.Errorf("the table lacks row %s:\n%s", row.Key, text)
 		}
 	}
+	// The columns line up, however long a figure's name.
+	lines := strings.Split(text, "\n")
+	header := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "figure ") })
+	if header < 0 {
+		t.Fatalf("no header line:\n%s", text)
+	}
+	rateEnd := strings.Index(lines[header], "rate") + len("rate")
+	for _, l := range lines[header+1 : header+1+len(rep.Rows)] {
+		if len(l) < rateEnd || l[rateEnd-1] == ' ' || (len(l) > rateEnd && l[rateEnd] != ' ') {
+			t.Errorf("the rate does not end under the header's:\n%s\n%s", lines[header], l)
+		}
+	}
 	for _, r := range rep.Ratios {
 		if !strings.Contains(text, r.Name) {
 			t.Errorf("the table lacks ratio %q:\n%s", r.Name, text)

@@ -11,7 +11,7 @@ import (
 )
 
 func runBench(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
-	fs := flags("bench", "Measures Plait's throughput and latency, each figure beside its raw baseline measured in the same run on the same disk.", stderr)
+	fs := flags("bench", "Measures Plait's throughput and latency, each figure beside its raw baseline measured in the same run on the same disk.", stdout)
 	var opts bench.Options
 	fs.StringVar(&opts.Dir, "dir", "", "directory for the temporary databases (default the system's temp dir); figures are measured on its disk")
 	fs.DurationVar(&opts.Duration, "duration", 0, "how long each figure is measured (default 3s)")

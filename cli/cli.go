@@ -72,15 +72,14 @@ func run(app plait.App, args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.As(err, new(usageError)):
-			fmt.Fprintf(stderr, "plait %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "plait %s: %v (see '%s %s --help')\n", name, err, filepath.Base(os.Args[0]), name)
 			return 2
 		default:
 			fmt.Fprintf(stderr, "plait %s: %v\n", name, err)
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "plait: unknown command %q\n\n", name)
-	usage(app, stderr)
+	fmt.Fprintf(stderr, "plait: unknown command %q (see '%s help')\n", name, filepath.Base(os.Args[0]))
 	return 2
 }
 
@@ -96,36 +95,37 @@ func usage(app plait.App, w io.Writer) {
 // usageError is a mistake on the command line (exit code 2).
 type usageError struct{ error }
 
-// flags makes a flag set that reports errors instead of exiting.
-func flags(name, summary string, stderr io.Writer) *flag.FlagSet {
-	return flagsWithArgs(name, "", summary, stderr)
+// flags makes a flag set that reports errors instead of exiting, and
+// prints its usage, asked for with --help, to stdout.
+func flags(name, summary string, stdout io.Writer) *flag.FlagSet {
+	return flagsWithArgs(name, "", summary, stdout)
 }
 
 // flagsWithArgs is flags for a command that takes arguments after its
 // flags, named in its usage line by args ("SUBJECT").
-func flagsWithArgs(name, args, summary string, stderr io.Writer) *flag.FlagSet {
+func flagsWithArgs(name, args, summary string, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout)
 	usage := "plait " + name + " [flags]"
 	if args != "" {
 		usage += " " + args
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s\n\n%s\n\nFlags:\n", usage, summary)
+		fmt.Fprintf(stdout, "Usage: %s\n\n%s\n\nFlags:\n", usage, summary)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
 // parse parses args, wrapping errors as usage errors: a mistake is told
-// once, in one line with a pointer to --help; the usage is printed for
-// --help only.
+// once, in one line (run adds a pointer to --help); the usage is printed
+// for --help only.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := parseWithArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q%s", fs.Arg(0), seeHelp(fs))}
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
 }
@@ -144,12 +144,8 @@ func parseWithArgs(fs *flag.FlagSet, args []string) error {
 			usage()
 			return err
 		}
-		return usageError{fmt.Errorf("%w%s", err, seeHelp(fs))}
+		return usageError{err}
 	}
 	return nil
 }
 
-// seeHelp points to the command's --help, under the program's name.
-func seeHelp(fs *flag.FlagSet) string {
-	return fmt.Sprintf(" (see '%s %s --help')", filepath.Base(os.Args[0]), fs.Name())
-}

@@ -19,7 +19,7 @@ import (
 // server that runs on the data directory, or the one --server names (any
 // deployment, scaled out included), through POST /subjects/{subject}/forget.
 func runForget(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
-	fs := flagsWithArgs("forget", "SUBJECT", "Forgets a data subject: destroys its key, so that every personal field of the subject\n(plait.Personal) reads as erased everywhere, and lists the view instances that showed it.\nWhen a server runs on the data directory, or with --server, the server forgets it, through its API.", stderr)
+	fs := flagsWithArgs("forget", "SUBJECT", "Forgets a data subject: destroys its key, so that every personal field of the subject\n(plait.Personal) reads as erased everywhere, and lists the view instances that showed it.\nWhen a server runs on the data directory, or with --server, the server forgets it, through its API.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	server := fs.String("server", "", "ask the server at this base `URL` (http://host:port), embedded or scaled out, instead of the data directory")
@@ -60,6 +60,10 @@ func runForget(ctx context.Context, app plait.App, args []string, stdout, stderr
 }
 
 func printForgotten(w io.Writer, f engine.Forgotten) {
+	if len(f.Items) == 0 {
+		fmt.Fprintf(w, "forgot %s: its key, if it had one, is destroyed; no view instance showed its data\n", f.Subject)
+		return
+	}
 	fmt.Fprintf(w, "forgot %s: its key is destroyed; %d view instances showed its data:\n", f.Subject, len(f.Items))
 	for _, it := range f.Items {
 		fmt.Fprintf(w, "  %s/%s\n", it.Type, it.ID)

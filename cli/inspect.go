@@ -11,7 +11,7 @@ import (
 )
 
 func runInspect(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
-	fs := flags("inspect", "Shows the store's log head, each aggregate type's instances, and each subscription's checkpoint and lag (the events of its types after its checkpoint).\nWith --kafka and --postgres, the scaled-out deployment's: also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stderr)
+	fs := flags("inspect", "Shows the store's log head, each aggregate type's instances, and each subscription's checkpoint and lag (the events of its types after its checkpoint).\nWith --kafka and --postgres, the scaled-out deployment's: also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	var sc inspectScaledFlags

@@ -79,7 +79,7 @@ func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
 }
 
 func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
-	fs := flags("serve", "Serves the application over HTTP: the API, the SSE relay, the demo UI and the metrics.\nWithout --jwt-secret or --jwks-url it serves a single local user and binds a loopback address only.", stderr)
+	fs := flags("serve", "Serves the application over HTTP: the API, the SSE relay, the demo UI and the metrics.\nWithout --jwt-secret or --jwks-url it serves a single local user and binds a loopback address only.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	var sc scaledFlags
