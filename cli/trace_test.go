@@ -175,7 +175,7 @@ func TestServeTracingOffByDefault(t *testing.T) {
 	if code, _, stderr := runCLI(t, "serve", "--otlp-endpoint", "localhost:4318", "--data", t.TempDir()); code != 2 || !strings.Contains(stderr, "--otlp-endpoint") {
 		t.Errorf("a malformed --otlp-endpoint: exit %d, %q; want 2", code, stderr)
 	}
-	if _, _, help := runCLI(t, "serve", "--help"); !strings.Contains(help, "-otlp-endpoint URL") || !strings.Contains(help, envOTLPEndpoint) {
+	if _, help, _ := runCLI(t, "serve", "--help"); !strings.Contains(help, "-otlp-endpoint URL") || !strings.Contains(help, envOTLPEndpoint) {
 		t.Errorf("serve --help does not explain --otlp-endpoint:\n%s", help)
 	}
 }
