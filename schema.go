@@ -153,8 +153,8 @@ func (a *Aggregate[S]) validateSchema(command string, data json.RawMessage) erro
 	if !ok {
 		return nil
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		data = json.RawMessage("{}")
+	if d := bytes.TrimSpace(data); len(d) == 0 || string(d) == "null" {
+		data = json.RawMessage("{}") // no data: the command's fields are all absent
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {

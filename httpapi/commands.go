@@ -335,6 +335,9 @@ func decodeEnvelope(body []byte, lim DataLimits) (plait.Command, *Problem) {
 				cmd.Name = v
 			}
 		case "data":
+			if isNull {
+				continue // as if absent: the handler gets the zero value, the schema {}
+			}
 			if p := checkData(raw, lim); p != nil {
 				return cmd, p
 			}

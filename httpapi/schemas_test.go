@@ -73,3 +73,28 @@ func TestDataThatViolatesItsSchemaIsA400WithEveryViolation(t *testing.T) {
 	c["data"] = map[string]any{"title": "ok"}
 	h.post("", "?wait=outcome", c, 200)
 }
+
+// "data": null is no data, as an absent data is: both are checked against
+// the schema as {}, so a schema that requires a field refuses both alike,
+// and a command without fields takes both.
+func TestNullDataIsAbsentData(t *testing.T) {
+	h := start(t, schemaApp(), httpapi.Options{}, true)
+	for i, data := range []any{nil, json.RawMessage("null")} {
+		c := cmd{"type": "memo", "aggregateId": "a", "name": "write"}
+		if data != nil {
+			c["data"] = data
+		}
+		p := problem(t, h.post("", "?wait=outcome", c, 400), 400, "schema:required")
+		if errs := p["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["path"] != "title" {
+			t.Fatalf("case %d: errors %v, want title required", i, errs)
+		}
+		c = cmd{"id": "e" + string(rune('0'+i)), "type": "memo", "aggregateId": "a", "name": "erase"}
+		if data != nil {
+			c["data"] = data
+		}
+		h.post("", "?wait=outcome", c, 200)
+		if got := h.do("GET", "/commands/"+c["id"].(string), "", nil).json(t); got["status"] != "accepted" {
+			t.Fatalf("case %d: erase: %v", i, got)
+		}
+	}
+}
