@@ -99,23 +99,56 @@ func checkName(p *plait.Problems, name string) string {
 	return name
 }
 
-// maxEmail is the longest email address, in bytes: 64 for the local part,
-// 255 for the domain and the @ between them.
-const maxEmail = 320
+// The longest email address, in bytes, and its parts: an address goes
+// into SMTP's path of 256 bytes with its angle brackets, and its domain is
+// a DNS name.
+const (
+	maxEmail      = 254
+	maxEmailLocal = 64
+	maxLabel      = 63
+)
 
 // checkEmail returns the address trimmed, annotating p unless it is a bare
-// address such as ann@example.com: no display name, no angle brackets, at
-// most maxEmail bytes.
+// address such as ann@example.com: no display name, no angle brackets, no
+// quoted local part, at most maxEmail bytes, and a domain that is a DNS
+// name of at least two labels (see isDomain).
 func checkEmail(p *plait.Problems, email string) string {
 	email = strings.TrimSpace(email)
-	a, err := mail.ParseAddress(email)
-	switch {
-	case email == "":
+	if email == "" {
 		p.Add("email", plait.CodeRequired, "an email address is required")
-	case len(email) > maxEmail || err != nil || a.Address != email: // a display name or brackets are more than the address
-		p.Add("email", plait.CodeInvalid, "not an email address such as ann@example.com")
+		return email
 	}
+	a, err := mail.ParseAddress(email)
+	// A display name, brackets or quotes make the parsed address differ.
+	ok := err == nil && a.Address == email && len(email) <= maxEmail
+	if ok {
+		at := strings.LastIndexByte(email, '@')
+		local, domain := email[:at], email[at+1:]
+		ok = !strings.HasPrefix(local, `"`) && len(local) <= maxEmailLocal && isDomain(domain)
+	}
+	addIf(p, !ok, "email", plait.CodeInvalid, "not an email address such as ann@example.com")
 	return email
+}
+
+// isDomain reports whether s is a domain name mail can go to: two or more
+// labels separated by dots, each of 1 to maxLabel bytes of letters (any
+// script's), digits and hyphens, neither starting nor ending with a hyphen.
+func isDomain(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > maxLabel || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // emitValid returns change, or the rejection if p holds annotations.
