@@ -316,10 +316,11 @@ func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
 		return &Processed{Outcome: plait.Outcome{Command: cmd, Status: plait.StatusRejected, Errors: errs, Owner: inst.Owner}}
 	}
 	if cmd.ExpectedSeq != nil && *cmd.ExpectedSeq != inst.Seq {
-		return reject(plait.FieldError{
-			Path: "expectedSeq", Code: plait.CodeConflict,
-			Message: fmt.Sprintf("the %s was changed meanwhile: you saw version %d, it is now at version %d", cmd.Type, *cmd.ExpectedSeq, inst.Seq),
-		})
+		msg := fmt.Sprintf("the %s was changed meanwhile: you saw version %d, it is now at version %d", cmd.Type, *cmd.ExpectedSeq, inst.Seq)
+		if *cmd.ExpectedSeq > inst.Seq {
+			msg = fmt.Sprintf("the %s has no version %d: it is at version %d", cmd.Type, *cmd.ExpectedSeq, inst.Seq)
+		}
+		return reject(plait.FieldError{Path: "expectedSeq", Code: plait.CodeConflict, Message: msg})
 	}
 	changes, err := safeDecide(def, plait.Current{Seq: inst.Seq, State: inst.State, Lineage: inst.Lineage}, cmd)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -254,8 +255,16 @@ func testConflict(t *testing.T, h harness) {
 	stale := add("c2", "a", 1)
 	stale.ExpectedSeq = &zero
 	out := submit(t, n, stale).Outcome
-	if out.Status != plait.StatusRejected || out.Errors[0].Code != plait.CodeConflict || out.Errors[0].Path != "expectedSeq" {
-		t.Fatalf("outcome = %+v, want a conflict", out)
+	if out.Status != plait.StatusRejected || out.Errors[0].Code != plait.CodeConflict || out.Errors[0].Path != "expectedSeq" ||
+		!strings.Contains(out.Errors[0].Message, "changed meanwhile") {
+		t.Fatalf("outcome = %+v, want a conflict saying the counter changed meanwhile", out)
+	}
+	// A version the instance never reached is no change made meanwhile.
+	ahead := add("c2b", "a", 1)
+	ahead.ExpectedSeq = new(int64(5))
+	out = submit(t, n, ahead).Outcome
+	if out.Status != plait.StatusRejected || out.Errors[0].Code != plait.CodeConflict || !strings.Contains(out.Errors[0].Message, "has no version 5") {
+		t.Fatalf("outcome = %+v, want a conflict saying the counter has no version 5", out)
 	}
 	fresh := add("c3", "a", 1)
 	fresh.ExpectedSeq = &one
