@@ -309,6 +309,9 @@ type Receipt struct {
 	Duplicate bool // the id had been submitted before; Outcome is the first one
 }
 
+// IDRule says what a valid id is, for error messages.
+const IDRule = "want 1 to 128 letters, digits or ._:@+-"
+
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
 
 // ValidID reports whether s may be a command or aggregate id: 1 to 128
@@ -328,13 +331,13 @@ func (e *Engine) Normalize(cmd plait.Command, user plait.User) (plait.Command, e
 		cmd.ID = e.opts.NewID()
 	}
 	if !ValidID(cmd.ID) {
-		return cmd, &plait.EnvelopeError{Field: "id", Detail: "want 1 to 128 letters, digits or ._:@+-", Err: plait.ErrBadID}
+		return cmd, &plait.EnvelopeError{Field: "id", Detail: IDRule, Err: plait.ErrBadID}
 	}
 	if plait.IsReactionID(cmd.ID) {
 		return cmd, &plait.EnvelopeError{Field: "id", Detail: "ids of this shape (r and 32 of 0-9a-v) are reserved for the commands reactors send", Err: plait.ErrBadID}
 	}
 	if !ValidID(cmd.AggregateID) {
-		return cmd, &plait.EnvelopeError{Field: "aggregateId", Detail: "want 1 to 128 letters, digits or ._:@+-", Err: plait.ErrBadID}
+		return cmd, &plait.EnvelopeError{Field: "aggregateId", Detail: IDRule, Err: plait.ErrBadID}
 	}
 	if bytes.Contains(cmd.Data, []byte(`\u0000`)) {
 		// No store holds NUL characters in text (PostgreSQL refuses them in

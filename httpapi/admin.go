@@ -120,9 +120,8 @@ func (s *Server) forgetSubject(w http.ResponseWriter, r *http.Request) {
 	}
 	subject := r.PathValue("subject")
 	if !engine.ValidID(subject) {
-		const msg = "want 1 to 128 letters, digits or ._:@+-"
-		writeProblem(w, newProblem(http.StatusBadRequest, slugInvalidRequest, "subject: "+msg,
-			plait.FieldError{Path: "subject", Code: CodeInvalidID, Message: msg}))
+		writeProblem(w, newProblem(http.StatusBadRequest, slugInvalidRequest, "subject: "+engine.IDRule,
+			plait.FieldError{Path: "subject", Code: CodeInvalidID, Message: engine.IDRule}))
 		return
 	}
 	if !s.running() {

@@ -322,7 +322,11 @@ func decodeEnvelope(body []byte, lim DataLimits) (plait.Command, *Problem) {
 				// Longer than any valid one: a bad id, or a type or name
 				// the application has not.
 				code := map[string]string{"id": CodeInvalidID, "aggregateId": CodeInvalidID, "type": CodeUnknownType, "name": CodeUnknownCommand}[key]
-				return cmd, fieldProblem(key, code, fmt.Sprintf("longer than %d bytes", maxEnvelopeString))
+				msg := fmt.Sprintf("longer than %d bytes", maxEnvelopeString)
+				if code == CodeInvalidID {
+					msg = engine.IDRule
+				}
+				return cmd, fieldProblem(key, code, msg)
 			}
 			switch key {
 			case "id":
