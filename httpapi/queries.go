@@ -338,7 +338,9 @@ func parseListQuery(q url.Values, fields, sealed []string) (engine.ListQuery, er
 			if err != nil {
 				return lq, err
 			}
-			f, desc := strings.CutPrefix(v, "-")
+			// Spaces around the field are dropped, as in fields; so sort=+name,
+			// whose + a query string reads as a space, is name ascending.
+			f, desc := strings.CutPrefix(strings.TrimSpace(v), "-")
 			switch {
 			case known(f):
 				if err := isSealed(k, f); err != nil {

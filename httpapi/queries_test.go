@@ -159,6 +159,8 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{url.Values{"sort": {"count"}}, "[e d c b a]"},
 		{url.Values{"sort": {"-label"}}, "[d c e b a]"},
 		{url.Values{"sort": {"-id"}}, "[e d c b a]"},
+		{url.Values{"sort": {" count "}}, "[e d c b a]"},
+		{url.Values{"sort": {" -label"}}, "[d c e b a]"},
 		{url.Values{"prefix.label": {"A"}, "eq.count": {"41"}}, "[b]"},
 	}
 	for _, tc := range cases {
