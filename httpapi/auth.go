@@ -24,7 +24,7 @@ type Auth struct {
 	keyfunc jwt.Keyfunc
 }
 
-// Leeway is the clock skew tolerated on a token's exp and nbf.
+// Leeway is the clock skew tolerated on a token's exp, nbf and iat.
 const Leeway = 30 * time.Second
 
 // NewHS256Auth accepts HS256 tokens signed with secret. An empty secret
@@ -56,6 +56,7 @@ func newAuth(methods []string, keyfunc jwt.Keyfunc) *Auth {
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(methods),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
 			jwt.WithLeeway(Leeway),
 		),
 		keyfunc: keyfunc,
@@ -82,7 +83,7 @@ func (a *Auth) authenticate(token string) (plait.User, time.Time, error) {
 	if err != nil {
 		return plait.User{}, time.Time{}, fmt.Errorf("verify token: %w", err)
 	}
-	if err := exactClaimNames(tok); err != nil {
+	if err := checkClaims(tok); err != nil {
 		return plait.User{}, time.Time{}, fmt.Errorf("verify token: %w", err)
 	}
 	if c.Subject == "" {
@@ -94,11 +95,12 @@ func (a *Auth) authenticate(token string) (plait.User, time.Time, error) {
 // readClaims are the claims Authenticate reads, by their exact names.
 var readClaims = []string{"sub", "exp", "nbf", "iat", "iss", "aud", "jti", "roles"}
 
-// exactClaimNames refuses a token with a claim whose name is one Plait
-// reads in another case, such as "Sub": claim names are case-sensitive
-// (RFC 7519), but encoding/json matches them without case, so that
-// {"sub":"ann","Sub":"admin"} would be read as user admin.
-func exactClaimNames(tok *jwt.Token) error {
+// checkClaims refuses a token whose exp, nbf or iat is not a number, or
+// with a claim whose name is one Plait reads in another case, such as
+// "Sub": claim names are case-sensitive (RFC 7519), but encoding/json
+// matches them without case, so that {"sub":"ann","Sub":"admin"} would be
+// read as user admin.
+func checkClaims(tok *jwt.Token) error {
 	parts := strings.Split(tok.Raw, ".")
 	if len(parts) != 3 {
 		return errors.New("not a signed token")
@@ -111,11 +113,16 @@ func exactClaimNames(tok *jwt.Token) error {
 	if err := json.Unmarshal(payload, &raw); err != nil {
 		return fmt.Errorf("decode claims: %w", err)
 	}
-	for k := range raw {
+	for k, v := range raw {
 		for _, name := range readClaims {
 			if k != name && strings.EqualFold(k, name) {
 				return fmt.Errorf("claim %q is not %q: claim names are case-sensitive", k, name)
 			}
+		}
+		// A NumericDate is a JSON number (RFC 7519); the parser would also
+		// take one written as a string.
+		if (k == "exp" || k == "nbf" || k == "iat") && (len(v) == 0 || v[0] == '"') {
+			return fmt.Errorf("claim %q is not a number of seconds", k)
 		}
 	}
 	return nil

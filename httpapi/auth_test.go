@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -45,6 +46,9 @@ func TestTokensAreRequiredAndVerified(t *testing.T) {
 		"tampered":       tamper(sign(jwt.SigningMethodHS256, secret, valid)),
 		"garbage":        "not.a.token",
 		"roles not list": sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(time.Hour).Unix(), "roles": "admin"}),
+		"exp a string":   sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": fmt.Sprint(now.Add(time.Hour).Unix())}),
+		"nbf a string":   sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(time.Hour).Unix(), "nbf": fmt.Sprint(now.Unix())}),
+		"issued later":   sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(2 * time.Hour).Unix(), "iat": now.Add(time.Hour).Unix()}),
 	}
 	for name, tok := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -64,6 +68,7 @@ func TestTokensAreRequiredAndVerified(t *testing.T) {
 	// The good token works, and so does a little clock skew.
 	h.post(sign(jwt.SigningMethodHS256, secret, valid), "", add("", "a", 1), http.StatusAccepted)
 	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(-5 * time.Second).Unix()}), "", add("", "a", 1), http.StatusAccepted)
+	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(time.Hour).Unix(), "iat": now.Add(5 * time.Second).Unix()}), "", add("", "a", 1), http.StatusAccepted)
 	// The cookie is taken for reads, not for commands.
 	cookie := "plait_token=" + token(t, "ann")
 	if r := h.do("GET", "/lists/counter", "", nil, "Cookie", cookie); r.status != 200 {
