@@ -134,7 +134,8 @@ func TestReplayGoesThroughTheRunningServer(t *testing.T) {
 		resp.Body.Close()
 	}
 	code, out, stderr := runCLI(t, "replay", "--view", "orderList", "--data", data)
-	if code != 0 || !strings.Contains(out, "rebuilding through "+base) || !strings.Contains(out, "2 instances") {
+	// Through the server or not, the progress reads alike, to its last line.
+	if code != 0 || !strings.Contains(out, "rebuilding through "+base) || !strings.Contains(out, "2 instances") || !strings.Contains(out, "\ndone      orderList: position") {
 		t.Fatalf("replay through the server: exit %d\n%s\n%s", code, out, stderr)
 	}
 	if code, _, _ := runCLI(t, "serve", "--addr", freeAddr(t), "--data", data); code != 1 {
@@ -145,7 +146,7 @@ func TestReplayGoesThroughTheRunningServer(t *testing.T) {
 		t.Fatalf("serve: %v\n%s", err, serveErr.String())
 	}
 	code, out, stderr = runCLI(t, "replay", "--view", "orderList", "--data", data)
-	if code != 0 || strings.Contains(out, "through") || !strings.Contains(out, "2 instances") {
+	if code != 0 || strings.Contains(out, "through") || !strings.Contains(out, "2 instances") || !strings.Contains(out, "\ndone      orderList: position") {
 		t.Fatalf("offline replay: exit %d\n%s\n%s", code, out, stderr)
 	}
 	code, out, _ = runCLI(t, "inspect", "--data", data)
