@@ -6,6 +6,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+
 	"github.com/plaithq/plait"
 )
 
@@ -105,7 +107,6 @@ func checkName(p *plait.Problems, name string) string {
 const (
 	maxEmail      = 254
 	maxEmailLocal = 64
-	maxLabel      = 63
 )
 
 // checkEmail returns the address trimmed, annotating p unless it is a bare
@@ -130,25 +131,23 @@ func checkEmail(p *plait.Problems, email string) string {
 	return email
 }
 
-// isDomain reports whether s is a domain name mail can go to: two or more
-// labels separated by dots, each of 1 to maxLabel bytes of letters (any
-// script's), digits and hyphens, neither starting nor ending with a hyphen.
+// domainNames checks domain names as a resolver would look them up
+// (IDNA2008 with UTS #46): letters, digits and hyphens once converted to
+// ASCII, labels of 1 to 63 bytes and names of at most 253.
+var domainNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.ValidateLabels(true),
+	idna.CheckHyphens(true), idna.StrictDomainName(true), idna.VerifyDNSLength(true))
+
+// isDomain reports whether s is a domain name mail can go to: a valid
+// name, internationalised or not, of two or more labels, whose top-level
+// label is not all digits (that would be an address, not a name).
 func isDomain(s string) bool {
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
+	ascii, err := domainNames.ToASCII(s)
+	if err != nil {
 		return false
 	}
-	for _, l := range labels {
-		if l == "" || len(l) > maxLabel || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, r := range l {
-			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-				return false
-			}
-		}
-	}
-	return true
+	labels := strings.Split(ascii, ".")
+	tld := labels[len(labels)-1]
+	return len(labels) >= 2 && tld != "" && strings.Trim(tld, "0123456789") != ""
 }
 
 // emitValid returns change, or the rejection if p holds annotations.

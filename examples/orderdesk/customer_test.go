@@ -107,6 +107,8 @@ func TestTheLongestEmailsAreValid(t *testing.T) {
 		"ann.o'hara+orders@mail.example.co.uk",
 		"ann@xn--bcher-kva.example",
 		"ann@bücher.example",
+		"ann@उदाहरण.भारत",
+		"ann@Example.COM",
 		"a@b.c",
 	} {
 		plaittest.Given(customer).

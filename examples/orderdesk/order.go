@@ -102,7 +102,8 @@ func Order() *plait.Aggregate[OrderState] {
 			addIf(&p, len(c.Data.Lines) == 0, "lines", plait.CodeRequired, "an order has at least one line")
 			for i, l := range c.Data.Lines {
 				at := fmt.Sprintf("lines[%d].", i)
-				addIf(&p, strings.TrimSpace(l.SKU) == "", at+"sku", plait.CodeRequired, "an article is required")
+				l.SKU = strings.TrimSpace(l.SKU)
+				addIf(&p, l.SKU == "", at+"sku", plait.CodeRequired, "an article is required")
 				addIf(&p, l.Qty == nil, at+"qty", plait.CodeRequired, "a quantity is required")
 				addIf(&p, l.Qty != nil && *l.Qty < 1, at+"qty", plait.CodeInvalid, "the quantity is at least 1")
 				addIf(&p, l.Price == nil, at+"price", plait.CodeRequired, "a price is required")
@@ -114,6 +115,9 @@ func Order() *plait.Aggregate[OrderState] {
 					}
 					placed.Lines = append(placed.Lines, Line{SKU: l.SKU, Qty: *l.Qty, Price: price})
 				}
+			}
+			if err := p.Err(); err != nil {
+				return nil, err // the total of lines that break the rules means nothing
 			}
 			var ok bool
 			placed.Total, ok = total(placed.Lines)

@@ -77,6 +77,12 @@ func TestAnOrderNeedsACustomer(t *testing.T) {
 		ThenRejectedWith(t, plaittest.Field("customerId", "required"))
 }
 
+func TestAnArticleIsStoredTrimmed(t *testing.T) {
+	plaittest.Given(order).
+		When("place", M{"customerId": "c1", "lines": []M{{"sku": " TEA ", "qty": 2, "price": 1.5}}}).
+		ThenEvents(t, plait.Emit("placed", M{"customerId": "c1", "lines": []M{{"sku": "TEA", "qty": 2, "price": 1.5}}, "total": 3, "currency": "EUR", "placedAt": plaittest.FixedTime}))
+}
+
 func TestEachLineHasASkuAQtyOfAtLeastOneAndAPriceOfAtLeastZero(t *testing.T) {
 	plaittest.Given(order).
 		When("place", M{"customerId": "c1", "lines": []M{
