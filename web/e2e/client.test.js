@@ -147,7 +147,7 @@ test('the relay resumes after the last frame seen, across a reconnection', T, as
   await page.waitForFunction(() => window.events.length >= 1);
   const token = await page.evaluate(() => { window.client.close(); return window.client.lastEventId; });
   assert.ok(token, 'a resume token is kept');
-  assert.equal(await page.evaluate(() => localStorage.getItem('t4:lastEventId')), token);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('t4:lastEventId')), token);
 
   // What happens while it is closed arrives once it reopens.
   await command('customer', customerId, 'rename', { name: `${name} 3` });
@@ -164,13 +164,13 @@ test('the relay resumes after the last frame seen, across a reconnection', T, as
 test('a resume token the server does not know is dropped, and the relay starts afresh', T, async () => {
   const page = await blankPage();
   const status = await page.evaluate(async () => {
-    localStorage.setItem('t6:lastEventId', '999999999'); // from a server whose data was reset
+    sessionStorage.setItem('t6:lastEventId', '999999999'); // from a server whose data was reset
     const client = new plait.Client({ namespace: 't6' });
     const live = new Promise((r) => client.onStatus((s, info) => s === 'live' && r(info)));
     client.connect();
     const info = await live;
     client.close();
-    return { info, token: localStorage.getItem('t6:lastEventId') };
+    return { info, token: sessionStorage.getItem('t6:lastEventId') };
   });
   assert.deepEqual(status, { info: { resumed: false }, token: null });
   await close(page);

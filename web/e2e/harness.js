@@ -31,7 +31,7 @@ export function launch() {
 }
 
 /**
- * Opens the orderdesk UI in a fresh browser context (empty localStorage)
+ * Opens the orderdesk UI in a fresh browser context (empty storage)
  * and waits for its relay to be live. Errors thrown in the page are kept in
  * page.errors, for the test to check.
  *

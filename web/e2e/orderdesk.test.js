@@ -312,7 +312,7 @@ test('a reload while a command is pending still shows its outcome', T, async () 
   await s.getByTestId('input-name').fill('');
   await s.getByTestId('submit-rename').click();
   await page.getByTestId('screen').waitFor({ state: 'hidden' });
-  const pending = await page.evaluate(() => JSON.parse(localStorage.getItem('plait:pending') || '{}'));
+  const pending = await page.evaluate(() => JSON.parse(sessionStorage.getItem('plait:pending') || '{}'));
   assert.equal(Object.keys(pending).length, 1, 'the command is remembered as pending');
 
   await page.reload();
@@ -328,7 +328,7 @@ test('a reload while a command is pending still shows its outcome', T, async () 
   await page.getByTestId('screen').waitFor({ state: 'hidden' });
   await page.reload();
   await page.getByTestId('toast').filter({ hasText: /^Done: Rename customer/ }).waitFor();
-  assert.deepEqual(await page.evaluate(() => JSON.parse(localStorage.getItem('plait:pending') || '{}')), {});
+  assert.deepEqual(await page.evaluate(() => JSON.parse(sessionStorage.getItem('plait:pending') || '{}')), {});
   await page.releaseStream();
   await waitLive(page);
   await done(page);
@@ -370,4 +370,124 @@ test('readable on a phone', T, async () => {
   assert.ok(await overflow() <= 0, 'no sideways scrolling');
   await shot(page, '18-phone-order-screen');
   await done(page);
+});
+
+test('a command whose answer was lost is sent again under its id, and carried out once', T, async () => {
+  // The relay is slow too, so that the page cannot learn from it that the
+  // command arrived.
+  const page = await openApp(browser, { holdStream: true });
+  const name = `Jo Kay ${unique()}`;
+  // The first POST reaches the server, and its answer is lost on the way.
+  let posts = 0;
+  await page.route((url) => url.pathname === '/commands', async (route) => {
+    if (route.request().method() !== 'POST' || posts++ > 0) return route.continue();
+    await route.fetch();
+    await route.abort('connectionreset');
+  });
+  await page.getByTestId('tab-customers').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  const id = await s.getAttribute('data-id');
+  await s.getByTestId('input-name').fill(name);
+  await s.getByTestId('input-email').fill('jo.kay@example.com');
+  await s.getByTestId('submit').click();
+  const note = s.locator('[data-testid=annotation][data-code=unreachable]');
+  await note.waitFor();
+  assert.match(await note.innerText(), /may not have arrived/);
+  // Sent again as it was: the same command, carried out once.
+  await s.getByTestId('submit').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  assert.equal(posts, 2);
+  await page.releaseStream();
+  await page.getByTestId('toast').filter({ hasText: /^Done: Create customer/ }).first().waitFor();
+  const events = await get(`/aggregates/customer/${id}/events`);
+  assert.equal(events.length, 1, 'one created event');
+  await page.locator(`[data-testid=pending-count]`).waitFor({ state: 'hidden' });
+  assert.equal(await page.getByTestId('error-badge').isHidden(), true, 'no rejection: the retry was no second create');
+  await done(page);
+});
+
+test('of two tabs of one browser, only the one that sent a rejected command reopens it', T, async () => {
+  const name = `Lu May ${unique()}`;
+  const customerId = await createCustomer(name);
+  const a = await openApp(browser);
+  const b = await a.context().newPage();
+  b.errors = [];
+  await b.goto('/');
+  await waitLive(b);
+  await search(a, 'customers', name);
+  await a.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(a);
+  await s.getByTestId('input-name').fill('');
+  await s.getByTestId('submit-rename').click();
+  await a.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"] [data-testid=annotation][data-path=name]`).waitFor();
+  // The other tab heard the outcome too, and left it alone.
+  await b.waitForTimeout(500);
+  assert.equal(await b.getByTestId('screen').isHidden(), true, 'the other tab opened no screen');
+  assert.equal(await b.getByTestId('error-badge').isHidden(), true, 'the other tab raised no badge');
+  await done(a);
+});
+
+test('a rejection reopened and replaced at once by another screen stays in the badge', T, async () => {
+  const tag = unique();
+  const firstId = await createCustomer(`${tag} Mo Ng`);
+  const secondId = await createCustomer(`${tag} No Oh`);
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
+  let s = await screen(page);
+  await s.getByTestId('input-name').fill('');
+  await s.getByTestId('submit-rename').click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${firstId}"] [data-testid=annotation][data-path=name]`).waitFor();
+  // The user, already on the way elsewhere, clicks another row.
+  await page.locator(`[data-testid=customer-row][data-id="${secondId}"]`).click({ noWaitAfter: true });
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`).waitFor();
+  await page.getByTestId('error-badge').waitFor();
+  assert.equal(await page.getByTestId('error-count').innerText(), '1');
+  await done(page);
+});
+
+test('a rejection does not reopen over a user typing elsewhere: it goes to the badge', T, async () => {
+  const name = `Pa Qu ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-email').fill('bad');
+  await s.getByTestId('submit-changeEmail').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  const searchBox = page.getByTestId('search');
+  await searchBox.fill('');
+  await searchBox.pressSequentially('Pa');
+  await page.releaseStream();
+  await page.getByTestId('error-badge').waitFor();
+  await searchBox.pressSequentially(' Qu');
+  assert.equal(await searchBox.inputValue(), 'Pa Qu', 'the keys went where the user typed');
+  assert.equal(await page.getByTestId('screen').isHidden(), true);
+  await done(page);
+});
+
+test('amounts are shown as the decimals they are, never rounded', T, async () => {
+  const customerId = await createCustomer(`Ra Su ${unique()}`);
+  const page = await openApp(browser);
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('select-customer').selectOption(customerId).catch(() => {});
+  const line = s.getByTestId('line').nth(0);
+  await line.locator('[name=sku]').fill('INK');
+  await line.locator('[name=qty]').fill('1');
+  await line.locator('[name=price]').fill('1.005');
+  await s.getByTestId('add-line').click();
+  const second = s.getByTestId('line').nth(1);
+  await second.locator('[name=sku]').fill('NIB');
+  await second.locator('[name=qty]').fill('3');
+  await second.locator('[name=price]').fill('0.1');
+  assert.equal(await s.getByTestId('total-preview').innerText(), '1.305');
+  await done(page);
+  const orderId = await placeOrder(customerId, [{ sku: 'PAD', qty: 1000, price: 1234.5 }]);
+  const p2 = await openApp(browser);
+  await p2.locator(`[data-testid=order-row][data-id="${orderId}"]`).waitFor();
+  assert.equal((await orderRowText(p2, orderId)).total, '1,234,500.00');
+  await done(p2);
 });

@@ -47,8 +47,53 @@ function h(tag, attrs = {}, ...children) {
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
+/**
+ * A decimal number written as s ("4.50", "1e+21"), exactly, as
+ * [digits, scale]: its value is digits × 10^-scale. Null if s is none.
+ */
+function parseDecimal(s) {
+  const m = /^(-?)(\d*)(?:\.(\d*))?(?:e([+-]?\d+))?$/i.exec(String(s).trim());
+  if (!m || (m[2] === '' && !m[3])) return null;
+  let digits = (m[2] || '0') + (m[3] ?? '');
+  let scale = (m[3] ?? '').length - Number(m[4] ?? 0);
+  if (scale < 0) {
+    digits += '0'.repeat(-scale);
+    scale = 0;
+  }
+  if (scale > 40 || digits.length > 60) return null;
+  return [BigInt(digits) * (m[1] ? -1n : 1n), scale];
+}
+
+/** Σ qty × price of lines, exactly, as parseDecimal gives it. */
+function sumLines(lines) {
+  let sum = 0n;
+  let scale = 0;
+  for (const { qty, price } of lines) {
+    const p = parseDecimal(price);
+    if (!p || !Number.isInteger(Number(qty))) continue;
+    const [n, sc] = p;
+    if (sc > scale) {
+      sum *= 10n ** BigInt(sc - scale);
+      scale = sc;
+    }
+    sum += BigInt(Number(qty)) * n * 10n ** BigInt(scale - sc);
+  }
+  return [sum, scale];
+}
+
+/**
+ * An amount for people, as written, never rounded: at least two decimals,
+ * thousands grouped ("1,234.50", "1.005"). A number is taken as its
+ * shortest decimal form, the one the server's decimal sums give back.
+ */
 function money(v) {
-  return typeof v === 'number' ? v.toFixed(2) : '…';
+  const d = Array.isArray(v) ? v : (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'string' ? parseDecimal(v) : null;
+  if (!d) return '…';
+  const [n, scale] = d;
+  const digits = (n < 0n ? -n : n).toString().padStart(scale + 1, '0');
+  const whole = digits.slice(0, digits.length - scale).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const frac = digits.slice(digits.length - scale).replace(/0+$/, '').padEnd(2, '0');
+  return `${n < 0n ? '-' : ''}${whole}.${frac}`;
 }
 
 function when(iso) {
@@ -92,8 +137,13 @@ const ui = {
     orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false },
     customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false },
   },
-  /** The open screen: {type, id, seq, gen}, or null. */
+  /**
+   * The open screen: {type, id, seq, gen, reopen, touched}, or null; reopen
+   * is the rejection it shows, touched whether the user has worked on it.
+   */
   screen: null,
+  /** What had the focus before the screen opened, to get it back. */
+  opener: null,
   /** Counts the screens opened: a rejection reopens its screen only if none was opened since. */
   generation: 0,
   /** Command id → the generation when it was sent. */
@@ -374,7 +424,7 @@ function expectChanges(cmd) {
       orders.items.unshift({
         id: cmd.aggregateId, seq: 0, placeholder: true,
         customerName: ui.labels.get(cmd.data.customerId) ?? '',
-        total: lines.reduce((s, l) => s + l.qty * l.price, 0),
+        total: sumLines(lines.map((l) => ({ qty: l.qty ?? 0, price: String(l.price ?? 0) }))),
         lines: lines.length, status: 'placed', placedAt: new Date().toISOString(),
         lineage: { customerName: { type: 'customer', aggregateId: cmd.data.customerId, seq: 0 } },
       });
@@ -409,8 +459,12 @@ const screenEl = () => $('[data-testid=screen]');
  * preselects the customer of a new order.
  */
 async function openScreen(type, id, options = {}) {
+  // A rejection reopened on screen that another screen replaces before it
+  // was touched is kept in the badge, not lost.
+  if (ui.screen?.reopen && !ui.screen.touched) keepRejection(ui.screen.reopen);
+  if (!ui.screen) ui.opener = document.activeElement;
   const gen = ++ui.generation;
-  ui.screen = { type, id, seq: 0, gen };
+  ui.screen = { type, id, seq: 0, gen, reopen: options.reopen, touched: false };
   const el = screenEl();
   el.hidden = false;
   el.dataset.type = type;
@@ -446,14 +500,20 @@ async function openScreen(type, id, options = {}) {
   focus?.focus();
 }
 
+/** Closes the screen, giving the focus back to what had it before. */
 function closeScreen() {
   ui.screen = null;
   const el = screenEl();
   el.hidden = true;
+  el.inert = false;
+  el.removeAttribute('aria-busy');
   el.replaceChildren();
   delete el.dataset.type;
   delete el.dataset.id;
   document.body.classList.remove('has-screen');
+  const opener = ui.opener;
+  ui.opener = null;
+  if (opener?.isConnected && !opener.closest('[data-testid=screen]')) opener.focus();
 }
 
 function screenHeader(title, subtitle, extra) {
@@ -484,33 +544,66 @@ function commandForm(type, id, name, build, ...content) {
     h('div', { class: 'form-errors', 'data-testid': 'form-errors' }), ...content);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    const cmd = { id: newId(), type, aggregateId: id, name, data: build(form) };
+    const data = build(form);
+    // Sent again after it was lost on the way, the same command keeps its
+    // id: if the first did arrive, it is carried out once all the same.
+    const lost = lostCommands.get(form);
+    if (lost && JSON.stringify(lost.data) === JSON.stringify(data)) {
+      send(form, lost);
+      return;
+    }
+    const cmd = { id: newId(), type, aggregateId: id, name, data };
     if (ui.screen && ui.screen.seq > 0 && name !== 'create' && name !== 'place') cmd.expectedSeq = ui.screen.seq;
     send(form, cmd);
   });
   return form;
 }
 
-/** Sends a command from a form: closes the screen once it is delivered. */
+/** Form → the command it sent that was lost on the way, to send again. */
+const lostCommands = new WeakMap();
+
+/**
+ * Sends a command from a form: closes the screen once it is delivered.
+ * Until then the whole screen is busy, so that no second command goes out
+ * from the version the first is changing.
+ */
 async function send(form, cmd) {
   clearAnnotations(form);
+  const screen = screenEl().contains(form) ? screenEl() : null;
   form.setAttribute('aria-busy', 'true');
-  for (const b of form.querySelectorAll('button')) b.disabled = true;
+  if (screen) {
+    screen.setAttribute('aria-busy', 'true');
+    screen.inert = true;
+  }
   expectChanges(cmd);
   try {
     await client.submit(cmd);
   } catch (err) {
     forgetChanges(cmd);
     form.removeAttribute('aria-busy');
-    for (const b of form.querySelectorAll('button')) b.disabled = false;
-    const errors = err instanceof ProblemError
-      ? (err.errors.length ? err.errors : [{ path: '', code: 'refused', message: err.message }])
-      : [{ path: '', code: 'unreachable', message: 'The server could not be reached: nothing was sent. Try again.' }];
+    if (screen) {
+      screen.removeAttribute('aria-busy');
+      screen.inert = false;
+    }
+    let errors;
+    if (err instanceof ProblemError) {
+      lostCommands.delete(form);
+      errors = err.errors.length ? err.errors : [{ path: '', code: 'refused', message: err.message }];
+    } else {
+      lostCommands.set(form, cmd);
+      updatePending();
+      errors = [{
+        path: '', code: 'unreachable',
+        message: 'The server could not be reached: this may not have arrived. Send it again: it is carried out once, however often it is sent.',
+      }];
+    }
     annotate(form, errors);
+    form.querySelector('[aria-invalid=true]')?.focus() ?? form.querySelector('button[type=submit]')?.focus();
     return;
   }
+  lostCommands.delete(form);
   ui.sent.set(cmd.id, ui.generation);
-  if (ui.screen && screenEl().contains(form)) closeScreen();
+  if (screen && ui.screen) closeScreen();
   updatePending();
 }
 
@@ -630,7 +723,7 @@ async function orderScreen(id, agg, options) {
     h('table', { class: 'lines-view' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Article'), h('th', { class: 'num' }, 'Qty'), h('th', { class: 'num' }, 'Price'), h('th', { class: 'num' }, 'Amount'))),
       h('tbody', {}, (s.lines ?? []).map((l) => h('tr', {},
-        h('td', {}, l.sku), h('td', { class: 'num' }, l.qty), h('td', { class: 'num' }, money(l.price)), h('td', { class: 'num' }, money(l.qty * l.price)))))),
+        h('td', {}, l.sku), h('td', { class: 'num' }, l.qty), h('td', { class: 'num' }, money(l.price)), h('td', { class: 'num' }, money(sumLines([l]))))))),
     commandForm('order', id, 'ship', () => ({}),
       h('div', { class: 'actions' },
         h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit-ship', disabled: !placed }, 'Ship order'))),
@@ -642,7 +735,7 @@ async function orderScreen(id, agg, options) {
 }
 
 async function newOrderScreen(id, options) {
-  const select = h('select', { name: 'customerId', 'data-path': 'customerId', 'data-testid': 'select-customer' });
+  const select = h('select', { name: 'customerId', 'data-path': 'customerId', 'data-testid': 'select-customer', 'aria-label': 'Customer' });
   const search = h('input', {
     type: 'search', placeholder: 'Find a customer by name', 'aria-label': 'Find a customer',
     'data-testid': 'customer-search', autocomplete: 'off',
@@ -684,11 +777,6 @@ function given(s) {
   const t = String(s).trim();
   const n = Number(t);
   return t !== '' && Number.isFinite(n) ? n : undefined;
-}
-
-function toNumber(s) {
-  const n = Number(String(s).trim() || 'NaN');
-  return Number.isFinite(n) ? n : 0;
 }
 
 /** Fills the customer picker from a prefix search, keeping chosen selected. */
@@ -742,11 +830,11 @@ function setLines(form, lines) {
 }
 
 function updateTotal(form) {
-  let total = 0;
-  for (const tr of form.querySelectorAll('[data-testid=lines] tr')) {
-    total += toNumber(tr.querySelector('[name=qty]').value) * toNumber(tr.querySelector('[name=price]').value);
-  }
-  form.querySelector('[data-testid=total-preview]').textContent = money(total);
+  const lines = [...form.querySelectorAll('[data-testid=lines] tr')].map((tr) => ({
+    qty: tr.querySelector('[name=qty]').value.trim() || '0',
+    price: tr.querySelector('[name=price]').value.trim() || '0',
+  }));
+  form.querySelector('[data-testid=total-preview]').textContent = money(sumLines(lines));
 }
 
 // ------------------------------------------------------------------ outcomes
@@ -761,13 +849,21 @@ function onOutcome(o) {
     return; // the marks go when the events arrive
   }
   forgetChanges(o);
-  if (!ui.screen && ui.generation === gen) {
+  // Reopened only for a user who has not moved on: no other screen opened,
+  // and not typing somewhere else, whose keys would land in the screen.
+  const busy = document.activeElement?.matches?.('input, textarea, select, [contenteditable]');
+  if (!ui.screen && ui.generation === gen && !busy) {
     openScreen(o.type, o.aggregateId, { reopen: o });
   } else {
-    ui.rejections.push({ outcome: o, at: new Date() });
-    renderRejections();
-    toast(`Rejected: ${describe(o)}`, 'error');
+    keepRejection(o);
   }
+}
+
+/** Counts a rejection in the badge, whose list reopens its screen. */
+function keepRejection(o) {
+  ui.rejections.push({ outcome: o, at: new Date() });
+  renderRejections();
+  toast(`Rejected: ${describe(o)}`, 'error');
 }
 
 function onEvent(ev) {
@@ -880,6 +976,10 @@ function start() {
     ui.rejections = [];
     renderRejections();
   });
+  // A reopened rejection the user has worked on is theirs to close.
+  for (const kind of ['input', 'pointerdown', 'keydown']) {
+    screenEl().addEventListener(kind, () => { if (ui.screen) ui.screen.touched = true; });
+  }
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape') return;
     if (!$('[data-testid=error-list]').hidden) toggleRejections(false);

@@ -11,13 +11,16 @@
  * This module does the bookkeeping that makes that safe:
  *
  * - every command gets a client-generated id (a ULID), its idempotency key;
- * - the commands this browser has submitted and whose outcome it has not yet
- *   seen are kept in localStorage, so that a page reloaded while one is
+ * - the commands this tab has submitted and whose outcome it has not yet
+ *   seen are kept in sessionStorage, so that a page reloaded while one is
  *   pending asks the server for its outcome (GET /commands/{id}) and still
- *   reports it;
+ *   reports it; another tab of the same browser has its own;
+ * - a command whose POST failed on the way (the network, not the server)
+ *   may have arrived: it stays pending until the server says whether it
+ *   knows it, and submitting it again under the same id is safe;
  * - outcomes and events come over one EventSource, which is reopened after a
  *   failure with the last frame id it saw, so nothing is missed; the id is
- *   kept in localStorage too, so a reloaded page resumes where it left off;
+ *   kept in sessionStorage too, so a reloaded page resumes where it left off;
  * - when the stream was down, or has been quiet about a command for a few
  *   seconds, the pending commands are asked for by id: every command gets
  *   its outcome, never silence.
@@ -132,7 +135,7 @@ export class ProblemError extends Error {
  * @property {object[]} [events] the command's events, when the outcome was
  *   asked for by id (over the stream they come as events of their own)
  * @property {string} [correlationId]
- * @property {boolean} mine whether this browser submitted the command
+ * @property {boolean} mine whether this tab submitted the command (before a reload too)
  */
 
 /**
@@ -223,7 +226,8 @@ export class Client {
    * @param {string[]} [options.types] the aggregate types whose outcomes and
    *   events to follow; all the user may see by default
    * @param {Storage|null} [options.storage] where pending commands and the
-   *   resume token are kept; localStorage by default, null for nowhere
+   *   resume token are kept; sessionStorage by default (this tab's, across
+   *   reloads), null for nowhere
    * @param {string} [options.namespace] separates the keys of several
    *   clients sharing one storage ("plait" by default)
    */
@@ -231,7 +235,7 @@ export class Client {
     this.#base = (options.baseUrl ?? '').replace(/\/$/, '');
     this.#token = options.token;
     this.#types = options.types;
-    this.#storage = options.storage === undefined ? globalThis.localStorage ?? null : options.storage;
+    this.#storage = options.storage === undefined ? globalThis.sessionStorage ?? null : options.storage;
     this.#key = options.namespace ?? 'plait';
   }
 
@@ -243,9 +247,11 @@ export class Client {
    * listeners and through the returned submission's `outcome` promise, never
    * before this promise has resolved. Rejects with a {@link ProblemError} if
    * the server refused the command at the door (nothing stored, no outcome
-   * will follow), or with a TypeError if the server could not be reached —
-   * the command may or may not have arrived: submitting it again with the
-   * same id is safe.
+   * will follow), or with a TypeError if the request or its answer was lost
+   * on the way — the command may or may not have arrived: it stays in
+   * {@link Client#pending} until the server says whether it has it (its
+   * outcome is then reported), and submitting it again with the same id is
+   * safe: it is carried out at most once.
    *
    * @param {Command} command
    * @returns {Promise<Submission>}
@@ -272,9 +278,15 @@ export class Client {
         body: JSON.stringify(sent),
       });
     } catch (err) {
+      // The request or its answer was lost on the way: the command may
+      // have been stored. It stays pending, to be asked for by id.
+      const early = this.#inflight.get(sent.id);
       this.#inflight.delete(sent.id);
-      this.#forget(sent.id);
-      throw err;
+      if (!early) throw err;
+      // Its outcome came over the relay: it was stored.
+      this.#remember(sent.id, { command: sent, delivered: true, at: Date.now() });
+      setTimeout(() => this.#finish(early), 0);
+      return { id: sent.id, command: sent, outcome: this.outcome(sent.id) };
     }
     if (!res.ok) {
       this.#inflight.delete(sent.id);
@@ -293,7 +305,7 @@ export class Client {
   /**
    * Returns a promise of the outcome of command id: it resolves when the
    * outcome arrives, or at once if it arrived recently. A command submitted
-   * from another page of this browser is followed as well.
+   * by this tab before a reload is followed as well.
    *
    * @param {string} id
    * @returns {Promise<Outcome>}
@@ -312,8 +324,9 @@ export class Client {
   }
 
   /**
-   * Returns the commands submitted from this browser whose outcome is not
-   * known yet, oldest first.
+   * Returns the commands submitted from this tab whose outcome is not known
+   * yet, oldest first: those lost on the way too (delivered: false) until
+   * the server says whether it has them.
    *
    * @returns {{command: Command, delivered: boolean, at: number}[]}
    */
@@ -484,8 +497,9 @@ export class Client {
     this.#open();
     if (!this.#askTimer) {
       this.#askTimer = setInterval(() => {
+        // Delivered and still waiting, or lost on the way: ask by id.
         const before = Date.now() - ASK_AFTER_MS;
-        this.reconcile((e) => e.delivered && e.at < before);
+        this.reconcile((e) => e.at < before);
       }, ASK_AFTER_MS);
     }
     this.reconcile();
@@ -622,7 +636,7 @@ export class Client {
   // --------------------------------------------------------------- listeners
 
   /**
-   * Calls fn with every outcome: of the commands of this browser (with
+   * Calls fn with every outcome: of the commands of this tab (with
    * `mine: true`, exactly once each, including after a reload), and of the
    * other commands of the followed types that the relay brings.
    *
@@ -635,7 +649,7 @@ export class Client {
 
   /**
    * Calls fn with every event of the followed types, once each: those the
-   * relay brings, and those of this browser's commands whose outcome was
+   * relay brings, and those of this tab's commands whose outcome was
    * asked for by id (the relay may have missed them).
    *
    * @param {(e: PlaitEvent) => void} fn
