@@ -95,6 +95,7 @@ type EnvelopeError struct {
 	Err    error
 }
 
+// Error says what is wrong with which field, after the kind of error.
 func (e *EnvelopeError) Error() string {
 	return e.Err.Error() + ": " + e.Field + ": " + e.Detail
 }

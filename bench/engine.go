@@ -53,11 +53,10 @@ func addCommand(rng *rand.Rand) plait.Command {
 
 // node is an engine running on a fresh store/sqlite file.
 type node struct {
-	e     *engine.Engine
-	st    *sqlite.Store
-	stop  context.CancelFunc
-	done  chan error
-	close func() error
+	e    *engine.Engine
+	st   *sqlite.Store
+	stop context.CancelFunc
+	done chan error
 }
 
 func startNode(ctx context.Context, path string) (*node, error) {

@@ -210,10 +210,7 @@ func buildLoadGenerator(ctx context.Context, dir string) (string, error) {
 	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, serr := os.Stat(gobin); serr != nil {
-			return "", fmt.Errorf("%w: no go command: %v", errNoGenerator, err)
-		}
+		return "", fmt.Errorf("%w: no go command: %v", errNoGenerator, err)
 	}
 	exe := filepath.Join(dir, "sseload")
 	cmd := exec.CommandContext(ctx, gobin, "build", "-o", exe, ".")

@@ -11,7 +11,7 @@ import (
 )
 
 func runInspect(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
-	fs := flags("inspect", "Shows the store's log head, each aggregate type's instances, and each subscription's checkpoint and lag (the events of its types after its checkpoint).\nWith --kafka and --postgres, the scaled-out deployment's: also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stdout)
+	fs := flags("inspect", "Shows the store's log head, each aggregate type's instances, and each subscription's checkpoint and lag (embedded: the events of its types after its checkpoint, up to the head).\nWith --kafka and --postgres, the scaled-out deployment's (lag: the positions behind the head): also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	var sc inspectScaledFlags
@@ -50,7 +50,7 @@ func runInspect(ctx context.Context, app plait.App, args []string, stdout, stder
 	lags := map[string]int64{}
 	for _, r := range app.Reactors {
 		name := "reactor:" + r.Name()
-		if lags[name], err = st.EventsAfter(ctx, cps[name], r.Subscriptions()); err != nil {
+		if lags[name], err = st.EventsAfter(ctx, cps[name], head, r.Subscriptions()); err != nil {
 			return err
 		}
 	}

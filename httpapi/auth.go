@@ -121,7 +121,7 @@ func checkClaims(tok *jwt.Token) error {
 		}
 		// A NumericDate is a JSON number (RFC 7519); the parser would also
 		// take one written as a string.
-		if (k == "exp" || k == "nbf" || k == "iat") && (len(v) == 0 || v[0] == '"') {
+		if (k == "exp" || k == "nbf" || k == "iat") && !(v[0] == '-' || '0' <= v[0] && v[0] <= '9') {
 			return fmt.Errorf("claim %q is not a number of seconds", k)
 		}
 	}

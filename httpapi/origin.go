@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -33,16 +34,22 @@ func (s *Server) checkOrigin(r *http.Request) *Problem {
 
 // loopbackHost reports whether host, a Host header with or without a port,
 // names this machine's loopback interface: localhost, a name under
-// .localhost, or a loopback address.
+// .localhost, or a loopback address (an IPv6 one in brackets).
 func loopbackHost(host string) bool {
+	bracketed := strings.HasPrefix(host, "[")
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
+	} else if bracketed && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
 	}
-	host = strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(host), "."), "]")
-	host = strings.TrimPrefix(host, "[")
+	if bracketed {
+		ip, err := netip.ParseAddr(host)
+		return err == nil && ip.Is6() && ip.IsLoopback()
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -53,11 +53,11 @@ func TestCrossSiteCommandsAreRefused(t *testing.T) {
 func TestServerWithoutAuthAnswersLoopbackHostsOnly(t *testing.T) {
 	h := start(t, plait.App{}, httpapi.Options{}, true)
 	h.post("", "?wait=outcome", add("", "a", 1), http.StatusOK)
-	for _, host := range []string{"evil.example", "evil.example:8080", "127.0.0.1.evil.example", "localhost.evil.example", "10.0.0.1:8080", "[::2]:80"} {
+	for _, host := range []string{"evil.example", "evil.example:8080", "127.0.0.1.evil.example", "localhost.evil.example", "10.0.0.1:8080", "[::2]:80", "[localhost]:80", "[127.0.0.1]", "localhost]", "[::1"} {
 		problem(t, h.do("GET", "/aggregates/counter/a", "", nil, "Host", host), http.StatusForbidden, "")
 		problem(t, h.do("POST", "/commands", "", add("", "a", 1), "Host", host), http.StatusForbidden, "")
 	}
-	for _, host := range []string{"127.0.0.1:8080", "localhost", "LOCALHOST:80", "app.localhost:8080", "localhost.", "[::1]:8080", "127.0.0.2"} {
+	for _, host := range []string{"127.0.0.1:8080", "localhost", "LOCALHOST:80", "app.localhost:8080", "localhost.", "[::1]:8080", "[::1]", "127.0.0.2", "[::ffff:127.0.0.1]:80"} {
 		if r := h.do("GET", "/aggregates/counter/a", "", nil, "Host", host); r.status != http.StatusOK {
 			t.Errorf("Host %q: %s, want 200", host, r)
 		}

@@ -70,7 +70,7 @@ func (s *Server) getSchema(w http.ResponseWriter, r *http.Request) {
 	}
 	var schema json.RawMessage
 	if cs, ok := def.(plait.CommandSchemas); ok {
-		schema, ok = cs.CommandSchema(name)
+		schema, _ = cs.CommandSchema(name)
 	}
 	if schema == nil {
 		writeProblem(w, newProblem(http.StatusNotFound, slugNotFound, typ+"."+name+" declares no schema"))

@@ -947,14 +947,14 @@ func (s *Store) LastEventOf(ctx context.Context, correlationID string, keys []st
 	return pos.Int64, nil
 }
 
-// EventsAfter counts the events of keys ("type.name") after position
-// after: for a subscription at its checkpoint, the events it has still to
-// handle.
-func (s *Store) EventsAfter(ctx context.Context, after int64, keys []string) (int64, error) {
+// EventsAfter counts the events of keys ("type.name") in the positions
+// (after, upTo]: for a subscription at its checkpoint, the events it has
+// still to handle up to the head.
+func (s *Store) EventsAfter(ctx context.Context, after, upTo int64, keys []string) (int64, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	args := []any{after}
+	args := []any{after, upTo}
 	var cond []string
 	for _, k := range keys {
 		typ, name, _ := strings.Cut(k, ".")
@@ -962,7 +962,7 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, keys []string) (in
 		args = append(args, typ, name)
 	}
 	var n int64
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE pos > ? AND (`+strings.Join(cond, " OR ")+`)`, args...).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE pos > ? AND pos <= ? AND (`+strings.Join(cond, " OR ")+`)`, args...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: count events after %d: %w", after, err)
 	}
