@@ -1,6 +1,6 @@
 // Package relay streams the feed of an engine — every outcome and every
-// event, in position order — to one client as Server-Sent Events, filtered
-// to what that client may see, resumable from any position.
+// event, in position order — to its clients as Server-Sent Events, each
+// filtered to what that client may see, resumable from any position.
 //
 // A stream holds only its position: it reads the feed a page at a time with
 // ReadFeed (from the engine's in-memory tail when it keeps up, from the store
@@ -25,10 +25,12 @@
 // reads the feed from where it stands as a resuming client does.
 //
 // The package knows no HTTP: package httpapi authenticates the client,
-// parses the resume token with ParseToken, builds the Filter and hands
-// Stream a Sink over the response.
+// parses the resume token with ParseToken, builds the Subscription and
+// hands the hub the connection (Attach) or a Sink over the response
+// (Hub.Stream).
 //
-//	err := relay.Stream(ctx, engine, sink, from, func(it engine.Item) bool {
+//	hub := relay.NewHub(engine, relay.HubOptions{Heartbeat: 15 * time.Second})
+//	err := hub.Stream(ctx, sink, from, relay.Subscription{Filter: func(it engine.Item) bool {
 //		return maySee(user, it)
-//	}, relay.Options{Heartbeat: 15 * time.Second})
+//	}})
 package relay

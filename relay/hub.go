@@ -203,9 +203,12 @@ type shard struct {
 }
 
 // Stream sends the client every item after position from that sn lets
-// through, as Stream does, until ctx ends (it returns nil), the hub closes
-// or the source is done (nil), or the sink fails (the error). It runs in
-// the caller's goroutine, which sleeps until there are frames to write.
+// through, as SSE frames (see AppendFrame), in position order, then every
+// item published after them, with a heartbeat comment whenever it was
+// silent for the hub's Heartbeat, until ctx ends (it returns nil), the hub
+// closes or the source is done (nil), or the sink fails or the feed cannot
+// be read (the error). It runs in the caller's goroutine, which sleeps
+// until there are frames to write.
 func (h *Hub) Stream(ctx context.Context, sink Sink, from int64, sn Subscription) error {
 	s := h.newSub(sn)
 	s.sink, s.pinned = sink, true

