@@ -6,11 +6,10 @@ import (
 	"io"
 	"time"
 
-	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/bench"
 )
 
-func runBench(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
+func runBench(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
 	fs := flags("bench", "Measures Plait's throughput and latency, each figure beside its raw baseline measured in the same run on the same disk.", stdout)
 	var opts bench.Options
 	fs.StringVar(&opts.Dir, "dir", "", "directory for the temporary databases (default the system's temp dir); figures are measured on its disk")

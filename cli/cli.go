@@ -3,6 +3,8 @@
 // one line:
 //
 //	func main() { os.Exit(cli.Main(myapp.App(), os.Args[1:])) }
+//
+// WithWeb adds the application's browser user interface.
 package cli
 
 import (
@@ -11,19 +13,44 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/web"
 )
 
 // command is one subcommand: its name, a one-line summary and its run
 // function, which parses its own flags.
 type command struct {
 	name, summary string
-	run           func(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error
+	run           func(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error
+}
+
+// program is what the command line runs: the application, and the files
+// its server gives browsers.
+type program struct {
+	app plait.App
+	web fs.FS
+}
+
+// defaults is the program of app without options.
+func defaults(app plait.App) program {
+	return program{app: app, web: web.Client}
+}
+
+// An Option configures the program Main makes.
+type Option func(*program)
+
+// WithWeb serves files at GET / and below: the application's browser user
+// interface, which loads the client library, plait.js, from the same files
+// (web.Files is orderdesk's, with it). Without it the server gives
+// browsers plait.js alone (web.Client).
+func WithWeb(files fs.FS) Option {
+	return func(p *program) { p.web = files }
 }
 
 var commands = []command{
@@ -37,11 +64,15 @@ var commands = []command{
 // Main runs the command line for app with args (without the program name)
 // and returns the process exit code: 0 on success, 2 for a usage error, 1
 // for any other failure. SIGINT and SIGTERM stop it gracefully.
-func Main(app plait.App, args []string) int {
-	return run(app, args, os.Stdout, os.Stderr)
+func Main(app plait.App, args []string, opts ...Option) int {
+	return run(app, args, os.Stdout, os.Stderr, opts...)
 }
 
-func run(app plait.App, args []string, stdout, stderr io.Writer) int {
+func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option) int {
+	prog := defaults(app)
+	for _, o := range opts {
+		o(&prog)
+	}
 	if err := app.Validate(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -65,7 +96,7 @@ func run(app plait.App, args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		err := c.run(ctx, app, args, stdout, stderr)
+		err := c.run(ctx, prog, args, stdout, stderr)
 		switch {
 		case err == nil:
 			return 0

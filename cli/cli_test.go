@@ -110,7 +110,7 @@ func TestReplayGoesThroughTheRunningServer(t *testing.T) {
 	done := make(chan error, 1)
 	var serveOut, serveErr bytes.Buffer
 	go func() {
-		done <- runServe(ctx, orderdesk.App(), []string{"--addr", addr, "--data", data, "--log-level", "warn"}, &serveOut, &serveErr)
+		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", data, "--log-level", "warn"}, &serveOut, &serveErr)
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(10 * time.Second)

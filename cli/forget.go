@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
@@ -18,7 +17,8 @@ import (
 // view instances that showed it. It opens the embedded store, or asks the
 // server that runs on the data directory, or the one --server names (any
 // deployment, scaled out included), through POST /subjects/{subject}/forget.
-func runForget(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
+func runForget(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
+	app := prog.app
 	fs := flagsWithArgs("forget", "SUBJECT", "Forgets a data subject: destroys its key, so that every personal field of the subject\n(plait.Personal) reads as erased everywhere, and lists the view instances that showed it.\nWhen a server runs on the data directory, or with --server, the server forgets it, through its API.", stdout)
 	var sf storeFlags
 	sf.register(fs)

@@ -35,7 +35,7 @@ func TestForgetGoesThroughTheRunningServer(t *testing.T) {
 	done := make(chan error, 1)
 	var serveOut, serveErr bytes.Buffer
 	go func() {
-		done <- runServe(ctx, orderdesk.App(), []string{"--addr", addr, "--data", data, "--log-level", "warn", "--jwt-secret", secret}, &serveOut, &serveErr)
+		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", data, "--log-level", "warn", "--jwt-secret", secret}, &serveOut, &serveErr)
 	}()
 	defer func() {
 		stop()

@@ -7,11 +7,11 @@ import (
 	"io"
 	"strings"
 
-	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
-func runReplay(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
+func runReplay(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
+	app := prog.app
 	fs := flags("replay", "Rebuilds a view from the event log into a fresh copy while the old copy keeps serving, then swaps them.\nWhen a server runs on the data directory, or with --server (any deployment, scaled out included), the rebuild runs inside the server, through its API.\nWith --aggregate, rebuilds the materialized state (the snapshots) of an aggregate type by folding its events, through the upcasters.", stdout)
 	var sf storeFlags
 	sf.register(fs)

@@ -19,7 +19,6 @@ import (
 	"github.com/plaithq/plait/httpapi"
 	"github.com/plaithq/plait/log/kafka"
 	"github.com/plaithq/plait/store/postgres"
-	"github.com/plaithq/plait/web"
 )
 
 // scaledFlags choose the scaled-out deployment: Kafka and PostgreSQL.
@@ -67,10 +66,11 @@ func (l pgLeaser) TryLease(ctx context.Context, name string) (kafka.Lease, bool,
 // PostgreSQL, the same HTTP server as the embedded mode. Any number of
 // instances may run with the same flags; they share the consumer group and
 // the schema, and one of them at a time publishes events to Kafka.
-func runScaled(ctx context.Context, app plait.App, sc scaledFlags, f serveFlags, ln net.Listener, auth *httpapi.Auth, log *slog.Logger, stdout io.Writer) error {
+func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, ln net.Listener, auth *httpapi.Auth, log *slog.Logger, stdout io.Writer) error {
 	if sc.kafka == "" || sc.postgres == "" {
 		return usageError{errors.New("--kafka and --postgres go together: the scaled-out deployment needs both")}
 	}
+	app := prog.app
 	if sc.partitions < 1 || sc.partitions > 1<<20 {
 		return usageError{fmt.Errorf("--partitions %d: want at least 1", sc.partitions)}
 	}
@@ -118,7 +118,7 @@ func runScaled(ctx context.Context, app plait.App, sc scaledFlags, f serveFlags,
 	defer pubDone.Wait()
 	defer stopPub()
 
-	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, ln, nil, log, stdout,
+	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: prog.web, Logger: log}, f, ln, nil, log, stdout,
 		fmt.Sprintf("scaled out on Kafka %s (group %s) and PostgreSQL schema %s", strings.Join(brokers, ","), groupName(sc, app), st.Schema()))
 }
 

@@ -14,10 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/httpapi"
-	"github.com/plaithq/plait/web"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -78,7 +76,8 @@ func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
 	return opts
 }
 
-func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr io.Writer) error {
+func runServe(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
+	app := prog.app
 	fs := flags("serve", "Serves the application over HTTP: the API, the SSE relay, the demo UI and the metrics.\nWithout --jwt-secret or --jwks-url it serves a single local user and binds a loopback address only.", stdout)
 	var sf storeFlags
 	sf.register(fs)
@@ -137,7 +136,7 @@ func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr 
 	defer ln.Close()
 
 	if sc.set() {
-		return runScaled(ctx, app, sc, f, ln, auth, log, stdout)
+		return runScaled(ctx, prog, sc, f, ln, auth, log, stdout)
 	}
 
 	lock, url, err := lockData(sf.data, app.Name)
@@ -158,7 +157,7 @@ func runServe(ctx context.Context, app plait.App, args []string, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: web.Files, Logger: log}, f, ln, lock, log, stdout,
+	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: prog.web, Logger: log}, f, ln, lock, log, stdout,
 		fmt.Sprintf("embedded store %s", sf.path(app)))
 }
 

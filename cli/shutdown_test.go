@@ -25,7 +25,7 @@ func TestShutdownDelayServesNotReady(t *testing.T) {
 	done := make(chan error, 1)
 	var serveErr bytes.Buffer
 	go func() {
-		done <- runServe(ctx, orderdesk.App(), []string{"--addr", addr, "--data", filepath.Join(t.TempDir(), "data"),
+		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", filepath.Join(t.TempDir(), "data"),
 			"--log-level", "warn", "--shutdown-delay", "1500ms"}, io.Discard, &serveErr)
 	}()
 	base := "http://" + addr

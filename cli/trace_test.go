@@ -72,7 +72,7 @@ func serveTraced(t *testing.T, args ...string) {
 	done := make(chan error, 1)
 	var serveOut, serveErr bytes.Buffer
 	args = append([]string{"--addr", addr, "--data", t.TempDir(), "--log-level", "warn"}, args...)
-	go func() { done <- runServe(ctx, orderdesk.App(), args, &serveOut, &serveErr) }()
+	go func() { done <- runServe(ctx, program{app: orderdesk.App()}, args, &serveOut, &serveErr) }()
 	base := "http://" + addr
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -25,10 +25,29 @@ import (
 //go:embed static
 var static embed.FS
 
-// Files is the browser side of Plait: index.html, plait.js and the files
-// they load, at the root of the file system. It is read-only and safe for
-// concurrent use; serve it with http.FileServerFS.
+// Files is the browser side of Plait with orderdesk's user interface:
+// index.html, plait.js and the files they load, at the root of the file
+// system. It is read-only and safe for concurrent use; serve it with
+// http.FileServerFS.
 var Files fs.FS = mustSub(static, "static")
+
+// Client is plait.js alone, for an application that brings no user
+// interface of its own: what a server gives browsers by default.
+var Client fs.FS = only{Files, "plait.js"}
+
+// only is a file system of one file of fsys.
+type only struct {
+	fsys fs.FS
+	name string
+}
+
+// Open opens the one file; any other name does not exist.
+func (o only) Open(name string) (fs.File, error) {
+	if name != o.name {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return o.fsys.Open(name)
+}
 
 func mustSub(fsys fs.FS, dir string) fs.FS {
 	sub, err := fs.Sub(fsys, dir)

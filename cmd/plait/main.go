@@ -1,6 +1,6 @@
 // Command plait is the orderdesk demo application, built exactly as a user's
 // own Plait application is: its aggregates, views and reactors, handed to
-// cli.Main for the whole command line.
+// cli.Main for the whole command line, with its user interface (web.Files).
 package main
 
 import (
@@ -8,8 +8,9 @@ import (
 
 	"github.com/plaithq/plait/cli"
 	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/web"
 )
 
 func main() {
-	os.Exit(cli.Main(orderdesk.App(), os.Args[1:]))
+	os.Exit(cli.Main(orderdesk.App(), os.Args[1:], cli.WithWeb(web.Files)))
 }

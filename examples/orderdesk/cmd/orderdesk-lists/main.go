@@ -12,8 +12,9 @@ import (
 
 	"github.com/plaithq/plait/cli"
 	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/web"
 )
 
 func main() {
-	os.Exit(cli.Main(orderdesk.Lists(), os.Args[1:]))
+	os.Exit(cli.Main(orderdesk.Lists(), os.Args[1:], cli.WithWeb(web.Files)))
 }
