@@ -491,3 +491,26 @@ test('amounts are shown as the decimals they are, never rounded', T, async () =>
   assert.equal((await orderRowText(p2, orderId)).total, '1,234,500.00');
   await done(p2);
 });
+
+test('sending one change of a screen keeps it open for the other, sent from the version the first made', T, async () => {
+  const name = `Sa Tu ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-email').fill('sa.tu@example.org');
+  await s.getByTestId('input-name').fill(`${name} Jr`);
+  await s.getByTestId('input-name').press('Enter');
+  await s.getByTestId('sent-note').waitFor();
+  assert.equal(await s.getByTestId('input-email').inputValue(), 'sa.tu@example.org', 'the other change is kept');
+  // Once the rename is done, the email goes from the version it made.
+  await page.locator('[data-testid=screen]:not([inert])').waitFor();
+  await s.getByTestId('submit-changeEmail').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.getByTestId('toast').filter({ hasText: /^Done: Change the email/ }).waitFor();
+  const c = await get(`/aggregates/customer/${customerId}`);
+  assert.deepEqual([c.seq, c.state.name, c.state.email], [3, `${name} Jr`, 'sa.tu@example.org']);
+  assert.equal(await page.getByTestId('error-badge').isHidden(), true, 'no conflict with the user\'s own change');
+  await done(page);
+});

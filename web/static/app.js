@@ -109,7 +109,7 @@ const VERBS = {
 
 /** Says what a command does, for people: "Rename customer Ann Lee". */
 function describe(cmd) {
-  const label = ui.labels.get(cmd.aggregateId) ?? cmd.data?.name ?? cmd.aggregateId;
+  const label = ui.labels.get(cmd.aggregateId) || cmd.data?.name?.trim() || cmd.aggregateId;
   return `${VERBS[cmd.name] ?? cmd.name} ${cmd.type} ${label}`;
 }
 
@@ -138,8 +138,10 @@ const ui = {
     customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false },
   },
   /**
-   * The open screen: {type, id, seq, gen, reopen, touched}, or null; reopen
-   * is the rejection it shows, touched whether the user has worked on it.
+   * The open screen: {type, id, seq, gen, reopen, touched, waiting}, or
+   * null; reopen is the rejection it shows, touched whether the user has
+   * worked on it, waiting the command whose outcome it waits for, when it
+   * stayed open for other changes.
    */
   screen: null,
   /** What had the focus before the screen opened, to get it back. */
@@ -542,6 +544,9 @@ function field(label, control, hint) {
 function commandForm(type, id, name, build, ...content) {
   const form = h('form', { class: 'command', 'data-command': name, 'data-testid': `form-${name}`, novalidate: true },
     h('div', { class: 'form-errors', 'data-testid': 'form-errors' }), ...content);
+  // A form with changes not sent yet keeps its screen open when another
+  // form of the screen sends its command.
+  form.addEventListener('input', () => { form.dataset.dirty = 'true'; });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const data = build(form);
@@ -603,8 +608,33 @@ async function send(form, cmd) {
   }
   lostCommands.delete(form);
   ui.sent.set(cmd.id, ui.generation);
-  if (screen && ui.screen) closeScreen();
   updatePending();
+  if (!screen || !ui.screen) return;
+  delete form.dataset.dirty;
+  form.removeAttribute('aria-busy');
+  if (!screen.querySelector('form[data-dirty]')) {
+    closeScreen();
+    return;
+  }
+  // Another form holds changes not sent yet: the screen stays, busy until
+  // this command's outcome, so that the next one goes from the version
+  // this one makes (see onEvent), not against it.
+  const s = ui.screen;
+  s.waiting = cmd.id;
+  form.querySelector('.form-errors').append(h('p', { class: 'sent-note', 'data-testid': 'sent-note' },
+    `Sent: ${describe(cmd)}. Your other change is not sent yet.`));
+  s.release = setTimeout(() => releaseScreen(s), MARK_TIMEOUT_MS);
+}
+
+/** Ends the wait of a screen kept open for its other changes. */
+function releaseScreen(s) {
+  clearTimeout(s.release);
+  s.waiting = null;
+  if (ui.screen !== s) return;
+  const el = screenEl();
+  el.inert = false;
+  el.removeAttribute('aria-busy');
+  el.querySelector('form[data-dirty] input, form[data-dirty] select')?.focus();
 }
 
 function clearAnnotations(root) {
@@ -844,6 +874,18 @@ function onOutcome(o) {
   const gen = ui.sent.get(o.id) ?? 0; // 0: sent before this page was loaded
   ui.sent.delete(o.id);
   updatePending();
+  const s = ui.screen;
+  if (s?.waiting === o.id) {
+    // The screen stayed open for the user's other changes: its outcome is
+    // shown there.
+    releaseScreen(s);
+    if (o.status === 'rejected') {
+      forgetChanges(o);
+      for (const n of screenEl().querySelectorAll('.sent-note')) n.remove();
+      fillAndAnnotate(screenEl(), o);
+      return;
+    }
+  }
   if (o.status === 'accepted') {
     toast(`Done: ${describe(o)}`, 'ok');
     return; // the marks go when the events arrive
@@ -868,7 +910,9 @@ function keepRejection(o) {
 
 function onEvent(ev) {
   const s = ui.screen;
-  if (s && s.type === ev.type && s.id === ev.aggregateId && ev.seq > s.seq) {
+  if (s && s.type === ev.type && s.id === ev.aggregateId && ev.correlationId === s.waiting && ev.seq === s.seq + 1) {
+    s.seq = ev.seq; // the user's own change, made from this screen
+  } else if (s && s.type === ev.type && s.id === ev.aggregateId && ev.seq > s.seq) {
     const notice = $('[data-testid=stale-notice]', screenEl());
     if (notice) {
       notice.hidden = false;
