@@ -40,7 +40,7 @@ func (s *Store) Key(ctx context.Context, subject string, create bool) ([]byte, b
 // (VACUUM FULL), so that the deleted row does not stay in its data files;
 // see engine.Keys. PostgreSQL's write-ahead log keeps the key until its
 // segments are recycled: where that matters, keep the keys outside the
-// database (engine.FileKeys, or a key management service behind
+// database (package filekeys, or a key management service behind
 // engine.Keys).
 func (s *Store) Destroy(ctx context.Context, subject string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM `+s.table("subject_keys")+` WHERE subject = $1`, subject); err != nil {

@@ -1,0 +1,126 @@
+// Package filekeys is a key store of data subjects (engine.Keys) in a
+// directory of files: keys kept apart from the database whose personal
+// data they seal, so that destroying one leaves no copy in the database's
+// files, backups or write-ahead log.
+package filekeys
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Keys keeps each subject's key in a file of its own in a directory:
+// the file's name is a hash of the subject, so the directory names no one.
+// Destroy overwrites the file before it removes it. Keep the directory
+// apart from the data it protects, and out of its backups.
+type Keys struct {
+	Dir string
+	mu  sync.Mutex
+}
+
+// New returns a key store in dir, creating it.
+func New(dir string) (*Keys, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("filekeys: key directory: %w", err)
+	}
+	return &Keys{Dir: dir}, nil
+}
+
+func (k *Keys) path(subject string) string {
+	h := sha256.Sum256([]byte("plait subject key\x00" + subject))
+	return filepath.Join(k.Dir, hex.EncodeToString(h[:])+".key")
+}
+
+// Key returns the subject's key; see engine.Keys.
+func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.path(subject)
+	key, err := os.ReadFile(p)
+	if err == nil && len(key) == 32 && !bytes.Equal(key, make([]byte, 32)) {
+		return key, true, nil
+	}
+	// A file of zeros is a key Destroy overwrote and a crash kept from
+	// removing: destroyed, never a key to seal with.
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("filekeys: read key: %w", err)
+	}
+	if !create {
+		return nil, false, nil
+	}
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, false, err
+	}
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
+	}
+	_, err = f.Write(key)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err == nil {
+		err = syncDir(k.Dir) // the new name survives a power loss
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
+	}
+	return key, true, nil
+}
+
+// syncDir makes the names in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Destroy overwrites the subject's key file with zeros, syncs it and
+// removes it; see engine.Keys.
+func (k *Keys) Destroy(ctx context.Context, subject string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.path(subject)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("filekeys: destroy key: %w", err)
+	}
+	_, err = f.WriteAt(make([]byte, 32), 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("filekeys: destroy key: %w", err)
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("filekeys: destroy key: %w", err)
+	}
+	if err := syncDir(k.Dir); err != nil {
+		return fmt.Errorf("filekeys: destroy key: %w", err)
+	}
+	return nil
+}
