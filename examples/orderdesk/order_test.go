@@ -162,3 +162,22 @@ func TestAPriceOfMinusZeroIsZero(t *testing.T) {
 		}
 	}
 }
+
+// A field given as null is one left out: a rejection saying it is
+// required, as for an absent one, not data the schema refuses.
+func TestAFieldGivenAsNullIsLeftOut(t *testing.T) {
+	plaittest.Given(order).
+		When("place", M{"customerId": nil, "lines": []any{M{"sku": nil, "qty": nil, "price": nil}, nil}}).
+		ThenRejectedWith(t,
+			plaittest.Field("customerId", "required"),
+			plaittest.Field("lines[0].sku", "required"),
+			plaittest.Field("lines[0].qty", "required"),
+			plaittest.Field("lines[0].price", "required"),
+			plaittest.Field("lines[1].sku", "required"),
+			plaittest.Field("lines[1].qty", "required"),
+			plaittest.Field("lines[1].price", "required"),
+		)
+	plaittest.Given(customer).
+		When("create", M{"name": nil, "email": nil}).
+		ThenRejectedWith(t, plaittest.Field("name", "required"), plaittest.Field("email", "required"))
+}

@@ -8,40 +8,42 @@ package orderdesk
 // name and an email address: data a schema refuses is answered 400 and never
 // becomes a command, while a name or address too long is a rejection (422,
 // code too_long or invalid) like any other breach of the customer's rules.
+// A field given as null is taken as left out, so it is a rejection (422,
+// code required) as an absent one is, not a 400.
 const (
 	CreateCustomerSchema = `{
 	"type": "object",
 	"additionalProperties": false,
 	"properties": {
-		"name": {"type": "string"},
-		"email": {"type": "string"}
+		"name": {"type": ["string", "null"]},
+		"email": {"type": ["string", "null"]}
 	}
 }`
 	RenameCustomerSchema = `{
 	"type": "object",
 	"additionalProperties": false,
-	"properties": {"name": {"type": "string"}}
+	"properties": {"name": {"type": ["string", "null"]}}
 }`
 	ChangeEmailSchema = `{
 	"type": "object",
 	"additionalProperties": false,
-	"properties": {"email": {"type": "string"}}
+	"properties": {"email": {"type": ["string", "null"]}}
 }`
 	PlaceOrderSchema = `{
 	"type": "object",
 	"additionalProperties": false,
 	"properties": {
-		"customerId": {"type": "string"},
-		"currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+		"customerId": {"type": ["string", "null"]},
+		"currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"},
 		"lines": {
-			"type": "array",
+			"type": ["array", "null"],
 			"items": {
-				"type": "object",
+				"type": ["object", "null"],
 				"additionalProperties": false,
 				"properties": {
-					"sku": {"type": "string"},
-					"qty": {"type": "integer"},
-					"price": {"type": "number"}
+					"sku": {"type": ["string", "null"]},
+					"qty": {"type": ["integer", "null"]},
+					"price": {"type": ["number", "null"]}
 				}
 			}
 		}
@@ -54,6 +56,6 @@ const (
 	CancelOrderSchema = `{
 	"type": "object",
 	"additionalProperties": false,
-	"properties": {"reason": {"type": "string"}}
+	"properties": {"reason": {"type": ["string", "null"]}}
 }`
 )
