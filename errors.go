@@ -1,6 +1,7 @@
 package plait
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 )
@@ -23,17 +24,30 @@ type FieldError struct {
 }
 
 // JoinPath appends an object member to a FieldError path: the key alone
-// at the top ("name"), after a dot below it ("lines[0].qty"), and [""]
-// for the empty key, so that no path ends in a dot or stands for the data
-// itself ("") by mistake.
+// at the top ("name"), after a dot below it ("lines[0].qty"). A key that
+// would make the path ambiguous — the empty key, or one holding a dot, a
+// bracket, a quote or a backslash — is written as a quoted index instead
+// (lines[0][""], ["a.b"]), so that {"a.b":1} and {"a":{"b":1}} never share
+// a path and no path stands for the data itself ("") by mistake.
 func JoinPath(parent, key string) string {
 	switch {
-	case key == "":
-		return parent + `[""]`
+	case key == "" || strings.ContainsAny(key, `.[]"\`):
+		return parent + "[" + quoteKey(key) + "]"
 	case parent == "":
 		return key
 	}
 	return parent + "." + key
+}
+
+// quoteKey writes key as a JSON string.
+func quoteKey(key string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(key); err != nil {
+		return `""` // a string always encodes
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // Rejection is the error a decide function returns to reject a command. The

@@ -13,6 +13,13 @@ func TestJoinPathWritesEveryKeyApart(t *testing.T) {
 		{"", "", `[""]`},
 		{"lines[0]", "", `lines[0][""]`},
 		{`[""]`, "a", `[""].a`},
+		{"", "a.b", `["a.b"]`},
+		{"x", "a.b", `x["a.b"]`},
+		{"", "a[0]", `["a[0]"]`},
+		{"", `say "hi"`, `["say \"hi\""]`},
+		{"", `back\slash`, `["back\\slash"]`},
+		{"", "<tag>&", "<tag>&"},
+		{"", "customer-id", "customer-id"},
 	} {
 		if got := plait.JoinPath(c.parent, c.key); got != c.want {
 			t.Errorf("JoinPath(%q, %q) = %q, want %q", c.parent, c.key, got, c.want)

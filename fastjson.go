@@ -168,10 +168,9 @@ func valuePath(raw []byte, ute *json.UnmarshalTypeError) string {
 				fmt.Fprintf(&b, "[%d]", f.index)
 				continue
 			}
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(f.key)
+			p := JoinPath(b.String(), f.key)
+			b.Reset()
+			b.WriteString(p)
 		}
 		return b.String()
 	}
