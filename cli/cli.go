@@ -179,4 +179,3 @@ func parseWithArgs(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
-
