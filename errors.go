@@ -8,10 +8,11 @@ import (
 
 // Error codes Plait itself puts in rejections. Applications add their own.
 const (
-	CodeConflict = "conflict" // expectedSeq did not match the instance's seq
-	CodeInternal = "internal" // the handler panicked or failed
-	CodeInvalid  = "invalid"  // a field's value is not acceptable
-	CodeRequired = "required" // a field is missing
+	CodeConflict  = "conflict"  // expectedSeq did not match the instance's seq
+	CodeForbidden = "forbidden" // the sender may not act on the instance
+	CodeInternal  = "internal"  // the handler panicked or failed
+	CodeInvalid   = "invalid"   // a field's value is not acceptable
+	CodeRequired  = "required"  // a field is missing
 )
 
 // FieldError annotates one field of a rejected command. Path names the field

@@ -23,7 +23,11 @@ type Offset struct {
 // log, in log order, and the offset just after them.
 type LogBatch struct {
 	Commands []plait.Command
-	Offset   Offset
+	// Senders are the users who submitted the commands, by index in
+	// Commands: nil, or one beyond its end, for a command the engine sent
+	// (a reactor's), which no access rule limits.
+	Senders []*plait.User
+	Offset  Offset
 	// Traces are the trace contexts the commands were appended with, by
 	// index in Commands; one beyond its end, or empty, has none.
 	Traces []TraceContext
@@ -34,10 +38,13 @@ type LogBatch struct {
 // scaled out over several instances.
 type CommandLog interface {
 	// Append makes cmd durable in the log, in the partition of its aggregate
-	// instance, and returns once it is. When the engine traces, ctx holds
-	// the span cmd was submitted under, which the log may record with cmd
-	// as its TraceContext; otherwise ctx holds no span.
-	Append(ctx context.Context, cmd plait.Command) error
+	// instance, with the user who submitted it (nil for the engine's own
+	// commands), and returns once it is. Consume hands the sender back in
+	// LogBatch.Senders, so that the access rules are applied again when the
+	// command is decided. When the engine traces, ctx holds the span cmd was
+	// submitted under, which the log may record with cmd as its
+	// TraceContext; otherwise ctx holds no span.
+	Append(ctx context.Context, cmd plait.Command, sender *plait.User) error
 	// Consume hands handle the commands of the partitions this instance
 	// owns, batch by batch, until ctx ends. It must not hand a partition's
 	// next batch before handle returned nil for the previous one; when
@@ -101,7 +108,7 @@ func (e *Engine) submitToLog(ctx context.Context, cmd plait.Command, user plait.
 	if inst.Seq > 0 && !e.defs[cmd.Type].Settings().Access.MaySee(user, inst.Owner) {
 		return Receipt{Command: cmd}, &plait.EnvelopeError{Field: "aggregateId", Detail: "you may not act on this instance", Err: plait.ErrForbidden}
 	}
-	if err := e.appendToLog(ctx, cmd, seen); err != nil {
+	if err := e.appendToLog(ctx, cmd, &user, seen); err != nil {
 		return Receipt{Command: cmd}, err
 	}
 	return Receipt{Command: cmd}, nil
@@ -117,7 +124,7 @@ func (e *Engine) outcomesSeen() int64 {
 // appendToLog appends cmd and remembers it as pending here until its
 // outcome shows in the feed. seen is outcomesSeen from before the caller
 // found no outcome for cmd in the store.
-func (e *Engine) appendToLog(ctx context.Context, cmd plait.Command, seen int64) error {
+func (e *Engine) appendToLog(ctx context.Context, cmd plait.Command, sender *plait.User, seen int64) error {
 	e.mu.Lock()
 	if e.closing || !e.running {
 		e.mu.Unlock()
@@ -139,7 +146,7 @@ func (e *Engine) appendToLog(ctx context.Context, cmd plait.Command, seen int64)
 		// No span leaves with the command when the engine does not trace.
 		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
 	}
-	if err := e.opts.CommandLog.Append(ctx, cmd); err != nil {
+	if err := e.opts.CommandLog.Append(ctx, cmd, sender); err != nil {
 		e.settleAppended(cmd.ID, cmd.CorrelationID)
 		return fmt.Errorf("append to the command log: %w", err)
 	}
@@ -267,12 +274,17 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 			}
 		}
 		var proc *Processed
-		if e.tracing != nil {
+		switch sender := b.sender(i); {
+		case sender != nil && inst.Seq > 0 && !e.defs[key.typ].Settings().Access.MaySee(*sender, inst.Owner):
+			// The instance was made by another user after the command was
+			// taken: the access rules hold when it is decided too.
+			proc = forbidden(cmd, *sender)
+		case e.tracing != nil:
 			f := &future{cmd: cmd}
 			e.traceCommand(b.traceContext(i).parent(), f)
 			proc = e.decideTraced(f, e.defs[key.typ], inst)
 			traced = append(traced, f)
-		} else {
+		default:
 			proc = decide(e.defs[key.typ], inst, cmd)
 		}
 		e.decided(e.defs[key.typ], key, proc, overlay)
@@ -286,6 +298,25 @@ func (e *Engine) handleLogBatch(ctx context.Context, b LogBatch) (err error) {
 	}
 	e.nudge.fire()
 	return nil
+}
+
+// sender is the user who submitted the batch's command i, nil for the
+// engine's own.
+func (b LogBatch) sender(i int) *plait.User {
+	if i < len(b.Senders) {
+		return b.Senders[i]
+	}
+	return nil
+}
+
+// forbidden is the outcome of a command whose sender may not act on its
+// instance: a rejection, the sender's own, which tells nothing of the
+// instance.
+func forbidden(cmd plait.Command, sender plait.User) *Processed {
+	return &Processed{Outcome: plait.Outcome{
+		Command: cmd, Status: plait.StatusRejected, Owner: sender.ID,
+		Errors: []plait.FieldError{{Path: "aggregateId", Code: plait.CodeForbidden, Message: "you may not act on this instance"}},
+	}}
 }
 
 // viewFence returns the generations of the views the batch has commands
@@ -552,7 +583,7 @@ func (e *Engine) send(ctx context.Context, cmd plait.Command) (wait func() error
 		}
 		return func() error { _ = out; return nil }, nil
 	}
-	if err := e.appendToLog(ctx, cmd, seen); err != nil {
+	if err := e.appendToLog(ctx, cmd, nil, seen); err != nil {
 		e.dropWaiter(cmd.ID, ch)
 		return nil, err
 	}

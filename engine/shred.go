@@ -444,13 +444,13 @@ type sealingLog struct {
 }
 
 // Append seals cmd's personal fields and appends it.
-func (l sealingLog) Append(ctx context.Context, cmd plait.Command) error {
+func (l sealingLog) Append(ctx context.Context, cmd plait.Command, sender *plait.User) error {
 	data, err := l.sh.seal(ctx, cmd.Type, cmd.AggregateID, cmd.Data)
 	if err != nil {
 		return err
 	}
 	cmd.Data = data
-	return l.CommandLog.Append(ctx, cmd)
+	return l.CommandLog.Append(ctx, cmd, sender)
 }
 
 // openCommands returns the commands with their personal fields opened, for

@@ -415,12 +415,18 @@ func (s *Server) submitProblem(err error, cmd plait.Command) (*Problem, string) 
 }
 
 // rejectionProblem is the answer to a rejected command: 409 for a conflict
-// on expectedSeq, 422 otherwise, carrying the command and its annotations.
+// on expectedSeq, 403 for a sender the access rules refused when it was
+// decided, 422 otherwise, carrying the command and its annotations.
 func rejectionProblem(out *plait.Outcome) *Problem {
 	status, slug, title := http.StatusUnprocessableEntity, slugRejected, "Command rejected"
 	for _, e := range out.Errors {
 		if e.Code == plait.CodeConflict {
 			status, slug, title = http.StatusConflict, slugConflict, "Conflict"
+			break
+		}
+		if e.Code == plait.CodeForbidden {
+			// Scaled out, the access rules refused it when it was decided.
+			status, slug, title = http.StatusForbidden, slugForbidden, http.StatusText(http.StatusForbidden)
 			break
 		}
 	}

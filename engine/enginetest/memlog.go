@@ -18,6 +18,7 @@ import (
 type MemLog struct {
 	topic      string
 	partitions [][]plait.Command
+	senders    [][]*plait.User // by partition and offset, as partitions
 	mu         sync.Mutex
 	grew       chan struct{}
 	// Resume returns the committed offset of a partition, where Consume
@@ -27,16 +28,18 @@ type MemLog struct {
 
 // NewMemLog makes a log of n partitions.
 func NewMemLog(topic string, n int, resume func(ctx context.Context, topic string, partition int32) (int64, error)) *MemLog {
-	return &MemLog{topic: topic, partitions: make([][]plait.Command, n), grew: make(chan struct{}), Resume: resume}
+	return &MemLog{topic: topic, partitions: make([][]plait.Command, n), senders: make([][]*plait.User, n), grew: make(chan struct{}), Resume: resume}
 }
 
-// Append adds cmd to the partition of its aggregate instance.
-func (l *MemLog) Append(ctx context.Context, cmd plait.Command) error {
+// Append adds cmd and its sender to the partition of its aggregate
+// instance.
+func (l *MemLog) Append(ctx context.Context, cmd plait.Command, sender *plait.User) error {
 	h := fnv.New32a()
 	h.Write([]byte(cmd.Type + "\x00" + cmd.AggregateID))
 	p := int(h.Sum32() % uint32(len(l.partitions)))
 	l.mu.Lock()
 	l.partitions[p] = append(l.partitions[p], cmd)
+	l.senders[p] = append(l.senders[p], sender)
 	close(l.grew)
 	l.grew = make(chan struct{})
 	l.mu.Unlock()
@@ -73,7 +76,7 @@ func (l *MemLog) consume(ctx context.Context, p int32, handle func(context.Conte
 	}
 	for ctx.Err() == nil {
 		l.mu.Lock()
-		recs := l.partitions[p]
+		recs, senders := l.partitions[p], l.senders[p]
 		grew := l.grew
 		l.mu.Unlock()
 		if int(next) >= len(recs) {
@@ -83,9 +86,8 @@ func (l *MemLog) consume(ctx context.Context, p int32, handle func(context.Conte
 			}
 			continue
 		}
-		batch := recs[next:min(len(recs), int(next)+64)]
-		end := next + int64(len(batch))
-		err := handle(ctx, engine.LogBatch{Commands: batch, Offset: engine.Offset{Topic: l.topic, Partition: p, Next: end}})
+		end := int64(min(len(recs), int(next)+64))
+		err := handle(ctx, engine.LogBatch{Commands: recs[next:end], Senders: senders[next:end], Offset: engine.Offset{Topic: l.topic, Partition: p, Next: end}})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

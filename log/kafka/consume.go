@@ -434,17 +434,30 @@ func (w *worker) eventBatch(recs []*kgo.Record) engine.EventBatch {
 func (w *worker) batch(recs []*kgo.Record) engine.LogBatch {
 	cmds := make([]plait.Command, 0, len(recs))
 	var traces []engine.TraceContext
+	var senders []*plait.User
 	for _, r := range recs {
 		cmd, err := decodeCommand(r)
 		if err != nil {
 			w.c.l.log.Error("kafka: skipped a record that is not a command", "error", err)
 			continue
 		}
+		from, err := decodeSender(r)
+		if err != nil {
+			// Still decided, and given its one outcome: by a sender
+			// with no id and no role, whom no rule lets at another's
+			// instance.
+			w.c.l.log.Error("kafka: a command's sender is unreadable", "command", cmd.ID, "error", err)
+			from = &plait.User{}
+		}
+		if from != nil {
+			senders = append(senders, make([]*plait.User, len(cmds)-len(senders))...)
+			senders = append(senders, from)
+		}
 		traces = addTrace(traces, len(cmds), r)
 		cmds = append(cmds, cmd)
 	}
 	last := recs[len(recs)-1]
-	return engine.LogBatch{Commands: cmds, Traces: traces, Offset: engine.Offset{Topic: w.tp.topic, Partition: w.tp.partition, Next: last.Offset + 1}}
+	return engine.LogBatch{Commands: cmds, Senders: senders, Traces: traces, Offset: engine.Offset{Topic: w.tp.topic, Partition: w.tp.partition, Next: last.Offset + 1}}
 }
 
 // addTrace sets the trace context of the batch's item i, decoded from r,

@@ -132,7 +132,7 @@ func TestConsumeInOrderAcrossRebalancesAndFailures(t *testing.T) {
 			id := fmt.Sprintf("k%d", k)
 			cmd := plait.Command{ID: fmt.Sprintf("%s-%d", id, i), Type: "counter", AggregateID: id, Name: "add",
 				Data: json.RawMessage(`{"by":1}`), CorrelationID: "c", User: "u", At: time.Now().UTC()}
-			if err := a.Append(context.Background(), cmd); err != nil {
+			if err := a.Append(context.Background(), cmd, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -231,7 +231,7 @@ func TestConsumeStopsWhenThePartitionLacksTheStoredOffset(t *testing.T) {
 	for i := range 5 {
 		cmd := plait.Command{ID: fmt.Sprintf("c%d", i), Type: "counter", AggregateID: "k", Name: "add",
 			Data: json.RawMessage(`{"by":1}`), CorrelationID: "c", User: "u", At: time.Now().UTC()}
-		if err := l.Append(context.Background(), cmd); err != nil {
+		if err := l.Append(context.Background(), cmd, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

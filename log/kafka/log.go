@@ -216,15 +216,16 @@ func (l *Log) ensureTopics(ctx context.Context) error {
 }
 
 // Append produces cmd to its type's commands topic, keyed by its aggregate
-// id, and returns once every in-sync replica has it (acks=all). When ctx
-// holds a span (the engine traces), its W3C trace context goes in the
-// record's traceparent and tracestate headers.
-func (l *Log) Append(ctx context.Context, cmd plait.Command) error {
+// id, and returns once every in-sync replica has it (acks=all). The sender,
+// if any, goes in the record's plait_sender header. When ctx holds a span
+// (the engine traces), its W3C trace context goes in the record's
+// traceparent and tracestate headers.
+func (l *Log) Append(ctx context.Context, cmd plait.Command, sender *plait.User) error {
 	topic, ok := l.commands[cmd.Type]
 	if !ok {
 		return fmt.Errorf("kafka: append command %s: %w: %q", cmd.ID, plait.ErrUnknownType, cmd.Type)
 	}
-	rec, err := commandRecord(topic, cmd)
+	rec, err := commandRecord(topic, cmd, sender)
 	if err != nil {
 		return fmt.Errorf("kafka: append command %s: %w", cmd.ID, err)
 	}
@@ -235,9 +236,20 @@ func (l *Log) Append(ctx context.Context, cmd plait.Command) error {
 	return nil
 }
 
+// senderHeader is the header of a command record that holds who sent the
+// command, as JSON {"id":…,"roles":[…]}; a record without it is one of
+// the engine's own commands.
+const senderHeader = "plait_sender"
+
+// sender is the JSON of senderHeader.
+type sender struct {
+	ID    string   `json:"id"`
+	Roles []string `json:"roles"`
+}
+
 // commandRecord is the record of cmd: key the aggregate id, value the
-// command's JSON, the envelope's ids in headers.
-func commandRecord(topic string, cmd plait.Command) (*kgo.Record, error) {
+// command's JSON, the envelope's ids and its sender in headers.
+func commandRecord(topic string, cmd plait.Command, from *plait.User) (*kgo.Record, error) {
 	value, err := json.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
@@ -251,7 +263,30 @@ func commandRecord(topic string, cmd plait.Command) (*kgo.Record, error) {
 	if cmd.CausationID != "" {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "plait_causationid", Value: []byte(cmd.CausationID)})
 	}
+	if from != nil {
+		v, err := json.Marshal(sender{ID: from.ID, Roles: from.Roles})
+		if err != nil {
+			return nil, fmt.Errorf("encode the sender: %w", err)
+		}
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: senderHeader, Value: v})
+	}
 	return rec, nil
+}
+
+// decodeSender reads the sender of a command record, nil for one of the
+// engine's own commands.
+func decodeSender(rec *kgo.Record) (*plait.User, error) {
+	for _, h := range rec.Headers {
+		if h.Key != senderHeader {
+			continue
+		}
+		var s sender
+		if err := json.Unmarshal(h.Value, &s); err != nil || s.ID == "" {
+			return nil, fmt.Errorf("decode %s/%d@%d: the %s header %q is no sender", rec.Topic, rec.Partition, rec.Offset, senderHeader, h.Value)
+		}
+		return &plait.User{ID: s.ID, Roles: s.Roles}, nil
+	}
+	return nil, nil
 }
 
 // decodeCommand reads a commands topic's record back.

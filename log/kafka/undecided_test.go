@@ -59,14 +59,14 @@ func TestStatusOfACommandSentToAnotherInstance(t *testing.T) {
 	a, b := open(), open()
 	cmd := plait.Command{ID: "sent-to-a", Type: "counter", AggregateID: "x", Name: "add", Data: json.RawMessage(`{"by":2}`),
 		CorrelationID: "sent-to-a", User: "u", At: time.Now().UTC()}
-	if err := a.Append(ctx, cmd); err != nil {
+	if err := a.Append(ctx, cmd, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A few other commands on other partitions, so that the tails are read.
 	for _, id := range []string{"p", "q", "r", "s"} {
 		c := cmd
 		c.ID, c.AggregateID, c.CorrelationID = "other-"+id, id, "other-"+id
-		if err := a.Append(ctx, c); err != nil {
+		if err := a.Append(ctx, c, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -154,7 +154,7 @@ func TestAWaitOnAnotherUsersIDPendingElsewhereIsForbidden(t *testing.T) {
 	// ann's command, as another instance appended it.
 	ann := plait.Command{ID: "ann-1", Type: "secret", AggregateID: "s1", Name: "write", Data: json.RawMessage(`{"text":"ann's secret"}`),
 		CorrelationID: "ann-1", User: "ann", At: time.Now().UTC()}
-	if err := l.Append(ctx, ann); err != nil {
+	if err := l.Append(ctx, ann, nil); err != nil {
 		t.Fatal(err)
 	}
 	e, err := engine.New(app, st, engine.Options{CommandLog: l, Logger: quiet})
