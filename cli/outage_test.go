@@ -178,3 +178,58 @@ func postRaw(base string, cmd map[string]any) (int, string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
 }
+
+// TestScaledOutNotReadyWithoutKafka: an instance that cannot reach Kafka
+// cannot take a command, so GET /readyz says it is not ready, and a load
+// balancer sends the commands elsewhere.
+func TestScaledOutNotReadyWithoutKafka(t *testing.T) {
+	_, url := pgConn(t)
+	bin := buildPlait(t)
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := pgtest.FreshSchema(t, url)
+	in := startInstance(t, bin, "a", "--kafka", strings.Join(kc.ListenAddrs(), ","), "--postgres", url, "--pg-schema", schema,
+		"--topic-prefix", schema, "--group", schema, "--partitions", "2", "--session-timeout", "1500ms")
+	readyz := func() (int, string) {
+		resp, err := crashClient.Get(in.base + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor := func(want int) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, body := readyz()
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /readyz: %d %s, want %d", code, body, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor(http.StatusOK)
+	kc.Close()
+	if body := waitFor(http.StatusServiceUnavailable); !strings.Contains(body, "kafka") {
+		t.Errorf("not ready, but the problem does not say why: %s", body)
+	}
+	// A command sent all the same is refused within the produce timeout
+	// (10 s), not held for as long as Kafka is away.
+	start := time.Now()
+	body, _ := json.Marshal(crashCommand(0, 0, 0))
+	resp, err := (&http.Client{Timeout: time.Minute}).Post(in.base+"/commands", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if took := time.Since(start); resp.StatusCode != http.StatusServiceUnavailable || took > 20*time.Second {
+		t.Errorf("POST /commands without Kafka: %d after %s, want 503 within the produce timeout", resp.StatusCode, took)
+	}
+}

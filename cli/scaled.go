@@ -118,7 +118,10 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 	defer pubDone.Wait()
 	defer stopPub()
 
-	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: prog.web, Logger: log}, f, ln, nil, log, stdout,
+	// Ready only while Kafka answers: an instance that cannot append a
+	// command takes none.
+	ready := func(ctx context.Context) error { return klog.Ping(ctx) }
+	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: prog.web, Logger: log, Ready: ready}, f, ln, nil, log, stdout,
 		fmt.Sprintf("scaled out on Kafka %s (group %s) and PostgreSQL schema %s", strings.Join(brokers, ","), groupName(sc, app), st.Schema()))
 }
 

@@ -158,6 +158,14 @@ func (l *Log) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	return append(opts, extra...)
 }
 
+// Ping reports whether a broker answers, for readiness checks.
+func (l *Log) Ping(ctx context.Context) error {
+	if err := l.producer.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka: no broker answers: %w", err)
+	}
+	return nil
+}
+
 // Close closes the log's producer. Consume's own client closes when its
 // context ends.
 func (l *Log) Close() error {
@@ -230,6 +238,10 @@ func (l *Log) Append(ctx context.Context, cmd plait.Command, sender *plait.User)
 		return fmt.Errorf("kafka: append command %s: %w", cmd.ID, err)
 	}
 	injectTrace(ctx, rec)
+	// The delivery timeout does not bound a record that waits for the
+	// topic's metadata, as it does while no broker answers: the context does.
+	ctx, cancel := context.WithTimeout(ctx, l.opts.ProduceTimeout)
+	defer cancel()
 	if err := l.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w", cmd.ID, topic, l.opts.ProduceTimeout, err)
 	}
