@@ -354,7 +354,10 @@ func (e *Engine) Normalize(cmd plait.Command, user plait.User) (plait.Command, e
 		cmd.CorrelationID = cmd.ID
 	}
 	if cmd.At.IsZero() {
-		cmd.At = e.opts.Clock().UTC()
+		// To the microsecond, all PostgreSQL keeps: a time the application
+		// copies into its data (placedAt) then equals the one recorded
+		// with the event, in either deployment.
+		cmd.At = e.opts.Clock().UTC().Truncate(time.Microsecond)
 	}
 	if cmd.User == "" {
 		cmd.User = user.ID
