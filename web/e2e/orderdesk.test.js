@@ -502,15 +502,84 @@ test('sending one change of a screen keeps it open for the other, sent from the 
   await s.getByTestId('input-email').fill('sa.tu@example.org');
   await s.getByTestId('input-name').fill(`${name} Jr`);
   await s.getByTestId('input-name').press('Enter');
-  await s.getByTestId('sent-note').waitFor();
+  // Once the rename is done, the screen shows the version it made, the
+  // other change kept, and the email goes from that version.
+  await page.locator('[data-testid=screen]:not([inert]) [data-testid=screen-title]').filter({ hasText: `${name} Jr` }).waitFor();
   assert.equal(await s.getByTestId('input-email').inputValue(), 'sa.tu@example.org', 'the other change is kept');
-  // Once the rename is done, the email goes from the version it made.
-  await page.locator('[data-testid=screen]:not([inert])').waitFor();
   await s.getByTestId('submit-changeEmail').click();
   await page.getByTestId('screen').waitFor({ state: 'hidden' });
   await page.getByTestId('toast').filter({ hasText: /^Done: Change the email/ }).waitFor();
   const c = await get(`/aggregates/customer/${customerId}`);
   assert.deepEqual([c.seq, c.state.name, c.state.email], [3, `${name} Jr`, 'sa.tu@example.org']);
   assert.equal(await page.getByTestId('error-badge').isHidden(), true, 'no conflict with the user\'s own change');
+  await done(page);
+});
+
+test('a screen opened while another screen\'s command is on the way is neither busy nor closed by it', T, async () => {
+  const tag = unique();
+  const firstId = await createCustomer(`${tag} Ua Va`);
+  const secondId = await createCustomer(`${tag} Wa Xa`);
+  const page = await openApp(browser);
+  await page.route((url) => url.pathname === '/commands', async (route) => {
+    if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 1500));
+    await route.continue();
+  });
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${tag} Ua Vb`);
+  await s.getByTestId('submit-rename').click();
+  await page.locator(`[data-testid=customer-row][data-id="${secondId}"] [data-testid=open-customer]`).click();
+  const second = page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`);
+  await second.waitFor();
+  assert.equal(await second.getAttribute('inert'), null, 'the new screen is not busy');
+  // The first command's answer comes, and leaves the second screen be.
+  await page.getByTestId('toast').filter({ hasText: /^Done: Rename customer/ }).waitFor();
+  assert.equal(await second.isVisible(), true, 'the second screen stays open');
+  await second.getByTestId('input-email').fill('wa.xa@example.org');
+  assert.equal(await second.getByTestId('input-email').inputValue(), 'wa.xa@example.org');
+  await done(page);
+});
+
+test('a command that fails after its screen was closed is kept in the badge', T, async () => {
+  const name = `Ya Za ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await page.route((url) => url.pathname === '/commands', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    await new Promise((r) => setTimeout(r, 1000));
+    await route.abort('connectionrefused'); // it never reaches the server
+  });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${name} B`);
+  await s.getByTestId('submit-rename').click();
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.getByTestId('error-badge').waitFor();
+  assert.equal(await page.getByTestId('error-count').innerText(), '1');
+  // The client learns the server never had it: nothing is left pending.
+  await page.getByTestId('pending-count').waitFor({ state: 'hidden', timeout: 20000 });
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').first().click();
+  const reopened = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  assert.equal(await reopened.getByTestId('input-name').inputValue(), `${name} B`, 'what was sent is kept');
+  await done(page);
+});
+
+test('Enter on an order just opened sends nothing', T, async () => {
+  const customerId = await createCustomer(`Ab Cd ${unique()}`);
+  const orderId = await placeOrder(customerId);
+  const page = await openApp(browser);
+  await page.locator(`[data-testid=order-row][data-id="${orderId}"] [data-testid=open-order]`).click();
+  await screen(page);
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'screen-title');
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(500);
+  assert.equal((await get(`/aggregates/order/${orderId}`)).state.status, 'placed');
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'open-order', 'the focus is back on what opened the screen');
   await done(page);
 });

@@ -138,13 +138,14 @@ const ui = {
     customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false },
   },
   /**
-   * The open screen: {type, id, seq, gen, reopen, touched, waiting}, or
-   * null; reopen is the rejection it shows, touched whether the user has
-   * worked on it, waiting the command whose outcome it waits for, when it
-   * stayed open for other changes.
+   * The open screen: {type, id, seq, gen, reopen, touched, own, waiting},
+   * or null; reopen is the rejection it shows, touched whether the user
+   * has worked on it, own the ids of the commands sent from it, waiting
+   * the command whose outcome it waits for, when it stayed open for other
+   * changes.
    */
   screen: null,
-  /** What had the focus before the screen opened, to get it back. */
+  /** What had the focus before the screen opened, to get it back (see openerOf). */
   opener: null,
   /** Counts the screens opened: a rejection reopens its screen only if none was opened since. */
   generation: 0,
@@ -409,7 +410,8 @@ function expectChanges(cmd) {
   const orders = ui.pages.orders;
   const customers = ui.pages.customers;
   if (cmd.type === 'customer') {
-    if (cmd.name === 'create' && !customers.after && String(cmd.data.name ?? '').startsWith(customers.search)) {
+    if (cmd.name === 'create' && !customers.after && String(cmd.data.name ?? '').startsWith(customers.search)
+      && !customers.items.some((x) => x.id === cmd.aggregateId)) {
       customers.items.unshift({ id: cmd.aggregateId, seq: 0, placeholder: true, ...cmd.data });
       if (ui.tab === 'customers') renderList();
     }
@@ -421,7 +423,7 @@ function expectChanges(cmd) {
       }
     }
   } else if (cmd.type === 'order') {
-    if (cmd.name === 'place' && !orders.after && !orders.search) {
+    if (cmd.name === 'place' && !orders.after && !orders.search && !orders.items.some((x) => x.id === cmd.aggregateId)) {
       const lines = cmd.data.lines ?? [];
       orders.items.unshift({
         id: cmd.aggregateId, seq: 0, placeholder: true,
@@ -464,10 +466,13 @@ async function openScreen(type, id, options = {}) {
   // A rejection reopened on screen that another screen replaces before it
   // was touched is kept in the badge, not lost.
   if (ui.screen?.reopen && !ui.screen.touched) keepRejection(ui.screen.reopen);
-  if (!ui.screen) ui.opener = document.activeElement;
+  if (!ui.screen) ui.opener = openerOf(document.activeElement);
   const gen = ++ui.generation;
-  ui.screen = { type, id, seq: 0, gen, reopen: options.reopen, touched: false };
+  ui.screen = { type, id, seq: 0, gen, reopen: options.reopen, touched: false, own: new Set(options.own ?? []) };
   const el = screenEl();
+  // A new screen is never busy with another's command.
+  el.inert = false;
+  el.removeAttribute('aria-busy');
   el.hidden = false;
   el.dataset.type = type;
   el.dataset.id = id;
@@ -496,10 +501,56 @@ async function openScreen(type, id, options = {}) {
   const body = type === 'customer' ? customerScreen(id, agg) : await orderScreen(id, agg, options);
   if (ui.screen?.gen !== gen) return;
   el.replaceChildren(...body);
+  if (options.keep) restoreEdits(el, options.keep);
   if (options.reopen) fillAndAnnotate(el, options.reopen);
   el.dataset.ready = 'true';
-  const focus = el.querySelector('[aria-invalid=true]') ?? el.querySelector('input:not([type=hidden]), select');
-  focus?.focus();
+  // A form to fill in gets the focus; an existing instance's screen gives
+  // it to its title, so that a stray Enter sends nothing (such as a cancel).
+  const title = el.querySelector('[data-testid=screen-title]');
+  const focus = el.querySelector('[aria-invalid=true]')
+    ?? (agg && !options.keep ? null : el.querySelector('input:not([type=hidden]):not([disabled]), select'))
+    ?? title;
+  if (!focus?.matches('input, select, textarea')) title?.setAttribute('tabindex', '-1');
+  // A screen drawn again (keep) takes the focus only from nowhere or from
+  // itself: the user may be typing elsewhere meanwhile.
+  const active = document.activeElement;
+  if (!options.keep || !active || active === document.body || el.contains(active)) focus?.focus();
+}
+
+/** The values of the screen's forms with changes not sent: form → field → value. */
+function unsentEdits(el) {
+  const edits = {};
+  for (const form of el.querySelectorAll('form[data-dirty]')) {
+    const fields = {};
+    for (const input of form.querySelectorAll('input[name], select[name]')) fields[input.name] = input.value;
+    edits[form.dataset.command] = fields;
+  }
+  return edits;
+}
+
+/** Puts unsentEdits back into a screen drawn again, still marked unsent. */
+function restoreEdits(el, edits) {
+  for (const [name, fields] of Object.entries(edits)) {
+    const form = el.querySelector(`form[data-command="${CSS.escape(name)}"]`);
+    if (!form) continue;
+    for (const [k, v] of Object.entries(fields)) {
+      const input = form.elements.namedItem(k);
+      if (input && 'value' in input) input.value = v;
+    }
+    form.dataset.dirty = 'true';
+  }
+}
+
+/**
+ * What to give the focus back to when the screen closes: a list row is
+ * found again by its id, as the list may have been drawn anew meanwhile.
+ */
+function openerOf(el) {
+  const row = el?.closest?.('tr[data-id]');
+  if (row && el.dataset.testid) {
+    return { selector: `tr[data-testid="${CSS.escape(row.dataset.testid)}"][data-id="${CSS.escape(row.dataset.id)}"] [data-testid="${CSS.escape(el.dataset.testid)}"]` };
+  }
+  return { element: el };
 }
 
 /** Closes the screen, giving the focus back to what had it before. */
@@ -515,7 +566,16 @@ function closeScreen() {
   document.body.classList.remove('has-screen');
   const opener = ui.opener;
   ui.opener = null;
-  if (opener?.isConnected && !opener.closest('[data-testid=screen]')) opener.focus();
+  const back = opener?.selector ? $(opener.selector) : opener?.element;
+  if (back?.isConnected && !back.closest('[data-testid=screen]') && !back.disabled) {
+    back.focus();
+  } else if (back?.closest?.('[data-testid=list]')) {
+    // Its row waits for the command's events, its button disabled: the
+    // list itself, rather than nowhere.
+    const list = $('[data-testid=list]');
+    list.setAttribute('tabindex', '-1');
+    list.focus();
+  }
 }
 
 function screenHeader(title, subtitle, extra) {
@@ -574,34 +634,42 @@ const lostCommands = new WeakMap();
  */
 async function send(form, cmd) {
   clearAnnotations(form);
-  const screen = screenEl().contains(form) ? screenEl() : null;
+  // The screen the command is sent from: the user may open another while
+  // it is on the way, which this one's answer must leave alone.
+  const s = screenEl().contains(form) ? ui.screen : null;
+  const here = () => s !== null && ui.screen === s && form.isConnected;
   form.setAttribute('aria-busy', 'true');
-  if (screen) {
-    screen.setAttribute('aria-busy', 'true');
-    screen.inert = true;
+  if (s) {
+    s.own.add(cmd.id);
+    screenEl().setAttribute('aria-busy', 'true');
+    screenEl().inert = true;
   }
   expectChanges(cmd);
   try {
     await client.submit(cmd);
   } catch (err) {
     forgetChanges(cmd);
-    form.removeAttribute('aria-busy');
-    if (screen) {
-      screen.removeAttribute('aria-busy');
-      screen.inert = false;
-    }
     let errors;
     if (err instanceof ProblemError) {
       lostCommands.delete(form);
       errors = err.errors.length ? err.errors : [{ path: '', code: 'refused', message: err.message }];
     } else {
       lostCommands.set(form, cmd);
-      updatePending();
       errors = [{
         path: '', code: 'unreachable',
         message: 'The server could not be reached: this may not have arrived. Send it again: it is carried out once, however often it is sent.',
       }];
     }
+    updatePending();
+    if (!here()) {
+      // Its screen is gone: the failure is kept in the badge, whose list
+      // reopens the screen with what was sent.
+      keepRejection({ ...cmd, status: 'rejected', errors, mine: true });
+      return;
+    }
+    form.removeAttribute('aria-busy');
+    screenEl().removeAttribute('aria-busy');
+    screenEl().inert = false;
     annotate(form, errors);
     form.querySelector('[aria-invalid=true]')?.focus() ?? form.querySelector('button[type=submit]')?.focus();
     return;
@@ -609,7 +677,8 @@ async function send(form, cmd) {
   lostCommands.delete(form);
   ui.sent.set(cmd.id, ui.generation);
   updatePending();
-  if (!screen || !ui.screen) return;
+  if (!here()) return;
+  const screen = screenEl();
   delete form.dataset.dirty;
   form.removeAttribute('aria-busy');
   if (!screen.querySelector('form[data-dirty]')) {
@@ -617,9 +686,8 @@ async function send(form, cmd) {
     return;
   }
   // Another form holds changes not sent yet: the screen stays, busy until
-  // this command's outcome, so that the next one goes from the version
-  // this one makes (see onEvent), not against it.
-  const s = ui.screen;
+  // this command's outcome, then shows the version it made, with those
+  // changes kept, so that the next command goes from it.
   s.waiting = cmd.id;
   form.querySelector('.form-errors').append(h('p', { class: 'sent-note', 'data-testid': 'sent-note' },
     `Sent: ${describe(cmd)}. Your other change is not sent yet.`));
@@ -634,7 +702,11 @@ function releaseScreen(s) {
   const el = screenEl();
   el.inert = false;
   el.removeAttribute('aria-busy');
-  el.querySelector('form[data-dirty] input, form[data-dirty] select')?.focus();
+  // The focus moves in only if it is nowhere else: the user may be typing.
+  const active = document.activeElement;
+  if (!active || active === document.body || el.contains(active)) {
+    el.querySelector('form[data-dirty] input, form[data-dirty] select')?.focus();
+  }
 }
 
 function clearAnnotations(root) {
@@ -681,6 +753,7 @@ function fillAndAnnotate(root, o) {
     }
   }
   form.classList.add('reopened');
+  form.dataset.dirty = 'true'; // what was sent is not carried out: unsent
   form.prepend(h('p', { class: 'reopen-note', 'data-testid': 'reopen-note' },
     `Not done: ${describe(o)}. What you sent is kept below, with notes on what to change.`));
   annotate(form, o.errors);
@@ -876,15 +949,30 @@ function onOutcome(o) {
   updatePending();
   const s = ui.screen;
   if (s?.waiting === o.id) {
-    // The screen stayed open for the user's other changes: its outcome is
-    // shown there.
+    // The screen stayed open for the user's other changes: it is drawn
+    // again from the version the outcome left, with those changes kept,
+    // and the rejection's annotations if it was one.
     releaseScreen(s);
-    if (o.status === 'rejected') {
+    if (o.status === 'rejected') forgetChanges(o);
+    else toast(`Done: ${describe(o)}`, 'ok');
+    openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own, reopen: o.status === 'rejected' ? o : undefined });
+    return;
+  }
+  // A command whose answer was lost, on the screen still: its outcome is
+  // known now.
+  const lostOn = s && [...screenEl().querySelectorAll('form')].find((f) => lostCommands.get(f)?.id === o.id);
+  if (lostOn) {
+    lostCommands.delete(lostOn);
+    if (o.status === 'accepted') {
+      toast(`Done: ${describe(o)}`, 'ok');
+      delete lostOn.dataset.dirty;
+      if (!screenEl().querySelector('form[data-dirty]')) closeScreen();
+      else openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own });
+    } else {
       forgetChanges(o);
-      for (const n of screenEl().querySelectorAll('.sent-note')) n.remove();
-      fillAndAnnotate(screenEl(), o);
-      return;
+      openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own, reopen: o });
     }
+    return;
   }
   if (o.status === 'accepted') {
     toast(`Done: ${describe(o)}`, 'ok');
@@ -910,7 +998,7 @@ function keepRejection(o) {
 
 function onEvent(ev) {
   const s = ui.screen;
-  if (s && s.type === ev.type && s.id === ev.aggregateId && ev.correlationId === s.waiting && ev.seq === s.seq + 1) {
+  if (s && s.type === ev.type && s.id === ev.aggregateId && s.own.has(ev.correlationId) && ev.seq === s.seq + 1) {
     s.seq = ev.seq; // the user's own change, made from this screen
   } else if (s && s.type === ev.type && s.id === ev.aggregateId && ev.seq > s.seq) {
     const notice = $('[data-testid=stale-notice]', screenEl());
@@ -984,6 +1072,7 @@ function start() {
   client.onOutcome(onOutcome);
   client.onEvent(onEvent);
   client.onStatus(onStatus);
+  client.onPending(updatePending);
 
   window.addEventListener('hashchange', () => showTab(location.hash.slice(1)));
   $('[data-testid=new-item]').addEventListener('click', (e) => {

@@ -202,7 +202,7 @@ export class Client {
   /** @type {ReturnType<typeof setTimeout>|undefined} */ #retryTimer;
   /** @type {ReturnType<typeof setInterval>|undefined} */ #askTimer;
   #wanted = false;
-  #listeners = { outcome: new Set(), event: new Set(), status: new Set() };
+  #listeners = { outcome: new Set(), event: new Set(), status: new Set(), pending: new Set() };
   /** Commands being posted by this page: id → outcome if it came first. */
   #inflight = new Map();
   /** Outcome promises: id → {promise, resolve}. */
@@ -293,9 +293,12 @@ export class Client {
       this.#forget(sent.id);
       throw await problemOf(res);
     }
-    this.#remember(sent.id, { command: sent, delivered: true, at: Date.now() });
     const early = this.#inflight.get(sent.id);
     this.#inflight.delete(sent.id);
+    // Sent again after its answer was lost, it may have its outcome
+    // already: then it is pending no more.
+    if (this.#done.get(sent.id)) this.#forget(sent.id);
+    else this.#remember(sent.id, { command: sent, delivered: true, at: Date.now() });
     const outcome = this.outcome(sent.id);
     // The caller hears of the delivery first, then of the outcome.
     if (early) setTimeout(() => this.#finish(early), 0);
@@ -671,6 +674,17 @@ export class Client {
     return this.#on('status', fn);
   }
 
+  /**
+   * Calls fn whenever a command leaves {@link Client#pending}: its outcome
+   * came, or the server turned out never to have had it.
+   *
+   * @param {() => void} fn
+   * @returns {() => void} unregisters fn
+   */
+  onPending(fn) {
+    return this.#on('pending', fn);
+  }
+
   #on(kind, fn) {
     this.#listeners[kind].add(fn);
     return () => this.#listeners[kind].delete(fn);
@@ -718,6 +732,7 @@ export class Client {
     if (!(id in all)) return;
     delete all[id];
     this.#write(all);
+    this.#emit('pending');
   }
 
   #write(all) {
