@@ -29,6 +29,7 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"replay"},
 		{"replay", "--view", "order"},
 		{"replay", "--view", "orderList", "--aggregate", "order"},
+		{"replay", "--view", "orderList", "--kafka", "127.0.0.1:9092", "--postgres", "postgres://127.0.0.1/test"},
 		{"serve", "--addr", "0.0.0.0:0", "--data", t.TempDir()},
 		{"serve", "--jwt-secret", "short", "--data", t.TempDir()},
 	} {

@@ -19,10 +19,16 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 	aggregate := fs.String("aggregate", "", "the aggregate `type` whose materialized states to rebuild by folding its events")
 	server := fs.String("server", "", "rebuild the view through the server at this base `URL` (http://host:port), embedded or scaled out, instead of the data directory")
 	token := fs.String("token", "", "bearer token for a server that requires auth (default $PLAIT_TOKEN)")
+	// Scaled out, the rebuild runs in a server: --kafka and --postgres are
+	// taken only to say so.
+	kafkaFlag := fs.String("kafka", "", "not taken: scaled out, give --server")
+	postgresFlag := fs.String("postgres", "", "not taken: scaled out, give --server")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	switch {
+	case *kafkaFlag != "" || *postgresFlag != "":
+		return usageError{errors.New("scaled out, a view is rebuilt inside a running instance, which stops its own writes for the swap: give --server URL of one instead of --kafka and --postgres")}
 	case *view == "" && *aggregate == "":
 		return usageError{errors.New("one of --view and --aggregate is required")}
 	case *view != "" && *aggregate != "":
