@@ -318,6 +318,27 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
 // letters, digits and ._:@+- not starting with punctuation.
 func ValidID(s string) bool { return idPattern.MatchString(s) }
 
+// hasNUL reports whether the JSON text data holds a NUL character: an
+// escape \u0000 whose backslash is not itself escaped (a\\u0000b is a
+// backslash followed by u0000, no NUL).
+func hasNUL(data []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		escapes := 0 // backslashes just before the one at at
+		for k := at - 1; k >= 0 && data[k] == '\\'; k-- {
+			escapes++
+		}
+		if escapes%2 == 0 {
+			return true
+		}
+		i = at + 1
+	}
+}
+
 // Normalize checks a command's envelope and fills in what the engine assigns:
 // a missing id, the correlation id, the time and the user. It returns an
 // *plait.EnvelopeError when the envelope is not a command of the application,
@@ -339,7 +360,7 @@ func (e *Engine) Normalize(cmd plait.Command, user plait.User) (plait.Command, e
 	if !ValidID(cmd.AggregateID) {
 		return cmd, &plait.EnvelopeError{Field: "aggregateId", Detail: IDRule, Err: plait.ErrBadID}
 	}
-	if bytes.Contains(cmd.Data, []byte(`\u0000`)) {
+	if hasNUL(cmd.Data) {
 		// No store holds NUL characters in text (PostgreSQL refuses them in
 		// JSONB): refuse them here rather than fail a whole group commit.
 		return cmd, &plait.EnvelopeError{Field: "data", Detail: "NUL characters (\\u0000) are not allowed", Err: plait.ErrBadPayload}
