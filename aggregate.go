@@ -2,6 +2,7 @@ package plait
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,6 +177,9 @@ type Settings struct {
 	// Fields lists the top-level JSON fields of the state, sorted, so that
 	// queries can refuse fields that do not exist.
 	Fields []string
+	// Kinds gives the kind of value of each of Fields, so that queries can
+	// refuse a filter no value of the field can meet.
+	Kinds map[string]Kind
 	// PersonalCopies lists the state fields that hold personal values of
 	// another type, copied sealed by a reactor: see [PersonalCopies].
 	PersonalCopies []string
@@ -220,30 +224,41 @@ func NewAggregate[S any](typ string, opts ...Option[S]) *Aggregate[S] {
 	for _, o := range opts {
 		o(a)
 	}
-	a.settings.Fields = jsonFields(reflect.TypeFor[S]())
+	a.settings.Fields, a.settings.Kinds = jsonFields(reflect.TypeFor[S]())
 	a.checkOptions()
 	return a
 }
 
 // jsonFields lists the JSON names of a struct type's exported fields,
-// following embedded structs as encoding/json does.
-func jsonFields(t reflect.Type) []string {
+// following embedded structs as encoding/json does, sorted, and the kind
+// of value each holds.
+func jsonFields(t reflect.Type) ([]string, map[string]Kind) {
+	kinds := map[string]Kind{}
+	collectFields(t, kinds)
+	names := make([]string, 0, len(kinds))
+	for n := range kinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, kinds
+}
+
+func collectFields(t reflect.Type, kinds map[string]Kind) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
-		return nil
+		return
 	}
-	var names []string
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
 		if tag == "-" {
 			continue
 		}
-		name, _, _ := strings.Cut(tag, ",")
+		name, opts, _ := strings.Cut(tag, ",")
 		if f.Anonymous && name == "" {
-			names = append(names, jsonFields(f.Type)...)
+			collectFields(f.Type, kinds)
 			continue
 		}
 		if !f.IsExported() {
@@ -252,10 +267,47 @@ func jsonFields(t reflect.Type) []string {
 		if name == "" {
 			name = f.Name
 		}
-		names = append(names, name)
+		kinds[name] = kindOf(f.Type, opts)
 	}
-	sort.Strings(names)
-	return names
+}
+
+// Kind is the kind of JSON value a state field holds, which a list's
+// filters on it must fit.
+type Kind string
+
+// The kinds of state fields.
+const (
+	KindString Kind = "string" // text, times included
+	KindNumber Kind = "number"
+	KindBool   Kind = "bool"
+	KindOther  Kind = "other" // objects, arrays, any
+)
+
+func kindOf(t reflect.Type, tagOpts string) Kind {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if strings.Contains(","+tagOpts+",", ",string,") {
+		return KindString // a number or bool encoded as a JSON string
+	}
+	if t.Implements(reflect.TypeFor[json.Marshaler]()) || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Marshaler]()) ||
+		t.Implements(reflect.TypeFor[encoding.TextMarshaler]()) {
+		if t == reflect.TypeFor[time.Time]() {
+			return KindString
+		}
+		return KindOther // its own encoding: anything
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return KindString
+	case reflect.Bool:
+		return KindBool
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return KindNumber
+	}
+	return KindOther
 }
 
 // Handle declares the command name with data of type C and its pure decide

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -227,7 +228,7 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		own, _ := pd.PersonalFields()
 		sealed = append(slices.Clip(sealed), own...)
 	}
-	lq, err := parseListQuery(q, def.Settings().Fields, sealed)
+	lq, err := parseListQuery(q, def.Settings().Fields, def.Settings().Kinds, sealed)
 	if err != nil {
 		writeProblem(w, paramProblem(err))
 		return
@@ -306,7 +307,7 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 // Anything else is an error, as is a field the state does not have, and a
 // filter or sort on a sealed field: it would compare ciphertexts. A sealed
 // field may be projected; the engine opens it.
-func parseListQuery(q url.Values, fields, sealed []string) (engine.ListQuery, error) {
+func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, sealed []string) (engine.ListQuery, error) {
 	lq := engine.ListQuery{Limit: defaultListLimit}
 	known := func(f string) bool {
 		_, found := slices.BinarySearch(fields, f)
@@ -404,11 +405,31 @@ func parseListQuery(q url.Values, fields, sealed []string) (engine.ListQuery, er
 				return lq, err
 			}
 			for _, v := range vals {
+				if msg := misfit(kinds[f], op, v); msg != "" {
+					return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: msg}
+				}
 				lq.Filters = append(lq.Filters, engine.Filter{Field: f, Op: op, Value: v})
 			}
 		}
 	}
 	return lq, nil
+}
+
+// misfit says why a filter op with value v cannot apply to a field of kind
+// k, or "" when it can: a number is compared with a number, a bool with
+// true or false, and a prefix is of text.
+func misfit(k plait.Kind, op, v string) string {
+	switch {
+	case op == "prefix" && (k == plait.KindNumber || k == plait.KindBool):
+		return "a prefix is for text; this field holds a " + string(k)
+	case op == "eq" && k == plait.KindNumber:
+		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return fmt.Sprintf("%q is not a number, which this field holds", v)
+		}
+	case op == "eq" && k == plait.KindBool && v != "true" && v != "false":
+		return fmt.Sprintf("%q is neither true nor false, which this field holds", v)
+	}
+	return ""
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

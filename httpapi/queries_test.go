@@ -154,6 +154,8 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{url.Values{"prefix.label": {"AP"}}, "[a b]"},
 		{url.Values{"prefix.label": {"A"}, "sort": {"-count"}}, "[a b e]"},
 		{url.Values{"eq.count": {"31"}}, "[c]"},
+		{url.Values{"eq.count": {"31.0"}}, "[c]"},
+		{url.Values{"eq.label": {"31"}}, "[]"},
 		{url.Values{"eq.label": {"CHERRY"}}, "[d]"},
 		{url.Values{"eq.label": {"cherry"}}, "[]"},
 		{url.Values{"sort": {"count"}}, "[e d c b a]"},
@@ -215,6 +217,10 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{"count=1", httpapi.CodeUnknownParameter},
 		{"eq.count=%zz", "invalid"},
 		{"eq.count=1;limit=2", "invalid"},
+		{"eq.count=abc", "invalid"},
+		{"eq.count=true", "invalid"},
+		{"eq.count=Inf", "invalid"},
+		{"prefix.count=1", "invalid"},
 	}
 	for _, tc := range bad {
 		problem(t, h.do("GET", "/lists/counter?"+tc.q, tok, nil), http.StatusBadRequest, tc.code)

@@ -1,0 +1,45 @@
+package plait_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/plaithq/plait"
+)
+
+type kindsBase struct {
+	Owner string `json:"owner"`
+}
+
+type kindsState struct {
+	kindsBase
+	Name    string          `json:"name"`
+	Count   int             `json:"count"`
+	Price   *float64        `json:"price"`
+	Open    bool            `json:"open"`
+	At      time.Time       `json:"at"`
+	Tags    []string        `json:"tags"`
+	Extra   json.RawMessage `json:"extra"`
+	Quoted  int64           `json:"quoted,string"`
+	Skipped int             `json:"-"`
+	hidden  int
+}
+
+// Each state field has the kind of JSON value it holds, for the lists'
+// filters to fit.
+func TestStateFieldsHaveKinds(t *testing.T) {
+	s := plait.NewAggregate[kindsState]("thing").Settings()
+	want := map[string]plait.Kind{
+		"owner": plait.KindString, "name": plait.KindString, "count": plait.KindNumber, "price": plait.KindNumber,
+		"open": plait.KindBool, "at": plait.KindString, "tags": plait.KindOther, "extra": plait.KindOther, "quoted": plait.KindString,
+	}
+	if !reflect.DeepEqual(s.Kinds, want) {
+		t.Errorf("kinds %v, want %v", s.Kinds, want)
+	}
+	if want := []string{"at", "count", "extra", "name", "open", "owner", "price", "quoted", "tags"}; !reflect.DeepEqual(s.Fields, want) {
+		t.Errorf("fields %v, want %v", s.Fields, want)
+	}
+	_ = kindsState{}.hidden
+}
