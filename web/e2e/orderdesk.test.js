@@ -583,3 +583,99 @@ test('Enter on an order just opened sends nothing', T, async () => {
   assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'open-order', 'the focus is back on what opened the screen');
   await done(page);
 });
+
+test('a command lost on the way after its screen closed leaves the badge once its outcome is known', T, async () => {
+  const name = `Ef Gh ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser, { holdStream: true });
+  let posts = 0;
+  await page.route((url) => url.pathname === '/commands', async (route) => {
+    if (route.request().method() !== 'POST' || posts++ > 0) return route.continue();
+    await route.fetch(); // it arrives; its answer is lost
+    await new Promise((r) => setTimeout(r, 500));
+    await route.abort('connectionreset');
+  });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${name} X`);
+  await s.getByTestId('submit-rename').click();
+  await page.keyboard.press('Escape');
+  await page.getByTestId('error-badge').waitFor();
+  // Asked for by id, it turns out done: the badge lets it go.
+  await page.getByTestId('toast').filter({ hasText: /^Done: Rename customer/ }).waitFor({ timeout: 15000 });
+  await page.getByTestId('error-badge').waitFor({ state: 'hidden' });
+  await page.releaseStream();
+  const events = await get(`/aggregates/customer/${customerId}/events`);
+  assert.deepEqual(events.map((e) => e.name), ['created', 'renamed']);
+  await done(page);
+});
+
+test('Enter in the customer search of a new order searches, and places nothing', T, async () => {
+  const tag = unique();
+  const customerId = await createCustomer(`${tag} Ij Kl`);
+  await createCustomer(`${tag} Mn Op`);
+  const page = await openApp(browser);
+  await page.getByTestId('tab-customers').click();
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  let s = await screen(page);
+  await s.getByTestId('place-order-for-customer').click();
+  s = page.locator('[data-testid=screen][data-ready=true][data-type=order]');
+  await s.waitFor();
+  const orderId = await s.getAttribute('data-id');
+  const line = s.getByTestId('line').nth(0);
+  await line.locator('[name=sku]').fill('QR');
+  await line.locator('[name=price]').fill('2');
+  await s.getByTestId('customer-search').fill(`${tag} Mn`);
+  await s.getByTestId('customer-search').press('Enter');
+  await page.waitForTimeout(500);
+  assert.equal(await s.isVisible(), true, 'the screen stays');
+  const res = await fetch(`${(process.env.PLAIT_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '')}/aggregates/order/${orderId}`);
+  assert.equal(res.status, 404, 'no order was placed');
+  await done(page);
+});
+
+test('a screen closing on its own leaves the focus where the user types', T, async () => {
+  const name = `St Uv ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await page.route((url) => url.pathname === '/commands', async (route) => {
+    if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 1000));
+    await route.continue();
+  });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${name} W`);
+  await s.getByTestId('submit-rename').click();
+  const box = page.getByTestId('search');
+  await box.fill('');
+  await box.pressSequentially('typed while it was on its way', { delay: 60 });
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await box.pressSequentially(' and after');
+  assert.equal(await box.inputValue(), 'typed while it was on its way and after');
+  await done(page);
+});
+
+test('a rejection goes to the badge when another screen was opened while it was on the way', T, async () => {
+  const tag = unique();
+  const firstId = await createCustomer(`${tag} Wx Yz`);
+  const secondId = await createCustomer(`${tag} Za Bc`);
+  const page = await openApp(browser);
+  await page.route((url) => url.pathname === '/commands', async (route) => {
+    if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 1500));
+    await route.continue();
+  });
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-email').fill('bad');
+  await s.getByTestId('submit-changeEmail').click();
+  await page.locator(`[data-testid=customer-row][data-id="${secondId}"] [data-testid=open-customer]`).click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`).waitFor();
+  await page.keyboard.press('Escape');
+  await page.getByTestId('error-badge').waitFor();
+  assert.equal(await page.getByTestId('screen').isHidden(), true, 'nothing reopened');
+  await done(page);
+});

@@ -553,10 +553,15 @@ function openerOf(el) {
   return { element: el };
 }
 
-/** Closes the screen, giving the focus back to what had it before. */
+/**
+ * Closes the screen, giving the focus back to what had it before, unless
+ * the user has moved it elsewhere meanwhile.
+ */
 function closeScreen() {
   ui.screen = null;
   const el = screenEl();
+  const active = document.activeElement;
+  const focusHere = !active || active === document.body || el.contains(active);
   el.hidden = true;
   el.inert = false;
   el.removeAttribute('aria-busy');
@@ -566,6 +571,7 @@ function closeScreen() {
   document.body.classList.remove('has-screen');
   const opener = ui.opener;
   ui.opener = null;
+  if (!focusHere) return;
   const back = opener?.selector ? $(opener.selector) : opener?.element;
   if (back?.isConnected && !back.closest('[data-testid=screen]') && !back.disabled) {
     back.focus();
@@ -575,6 +581,11 @@ function closeScreen() {
     const list = $('[data-testid=list]');
     list.setAttribute('tabindex', '-1');
     list.focus();
+  } else {
+    // What opened it is gone (an entry of the error list): the badge, or
+    // the button that makes a new item.
+    const badge = $('[data-testid=error-badge]');
+    (badge.hidden ? $('[data-testid=new-item]') : badge).focus();
   }
 }
 
@@ -607,6 +618,7 @@ function commandForm(type, id, name, build, ...content) {
   // A form with changes not sent yet keeps its screen open when another
   // form of the screen sends its command.
   form.addEventListener('input', () => { form.dataset.dirty = 'true'; });
+  builders.set(form, build);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const data = build(form);
@@ -627,6 +639,9 @@ function commandForm(type, id, name, build, ...content) {
 /** Form → the command it sent that was lost on the way, to send again. */
 const lostCommands = new WeakMap();
 
+/** Form → the function that builds its command's data from its fields. */
+const builders = new WeakMap();
+
 /**
  * Sends a command from a form: closes the screen once it is delivered.
  * Until then the whole screen is busy, so that no second command goes out
@@ -638,6 +653,8 @@ async function send(form, cmd) {
   // it is on the way, which this one's answer must leave alone.
   const s = screenEl().contains(form) ? ui.screen : null;
   const here = () => s !== null && ui.screen === s && form.isConnected;
+  // A rejection reopens the screen only if none was opened since the send.
+  const gen = ui.generation;
   form.setAttribute('aria-busy', 'true');
   if (s) {
     s.own.add(cmd.id);
@@ -646,7 +663,9 @@ async function send(form, cmd) {
   }
   expectChanges(cmd);
   try {
-    await client.submit(cmd);
+    const sent = client.submit(cmd);
+    updatePending(); // pending from the moment it is sent
+    await sent;
   } catch (err) {
     forgetChanges(cmd);
     let errors;
@@ -675,7 +694,7 @@ async function send(form, cmd) {
     return;
   }
   lostCommands.delete(form);
-  ui.sent.set(cmd.id, ui.generation);
+  ui.sent.set(cmd.id, gen);
   updatePending();
   if (!here()) return;
   const screen = screenEl();
@@ -691,7 +710,12 @@ async function send(form, cmd) {
   s.waiting = cmd.id;
   form.querySelector('.form-errors').append(h('p', { class: 'sent-note', 'data-testid': 'sent-note' },
     `Sent: ${describe(cmd)}. Your other change is not sent yet.`));
-  s.release = setTimeout(() => releaseScreen(s), MARK_TIMEOUT_MS);
+  // No outcome for long (the relay is down): drawn again from the version
+  // the store has, the changes kept, rather than left on the old one.
+  s.release = setTimeout(() => {
+    releaseScreen(s);
+    if (ui.screen === s) openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own });
+  }, MARK_TIMEOUT_MS);
 }
 
 /** Ends the wait of a screen kept open for its other changes. */
@@ -754,6 +778,13 @@ function fillAndAnnotate(root, o) {
   }
   form.classList.add('reopened');
   form.dataset.dirty = 'true'; // what was sent is not carried out: unsent
+  if (o.errors.some((e) => e.code === 'unreachable')) {
+    // It may have arrived: sent again unchanged, it goes under its id.
+    lostCommands.set(form, {
+      id: o.id, type: o.type, aggregateId: o.aggregateId, name: o.name, data: o.data,
+      ...(o.expectedSeq != null ? { expectedSeq: o.expectedSeq } : {}),
+    });
+  }
   form.prepend(h('p', { class: 'reopen-note', 'data-testid': 'reopen-note' },
     `Not done: ${describe(o)}. What you sent is kept below, with notes on what to change.`));
   annotate(form, o.errors);
@@ -866,6 +897,13 @@ async function newOrderScreen(id, options) {
   addLine(form);
 
   let searchTimer;
+  // Enter in the search box searches at once; it does not send the order.
+  search.addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter') return;
+    e.preventDefault();
+    clearTimeout(searchTimer);
+    loadCustomerOptions(select, search.value, select.value);
+  });
   search.addEventListener('input', () => {
     clearTimeout(searchTimer);
     searchTimer = setTimeout(() => loadCustomerOptions(select, search.value, select.value), 200);
@@ -947,6 +985,11 @@ function onOutcome(o) {
   const gen = ui.sent.get(o.id) ?? 0; // 0: sent before this page was loaded
   ui.sent.delete(o.id);
   updatePending();
+  // A badge entry of the same command (it failed on the way, and did
+  // arrive) gives way to its outcome.
+  const stale = ui.rejections.length;
+  ui.rejections = ui.rejections.filter((r) => r.outcome.id !== o.id);
+  if (ui.rejections.length !== stale) renderRejections();
   const s = ui.screen;
   if (s?.waiting === o.id) {
     // The screen stayed open for the user's other changes: it is drawn
@@ -962,7 +1005,25 @@ function onOutcome(o) {
   // known now.
   const lostOn = s && [...screenEl().querySelectorAll('form')].find((f) => lostCommands.get(f)?.id === o.id);
   if (lostOn) {
+    const lost = lostCommands.get(lostOn);
     lostCommands.delete(lostOn);
+    const build = builders.get(lostOn);
+    if (build && JSON.stringify(build(lostOn)) !== JSON.stringify(lost.data)) {
+      // The user has typed since: their fields stay as they are, with what
+      // became of the command beside them.
+      if (o.status === 'rejected') {
+        forgetChanges(o);
+        annotate(lostOn, o.errors);
+        return;
+      }
+      // Done: drawn again from the version it made, what was typed kept.
+      const name = lostOn.dataset.command;
+      openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own }).then(() => {
+        const form = screenEl().querySelector(`form[data-command="${CSS.escape(name)}"]`);
+        if (form) annotate(form, [{ path: '', code: 'done', message: `It did arrive: ${describe(o)} is done. What you typed since is below, not sent.` }]);
+      });
+      return;
+    }
     if (o.status === 'accepted') {
       toast(`Done: ${describe(o)}`, 'ok');
       delete lostOn.dataset.dirty;

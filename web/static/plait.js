@@ -180,6 +180,12 @@ export class ProblemError extends Error {
 
 /** How long after delivery a command is asked for by id if no outcome came. */
 const ASK_AFTER_MS = 3000;
+
+/**
+ * How long a POST of a command may take before it is taken as lost on the
+ * way (it may have arrived: it stays pending, and may be sent again).
+ */
+const SUBMIT_TIMEOUT_MS = 30000;
 /** The longest pause between two attempts to reopen the stream. */
 const MAX_RETRY_MS = 10000;
 
@@ -276,6 +282,7 @@ export class Client {
         method: 'POST',
         headers: this.#headers({ 'Content-Type': 'application/json' }),
         body: JSON.stringify(sent),
+        signal: AbortSignal.timeout(SUBMIT_TIMEOUT_MS),
       });
     } catch (err) {
       // The request or its answer was lost on the way: the command may
