@@ -98,6 +98,14 @@ export async function holdStream(page) {
   };
 }
 
+/** Delays the page's posts of commands by ms, as over a slow network. */
+export async function slowPosts(page, ms) {
+  await page.route((url) => url.pathname === '/commands', async (route) => {
+    if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, ms));
+    await route.continue();
+  });
+}
+
 /** A fresh suffix, so that every scenario has data of its own. */
 export function unique() {
   return randomBytes(4).toString('hex').toUpperCase();

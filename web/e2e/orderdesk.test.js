@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  command, createCustomer, done, get, launch, openApp, placeOrder, screen, search, shot, unique, waitLive,
+  command, createCustomer, done, get, launch, openApp, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
 } from './harness.js';
 
 /** @type {import('playwright-core').Browser} */
@@ -520,10 +520,7 @@ test('a screen opened while another screen\'s command is on the way is neither b
   const firstId = await createCustomer(`${tag} Ua Va`);
   const secondId = await createCustomer(`${tag} Wa Xa`);
   const page = await openApp(browser);
-  await page.route((url) => url.pathname === '/commands', async (route) => {
-    if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 1500));
-    await route.continue();
-  });
+  await slowPosts(page, 1500);
   await search(page, 'customers', tag);
   await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
   const s = await screen(page);
@@ -640,10 +637,7 @@ test('a screen closing on its own leaves the focus where the user types', T, asy
   const name = `St Uv ${unique()}`;
   const customerId = await createCustomer(name);
   const page = await openApp(browser);
-  await page.route((url) => url.pathname === '/commands', async (route) => {
-    if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 1000));
-    await route.continue();
-  });
+  await slowPosts(page, 1000);
   await search(page, 'customers', name);
   await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
   const s = await screen(page);
@@ -663,10 +657,7 @@ test('a rejection goes to the badge when another screen was opened while it was 
   const firstId = await createCustomer(`${tag} Wx Yz`);
   const secondId = await createCustomer(`${tag} Za Bc`);
   const page = await openApp(browser);
-  await page.route((url) => url.pathname === '/commands', async (route) => {
-    if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 1500));
-    await route.continue();
-  });
+  await slowPosts(page, 1500);
   await search(page, 'customers', tag);
   await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
   const s = await screen(page);
