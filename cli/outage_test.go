@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/plaithq/plait/store/postgres/pgtest"
 )
@@ -31,11 +30,7 @@ import (
 func TestScaledOutPostgresOutage(t *testing.T) {
 	conn, url := pgConn(t)
 	bin := buildPlait(t)
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
+	kc := oneBrokerKafka(t)
 	schema := pgtest.FreshSchema(t, url)
 	proxy, proxied := pgtest.NewProxy(t, url)
 	args := []string{"--kafka", strings.Join(kc.ListenAddrs(), ","), "--postgres", proxied, "--pg-schema", schema,
@@ -185,13 +180,8 @@ func postRaw(base string, cmd map[string]any) (int, string, error) {
 func TestScaledOutNotReadyWithoutKafka(t *testing.T) {
 	_, url := pgConn(t)
 	bin := buildPlait(t)
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := pgtest.FreshSchema(t, url)
-	in := startInstance(t, bin, "a", "--kafka", strings.Join(kc.ListenAddrs(), ","), "--postgres", url, "--pg-schema", schema,
-		"--topic-prefix", schema, "--group", schema, "--partitions", "2", "--session-timeout", "1500ms")
+	kc := oneBrokerKafka(t)
+	in := soloInstance(t, bin, kc, url)
 	readyz := func() (int, string) {
 		resp, err := crashClient.Get(in.base + "/readyz")
 		if err != nil {

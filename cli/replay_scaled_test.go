@@ -8,11 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/plaithq/plait/store/postgres/pgtest"
 )
 
 // plait replay --view --server rebuilds a view inside a scaled-out server,
@@ -20,14 +15,7 @@ import (
 func TestReplayAViewOfAScaledOutServer(t *testing.T) {
 	_, url := pgConn(t)
 	bin := buildPlait(t)
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
-	schema := pgtest.FreshSchema(t, url)
-	in := startInstance(t, bin, "a", "--kafka", strings.Join(kc.ListenAddrs(), ","), "--postgres", url, "--pg-schema", schema,
-		"--topic-prefix", schema, "--group", schema, "--partitions", "2", "--session-timeout", "1500ms")
+	in := soloInstance(t, bin, oneBrokerKafka(t), url)
 	cmds := []map[string]any{{"id": "c1", "type": "customer", "aggregateId": "cust1", "name": "create",
 		"data": map[string]any{"name": "Ann", "email": "ann@example.com"}}}
 	for i := range 5 {

@@ -44,6 +44,27 @@ func pgConn(t *testing.T) (*pgx.Conn, string) {
 }
 
 // buildPlait builds the plait binary (orderdesk) into a temporary directory.
+// oneBrokerKafka starts franz-go's in-process Kafka, one broker, for the
+// test; it stops when the test ends, or when the test closes it.
+func oneBrokerKafka(t *testing.T) *kfake.Cluster {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return kc
+}
+
+// soloInstance serves orderdesk alone, scaled out on kc and a fresh
+// schema of the PostgreSQL at url, with two partitions.
+func soloInstance(t *testing.T, bin string, kc *kfake.Cluster, url string) *instance {
+	t.Helper()
+	schema := pgtest.FreshSchema(t, url)
+	return startInstance(t, bin, "a", "--kafka", strings.Join(kc.ListenAddrs(), ","), "--postgres", url, "--pg-schema", schema,
+		"--topic-prefix", schema, "--group", schema, "--partitions", "2", "--session-timeout", "1500ms")
+}
+
 func buildPlait(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "plait")
@@ -224,11 +245,7 @@ func TestScaledOutInstances(t *testing.T) {
 	conn, url := pgConn(t)
 	bin := buildPlait(t)
 	t.Logf("built plait in %s", time.Since(start).Round(time.Millisecond))
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close) // after the instances stop: cleanups run last first
+	kc := oneBrokerKafka(t)
 	b := make([]byte, 6)
 	rand.Read(b)
 	schema := "plait_test_" + hex.EncodeToString(b)

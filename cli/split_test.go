@@ -21,7 +21,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -92,11 +91,7 @@ func TestScaledOutSplitApplications(t *testing.T) {
 	bins := buildBinaries(t, "github.com/plaithq/plait/examples/orderdesk/cmd/orderdesk-core",
 		"github.com/plaithq/plait/examples/orderdesk/cmd/orderdesk-lists")
 	t.Logf("built the two applications in %s", time.Since(start).Round(time.Millisecond))
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
+	kc := oneBrokerKafka(t)
 	b := make([]byte, 6)
 	rand.Read(b)
 	prefix := "plait_test_" + hex.EncodeToString(b)

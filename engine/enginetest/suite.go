@@ -89,6 +89,12 @@ func StartApp(t *testing.T, open Opener, app plait.App) *Node {
 	return start(t, open, app, nil)
 }
 
+// StartAppWith is StartApp with the engine configured by configure.
+func StartAppWith(t *testing.T, open Opener, app plait.App, configure Configure) *Node {
+	t.Helper()
+	return start(t, open, app, configure)
+}
+
 func start(t *testing.T, open Opener, app plait.App, configure Configure) *Node {
 	t.Helper()
 	st := open(t)

@@ -28,11 +28,10 @@ func TestScaledOutAccessHoldsWhenACommandIsDecided(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	url := pgtest.URL(t)
-	st, err := postgres.Open(ctx, url, postgres.Options{Schema: pgtest.FreshSchema(t, url)})
+	st, err := postgres.Open(ctx, url, postgres.Options{Schema: pgtest.FreshSchema(t, url)}) // closed by the node
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
 	app := plait.App{Name: "docs", Aggregates: []plait.Definition{plait.NewAggregate("doc",
 		plait.WithAccess[doc](plait.Access{OwnerOnly: true, SeeAllRoles: []string{"admin"}}),
 		plait.Handle("write", func(_ doc, c plait.Cmd[doc]) ([]plait.Change, error) {
@@ -41,15 +40,9 @@ func TestScaledOutAccessHoldsWhenACommandIsDecided(t *testing.T) {
 		plait.Apply("written", func(_ doc, e doc) doc { return e }),
 	)}}
 	log := enginetest.NewMemLog("commands", 2, st.Offset)
-	e, err := engine.New(app, st, engine.Options{CommandLog: log, Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	<-e.Ready()
+	e := enginetest.StartAppWith(t, func(*testing.T) engine.Store { return st }, app, func(engine.Store) engine.Options {
+		return engine.Options{CommandLog: log, Partitions: 2}
+	}).Engine
 
 	write := func(id, text string) plait.Command {
 		data, _ := json.Marshal(doc{Text: text})

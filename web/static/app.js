@@ -714,8 +714,17 @@ async function send(form, cmd) {
   // the store has, the changes kept, rather than left on the old one.
   s.release = setTimeout(() => {
     releaseScreen(s);
-    if (ui.screen === s) openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own });
+    if (ui.screen === s) redraw(s);
   }, MARK_TIMEOUT_MS);
+}
+
+/**
+ * Draws screen s again from the version the store has now, keeping its
+ * unsent changes and what it knows of its own commands, with the
+ * rejection reopen's annotations if one is given.
+ */
+function redraw(s, reopen) {
+  return openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own, reopen });
 }
 
 /** Ends the wait of a screen kept open for its other changes. */
@@ -998,7 +1007,7 @@ function onOutcome(o) {
     releaseScreen(s);
     if (o.status === 'rejected') forgetChanges(o);
     else toast(`Done: ${describe(o)}`, 'ok');
-    openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own, reopen: o.status === 'rejected' ? o : undefined });
+    redraw(s, o.status === 'rejected' ? o : undefined);
     return;
   }
   // A command whose answer was lost, on the screen still: its outcome is
@@ -1018,7 +1027,7 @@ function onOutcome(o) {
       }
       // Done: drawn again from the version it made, what was typed kept.
       const name = lostOn.dataset.command;
-      openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own }).then(() => {
+      redraw(s).then(() => {
         const form = screenEl().querySelector(`form[data-command="${CSS.escape(name)}"]`);
         if (form) annotate(form, [{ path: '', code: 'done', message: `It did arrive: ${describe(o)} is done. What you typed since is below, not sent.` }]);
       });
@@ -1028,10 +1037,10 @@ function onOutcome(o) {
       toast(`Done: ${describe(o)}`, 'ok');
       delete lostOn.dataset.dirty;
       if (!screenEl().querySelector('form[data-dirty]')) closeScreen();
-      else openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own });
+      else redraw(s);
     } else {
       forgetChanges(o);
-      openScreen(s.type, s.id, { keep: unsentEdits(screenEl()), own: s.own, reopen: o });
+      redraw(s, o);
     }
     return;
   }
