@@ -187,16 +187,11 @@ func (e *Engine) Stats() Stats {
 		s.Accepted += t.Accepted
 		s.Rejected += t.Rejected
 	}
-	select {
-	case <-e.ready: // Run has made the tail
-		s.Head = e.tail.headPos()
-	default:
-	}
-	for _, r := range e.reactors {
-		if e.reactsFromLog() {
-			break // their positions are offsets of the command log's topics
+	s.Head = e.tail.headPos()
+	if !e.reactsFromLog() { // else their positions are offsets of the command log's topics
+		for _, r := range e.reactors {
+			s.Subscriptions = append(s.Subscriptions, Subscription{Name: r.name, Position: r.pos.Load()})
 		}
-		s.Subscriptions = append(s.Subscriptions, Subscription{Name: r.name, Position: r.pos.Load()})
 	}
 	return s
 }

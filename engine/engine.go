@@ -174,6 +174,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		stopped:      make(chan struct{}),
 		ready:        make(chan struct{}),
 		tracing:      newTracing(opts.TracerProvider),
+		tail:         newTail(0, opts.TailSize), // nothing published until Run reads the head
 	}
 	e.metrics.byType = map[string]*typeCounts{}
 	for _, d := range app.Aggregates {
@@ -236,7 +237,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: read head: %w", err)
 	}
-	e.tail = newTail(head, e.opts.TailSize)
+	e.tail.start(head)
 	for _, r := range e.reactors {
 		pos, err := e.store.Checkpoint(ctx, r.name)
 		if err != nil {
@@ -266,13 +267,17 @@ func (e *Engine) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); e.commitLoop(inner) }()
 	}
+	// A reactor stops taking pages when ctx is done but finishes the page
+	// it has (its commands' outcomes, its checkpoint) with work, which
+	// ends only when outcomes can no longer come: the consumer failed.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
 	var rwg sync.WaitGroup
-	for _, r := range e.reactors {
-		if e.reactsFromLog() {
-			break // the command log hands them their events
+	if !e.reactsFromLog() { // else the command log hands them their events
+		for _, r := range e.reactors {
+			rwg.Add(1)
+			go func() { defer rwg.Done(); e.runReactor(ctx, work, r) }()
 		}
-		rwg.Add(1)
-		go func() { defer rwg.Done(); e.runReactor(ctx, r) }()
 	}
 	close(e.ready)
 
@@ -282,6 +287,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	case failed = <-consumed:
 		failed = fmt.Errorf("engine: consume the command log: %w", failed)
 		e.log.Error("command log consumer stopped", "error", failed)
+		stopWork()
 	}
 	e.mu.Lock()
 	e.closing = true

@@ -120,7 +120,7 @@ func (e *Engine) reactionsTo(r *plait.Reactor, ev plait.Event, quiet bool) []pla
 				e.log.Error("reactor sent a command of an unknown type; skipped", "reactor", r.Name(), "type", cmd.Type)
 			}
 			continue
-		} else if err := def.CheckCommand(cmd.Name, cmd.Data); err != nil {
+		} else if err := plait.CheckOf(def, cmd); err != nil {
 			if !quiet {
 				e.log.Error("reactor sent an invalid command; skipped", "reactor", r.Name(), "error", err)
 			}

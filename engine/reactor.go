@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -23,22 +24,23 @@ type reactorRun struct {
 // reactorPage is how many feed items a reactor handles between checkpoints.
 const reactorPage = 256
 
-// runReactor feeds the reactor every event after its checkpoint. The
-// commands of one page are sent in event order, all outcomes are awaited,
-// then the checkpoint moves past the page. A crash before the checkpoint
-// replays the page, and the derived command ids make that harmless.
-func (e *Engine) runReactor(ctx context.Context, r *reactorRun) {
+// runReactor feeds the reactor every event after its checkpoint until ctx
+// is done. The commands of one page are sent in event order, all outcomes
+// are awaited, then the checkpoint moves past the page, all with work. A
+// crash before the checkpoint replays the page, and the derived command
+// ids make that harmless.
+func (e *Engine) runReactor(ctx, work context.Context, r *reactorRun) {
 	backoff := 10 * time.Millisecond
 	for ctx.Err() == nil {
 		changed := e.FeedChanged()
 		items, err := e.readFeed(ctx, r.pos.Load(), reactorPage)
 		if err == nil && len(items) > 0 {
 			e.reactorGate.RLock()
-			err = e.react(r, items)
+			err = e.react(work, r, items)
 			r.midPage.Store(err != nil) // before a rebuild can take the gate
 			e.reactorGate.RUnlock()
 		}
-		if err == plait.ErrStopped {
+		if errors.Is(err, plait.ErrStopped) {
 			return
 		}
 		if err != nil {
@@ -63,30 +65,19 @@ func (e *Engine) runReactor(ctx context.Context, r *reactorRun) {
 }
 
 // react handles one page of the feed and moves the checkpoint past it.
-func (e *Engine) react(r *reactorRun, items []Item) error {
+// The commands are sent with ctx, and their outcomes awaited with it.
+func (e *Engine) react(ctx context.Context, r *reactorRun, items []Item) error {
 	var waits []func() error
 	for _, it := range items {
-		if it.Event == nil || !r.reactor.Subscribes(it.Event.Type, it.Event.Name) {
+		if it.Event == nil {
 			continue
 		}
-		cmds, err := safeReact(r.reactor, *it.Event)
-		if err != nil {
-			// A reactor that cannot handle an event is a bug in the
-			// application; retrying cannot fix it, so it is logged and
-			// skipped rather than stalling every later event.
-			e.log.Error("reactor failed on an event; skipped", "reactor", r.reactor.Name(),
-				"event", it.Event.ID, "correlation", it.Event.CorrelationID, "error", err)
+		cmds := e.reactionsTo(r.reactor, *it.Event, false)
+		if len(cmds) == 0 {
 			continue
 		}
-		tctx, hop := e.traceReact(r, it.Event)
+		tctx, hop := e.traceReact(ctx, r, it.Event)
 		for _, cmd := range cmds {
-			if def, ok := e.defs[cmd.Type]; !ok {
-				e.log.Error("reactor sent a command of an unknown type; skipped", "reactor", r.reactor.Name(), "type", cmd.Type)
-				continue
-			} else if err := plait.CheckOf(def, cmd); err != nil {
-				e.log.Error("reactor sent an invalid command; skipped", "reactor", r.reactor.Name(), "error", err)
-				continue
-			}
 			wait, err := e.send(tctx, cmd)
 			if err != nil {
 				endSpan(hop)
@@ -106,7 +97,7 @@ func (e *Engine) react(r *reactorRun, items []Item) error {
 		return failed
 	}
 	last := items[len(items)-1].Position
-	if err := e.store.SaveCheckpoint(context.Background(), r.name, last); err != nil {
+	if err := e.store.SaveCheckpoint(ctx, r.name, last); err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	r.pos.Store(last)

@@ -576,12 +576,12 @@ func (e *Engine) send(ctx context.Context, cmd plait.Command) (wait func() error
 	e.waiters[cmd.ID] = append(e.waiters[cmd.ID], ch)
 	seen := e.followed
 	e.mu.Unlock()
-	if out, ok, err := e.store.Outcome(ctx, cmd.ID); err != nil || ok {
+	if _, ok, err := e.store.Outcome(ctx, cmd.ID); err != nil || ok {
 		e.dropWaiter(cmd.ID, ch)
 		if err != nil {
 			return nil, fmt.Errorf("dedup lookup: %w", err)
 		}
-		return func() error { _ = out; return nil }, nil
+		return func() error { return nil }, nil
 	}
 	if err := e.appendToLog(ctx, cmd, nil, seen); err != nil {
 		e.dropWaiter(cmd.ID, ch)

@@ -21,6 +21,15 @@ func newTail(head int64, size int) *tail {
 	return &tail{ring: make([]Item, size), first: head + 1, head: head, wake: newBroadcast()}
 }
 
+// start makes head, the store's head when Run starts, the published head,
+// and wakes whoever read the feed before.
+func (t *tail) start(head int64) {
+	t.mu.Lock()
+	t.first, t.head = head+1, head
+	t.mu.Unlock()
+	t.wake.fire()
+}
+
 func (t *tail) append(items []Item) {
 	if len(items) == 0 {
 		return

@@ -117,11 +117,6 @@ func (t *tracing) remember(id string, sc trace.SpanContext) {
 	t.spans[id] = sc
 }
 
-// cause returns a context whose span is that of the command that caused ev.
-func (t *tracing) cause(ev *plait.Event) context.Context {
-	return trace.ContextWithSpanContext(context.Background(), t.causeSpan(ev))
-}
-
 // causeSpan returns the span context of the command that caused ev: the
 // one remembered here, or else the remote one derived from the event's
 // correlation and causation.
@@ -325,14 +320,14 @@ func (e *Engine) traceCommitted(req *commitReq, waiting []*future) {
 
 // traceReact starts the span of a reactor handling one event, as a child
 // of the span of the command that caused the event, and returns the
-// context the reactor's commands are sent with. The span is nil when
-// tracing is off.
-func (e *Engine) traceReact(r *reactorRun, ev *plait.Event) (context.Context, trace.Span) {
+// context, derived from ctx, that the reactor's commands are sent with.
+// The span is nil when tracing is off.
+func (e *Engine) traceReact(ctx context.Context, r *reactorRun, ev *plait.Event) (context.Context, trace.Span) {
 	t := e.tracing
 	if t == nil {
-		return context.Background(), nil
+		return ctx, nil
 	}
-	return e.startReact(t.cause(ev), r, ev)
+	return e.startReact(trace.ContextWithSpanContext(ctx, t.causeSpan(ev)), r, ev)
 }
 
 // traceReactLogged is traceReact for an event consumed from an external
