@@ -72,6 +72,10 @@ func (e *Engine) commitLoop(ctx context.Context) {
 			all = append(all, r.batch...)
 		}
 		g := written{live: live, all: all, ct: e.traceCommitStart(live), start: time.Now()}
+		if err := e.brokenDown(); err != nil {
+			e.finishCommit(g, err) // written after a lost sync, it could not be durable
+			continue
+		}
 		// A group of one command with nothing behind it is committed and
 		// synced in one step: there is nothing to overlap. Once unsynced
 		// is back at zero, every group before it is answered and
@@ -84,14 +88,14 @@ func (e *Engine) commitLoop(ctx context.Context) {
 				continue
 			}
 			e.log.Error("commit failed", "commands", len(all), "error", err)
-			e.finishCommit(g, err, false)
+			e.finishCommit(g, err)
 			continue
 		}
 		err := e.store.Commit(ctx, all)
 		if err != nil {
 			e.log.Error("commit failed", "commands", len(all), "error", err)
 		}
-		e.finishCommit(g, err, false)
+		e.finishCommit(g, err)
 	}
 }
 

@@ -147,7 +147,29 @@ type Engine struct {
 	settle       *broadcast // fires when any reactor checkpoint moves
 	stopped      chan struct{}
 	ready        chan struct{}
+	broken       chan struct{} // closed by breakDown
+	brokenErr    error         // why, set before broken is closed
+	breakOnce    sync.Once
 	metrics      Metrics
+}
+
+// breakDown stops the engine for good: it can no longer make commits
+// durable. Every commit after it fails with err, and Run returns err.
+func (e *Engine) breakDown(err error) {
+	e.breakOnce.Do(func() {
+		e.brokenErr = err
+		close(e.broken)
+	})
+}
+
+// brokenDown returns the error breakDown was given, nil if it was not called.
+func (e *Engine) brokenDown() error {
+	select {
+	case <-e.broken:
+		return e.brokenErr
+	default:
+		return nil
+	}
 }
 
 // New makes an engine for app over store. Call Run to start it.
@@ -173,6 +195,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		settle:       newBroadcast(),
 		stopped:      make(chan struct{}),
 		ready:        make(chan struct{}),
+		broken:       make(chan struct{}),
 		tracing:      newTracing(opts.TracerProvider),
 		tail:         newTail(0, opts.TailSize), // nothing published until Run reads the head
 	}
@@ -287,6 +310,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	case failed = <-consumed:
 		failed = fmt.Errorf("engine: consume the command log: %w", failed)
 		e.log.Error("command log consumer stopped", "error", failed)
+		stopWork()
+	case <-e.broken:
+		failed = e.brokenErr
 		stopWork()
 	}
 	e.mu.Lock()

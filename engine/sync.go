@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -58,7 +59,16 @@ type written struct {
 // Sync, then publishes and answers them in the order they were written,
 // counting each off unsynced. It returns when groups is closed and
 // drained.
+//
+// A failed Sync is fatal. The pages it covered may be lost from the disk
+// while reads still see them, and every later group is written after them
+// in the same log, which recovery reads only up to its first lost frame:
+// a later Sync that succeeds does not make them durable. So the groups it
+// covered and every group after it fail, nothing of them is published,
+// and the engine stops (see Engine.breakDown); a restart recovers what the
+// disk holds.
 func (e *Engine) syncLoop(sl SyncingLog, groups <-chan written, unsynced *atomic.Int64) {
+	var failed error
 	for g := range groups {
 		batch := []written{g}
 	drain:
@@ -73,30 +83,30 @@ func (e *Engine) syncLoop(sl SyncingLog, groups <-chan written, unsynced *atomic
 				break drain
 			}
 		}
-		// The batches are written: finish making them durable even when
-		// the engine stops, so their submitters get their answer.
-		err := sl.Sync(context.Background())
-		if err != nil {
-			e.log.Error("sync failed; the commands of the batches it covered are not acknowledged", "batches", len(batch), "error", err)
+		if failed == nil {
+			// The batches are written: finish making them durable even
+			// when the engine stops, so their submitters get their answer.
+			if err := sl.Sync(context.Background()); err != nil {
+				failed = fmt.Errorf("engine: sync the log: %w (what was written since the last sync may be lost)", err)
+				e.log.Error("sync failed; the commands it covered are not acknowledged and the engine stops", "batches", len(batch), "error", err)
+				e.breakDown(failed)
+			}
 		}
 		for _, g := range batch {
-			e.finishCommit(g, err, true)
+			e.finishCommit(g, failed)
 			unsynced.Add(-1)
 		}
 	}
 }
 
 // finishCommit records, publishes and answers a group commit once it is
-// durable or has failed. A group that failed only to sync is written: the
-// partitions' records of it are what the store holds, so the batches
-// decided on top of it stand (they are written after it, and a log that
-// loses it loses them too).
-func (e *Engine) finishCommit(g written, err error, wasWritten bool) {
+// durable or has failed. A failed group is not published, and the
+// partitions that decided it reload: they may have decided further
+// batches on top of it, which their generation now refuses.
+func (e *Engine) finishCommit(g written, err error) {
 	g.ct.traceCommitEnd(err)
 	e.metrics.observeCommit(len(g.all), time.Since(g.start), err)
-	if err != nil && !wasWritten {
-		// The partitions may have decided further batches on top of
-		// these: refuse them, and make the partitions reload.
+	if err != nil {
 		for _, r := range g.live {
 			if r.part != nil {
 				r.part.gen.Add(1)
