@@ -415,10 +415,7 @@ func (a *Aggregate[S]) CheckCommand(name string, data json.RawMessage) error {
 		return &EnvelopeError{Field: "name", Detail: fmt.Sprintf("%s has no command %q", a.typ, name), Err: ErrUnknownCommand}
 	}
 	if err := a.validateSchema(name, data); err != nil {
-		var se *SchemaError
-		if errors.As(err, &se) {
-			return dataError(se)
-		}
+		return dataError(err)
 	}
 	if err := d.check(data); err != nil {
 		return dataError(err)

@@ -1,6 +1,7 @@
 package plait_test
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,17 +31,27 @@ func TestReadmeExampleBuilds(t *testing.T) {
 	if !strings.Contains(code, "func main()") {
 		t.Fatal("the first Go block is not a complete program")
 	}
-	// A directory starting with _ is invisible to ./... but inside the
-	// module, so the example builds against this very checkout.
-	dir, err := os.MkdirTemp(".", "_readme")
+	// The program is laid over the checkout as a package of its own (a
+	// directory starting with _ is invisible to ./...), so that it builds
+	// against this very module without writing into the source tree.
+	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(code), 0o644); err != nil {
+	tmp := t.TempDir()
+	main := filepath.Join(tmp, "main.go")
+	if err := os.WriteFile(main, []byte(code), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("go", "build", "-o", os.DevNull, "./"+filepath.Base(dir)).CombinedOutput()
+	overlay, err := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(wd, "_readme_example", "main.go"): main}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlayFile := filepath.Join(tmp, "overlay.json")
+	if err := os.WriteFile(overlayFile, overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "build", "-overlay", overlayFile, "-o", os.DevNull, "./_readme_example").CombinedOutput()
 	if err != nil {
 		t.Fatalf("the README example does not build:\n%s", out)
 	}

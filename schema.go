@@ -147,7 +147,8 @@ func (a *Aggregate[S]) checkSchemas() {
 }
 
 // validateSchema checks data against command's schema, if it has one, and
-// returns a *SchemaError for what it violates.
+// returns a *SchemaError for what it violates, or the validator's error.
+// Data that is not JSON passes: the strict decoding that follows says so.
 func (a *Aggregate[S]) validateSchema(command string, data json.RawMessage) error {
 	cs, ok := a.schemas[command]
 	if !ok {
@@ -158,7 +159,7 @@ func (a *Aggregate[S]) validateSchema(command string, data json.RawMessage) erro
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
-		return err // not JSON: the strict decoding says so
+		return nil // not JSON: the strict decoding that follows says so
 	}
 	err = cs.compiled.Validate(v)
 	if err == nil {

@@ -44,8 +44,8 @@ const (
 	waitSettled      = "settled"
 )
 
-// commandView is the answer about one command: its id and status, and its
-// events when accepted or its annotations when rejected.
+// pendingView is the answer about a command without its outcome yet: its
+// id and status pending.
 type pendingView struct {
 	ID     string       `json:"id"`
 	Status plait.Status `json:"status"`

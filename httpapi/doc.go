@@ -1,6 +1,7 @@
 // Package httpapi serves a Plait engine over HTTP: commands in, outcomes,
 // state, history and lists out, and the relay of outcomes and events as
-// Server-Sent Events. It implements the HTTP contract of DESIGN.md.
+// Server-Sent Events. It implements Plait's HTTP contract (the README's
+// "The HTTP API").
 //
 //	POST /commands[?wait=outcome|materialized|settled&timeout=5s]
 //	GET  /commands/{id}

@@ -19,11 +19,12 @@ type Source interface {
 	FeedChanged() <-chan struct{}
 }
 
-// Sink receives the encoded frames of one stream. Flush pushes what was
-// written to the client. A Sink over a network connection should bound how
-// long a Write or Flush may block, so that a stuck client is cut loose.
+// Sink receives the encoded frames of one stream. A Sink over a network
+// connection should bound how long a Write or Flush may block, so that a
+// stuck client is cut loose.
 type Sink interface {
 	io.Writer
+	// Flush pushes what was written to the client.
 	Flush() error
 }
 

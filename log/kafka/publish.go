@@ -36,6 +36,7 @@ type Leaser interface {
 // FeedReader reads the log of record in position order; engine.Engine and
 // every engine.Store are ones.
 type FeedReader interface {
+	// ReadFeed returns up to limit items after position after.
 	ReadFeed(ctx context.Context, after int64, limit int) ([]engine.Item, error)
 }
 

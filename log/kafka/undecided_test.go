@@ -157,7 +157,8 @@ func TestAWaitOnAnotherUsersIDPendingElsewhereIsForbidden(t *testing.T) {
 	if err := l.Append(ctx, ann, nil); err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(app, st, engine.Options{CommandLog: l, Logger: quiet})
+	appended := make(chan string, 4)
+	e, err := engine.New(app, st, engine.Options{CommandLog: notifyingLog{l, appended}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,14 @@ func TestAWaitOnAnotherUsersIDPendingElsewhereIsForbidden(t *testing.T) {
 		}
 		answered <- resp
 	}()
-	time.Sleep(300 * time.Millisecond) // bob's wait is on, for the outcome of the id
+	select {
+	case by := <-appended: // bob's command is in the log: his submission found no outcome
+		if by != "bob" {
+			t.Fatalf("appended by %q, want bob", by)
+		}
+	case <-ctx.Done():
+		t.Fatal("bob's command was never appended")
+	}
 	close(gate)
 	resp := <-answered
 	if resp == nil {
@@ -200,4 +208,19 @@ func TestAWaitOnAnotherUsersIDPendingElsewhereIsForbidden(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || strings.Contains(string(body), "ann's secret") {
 		t.Fatalf("bob's wait on ann's id: %s %s, want 403 without ann's data", resp.Status, body)
 	}
+}
+
+// notifyingLog is the Kafka log that says, once it has appended a command,
+// who sent it.
+type notifyingLog struct {
+	*kafka.Log
+	appended chan<- string
+}
+
+func (l notifyingLog) Append(ctx context.Context, cmd plait.Command, sender *plait.User) error {
+	err := l.Log.Append(ctx, cmd, sender)
+	if err == nil && sender != nil {
+		l.appended <- sender.ID
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -61,7 +62,8 @@ func (l *Lease) Check(ctx context.Context) error {
 // connection that cannot unlock is closed, which ends its session and the
 // lock with it.
 func (l *Lease) Release() {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a dead connection must not hold up a shutdown
+	defer cancel()
 	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, l.key); err != nil {
 		l.conn.Conn().Close(ctx)
 	}

@@ -36,8 +36,8 @@ import (
 // load and prints every command it is about to submit ("try") and every
 // command Submit acknowledged ("ack", with the outcome) to stdout, one line
 // per write. The parent kills it with SIGKILL at a random moment, restarts
-// it on the same file, and after the last cycle checks invariants 1 to 5 of
-// DESIGN.md on the file.
+// it on the same file, and after the last cycle checks invariants 1 to 5
+// (RELIABILITY.md) on the file.
 //
 // Three cycles run by default; the long variant runs more:
 //
