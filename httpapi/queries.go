@@ -251,13 +251,34 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := listPage{Items: make([]listItem, len(page.Items))}
+	lineage := wantsLineage(q)
 	for i, it := range page.Items {
+		if !lineage {
+			it.Lineage = nil
+		}
 		out.Items[i] = listItem(it)
 	}
 	if page.Next != "" {
 		out.Next = &page.Next
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// wantsLineage reports whether a list's items carry the lineage of their
+// fields: always when the query projects no fields (a whole item, as a
+// screen shows it, with the way to its sources), else only when lineage is
+// one of the fields asked for, so that a projection gives exactly what it
+// names.
+func wantsLineage(q url.Values) bool {
+	if !q.Has("fields") {
+		return true
+	}
+	for _, f := range strings.Split(q.Get("fields"), ",") {
+		if strings.TrimSpace(f) == "lineage" {
+			return true
+		}
+	}
+	return false
 }
 
 // paramError says what is wrong with one query parameter.
@@ -300,7 +321,8 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 //	prefix.F=v  the field F starts with v
 //	sort=F, -F  order by F, ascending or descending; id (unless a field)
 //	            orders by instance id, the default
-//	fields=a,b  return only these fields
+//	fields=a,b  return only these fields (and their lineage if lineage
+//	            is one of them, see wantsLineage)
 //	limit=N     1 to 1000 items (default 50)
 //	after=C     the page after the one whose next cursor was C
 //
@@ -361,8 +383,8 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			lq.Fields = []string{}
 			for _, f := range strings.Split(v, ",") {
 				f = strings.TrimSpace(f)
-				if (f == "id" || f == "seq") && !known(f) {
-					continue // every item has them
+				if (f == "id" || f == "seq" || f == "lineage") && !known(f) {
+					continue // every item has id and seq; see wantsLineage
 				}
 				if !known(f) {
 					return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q", f)}

@@ -194,6 +194,16 @@ func TestListFiltersSortsProjects(t *testing.T) {
 	if ids(views) != "[a]" || views.Items[0]["lineage"].(map[string]any)["adds"] == nil {
 		t.Fatalf("tally list %v", views.Items)
 	}
+	// A projection gives exactly what it names: the lineage of its fields
+	// only when lineage is named too.
+	views = h.list(tok, "tally", url.Values{"eq.adds": {"3"}, "fields": {"adds"}})
+	if len(views.Items) != 1 || len(views.Items[0]) != 3 || views.Items[0]["adds"] != float64(3) {
+		t.Fatalf("tally list projected to adds: %v, want id, seq and adds", views.Items)
+	}
+	views = h.list(tok, "tally", url.Values{"eq.adds": {"3"}, "fields": {"adds, lineage"}})
+	if len(views.Items) != 1 || len(views.Items[0]) != 4 || views.Items[0]["lineage"].(map[string]any)["adds"] == nil {
+		t.Fatalf("tally list projected to adds and lineage: %v", views.Items)
+	}
 
 	bad := []struct {
 		q    string
