@@ -219,16 +219,41 @@ func (s *Server) writePending(w http.ResponseWriter, id string) {
 	writeJSON(w, http.StatusAccepted, pendingView{ID: id, Status: plait.StatusPending})
 }
 
-// parseTimeout reads timeout=, a Go duration, capped at MaxWait.
+// parseTimeout reads timeout=, a Go duration such as 5s or 500ms, or a
+// plain number of seconds, capped at MaxWait.
 func parseTimeout(q url.Values) (time.Duration, *Problem) {
-	if q.Get("timeout") == "" {
+	v := q.Get("timeout")
+	if v == "" {
 		return DefaultWait, nil
 	}
-	d, err := time.ParseDuration(q.Get("timeout"))
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		// A plain number is seconds; ParseFloat's words (inf, nan) and
+		// hexadecimal forms are not numbers anyone writes here.
+		if secs, ferr := strconv.ParseFloat(v, 64); ferr == nil && numeric(v) {
+			d, err = time.Duration(min(secs, MaxWait.Seconds())*float64(time.Second)), nil
+		}
+	}
 	if err != nil || d < 0 {
-		return 0, badParam("timeout", "want a duration such as 5s or 500ms")
+		return 0, badParam("timeout", "want a duration such as 5s or 500ms, or a number of seconds")
 	}
 	return min(d, MaxWait), nil
+}
+
+// numeric reports whether v is written with digits and at most one point.
+func numeric(v string) bool {
+	digits, points := 0, 0
+	for _, c := range v {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			points++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && points <= 1
 }
 
 func badParam(param, message string) *Problem {

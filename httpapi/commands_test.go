@@ -244,8 +244,9 @@ func TestWaitThatRunsOutAnswers202(t *testing.T) {
 	if body := r.json(t); body["id"] != "w1" || body["status"] != "pending" || r.header.Get("Location") != "/commands/w1" {
 		t.Fatalf("timed-out wait: %s %v", r, r.header)
 	}
-	// The smallest timeout, too.
+	// The smallest timeout, too, and a plain number of seconds.
 	h.post(tok, "?wait=settled&timeout=1ns", add("w2", "a", 1), http.StatusAccepted)
+	h.post(tok, "?wait=settled&timeout=0.2", add("w2s", "a", 1), http.StatusAccepted)
 	// The command itself was acknowledged and decided.
 	if got := h.do("GET", "/commands/w1", tok, nil).json(t); got["status"] != "accepted" {
 		t.Fatalf("GET /commands/w1: %v", got)
@@ -325,7 +326,9 @@ func TestBadEnvelopesAre400AndStoreNothing(t *testing.T) {
 	}
 	problem(t, h.do("POST", "/commands?wait=forever", tok, add("", "a", 1)), 400, "invalid")
 	problem(t, h.do("POST", "/commands?wait=outcome&timeout=%zz", tok, add("", "a", 1)), 400, "invalid")
-	problem(t, h.do("POST", "/commands?wait=outcome&timeout=soon", tok, add("", "a", 1)), 400, "invalid")
+	for _, bad := range []string{"soon", "-1", "inf", "1e3", "0x10", "1.2.3", "."} {
+		problem(t, h.do("POST", "/commands?wait=outcome&timeout="+bad, tok, add("", "a", 1)), 400, "invalid")
+	}
 	if got := h.e.Head(); got != head {
 		t.Fatalf("head moved from %d to %d: bad input was stored", head, got)
 	}

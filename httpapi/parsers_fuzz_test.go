@@ -22,7 +22,7 @@ import (
 // key set, the client address, the route parameters and the content type.
 
 func FuzzParseTimeout(f *testing.F) {
-	for _, s := range []string{"5s", "500ms", "0", "-1s", "1h", "99999999999h", "1.5s", "5", "", "1e3s", "1s1ms", "+2s", ".5s"} {
+	for _, s := range []string{"5s", "500ms", "0", "-1s", "1h", "99999999999h", "1.5s", "5", "", "1e3s", "1s1ms", "+2s", ".5s", "0.25", "2.", "1e3", "inf"} {
 		f.Add(s, true)
 	}
 	f.Add("", false)
@@ -43,6 +43,9 @@ func FuzzParseTimeout(f *testing.F) {
 		}
 		if d < 0 || d > MaxWait || !has && d != DefaultWait {
 			t.Fatalf("timeout %q (given %v): %v", v, has, d)
+		}
+		if _, err := time.ParseDuration(v); has && err != nil && v != "" && !numeric(v) {
+			t.Fatalf("timeout %q taken as %v: neither a duration nor a number of seconds", v, d)
 		}
 	})
 }
