@@ -225,6 +225,9 @@ func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveF
 	}
 	log.Info("shutting down: no new requests; finishing those in flight")
 	api.CloseStreams()
+	// Held waits answer 202 pending a little before the drain ends, so
+	// that none is cut off without an answer; their commands are durable.
+	api.EndWaits(time.Now().Add(f.drain - min(f.drain/5, time.Second)))
 	drainCtx, cancel := context.WithTimeout(context.Background(), f.drain)
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {

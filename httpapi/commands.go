@@ -165,6 +165,7 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
+	defer context.AfterFunc(s.waitsCut, cancel)() // a shutdown ends the wait as its timeout would
 	if out == nil {
 		o, err := s.e.Await(ctx, cmd.ID)
 		if err != nil {

@@ -451,3 +451,42 @@ func TestAWholeNumberWithAFractionIsThatInteger(t *testing.T) {
 		t.Fatal("a refused command was stored")
 	}
 }
+
+// TestEndWaitsAnswersHeldWaits: at a shutdown, a wait still held when its
+// end comes answers 202 pending, as when its timeout runs out, rather than
+// being cut off without an answer when the drain ends.
+func TestEndWaitsAnswersHeldWaits(t *testing.T) {
+	gate := make(chan struct{})
+	h := start(t, gatedApp(gate), httpapi.Options{}, false)
+	t.Cleanup(func() { close(gate) })
+	tok := token(t, "ann")
+	held := make(chan reply, 1)
+	go func() { held <- h.do("POST", "/commands?wait=settled&timeout=60s", tok, add("held", "a", 1)) }()
+	// The command is decided (its reactor is held at the gate), so the
+	// request waits for its settlement.
+	deadline := time.Now().Add(5 * time.Second)
+	for h.do("GET", "/commands/held", tok, nil).status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the held command was never acknowledged")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	h.srv.EndWaits(time.Now().Add(100 * time.Millisecond))
+	select {
+	case r := <-held:
+		if r.status != http.StatusAccepted || r.json(t)["status"] != "pending" {
+			t.Fatalf("a wait ended by EndWaits: %s, want 202 pending", r)
+		}
+		if took := time.Since(start); took < 100*time.Millisecond {
+			t.Fatalf("answered after %v, before the end it was given", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held wait was not ended")
+	}
+	// A wait that starts after the end answers at once.
+	r := h.post(tok, "?wait=settled&timeout=60s", add("later", "a", 1), http.StatusAccepted)
+	if r.json(t)["status"] != "pending" {
+		t.Fatalf("a wait after EndWaits: %s", r)
+	}
+}

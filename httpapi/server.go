@@ -85,6 +85,9 @@ type Server struct {
 	origins *http.CrossOriginProtection
 	// shuttingDown makes GET /readyz answer 503; see ShuttingDown.
 	shuttingDown atomic.Bool
+	// waitsCut is done once every held wait must answer; see EndWaits.
+	waitsCut context.Context
+	cutWaits context.CancelFunc
 
 	// streamWriteTimeout bounds one write to an SSE client.
 	streamWriteTimeout time.Duration
@@ -115,7 +118,11 @@ func New(e *engine.Engine, opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	opts.Data.defaults()
+	waitsCut, cutWaits := context.WithCancel(context.Background())
 	s := &Server{
+		waitsCut: waitsCut,
+		cutWaits: cutWaits,
+
 		e:     e,
 		opts:  opts,
 		log:   opts.Logger,
@@ -223,6 +230,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answers 503, so that load balancers stop sending it requests, while
 // every request is still served as before.
 func (s *Server) ShuttingDown() { s.shuttingDown.Store(true) }
+
+// EndWaits makes every ?wait= held now or later answer by the time by,
+// 202 pending if its outcome is not known then, as when its timeout runs
+// out. A graceful shutdown calls it with a time before the end of its
+// drain, so that no held request is cut off without an answer.
+func (s *Server) EndWaits(by time.Time) {
+	time.AfterFunc(time.Until(by), s.cutWaits)
+}
 
 // CloseStreams ends every SSE stream and refuses new ones, for a graceful
 // shutdown: http.Server.Shutdown waits for handlers, and streams never end

@@ -157,7 +157,7 @@ func CustomerOrders(opts ...plait.Option[CustomerOrdersState]) *plait.Aggregate[
 		plait.WithAccess[CustomerOrdersState](InternalAccess),
 		plait.Handle(CmdSetName, func(s CustomerOrdersState, c plait.Cmd[SetName]) ([]plait.Change, error) {
 			return emitIfNewer(c.Data.Source, s.NameSource.Seq, EvtNameSet,
-				NameSet{Source: c.Data.Source, Name: c.Data.Name, OrderIDs: s.OrderIDs}, "name"), nil
+				NameSet{Source: c.Data.Source, Name: c.Data.Name, OrderIDs: orNone(s.OrderIDs)}, "name"), nil
 		}),
 		plait.Handle(CmdAddOrder, func(s CustomerOrdersState, c plait.Cmd[AddOrder]) ([]plait.Change, error) {
 			if slices.Contains(s.OrderIDs, c.Data.OrderID) {
@@ -168,7 +168,7 @@ func CustomerOrders(opts ...plait.Option[CustomerOrdersState]) *plait.Aggregate[
 			}).From(c.Data.Source, "orderIds")}, nil
 		}),
 		plait.Apply(EvtNameSet, func(s CustomerOrdersState, e NameSet) CustomerOrdersState {
-			s.Name, s.NameSource = e.Name, e.Source
+			s.Name, s.NameSource, s.OrderIDs = e.Name, e.Source, orNone(s.OrderIDs)
 			return s
 		}),
 		plait.Apply(EvtOrderAdded, func(s CustomerOrdersState, e OrderAdded) CustomerOrdersState {
@@ -228,4 +228,12 @@ func CustomerNameFanout() *plait.Reactor {
 				SetCustomerName{Source: e.Data.NameSource, CustomerName: e.Data.Name})}
 		}),
 	)
+}
+
+// orNone returns ids, or an empty list (not null in JSON) when there are none.
+func orNone(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
 }
