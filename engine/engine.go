@@ -342,7 +342,7 @@ type Receipt struct {
 }
 
 // IDRule says what a valid id is, for error messages.
-const IDRule = "want 1 to 128 letters, digits or ._:@+-"
+const IDRule = "want 1 to 128 characters: ASCII letters, digits or ._:@+-, starting with a letter or digit"
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
 

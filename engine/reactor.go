@@ -43,6 +43,9 @@ func (e *Engine) runReactor(ctx, work context.Context, r *reactorRun) {
 		if errors.Is(err, plait.ErrStopped) {
 			return
 		}
+		if err != nil && ctx.Err() != nil {
+			return // stopping: the read or the page was cut short
+		}
 		if err != nil {
 			e.log.Error("reactor failed; retrying", "reactor", r.reactor.Name(), "error", err)
 			select {
