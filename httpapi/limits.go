@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -80,11 +81,49 @@ type dataFrame struct {
 	count   int    // elements or members so far
 	key     []byte // object: the raw key of the current member, quotes included
 	wantKey bool   // object: the next string is a key
+	// names are the object's keys so far, unescaped, and named the same
+	// once the object has more than a few: to find a key given twice.
+	names [][]byte
+	named map[string]bool
+}
+
+// seen reports whether the object already has the key raw (quotes
+// included), and notes it.
+func (f *dataFrame) seen(raw []byte) bool {
+	name := raw[1 : len(raw)-1]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		var k string
+		if json.Unmarshal(raw, &k) == nil {
+			name = []byte(k)
+		}
+	}
+	if f.named != nil {
+		if f.named[string(name)] {
+			return true
+		}
+		f.named[string(name)] = true
+		return false
+	}
+	for _, n := range f.names {
+		if bytes.Equal(n, name) {
+			return true
+		}
+	}
+	f.names = append(f.names, name)
+	if len(f.names) > 16 {
+		f.named = make(map[string]bool, 2*len(f.names))
+		for _, n := range f.names {
+			f.named[string(n)] = true
+		}
+		f.names = nil
+	}
+	return false
 }
 
 // checkData checks JSON data, already known to be valid JSON, against the
-// limits and for escapes no store can hold (a lone UTF-16 surrogate). It
-// returns nil or the problem: 413 for a limit, 400 for a bad escape.
+// limits, for escapes no store can hold (a lone UTF-16 surrogate) and for
+// a key given twice in one object. It returns nil or the problem: 413 for
+// a limit, 400 for the others.
 func checkData(data []byte, lim DataLimits) *Problem {
 	var stack []dataFrame
 	// element counts a value starting in the innermost container.
@@ -138,6 +177,13 @@ func checkData(data []byte, lim DataLimits) *Problem {
 				if f.count > lim.MaxFields {
 					return limitProblem(dataPath(stack[:k-1]), CodeTooLarge,
 						fmt.Sprintf("an object has more than %d members", lim.MaxFields))
+				}
+				if !bad && f.seen(raw) {
+					// Parsers differ on which of the two counts: refused,
+					// the data means one thing everywhere.
+					path := dataPath(stack)
+					return newProblem(http.StatusBadRequest, slugInvalidCommand, dataDetail(path, "a key given twice"),
+						plait.FieldError{Path: path, Code: CodeDuplicateField, Message: "this key is given twice in its object"})
 				}
 			} else if p := element(); p != nil {
 				return p

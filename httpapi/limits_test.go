@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +54,11 @@ func TestCheckDataNamesTheValueOverTheLimit(t *testing.T) {
 		{`"\ud83d"`, "", CodeInvalidData, 400},
 		{`  true `, "", "", 0},
 		{`null`, "", "", 0},
+		{`{"a":1,"a":2}`, "a", CodeDuplicateField, 400},
+		{`{"a":1,"\u0061":2}`, "a", CodeDuplicateField, 400}, // the same key, escaped
+		{`{"o":{"a":1,"b":{"a":1},"a":3}}`, "o.a", CodeDuplicateField, 400},
+		{`{"a":{"a":1},"b":[{"a":1},{"a":2}]}`, "", "", 0}, // the same key in other objects
+		{`{"a":1,"A":2,"a ":3}`, "", "", 0},
 	} {
 		p := checkData([]byte(c.data), lim)
 		switch {
@@ -62,6 +68,28 @@ func TestCheckDataNamesTheValueOverTheLimit(t *testing.T) {
 			t.Errorf("%s: nil, want %s at %s", c.data, c.code, c.path)
 		case p != nil && (p.Status != c.status || len(p.Errors) != 1 || p.Errors[0].Path != c.path || p.Errors[0].Code != c.code || p.Errors[0].Message == ""):
 			t.Errorf("%s: %+v, want %d %s at %s", c.data, p, c.status, c.code, c.path)
+		}
+	}
+}
+
+// TestCheckDataFindsAKeyGivenTwiceInABigObject: past a few keys an object's
+// keys are kept in a set; a key given twice is still found.
+func TestCheckDataFindsAKeyGivenTwiceInABigObject(t *testing.T) {
+	var lim DataLimits
+	lim.defaults()
+	var b strings.Builder
+	b.WriteString(`{`)
+	for i := range 40 {
+		fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+	}
+	ok := b.String() + `"last":0}`
+	if p := checkData([]byte(ok), lim); p != nil {
+		t.Fatalf("40 keys, none twice: %+v", p)
+	}
+	for _, dup := range []string{"k0", "k16", "k17", "k39"} {
+		p := checkData([]byte(b.String()+`"`+dup+`":0}`), lim)
+		if p == nil || p.Status != 400 || p.Errors[0].Code != CodeDuplicateField || p.Errors[0].Path != dup {
+			t.Errorf("%s given twice among 41 keys: %+v", dup, p)
 		}
 	}
 }
@@ -98,7 +126,7 @@ func TestDecodeEnvelopeRefusesBadUTF8AndLongEnvelopeStrings(t *testing.T) {
 // largest string and key in bytes, array, object, depth and number.
 type measured struct {
 	str, arr, fields, depth, num int
-	outOfRange                   bool
+	outOfRange, dupKey           bool
 }
 
 func measure(data []byte) (measured, error) {
@@ -109,6 +137,7 @@ func measure(data []byte) (measured, error) {
 		array   bool
 		n       int
 		wantKey bool
+		keys    map[string]bool
 	}
 	var stack []frame
 	for {
@@ -145,7 +174,14 @@ func measure(data []byte) (measured, error) {
 			}
 		case string:
 			m.str = max(m.str, len(v))
-			_ = isKey
+			if isKey {
+				f := &stack[len(stack)-1]
+				if f.keys == nil {
+					f.keys = map[string]bool{}
+				}
+				m.dupKey = m.dupKey || f.keys[v]
+				f.keys[v] = true
+			}
 		case json.Number:
 			m.num = max(m.num, len(v))
 			if _, err := strconv.ParseFloat(string(v), 64); err != nil {
@@ -180,6 +216,9 @@ func FuzzCheckData(f *testing.F) {
 			m.depth > lim.MaxDepth || m.num > lim.MaxNumber || m.outOfRange
 		p := checkData(data, lim)
 		if p == nil {
+			if m.dupKey {
+				t.Fatalf("%q passed though an object has a key twice", data)
+			}
 			if over {
 				t.Fatalf("%q passed limits %+v though it measures %+v", data, lim, m)
 			}
@@ -196,6 +235,10 @@ func FuzzCheckData(f *testing.F) {
 		case CodeInvalidData:
 			if p.Status != 400 || !loneSurrogate.Match(data) {
 				t.Fatalf("%q refused as a lone surrogate: %+v", data, p)
+			}
+		case CodeDuplicateField:
+			if p.Status != 400 || !m.dupKey {
+				t.Fatalf("%q refused for a key given twice: %+v", data, p)
 			}
 		default:
 			t.Fatalf("%q: code %q", data, p.Errors[0].Code)

@@ -36,6 +36,11 @@ func (s *Server) instance(w http.ResponseWriter, r *http.Request) (engine.Instan
 		writeProblem(w, p)
 		return engine.Instance{}, false
 	}
+	return s.instanceFor(w, r, user)
+}
+
+// instanceFor is instance for a user already authenticated.
+func (s *Server) instanceFor(w http.ResponseWriter, r *http.Request, user plait.User) (engine.Instance, bool) {
 	typ, id := r.PathValue("type"), r.PathValue("id")
 	notFound := newProblem(http.StatusNotFound, slugNotFound, fmt.Sprintf("no %s %q", typ, id))
 	def, ok := s.defs[typ]
@@ -106,10 +111,12 @@ const (
 // getEvents is GET /aggregates/{type}/{id}/events?after=N&limit=M: the
 // instance's events after seq N, in seq order, as a bare array.
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
-	inst, ok := s.instance(w, r)
-	if !ok {
+	user, p := s.user(r, headerOnly)
+	if p != nil {
+		writeProblem(w, p)
 		return
 	}
+	// Bad parameters are told before whether the instance exists.
 	q, p := query(r)
 	if p != nil {
 		writeProblem(w, p)
@@ -131,6 +138,10 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		limit = n
+	}
+	inst, ok := s.instanceFor(w, r, user)
+	if !ok {
+		return
 	}
 	evs, err := s.e.Events(r.Context(), inst.Type, inst.ID, after, limit)
 	if err != nil {

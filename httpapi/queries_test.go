@@ -98,6 +98,8 @@ func TestEventsPaging(t *testing.T) {
 	}
 	for _, q := range []string{"?after=-1", "?after=x", "?limit=0", "?limit=1001", "?limit=two"} {
 		problem(t, h.do("GET", "/aggregates/counter/a/events"+q, tok, nil), http.StatusBadRequest, "invalid")
+		// A bad request is bad whether or not the instance exists.
+		problem(t, h.do("GET", "/aggregates/counter/none/events"+q, tok, nil), http.StatusBadRequest, "invalid")
 	}
 	problem(t, h.do("GET", "/aggregates/counter/none/events", tok, nil), http.StatusNotFound, "")
 }
