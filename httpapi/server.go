@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -43,6 +44,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Ready is an extra readiness check for GET /readyz.
 	Ready func(ctx context.Context) error
+	// CatchUpGrace is how long the oldest feed item a subscription has
+	// yet to handle may wait before GET /readyz says the server is not
+	// ready (default DefaultCatchUpGrace). A burst that puts a reactor
+	// behind for a moment does not take the server out of a balancer; a
+	// reactor that is hours behind, after a restart, does.
+	CatchUpGrace time.Duration
 	// Heartbeat is how long an SSE stream stays silent before it sends a
 	// comment to keep proxies from closing it (default 15s).
 	Heartbeat time.Duration
@@ -59,10 +66,11 @@ type Options struct {
 
 // The defaults and bounds of the options and query parameters.
 const (
-	DefaultMaxBody   = 1 << 20
-	DefaultHeartbeat = 15 * time.Second
-	DefaultWait      = 10 * time.Second // how long ?wait= holds without timeout=
-	MaxWait          = 60 * time.Second // the longest timeout= honoured
+	DefaultMaxBody      = 1 << 20
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultCatchUpGrace = 5 * time.Second
+	DefaultWait         = 10 * time.Second // how long ?wait= holds without timeout=
+	MaxWait             = 60 * time.Second // the longest timeout= honoured
 	// streamWriteTimeout is how long one write to an SSE client may block
 	// before the client is cut loose.
 	streamWriteTimeout = 20 * time.Second
@@ -113,6 +121,9 @@ func New(e *engine.Engine, opts Options) *Server {
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.CatchUpGrace <= 0 {
+		opts.CatchUpGrace = DefaultCatchUpGrace
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -311,7 +322,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz answers 200 when the engine runs, its storage answers, every
-// subscription is caught up within readyLag and opts.Ready agrees.
+// subscription is caught up (within readyLag positions, or else handling
+// items that have waited less than opts.CatchUpGrace) and opts.Ready
+// agrees.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	notReady := func(detail string) {
 		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, detail))
@@ -332,9 +345,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	st := s.e.Stats()
 	for _, sub := range st.Subscriptions {
-		if lag := st.Head - sub.Position; lag > readyLag {
-			notReady(sub.Name + " is catching up: " + itoa64(lag) + " positions behind")
+		lag := st.Head - sub.Position
+		if lag <= readyLag {
+			continue
+		}
+		next, err := s.e.ReadFeed(ctx, sub.Position, 1)
+		if err != nil {
+			notReady("storage does not answer: " + err.Error())
 			return
+		}
+		if len(next) == 1 {
+			if waited := time.Since(itemTime(next[0])); waited > s.opts.CatchUpGrace {
+				notReady(fmt.Sprintf("%s is catching up: %d positions behind, the next waiting for %s", sub.Name, lag, waited.Round(time.Second)))
+				return
+			}
 		}
 	}
 	if s.opts.Ready != nil {
@@ -398,4 +422,15 @@ func (p *probeWriter) WriteHeader(code int) {
 func (p *probeWriter) Write(b []byte) (int, error) {
 	p.WriteHeader(http.StatusOK)
 	return len(b), nil
+}
+
+// itemTime is when a feed item's command was taken.
+func itemTime(it engine.Item) time.Time {
+	switch {
+	case it.Event != nil:
+		return it.Event.At
+	case it.Outcome != nil:
+		return it.Outcome.Command.At
+	}
+	return time.Time{}
 }

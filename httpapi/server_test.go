@@ -3,10 +3,15 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/httpapi"
@@ -112,4 +117,54 @@ func TestWebFiles(t *testing.T) {
 	problem(t, h.do("POST", "/", "", "{}"), http.StatusNotFound, "")
 	// The API still wins over the files.
 	problem(t, h.do("GET", "/commands/x", "", nil), http.StatusUnauthorized, "")
+}
+
+// TestReadyWhileAReactorCatchesUpWithinItsGrace: a burst can put a reactor
+// more than a few positions behind for a moment, which must not take the
+// server out of a balancer; a reactor whose next item has waited longer
+// than the grace is catching up, and the server is not ready.
+func TestReadyWhileAReactorCatchesUpWithinItsGrace(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	h := start(t, gatedApp(gate), httpapi.Options{CatchUpGrace: time.Hour}, false)
+	t.Cleanup(open)
+	impatient := httptest.NewServer(httpapi.New(h.e, httpapi.Options{CatchUpGrace: time.Nanosecond}))
+	defer impatient.Close()
+	readyz := func(base string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	tok := token(t, "ann")
+	// The reactor holds on the first add: every position after it waits.
+	for i := range 600 {
+		h.post(tok, "", add(fmt.Sprintf("b%d", i), fmt.Sprintf("k%d", i%20), 1), http.StatusAccepted)
+	}
+	if lag := h.e.Head() - h.e.Subscriptions()[0].Position; lag < 1100 {
+		t.Fatalf("the reactor is %d positions behind; the test wants more than the lag allowed", lag)
+	}
+	if code, body := readyz(h.ts.URL); code != http.StatusOK {
+		t.Fatalf("behind for less than its grace: %d %s, want 200", code, body)
+	}
+	if code, body := readyz(impatient.URL); code != http.StatusServiceUnavailable || !strings.Contains(body, "gatekeeper is catching up") {
+		t.Fatalf("behind for longer than its grace: %d %s, want 503", code, body)
+	}
+	open()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := readyz(impatient.URL)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reactor never caught up: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
