@@ -96,7 +96,7 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	fs.Visit(func(fl *flag.Flag) { f.rateSet = f.rateSet || fl.Name == "rate-ip" || fl.Name == "rate-user" })
+	f.rateSet = given(fs, "rate-ip") || given(fs, "rate-user")
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
