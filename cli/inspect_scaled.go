@@ -42,7 +42,8 @@ func runInspectScaled(ctx context.Context, app plait.App, sc inspectScaledFlags,
 		return usageError{errors.New("--kafka and --postgres go together")}
 	}
 	brokers := splitBrokers(sc.kafka)
-	st, err := postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema})
+	// Read-only: a mistyped --pg-schema must say so, not make an empty store.
+	st, err := postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("open the PostgreSQL store: %w", err)
 	}

@@ -3,9 +3,17 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/plaithq/plait/store/postgres/pgtest"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -81,5 +89,32 @@ func TestInspectLagCountsTheEventsAReactorHasStillToHandle(t *testing.T) {
 	_, out, _ = runCLI(t, "inspect", "--data", data)
 	if got := lag(out, "reactor:orderListFeed"); got != "6 1" {
 		t.Errorf("orderListFeed at 6: checkpoint and lag %q, want 6 1 (shipped)\n%s", got, out)
+	}
+}
+
+// TestScaledInspectMakesNothing: inspect only reads. A --pg-schema that
+// holds no store (mistyped) is an error, and is not created.
+func TestScaledInspectMakesNothing(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	url := pgtest.URL(t)
+	schema := fmt.Sprintf("plait_absent_%d", time.Now().UnixNano())
+	code, _, stderr := runCLI(t, "inspect", "--kafka", strings.Join(kc.ListenAddrs(), ","), "--postgres", url, "--pg-schema", schema)
+	if code != 1 || !strings.Contains(stderr, "holds no Plait store") {
+		t.Fatalf("inspect of a schema with no store: exit %d, %s", code, stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1`, schema).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("inspect made schema %s (%d, %v)", schema, n, err)
 	}
 }
