@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +118,47 @@ func TestScaledInspectMakesNothing(t *testing.T) {
 	var n int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1`, schema).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("inspect made schema %s (%d, %v)", schema, n, err)
+	}
+}
+
+// TestScaledServeGivesUpOnASilentDatabase: a PostgreSQL (or Kafka) that
+// takes the connection and never answers makes serve fail after
+// --start-timeout, not hang.
+func TestScaledServeGivesUpOnASilentDatabase(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	start := time.Now()
+	code, _, stderr := runCLI(t, "serve", "--addr", "127.0.0.1:0", "--kafka", strings.Join(kc.ListenAddrs(), ","),
+		"--postgres", "postgres://postgres@"+silent.Addr().String()+"/test?sslmode=disable", "--start-timeout", "1s")
+	if took := time.Since(start); code != 1 || !strings.Contains(stderr, "no answer within --start-timeout 1s") || took > 10*time.Second {
+		t.Fatalf("serve on a silent PostgreSQL: exit %d after %v, %s", code, took, stderr)
 	}
 }

@@ -33,6 +33,7 @@ type scaledFlags struct {
 	replication    int
 	retention      time.Duration
 	sessionTimeout time.Duration
+	startTimeout   time.Duration
 }
 
 func (s *scaledFlags) register(fs *flag.FlagSet) {
@@ -46,6 +47,7 @@ func (s *scaledFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.replication, "replication", -1, "replication factor of the topics created when missing (-1: the brokers' default)")
 	fs.DurationVar(&s.retention, "retention", 0, "retention of the topics created when missing (0: the brokers' default; negative: forever)")
 	fs.DurationVar(&s.sessionTimeout, "session-timeout", 0, "how long the consumer group waits for a silent instance before moving its partitions (default 45s)")
+	fs.DurationVar(&s.startTimeout, "start-timeout", 30*time.Second, "how long to wait at start for PostgreSQL and Kafka to answer (the store's schema, the topics) before giving up")
 }
 
 // set reports whether the scaled-out deployment was asked for.
@@ -77,28 +79,42 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 	if sc.replication < -1 || sc.replication == 0 || sc.replication > 1<<15-1 {
 		return usageError{fmt.Errorf("--replication %d: want -1 or at least 1", sc.replication)}
 	}
+	if sc.startTimeout <= 0 {
+		return usageError{fmt.Errorf("--start-timeout %s: want more than 0", sc.startTimeout)}
+	}
 	brokers := splitBrokers(sc.kafka)
-	st, err := postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema})
+	// A database or broker that takes the connection and never answers
+	// must not hold the start for minutes, listening and serving nothing.
+	start, cancelStart := context.WithTimeout(ctx, sc.startTimeout)
+	defer cancelStart()
+	late := func(what string, err error) error {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("%s: no answer within --start-timeout %s: %w", what, sc.startTimeout, err)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	st, err := postgres.Open(start, sc.postgres, postgres.Options{Schema: sc.schema})
 	if err != nil {
-		return fmt.Errorf("open the PostgreSQL store: %w", err)
+		return late("open the PostgreSQL store", err)
 	}
 	defer st.Close()
-	if err := st.EnsureIndexes(ctx, app.Aggregates); err != nil {
-		return fmt.Errorf("create indexes: %w", err)
+	if err := st.EnsureIndexes(start, app.Aggregates); err != nil {
+		return late("create indexes", err)
 	}
-	klog, err := kafka.New(ctx, app, kafka.Options{
+	klog, err := kafka.New(start, app, kafka.Options{
 		Brokers: brokers, Prefix: sc.topicPrefix, Group: sc.group,
 		Partitions: int32(sc.partitions), Replication: int16(sc.replication), Retention: sc.retention,
 		Offsets: st, SessionTimeout: sc.sessionTimeout, Logger: log,
 	})
 	if err != nil {
-		return fmt.Errorf("open the Kafka log: %w", err)
+		return late("open the Kafka log", err)
 	}
 	defer klog.Close()
-	sources, err := eventSources(ctx, app, st, sc.eventsSchemas)
+	sources, err := eventSources(start, app, st, sc.eventsSchemas)
 	if err != nil {
-		return err
+		return late("open the events schemas", err)
 	}
+	cancelStart()
 	e, err := engine.New(app, st, engine.Options{Logger: log, CommandLog: klog, ReactFromLog: true, TracerProvider: f.tracer, EventSources: sources})
 	if err != nil {
 		return err
