@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/examples/orderdesk"
 )
 
@@ -156,5 +158,37 @@ func TestReplayGoesThroughTheRunningServer(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "orderdesk.db")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestALockedDataDirectorySaysWhoHoldsIt: a server records its address in
+// the lock; a process that holds it without one (an offline replay, a
+// server starting) is named as such, and replay does not try to rebuild
+// through an empty address.
+func TestALockedDataDirectorySaysWhoHoldsIt(t *testing.T) {
+	data := t.TempDir()
+	sf := storeFlags{data: data, synchronous: "NORMAL"}
+	if err := sf.withEngine(context.Background(), orderdesk.App(), io.Discard, func(*engine.Engine) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := lockData(data, orderdesk.App().Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.release()
+	code, _, stderr := runCLI(t, "serve", "--addr", "127.0.0.1:0", "--data", data)
+	if code != 1 || !strings.Contains(stderr, "in use by another plait process") {
+		t.Fatalf("serve on a held directory: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr := runCLI(t, "replay", "--view", "orderList", "--data", data)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "another plait process") || !strings.Contains(stderr, "try again once it is done") {
+		t.Fatalf("replay on a held directory: exit %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
+	if err := lock.advertise("http://127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI(t, "serve", "--addr", "127.0.0.1:0", "--data", data)
+	if code != 1 || !strings.Contains(stderr, "in use by a running server (http://127.0.0.1:1): stop it first") {
+		t.Fatalf("serve on a served directory: exit %d, %s", code, stderr)
 	}
 }

@@ -37,10 +37,10 @@ func runForget(ctx context.Context, prog program, args []string, stdout, stderr 
 	if err := sf.existing(app); err != nil {
 		return err
 	}
-	lock, base, err := lockData(sf.data, app.Name)
-	if errors.Is(err, errLocked) {
+	lock, err := lockData(sf.data, app.Name)
+	if base, locked := lockedBy(err); locked {
 		if base == "" {
-			return fmt.Errorf("%w, which did not record its address: use --server", err)
+			return fmt.Errorf("%w: try again once it is done, or use --server", err)
 		}
 		fmt.Fprintf(stdout, "a server runs on this data directory: forgetting through %s\n", base)
 		return forgetRemote(ctx, base, subject, tokenOr(*token), stdout)

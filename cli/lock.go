@@ -16,29 +16,48 @@ type dataLock struct {
 	f *os.File
 }
 
-// errLocked means another process serves the data directory.
-var errLocked = errors.New("the data directory is in use by a running server")
+// lockedError means another process holds the data directory: a server,
+// at url, or when url is empty a command working on the files themselves
+// (an offline replay or forget) or a server still starting.
+type lockedError struct{ url string }
+
+func (e *lockedError) Error() string {
+	if e.url == "" {
+		return "the data directory is in use by another plait process (an offline replay or forget, or a server still starting)"
+	}
+	return "the data directory is in use by a running server (" + e.url + ")"
+}
+
+// lockedBy returns the address of the server that holds the data
+// directory, "" if none recorded one, and whether err is a lockedError.
+func lockedBy(err error) (url string, locked bool) {
+	var le *lockedError
+	if errors.As(err, &le) {
+		return le.url, true
+	}
+	return "", false
+}
 
 // lockData takes the lock of app's data directory. When another process
-// holds it, it returns errLocked and that process's base URL.
-func lockData(dir, app string) (*dataLock, string, error) {
+// holds it, it returns a *lockedError with that process's base URL.
+func lockData(dir, app string) (*dataLock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", fmt.Errorf("create data directory: %w", err)
+		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dir, app+".lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, "", fmt.Errorf("open lock: %w", err)
+		return nil, fmt.Errorf("open lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, strings.TrimSpace(string(b)), errLocked
+			return nil, &lockedError{url: strings.TrimSpace(string(b))}
 		}
-		return nil, "", fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return &dataLock{f: f}, "", nil
+	return &dataLock{f: f}, nil
 }
 
 // advertise records the server's base URL in the lock file.

@@ -51,11 +51,14 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 	if err := sf.existing(app); err != nil {
 		return err
 	}
-	lock, url, err := lockData(sf.data, app.Name)
-	if errors.Is(err, errLocked) && *aggregate != "" {
-		return fmt.Errorf("%w (%s): stop it first to replay an aggregate type", err, url)
-	}
-	if errors.Is(err, errLocked) {
+	lock, err := lockData(sf.data, app.Name)
+	if url, locked := lockedBy(err); locked {
+		switch {
+		case *aggregate != "":
+			return fmt.Errorf("%w: stop it first to replay an aggregate type", err)
+		case url == "":
+			return fmt.Errorf("%w: try again once it is done, or use --server", err)
+		}
 		fmt.Fprintf(stdout, "a server runs on this data directory: rebuilding through %s\n", url)
 		return replayRemote(ctx, url, *view, tokenOr(*token), stdout)
 	}

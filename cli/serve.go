@@ -139,9 +139,9 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return runScaled(ctx, prog, sc, f, ln, auth, log, stdout)
 	}
 
-	lock, url, err := lockData(sf.data, app.Name)
-	if errors.Is(err, errLocked) {
-		return fmt.Errorf("%w (%s): stop it first", err, url)
+	lock, err := lockData(sf.data, app.Name)
+	if _, locked := lockedBy(err); locked {
+		return fmt.Errorf("%w: stop it first", err)
 	}
 	if err != nil {
 		return err
