@@ -34,9 +34,21 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"replay", "--view", "orderList", "--kafka", "127.0.0.1:9092", "--postgres", "postgres://127.0.0.1/test"},
 		{"serve", "--addr", "0.0.0.0:0", "--data", t.TempDir()},
 		{"serve", "--jwt-secret", "short", "--data", t.TempDir()},
+		{"serve", "--addr", "18303", "--data", t.TempDir()},
+		{"serve", "--addr", "127.0.0.1", "--data", t.TempDir()},
+		{"serve", "--data", ""},
+		{"serve", "--max-body", "0", "--data", t.TempDir()},
+		{"serve", "--synchronous", "bogus", "--data", filepath.Join(t.TempDir(), "never")},
+		{"replay", "--view", "orderList", "--data", ""},
+		{"inspect", "--synchronous", "sometimes", "--data", t.TempDir()},
 	} {
 		if code, _, stderr := runCLI(t, args...); code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, " help')") && !strings.Contains(stderr, " --help')") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a message of one line pointing to the help", args, code, stderr)
+		}
+		if d := args[len(args)-1]; strings.HasSuffix(d, "never") {
+			if _, err := os.Stat(d); err == nil {
+				t.Errorf("%v: made %s before refusing the flags", args, d)
+			}
 		}
 	}
 	// help, and --help without a command, list the commands on stdout.
@@ -190,5 +202,23 @@ func TestALockedDataDirectorySaysWhoHoldsIt(t *testing.T) {
 	code, _, stderr = runCLI(t, "serve", "--addr", "127.0.0.1:0", "--data", data)
 	if code != 1 || !strings.Contains(stderr, "in use by a running server (http://127.0.0.1:1): stop it first") {
 		t.Fatalf("serve on a served directory: exit %d, %s", code, stderr)
+	}
+}
+
+func TestServerURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080":           "http://127.0.0.1:8080",
+		"http://127.0.0.1:8080/":   "http://127.0.0.1:8080",
+		"https://desk.example/app": "https://desk.example/app",
+		"localhost:1":              "http://localhost:1",
+	} {
+		if got, err := serverURL(in); err != nil || got != want {
+			t.Errorf("serverURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "ftp://h:1", "http://", "h:1?x=1", "http://h:1/#f"} {
+		if got, err := serverURL(bad); err == nil {
+			t.Errorf("serverURL(%q) = %q, want a usage error", bad, got)
+		}
 	}
 }

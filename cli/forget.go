@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strings"
 
 	"github.com/plaithq/plait/engine"
 )
@@ -27,12 +26,19 @@ func runForget(ctx context.Context, prog program, args []string, stdout, stderr 
 	if err := parseWithArgs(fs, args); err != nil {
 		return err
 	}
+	if err := sf.check(); err != nil {
+		return err
+	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
 		return usageError{errors.New("want one SUBJECT, after the flags")}
 	}
 	subject := fs.Arg(0)
 	if *server != "" {
-		return forgetRemote(ctx, strings.TrimRight(*server, "/"), subject, tokenOr(*token), stdout)
+		base, err := serverURL(*server)
+		if err != nil {
+			return err
+		}
+		return forgetRemote(ctx, base, subject, tokenOr(*token), stdout)
 	}
 	if err := sf.existing(app); err != nil {
 		return err

@@ -20,6 +20,9 @@ func runInspect(ctx context.Context, prog program, args []string, stdout, stderr
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := sf.check(); err != nil {
+		return err
+	}
 	if sc.set() {
 		return runInspectScaled(ctx, app, sc, stdout)
 	}

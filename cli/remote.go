@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/plaithq/plait/engine"
@@ -44,6 +46,19 @@ func postAdmin(ctx context.Context, url, token string) (*http.Response, error) {
 		return nil, fmt.Errorf("the server answered %s: %s", resp.Status, p.Detail)
 	}
 	return resp, nil
+}
+
+// serverURL is the base URL --server gives: http:// is assumed when it
+// names no scheme.
+func serverURL(server string) (string, error) {
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	u, err := url.Parse(strings.TrimRight(server, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", usageError{fmt.Errorf("--server %q: want the server's base URL, such as http://127.0.0.1:8080", strings.TrimPrefix(server, "http://"))}
+	}
+	return u.String(), nil
 }
 
 // replayRemote asks the server at base to rebuild view, printing the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/plaithq/plait/engine"
 )
@@ -24,6 +23,9 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 	kafkaFlag := fs.String("kafka", "", "not taken: scaled out, give --server")
 	postgresFlag := fs.String("postgres", "", "not taken: scaled out, give --server")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := sf.check(); err != nil {
 		return err
 	}
 	switch {
@@ -46,7 +48,11 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 		if *aggregate != "" {
 			return usageError{errors.New("--aggregate runs on the data directory, not through --server")}
 		}
-		return replayRemote(ctx, strings.TrimRight(*server, "/"), *view, tokenOr(*token), stdout)
+		base, err := serverURL(*server)
+		if err != nil {
+			return err
+		}
+		return replayRemote(ctx, base, *view, tokenOr(*token), stdout)
 	}
 	if err := sf.existing(app); err != nil {
 		return err

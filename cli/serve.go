@@ -97,6 +97,17 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return err
 	}
 	f.rateSet = given(fs, "rate-ip") || given(fs, "rate-user")
+	if _, _, err := net.SplitHostPort(f.addr); err != nil {
+		return usageError{fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", f.addr)}
+	}
+	if !sc.set() {
+		if err := sf.check(); err != nil {
+			return err
+		}
+	}
+	if f.maxBody < 1 {
+		return usageError{fmt.Errorf("--max-body %d: want at least 1 byte", f.maxBody)}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}

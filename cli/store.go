@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -25,6 +26,18 @@ type storeFlags struct {
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.data, "data", "./plait-data", "directory of the embedded store; the SQLite file is `DIR`/APP.db")
 	fs.StringVar(&s.synchronous, "synchronous", "FULL", "SQLite synchronous mode: FULL survives power loss, NORMAL only a process crash")
+}
+
+// check refuses flag values that cannot work, before anything is touched.
+func (s *storeFlags) check() error {
+	if s.data == "" {
+		return usageError{errors.New("--data: want a directory")}
+	}
+	switch strings.ToUpper(s.synchronous) {
+	case "FULL", "NORMAL", "EXTRA", "OFF":
+		return nil
+	}
+	return usageError{fmt.Errorf("--synchronous %q: want FULL, NORMAL, EXTRA or OFF", s.synchronous)}
 }
 
 // path is the SQLite file of app.
