@@ -87,8 +87,12 @@ func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option)
 		name, args = args[0], args[1:]
 	}
 	if name == "help" {
-		usage(app, stdout)
-		return 0
+		if len(args) == 1 && args[0] != "help" { // plait help serve is plait serve --help
+			name, args = args[0], []string{"--help"}
+		} else {
+			usage(app, stdout)
+			return 0
+		}
 	}
 	for _, c := range commands {
 		if c.name != name {

@@ -71,6 +71,13 @@ func TestEveryCommandPrintsItsUsageOnce(t *testing.T) {
 	if _, out, _ := runCLI(t, "forget", "--help"); !strings.HasPrefix(out, "Usage: plait forget [flags] SUBJECT\n") {
 		t.Errorf("forget --help:\n%s", out)
 	}
+	// help COMMAND is COMMAND --help.
+	if code, out, _ := runCLI(t, "help", "serve"); code != 0 || !strings.HasPrefix(out, "Usage: plait serve [flags]") || !strings.Contains(out, "-addr") {
+		t.Errorf("help serve: exit %d:\n%s", code, out)
+	}
+	if code, _, stderr := runCLI(t, "help", "bogus"); code != 2 || !strings.Contains(stderr, `unknown command "bogus"`) {
+		t.Errorf("help bogus: exit %d, %s", code, stderr)
+	}
 }
 
 // TestCommandsOnAStoreCreateNone: inspect, replay and forget read or change
@@ -219,6 +226,19 @@ func TestServerURL(t *testing.T) {
 	for _, bad := range []string{"", "ftp://h:1", "http://", "h:1?x=1", "http://h:1/#f"} {
 		if got, err := serverURL(bad); err == nil {
 			t.Errorf("serverURL(%q) = %q, want a usage error", bad, got)
+		}
+	}
+}
+
+func TestRelativePathsReadAsPaths(t *testing.T) {
+	for in, want := range map[string]string{
+		"plait-data/orderdesk.db": "./plait-data/orderdesk.db",
+		"./x/orderdesk.db":        "./x/orderdesk.db",
+		"../x/orderdesk.db":       "../x/orderdesk.db",
+		"/var/lib/plait/desk.db":  "/var/lib/plait/desk.db",
+	} {
+		if got := relative(in); got != want {
+			t.Errorf("relative(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -169,7 +170,7 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return err
 	}
 	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: prog.web, Logger: log}, f, ln, lock, log, stdout,
-		fmt.Sprintf("embedded store %s", sf.path(app)))
+		fmt.Sprintf("embedded store %s", relative(sf.path(app))))
 }
 
 // serve runs the engine and its HTTP server on ln, the caller's to close,
@@ -284,4 +285,13 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// relative writes a relative path as one starting with ./, as a user types
+// it, so that the path reads as a path.
+func relative(path string) string {
+	if filepath.IsAbs(path) || strings.HasPrefix(path, ".") {
+		return path
+	}
+	return "." + string(filepath.Separator) + path
 }
