@@ -51,6 +51,9 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 			}
 		}
 	}
+	if _, _, stderr := runCLI(t, "replay", "--view", "nope"); !strings.Contains(stderr, "(its views: orderList, customerOrders)") {
+		t.Errorf("replay --view nope: %q, want the views listed", stderr)
+	}
 	// help, and --help without a command, list the commands on stdout.
 	for _, help := range []string{"help", "--help", "-h"} {
 		if code, out, _ := runCLI(t, help); code != 0 || !strings.Contains(out, "replay") || !strings.Contains(out, "inspect") {

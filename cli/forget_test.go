@@ -91,6 +91,9 @@ func TestForgetGoesThroughTheRunningServer(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, %q; want 1 and %s", c.args, code, stderr, c.want)
 		}
+		if hinted := strings.Contains(stderr, "--token or $PLAIT_TOKEN"); hinted != (c.want == "401" || c.want == "403") {
+			t.Errorf("%v: %q; want a pointer to --token on 401 and 403 only", c.args, stderr)
+		}
 	}
 	if s := do("GET", "/aggregates/customer/c1", ""); !strings.Contains(s, "ann.forgetcli@example.com") {
 		t.Fatalf("c1 after refused forgets: %s", s)

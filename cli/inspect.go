@@ -12,7 +12,7 @@ import (
 
 func runInspect(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
 	app := prog.app
-	fs := flags("inspect", "Shows the store's log head, each aggregate type's instances, and each subscription's checkpoint and lag (embedded: the events of its types after its checkpoint, up to the head).\nWith --kafka and --postgres, the scaled-out deployment's (lag: the positions behind the head): also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stdout)
+	fs := flags("inspect", "Shows the store's log head, its streams (each aggregate type's instances and events), and each subscription's checkpoint and lag (embedded: the events of its types after its checkpoint, up to the head).\nWith --kafka and --postgres, the scaled-out deployment's (lag: the positions behind the head): also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	var sc inspectScaledFlags
@@ -88,11 +88,12 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// printAggregates writes the table of the application's aggregate types,
-// with the instances and events count gives for each, and a blank line.
+// printAggregates writes the table of the application's streams, one per
+// aggregate type, with the instances and events count gives for each, and
+// a blank line.
 func printAggregates(w io.Writer, app plait.App, count func(typ string) (instances, events int64)) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGGREGATE TYPE\tKIND\tINSTANCES\tEVENTS")
+	fmt.Fprintln(tw, "STREAM (AGGREGATE TYPE)\tKIND\tINSTANCES\tEVENTS")
 	for _, d := range app.Aggregates {
 		kind := "aggregate"
 		if d.Settings().View {

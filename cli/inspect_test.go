@@ -70,6 +70,12 @@ func TestInspectLagCountsTheEventsAReactorHasStillToHandle(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^log head\s+10$`).MatchString(out) {
 		t.Fatalf("inspect, want log head 10 (5 commands and their events):\n%s", out)
 	}
+	// Streams, subscriptions, checkpoints and lag.
+	if !regexp.MustCompile(`(?m)^STREAM \(AGGREGATE TYPE\)\s+KIND\s+INSTANCES\s+EVENTS$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^order\s+aggregate\s+2\s+3$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^SUBSCRIPTION\s+CHECKPOINT\s+LAG$`).MatchString(out) {
+		t.Fatalf("inspect, want the tables of streams and subscriptions:\n%s", out)
+	}
 	// orderListFeed consumes created, placed twice and shipped.
 	if got := lag(out, "reactor:orderListFeed"); got != "0 4" {
 		t.Errorf("orderListFeed: checkpoint and lag %q, want 0 4\n%s", got, out)

@@ -43,7 +43,11 @@ func postAdmin(ctx context.Context, url, token string) (*http.Response, error) {
 		defer resp.Body.Close()
 		var p struct{ Detail string }
 		json.NewDecoder(resp.Body).Decode(&p)
-		return nil, fmt.Errorf("the server answered %s: %s", resp.Status, p.Detail)
+		hint := ""
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			hint = " (give an admin's token with --token or $PLAIT_TOKEN)"
+		}
+		return nil, fmt.Errorf("the server answered %s: %s%s", resp.Status, p.Detail, hint)
 	}
 	return resp, nil
 }

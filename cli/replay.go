@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
@@ -37,11 +39,11 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 		return usageError{errors.New("give --view or --aggregate, not both")}
 	case *view != "":
 		if def, ok := app.Definition(*view); !ok || !def.Settings().View {
-			return usageError{fmt.Errorf("%s has no view %q", app.Name, *view)}
+			return usageError{fmt.Errorf("%s has no view %q (its views: %s)", app.Name, *view, typesOf(app, true))}
 		}
 	default:
 		if _, ok := app.Definition(*aggregate); !ok {
-			return usageError{fmt.Errorf("%s has no aggregate type %q", app.Name, *aggregate)}
+			return usageError{fmt.Errorf("%s has no aggregate type %q (its types: %s)", app.Name, *aggregate, typesOf(app, false))}
 		}
 	}
 	if *server != "" {
@@ -108,4 +110,18 @@ func printProgress(w io.Writer, p engine.Progress) {
 	}
 	fmt.Fprintf(w, "%-9s %s: position %d of %d (%.0f%%), %d events, %d instances, %s\n",
 		p.Phase, p.View, p.Position, p.Head, pct, p.Events, p.Instances, p.Elapsed.Round(1e6))
+}
+
+// typesOf lists the application's aggregate types, or its views only.
+func typesOf(app plait.App, views bool) string {
+	var names []string
+	for _, d := range app.Aggregates {
+		if !views || d.Settings().View {
+			names = append(names, d.Type())
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
