@@ -670,3 +670,145 @@ test('a rejection goes to the badge when another screen was opened while it was 
   assert.equal(await page.getByTestId('screen').isHidden(), true, 'nothing reopened');
   await done(page);
 });
+
+test('a new order for the customer searched for shows in the filtered list', T, async () => {
+  const name = `Fi Lt ${unique()}`;
+  const customerId = await createCustomer(name);
+  const first = await placeOrder(customerId);
+  const page = await openApp(browser);
+  await search(page, 'orders', name);
+  await page.locator(`[data-testid=order-row][data-id="${first}"]`).waitFor();
+  // Placed elsewhere: its list item's first event may not name the
+  // customer yet; it shows once one does.
+  const second = await placeOrder(customerId);
+  await page.locator(`[data-testid=order-row][data-id="${second}"]:not(.placeholder)`).waitFor();
+  assert.equal((await orderRowText(page, second)).customer, name);
+  // Another customer's order stays out.
+  await placeOrder(await createCustomer(`Other ${unique()}`));
+  assert.equal(await page.getByTestId('order-row').count(), 2);
+  await done(page);
+});
+
+test('new items take their place in the list\'s order', T, async () => {
+  const tag = `So ${unique()}`;
+  const b = await createCustomer(`${tag} B`);
+  const d = await createCustomer(`${tag} D`);
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${d}"]`).waitFor();
+  const c = await createCustomer(`${tag} C`);
+  const a = await createCustomer(`${tag} A`);
+  await page.locator(`[data-testid=customer-row][data-id="${a}"]`).waitFor();
+  await page.locator(`[data-testid=customer-row][data-id="${c}"]`).waitFor();
+  const ids = await page.getByTestId('customer-row').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  assert.deepEqual(ids, [a, b, c, d]);
+  await done(page);
+});
+
+test('a second click on Next before its page arrives goes nowhere', T, async () => {
+  const prefix = `Nx ${unique()}`;
+  const ids = [];
+  for (let i = 0; i < 25; i++) ids.push(await createCustomer(`${prefix} ${String(i).padStart(2, '0')}`));
+  const page = await openApp(browser);
+  await search(page, 'customers', prefix);
+  await page.locator(`[data-testid=customer-row][data-id="${ids[0]}"]`).waitFor();
+  await page.route((url) => url.pathname.startsWith('/lists/'), async (route) => {
+    await new Promise((r) => setTimeout(r, 800));
+    await route.continue();
+  });
+  const next = page.getByTestId('next-page');
+  await next.click();
+  await next.click();
+  await page.locator(`[data-testid=customer-row][data-id="${ids[10]}"]`).waitFor();
+  await new Promise((r) => setTimeout(r, 1200)); // a second page load, if one went out, has arrived
+  assert.equal(await page.getByTestId('page-number').innerText(), 'Page 2');
+  assert.equal(await page.getByTestId('customer-row').first().getAttribute('data-id'), ids[10]);
+  await done(page);
+});
+
+test('a long name without spaces wraps: the list keeps its width, on a desk and on a phone', T, async () => {
+  const name = `W${'w'.repeat(90)}${unique()}`;
+  const customerId = await createCustomer(name, `long.${unique().toLowerCase()}@example.com`);
+  await placeOrder(customerId);
+  for (const viewport of [{ width: 1280, height: 800 }, { width: 360, height: 740 }]) {
+    const page = await openApp(browser, { viewport });
+    await search(page, 'orders', name);
+    await page.getByTestId('order-row').first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${viewport.width}px: ${overflow}px of sideways scrolling`);
+    await done(page);
+  }
+});
+
+test('on a phone, the quantity and price of an order line can be read', T, async () => {
+  const page = await openApp(browser, { viewport: { width: 360, height: 740 } });
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  const line = s.getByTestId('line').first();
+  await line.locator('[name=qty]').fill('1250');
+  await line.locator('[name=price]').fill('1234567.89');
+  for (const [field, min] of [['qty', 70], ['price', 110]]) {
+    const box = await line.locator(`[name=${field}]`).boundingBox();
+    assert.ok(box.width >= min, `${field} is ${box.width}px wide`);
+  }
+  await shot(page, '19-phone-order-line');
+  await done(page);
+});
+
+test('removing an order line by keyboard leaves the focus on the next one', T, async () => {
+  const page = await openApp(browser);
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('add-line').click();
+  await s.getByTestId('add-line').click();
+  const removes = s.getByTestId('remove-line');
+  await removes.nth(1).focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await removes.count(), 2);
+  assert.ok(await removes.nth(1).evaluate((el) => el === document.activeElement), 'the next line\'s remove button has the focus');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Enter');
+  assert.equal(await removes.count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'add-line');
+  await done(page);
+});
+
+test('the focus comes back to the badge from its list and from a screen it reopened', T, async () => {
+  const tag = unique();
+  const ids = [];
+  for (const n of ['Ba Dg', 'Ca Eh', 'Da Fi']) ids.push(await createCustomer(`${tag} ${n}`));
+  const page = await openApp(browser);
+  await slowPosts(page, 1500);
+  await search(page, 'customers', tag);
+  // Two rejections on their way while the user goes on to other screens.
+  for (let i = 0; i < 2; i++) {
+    await page.locator(`[data-testid=customer-row][data-id="${ids[i]}"] [data-testid=open-customer]`).click();
+    const s = await screen(page);
+    assert.equal(await s.getAttribute('data-id'), ids[i]);
+    await s.getByTestId('input-email').fill('bad');
+    await s.getByTestId('submit-changeEmail').click();
+  }
+  await page.locator(`[data-testid=customer-row][data-id="${ids[2]}"] [data-testid=open-customer]`).click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${ids[2]}"]`).waitFor();
+  await page.getByTestId('error-count').filter({ hasText: '2' }).waitFor();
+  await page.keyboard.press('Escape');
+
+  const badge = page.getByTestId('error-badge');
+  const focused = () => page.evaluate(() => document.activeElement?.dataset.testid ?? document.activeElement?.tagName);
+  // Escape in the list of rejections.
+  await badge.focus();
+  await page.keyboard.press('Enter');
+  await page.getByTestId('error-item').first().focus();
+  await page.keyboard.press('Escape');
+  assert.equal(await focused(), 'error-badge');
+  // An entry reopens its screen; closed, the focus is on the badge again.
+  await page.keyboard.press('Enter');
+  await page.getByTestId('error-item').first().focus();
+  await page.keyboard.press('Enter');
+  await screen(page);
+  await page.keyboard.press('Escape');
+  assert.equal(await focused(), 'error-badge');
+  await done(page);
+});

@@ -134,8 +134,8 @@ const ui = {
   tab: 'orders',
   /** Per list: the page shown and how to get the neighbouring ones. */
   pages: {
-    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false },
-    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false },
+    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map() },
+    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map() },
   },
   /**
    * The open screen: {type, id, seq, gen, reopen, touched, own, waiting},
@@ -187,6 +187,7 @@ async function loadList(name) {
     const placeholders = p.after ? [] : p.items.filter((it) => it.placeholder && !page.items.some((x) => x.id === it.id));
     p.items = [...placeholders, ...page.items];
     p.next = page.next;
+    p.unplaced.clear();
     p.error = null;
     for (const it of page.items) if (name === 'customers') ui.labels.set(it.id, it.name);
   } catch (err) {
@@ -334,14 +335,56 @@ function applyToList(name, ev, fold) {
     renderRow(name, ev.aggregateId);
     return;
   }
-  // A new instance: shown at the top of the first page if it belongs there.
-  if (ev.seq !== 1 || p.after || !p.loaded) return;
-  const item = fold({ id: ev.aggregateId, seq: 0 }, ev);
-  const field = LISTS[name].search;
-  if (p.search && !String(item[field] ?? '').startsWith(p.search)) return;
+  // A new instance: shown on the first page, in its place in the list's
+  // order, if it belongs there. A view item's first events may lack the
+  // field the list is sorted or searched by: it waits aside until one
+  // brings it.
+  if (p.after || !p.loaded) return;
+  let item;
+  if (ev.seq === 1) {
+    item = fold({ id: ev.aggregateId, seq: 0 }, ev);
+  } else {
+    const aside = p.unplaced.get(ev.aggregateId);
+    if (!aside || ev.seq !== aside.seq + 1) return;
+    item = fold(aside, ev);
+  }
+  const L = LISTS[name];
+  const sortField = L.sort.replace(/^-/, '');
+  if (item[sortField] === undefined || (p.search && item[L.search] === undefined)) {
+    p.unplaced.set(item.id, item);
+    if (p.unplaced.size > MAX_UNPLACED) p.unplaced.delete(p.unplaced.keys().next().value);
+    return;
+  }
+  p.unplaced.delete(item.id);
+  if (p.search && !String(item[L.search]).startsWith(p.search)) return;
   if (name === 'customers') ui.labels.set(item.id, item.name);
-  p.items.unshift(item);
-  if (ui.tab === name) renderList();
+  if (insertInOrder(name, item) && ui.tab === name) renderList();
+}
+
+/** How many new items a list keeps aside, waiting for their sort or search field. */
+const MAX_UNPLACED = 100;
+
+/**
+ * Inserts a new item where the list's order puts it on the first page,
+ * and reports whether it did: an item that sorts after the page's last
+ * while more pages follow belongs to one of those.
+ */
+function insertInOrder(name, item) {
+  const p = ui.pages[name];
+  const sort = LISTS[name].sort;
+  const desc = sort.startsWith('-');
+  const field = desc ? sort.slice(1) : sort;
+  const key = (it) => [String(it[field] ?? ''), it.id];
+  const [v, id] = key(item);
+  const before = (it) => {
+    const [w, wid] = key(it);
+    if (v !== w) return desc ? v > w : v < w;
+    return id < wid;
+  };
+  const j = p.items.findIndex(before);
+  if (j < 0 && p.next) return false;
+  p.items.splice(j < 0 ? p.items.length : j, 0, item);
+  return true;
 }
 
 /** Folds a customer event into a customer list item. */
@@ -411,9 +454,10 @@ function expectChanges(cmd) {
   const customers = ui.pages.customers;
   if (cmd.type === 'customer') {
     if (cmd.name === 'create' && !customers.after && String(cmd.data.name ?? '').startsWith(customers.search)
-      && !customers.items.some((x) => x.id === cmd.aggregateId)) {
-      customers.items.unshift({ id: cmd.aggregateId, seq: 0, placeholder: true, ...cmd.data });
-      if (ui.tab === 'customers') renderList();
+      && !customers.items.some((x) => x.id === cmd.aggregateId)
+      && insertInOrder('customers', { id: cmd.aggregateId, seq: 0, placeholder: true, ...cmd.data })
+      && ui.tab === 'customers') {
+      renderList();
     }
     mark(`customer/${cmd.aggregateId}`, cmd.id);
     if (cmd.name === 'rename') {
@@ -423,11 +467,13 @@ function expectChanges(cmd) {
       }
     }
   } else if (cmd.type === 'order') {
-    if (cmd.name === 'place' && !orders.after && !orders.search && !orders.items.some((x) => x.id === cmd.aggregateId)) {
+    const customerName = ui.labels.get(cmd.data.customerId) ?? '';
+    if (cmd.name === 'place' && !orders.after && customerName.startsWith(orders.search)
+      && !orders.items.some((x) => x.id === cmd.aggregateId)) {
       const lines = cmd.data.lines ?? [];
       orders.items.unshift({
         id: cmd.aggregateId, seq: 0, placeholder: true,
-        customerName: ui.labels.get(cmd.data.customerId) ?? '',
+        customerName,
         total: sumLines(lines.map((l) => ({ qty: l.qty ?? 0, price: String(l.price ?? 0) }))),
         lines: lines.length, status: 'placed', placedAt: new Date().toISOString(),
         lineage: { customerName: { type: 'customer', aggregateId: cmd.data.customerId, seq: 0 } },
@@ -573,7 +619,7 @@ function closeScreen() {
   ui.opener = null;
   if (!focusHere) return;
   const back = opener?.selector ? $(opener.selector) : opener?.element;
-  if (back?.isConnected && !back.closest('[data-testid=screen]') && !back.disabled) {
+  if (back?.isConnected && back !== document.body && !back.closest('[data-testid=screen]') && !back.closest('[hidden]') && !back.disabled) {
     back.focus();
   } else if (back?.closest?.('[data-testid=list]')) {
     // Its row waits for the command's events, its button disabled: the
@@ -954,12 +1000,20 @@ async function loadCustomerOptions(select, prefix, chosen) {
 function addLine(form, line = { sku: '', qty: 1 }) {
   const tbody = form.querySelector('[data-testid=lines]');
   const tr = h('tr', { 'data-testid': 'line' },
-    h('td', {}, h('div', { class: 'field' }, h('input', { name: 'sku', value: line.sku, 'aria-label': 'Article', placeholder: 'SKU', autocomplete: 'off' }))),
-    h('td', {}, h('div', { class: 'field' }, h('input', { name: 'qty', type: 'number', min: 1, step: 1, value: line.qty, 'aria-label': 'Quantity', inputmode: 'numeric' }))),
-    h('td', {}, h('div', { class: 'field' }, h('input', { name: 'price', type: 'number', min: 0, step: '0.01', value: line.price, 'aria-label': 'Price', inputmode: 'decimal', placeholder: '0.00' }))),
+    h('td', { 'data-label': 'Article' }, h('div', { class: 'field' }, h('input', { name: 'sku', value: line.sku, 'aria-label': 'Article', placeholder: 'SKU', autocomplete: 'off' }))),
+    h('td', { 'data-label': 'Qty' }, h('div', { class: 'field' }, h('input', { name: 'qty', type: 'number', min: 1, step: 1, value: line.qty, 'aria-label': 'Quantity', inputmode: 'numeric' }))),
+    h('td', { 'data-label': 'Price' }, h('div', { class: 'field' }, h('input', { name: 'price', type: 'number', min: 0, step: '0.01', value: line.price, 'aria-label': 'Price', inputmode: 'decimal', placeholder: '0.00' }))),
     h('td', {}, h('button', {
       type: 'button', class: 'icon', 'aria-label': 'Remove this line', 'data-testid': 'remove-line',
-      onclick: () => { tr.remove(); numberLines(form); updateTotal(form); },
+      onclick: () => {
+        // The focus goes to the neighbouring line's remove button, or to
+        // the button that adds one, rather than nowhere.
+        const near = (tr.nextElementSibling ?? tr.previousElementSibling)?.querySelector('[data-testid=remove-line]');
+        tr.remove();
+        numberLines(form);
+        updateTotal(form);
+        (near ?? form.querySelector('[data-testid=add-line]'))?.focus();
+      },
     }, '×')));
   tbody.append(tr);
   numberLines(form);
@@ -1094,9 +1148,12 @@ function renderRejections() {
     h('button', {
       type: 'button', class: 'error-item', 'data-testid': 'error-item', 'data-command-id': r.outcome.id,
       onclick: () => {
+        // The focus leaves the entry, about to go, for the badge: what the
+        // screen gives it back to on closing (or, with no rejection left,
+        // the new-item button).
+        toggleRejections(false);
         ui.rejections.splice(i, 1);
         renderRejections();
-        toggleRejections(false);
         openScreen(r.outcome.type, r.outcome.aggregateId, { reopen: r.outcome });
       },
     },
@@ -1107,9 +1164,14 @@ function renderRejections() {
 
 function toggleRejections(show) {
   const panel = $('[data-testid=error-list]');
+  const badge = $('[data-testid=error-badge]');
   const open = show ?? panel.hidden;
+  const focusWasIn = panel.contains(document.activeElement);
   panel.hidden = !open;
-  $('[data-testid=error-badge]').setAttribute('aria-expanded', String(open));
+  badge.setAttribute('aria-expanded', String(open));
+  // Closed with the focus inside: back to the badge, or, when no
+  // rejection is left, to the button that makes a new item.
+  if (!open && focusWasIn) (badge.hidden ? $('[data-testid=new-item]') : badge).focus();
 }
 
 function updatePending() {
@@ -1166,6 +1228,10 @@ function start() {
     if (!p.next) return;
     p.cursors.push(p.after);
     p.after = p.next;
+    // The next page's cursor comes with the page: until then there is no
+    // further page to go to, and a second click goes nowhere. (The button
+    // stays enabled, so that it keeps the keyboard's focus.)
+    p.next = null;
     loadList(ui.tab);
   });
   $('[data-testid=prev-page]').addEventListener('click', () => {
