@@ -808,7 +808,50 @@ test('the focus comes back to the badge from its list and from a screen it reope
   await page.getByTestId('error-item').first().focus();
   await page.keyboard.press('Enter');
   await screen(page);
+  // The rejected data is not sent: the first Escape says so, the second closes.
   await page.keyboard.press('Escape');
+  await page.getByTestId('discard-notice').waitFor();
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
   assert.equal(await focused(), 'error-badge');
+  await done(page);
+});
+
+test('closing a screen with changes not sent asks once, then discards them', T, async () => {
+  const name = `Cl Os ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  let s = await screen(page);
+  // Nothing typed: Escape closes at once.
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  s = await screen(page);
+  await s.getByTestId('input-name').fill(`${name} typed`);
+  await page.keyboard.press('Escape');
+  await s.getByTestId('discard-notice').waitFor();
+  assert.equal(await s.getByTestId('input-name').inputValue(), `${name} typed`, 'the change is still there');
+  await page.getByTestId('close-screen').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  assert.equal((await get(`/aggregates/customer/${customerId}`)).state.name, name, 'nothing was sent');
+  await done(page);
+});
+
+test('showing the current version of a screen changed meanwhile keeps what the user typed', T, async () => {
+  const name = `Cu Rv ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  let s = await screen(page);
+  await s.getByTestId('input-email').fill('typed.meanwhile@example.com');
+  await command('customer', customerId, 'rename', { name: `${name} New` });
+  await s.getByTestId('stale-notice').waitFor({ state: 'visible' });
+  await s.getByTestId('reload-screen').click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await page.waitForFunction((n) => document.querySelector('[data-testid=screen] [data-testid=input-name]')?.value === n, `${name} New`);
+  assert.equal(await s.getByTestId('input-email').inputValue(), 'typed.meanwhile@example.com');
   await done(page);
 });

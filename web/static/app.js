@@ -600,6 +600,26 @@ function openerOf(el) {
 }
 
 /**
+ * Closes the screen at the user's asking (Escape, ×). Changes typed and not
+ * sent would be lost: the first asking says so, and the second closes.
+ */
+function askToClose() {
+  const s = ui.screen;
+  const el = screenEl();
+  // A form whose command is on its way (busy) holds nothing unsent.
+  if (s && !s.discardAsked && el.querySelector('form[data-dirty]:not([aria-busy])')) {
+    s.discardAsked = true;
+    const header = el.querySelector('.screen-header');
+    const note = h('p', { class: 'notice', role: 'alert', 'data-testid': 'discard-notice' },
+      'Your changes are not sent. Close again (Escape or ×) to discard them.');
+    if (header) header.after(note);
+    else el.prepend(note);
+    return;
+  }
+  closeScreen();
+}
+
+/**
  * Closes the screen, giving the focus back to what had it before, unless
  * the user has moved it elsewhere meanwhile.
  */
@@ -641,7 +661,7 @@ function screenHeader(title, subtitle, extra) {
       h('h2', { id: 'screen-title', 'data-testid': 'screen-title' }, title),
       subtitle ? h('p', { class: 'muted mono' }, subtitle) : null),
     extra ?? null,
-    h('button', { type: 'button', class: 'icon', 'data-testid': 'close-screen', 'aria-label': 'Close', onclick: closeScreen }, '×'));
+    h('button', { type: 'button', class: 'icon', 'data-testid': 'close-screen', 'aria-label': 'Close', onclick: askToClose }, '×'));
 }
 
 /** A notice shown when the instance on screen changes meanwhile. */
@@ -1129,7 +1149,7 @@ function onEvent(ev) {
     if (notice) {
       notice.hidden = false;
       notice.replaceChildren(`This ${ev.type} was changed meanwhile (${ev.name}, now version ${ev.seq}). `,
-        h('button', { type: 'button', class: 'link', 'data-testid': 'reload-screen', onclick: () => openScreen(s.type, s.id) }, 'Show the current version'));
+        h('button', { type: 'button', class: 'link', 'data-testid': 'reload-screen', onclick: () => redraw(s) }, 'Show the current version'));
     }
   }
   if (ev.type === 'orderList') applyToList('orders', ev, applyViewEvent);
@@ -1252,7 +1272,7 @@ function start() {
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape') return;
     if (!$('[data-testid=error-list]').hidden) toggleRejections(false);
-    else if (ui.screen) closeScreen();
+    else if (ui.screen) askToClose();
   });
 
   showTab(location.hash.slice(1));
