@@ -231,6 +231,9 @@ func want(t reflect.Type) string {
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if t.Bits() == 64 {
+			return "want a whole number, at most 9223372036854775807 either side of 0"
+		}
 		bits := t.Bits()
 		return fmt.Sprintf("want a whole number from %d to %d", int64(-1)<<(bits-1), int64(1)<<(bits-1)-1)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
@@ -240,11 +243,11 @@ func want(t reflect.Type) string {
 	case reflect.Float64:
 		return "want a number"
 	case reflect.String:
-		return "want a string"
+		return "want text"
 	case reflect.Bool:
 		return "want true or false"
 	case reflect.Slice, reflect.Array:
-		return "want an array"
+		return "want a list"
 	case reflect.Struct, reflect.Map:
 		return "want an object"
 	}

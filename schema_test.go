@@ -194,3 +194,52 @@ func TestWholeNumbersDecodeAsTheSchemaCountsThem(t *testing.T) {
 		}
 	}
 }
+
+// TestTypeViolationsSayWhatWasWanted: a value of the wrong type is told in
+// words, null (a value left out) aside.
+func TestTypeViolationsSayWhatWasWanted(t *testing.T) {
+	type line struct {
+		SKU   string   `json:"sku"`
+		Qty   *int     `json:"qty"`
+		Price *float64 `json:"price"`
+	}
+	type order struct {
+		Lines []line `json:"lines"`
+		Note  string `json:"note,omitempty"`
+	}
+	a := plait.NewAggregate[order]("order",
+		plait.Handle("place", func(s order, c plait.Cmd[order]) ([]plait.Change, error) { return nil, nil }),
+		plait.Schema[order]("place", `{"type": "object", "properties": {
+			"lines": {"type": ["array", "null"], "items": {"type": "object", "properties": {
+				"sku": {"type": ["string", "null"]}, "qty": {"type": ["integer", "null"]}, "price": {"type": ["number", "null"]}}}},
+			"note": {"type": "string"}}}`),
+	)
+	for data, want := range map[string]string{
+		`{"lines":[{"sku":"a","qty":1.5}]}`:   "want a whole number, not a number with a fraction",
+		`{"lines":[{"sku":"a","qty":"2"}]}`:   "want a whole number, not text",
+		`{"lines":[{"sku":"a","price":"1"}]}`: "want a number, not text",
+		`{"lines":[{"sku":5}]}`:               "want text, not a number",
+		`{"lines":{}}`:                        "want a list, not an object",
+		`{"note":true}`:                       "want text, not true or false",
+	} {
+		err := a.CheckCommand("place", json.RawMessage(data))
+		var se *plait.SchemaError
+		if !errors.As(err, &se) || len(se.Errors) != 1 || se.Errors[0].Code != "schema:type" || se.Errors[0].Message != want {
+			t.Errorf("%s: %v, want one schema:type annotation %q", data, err, want)
+		}
+	}
+	// Without a schema, the decoding says it alike.
+	plain := plait.NewAggregate[order]("order",
+		plait.Handle("place", func(s order, c plait.Cmd[order]) ([]plait.Change, error) { return nil, nil }),
+	)
+	for data, want := range map[string]string{
+		`{"lines":[{"sku":5}]}`:   "want text",
+		`{"lines":{}}`:            "want a list",
+		`{"lines":[{"qty":"2"}]}`: "want a whole number, at most 9223372036854775807 either side of 0",
+	} {
+		err := plain.CheckCommand("place", json.RawMessage(data))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s without a schema: %v, want %q", data, err, want)
+		}
+	}
+}
