@@ -855,3 +855,33 @@ test('showing the current version of a screen changed meanwhile keeps what the u
   assert.equal(await s.getByTestId('input-email').inputValue(), 'typed.meanwhile@example.com');
   await done(page);
 });
+
+test('a screen that could not be loaded says so and tries again', T, async () => {
+  const name = `Tr Ag ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  const down = (url) => url.pathname.startsWith('/aggregates/');
+  await page.route(down, (route) => route.abort('connectionrefused'));
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  assert.match(await s.innerText(), /The server could not be reached/);
+  await page.unroute(down);
+  await s.getByTestId('retry-screen').click();
+  await page.waitForFunction((n) => document.querySelector('[data-testid=screen] [data-testid=input-name]')?.value === n, name);
+  await done(page);
+});
+
+test('an amount in another currency than the desk\'s shows its code', T, async () => {
+  const name = `Cu Ry ${unique()}`;
+  const customerId = await createCustomer(name);
+  const id = `ord-${unique()}`;
+  await command('order', id, 'place', { customerId, currency: 'USD', lines: [{ sku: 'HAT', qty: 2, price: 4.5 }] });
+  const euros = await placeOrder(customerId);
+  const page = await openApp(browser);
+  await search(page, 'orders', name);
+  await page.locator(`[data-testid=order-row][data-id="${id}"]`).waitFor();
+  assert.equal((await orderRowText(page, id)).total, '9.00 USD');
+  assert.equal((await orderRowText(page, euros)).total, '9.00');
+  await done(page);
+});

@@ -96,6 +96,14 @@ function money(v) {
   return `${n < 0n ? '-' : ''}${whole}.${frac}`;
 }
 
+/** The currency of the desk: amounts in it are shown without its code. */
+const HOME_CURRENCY = 'EUR';
+
+/** An amount in a currency: its code follows unless it is the desk's own. */
+function amount(v, currency) {
+  return currency && currency !== HOME_CURRENCY ? `${money(v)} ${currency}` : money(v);
+}
+
 function when(iso) {
   if (!iso) return '…';
   const d = new Date(iso);
@@ -291,7 +299,7 @@ function orderRow(it) {
       }, it.customerName || '—')
       : h('span', { class: 'muted' }, it.customerName || 'unknown customer')),
   h('td', { class: 'num', 'data-label': 'Lines' }, it.lines ?? '…'),
-  h('td', { class: 'num', 'data-label': 'Total', 'data-testid': 'order-total' }, money(it.total)),
+  h('td', { class: 'num', 'data-label': 'Total', 'data-testid': 'order-total' }, amount(it.total, it.currency)),
   h('td', { 'data-label': 'Status' },
     h('span', { class: `status status-${it.status ?? 'unknown'}`, 'data-testid': 'order-status' }, it.status ?? '…')),
   h('td', { 'data-label': 'Placed' }, when(it.placedAt)));
@@ -532,7 +540,11 @@ async function openScreen(type, id, options = {}) {
       agg = await client.aggregate(type, id);
     } catch (err) {
       if (ui.screen?.gen !== gen) return;
-      el.replaceChildren(screenHeader('Error', id), h('p', { class: 'empty error', role: 'alert' }, err.message));
+      // fetch fails with a TypeError when the server cannot be reached.
+      const why = err instanceof TypeError ? 'The server could not be reached.' : err.message;
+      el.replaceChildren(screenHeader('Error', id), h('p', { class: 'empty error', role: 'alert' }, why, ' ',
+        h('button', { type: 'button', 'data-testid': 'retry-screen', onclick: () => openScreen(type, id, options) }, 'Try again')));
+      el.dataset.ready = 'true';
       return;
     }
     if (ui.screen?.gen !== gen) return;
@@ -883,7 +895,7 @@ function customerScreen(id, agg) {
   client.list('order', { eq: { customerId: id }, sort: '-placedAt', limit: 5 }).then((page) => {
     orders.replaceChildren(...(page.items.length ? page.items.map((o) => h('li', {},
       h('button', { type: 'button', class: 'link mono', onclick: () => openScreen('order', o.id) }, o.id),
-      ' ', h('span', { class: `status status-${o.status}` }, o.status), ' ', money(o.total)))
+      ' ', h('span', { class: `status status-${o.status}` }, o.status), ' ', amount(o.total, o.currency)))
       : [h('li', { class: 'muted' }, 'No orders yet.')]));
   }).catch(() => orders.replaceChildren(h('li', { class: 'muted' }, 'The orders could not be loaded.')));
 
@@ -928,7 +940,7 @@ async function orderScreen(id, agg, options) {
         onclick: () => openScreen('customer', s.customerId),
       }, customerName)),
       h('dt', {}, 'Placed'), h('dd', {}, when(s.placedAt)),
-      h('dt', {}, 'Total'), h('dd', { 'data-testid': 'order-total' }, money(s.total))),
+      h('dt', {}, 'Total'), h('dd', { 'data-testid': 'order-total' }, amount(s.total, s.currency))),
     h('table', { class: 'lines-view' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Article'), h('th', { class: 'num' }, 'Qty'), h('th', { class: 'num' }, 'Price'), h('th', { class: 'num' }, 'Amount'))),
       h('tbody', {}, (s.lines ?? []).map((l) => h('tr', {},
