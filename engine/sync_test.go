@@ -43,17 +43,13 @@ func TestAFailedSyncStopsTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() }) // after the engine stops: cleanups run last first
 	var fail atomic.Bool
 	e, err := engine.New(enginetest.App(), failingSync{st, &fail}, engine.Options{Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	<-e.Ready()
+	done, _ := enginetest.Background(t, e)
 
 	var mu sync.Mutex
 	acked := map[string]bool{}

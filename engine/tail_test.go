@@ -38,7 +38,7 @@ func TestTheFeedIsReadableBeforeRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() }) // after the engine stops: cleanups run last first
 	e, err := engine.New(enginetest.App(), st, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -53,16 +53,12 @@ func TestTheFeedIsReadableBeforeRun(t *testing.T) {
 	if s := e.Stats(); s.Head != 0 {
 		t.Fatalf("stats' head before Run: %d", s.Head)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	enginetest.Background(t, e)
 	select {
 	case <-changed:
 	case <-ctx.Done():
 		t.Fatal("a reader waiting before Run was not woken when it started")
 	}
-	<-e.Ready()
 	items, err := e.ReadFeed(ctx, 0, 10)
 	if err != nil || len(items) == 0 || e.Head() != items[len(items)-1].Position {
 		t.Fatalf("feed after Run: %d items, %v, head %d", len(items), err, e.Head())

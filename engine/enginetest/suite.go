@@ -114,6 +114,25 @@ func start(t *testing.T, open Opener, app plait.App, configure Configure) *Node 
 	return n
 }
 
+// Background runs e until the test ends, or until stop is called, and
+// waits until it takes commands. done receives what Run returns: a test of
+// how the engine stops reads it.
+func Background(t *testing.T, e *engine.Engine) (done <-chan error, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran, finished := make(chan error, 1), make(chan struct{})
+	go func() {
+		ran <- e.Run(ctx)
+		close(finished)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+	})
+	waitRunning(t, e)
+	return ran, cancel
+}
+
 func waitRunning(t *testing.T, e *engine.Engine) {
 	select {
 	case <-e.Ready():

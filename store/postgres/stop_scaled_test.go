@@ -55,17 +55,13 @@ func TestRunEndsWhenTheConsumerFailsUnderAWaitingReactor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() }) // after the engine stops: cleanups run last first
 	log := failingLog{enginetest.NewMemLog("commands", 2, st.Offset), "tally"} // the reactor's view
 	e, err := engine.New(enginetest.App(), st, engine.Options{CommandLog: log, Partitions: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
-	<-e.Ready()
+	done, _ := enginetest.Background(t, e)
 
 	add := plait.Command{ID: "c1", Type: "counter", AggregateID: "k1", Name: "add", Data: []byte(`{"by":1}`)}
 	rc, err := e.Submit(ctx, add, plait.User{ID: "tester"})
