@@ -272,27 +272,28 @@ func (w *worker) stop() {
 	w.signal()
 	<-w.done
 	w.mu.Lock()
-	paused := w.paused
-	w.paused = false
-	w.mu.Unlock()
-	if paused {
+	defer w.mu.Unlock()
+	if w.paused {
+		w.paused = false
 		w.c.cl.ResumeFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
 	}
 }
 
 // push queues records, pausing the partition's fetches while the queue is
 // long: records the client buffered meanwhile are fetched again on resume.
+// The client is paused and resumed under mu, so that its state follows
+// paused in the same order: a pause that landed after the resume that
+// should follow it would stall the partition with its queue empty.
+// (franz-go's pause bookkeeping takes a lock of its own and calls nothing
+// back.)
 func (w *worker) push(recs []*kgo.Record) {
 	w.mu.Lock()
 	w.queue = append(w.queue, recs...)
-	pause := !w.paused && len(w.queue) >= 4*w.c.l.opts.MaxBatch
-	if pause {
+	if !w.paused && len(w.queue) >= 4*w.c.l.opts.MaxBatch {
 		w.paused = true
-	}
-	w.mu.Unlock()
-	if pause {
 		w.c.cl.PauseFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
 	}
+	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -308,14 +309,11 @@ func (w *worker) take(n int) []*kgo.Record {
 			k := min(n, len(w.queue))
 			recs := w.queue[:k:k]
 			w.queue = w.queue[k:]
-			resume := w.paused && len(w.queue) < w.c.l.opts.MaxBatch
-			if resume {
+			if w.paused && len(w.queue) < w.c.l.opts.MaxBatch {
 				w.paused = false
-			}
-			w.mu.Unlock()
-			if resume {
 				w.c.cl.ResumeFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
 			}
+			w.mu.Unlock()
 			return recs
 		}
 		w.mu.Unlock()
