@@ -30,6 +30,12 @@ func (s *Store) Key(ctx context.Context, subject string, create bool) ([]byte, b
 	err = s.pool.QueryRow(ctx, `WITH ins AS (
 			INSERT INTO `+s.table("subject_keys")+` (subject, key) VALUES ($1, $2) ON CONFLICT (subject) DO NOTHING RETURNING key)
 		SELECT key FROM ins UNION ALL SELECT key FROM `+s.table("subject_keys")+` WHERE subject = $1 LIMIT 1`, subject, key).Scan(&key)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Another writer inserted the subject's key and committed while
+		// the insert waited on it: the statement's snapshot, taken before,
+		// sees neither row. A new statement sees that writer's.
+		err = s.pool.QueryRow(ctx, `SELECT key FROM `+s.table("subject_keys")+` WHERE subject = $1`, subject).Scan(&key)
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("postgres: store key: %w", err)
 	}
