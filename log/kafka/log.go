@@ -59,6 +59,11 @@ type Options struct {
 	// ProduceTimeout bounds how long Append and the publisher wait for a
 	// record to be acknowledged (default 10s).
 	ProduceTimeout time.Duration
+	// StatusTimeout bounds how long Undecided searches the commands
+	// topics for a command another instance took (default 5s): a status
+	// asked for while the brokers are slow or far behind is an error, not
+	// a request held for as long as the search takes.
+	StatusTimeout time.Duration
 	// MaxRecordBytes is the largest record produced, set as the topics'
 	// max.message.bytes when they are created (default 8 MiB, room for a
 	// command whose data is as large as the HTTP API takes, and its events).
@@ -95,6 +100,9 @@ func (o *Options) defaults(app plait.App) error {
 	}
 	if o.MaxRecordBytes <= 0 {
 		o.MaxRecordBytes = 8 << 20
+	}
+	if o.StatusTimeout <= 0 {
+		o.StatusTimeout = 5 * time.Second
 	}
 	if o.ProduceTimeout <= 0 {
 		o.ProduceTimeout = 10 * time.Second

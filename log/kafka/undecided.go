@@ -22,6 +22,8 @@ func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, er
 	if l.opts.Offsets == nil {
 		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: no OffsetSource in Options.Offsets", id)
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.opts.StatusTimeout)
+	defer cancel()
 	topics := make([]string, 0, len(l.commands))
 	for _, t := range l.commands {
 		topics = append(topics, t)

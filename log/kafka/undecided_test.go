@@ -3,14 +3,17 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -223,4 +226,42 @@ func (l notifyingLog) Append(ctx context.Context, cmd plait.Command, sender *pla
 		l.appended <- sender.ID
 	}
 	return err
+}
+
+// TestTheSearchForACommandElsewhereIsBounded: GET /commands/{id} of a
+// command no instance here took searches the commands topics. While the
+// brokers do not answer, the search ends after StatusTimeout with an
+// error rather than holding the request.
+func TestTheSearchForACommandElsewhereIsBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kc := cluster(t)
+	url := pgtest.URL(t)
+	schema := pgtest.FreshSchema(t, url)
+	st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l, err := kafka.New(ctx, enginetest.App(), kafka.Options{Brokers: kc.ListenAddrs(), Prefix: schema, Group: schema, Partitions: 1,
+		Offsets: st, StatusTimeout: 300 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var slow atomic.Bool
+	slow.Store(true)
+	defer slow.Store(false)
+	kc.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if slow.Load() && req.Key() == kmsg.ListOffsets.Int16() {
+			time.Sleep(2 * time.Second)
+		}
+		return nil, nil, false
+	})
+	start := time.Now()
+	_, _, err = l.Undecided(ctx, "anywhere")
+	if took := time.Since(start); err == nil || !errors.Is(err, context.DeadlineExceeded) || took > 1500*time.Millisecond {
+		t.Fatalf("Undecided with the brokers silent: %v after %v, want the deadline's error within the timeout", err, took)
+	}
 }
