@@ -201,7 +201,10 @@ func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveF
 
 	opts.TracerProvider = f.tracer
 	api := httpapi.New(e, f.limits(opts))
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// No ReadTimeout: it would cut the SSE streams; the API bounds the
+	// reading of a command's body itself (httpapi.Options.BodyTimeout).
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -125,7 +126,7 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, unsupportedMediaType(ct))
 		return
 	}
-	body, p := readBody(w, r, s.opts.MaxBody)
+	body, p := readBody(w, r, s.opts.MaxBody, s.opts.BodyTimeout)
 	if p != nil {
 		writeProblem(w, p)
 		return
@@ -263,18 +264,32 @@ func badParam(param, message string) *Problem {
 }
 
 // readBody reads the request body, at most max bytes.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *Problem) {
+func readBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Duration) ([]byte, *Problem) {
 	tooLarge := newProblem(http.StatusRequestEntityTooLarge, slugTooLarge,
 		fmt.Sprintf("the body is larger than %d bytes", max),
 		plait.FieldError{Path: "", Code: CodeTooLarge, Message: fmt.Sprintf("at most %d bytes", max)})
 	if r.ContentLength > max {
 		return nil, tooLarge
 	}
+	// Bounded while the body is read, then lifted: a wait that follows
+	// may hold the request far longer, and the server watches the idle
+	// connection meanwhile to learn whether the client went away.
+	rc := http.NewResponseController(w)
+	bounded := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if bounded && err == nil {
+		rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, tooLarge
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The connection closes after the answer: the rest of the
+			// body is not waited for.
+			w.Header().Set("Connection", "close")
+			return nil, newProblem(http.StatusRequestTimeout, slugInvalidCommand, fmt.Sprintf("the body did not arrive within %s", timeout))
 		}
 		return nil, newProblem(http.StatusBadRequest, slugInvalidCommand, "read the body: "+err.Error())
 	}

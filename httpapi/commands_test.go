@@ -1,7 +1,10 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -488,5 +491,39 @@ func TestEndWaitsAnswersHeldWaits(t *testing.T) {
 	r := h.post(tok, "?wait=settled&timeout=60s", add("later", "a", 1), http.StatusAccepted)
 	if r.json(t)["status"] != "pending" {
 		t.Fatalf("a wait after EndWaits: %s", r)
+	}
+}
+
+// TestATrickledBodyIsCutButAWaitIsNot: reading a command's body is bounded,
+// so a client that sends it byte by byte, or stops, holds the connection
+// no longer; a wait after the body is read may last well past that bound.
+func TestATrickledBodyIsCutButAWaitIsNot(t *testing.T) {
+	gate := make(chan struct{})
+	h := start(t, gatedApp(gate), httpapi.Options{BodyTimeout: 300 * time.Millisecond}, false)
+	tok := token(t, "ann")
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /commands HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ty", tok)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a body that stopped coming: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("a body that stopped coming: %s, want 408", resp.Status)
+	}
+
+	// The reactor of this add holds at the gate until after the body
+	// timeout: the settled wait goes on, and is answered once it opens.
+	time.AfterFunc(800*time.Millisecond, func() { close(gate) })
+	start := time.Now()
+	h.post(tok, "?wait=settled&timeout=10s", add("held", "a", 1), http.StatusOK)
+	if took := time.Since(start); took < 700*time.Millisecond {
+		t.Fatalf("the wait ended after %v, before the gate opened", took)
 	}
 }

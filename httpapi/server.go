@@ -53,6 +53,11 @@ type Options struct {
 	// Heartbeat is how long an SSE stream stays silent before it sends a
 	// comment to keep proxies from closing it (default 15s).
 	Heartbeat time.Duration
+	// BodyTimeout bounds how long reading a command's body may take
+	// (default DefaultBodyTimeout): a client that trickles it holds a
+	// connection no longer. (A server-wide read timeout would also cut
+	// the SSE streams.)
+	BodyTimeout time.Duration
 	// MaxStreamsPerUser caps the SSE streams one user may hold open at
 	// once (default DefaultMaxStreamsPerUser; negative: no cap); one more
 	// is answered 429 with Retry-After.
@@ -69,6 +74,7 @@ const (
 	DefaultMaxBody      = 1 << 20
 	DefaultHeartbeat    = 15 * time.Second
 	DefaultCatchUpGrace = 5 * time.Second
+	DefaultBodyTimeout  = 30 * time.Second
 	DefaultWait         = 10 * time.Second // how long ?wait= holds without timeout=
 	MaxWait             = 60 * time.Second // the longest timeout= honoured
 	// streamWriteTimeout is how long one write to an SSE client may block
@@ -124,6 +130,9 @@ func New(e *engine.Engine, opts Options) *Server {
 	}
 	if opts.CatchUpGrace <= 0 {
 		opts.CatchUpGrace = DefaultCatchUpGrace
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
