@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // dataLock is the lock a serving process holds on its data directory, so
@@ -49,10 +48,10 @@ func lockData(dir, app string) (*dataLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if held, err := tryLock(f); err != nil || held {
 		b, _ := os.ReadFile(path)
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if held {
 			return nil, &lockedError{url: strings.TrimSpace(string(b))}
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
