@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -128,7 +129,7 @@ func MeasureScaled(ctx context.Context, opts ScaledOptions) (*Report, error) {
 	s := &scaledRun{opts: opts, pool: pool, run: randomSuffix()}
 	defer s.cleanup()
 	rep := &Report{Dir: "kafka " + fmt.Sprint(opts.Brokers) + ", postgres", Duration: opts.Duration, CPUs: runtime.NumCPU()}
-	progress := func(format string, args ...any) { fmt.Fprintf(opts.Progress, format+"\n", args...) }
+	progress := s.progress
 	top := slices.Max(opts.Partitions)
 
 	progress("raw franz-go producer, %d partitions…", top)
@@ -195,16 +196,29 @@ func (s *scaledRun) names(figure string) (schema, prefix string) {
 	return schema, "plait-bench-" + s.run + "-" + figure
 }
 
+// progress reports a step of the run on opts.Progress.
+func (s *scaledRun) progress(format string, args ...any) {
+	if s.opts.Progress != nil {
+		fmt.Fprintf(s.opts.Progress, format+"\n", args...)
+	}
+}
+
 func (s *scaledRun) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, schema := range s.schemas {
-		s.pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+		if _, err := s.pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+			s.progress("could not drop the bench's schema %s: %v", schema, err)
+		}
 	}
 	if len(s.topics) > 0 {
-		if cl, err := kgo.NewClient(kgo.SeedBrokers(s.opts.Brokers...)); err == nil {
-			kadm.NewClient(cl).DeleteTopics(ctx, s.topics...)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.opts.Brokers...))
+		if err == nil {
+			_, err = kadm.NewClient(cl).DeleteTopics(ctx, s.topics...)
 			cl.Close()
+		}
+		if err != nil {
+			s.progress("could not delete the bench's topics %s: %v", strings.Join(s.topics, ", "), err)
 		}
 	}
 }

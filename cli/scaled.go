@@ -74,7 +74,7 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 	}
 	app := prog.app
 	if sc.partitions < 1 || sc.partitions > 1<<20 {
-		return usageError{fmt.Errorf("--partitions %d: want at least 1", sc.partitions)}
+		return usageError{fmt.Errorf("--partitions %d: want 1 to %d", sc.partitions, 1<<20)}
 	}
 	if sc.replication < -1 || sc.replication == 0 || sc.replication > 1<<15-1 {
 		return usageError{fmt.Errorf("--replication %d: want -1 or at least 1", sc.replication)}

@@ -115,7 +115,7 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, offsets [
 			return nil
 		}
 		if verr == nil {
-			return fmt.Errorf("postgres: commit: %w (verified: not committed)", err)
+			return fmt.Errorf("postgres: commit: %w (not committed when checked)", err)
 		}
 		return fmt.Errorf("postgres: commit: %w (whether it committed is unknown: %v)", err, verr)
 	}
@@ -278,9 +278,14 @@ func roundTimes(p *engine.Processed) {
 // committed reports whether the batch was committed, and if so writes its
 // positions into it. It first waits for the position counter's row lock: a
 // transaction that assigned positions holds it until it has committed or
-// rolled back, even when its client is gone, so the answer is final. The
-// batch counts as committed when all its commands are stored in one run of
-// positions, in batch order, as its own transaction would have stored them.
+// rolled back, even when its client is gone, so a yes is final. A no is
+// not quite: a transaction whose statements had not yet reached the
+// counter on the server (waiting on a view swap) may still commit after.
+// That is safe: the caller answers the batch's commands with an error
+// that asks for them to be sent again, and a command sent again finds its
+// outcome by its id. The batch counts as committed when all its commands
+// are stored in one run of positions, in batch order, as its own
+// transaction would have stored them.
 func (s *Store) committed(ctx context.Context, batch []*engine.Processed) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
