@@ -31,6 +31,7 @@ func (a App) Validate() error {
 		return fmt.Errorf("plait: application name %q: want a letter then letters, digits or _", a.Name)
 	}
 	types := map[string]bool{}
+	indexes := map[string]string{} // the stores name an index TYPE_FIELD
 	for _, d := range a.Aggregates {
 		if !namePattern.MatchString(d.Type()) {
 			return fmt.Errorf("plait: aggregate type %q: want a letter then letters, digits or _", d.Type())
@@ -48,6 +49,11 @@ func (a App) Validate() error {
 			if !namePattern.MatchString(f) {
 				return fmt.Errorf("plait: %s: indexed field %q is not a plain name", d.Type(), f)
 			}
+			name, field := d.Type()+"_"+f, d.Type()+"."+f
+			if other, ok := indexes[name]; ok && other != field {
+				return fmt.Errorf("plait: the indexes of %s and %s would have one name, %s: rename a type or a field", other, field, name)
+			}
+			indexes[name] = field
 		}
 	}
 	reactors := map[string]bool{}
