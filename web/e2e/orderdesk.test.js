@@ -294,6 +294,8 @@ test('an order changed meanwhile gives a clear conflict annotation', T, async ()
   const note = s.locator('[data-testid=annotation][data-code=conflict]');
   await note.waitFor();
   assert.match(await note.innerText(), /changed/);
+  // Shipping a cancelled order can no longer be done: no advice to send again.
+  assert.match(await note.innerText(), /can no longer be done/);
   assert.equal(await s.getByTestId('order-status').textContent(), 'cancelled', 'the screen shows the current version');
   const row = page.locator(`[data-testid=order-row][data-id="${orderId}"]`);
   assert.equal(await row.getByTestId('order-status').textContent(), 'cancelled');
@@ -883,5 +885,21 @@ test('an amount in another currency than the desk\'s shows its code', T, async (
   await page.locator(`[data-testid=order-row][data-id="${id}"]`).waitFor();
   assert.equal((await orderRowText(page, id)).total, '9.00 USD');
   assert.equal((await orderRowText(page, euros)).total, '9.00');
+  await done(page);
+});
+
+test('a change that conflicts but can still be made advises to send it again', T, async () => {
+  const name = `Co Nf ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await command('customer', customerId, 'changeEmail', { email: 'changed.meanwhile@example.com' });
+  await s.getByTestId('input-name').fill(`${name} Mine`);
+  await s.getByTestId('submit-rename').click();
+  const note = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"] [data-testid=annotation][data-code=conflict]`);
+  await note.waitFor();
+  assert.match(await note.innerText(), /check it, then send again/);
   await done(page);
 });

@@ -121,10 +121,16 @@ function describe(cmd) {
   return `${VERBS[cmd.name] ?? cmd.name} ${cmd.type} ${label}`;
 }
 
-/** The message of an annotation, with advice for a conflict. */
-function annotationText(e) {
+/**
+ * The message of an annotation, with advice for a conflict: to send again
+ * only if form, drawn from the current version, can still send it.
+ */
+function annotationText(e, form) {
   if (e.code === 'conflict') {
-    return `${e.message}. The screen now shows the current version: check it, then send again.`;
+    const possible = !form?.querySelector('button[type=submit]')?.disabled;
+    return possible
+      ? `${e.message}. The screen now shows the current version: check it, then send again.`
+      : `${e.message}. The screen now shows the current version, where this can no longer be done.`;
   }
   return e.message || e.code;
 }
@@ -832,7 +838,7 @@ function annotate(form, errors) {
     const note = h('p', {
       class: `annotation${e.code === 'conflict' ? ' conflict' : ''}`, role: 'alert',
       'data-testid': 'annotation', 'data-path': e.path ?? '', 'data-code': e.code ?? '',
-    }, annotationText(e));
+    }, annotationText(e, form));
     const target = e.path ? form.querySelector(`[data-path="${CSS.escape(e.path)}"]`) : null;
     if (target) {
       target.setAttribute('aria-invalid', 'true');
