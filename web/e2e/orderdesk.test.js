@@ -903,3 +903,29 @@ test('a change that conflicts but can still be made advises to send it again', T
   assert.match(await note.innerText(), /check it, then send again/);
   await done(page);
 });
+
+test('after a reload, an item a pending command is to change is greyed until it is done', T, async () => {
+  const name = `Gr Ey ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', name);
+  const row = page.locator(`[data-testid=customer-row][data-id="${customerId}"]`);
+  await row.click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${name} II`);
+  await s.getByTestId('submit-rename').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  // Nor does its status come by asking, until released.
+  let answer;
+  const asked = new Promise((r) => { answer = r; });
+  const status = (url) => url.pathname.startsWith('/commands/');
+  await page.route(status, async (route) => { await asked; await route.continue().catch(() => {}); });
+  await page.reload();
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"].pending`).waitFor({ timeout: 3000 });
+  answer();
+  await page.releaseStream();
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]:not(.pending)`).waitFor({ timeout: 20000 });
+  assert.equal(await row.locator('[data-testid=open-customer]').innerText(), `${name} II`);
+  await done(page);
+});

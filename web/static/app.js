@@ -1293,6 +1293,12 @@ function start() {
     else if (ui.screen) askToClose();
   });
 
+  // What a command of this tab, sent before a reload, is still to change
+  // is greyed again until the command has its outcome.
+  for (const { command: cmd } of client.pending()) {
+    if (cmd.type === 'customer') mark(`customer/${cmd.aggregateId}`, cmd.id);
+    else if (cmd.type === 'order') mark(`orderList/${cmd.aggregateId}`, cmd.id);
+  }
   showTab(location.hash.slice(1));
   updatePending();
   client.connect();
