@@ -20,11 +20,14 @@ func TestTheFeedIsReadableBeforeRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "plait.db")
+	// No reactor: nothing is written after Run but what the test sends.
+	app := enginetest.App()
+	app.Reactors = nil
 	st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "OFF"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := enginetest.StartApp(t, func(*testing.T) engine.Store { return st }, enginetest.App())
+	first := enginetest.StartApp(t, func(*testing.T) engine.Store { return st }, app)
 	cmd := plait.Command{ID: "c1", Type: "counter", AggregateID: "k1", Name: "add", Data: []byte(`{"by":1}`)}
 	if _, err := first.Engine.Submit(ctx, cmd, plait.User{ID: "u"}); err != nil {
 		t.Fatal(err)
@@ -39,7 +42,7 @@ func TestTheFeedIsReadableBeforeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() }) // after the engine stops: cleanups run last first
-	e, err := engine.New(enginetest.App(), st, engine.Options{})
+	e, err := engine.New(app, st, engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
