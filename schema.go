@@ -210,24 +210,26 @@ func collectViolations(ve *jsonschema.ValidationError, out *[]FieldError) {
 	*out = append(*out, FieldError{Path: path, Code: code, Message: msg})
 }
 
+// jsonTypeNames are the JSON Schema types, for people.
+var jsonTypeNames = map[string]string{
+	"integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false",
+	"array": "a list", "object": "an object", "null": "null",
+}
+
 // typeMessage says, for people, what a value of the wrong JSON type should
 // have been: "want a whole number, not text". Null is left out of what is
 // wanted, as null stands for a value left out.
 func typeMessage(k *kind.Type) string {
-	names := map[string]string{
-		"integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false",
-		"array": "a list", "object": "an object", "null": "null",
-	}
 	var want []string
 	for _, w := range k.Want {
 		if w != "null" {
-			want = append(want, names[w])
+			want = append(want, jsonTypeNames[w])
 		}
 	}
 	if len(want) == 0 {
 		return "want null"
 	}
-	got := names[k.Got]
+	got := jsonTypeNames[k.Got]
 	if k.Got == "number" && slices.Contains(k.Want, "integer") {
 		got = "a number with a fraction"
 	}

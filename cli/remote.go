@@ -55,12 +55,13 @@ func postAdmin(ctx context.Context, url, token string) (*http.Response, error) {
 // serverURL is the base URL --server gives: http:// is assumed when it
 // names no scheme.
 func serverURL(server string) (string, error) {
-	if !strings.Contains(server, "://") {
-		server = "http://" + server
+	base := server
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
 	}
-	u, err := url.Parse(strings.TrimRight(server, "/"))
+	u, err := url.Parse(strings.TrimRight(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", usageError{fmt.Errorf("--server %q: want the server's base URL, such as http://127.0.0.1:8080", strings.TrimPrefix(server, "http://"))}
+		return "", usageError{fmt.Errorf("--server %q: want the server's base URL, such as http://127.0.0.1:8080", server)}
 	}
 	return u.String(), nil
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -33,11 +32,10 @@ func (s *storeFlags) check() error {
 	if s.data == "" {
 		return usageError{errors.New("--data: want a directory")}
 	}
-	switch strings.ToUpper(s.synchronous) {
-	case "FULL", "NORMAL", "EXTRA", "OFF":
-		return nil
+	if err := sqlite.CheckSynchronous(s.synchronous); err != nil {
+		return usageError{fmt.Errorf("--%w", err)}
 	}
-	return usageError{fmt.Errorf("--synchronous %q: want FULL, NORMAL, EXTRA or OFF", s.synchronous)}
+	return nil
 }
 
 // path is the SQLite file of app.

@@ -55,7 +55,8 @@ func TestRunEndsWhenTheConsumerFailsUnderAWaitingReactor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() }) // after the engine stops: cleanups run last first
+	// After the engine stops: cleanups run last first.
+	t.Cleanup(func() { st.Close() })
 	log := failingLog{enginetest.NewMemLog("commands", 2, st.Offset), "tally"} // the reactor's view
 	e, err := engine.New(enginetest.App(), st, engine.Options{CommandLog: log, Partitions: 2})
 	if err != nil {

@@ -87,16 +87,24 @@ type Store struct {
 	wal      *os.File
 }
 
+// CheckSynchronous reports whether mode is one of SQLite's synchronous
+// modes, FULL, NORMAL, EXTRA or OFF (in any case).
+func CheckSynchronous(mode string) error {
+	switch strings.ToUpper(mode) {
+	case "FULL", "NORMAL", "EXTRA", "OFF":
+		return nil
+	}
+	return fmt.Errorf("synchronous %q: want FULL, NORMAL, EXTRA or OFF", mode)
+}
+
 // Open opens or creates the store in the file at path, creating its
 // directory, and migrates the schema.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Synchronous == "" {
 		opts.Synchronous = "FULL"
 	}
-	switch strings.ToUpper(opts.Synchronous) {
-	case "FULL", "NORMAL", "EXTRA", "OFF":
-	default:
-		return nil, fmt.Errorf("sqlite: synchronous %q: want FULL, NORMAL, EXTRA or OFF", opts.Synchronous)
+	if err := CheckSynchronous(opts.Synchronous); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 8
