@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -122,6 +123,11 @@ type Log struct {
 	log      *slog.Logger
 	producer *kgo.Client
 	commands map[string]string // aggregate type → its commands topic
+
+	lookups undecidedLookups // Undecided's scans of the commands topics
+	scans   atomic.Int64     // how many scans Undecided ran, for tests
+	closing context.Context  // done once Close is called
+	close   context.CancelFunc
 }
 
 var _ engine.CommandLog = (*Log)(nil)
@@ -137,6 +143,7 @@ func New(ctx context.Context, app plait.App, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{app: app, opts: opts, log: opts.Logger, commands: map[string]string{}}
+	l.closing, l.close = context.WithCancel(context.Background())
 	for _, d := range app.Aggregates {
 		l.commands[d.Type()] = l.CommandsTopic(d.Type())
 	}
@@ -177,6 +184,7 @@ func (l *Log) Ping(ctx context.Context) error {
 // Close closes the log's producer. Consume's own client closes when its
 // context ends.
 func (l *Log) Close() error {
+	l.close()
 	l.producer.Close()
 	return nil
 }

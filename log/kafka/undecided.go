@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,11 +19,94 @@ var _ engine.UndecidedFinder = (*Log)(nil)
 // and not decided yet, whichever instance it was sent to. It reads only
 // that tail of each partition, the records no instance has decided; when
 // every partition is caught up it reads none.
+//
+// Calls share their reads: one scan of the tails runs at a time, and it
+// looks for every id asked for while the one before it ran. So a burst of
+// status requests, or a client polling an id that was never sent, costs
+// one reader at a time, not one each. A scan is bounded by
+// Options.StatusTimeout.
 func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, error) {
 	if l.opts.Offsets == nil {
 		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: no OffsetSource in Options.Offsets", id)
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.opts.StatusTimeout)
+	ch := l.lookups.ask(id, l.scanUndecided)
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: %w", id, r.err)
+		}
+		return r.cmd, r.found, nil
+	case <-ctx.Done():
+		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: %w", id, ctx.Err())
+	}
+}
+
+// undecidedResult answers one id of a scan.
+type undecidedResult struct {
+	cmd   plait.Command
+	found bool
+	err   error
+}
+
+// undecidedLookups gathers the ids asked for into scans, one at a time.
+type undecidedLookups struct {
+	mu      sync.Mutex
+	next    map[string][]chan undecidedResult // the ids of the scan to come
+	running bool
+}
+
+// ask adds id to the next scan, starting scan if none runs, and returns
+// where its answer comes. The next scan begins after ask returns, so it
+// sees every record appended before the call.
+func (u *undecidedLookups) ask(id string, scan func(ids map[string]bool) (map[string]plait.Command, error)) <-chan undecidedResult {
+	ch := make(chan undecidedResult, 1)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.next == nil {
+		u.next = map[string][]chan undecidedResult{}
+	}
+	u.next[id] = append(u.next[id], ch)
+	if !u.running {
+		u.running = true
+		go u.run(scan)
+	}
+	return ch
+}
+
+// run scans for the ids waiting, then for those asked for meanwhile,
+// until none is left.
+func (u *undecidedLookups) run(scan func(ids map[string]bool) (map[string]plait.Command, error)) {
+	for {
+		u.mu.Lock()
+		waiting := u.next
+		u.next = nil
+		if len(waiting) == 0 {
+			u.running = false
+			u.mu.Unlock()
+			return
+		}
+		u.mu.Unlock()
+		ids := make(map[string]bool, len(waiting))
+		for id := range waiting {
+			ids[id] = true
+		}
+		found, err := scan(ids)
+		for id, chs := range waiting {
+			cmd, ok := found[id]
+			for _, ch := range chs {
+				ch <- undecidedResult{cmd: cmd, found: ok, err: err}
+			}
+		}
+	}
+}
+
+// scanUndecided reads the undecided tail of every commands partition once,
+// until it has found every id of ids or read each tail to its end, and
+// returns the first record of each id it found. It gives up after
+// Options.StatusTimeout, or when the log closes.
+func (l *Log) scanUndecided(ids map[string]bool) (map[string]plait.Command, error) {
+	l.scans.Add(1)
+	ctx, cancel := context.WithTimeout(l.closing, l.opts.StatusTimeout)
 	defer cancel()
 	topics := make([]string, 0, len(l.commands))
 	for _, t := range l.commands {
@@ -30,7 +114,7 @@ func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, er
 	}
 	ends, err := kadm.NewClient(l.producer).ListEndOffsets(ctx, topics...)
 	if err != nil {
-		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: list end offsets: %w", id, err)
+		return nil, fmt.Errorf("list end offsets: %w", err)
 	}
 	from := map[string]map[int32]kgo.Offset{}
 	last := map[topicPartition]int64{} // the offset of each tail's last record
@@ -40,12 +124,12 @@ func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, er
 			return
 		}
 		if o.Err != nil {
-			failed = fmt.Errorf("kafka: undecided %s: end offset of %s/%d: %w", id, o.Topic, o.Partition, o.Err)
+			failed = fmt.Errorf("end offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
 			return
 		}
 		next, err := l.opts.Offsets.Offset(ctx, o.Topic, o.Partition)
 		if err != nil {
-			failed = fmt.Errorf("kafka: undecided %s: %w", id, err)
+			failed = err
 			return
 		}
 		if next >= o.Offset {
@@ -58,40 +142,48 @@ func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, er
 		last[topicPartition{o.Topic, o.Partition}] = o.Offset - 1
 	})
 	if failed != nil || len(last) == 0 {
-		return plait.Command{}, false, failed
+		return nil, failed
 	}
 	cl, err := kgo.NewClient(l.clientOpts(kgo.ConsumePartitions(from))...)
 	if err != nil {
-		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: make a reader: %w", id, err)
+		return nil, fmt.Errorf("make a reader: %w", err)
 	}
 	defer cl.Close()
-	for len(last) > 0 {
+	found := map[string]plait.Command{}
+	for len(last) > 0 && len(found) < len(ids) {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: %d partitions left to read: %w", id, len(last), ctx.Err())
+			return nil, fmt.Errorf("%d partitions left to read: %w", len(last), ctx.Err())
 		}
 		if errs := fetches.Errors(); len(errs) > 0 {
-			return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: fetch %s/%d: %w", id, errs[0].Topic, errs[0].Partition, errs[0].Err)
+			return nil, fmt.Errorf("fetch %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
 		}
-		var found *kgo.Record
+		var bad error
 		fetches.EachRecord(func(r *kgo.Record) {
-			for _, h := range r.Headers {
-				if found == nil && h.Key == "plait_id" && string(h.Value) == id {
-					found = r // the first: the one decided, later ones being its duplicates
-				}
-			}
 			tp := topicPartition{r.Topic, r.Partition}
-			if end, ok := last[tp]; ok && r.Offset >= end {
+			if end, ok := last[tp]; !ok || r.Offset > end {
+				return // past the tail this scan reads
+			} else if r.Offset == end {
 				delete(last, tp)
 			}
-		})
-		if found != nil {
-			cmd, err := decodeCommand(found)
-			if err != nil {
-				return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: %w", id, err)
+			for _, h := range r.Headers {
+				id := string(h.Value)
+				if h.Key != "plait_id" || !ids[id] {
+					continue
+				}
+				if _, seen := found[id]; seen {
+					continue // the first is the one decided, later ones its duplicates
+				}
+				cmd, err := decodeCommand(r)
+				if err != nil && bad == nil {
+					bad = err
+				}
+				found[id] = cmd
 			}
-			return cmd, true, nil
+		})
+		if bad != nil {
+			return nil, bad
 		}
 	}
-	return plait.Command{}, false, nil
+	return found, nil
 }

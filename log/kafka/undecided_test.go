@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,4 +266,48 @@ func TestTheSearchForACommandElsewhereIsBounded(t *testing.T) {
 	if took := time.Since(start); err == nil || !errors.Is(err, context.DeadlineExceeded) || took > 1500*time.Millisecond {
 		t.Fatalf("Undecided with the brokers silent: %v after %v, want the deadline's error within the timeout", err, took)
 	}
+}
+
+// TestConcurrentSearchesForCommandsShareScans: many status requests at
+// once, for commands taken elsewhere and for ids never sent, are answered
+// by a few shared scans of the commands topics, not one reader each, and
+// every answer is still right.
+func TestConcurrentSearchesForCommandsShareScans(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, open := scaledOut(ctx, t, enginetest.App(), 4)
+	l := open()
+	const sent = 8
+	for i := range sent {
+		id := fmt.Sprintf("sent-%d", i)
+		cmd := plait.Command{ID: id, Type: "counter", AggregateID: fmt.Sprintf("x%d", i), Name: "add", Data: json.RawMessage(`{"by":1}`),
+			CorrelationID: id, User: "u", At: time.Now().UTC()}
+		if err := l.Append(ctx, cmd, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const asks = 40
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range asks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			id, want := fmt.Sprintf("sent-%d", i%sent), true
+			if i%2 == 1 {
+				id, want = fmt.Sprintf("never-sent-%d", i), false
+			}
+			cmd, ok, err := l.Undecided(ctx, id)
+			if err != nil || ok != want || (ok && cmd.ID != id) {
+				t.Errorf("Undecided(%s) = %q, %v, %v; want found %v", id, cmd.ID, ok, err, want)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := l.Scans(); n > asks/4 {
+		t.Fatalf("%d lookups at once ran %d scans of the commands topics, want them shared", asks, n)
+	}
+	t.Logf("%d lookups, %d scans", asks, l.Scans())
 }
