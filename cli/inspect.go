@@ -29,7 +29,7 @@ func runInspect(ctx context.Context, prog program, args []string, stdout, stderr
 	if err := sf.existing(app); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, app)
+	st, err := sf.read(ctx, app)
 	if err != nil {
 		return err
 	}

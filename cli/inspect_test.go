@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -19,7 +21,9 @@ import (
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/engine/enginetest"
 	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/store/sqlite"
 )
 
 // inspect's lag is what a reactor has still to do: the events of its types
@@ -166,5 +170,69 @@ func TestScaledServeGivesUpOnASilentDatabase(t *testing.T) {
 		"--postgres", "postgres://postgres@"+silent.Addr().String()+"/test?sslmode=disable", "--start-timeout", "1s")
 	if took := time.Since(start); code != 1 || !strings.Contains(stderr, "no answer within --start-timeout 1s") || took > 10*time.Second {
 		t.Fatalf("serve on a silent PostgreSQL: exit %d after %v, %s", code, took, stderr)
+	}
+}
+
+// inspect opens the store only to read it: it changes nothing in the
+// file, not even a list index the application declares and the store
+// lacks (which serve or replay would create), and it works while a server
+// has the store open.
+func TestInspectChangesNothingInTheStore(t *testing.T) {
+	data := t.TempDir()
+	sf := storeFlags{data: data, synchronous: "NORMAL"}
+	ctx := context.Background()
+	// A store with one command, made without the list indexes.
+	st, err := sqlite.Open(ctx, sf.path(orderdesk.App()), sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := orderdesk.App()
+	bare.Reactors = nil
+	e, err := engine.New(bare, st, engine.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := enginetest.Background(t, e)
+	if _, err := e.Submit(ctx, plait.Command{Type: "customer", AggregateID: "c1", Name: "create",
+		Data: json.RawMessage(`{"name":"Ann","email":"ann@example.com"}`)}, plait.User{ID: "local"}); err != nil {
+		t.Fatal(err)
+	}
+	schema := func() string {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+sf.path(orderdesk.App())+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query(`SELECT type, name FROM sqlite_master ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var typ, name string
+			if err := rows.Scan(&typ, &name); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s %s\n", typ, name)
+		}
+		return b.String()
+	}
+	before := schema()
+	// While the store is open and served.
+	if code, out, stderr := runCLI(t, "inspect", "--data", data); code != 0 || !strings.Contains(out, "log head") {
+		t.Fatalf("inspect of a served store: exit %d\n%s%s", code, out, stderr)
+	}
+	stop()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// And closed.
+	if code, out, stderr := runCLI(t, "inspect", "--data", data); code != 0 || !strings.Contains(out, "log head    2") {
+		t.Fatalf("inspect of a closed store: exit %d\n%s%s", code, out, stderr)
+	}
+	if after := schema(); after != before {
+		t.Fatalf("inspect changed the store's schema:\nbefore\n%safter\n%s", before, after)
 	}
 }

@@ -72,6 +72,17 @@ func (s *storeFlags) open(ctx context.Context, app plait.App) (*sqlite.Store, er
 	return st, nil
 }
 
+// read opens the embedded store of app only to read it: inspect changes
+// nothing, not even a missing list index, in a store a server may be
+// serving.
+func (s *storeFlags) read(ctx context.Context, app plait.App) (*sqlite.Store, error) {
+	st, err := sqlite.Open(ctx, s.path(app), sqlite.Options{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return st, nil
+}
+
 // withEngine opens app's embedded store, runs an engine on it without an
 // HTTP server, calls fn once the engine takes commands, then stops the
 // engine and closes the store. The caller holds the data directory's lock.

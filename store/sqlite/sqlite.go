@@ -39,7 +39,17 @@ type Options struct {
 	// many bytes of stored data, and returns at least one item. A relay
 	// resuming from far back so pages through the log in bounded memory.
 	MaxPageBytes int
+	// ReadOnly opens an existing store only to read it, for tools that
+	// look at a store another process may be serving (plait inspect):
+	// nothing is created or migrated, and every write fails. The file may
+	// be on a read-only disk if its -shm file is there or the store was
+	// closed cleanly.
+	ReadOnly bool
 }
+
+// ErrNoStore is returned by Open with Options.ReadOnly when the file is
+// not a store: it is missing, or holds no store's tables.
+var ErrNoStore = errors.New("sqlite: no store in the file")
 
 // DefaultMaxPageBytes is the default of Options.MaxPageBytes.
 const DefaultMaxPageBytes = 4 << 20
@@ -79,6 +89,7 @@ type Store struct {
 	keysReady atomic.Bool // the key table exists
 
 	synchronous string // Options.Synchronous, upper case
+	readOnly    bool   // Options.ReadOnly
 
 	// fullSync is set with synchronous=FULL: CommitUnsynced then leaves
 	// the fsync to Sync, which syncs the write-ahead log through wal.
@@ -109,7 +120,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 8
 	}
-	if dir := filepath.Dir(path); dir != "" {
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("%w %s: %w", ErrNoStore, path, err)
+		}
+	} else if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("sqlite: create directory: %w", err)
 		}
@@ -117,7 +132,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	dsn := func(extra string) string {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
-		q.Add("_pragma", "journal_mode(WAL)")
+		if opts.ReadOnly {
+			q.Add("mode", "ro")
+			q.Add("_pragma", "query_only(1)")
+		} else {
+			q.Add("_pragma", "journal_mode(WAL)")
+		}
 		q.Add("_pragma", "synchronous("+opts.Synchronous+")")
 		q.Add("_pragma", "foreign_keys(on)")
 		// Commit's multi-row statements keep a statement journal; in
@@ -135,9 +155,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{path: path, w: w, synchronous: strings.ToUpper(opts.Synchronous), fullSync: strings.EqualFold(opts.Synchronous, "FULL")}
+	s := &Store{path: path, w: w, readOnly: opts.ReadOnly, synchronous: strings.ToUpper(opts.Synchronous), fullSync: strings.EqualFold(opts.Synchronous, "FULL")}
 	s.SetMaxPageBytes(opts.MaxPageBytes)
-	if err := s.migrate(ctx); err != nil {
+	if opts.ReadOnly {
+		err = s.checkSchema(ctx)
+	} else {
+		err = s.migrate(ctx)
+	}
+	if err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -373,6 +398,19 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 	pos  INTEGER NOT NULL
 );
 `
+
+// checkSchema reports ErrNoStore unless the file holds a store's tables.
+func (s *Store) checkSchema(ctx context.Context) error {
+	var n int
+	err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('commands', 'events', 'instances', 'checkpoints')`).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("sqlite: read the schema: %w", err)
+	}
+	if n != 4 {
+		return fmt.Errorf("%w %s", ErrNoStore, s.path)
+	}
+	return nil
+}
 
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {

@@ -2,7 +2,11 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -62,5 +66,69 @@ func TestKnownCommands(t *testing.T) {
 	many = append(many, "b")
 	if known, err := st.KnownCommands(ctx, many); err != nil || len(known) != 1 || !known["b"] {
 		t.Fatalf("100 ids: %v %v", known, err)
+	}
+}
+
+// A store opened ReadOnly reads what is there, refuses every write, and
+// creates nothing: not a missing file, not a store in a file that is not
+// one.
+func TestReadOnlyOpenChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "sub", "none.db")
+	if _, err := sqlite.Open(ctx, missing, sqlite.Options{ReadOnly: true}); !errors.Is(err, sqlite.ErrNoStore) {
+		t.Fatalf("read-only open of a missing file: %v, want ErrNoStore", err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("read-only open of a missing file made its directory: %v", err)
+	}
+
+	other := filepath.Join(dir, "other.db")
+	db, err := sql.Open("sqlite", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE notes(text TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := sqlite.Open(ctx, other, sqlite.Options{ReadOnly: true}); !errors.Is(err, sqlite.ErrNoStore) {
+		t.Fatalf("read-only open of a file with no store: %v, want ErrNoStore", err)
+	}
+
+	path := filepath.Join(dir, "plait.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := plait.Command{ID: "c1", Type: "counter", AggregateID: "a", Name: "add", CorrelationID: "c1", User: "u", At: time.Now().UTC()}
+	p := &engine.Processed{
+		Outcome:  plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Owner: "u", Events: []plait.Event{{ID: plait.EventID("c1", 0), Type: "counter", AggregateID: "a", Seq: 1, Name: "added", CorrelationID: "c1", CausationID: "c1", User: "u", At: cmd.At}}},
+		Instance: &engine.Instance{Type: "counter", ID: "a", Seq: 1, State: []byte(`{}`), Owner: "u", UpdatedAt: cmd.At},
+	}
+	if err := st.Commit(ctx, []*engine.Processed{p}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ro, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if head, err := ro.Head(ctx); err != nil || head != 2 {
+		t.Fatalf("read-only Head = %d, %v; want 2", head, err)
+	}
+	if out, ok, err := ro.Outcome(ctx, "c1"); err != nil || !ok || out.Status != plait.StatusAccepted {
+		t.Fatalf("read-only Outcome(c1) = %+v, %v, %v", out, ok, err)
+	}
+	p.Outcome.Command.ID, p.Outcome.Events[0].ID, p.Outcome.Events[0].Seq, p.Instance.Seq = "c2", plait.EventID("c2", 0), 2, 2
+	if err := ro.Commit(ctx, []*engine.Processed{p}); err == nil {
+		t.Fatal("a read-only store committed a command")
+	}
+	if err := ro.SaveCheckpoint(ctx, "r", 1); err == nil {
+		t.Fatal("a read-only store saved a checkpoint")
+	}
+	if head, err := ro.Head(ctx); err != nil || head != 2 {
+		t.Fatalf("read-only Head after refused writes = %d, %v; want 2", head, err)
 	}
 }

@@ -27,7 +27,17 @@ CREATE TABLE IF NOT EXISTS view_copies (
 
 // loadCopies reads which copy of each rebuilt view is live.
 func (s *Store) loadCopies(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, viewCopiesSchema); err != nil {
+	s.phys = map[string]string{}
+	if s.readOnly {
+		// A store no view was ever rebuilt in may have no table yet.
+		var n int
+		if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'view_copies'`).Scan(&n); err != nil {
+			return fmt.Errorf("sqlite: read view copies: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	} else if _, err := s.w.ExecContext(ctx, viewCopiesSchema); err != nil {
 		return fmt.Errorf("sqlite: migrate view copies: %w", err)
 	}
 	rows, err := s.w.QueryContext(ctx, `SELECT type, phys FROM view_copies`)
@@ -35,7 +45,6 @@ func (s *Store) loadCopies(ctx context.Context) error {
 		return fmt.Errorf("sqlite: read view copies: %w", err)
 	}
 	defer rows.Close()
-	s.phys = map[string]string{}
 	for rows.Next() {
 		var typ, phys string
 		if err := rows.Scan(&typ, &phys); err != nil {
