@@ -124,6 +124,7 @@ type Engine struct {
 	reactors   []*reactorRun
 	reacting   ReactingLog     // scaled out: the log the reactors consume, when it offers events
 	undecided  UndecidedFinder // scaled out: the command log, when it can find a command not decided yet
+	lagging    LagReporter     // scaled out: the command log, when it can tell its partitions' lag
 	up         *upcasters
 
 	// The gates let a view rebuild stop the world briefly: reactors hold
@@ -216,6 +217,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 	e.up = newUpcasters(app)
 	e.store = wrapStore(store, e.up, sh)
 	e.undecided, _ = opts.CommandLog.(UndecidedFinder)
+	e.lagging, _ = opts.CommandLog.(LagReporter)
 	if opts.ReactFromLog {
 		rl, ok := opts.CommandLog.(ReactingLog)
 		if !ok {

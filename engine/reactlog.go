@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/plaithq/plait"
 )
@@ -195,4 +196,82 @@ type withEvents struct {
 // Consume consumes the commands, with handle, and the reactors' events.
 func (w withEvents) Consume(ctx context.Context, handle func(ctx context.Context, b LogBatch) error) error {
 	return w.ConsumeWithEvents(ctx, handle, w.react)
+}
+
+// LagReporter is a CommandLog that can tell how far this instance's
+// consumption of the log is behind.
+type LagReporter interface {
+	// PartitionLags lists the partitions this instance consumes now, with
+	// the records of each it has not handled yet.
+	PartitionLags() []PartitionLag
+}
+
+// PartitionLag is how far this instance is behind in one partition of the
+// external log.
+type PartitionLag struct {
+	Topic     string
+	Partition int32
+	// AggregateType is the type whose commands, or with Events its
+	// events, the topic holds.
+	AggregateType string
+	Events        bool
+	// Records counts the records of the partition not handled yet.
+	Records int64
+}
+
+// Lag is how far one of the engine's consumers is behind.
+type Lag struct {
+	Name string // "reactor:NAME", or "commands" for the decisions of a scaled-out engine
+	Lag  int64  // feed positions embedded; records of the log's partitions scaled out
+}
+
+// CommandsLag is the Lag.Name of a scaled-out engine's decisions: the
+// commands of the partitions it owns, appended and not yet decided.
+const CommandsLag = "commands"
+
+// Lags reports how far each of the engine's consumers is behind.
+// Embedded, a reactor's lag is the feed positions from its checkpoint to
+// the head. Scaled out, when the command log can tell (a LagReporter),
+// each instance reports the partitions it owns: a reactor's lag is the
+// records of its types' events topics it has not handled, and
+// CommandsLag the commands not yet decided; summed over the instances,
+// they are the application's. A log that cannot tell reports neither;
+// reactors that read the store's feed are reported as embedded.
+func (e *Engine) Lags() []Lag {
+	var lags []Lag
+	byType := map[string]int64{}
+	counted := e.lagging != nil
+	if e.scaled() && counted {
+		var commands int64
+		for _, p := range e.lagging.PartitionLags() {
+			if p.Events {
+				byType[p.AggregateType] += p.Records
+			} else {
+				commands += p.Records
+			}
+		}
+		lags = append(lags, Lag{Name: CommandsLag, Lag: commands})
+	}
+	if !e.reactsFromLog() {
+		st := e.Stats()
+		for _, s := range st.Subscriptions {
+			lags = append(lags, Lag{Name: s.Name, Lag: max(st.Head-s.Position, 0)})
+		}
+		return lags
+	}
+	if !counted {
+		return lags
+	}
+	for _, r := range e.reactors {
+		var n int64
+		seen := map[string]bool{}
+		for _, key := range r.reactor.Subscriptions() {
+			if typ, _, _ := strings.Cut(key, "."); !seen[typ] {
+				seen[typ] = true
+				n += byType[typ]
+			}
+		}
+		lags = append(lags, Lag{Name: r.name, Lag: n})
+	}
+	return lags
 }

@@ -72,7 +72,7 @@ type lagCollector struct {
 }
 
 var lagDesc = prometheus.NewDesc("plait_subscription_lag",
-	"Feed positions a subscription (reactor or view) has yet to consume.", []string{"name"}, nil)
+	"How far a consumer is behind: embedded, the feed positions a reactor has yet to consume; scaled out, the records of the partitions this instance owns not handled yet, per reactor and for the commands (name=\"commands\"), which sum over the instances.", []string{"name"}, nil)
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
 
@@ -80,9 +80,8 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	if !c.running() {
 		return
 	}
-	st := c.e.Stats()
-	for _, s := range st.Subscriptions {
-		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(max(st.Head-s.Position, 0)), s.Name)
+	for _, l := range c.e.Lags() {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(l.Lag), l.Name)
 	}
 }
 

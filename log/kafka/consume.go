@@ -1,10 +1,14 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -85,6 +89,14 @@ func (l *Log) consume(ctx context.Context, handle func(ctx context.Context, b en
 		return fmt.Errorf("kafka: make the consumer of group %s: %w", l.opts.Group, err)
 	}
 	c.cl = cl
+	l.consumersMu.Lock()
+	l.consumers[c] = true
+	l.consumersMu.Unlock()
+	defer func() {
+		l.consumersMu.Lock()
+		delete(l.consumers, c)
+		l.consumersMu.Unlock()
+	}()
 	for {
 		fetches := cl.PollRecords(ctx, 4*l.opts.MaxBatch)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -216,10 +228,14 @@ func (c *consumer) dispatch(fetches kgo.Fetches) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if len(p.Records) == 0 {
+		w := c.parts[topicPartition{p.Topic, p.Partition}]
+		if w == nil {
 			return
 		}
-		if w := c.parts[topicPartition{p.Topic, p.Partition}]; w != nil {
+		if p.HighWatermark > w.end.Load() {
+			w.end.Store(p.HighWatermark)
+		}
+		if len(p.Records) > 0 {
 			w.push(p.Records)
 		}
 	})
@@ -232,6 +248,9 @@ type worker struct {
 	tp     topicPartition
 	next   int64 // the offset of the next record to hand
 	events bool  // an events topic, handed to react
+	// handled mirrors next for PartitionLags; end is the partition's end
+	// offset (high watermark) as the last fetch that had it saw it.
+	handled, end atomic.Int64
 	// ctx is the context batches are handled in. A batch of commands
 	// outlives Consume's context, so that a revocation or a shutdown lets
 	// it finish; a batch of events ends with the worker.
@@ -250,6 +269,8 @@ type worker struct {
 
 func newWorker(c *consumer, tp topicPartition, next int64) *worker {
 	w := &worker{c: c, tp: tp, next: next, events: c.events[tp.topic], wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	w.handled.Store(next)
+	w.end.Store(next)
 	if w.events {
 		w.ctx, w.cancel = context.WithCancel(c.ctx)
 	} else {
@@ -362,6 +383,7 @@ func (w *worker) deliver(recs []*kgo.Record) error {
 		next, err := w.hand(recs)
 		if err == nil {
 			w.next = next
+			w.handled.Store(next)
 			return nil
 		}
 		if w.stopping() {
@@ -391,6 +413,7 @@ func (w *worker) deliver(recs []*kgo.Record) error {
 				return fmt.Errorf("kafka: the store's offset of %s/%d went back from %d to %d", w.tp.topic, w.tp.partition, w.next, next)
 			}
 			w.next = next
+			w.handled.Store(next)
 			break
 		}
 	}
@@ -469,6 +492,29 @@ func addTrace(traces []engine.TraceContext, i int, r *kgo.Record) []engine.Trace
 		traces = append(traces, engine.TraceContext{})
 	}
 	return append(traces, tc)
+}
+
+// PartitionLags lists the partitions this instance consumes now, each with
+// the records it holds that were not handled yet: from the offset handled
+// to the partition's end as its last fetch saw it. A partition just
+// assigned counts none until its first fetch.
+func (l *Log) PartitionLags() []engine.PartitionLag {
+	l.consumersMu.Lock()
+	defer l.consumersMu.Unlock()
+	var lags []engine.PartitionLag
+	for c := range l.consumers {
+		c.mu.Lock()
+		for tp, w := range c.parts {
+			typ, events := l.topicTypes[tp.topic], c.events[tp.topic]
+			lags = append(lags, engine.PartitionLag{Topic: tp.topic, Partition: tp.partition, AggregateType: typ, Events: events,
+				Records: max(w.end.Load()-w.handled.Load(), 0)})
+		}
+		c.mu.Unlock()
+	}
+	slices.SortFunc(lags, func(a, b engine.PartitionLag) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return lags
 }
 
 // skipBelow drops the records before offset next: their effects are

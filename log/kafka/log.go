@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -124,6 +125,11 @@ type Log struct {
 	producer *kgo.Client
 	commands map[string]string // aggregate type → its commands topic
 
+	topicTypes map[string]string // commands or events topic → its aggregate type
+
+	consumersMu sync.Mutex
+	consumers   map[*consumer]bool // the Consume calls running, for PartitionLags
+
 	lookups undecidedLookups // Undecided's scans of the commands topics
 	scans   atomic.Int64     // how many scans Undecided ran, for tests
 	closing context.Context  // done once Close is called
@@ -142,10 +148,12 @@ func New(ctx context.Context, app plait.App, opts Options) (*Log, error) {
 	if err := opts.defaults(app); err != nil {
 		return nil, err
 	}
-	l := &Log{app: app, opts: opts, log: opts.Logger, commands: map[string]string{}}
+	l := &Log{app: app, opts: opts, log: opts.Logger, commands: map[string]string{}, topicTypes: map[string]string{}, consumers: map[*consumer]bool{}}
 	l.closing, l.close = context.WithCancel(context.Background())
 	for _, d := range app.Aggregates {
 		l.commands[d.Type()] = l.CommandsTopic(d.Type())
+		l.topicTypes[l.CommandsTopic(d.Type())] = d.Type()
+		l.topicTypes[l.EventsTopic(d.Type())] = d.Type()
 	}
 	cl, err := kgo.NewClient(l.clientOpts(
 		kgo.RequiredAcks(kgo.AllISRAcks()),
