@@ -33,7 +33,6 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"replay", "--view", "orderList", "--aggregate", "order"},
 		{"replay", "--view", "orderList", "--kafka", "127.0.0.1:9092", "--postgres", "postgres://127.0.0.1/test"},
 		{"serve", "--addr", "0.0.0.0:0", "--data", t.TempDir()},
-		{"serve", "--jwt-secret", "short", "--data", t.TempDir()},
 		{"serve", "--addr", "18303", "--data", t.TempDir()},
 		{"serve", "--addr", "127.0.0.1", "--data", t.TempDir()},
 		{"serve", "--data", ""},

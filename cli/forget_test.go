@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +113,81 @@ func TestForgetGoesThroughTheRunningServer(t *testing.T) {
 	if code != 0 || strings.Contains(out, "through") || !strings.Contains(out, "forgot c1") {
 		t.Fatalf("forget --server again: exit %d\n%s\n%s", code, out, stderr)
 	}
+}
+
+// A short --jwt-secret is the operator's to choose: serve warns that it
+// can be guessed, and serves, accepting the tokens it signs (with or
+// without an expiry) and refusing others.
+func TestServeWarnsOfAShortSecretAndServes(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var serveErr bytes.Buffer
+	var mu sync.Mutex
+	go func() {
+		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", t.TempDir(), "--log-level", "warn", "--jwt-secret", "secret"},
+			io.Discard, lockedWriter{&mu, &serveErr})
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	logged := serveErr.String()
+	mu.Unlock()
+	if !strings.Contains(logged, "the --jwt-secret has 6 bytes") {
+		t.Fatalf("no warning of the short secret in the log:\n%s", logged)
+	}
+	list := func(claims jwt.MapClaims, key string) int {
+		t.Helper()
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", base+"/lists/orderList", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := list(jwt.MapClaims{"sub": "ann"}, "secret"); code != http.StatusOK {
+		t.Fatalf("a token without exp signed with the secret: %d, want 200", code)
+	}
+	if code := list(jwt.MapClaims{"sub": "ann", "exp": time.Now().Add(time.Hour).Unix()}, "secret"); code != http.StatusOK {
+		t.Fatalf("a token signed with the secret: %d, want 200", code)
+	}
+	if code := list(jwt.MapClaims{"sub": "ann"}, "secreT"); code != http.StatusUnauthorized {
+		t.Fatalf("a token signed with another secret: %d, want 401", code)
+	}
+}
+
+
+// lockedWriter is a writer shared by goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

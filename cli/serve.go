@@ -135,6 +135,9 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	if n := len(f.jwtSecret); n > 0 && n < minSecret {
+		log.Warn(fmt.Sprintf("the --jwt-secret has %d bytes: an HS256 secret should have at least %d (RFC 7518, section 3.2), or tokens can be forged by guessing it", n, minSecret))
+	}
 	if auth == nil && !loopback(f.addr) {
 		return usageError{fmt.Errorf("--addr %s is not a loopback address: without --jwt-secret or --jwks-url, serve binds 127.0.0.1 (or ::1) only", f.addr)}
 	}
@@ -257,15 +260,16 @@ func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveF
 	return nil
 }
 
+// minSecret is the shortest HS256 secret serve takes without a warning:
+// as many bytes as the hash's output.
+const minSecret = 32
+
 // auth builds the authenticator the flags ask for, nil for none.
 func (f serveFlags) auth(ctx context.Context) (*httpapi.Auth, error) {
 	switch {
 	case f.jwtSecret != "" && f.jwksURL != "":
 		return nil, usageError{errors.New("--jwt-secret and --jwks-url exclude each other")}
 	case f.jwtSecret != "":
-		if len(f.jwtSecret) < 32 {
-			return nil, usageError{errors.New("--jwt-secret must be at least 32 bytes long")}
-		}
 		return httpapi.NewHS256Auth([]byte(f.jwtSecret)), nil
 	case f.jwksURL != "":
 		a, err := httpapi.NewJWKSAuth(ctx, f.jwksURL)

@@ -16,8 +16,10 @@ import (
 
 // Auth authenticates requests by their bearer JWT: an HS256 token signed
 // with a shared secret, or an RS256/ES256 token signed by a key of a JWKS.
-// Only the algorithms of the chosen kind are accepted (never "none"), the
-// token must carry an expiry, the user's id is its "sub" claim and the
+// Only the algorithms of the chosen kind are accepted (never "none"); an
+// expiry (exp), a start (nbf) and an issue time (iat) are checked when the
+// token has them, with Leeway: a token without exp holds until its key
+// changes, as its issuer chose. The user's id is its "sub" claim and the
 // user's roles its "roles" claim, an array of strings.
 type Auth struct {
 	parser  *jwt.Parser
@@ -55,7 +57,6 @@ func newAuth(methods []string, keyfunc jwt.Keyfunc) *Auth {
 	return &Auth{
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(methods),
-			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(Leeway),
 		),
@@ -76,7 +77,7 @@ func (a *Auth) Authenticate(token string) (plait.User, error) {
 }
 
 // authenticate is Authenticate, also returning until when the token is
-// accepted: its expiry, with the leeway.
+// accepted: its expiry, with the leeway, or zero if it has none.
 func (a *Auth) authenticate(token string) (plait.User, time.Time, error) {
 	var c claims
 	tok, err := a.parser.ParseWithClaims(token, &c, a.keyfunc)
@@ -89,7 +90,11 @@ func (a *Auth) authenticate(token string) (plait.User, time.Time, error) {
 	if c.Subject == "" {
 		return plait.User{}, time.Time{}, errors.New("verify token: no sub claim")
 	}
-	return plait.User{ID: c.Subject, Roles: c.Roles}, c.ExpiresAt.Add(Leeway), nil
+	var until time.Time // a token without exp holds until its issuer's key changes
+	if c.ExpiresAt != nil {
+		until = c.ExpiresAt.Add(Leeway)
+	}
+	return plait.User{ID: c.Subject, Roles: c.Roles}, until, nil
 }
 
 // readClaims are the claims Authenticate reads, by their exact names.

@@ -38,7 +38,6 @@ func TestTokensAreRequiredAndVerified(t *testing.T) {
 		"forged":         sign(jwt.SigningMethodHS256, []byte("another secret entirely......"), valid),
 		"alg none":       sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, valid),
 		"expired":        sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(-time.Hour).Unix()}),
-		"no expiry":      sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann"}),
 		"not yet valid":  sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(2 * time.Hour).Unix(), "nbf": now.Add(time.Hour).Unix()}),
 		"no subject":     sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": now.Add(time.Hour).Unix()}),
 		"other alg":      sign(jwt.SigningMethodHS384, secret, valid),
@@ -65,8 +64,10 @@ func TestTokensAreRequiredAndVerified(t *testing.T) {
 	if h.e.Head() != 0 {
 		t.Fatal("an unauthenticated command was stored")
 	}
-	// The good token works, and so does a little clock skew.
+	// The good token works, and so does a little clock skew. A token
+	// without exp is its issuer's choice: RFC 7519 makes it optional.
 	h.post(sign(jwt.SigningMethodHS256, secret, valid), "", add("", "a", 1), http.StatusAccepted)
+	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann"}), "", add("", "a", 1), http.StatusAccepted)
 	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(-5 * time.Second).Unix()}), "", add("", "a", 1), http.StatusAccepted)
 	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(time.Hour).Unix(), "iat": now.Add(5 * time.Second).Unix()}), "", add("", "a", 1), http.StatusAccepted)
 	// The cookie is taken for reads, not for commands.

@@ -197,7 +197,6 @@ func hostileCorpus(t *testing.T, h *hostileServer) []hostile {
 		"expired":            sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(-time.Hour).Unix()}),
 		"expired-in-leeway+": sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(-2 * time.Minute).Unix()}),
 		"not-yet-valid":      sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": exp, "nbf": now.Add(30 * time.Minute).Unix()}),
-		"no-exp":             sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann"}),
 		"exp-string":         sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": "tomorrow"}),
 		"no-sub":             sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": exp}),
 		"empty-sub":          sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "", "exp": exp}),
