@@ -179,7 +179,6 @@ func TestServeWarnsOfAShortSecretAndServes(t *testing.T) {
 	}
 }
 
-
 // lockedWriter is a writer shared by goroutines.
 type lockedWriter struct {
 	mu *sync.Mutex
