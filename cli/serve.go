@@ -34,6 +34,7 @@ type serveFlags struct {
 	data          httpapi.DataLimits
 	rate          httpapi.RateLimits
 	rateSet       bool // --rate-ip or --rate-user was given
+	streamsSet    bool // --max-streams-per-user was given
 	pageBytes     int
 	streams       int // SSE streams per user
 	// otlpEndpoint is the OTLP/HTTP collector spans go to ("" and no
@@ -44,10 +45,12 @@ type serveFlags struct {
 }
 
 // Rate limits of plait serve when a token is required; a single local user
-// is not limited unless --rate-ip or --rate-user says so.
+// is not limited unless --rate-ip or --rate-user says so. They stop a
+// runaway client or a flood, not a busy one: a script that imports orders
+// as fast as the server takes them stays under them on a small machine.
 const (
-	defaultRateIP   = 100 // requests per second per client address
-	defaultRateUser = 50  // requests per second per user
+	defaultRateIP   = 1000 // requests per second per client address
+	defaultRateUser = 500  // requests per second per user
 )
 
 // registerLimits declares the flags of the limits.
@@ -62,15 +65,18 @@ func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 	fs.Float64Var(&f.rate.User, "rate-user", defaultRateUser, "`requests` per second one user may send, answered 429 beyond (0: no limit)")
 	fs.IntVar(&f.rate.UserBurst, "rate-user-burst", 0, "requests one user may send at once (default twice --rate-user)")
 	fs.IntVar(&f.rate.TrustedProxies, "trusted-proxies", 0, "how many `proxies` in front append to X-Forwarded-For; 0 ignores the header (any client can forge it)")
-	fs.IntVar(&f.streams, "max-streams-per-user", httpapi.DefaultMaxStreamsPerUser, "most SSE `streams` one user may hold open at once, answered 429 beyond (-1: no limit)")
+	fs.IntVar(&f.streams, "max-streams-per-user", httpapi.DefaultMaxStreamsPerUser, "most SSE `streams` one user may hold open at once, answered 429 beyond (-1: no limit; a single local user is not limited unless given)")
 	fs.IntVar(&f.pageBytes, "max-page-bytes", 4<<20, "most `bytes` of stored data one read of the embedded store loads (an SSE resume from far back pages the log in reads of at most this)")
 }
 
 // limits sets the limits of the flags on opts; a server without auth serves
-// one local user, not rate limited unless the flags ask.
+// one local user, whose requests and streams are not limited unless the
+// flags ask.
 func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
 	opts.Data = f.data
-	opts.MaxStreamsPerUser = f.streams
+	if opts.Auth != nil || f.streamsSet {
+		opts.MaxStreamsPerUser = f.streams
+	}
 	if opts.Auth != nil || f.rateSet {
 		opts.Rate = f.rate
 	}
@@ -98,6 +104,7 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return err
 	}
 	f.rateSet = given(fs, "rate-ip") || given(fs, "rate-user")
+	f.streamsSet = given(fs, "max-streams-per-user")
 	if _, _, err := net.SplitHostPort(f.addr); err != nil {
 		return usageError{fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", f.addr)}
 	}

@@ -73,7 +73,8 @@ func startHostile(t *testing.T) *hostileServer {
 	go func() { done <- e.Run(ctx) }()
 	<-e.Ready()
 	web := fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>plait</title>")}, "plait.js": {Data: []byte("// client")}}
-	srv := httpapi.New(e, httpapi.Options{Auth: httpapi.NewHS256Auth(secret), MaxBody: 1 << 20, Web: web, Logger: quiet})
+	// A string limit under the body limit, so that the corpus tries it.
+	srv := httpapi.New(e, httpapi.Options{Auth: httpapi.NewHS256Auth(secret), MaxBody: 1 << 20, Data: httpapi.DataLimits{MaxString: 64 << 10}, Web: web, Logger: quiet})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

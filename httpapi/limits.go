@@ -24,7 +24,8 @@ import (
 // default; a negative one lifts the limit.
 type DataLimits struct {
 	// MaxString is the longest string, or object key, in bytes once
-	// unescaped (default 64 KiB).
+	// unescaped (default 1 MiB, the default body limit: a string alone
+	// may take the whole body).
 	MaxString int
 	// MaxArray is the most elements of one array (default 10,000).
 	MaxArray int
@@ -41,7 +42,7 @@ type DataLimits struct {
 
 // The defaults of DataLimits.
 const (
-	DefaultMaxString = 64 << 10
+	DefaultMaxString = 1 << 20
 	DefaultMaxArray  = 10_000
 	DefaultMaxFields = 1_000
 	DefaultMaxDepth  = 32

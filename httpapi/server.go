@@ -59,8 +59,9 @@ type Options struct {
 	// the SSE streams.)
 	BodyTimeout time.Duration
 	// MaxStreamsPerUser caps the SSE streams one user may hold open at
-	// once (default DefaultMaxStreamsPerUser; negative: no cap); one more
-	// is answered 429 with Retry-After.
+	// once (negative: no cap); one more is answered 429 with Retry-After.
+	// Zero is DefaultMaxStreamsPerUser with Auth, and no cap without: the
+	// one local user is then every client, each tab of each browser.
 	MaxStreamsPerUser int
 	// TracerProvider, when set, records an OpenTelemetry server span for
 	// each POST /commands, honouring an incoming W3C traceparent header;

@@ -160,7 +160,7 @@ type sseState struct {
 }
 
 // DefaultMaxStreamsPerUser is how many SSE streams one user may hold open
-// at once unless Options.MaxStreamsPerUser says otherwise.
+// at once, with Auth, unless Options.MaxStreamsPerUser says otherwise.
 const DefaultMaxStreamsPerUser = 16
 
 // CodeTooManyStreams is the code of the field error of the 429 problem
@@ -196,7 +196,7 @@ func (s *Server) RelayStats() relay.HubStats { return s.hub().Stats() }
 // called more than once.
 func (s *Server) holdStream(user plait.User) (release func(), p *Problem) {
 	limit := s.opts.MaxStreamsPerUser
-	if limit < 0 {
+	if limit < 0 || limit == 0 && s.opts.Auth == nil {
 		return func() {}, nil
 	}
 	if limit == 0 {

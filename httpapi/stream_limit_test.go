@@ -75,6 +75,9 @@ func TestStreamsPerUserAreCapped(t *testing.T) {
 	problem(t, h.do("GET", "/stream", ann, nil), http.StatusServiceUnavailable, "")
 }
 
+// TestStreamsPerUserDefaultAndNoCap: with auth, a user holds at most
+// DefaultMaxStreamsPerUser streams unless told otherwise; without, the
+// local user is not capped unless told.
 func TestStreamsPerUserDefaultAndNoCap(t *testing.T) {
 	h := start(t, plait.App{}, httpapi.Options{}, false)
 	ann := token(t, "ann")
@@ -87,6 +90,17 @@ func TestStreamsPerUserDefaultAndNoCap(t *testing.T) {
 	for range httpapi.DefaultMaxStreamsPerUser + 4 {
 		h.openStream("", "Authorization", "Bearer "+ann)
 	}
+
+	// Without auth, the one local user is every client: no cap, unless
+	// one is set.
+	h = start(t, plait.App{}, httpapi.Options{}, true)
+	for range httpapi.DefaultMaxStreamsPerUser + 4 {
+		h.openStream("")
+	}
+	h = start(t, plait.App{}, httpapi.Options{MaxStreamsPerUser: 2}, true)
+	h.openStream("")
+	h.openStream("")
+	problem(t, h.do("GET", "/stream", "", nil), http.StatusTooManyRequests, httpapi.CodeTooManyStreams)
 }
 
 // TestStreamOverHTTP2 follows a stream on a connection the hub cannot take
