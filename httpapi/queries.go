@@ -109,7 +109,8 @@ const (
 )
 
 // getEvents is GET /aggregates/{type}/{id}/events?after=N&limit=M: the
-// instance's events after seq N, in seq order, as a bare array.
+// instance's events after seq N, in seq order, as a bare array. A full
+// page (limit events, 100 by default) has a Link header to the next.
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	user, p := s.user(r, headerOnly)
 	if p != nil {
@@ -151,6 +152,13 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if evs == nil {
 		evs = []plait.Event{}
+	}
+	if len(evs) == limit {
+		// A full page: more may follow, from the next link.
+		next := url.URL{Path: r.URL.Path, RawQuery: url.Values{
+			"after": {strconv.FormatInt(evs[len(evs)-1].Seq, 10)}, "limit": {strconv.Itoa(limit)},
+		}.Encode()}
+		w.Header().Set("Link", "<"+next.String()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, evs)
 }

@@ -93,6 +93,13 @@ func TestEventsPaging(t *testing.T) {
 			t.Errorf("events%s = %s, want %s", q, got, want)
 		}
 	}
+	// A full page links to the next; the last, short one does not.
+	if r := h.do("GET", "/aggregates/counter/a/events?limit=2", tok, nil); r.header.Get("Link") != `</aggregates/counter/a/events?after=2&limit=2>; rel="next"` {
+		t.Errorf("a full page's Link %q", r.header.Get("Link"))
+	}
+	if r := h.do("GET", "/aggregates/counter/a/events?after=4&limit=2", tok, nil); r.header.Get("Link") != "" {
+		t.Errorf("the last page's Link %q, want none", r.header.Get("Link"))
+	}
 	if r := h.do("GET", "/aggregates/counter/a/events?after=5", tok, nil); string(r.body) != "[]\n" {
 		t.Errorf("an empty page is %q, want []", r.body)
 	}

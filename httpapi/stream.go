@@ -23,7 +23,7 @@ const StartHeader = "Plait-Last-Event-ID"
 
 // getStream is GET /stream?types=a,b: the relay of outcomes and events the
 // user may see, as Server-Sent Events, from the position in Last-Event-ID
-// (or ?lastEventId=) or from now.
+// (or ?lastEventId= or ?Last-Event-ID=) or from now.
 func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	// The stream ends when the token expires: the client comes back with
 	// a fresh one, or not at all.
@@ -56,11 +56,18 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	}
 	head := s.e.Head()
 	from := head
-	token, param := r.Header.Get("Last-Event-ID"), "Last-Event-ID"
-	if token == "" && q.Has("lastEventId") {
-		token, param = q.Get("lastEventId"), "lastEventId"
+	// The header, else the query parameter of a client that cannot set
+	// it, by either name.
+	token, param := r.Header.Get("Last-Event-ID"), ""
+	for _, name := range []string{"lastEventId", "Last-Event-ID"} {
+		if token == "" && param == "" && q.Has(name) {
+			token, param = q.Get(name), name
+		}
 	}
-	if token != "" || param == "lastEventId" {
+	if token != "" || param != "" {
+		if param == "" {
+			param = "Last-Event-ID"
+		}
 		pos, err := relay.ParseToken(token)
 		if err != nil {
 			writeProblem(w, badParam(param, "want the id of a frame this stream sent"))

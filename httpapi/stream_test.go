@@ -321,6 +321,8 @@ func TestStreamRefusesBadResumeTokens(t *testing.T) {
 		{"?lastEventId=x", ""},
 		{"?lastEventId=" + strconv.FormatInt(head+100, 10), ""},
 		{"?lastEventId=99999999999999999999", ""},
+		{"?Last-Event-ID=x", ""},
+		{"?Last-Event-ID=" + strconv.FormatInt(head+1, 10), ""},
 	} {
 		var hdr []string
 		if tc.header != "" {
@@ -337,6 +339,11 @@ func TestStreamRefusesBadResumeTokens(t *testing.T) {
 	s = h.openStream("?lastEventId=0", "Cookie", "plait_token="+ann)
 	if f := s.next(t); f.ID != 1 {
 		t.Fatalf("from 0, the first frame is %d", f.ID)
+	}
+	// The query parameter may also bear the header's name.
+	s = h.openStream("?Last-Event-ID=1", "Cookie", "plait_token="+ann)
+	if f := s.next(t); f.ID != 2 {
+		t.Fatalf("from ?Last-Event-ID=1, the first frame is %d, want 2", f.ID)
 	}
 }
 
