@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -122,4 +123,36 @@ func (b *broadcast) fire() {
 	close(b.ch)
 	b.ch = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// AwaitHead returns the feed's head once it is at pos or beyond. Scaled
+// out, the feed follows the store's, which every instance writes, so a
+// position another instance's relay gave may be one this instance has not
+// read yet: it waits for it, until ctx ends, unless the store holds no
+// such position. Embedded, the head is the store's, and it returns at
+// once. The head it returns is below pos when pos is not in the store.
+func (e *Engine) AwaitHead(ctx context.Context, pos int64) (int64, error) {
+	head := e.Head()
+	if head >= pos || !e.scaled() {
+		return head, nil
+	}
+	stored, err := e.store.Head(ctx)
+	if err != nil {
+		return head, fmt.Errorf("engine: read the store's head: %w", err)
+	}
+	if stored < pos {
+		return head, nil
+	}
+	for {
+		changed := e.FeedChanged()
+		if head = e.Head(); head >= pos {
+			return head, nil
+		}
+		e.nudge.fire() // follow the store now rather than at its next poll
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return e.Head(), ctx.Err()
+		}
+	}
 }

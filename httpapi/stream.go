@@ -74,6 +74,17 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if pos > head {
+			// Scaled out, it may be a position of the shared feed that
+			// this instance has yet to read: give it a moment.
+			ctx, cancel := context.WithTimeout(r.Context(), resumeWait)
+			head, err = s.e.AwaitHead(ctx, pos)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, err.Error()))
+				return
+			}
+		}
+		if pos > head {
 			writeProblem(w, badParam(param, fmt.Sprintf("position %d is beyond the last one, %d", pos, head)))
 			return
 		}
@@ -165,6 +176,11 @@ type sseState struct {
 	mu      sync.Mutex
 	perUser map[string]int
 }
+
+// resumeWait bounds how long a stream resumed from a position beyond this
+// instance's head waits for it: scaled out, the position may be one
+// another instance has sent, which this one reads within a poll.
+const resumeWait = 5 * time.Second
 
 // DefaultMaxStreamsPerUser is how many SSE streams one user may hold open
 // at once, with Auth, unless Options.MaxStreamsPerUser says otherwise.
