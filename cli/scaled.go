@@ -33,6 +33,7 @@ type scaledFlags struct {
 	replication    int
 	retention      time.Duration
 	sessionTimeout time.Duration
+	takeover       time.Duration // see kafka.Publisher.Takeover
 	startTimeout   time.Duration
 }
 
@@ -46,7 +47,8 @@ func (s *scaledFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.partitions, "partitions", 4, "partitions of the topics created when missing: at most this many instances decide commands")
 	fs.IntVar(&s.replication, "replication", -1, "replication factor of the topics created when missing (-1: the brokers' default)")
 	fs.DurationVar(&s.retention, "retention", 0, "retention of the topics created when missing (0: the brokers' default; negative: forever)")
-	fs.DurationVar(&s.sessionTimeout, "session-timeout", 0, "how long the consumer group waits for a silent instance before moving its partitions (default 45s)")
+	fs.DurationVar(&s.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer group waits for a silent instance before moving its partitions: until then, commands on those partitions wait, and so do the reactions elsewhere that send them commands (the brokers bound it, 6s to 30 min by default)")
+	fs.DurationVar(&s.takeover, "publisher-takeover", 30*time.Second, "how long the instance publishing events to Kafka may stand still with events waiting before another takes over (it ends the holder's PostgreSQL session); negative: never")
 	fs.DurationVar(&s.startTimeout, "start-timeout", 30*time.Second, "how long to wait at start for PostgreSQL and Kafka to answer (the store's schema, the topics) before giving up")
 }
 
@@ -62,6 +64,10 @@ func (l pgLeaser) TryLease(ctx context.Context, name string) (kafka.Lease, bool,
 		return nil, false, err
 	}
 	return lease, true, nil
+}
+
+func (l pgLeaser) EvictLease(ctx context.Context, name string) (bool, error) {
+	return l.st.EvictLease(ctx, name)
 }
 
 // runScaled serves app scaled out: the command log on Kafka, the store on
@@ -128,7 +134,7 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 		case <-pubCtx.Done():
 			return
 		}
-		p := &kafka.Publisher{Log: klog, Feed: st, Changed: e.FeedChanged, Checkpoints: st, Leaser: pgLeaser{st}, Spans: e.CommandSpan}
+		p := &kafka.Publisher{Log: klog, Feed: st, Changed: e.FeedChanged, Checkpoints: st, Leaser: pgLeaser{st}, Spans: e.CommandSpan, Takeover: sc.takeover}
 		p.Run(pubCtx)
 	})
 	defer pubDone.Wait()

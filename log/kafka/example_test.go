@@ -10,8 +10,14 @@ import (
 	"github.com/plaithq/plait/store/postgres"
 )
 
-// leases adapts postgres.Store's advisory-lock leases to kafka.Leaser.
+// leases adapts postgres.Store's advisory-lock leases to kafka.Leaser, and
+// to kafka.LeaseEvicter, so that a publisher stuck while holding its lease
+// loses it.
 type leases struct{ st *postgres.Store }
+
+func (l leases) EvictLease(ctx context.Context, name string) (bool, error) {
+	return l.st.EvictLease(ctx, name)
+}
 
 func (l leases) TryLease(ctx context.Context, name string) (kafka.Lease, bool, error) {
 	lease, ok, err := l.st.TryLease(ctx, name)

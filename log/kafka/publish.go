@@ -33,6 +33,15 @@ type Leaser interface {
 	TryLease(ctx context.Context, name string) (l Lease, ok bool, err error)
 }
 
+// LeaseEvicter is a Leaser that can take a lease away from a holder that
+// stopped, such as a frozen process whose lease outlives it.
+// postgres.Store's EvictLease is one.
+type LeaseEvicter interface {
+	// EvictLease ends the lease named name, whoever holds it, and reports
+	// whether someone did.
+	EvictLease(ctx context.Context, name string) (bool, error)
+}
+
 // FeedReader reads the log of record in position order; engine.Engine and
 // every engine.Store are ones.
 type FeedReader interface {
@@ -60,6 +69,16 @@ type Publisher struct {
 	// Standby is how often an instance without the lease tries to take it
 	// (default 2s).
 	Standby time.Duration
+	// Takeover is how long the checkpoint may stand still, with items
+	// after it, before an instance standing by takes the lease from its
+	// holder, when the Leaser is a LeaseEvicter (default 30s; negative:
+	// never). A holder that is slow but alive moves the checkpoint a page
+	// at a time, each within the log's ProduceTimeout; one that stopped
+	// (frozen, or cut off from Kafka but not from the database) would
+	// otherwise hold the lease, and every reaction, as long as its
+	// session lives. Taken from a holder that was only slow, a page may
+	// be published twice, which consumers recognise.
+	Takeover time.Duration
 	// Page caps the items published between checkpoints (default 512).
 	Page int
 	// Spans, when set, gives the span of a command by id
@@ -81,6 +100,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		standby = 2 * time.Second
 	}
 	log := p.Log.log
+	var w stuckWatch
 	for ctx.Err() == nil {
 		lease, ok, err := p.Leaser.TryLease(ctx, PublisherCheckpoint)
 		switch {
@@ -89,6 +109,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 				log.Error("kafka publisher: take the lease", "error", err)
 			}
 		case ok:
+			w = stuckWatch{}
 			log.Info("kafka publisher: lease taken; publishing")
 			err := p.publish(ctx, lease)
 			lease.Release()
@@ -96,6 +117,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 				return nil
 			}
 			log.Error("kafka publisher: stopped publishing; lease released", "error", err)
+		default:
+			p.watchHolder(ctx, &w)
 		}
 		select {
 		case <-time.After(standby):
@@ -103,6 +126,57 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// stuckWatch is what an instance standing by knows of the publisher: the
+// checkpoint it last saw, and since when it has stood still with items
+// after it.
+type stuckWatch struct {
+	checkpoint int64
+	since      time.Time // zero while the publisher is caught up or moving
+}
+
+// watchHolder looks at the publisher's progress from standby, and takes
+// the lease from a holder whose checkpoint stood still, with items after
+// it, for longer than Takeover.
+func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) {
+	ev, ok := p.Leaser.(LeaseEvicter)
+	takeover := p.Takeover
+	if takeover == 0 {
+		takeover = 30 * time.Second
+	}
+	if !ok || takeover < 0 {
+		return
+	}
+	log := p.Log.log
+	cp, err := p.Checkpoints.Checkpoint(ctx, PublisherCheckpoint)
+	if err != nil {
+		log.Warn("kafka publisher: standing by, read the checkpoint", "error", err)
+		return
+	}
+	waiting, err := p.Feed.ReadFeed(ctx, cp, 1)
+	if err != nil {
+		log.Warn("kafka publisher: standing by, read the feed", "error", err)
+		return
+	}
+	now := time.Now()
+	switch {
+	case len(waiting) == 0 || cp != w.checkpoint || w.since.IsZero():
+		*w = stuckWatch{checkpoint: cp, since: now}
+		if len(waiting) == 0 {
+			w.since = time.Time{}
+		}
+	case now.Sub(w.since) > takeover:
+		ended, err := ev.EvictLease(ctx, PublisherCheckpoint)
+		if err != nil {
+			log.Error("kafka publisher: the publisher is stuck, and its lease could not be taken", "checkpoint", cp, "stuck", now.Sub(w.since).Round(time.Second), "error", err)
+			return
+		}
+		if ended {
+			log.Warn("kafka publisher: took the lease from a publisher stuck at its checkpoint", "checkpoint", cp, "stuck", now.Sub(w.since).Round(time.Second))
+		}
+		*w = stuckWatch{}
+	}
 }
 
 // publish publishes page after page until ctx ends or something fails.

@@ -24,16 +24,6 @@ import (
 )
 
 // leaser adapts postgres.Store's advisory-lock leases.
-type leaser struct{ st *postgres.Store }
-
-func (l leaser) TryLease(ctx context.Context, name string) (kafka.Lease, bool, error) {
-	lease, ok, err := l.st.TryLease(ctx, name)
-	if err != nil || !ok {
-		return nil, ok, err
-	}
-	return lease, true, nil
-}
-
 // scaled is one engine instance on a kfake broker and a PostgreSQL schema.
 type scaled struct {
 	st  *postgres.Store
@@ -70,7 +60,7 @@ func startScaled(t *testing.T, brokers []string, url, schema string) *scaled {
 func (s *scaled) publish(t *testing.T, cps engine.Checkpoints) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &kafka.Publisher{Log: s.log, Feed: s.st, Changed: s.e.FeedChanged, Checkpoints: cps,
-		Leaser: leaser{s.st}, Standby: 100 * time.Millisecond, Page: 7}
+		Leaser: leases{s.st}, Standby: 100 * time.Millisecond, Page: 7}
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(ctx) }()
 	stopped := false
@@ -413,4 +403,68 @@ func TestPublisherRetakesALostLease(t *testing.T) {
 	if !ids["before.1"] || !ids["after.1"] {
 		t.Fatalf("events on Kafka: %v, want before.1 and after.1", ids)
 	}
+}
+
+// TestAStuckPublisherLosesItsLease: the instance holding the publisher's
+// lease stops (frozen: its database session, and so its lease, live on)
+// while events wait. An instance standing by sees the checkpoint stand
+// still past Takeover, ends the holder's session, takes the lease and
+// publishes. The holder finds its lease gone.
+func TestAStuckPublisherLosesItsLease(t *testing.T) {
+	brokers := cluster(t).ListenAddrs()
+	url := pgtest.URL(t)
+	schema := pgtest.FreshSchema(t, url)
+	s := startScaled(t, brokers, url, schema)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	frozen := frozenFeed{reading: make(chan struct{}, 1)}
+	held := make(chan kafka.Lease, 1)
+	stuck := &kafka.Publisher{Log: s.log, Feed: frozen, Checkpoints: s.st, Leaser: keptLeases{leases{s.st}, held}, Standby: 50 * time.Millisecond}
+	stuckDone := make(chan struct{})
+	go func() { defer close(stuckDone); stuck.Run(ctx) }()
+	defer func() { cancel(); <-stuckDone }()
+	<-frozen.reading // it holds the lease and is stuck reading the feed
+	lease := <-held
+	s.submit(t, "waiting", "k")
+
+	standby := &kafka.Publisher{Log: s.log, Feed: s.st, Checkpoints: s.st, Leaser: leases{s.st},
+		Standby: 50 * time.Millisecond, Takeover: 300 * time.Millisecond}
+	standbyDone := make(chan struct{})
+	go func() { defer close(standbyDone); standby.Run(ctx) }()
+	defer func() { cancel(); <-standbyDone }()
+	s.waitPublished(t)
+	if err := lease.Check(context.Background()); err == nil {
+		t.Fatal("the stuck publisher still holds its lease")
+	}
+	recs := kcat(t, brokers[0], schema+".counter.events")
+	if len(recs) != 1 || recs[0].header("ce_id") != "waiting.1" {
+		t.Fatalf("events on Kafka: %+v, want waiting.1", recs)
+	}
+}
+
+// frozenFeed is the feed of a publisher that froze: a read never returns
+// until its context ends.
+type frozenFeed struct{ reading chan struct{} }
+
+func (f frozenFeed) ReadFeed(ctx context.Context, after int64, limit int) ([]engine.Item, error) {
+	select {
+	case f.reading <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// keptLeases hands every lease it grants to held as well.
+type keptLeases struct {
+	leases
+	held chan<- kafka.Lease
+}
+
+func (l keptLeases) TryLease(ctx context.Context, name string) (kafka.Lease, bool, error) {
+	lease, ok, err := l.leases.TryLease(ctx, name)
+	if ok {
+		l.held <- lease
+	}
+	return lease, ok, err
 }

@@ -23,9 +23,7 @@ type Lease struct {
 // ok is false when another session holds it. The lease keeps one of the
 // pool's connections until Release.
 func (s *Store) TryLease(ctx context.Context, name string) (l *Lease, ok bool, err error) {
-	h := fnv.New64a()
-	h.Write([]byte("plait lease " + s.opts.Schema + "." + s.opts.Prefix + " " + name))
-	key := int64(h.Sum64())
+	key := s.leaseKey(name)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("postgres: lease %s: acquire a connection: %w", name, err)
@@ -41,14 +39,38 @@ func (s *Store) TryLease(ctx context.Context, name string) (l *Lease, ok bool, e
 	return &Lease{conn: conn, key: key, name: name}, true, nil
 }
 
+// leaseKey is the advisory lock's key of the lease named name.
+func (s *Store) leaseKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("plait lease " + s.opts.Schema + "." + s.opts.Prefix + " " + name))
+	return int64(h.Sum64())
+}
+
+// heldLease selects the sessions (pid) holding the advisory lock of key $1.
+const heldLease = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+	AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1`
+
+// EvictLease ends the database session that holds the lease named name,
+// which releases it, and reports whether there was one: for a holder that
+// stopped making progress, such as a frozen process, whose session, and
+// lock, stay open as long as its connection does. The holder finds out at
+// its next Check. It needs the right to end the session:
+// the same database role, or pg_signal_backend.
+func (s *Store) EvictLease(ctx context.Context, name string) (bool, error) {
+	var ended bool
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM (`+heldLease+`) AS holder`, s.leaseKey(name)).Scan(&ended)
+	if err != nil {
+		return false, fmt.Errorf("postgres: evict the holder of lease %s: %w", name, err)
+	}
+	return ended, nil
+}
+
 // Check returns an error when the lease may be lost: its connection no
 // longer answers, so the database may have ended its session and with it
 // the lock.
 func (l *Lease) Check(ctx context.Context) error {
 	var held bool
-	err := l.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-		AND pid = pg_backend_pid() AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1)`,
-		l.key).Scan(&held)
+	err := l.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM (`+heldLease+`) AS holder WHERE pid = pg_backend_pid())`, l.key).Scan(&held)
 	if err != nil {
 		return fmt.Errorf("postgres: lease %s: %w", l.name, err)
 	}
