@@ -13,6 +13,7 @@ const (
 	CodeInternal  = "internal"  // the handler panicked or failed
 	CodeInvalid   = "invalid"   // a field's value is not acceptable
 	CodeRequired  = "required"  // a field is missing
+	CodeTooLarge  = "too_large" // a value is larger than Plait can keep, such as an indexed field's
 )
 
 // FieldError annotates one field of a rejected command. Path names the field

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync/atomic"
 
 	"github.com/plaithq/plait"
@@ -359,10 +361,50 @@ func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
 		}
 		maps.Copy(next.Lineage, c.Lineage)
 	}
+	if errs := oversizedIndexes(def, next.State); len(errs) > 0 {
+		return reject(errs...)
+	}
 	return &Processed{
 		Outcome:  plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Events: events, Owner: next.Owner},
 		Instance: &next,
 	}
+}
+
+// MaxIndexedValue is the most bytes a field the type lists in
+// plait.Indexed may hold in an instance's state, JSON-encoded. PostgreSQL
+// refuses an index entry of more than about 2.7 KB, which would fail the
+// instance's commit and, scaled out, every commit of its partition after
+// it; so a command whose new state holds more is rejected with
+// plait.CodeTooLarge, in every deployment alike.
+const MaxIndexedValue = 2048
+
+// oversizedIndexes reports the indexed fields of state over
+// MaxIndexedValue; a state no larger than that has none, and is not read.
+func oversizedIndexes(def plait.Definition, state json.RawMessage) []plait.FieldError {
+	fields := def.Settings().Indexes
+	if len(fields) == 0 || len(state) <= MaxIndexedValue {
+		return nil
+	}
+	var errs []plait.FieldError
+	for _, f := range fields {
+		if v := jsonAt(state, strings.Split(f, ".")); len(v) > MaxIndexedValue {
+			errs = append(errs, plait.FieldError{Path: f, Code: plait.CodeTooLarge,
+				Message: fmt.Sprintf("%s is listed and sorted on, and holds at most %d bytes; it would hold %d", f, MaxIndexedValue, len(v))})
+		}
+	}
+	return errs
+}
+
+// jsonAt returns the value at path in the JSON object doc, nil if none.
+func jsonAt(doc json.RawMessage, path []string) json.RawMessage {
+	for _, key := range path {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(doc, &obj) != nil {
+			return nil
+		}
+		doc = obj[key]
+	}
+	return doc
 }
 
 func safeDecide(def plait.Definition, current plait.Current, cmd plait.Command) (changes []plait.Change, err error) {
