@@ -150,7 +150,7 @@ func TestServeWarnsOfAShortSecretAndServes(t *testing.T) {
 	mu.Lock()
 	logged := serveErr.String()
 	mu.Unlock()
-	if !strings.Contains(logged, "the --jwt-secret has 6 bytes") {
+	if !strings.Contains(logged, "the --jwt-secret is short") || !strings.Contains(logged, `"bytes":6`) {
 		t.Fatalf("no warning of the short secret in the log:\n%s", logged)
 	}
 	list := func(claims jwt.MapClaims, key string) int {

@@ -48,12 +48,17 @@ func (s *scaledFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.replication, "replication", -1, "replication factor of the topics created when missing (-1: the brokers' default)")
 	fs.DurationVar(&s.retention, "retention", 0, "retention of the topics created when missing (0: the brokers' default; negative: forever)")
 	fs.DurationVar(&s.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer group waits for a silent instance before moving its partitions: until then, commands on those partitions wait, and so do the reactions elsewhere that send them commands (the brokers bound it, 6s to 30 min by default)")
-	fs.DurationVar(&s.takeover, "publisher-takeover", 30*time.Second, "how long the instance publishing events to Kafka may stand still with events waiting before another takes over (it ends the holder's PostgreSQL session); negative: never")
+	fs.DurationVar(&s.takeover, "publisher-takeover", 30*time.Second, "how long the instance publishing events to Kafka may stand still with events waiting before another takes over (it ends the holder's PostgreSQL session); at least 20s, twice the time a publish may take; negative: never")
 	fs.DurationVar(&s.startTimeout, "start-timeout", 30*time.Second, "how long to wait at start for PostgreSQL and Kafka to answer (the store's schema, the topics) before giving up")
 }
 
 // set reports whether the scaled-out deployment was asked for.
 func (s *scaledFlags) set() bool { return s.kafka != "" || s.postgres != "" }
+
+// minTakeover is the shortest --publisher-takeover: twice the log's
+// default ProduceTimeout, so that a publisher that is only slow is not
+// taken over.
+const minTakeover = 20 * time.Second
 
 // pgLeaser grants the publisher's lease as a PostgreSQL advisory lock.
 type pgLeaser struct{ st *postgres.Store }
@@ -66,8 +71,12 @@ func (l pgLeaser) TryLease(ctx context.Context, name string) (kafka.Lease, bool,
 	return lease, true, nil
 }
 
-func (l pgLeaser) EvictLease(ctx context.Context, name string) (bool, error) {
-	return l.st.EvictLease(ctx, name)
+func (l pgLeaser) LeaseHolder(ctx context.Context, name string) (string, error) {
+	return l.st.LeaseHolder(ctx, name)
+}
+
+func (l pgLeaser) EvictLease(ctx context.Context, name, holder string) (bool, error) {
+	return l.st.EvictLease(ctx, name, holder)
 }
 
 // runScaled serves app scaled out: the command log on Kafka, the store on
@@ -87,6 +96,9 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 	}
 	if sc.startTimeout <= 0 {
 		return usageError{fmt.Errorf("--start-timeout %s: want more than 0", sc.startTimeout)}
+	}
+	if sc.takeover >= 0 && sc.takeover < minTakeover {
+		return usageError{fmt.Errorf("--publisher-takeover %s: want at least %s, twice the time a publish may take, or a negative duration for never", sc.takeover, minTakeover)}
 	}
 	brokers := splitBrokers(sc.kafka)
 	// A database or broker that takes the connection and never answers

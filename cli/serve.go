@@ -143,7 +143,8 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return err
 	}
 	if n := len(f.jwtSecret); n > 0 && n < minSecret {
-		log.Warn(fmt.Sprintf("the --jwt-secret has %d bytes: an HS256 secret should have at least %d (RFC 7518, section 3.2), or tokens can be forged by guessing it", n, minSecret))
+		log.Warn("the --jwt-secret is short: an HS256 secret should have at least as many bytes as the hash (RFC 7518, section 3.2), or tokens can be forged by guessing it",
+			"bytes", n, "want", minSecret)
 	}
 	if auth == nil && !loopback(f.addr) {
 		return usageError{fmt.Errorf("--addr %s is not a loopback address: without --jwt-secret or --jwks-url, serve binds 127.0.0.1 (or ::1) only", f.addr)}

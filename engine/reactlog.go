@@ -221,8 +221,8 @@ type PartitionLag struct {
 
 // Lag is how far one of the engine's consumers is behind.
 type Lag struct {
-	Name string // "reactor:NAME", or "commands" for the decisions of a scaled-out engine
-	Lag  int64  // feed positions embedded; records of the log's partitions scaled out
+	Name   string // "reactor:NAME", or "commands" for the decisions of a scaled-out engine
+	Behind int64  // feed positions embedded; records of the log's partitions scaled out
 }
 
 // CommandsLag is the Lag.Name of a scaled-out engine's decisions: the
@@ -250,12 +250,12 @@ func (e *Engine) Lags() []Lag {
 				commands += p.Records
 			}
 		}
-		lags = append(lags, Lag{Name: CommandsLag, Lag: commands})
+		lags = append(lags, Lag{Name: CommandsLag, Behind: commands})
 	}
 	if !e.reactsFromLog() {
 		st := e.Stats()
 		for _, s := range st.Subscriptions {
-			lags = append(lags, Lag{Name: s.Name, Lag: max(st.Head-s.Position, 0)})
+			lags = append(lags, Lag{Name: s.Name, Behind: max(st.Head-s.Position, 0)})
 		}
 		return lags
 	}
@@ -271,7 +271,7 @@ func (e *Engine) Lags() []Lag {
 				n += byType[typ]
 			}
 		}
-		lags = append(lags, Lag{Name: r.name, Lag: n})
+		lags = append(lags, Lag{Name: r.name, Behind: n})
 	}
 	return lags
 }

@@ -130,7 +130,8 @@ func (b *broadcast) fire() {
 // position another instance's relay gave may be one this instance has not
 // read yet: it waits for it, until ctx ends, unless the store holds no
 // such position. Embedded, the head is the store's, and it returns at
-// once. The head it returns is below pos when pos is not in the store.
+// once. The head it returns is below pos, with no error, when pos is not
+// in the store; with ctx's error when ctx ended first.
 func (e *Engine) AwaitHead(ctx context.Context, pos int64) (int64, error) {
 	head := e.Head()
 	if head >= pos || !e.scaled() {
@@ -143,12 +144,12 @@ func (e *Engine) AwaitHead(ctx context.Context, pos int64) (int64, error) {
 	if stored < pos {
 		return head, nil
 	}
+	e.nudge.fire() // follow the store now rather than at its next poll
 	for {
 		changed := e.FeedChanged()
 		if head = e.Head(); head >= pos {
 			return head, nil
 		}
-		e.nudge.fire() // follow the store now rather than at its next poll
 		select {
 		case <-changed:
 		case <-ctx.Done():

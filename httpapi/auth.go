@@ -152,7 +152,8 @@ func (s *Server) user(r *http.Request, from credentials) (plait.User, *Problem) 
 }
 
 // userUntil is user, also returning until when its credentials hold: zero
-// for the local user of a server without Auth.
+// for the local user of a server without Auth, and for a token without
+// exp.
 func (s *Server) userUntil(r *http.Request, from credentials) (plait.User, time.Time, *Problem) {
 	if s.opts.Auth == nil {
 		return s.local, time.Time{}, nil

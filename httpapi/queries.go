@@ -109,8 +109,9 @@ const (
 )
 
 // getEvents is GET /aggregates/{type}/{id}/events?after=N&limit=M: the
-// instance's events after seq N, in seq order, as a bare array. A full
-// page (limit events, 100 by default) has a Link header to the next.
+// instance's events after seq N, in seq order, as a bare array. A page
+// with more events after it (limit of them, 100 by default, or fewer when
+// the page is cut by its size) has a Link header to the next.
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	user, p := s.user(r, headerOnly)
 	if p != nil {
@@ -153,12 +154,13 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	if evs == nil {
 		evs = []plait.Event{}
 	}
-	if len(evs) == limit {
-		// A full page: more may follow, from the next link.
-		next := url.URL{Path: r.URL.Path, RawQuery: url.Values{
-			"after": {strconv.FormatInt(evs[len(evs)-1].Seq, 10)}, "limit": {strconv.Itoa(limit)},
-		}.Encode()}
-		w.Header().Set("Link", "<"+next.String()+`>; rel="next"`)
+	if n := len(evs); n > 0 && (evs[n-1].Seq < inst.Seq || evs[n-1].Seq > inst.Seq && n == limit) {
+		// More follow: the instance was further on when loaded, or a full
+		// page reached events written since.
+		next := r.URL.EscapedPath() + "?" + url.Values{
+			"after": {strconv.FormatInt(evs[n-1].Seq, 10)}, "limit": {strconv.Itoa(limit)},
+		}.Encode()
+		w.Header().Set("Link", "<"+next+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, evs)
 }

@@ -79,8 +79,13 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(r.Context(), resumeWait)
 			head, err = s.e.AwaitHead(ctx, pos)
 			cancel()
-			if err != nil && ctx.Err() == nil {
-				writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, err.Error()))
+			if err != nil {
+				// The store has it, or could not tell: come back, rather
+				// than be told the position is wrong (an EventSource
+				// gives up on a 400).
+				p := newProblem(http.StatusServiceUnavailable, slugUnavailable, fmt.Sprintf("position %d is not read yet here: %v", pos, err))
+				p.retryAfter = 1
+				writeProblem(w, p)
 				return
 			}
 		}

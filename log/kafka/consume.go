@@ -497,7 +497,9 @@ func addTrace(traces []engine.TraceContext, i int, r *kgo.Record) []engine.Trace
 // PartitionLags lists the partitions this instance consumes now, each with
 // the records it holds that were not handled yet: from the offset handled
 // to the partition's end as its last fetch saw it. A partition just
-// assigned counts none until its first fetch.
+// assigned counts none until its first fetch, and one whose fetches are
+// paused, its queue full, counts up to the end its last fetch saw: less
+// than it has, when records come faster than they are handled.
 func (l *Log) PartitionLags() []engine.PartitionLag {
 	l.consumersMu.Lock()
 	defer l.consumersMu.Unlock()

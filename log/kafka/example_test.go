@@ -15,8 +15,12 @@ import (
 // loses it.
 type leases struct{ st *postgres.Store }
 
-func (l leases) EvictLease(ctx context.Context, name string) (bool, error) {
-	return l.st.EvictLease(ctx, name)
+func (l leases) LeaseHolder(ctx context.Context, name string) (string, error) {
+	return l.st.LeaseHolder(ctx, name)
+}
+
+func (l leases) EvictLease(ctx context.Context, name, holder string) (bool, error) {
+	return l.st.EvictLease(ctx, name, holder)
 }
 
 func (l leases) TryLease(ctx context.Context, name string) (kafka.Lease, bool, error) {

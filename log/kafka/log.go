@@ -130,10 +130,10 @@ type Log struct {
 	consumersMu sync.Mutex
 	consumers   map[*consumer]bool // the Consume calls running, for PartitionLags
 
-	lookups undecidedLookups // Undecided's scans of the commands topics
-	scans   atomic.Int64     // how many scans Undecided ran, for tests
-	closing context.Context  // done once Close is called
-	close   context.CancelFunc
+	lookups       undecidedLookups // Undecided's scans of the commands topics
+	scans         atomic.Int64     // how many scans Undecided ran, for tests
+	closing       context.Context  // done once Close is called
+	cancelClosing context.CancelFunc
 }
 
 var _ engine.CommandLog = (*Log)(nil)
@@ -149,7 +149,7 @@ func New(ctx context.Context, app plait.App, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{app: app, opts: opts, log: opts.Logger, commands: map[string]string{}, topicTypes: map[string]string{}, consumers: map[*consumer]bool{}}
-	l.closing, l.close = context.WithCancel(context.Background())
+	l.closing, l.cancelClosing = context.WithCancel(context.Background())
 	for _, d := range app.Aggregates {
 		l.commands[d.Type()] = l.CommandsTopic(d.Type())
 		l.topicTypes[l.CommandsTopic(d.Type())] = d.Type()
@@ -192,7 +192,7 @@ func (l *Log) Ping(ctx context.Context) error {
 // Close closes the log's producer. Consume's own client closes when its
 // context ends.
 func (l *Log) Close() error {
-	l.close()
+	l.cancelClosing()
 	l.producer.Close()
 	return nil
 }

@@ -33,13 +33,15 @@ type Leaser interface {
 	TryLease(ctx context.Context, name string) (l Lease, ok bool, err error)
 }
 
-// LeaseEvicter is a Leaser that can take a lease away from a holder that
-// stopped, such as a frozen process whose lease outlives it.
-// postgres.Store's EvictLease is one.
+// LeaseEvicter can take a lease away from a holder that stopped, such as
+// a frozen process whose lease outlives it. postgres.Store is one.
 type LeaseEvicter interface {
-	// EvictLease ends the lease named name, whoever holds it, and reports
-	// whether someone did.
-	EvictLease(ctx context.Context, name string) (bool, error)
+	// LeaseHolder names who holds the lease named name, "" when no one
+	// does.
+	LeaseHolder(ctx context.Context, name string) (string, error)
+	// EvictLease ends the lease named name if holder still holds it, and
+	// reports whether it did.
+	EvictLease(ctx context.Context, name, holder string) (bool, error)
 }
 
 // FeedReader reads the log of record in position order; engine.Engine and
@@ -69,15 +71,16 @@ type Publisher struct {
 	// Standby is how often an instance without the lease tries to take it
 	// (default 2s).
 	Standby time.Duration
-	// Takeover is how long the checkpoint may stand still, with items
-	// after it, before an instance standing by takes the lease from its
-	// holder, when the Leaser is a LeaseEvicter (default 30s; negative:
-	// never). A holder that is slow but alive moves the checkpoint a page
-	// at a time, each within the log's ProduceTimeout; one that stopped
-	// (frozen, or cut off from Kafka but not from the database) would
-	// otherwise hold the lease, and every reaction, as long as its
-	// session lives. Taken from a holder that was only slow, a page may
-	// be published twice, which consumers recognise.
+	// Takeover is how long one holder may keep the checkpoint standing
+	// still, with items after it, before an instance standing by takes
+	// the lease from it, when the Leaser is also a LeaseEvicter (default
+	// 30s; negative: never). Keep it well above the log's ProduceTimeout:
+	// a holder blocked producing for longer would be taken over too.
+	// A holder that is alive moves the checkpoint a page at a time, or
+	// fails within ProduceTimeout and lets the lease go; one that froze
+	// would otherwise hold the lease, and every reaction, as long as its
+	// database session lives. Taken from a holder that was only slow, a
+	// page may be published twice, which consumers recognise.
 	Takeover time.Duration
 	// Page caps the items published between checkpoints (default 512).
 	Page int
@@ -128,17 +131,18 @@ func (p *Publisher) Run(ctx context.Context) error {
 	return nil
 }
 
-// stuckWatch is what an instance standing by knows of the publisher: the
-// checkpoint it last saw, and since when it has stood still with items
-// after it.
+// stuckWatch is what an instance standing by knows of the publisher: who
+// holds the lease, the checkpoint it last saw, and since when that holder
+// has kept it standing still with items after it.
 type stuckWatch struct {
+	holder     string
 	checkpoint int64
 	since      time.Time // zero while the publisher is caught up or moving
 }
 
 // watchHolder looks at the publisher's progress from standby, and takes
-// the lease from a holder whose checkpoint stood still, with items after
-// it, for longer than Takeover.
+// the lease from a holder that kept the checkpoint standing still, with
+// items after it, for longer than Takeover.
 func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) {
 	ev, ok := p.Leaser.(LeaseEvicter)
 	takeover := p.Takeover
@@ -149,6 +153,11 @@ func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) {
 		return
 	}
 	log := p.Log.log
+	holder, err := ev.LeaseHolder(ctx, PublisherCheckpoint)
+	if err != nil {
+		log.Warn("kafka publisher: standing by, find the lease's holder", "error", err)
+		return
+	}
 	cp, err := p.Checkpoints.Checkpoint(ctx, PublisherCheckpoint)
 	if err != nil {
 		log.Warn("kafka publisher: standing by, read the checkpoint", "error", err)
@@ -161,21 +170,21 @@ func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) {
 	}
 	now := time.Now()
 	switch {
-	case len(waiting) == 0 || cp != w.checkpoint || w.since.IsZero():
-		*w = stuckWatch{checkpoint: cp, since: now}
-		if len(waiting) == 0 {
-			w.since = time.Time{}
-		}
+	case holder == "" || len(waiting) == 0:
+		*w = stuckWatch{}
+	case holder != w.holder || cp != w.checkpoint || w.since.IsZero():
+		*w = stuckWatch{holder: holder, checkpoint: cp, since: now}
 	case now.Sub(w.since) > takeover:
-		ended, err := ev.EvictLease(ctx, PublisherCheckpoint)
+		stuck := now.Sub(w.since).Round(time.Second)
+		w.since = now // the next attempt, if this one fails, after another Takeover
+		ended, err := ev.EvictLease(ctx, PublisherCheckpoint, holder)
 		if err != nil {
-			log.Error("kafka publisher: the publisher is stuck, and its lease could not be taken", "checkpoint", cp, "stuck", now.Sub(w.since).Round(time.Second), "error", err)
+			log.Error("kafka publisher: the publisher is stuck, and its lease could not be taken", "holder", holder, "checkpoint", cp, "stuck", stuck, "error", err)
 			return
 		}
 		if ended {
-			log.Warn("kafka publisher: took the lease from a publisher stuck at its checkpoint", "checkpoint", cp, "stuck", now.Sub(w.since).Round(time.Second))
+			log.Warn("kafka publisher: took the lease from a publisher stuck at its checkpoint", "holder", holder, "checkpoint", cp, "stuck", stuck)
 		}
-		*w = stuckWatch{}
 	}
 }
 

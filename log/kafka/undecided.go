@@ -29,6 +29,10 @@ func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, er
 	if l.opts.Offsets == nil {
 		return plait.Command{}, false, fmt.Errorf("kafka: undecided %s: no OffsetSource in Options.Offsets", id)
 	}
+	// A caller that comes while a scan runs waits for the next one too:
+	// it too is bounded by StatusTimeout.
+	ctx, cancel := context.WithTimeout(ctx, l.opts.StatusTimeout)
+	defer cancel()
 	ch := l.lookups.ask(id, l.scanUndecided)
 	select {
 	case r := <-ch:
@@ -58,7 +62,7 @@ type undecidedLookups struct {
 // ask adds id to the next scan, starting scan if none runs, and returns
 // where its answer comes. The next scan begins after ask returns, so it
 // sees every record appended before the call.
-func (u *undecidedLookups) ask(id string, scan func(ids map[string]bool) (map[string]plait.Command, error)) <-chan undecidedResult {
+func (u *undecidedLookups) ask(id string, scan func(ids map[string]bool) (map[string]undecidedResult, error)) <-chan undecidedResult {
 	ch := make(chan undecidedResult, 1)
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -75,7 +79,7 @@ func (u *undecidedLookups) ask(id string, scan func(ids map[string]bool) (map[st
 
 // run scans for the ids waiting, then for those asked for meanwhile,
 // until none is left.
-func (u *undecidedLookups) run(scan func(ids map[string]bool) (map[string]plait.Command, error)) {
+func (u *undecidedLookups) run(scan func(ids map[string]bool) (map[string]undecidedResult, error)) {
 	for {
 		u.mu.Lock()
 		waiting := u.next
@@ -92,9 +96,12 @@ func (u *undecidedLookups) run(scan func(ids map[string]bool) (map[string]plait.
 		}
 		found, err := scan(ids)
 		for id, chs := range waiting {
-			cmd, ok := found[id]
+			r := found[id]
+			if err != nil {
+				r = undecidedResult{err: err}
+			}
 			for _, ch := range chs {
-				ch <- undecidedResult{cmd: cmd, found: ok, err: err}
+				ch <- r
 			}
 		}
 	}
@@ -102,9 +109,10 @@ func (u *undecidedLookups) run(scan func(ids map[string]bool) (map[string]plait.
 
 // scanUndecided reads the undecided tail of every commands partition once,
 // until it has found every id of ids or read each tail to its end, and
-// returns the first record of each id it found. It gives up after
+// returns the first record of each id it found, decoded (a record that
+// does not decode fails its id alone). It gives up after
 // Options.StatusTimeout, or when the log closes.
-func (l *Log) scanUndecided(ids map[string]bool) (map[string]plait.Command, error) {
+func (l *Log) scanUndecided(ids map[string]bool) (map[string]undecidedResult, error) {
 	l.scans.Add(1)
 	ctx, cancel := context.WithTimeout(l.closing, l.opts.StatusTimeout)
 	defer cancel()
@@ -149,7 +157,7 @@ func (l *Log) scanUndecided(ids map[string]bool) (map[string]plait.Command, erro
 		return nil, fmt.Errorf("make a reader: %w", err)
 	}
 	defer cl.Close()
-	found := map[string]plait.Command{}
+	found := map[string]undecidedResult{}
 	for len(last) > 0 && len(found) < len(ids) {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -158,7 +166,6 @@ func (l *Log) scanUndecided(ids map[string]bool) (map[string]plait.Command, erro
 		if errs := fetches.Errors(); len(errs) > 0 {
 			return nil, fmt.Errorf("fetch %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
 		}
-		var bad error
 		fetches.EachRecord(func(r *kgo.Record) {
 			tp := topicPartition{r.Topic, r.Partition}
 			if end, ok := last[tp]; !ok || r.Offset > end {
@@ -175,15 +182,9 @@ func (l *Log) scanUndecided(ids map[string]bool) (map[string]plait.Command, erro
 					continue // the first is the one decided, later ones its duplicates
 				}
 				cmd, err := decodeCommand(r)
-				if err != nil && bad == nil {
-					bad = err
-				}
-				found[id] = cmd
+				found[id] = undecidedResult{cmd: cmd, found: err == nil, err: err}
 			}
 		})
-		if bad != nil {
-			return nil, bad
-		}
 	}
 	return found, nil
 }

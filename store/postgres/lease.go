@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -46,19 +49,41 @@ func (s *Store) leaseKey(name string) int64 {
 	return int64(h.Sum64())
 }
 
-// heldLease selects the sessions (pid) holding the advisory lock of key $1.
+// heldLease selects the session (pid) holding the advisory lock of key $1
+// in this database: advisory locks are per database.
 const heldLease = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 	AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1`
 
-// EvictLease ends the database session that holds the lease named name,
-// which releases it, and reports whether there was one: for a holder that
-// stopped making progress, such as a frozen process, whose session, and
-// lock, stay open as long as its connection does. The holder finds out at
-// its next Check. It needs the right to end the session:
-// the same database role, or pg_signal_backend.
-func (s *Store) EvictLease(ctx context.Context, name string) (bool, error) {
+// LeaseHolder names the session that holds the lease named name, "" when
+// none does.
+func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
+	var pid int32
+	err := s.pool.QueryRow(ctx, heldLease, s.leaseKey(name)).Scan(&pid)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("postgres: the holder of lease %s: %w", name, err)
+	}
+	return strconv.Itoa(int(pid)), nil
+}
+
+// EvictLease ends the database session holder (see LeaseHolder) if it
+// still holds the lease named name, which releases it, and reports
+// whether it did: for a holder that stopped making progress, such as a
+// frozen process, whose session, and lock, stay open as long as its
+// connection does. The holder finds out at its next Check. It needs the
+// right to end the session: the same database role, or
+// pg_signal_backend.
+func (s *Store) EvictLease(ctx context.Context, name, holder string) (bool, error) {
+	pid, err := strconv.Atoi(holder)
+	if err != nil {
+		return false, fmt.Errorf("postgres: evict the holder of lease %s: no session %q", name, holder)
+	}
 	var ended bool
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM (`+heldLease+`) AS holder`, s.leaseKey(name)).Scan(&ended)
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM (`+heldLease+`) AS holder WHERE pid = $2`,
+		s.leaseKey(name), pid).Scan(&ended)
 	if err != nil {
 		return false, fmt.Errorf("postgres: evict the holder of lease %s: %w", name, err)
 	}
