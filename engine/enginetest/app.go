@@ -63,7 +63,7 @@ var CounterType = plait.NewAggregate[Counter]("counter",
 	}),
 	plait.Apply("added", func(s Counter, e Added) Counter { s.Count += e.By; return s }),
 	plait.Apply("labelled", func(s Counter, e Labelled) Counter { s.Label = e.Label; return s }),
-	plait.Indexed[Counter]("count", "label"),
+	plait.Indexed[Counter]("count"),
 )
 
 // TallyType is a view counting the adds of each counter, fed by TallyReactor.

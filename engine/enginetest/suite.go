@@ -45,7 +45,6 @@ func RunWith(t *testing.T, newStore Factory, configure Configure) {
 		{"SameIDConcurrentlyYieldsOneOutcome", testDuplicateConcurrent},
 		{"ExpectedSeqMismatchIsConflict", testConflict},
 		{"PanicBecomesInternalRejection", testPanic},
-		{"OversizedIndexedFieldIsRejected", testOversizedIndex},
 		{"ConcurrentCommandsToOneInstanceAreSerialised", testOneInstance},
 		{"ConcurrentCommandsToManyInstances", testManyInstances},
 		{"OutcomesAndDedupSurviveRestart", testRestart},
@@ -310,30 +309,6 @@ func testPanic(t *testing.T, h harness) {
 	}
 	if out := submit(t, n, add("c1", "a", 1)).Outcome; out.Status != plait.StatusAccepted {
 		t.Fatalf("after a panic: %+v", out)
-	}
-}
-
-// testOversizedIndex: a command that would leave more than
-// engine.MaxIndexedValue bytes in an indexed field is rejected, changes
-// nothing, and the instance's next command goes through. (PostgreSQL
-// would otherwise refuse the index entry, and with it the whole commit.)
-func testOversizedIndex(t *testing.T, h harness) {
-	n := h.start(t)
-	big := strings.Repeat("x", engine.MaxIndexedValue)
-	data, _ := json.Marshal(Labelled{Label: big})
-	out := submit(t, n, plait.Command{ID: "big", Type: "counter", AggregateID: "a", Name: "label", Data: data}).Outcome
-	if out.Status != plait.StatusRejected || len(out.Errors) != 1 || out.Errors[0].Code != plait.CodeTooLarge || out.Errors[0].Path != "label" {
-		t.Fatalf("outcome %s %+v, want rejected, too_large at label", out.Status, out.Errors)
-	}
-	data, _ = json.Marshal(Labelled{Label: big[:engine.MaxIndexedValue-2]}) // its quotes make it MaxIndexedValue bytes
-	if out := submit(t, n, plait.Command{ID: "fits", Type: "counter", AggregateID: "a", Name: "label", Data: data}).Outcome; out.Status != plait.StatusAccepted {
-		t.Fatalf("a label of %d bytes: %s %+v", engine.MaxIndexedValue, out.Status, out.Errors)
-	}
-	if out := submit(t, n, add("after", "a", 1)).Outcome; out.Status != plait.StatusAccepted {
-		t.Fatalf("after a rejected label: %+v", out)
-	}
-	if in, c := load(t, n, "counter", "a"); in.Seq != 3 || len(c.Label) != engine.MaxIndexedValue-2 {
-		t.Fatalf("seq %d, label of %d bytes; want 3 and the one that fits", in.Seq, len(c.Label))
 	}
 }
 

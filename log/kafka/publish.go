@@ -175,7 +175,7 @@ func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) {
 	case holder != w.holder || cp != w.checkpoint || w.since.IsZero():
 		*w = stuckWatch{holder: holder, checkpoint: cp, since: now}
 	case now.Sub(w.since) > takeover:
-		stuck := now.Sub(w.since).Round(time.Second)
+		stuck := now.Sub(w.since).Round(10 * time.Millisecond)
 		w.since = now // the next attempt, if this one fails, after another Takeover
 		ended, err := ev.EvictLease(ctx, PublisherCheckpoint, holder)
 		if err != nil {
