@@ -404,12 +404,13 @@ func sortStrings(s []string, desc bool) {
 	})
 }
 
-// TestOrderdeskUsersSeeWhatTheyMaySee: orderdesk's customers are shared
-// by every user; an order is its creator's, and so is its list item; the
+// TestOrderdeskUsersSeeWhatTheyMaySee: in orderdesk a customer is its
+// creator's, an order too, and so is the order's list item; the
 // customerOrders view, which holds every user's order ids, is the admin's
 // alone; an admin sees everything. The rules hold through GET
 // /aggregates, /lists and /commands and the relay, and a command on
-// another user's order is refused.
+// another user's customer or order is refused. An order may name another
+// user's customer, but its list item does not show that customer's name.
 func TestOrderdeskUsersSeeWhatTheyMaySee(t *testing.T) {
 	h := start(t, orderdesk.App(), httpapi.Options{}, false)
 	ann, bob, admin := token(t, "ann"), token(t, "bob"), token(t, "root", orderdesk.AdminRole)
@@ -419,11 +420,14 @@ func TestOrderdeskUsersSeeWhatTheyMaySee(t *testing.T) {
 		"data": map[string]any{"customerId": "c1", "lines": []map[string]any{{"sku": "A", "qty": 1, "price": 2}}}}, http.StatusOK)
 	h.post(bob, "?wait=settled", cmd{"type": "customer", "aggregateId": "c2", "name": "create",
 		"data": map[string]string{"name": "Bobs Customer", "email": "c2@example.com"}}, http.StatusOK)
-	// bob may place an order for ann's customer, whom he sees, and rename it.
+	// bob may place an order naming ann's customer, though not see or
+	// rename it; ann renames it.
 	h.post(bob, "?wait=settled", cmd{"type": "order", "aggregateId": "ob", "name": "place",
 		"data": map[string]any{"customerId": "c1", "lines": []map[string]any{{"sku": "B", "qty": 2, "price": 3}}}}, http.StatusOK)
-	h.post(bob, "?wait=settled", cmd{"type": "customer", "aggregateId": "c1", "name": "rename",
-		"data": map[string]string{"name": "Shared Customer"}}, http.StatusOK)
+	problem(t, h.do("POST", "/commands?wait=outcome", bob, cmd{"type": "customer", "aggregateId": "c1", "name": "rename",
+		"data": map[string]string{"name": "Bobs Name For It"}}), http.StatusForbidden, httpapi.CodeForbidden)
+	h.post(ann, "?wait=settled", cmd{"type": "customer", "aggregateId": "c1", "name": "rename",
+		"data": map[string]string{"name": "Annes Renamed Customer"}}, http.StatusOK)
 	annCmd, _ := placed.json(t)["id"].(string)
 
 	type who struct {
@@ -434,8 +438,9 @@ func TestOrderdeskUsersSeeWhatTheyMaySee(t *testing.T) {
 		path string
 		sees map[string]bool
 	}{
-		{"/aggregates/customer/c1", map[string]bool{"ann": true, "bob": true, "admin": true}},
-		{"/aggregates/customer/c1/events", map[string]bool{"ann": true, "bob": true, "admin": true}},
+		{"/aggregates/customer/c1", map[string]bool{"ann": true, "admin": true}},
+		{"/aggregates/customer/c1/events", map[string]bool{"ann": true, "admin": true}},
+		{"/aggregates/customer/c2", map[string]bool{"bob": true, "admin": true}},
 		{"/aggregates/order/o1", map[string]bool{"ann": true, "admin": true}},
 		{"/aggregates/order/o1/events", map[string]bool{"ann": true, "admin": true}},
 		{"/aggregates/orderList/o1", map[string]bool{"ann": true, "admin": true}},
@@ -454,7 +459,7 @@ func TestOrderdeskUsersSeeWhatTheyMaySee(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ tok, typ, want string }{
-		{ann, "customer", "[c1 c2]"}, {bob, "customer", "[c1 c2]"}, {admin, "customer", "[c1 c2]"},
+		{ann, "customer", "[c1]"}, {bob, "customer", "[c2]"}, {admin, "customer", "[c1 c2]"},
 		{ann, "orderList", "[o1]"}, {bob, "orderList", "[ob]"}, {admin, "orderList", "[o1 ob]"},
 		{ann, "customerOrders", "[]"}, {bob, "customerOrders", "[]"}, {admin, "customerOrders", "[c1 c2]"},
 	} {
@@ -462,10 +467,12 @@ func TestOrderdeskUsersSeeWhatTheyMaySee(t *testing.T) {
 			t.Errorf("GET /lists/%s: %s, want %s", c.typ, got, c.want)
 		}
 	}
-	// Both list items show the customer's name as renamed.
+	// ann's item shows her customer's name as renamed; bob's, naming the
+	// customer he may not see, shows none.
 	for _, it := range h.list(admin, "orderList", nil).Items {
-		if it["customerName"] != "Shared Customer" {
-			t.Errorf("list item %v, want the renamed customer", it)
+		want := map[any]string{"o1": "Annes Renamed Customer", "ob": ""}[it["id"]]
+		if it["customerName"] != want {
+			t.Errorf("list item %v, want customerName %q", it, want)
 		}
 	}
 	problem(t, h.do("POST", "/commands?wait=outcome", bob, cmd{"type": "order", "aggregateId": "o1", "name": "cancel",
@@ -473,13 +480,15 @@ func TestOrderdeskUsersSeeWhatTheyMaySee(t *testing.T) {
 	if r := h.do("GET", "/aggregates/order/o1", ann, nil); !strings.Contains(string(r.body), `"placed"`) {
 		t.Fatalf("o1 after bob's refused cancel: %s", r)
 	}
-	// The last item is one every user sees (no reactor reacts to it), so
-	// that each stream reaches the head.
-	h.post(ann, "?wait=settled", cmd{"type": "customer", "aggregateId": "c2", "name": "changeEmail",
+	// The last item is one bob and the admin see (no reactor reacts to
+	// it), so that their streams reach the head.
+	h.post(bob, "?wait=settled", cmd{"type": "customer", "aggregateId": "c2", "name": "changeEmail",
 		"data": map[string]string{"email": "new@example.com"}}, http.StatusOK)
+	// bob's stream has his list item and his customer, and nothing of
+	// ann's customer: not its email, not its names.
 	frames := streamFrames(t, h, bob, h.e.Head())
-	if strings.Contains(frames, `"o1"`) || strings.Contains(frames, `"customerOrders"`) ||
-		!strings.Contains(frames, `"ob"`) || !strings.Contains(frames, "Annes Customer") {
+	if strings.Contains(frames, `"o1"`) || strings.Contains(frames, `"customerOrders"`) || strings.Contains(frames, "c1@example.com") ||
+		strings.Contains(frames, "Annes") || !strings.Contains(frames, `"ob"`) || !strings.Contains(frames, "c2@example.com") {
 		t.Fatalf("bob's stream:\n%s", frames)
 	}
 	if frames := streamFrames(t, h, admin, h.e.Head()); !strings.Contains(frames, `"customerOrders"`) || !strings.Contains(frames, `"o1"`) {

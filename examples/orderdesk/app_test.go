@@ -26,7 +26,7 @@ func TestTheAppIsWellFormed(t *testing.T) {
 		"orderList": {true, []string{"setCustomerName", "setOrder", "setStatus"}, []string{"customerName", "status", "placedAt", "total"},
 			[]string{"currency", "customerName", "lines", "placedAt", "status", "total"}},
 		"customerOrders": {true, []string{"addOrder", "setName"}, nil,
-			[]string{"name", "nameSource", "orderIds"}},
+			[]string{"name", "nameSource", "orderIds", "orderOwners", "owner"}},
 	} {
 		def, ok := app.Definition(typ)
 		if !ok {

@@ -29,9 +29,9 @@ const (
 )
 
 // App is the orderdesk application. Every user may send every command;
-// customers are shared by every user, each user sees the orders they
-// placed and the list items of those orders, and a user with the admin
-// role sees them all (see Access). A customer's email address is personal
+// each user sees the customers they created, the orders they placed and
+// the list items of those orders, and a user with the admin role sees them
+// all (see Access). A customer's email address is personal
 // data; the name is not, so that the lists can sort and search by it.
 func App() plait.App { return app(Customer(), OrderList(), CustomerOrders()) }
 
@@ -52,10 +52,11 @@ const AdminRole = "admin"
 // Who sees what in orderdesk. A server without authentication has one
 // local user, who holds AdminRole.
 var (
-	// CustomerAccess: customers are the desk's shared records; every user
-	// sees and changes every customer, as every user may place an order
-	// for any of them, and its list item shows the customer's name.
-	CustomerAccess = plait.Access{}
+	// CustomerAccess: a customer is its creator's, and AdminRole sees
+	// them all. An order may name any customer, but its list item shows
+	// the customer's name only when the order's owner is the customer's
+	// (see CustomerOrdersState).
+	CustomerAccess = plait.Access{OwnerOnly: true, SeeAllRoles: []string{AdminRole}}
 	// Access is for orders and their list items: an order is its
 	// creator's (a list item, its order's creator's), and AdminRole sees
 	// them all.

@@ -508,6 +508,16 @@ func TestScaledForgetLeavesNoPlaintextInKafkaOrPostgres(t *testing.T) {
 	pg, _ = s.dumpPostgres()
 	kf, _ = s.dumpKafka()
 	files = s.dumpPostgresFiles()
+	// VACUUM FULL keeps a row deleted while a transaction older than the
+	// deletion is open anywhere in the database, and the other test
+	// packages share it: vacuum again until theirs have ended.
+	for deadline := time.Now().Add(15 * time.Second); bytes.Contains(files, key) && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		if _, err := s.st.Pool().Exec(ctx, `VACUUM FULL `+pgx.Identifier{s.schema, "subject_keys"}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+		files = s.dumpPostgresFiles()
+	}
 	for what, dump := range map[string][]byte{"PostgreSQL": pg, "Kafka": kf, "the PostgreSQL data files": files} {
 		if !bytes.Contains(dump, []byte(control)) || !bytes.Contains(dump, []byte("plait:sealed:1:s:")) {
 			t.Fatalf("%s after forget lost what it held", what)

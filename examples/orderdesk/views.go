@@ -1,6 +1,8 @@
 package orderdesk
 
 import (
+	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -114,37 +116,70 @@ func emitIfNewer[E any](src plait.Lineage, seq int64, name string, data E, field
 // customer (same id): the customer's latest name, the lineage of the event
 // that set it, and the ids of the customer's orders. Reactors cannot query;
 // this view is how a rename finds the list items to update.
+//
+// A customer is its creator's (see CustomerAccess), and the name goes only
+// to the list items of orders its creator placed: an order another user
+// placed names the customer, but its list item, which that user sees,
+// does not show the name. Owner is the customer's creator and OrderOwners
+// each order's; unknown (from before they were kept), the name goes.
 type CustomerOrdersState struct {
-	Name       string        `json:"name"`
-	NameSource plait.Lineage `json:"nameSource"`
-	OrderIDs   []string      `json:"orderIds"`
+	Name        string            `json:"name"`
+	NameSource  plait.Lineage     `json:"nameSource"`
+	OrderIDs    []string          `json:"orderIds"`
+	Owner       string            `json:"owner,omitempty"`
+	OrderOwners map[string]string `json:"orderOwners,omitempty"`
 }
 
-// SetName is the data of the setName command.
+// shows reports whether the list item of order id may show the customer's
+// name, with owner the customer's owner.
+func (s CustomerOrdersState) shows(id, owner string) bool {
+	o, known := s.OrderOwners[id]
+	return owner == "" || !known || o == owner
+}
+
+// shown lists the orders whose list items may show the name.
+func (s CustomerOrdersState) shown(owner string) []string {
+	ids := []string{}
+	for _, id := range s.OrderIDs {
+		if s.shows(id, owner) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// SetName is the data of the setName command; Owner, the customer's
+// owner, comes with the name its creation gave.
 type SetName struct {
 	Source plait.Lineage `json:"source"`
 	Name   string        `json:"name"`
+	Owner  string        `json:"owner,omitempty"`
 }
 
-// AddOrder is the data of the addOrder command.
+// AddOrder is the data of the addOrder command: the order and its owner.
 type AddOrder struct {
 	Source  plait.Lineage `json:"source"`
 	OrderID string        `json:"orderId"`
+	Owner   string        `json:"owner,omitempty"`
 }
 
-// NameSet is the data of the nameSet event: the new name, its source, and
-// the orders whose items show it.
+// NameSet is the data of the nameSet event: the new name, its source, the
+// customer's owner when it comes with it, and the orders whose items show
+// the name.
 type NameSet struct {
 	Source   plait.Lineage `json:"source"`
 	Name     string        `json:"name"`
+	Owner    string        `json:"owner,omitempty"`
 	OrderIDs []string      `json:"orderIds"`
 }
 
-// OrderAdded is the data of the orderAdded event: the new order and the
-// customer's name as known so far (empty with a zero source if not yet).
+// OrderAdded is the data of the orderAdded event: the new order, its
+// owner, and the customer's name as known so far, for its list item to
+// show (empty with a zero source if not yet known, or not for that item).
 type OrderAdded struct {
 	Source     plait.Lineage `json:"source"`
 	OrderID    string        `json:"orderId"`
+	Owner      string        `json:"owner,omitempty"`
 	Name       string        `json:"name"`
 	NameSource plait.Lineage `json:"nameSource"`
 }
@@ -156,23 +191,34 @@ func CustomerOrders(opts ...plait.Option[CustomerOrdersState]) *plait.Aggregate[
 		plait.AsView[CustomerOrdersState](),
 		plait.WithAccess[CustomerOrdersState](InternalAccess),
 		plait.Handle(CmdSetName, func(s CustomerOrdersState, c plait.Cmd[SetName]) ([]plait.Change, error) {
+			owner := cmp.Or(s.Owner, c.Data.Owner)
 			return emitIfNewer(c.Data.Source, s.NameSource.Seq, EvtNameSet,
-				NameSet{Source: c.Data.Source, Name: c.Data.Name, OrderIDs: orNone(s.OrderIDs)}, "name"), nil
+				NameSet{Source: c.Data.Source, Name: c.Data.Name, Owner: c.Data.Owner, OrderIDs: s.shown(owner)}, "name"), nil
 		}),
 		plait.Handle(CmdAddOrder, func(s CustomerOrdersState, c plait.Cmd[AddOrder]) ([]plait.Change, error) {
 			if slices.Contains(s.OrderIDs, c.Data.OrderID) {
 				return nil, nil
 			}
-			return []plait.Change{plait.Emit(EvtOrderAdded, OrderAdded{
-				Source: c.Data.Source, OrderID: c.Data.OrderID, Name: s.Name, NameSource: s.NameSource,
-			}).From(c.Data.Source, "orderIds")}, nil
+			added := OrderAdded{Source: c.Data.Source, OrderID: c.Data.OrderID, Owner: c.Data.Owner}
+			if s.Owner == "" || c.Data.Owner == "" || c.Data.Owner == s.Owner {
+				added.Name, added.NameSource = s.Name, s.NameSource
+			}
+			return []plait.Change{plait.Emit(EvtOrderAdded, added).From(c.Data.Source, "orderIds")}, nil
 		}),
 		plait.Apply(EvtNameSet, func(s CustomerOrdersState, e NameSet) CustomerOrdersState {
 			s.Name, s.NameSource, s.OrderIDs = e.Name, e.Source, orNone(s.OrderIDs)
+			s.Owner = cmp.Or(s.Owner, e.Owner)
 			return s
 		}),
 		plait.Apply(EvtOrderAdded, func(s CustomerOrdersState, e OrderAdded) CustomerOrdersState {
 			s.OrderIDs = append(s.OrderIDs, e.OrderID)
+			if e.Owner != "" {
+				s.OrderOwners = maps.Clone(s.OrderOwners)
+				if s.OrderOwners == nil {
+					s.OrderOwners = map[string]string{}
+				}
+				s.OrderOwners[e.OrderID] = e.Owner
+			}
 			return s
 		}),
 	}, opts...)...)
@@ -181,9 +227,13 @@ func CustomerOrders(opts ...plait.Option[CustomerOrdersState]) *plait.Aggregate[
 // OrderListFeed is the reactor that turns order and customer events into
 // commands for the orderList and customerOrders views.
 func OrderListFeed() *plait.Reactor {
-	// created and renamed both carry the name; the reactor reads only that.
+	// created and renamed both carry the name; the reactor reads only that,
+	// and from created, who sent it: the customer's owner.
 	setName := func(e plait.Evt[CustomerRenamed]) []plait.Dispatch {
 		return []plait.Dispatch{plait.Send(CustomerOrdersType, e.AggregateID, CmdSetName, SetName{Source: e.Source(), Name: e.Data.Name})}
+	}
+	created := func(e plait.Evt[CustomerRenamed]) []plait.Dispatch {
+		return []plait.Dispatch{plait.Send(CustomerOrdersType, e.AggregateID, CmdSetName, SetName{Source: e.Source(), Name: e.Data.Name, Owner: e.User})}
 	}
 	// shipped and cancelled move the status; their data is not needed.
 	setStatus := func(status string) func(plait.Evt[struct{}]) []plait.Dispatch {
@@ -199,12 +249,12 @@ func OrderListFeed() *plait.Reactor {
 					Source: src, Total: e.Data.Total, Currency: e.Data.Currency, Lines: len(e.Data.Lines), PlacedAt: e.Data.PlacedAt,
 				}),
 				plait.Send(OrderListType, e.AggregateID, CmdSetStatus, SetStatus{Source: src, Status: StatusPlaced}),
-				plait.Send(CustomerOrdersType, e.Data.CustomerID, CmdAddOrder, AddOrder{Source: src, OrderID: e.AggregateID}),
+				plait.Send(CustomerOrdersType, e.Data.CustomerID, CmdAddOrder, AddOrder{Source: src, OrderID: e.AggregateID, Owner: e.User}),
 			}
 		}),
 		plait.On(OrderType, EvtShipped, setStatus(StatusShipped)),
 		plait.On(OrderType, EvtCancelled, setStatus(StatusCancelled)),
-		plait.On(CustomerType, EvtCreated, setName),
+		plait.On(CustomerType, EvtCreated, created),
 		plait.On(CustomerType, EvtRenamed, setName),
 	)
 }

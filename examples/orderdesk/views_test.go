@@ -72,7 +72,7 @@ func TestAPlacedOrderFeedsItsListItemAndItsCustomersOrders(t *testing.T) {
 	cmds := thenCommands(t, orderdesk.OrderListFeed(), ev,
 		dispatch{"orderList", "o1", "setOrder", M{"source": o1Placed, "total": 21, "currency": "EUR", "lines": 2, "placedAt": placedAt}},
 		dispatch{"orderList", "o1", "setStatus", M{"source": o1Placed, "status": "placed"}},
-		dispatch{"customerOrders", "c1", "addOrder", M{"source": o1Placed, "orderId": "o1"}},
+		dispatch{"customerOrders", "c1", "addOrder", M{"source": o1Placed, "orderId": "o1", "owner": "ann"}},
 	)
 	again, _ := orderdesk.OrderListFeed().React(ev)
 	for i, c := range cmds {
@@ -93,7 +93,8 @@ func TestShippedAndCancelledOrdersSetTheItemsStatus(t *testing.T) {
 
 func TestCustomerNamesGoToTheirCustomerOrders(t *testing.T) {
 	thenCommands(t, orderdesk.OrderListFeed(), event("customer", "c1", 1, "created", M{"name": "Ann", "email": "ann@example.com"}),
-		dispatch{"customerOrders", "c1", "setName", M{"source": c1Created, "name": "Ann"}})
+		dispatch{"customerOrders", "c1", "setName", M{"source": c1Created, "name": "Ann", "owner": "ann"}})
+	// A rename tells no owner: whoever sent it, the customer stays its creator's.
 	thenCommands(t, orderdesk.OrderListFeed(), event("customer", "c1", 2, "renamed", M{"name": "Anna"}),
 		dispatch{"customerOrders", "c1", "setName", M{"source": c1Renamed, "name": "Anna"}})
 	thenCommands(t, orderdesk.OrderListFeed(), event("customer", "c1", 3, "emailChanged", M{"email": "a@example.com"}))
@@ -161,4 +162,40 @@ func TestCustomerOrdersRemembersTheNameAndTheOrders(t *testing.T) {
 		ThenState(t, M{"name": "Ann", "nameSource": c1Created, "orderIds": []string{"o1", "o2"}})
 	withOrder.When("addOrder", orderdesk.AddOrder{Source: o1Placed, OrderID: "o1"}).ThenNoEvents(t)
 	withOrder.When("setName", orderdesk.SetName{Source: c1Created, Name: "Ann"}).ThenNoEvents(t)
+}
+
+// TestANameGoesOnlyToItemsOfTheCustomersOwner: a customer is its
+// creator's. An order another user placed may name it, but that user's
+// list item does not get the name: not when the order is added, and not
+// when the customer is renamed. Orders of unknown owner (kept before
+// owners were) still get it.
+func TestANameGoesOnlyToItemsOfTheCustomersOwner(t *testing.T) {
+	o2Placed := plait.Lineage{Type: "order", AggregateID: "o2", Seq: 1}
+	o3Placed := plait.Lineage{Type: "order", AggregateID: "o3", Seq: 1}
+	anns := plaittest.Given(customerOrders,
+		plait.Emit("nameSet", orderdesk.NameSet{Source: c1Created, Name: "Ann", Owner: "ann", OrderIDs: []string{}}),
+	).For("c1")
+	anns.When("addOrder", orderdesk.AddOrder{Source: o2Placed, OrderID: "o2", Owner: "bob"}).
+		ThenEvents(t, plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o2Placed, OrderID: "o2", Owner: "bob"}).From(o2Placed, "orderIds"))
+	anns.When("addOrder", orderdesk.AddOrder{Source: o1Placed, OrderID: "o1", Owner: "ann"}).
+		ThenEvents(t, plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o1Placed, OrderID: "o1", Owner: "ann", Name: "Ann", NameSource: c1Created}).
+			From(o1Placed, "orderIds"))
+
+	withOrders := plaittest.Given(customerOrders,
+		plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o2Placed, OrderID: "o2", Owner: "bob"}),
+		plait.Emit("nameSet", orderdesk.NameSet{Source: c1Created, Name: "Ann", Owner: "ann", OrderIDs: []string{}}),
+		plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o1Placed, OrderID: "o1", Owner: "ann", Name: "Ann", NameSource: c1Created}),
+		plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o3Placed, OrderID: "o3", Name: "Ann", NameSource: c1Created}),
+	).For("c1")
+	withOrders.When("setName", orderdesk.SetName{Source: c1Renamed, Name: "Anna"}).
+		ThenEvents(t, plait.Emit("nameSet", orderdesk.NameSet{Source: c1Renamed, Name: "Anna", OrderIDs: []string{"o1", "o3"}}).From(c1Renamed, "name")).
+		ThenState(t, M{"name": "Anna", "nameSource": c1Renamed, "owner": "ann", "orderIds": []string{"o2", "o1", "o3"},
+			"orderOwners": M{"o1": "ann", "o2": "bob"}})
+
+	// Created after another user's order named it: the name still does not go there.
+	early := plaittest.Given(customerOrders,
+		plait.Emit("orderAdded", orderdesk.OrderAdded{Source: o2Placed, OrderID: "o2", Owner: "bob"}),
+	).For("c1")
+	early.When("setName", orderdesk.SetName{Source: c1Created, Name: "Ann", Owner: "ann"}).
+		ThenEvents(t, plait.Emit("nameSet", orderdesk.NameSet{Source: c1Created, Name: "Ann", Owner: "ann", OrderIDs: []string{}}).From(c1Created, "name"))
 }

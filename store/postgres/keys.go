@@ -44,10 +44,12 @@ func (s *Store) Key(ctx context.Context, subject string, create bool) ([]byte, b
 
 // Destroy deletes the data subject's key, then rewrites the key table
 // (VACUUM FULL), so that the deleted row does not stay in its data files;
-// see engine.Keys. PostgreSQL's write-ahead log keeps the key until its
-// segments are recycled: where that matters, keep the keys outside the
-// database (package filekeys, or a key management service behind
-// engine.Keys).
+// see engine.Keys. A transaction open elsewhere in the database since
+// before the deletion makes the rewrite keep the row, until the next
+// vacuum of the table once it ended. PostgreSQL's write-ahead log keeps
+// the key until its segments are recycled: where that matters, keep the
+// keys outside the database (package filekeys, or a key management
+// service behind engine.Keys).
 func (s *Store) Destroy(ctx context.Context, subject string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM `+s.table("subject_keys")+` WHERE subject = $1`, subject); err != nil {
 		return fmt.Errorf("postgres: destroy key: %w", err)
