@@ -137,18 +137,7 @@ func TestReplayGoesThroughTheRunningServer(t *testing.T) {
 		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", data, "--log-level", "warn"}, &serveOut, &serveErr)
 	}()
 	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %v\n%s", err, serveErr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitHealthy(t, base)
 	for _, id := range []string{"o1", "o2"} {
 		body := `{"type":"order","aggregateId":"` + id + `","name":"place","data":{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":2}]}}`
 		resp, err := http.Post(base+"/commands?wait=settled", "application/json", strings.NewReader(body))
@@ -242,5 +231,23 @@ func TestRelativePathsReadAsPaths(t *testing.T) {
 		if got := relative(in); got != want {
 			t.Errorf("relative(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// waitHealthy waits until the server at base answers /healthz, and fails t
+// if it does not within 10 s.
+func waitHealthy(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server at %s did not start: %v", base, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

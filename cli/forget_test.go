@@ -61,18 +61,7 @@ func TestForgetGoesThroughTheRunningServer(t *testing.T) {
 		}
 		return string(b)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %v\n%s", err, serveErr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitHealthy(t, base)
 	do("POST", "/commands?wait=settled", `{"type":"customer","aggregateId":"c1","name":"create","data":{"name":"Ann","email":"ann.forgetcli@example.com"}}`)
 	do("POST", "/commands?wait=settled", `{"type":"order","aggregateId":"o1","name":"place","data":{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":2}]}}`)
 	if s := do("GET", "/aggregates/customer/c1", ""); !strings.Contains(s, "ann.forgetcli@example.com") {
@@ -135,18 +124,7 @@ func TestServeWarnsOfAShortSecretAndServes(t *testing.T) {
 		}
 	}()
 	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitHealthy(t, base)
 	mu.Lock()
 	logged := serveErr.String()
 	mu.Unlock()
