@@ -261,6 +261,13 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		}
 		lq.Owner = user.ID
 	}
+	lineage := wantsLineage(q)
+	// fields naming lineage and no field of the state: the lineage of
+	// them all, which the store gives with the whole item.
+	lineageOnly := lineage && lq.Fields != nil && len(lq.Fields) == 0
+	if lineageOnly {
+		lq.Fields = nil
+	}
 	page, err := s.e.List(r.Context(), typ, lq)
 	if errors.Is(err, engine.ErrBadCursor) {
 		writeProblem(w, paramProblem(&paramError{Param: "after", Code: CodeInvalidParam, Message: "not a cursor this list gave"}))
@@ -272,10 +279,12 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := listPage{Items: make([]listItem, len(page.Items))}
-	lineage := wantsLineage(q)
 	for i, it := range page.Items {
 		if !lineage {
 			it.Lineage = nil
+		}
+		if lineageOnly {
+			it.Fields = nil
 		}
 		out.Items[i] = listItem(it)
 	}

@@ -215,6 +215,11 @@ func TestListFiltersSortsProjects(t *testing.T) {
 	if len(views.Items) != 1 || len(views.Items[0]) != 4 || views.Items[0]["lineage"].(map[string]any)["adds"] == nil {
 		t.Fatalf("tally list projected to adds and lineage: %v", views.Items)
 	}
+	// Lineage alone: every field's, and no field of the state.
+	views = h.list(tok, "tally", url.Values{"eq.adds": {"3"}, "fields": {"lineage"}})
+	if len(views.Items) != 1 || len(views.Items[0]) != 3 || views.Items[0]["lineage"].(map[string]any)["adds"] == nil {
+		t.Fatalf("tally list projected to its lineage: %v, want id, seq and the lineage of adds", views.Items)
+	}
 
 	bad := []struct {
 		q    string
