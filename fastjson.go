@@ -241,15 +241,15 @@ func want(t reflect.Type) string {
 	case reflect.Float32:
 		return "want a number within the range of a 32-bit float"
 	case reflect.Float64:
-		return "want a number"
+		return "want " + jsonTypeNames["number"]
 	case reflect.String:
-		return "want text"
+		return "want " + jsonTypeNames["string"]
 	case reflect.Bool:
-		return "want true or false"
+		return "want " + jsonTypeNames["boolean"]
 	case reflect.Slice, reflect.Array:
-		return "want a list"
+		return "want " + jsonTypeNames["array"]
 	case reflect.Struct, reflect.Map:
-		return "want an object"
+		return "want " + jsonTypeNames["object"]
 	}
 	return "not a value this field takes"
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -103,6 +105,18 @@ func (r *Reactor) Subscriptions() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Types lists the aggregate types whose events the reactor consumes,
+// sorted, each once.
+func (r *Reactor) Types() []string {
+	var types []string
+	for _, key := range r.Subscriptions() {
+		if typ, _, _ := strings.Cut(key, "."); !slices.Contains(types, typ) {
+			types = append(types, typ)
+		}
+	}
+	return types
 }
 
 // Subscribes reports whether the reactor consumes event name of type typ.

@@ -48,7 +48,7 @@ func (s *scaledFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.replication, "replication", -1, "replication factor of the topics created when missing (-1: the brokers' default)")
 	fs.DurationVar(&s.retention, "retention", 0, "retention of the topics created when missing (0: the brokers' default; negative: forever)")
 	fs.DurationVar(&s.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer group waits for a silent instance before moving its partitions: until then, commands on those partitions wait, and so do the reactions elsewhere that send them commands (the brokers bound it, 6s to 30 min by default)")
-	fs.DurationVar(&s.takeover, "publisher-takeover", 30*time.Second, "how long the instance publishing events to Kafka may stand still with events waiting before another takes over (it ends the holder's PostgreSQL session); at least 20s, twice the time a publish may take; negative: never")
+	fs.DurationVar(&s.takeover, "publisher-takeover", kafka.DefaultTakeover, "how long the instance publishing events to Kafka may stand still with events waiting before another takes over (it ends the holder's PostgreSQL session); at least 20s, twice the time a publish may take; negative: never")
 	fs.DurationVar(&s.startTimeout, "start-timeout", 30*time.Second, "how long to wait at start for PostgreSQL and Kafka to answer (the store's schema, the topics) before giving up")
 }
 
@@ -56,9 +56,8 @@ func (s *scaledFlags) register(fs *flag.FlagSet) {
 func (s *scaledFlags) set() bool { return s.kafka != "" || s.postgres != "" }
 
 // minTakeover is the shortest --publisher-takeover: twice the log's
-// default ProduceTimeout, so that a publisher that is only slow is not
-// taken over.
-const minTakeover = 20 * time.Second
+// ProduceTimeout, so that a publisher that is only slow is not taken over.
+const minTakeover = 2 * kafka.DefaultProduceTimeout
 
 // pgLeaser grants the publisher's lease as a PostgreSQL advisory lock.
 type pgLeaser struct{ st *postgres.Store }

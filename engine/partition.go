@@ -385,9 +385,13 @@ func oversizedIndexes(def plait.Definition, state json.RawMessage) []plait.Field
 	if len(fields) == 0 || len(state) <= MaxIndexedValue {
 		return nil
 	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(state, &top) != nil {
+		return nil
+	}
 	var errs []plait.FieldError
 	for _, f := range fields {
-		if v := jsonAt(state, strings.Split(f, ".")); len(v) > MaxIndexedValue {
+		if v := jsonAt(top, strings.Split(f, ".")); len(v) > MaxIndexedValue {
 			errs = append(errs, plait.FieldError{Path: f, Code: plait.CodeTooLarge,
 				Message: fmt.Sprintf("%s is listed and sorted on, and holds at most %d bytes; it would hold %d", f, MaxIndexedValue, len(v))})
 		}
@@ -395,16 +399,18 @@ func oversizedIndexes(def plait.Definition, state json.RawMessage) []plait.Field
 	return errs
 }
 
-// jsonAt returns the value at path in the JSON object doc, nil if none.
-func jsonAt(doc json.RawMessage, path []string) json.RawMessage {
-	for _, key := range path {
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(doc, &obj) != nil {
+// jsonAt returns the value at path in the decoded JSON object obj, nil if
+// none.
+func jsonAt(obj map[string]json.RawMessage, path []string) json.RawMessage {
+	v := obj[path[0]]
+	for _, key := range path[1:] {
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(v, &inner) != nil {
 			return nil
 		}
-		doc = obj[key]
+		v = inner[key]
 	}
-	return doc
+	return v
 }
 
 func safeDecide(def plait.Definition, current plait.Current, cmd plait.Command) (changes []plait.Change, err error) {

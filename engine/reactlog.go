@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/plaithq/plait"
 )
@@ -264,12 +263,8 @@ func (e *Engine) Lags() []Lag {
 	}
 	for _, r := range e.reactors {
 		var n int64
-		seen := map[string]bool{}
-		for _, key := range r.reactor.Subscriptions() {
-			if typ, _, _ := strings.Cut(key, "."); !seen[typ] {
-				seen[typ] = true
-				n += byType[typ]
-			}
+		for _, typ := range r.reactor.Types() {
+			n += byType[typ]
 		}
 		lags = append(lags, Lag{Name: r.name, Behind: n})
 	}

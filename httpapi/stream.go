@@ -58,16 +58,15 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	from := head
 	// The header, else the query parameter of a client that cannot set
 	// it, by either name.
-	token, param := r.Header.Get("Last-Event-ID"), ""
+	param := "Last-Event-ID"
+	token := r.Header.Get(param)
+	resume := token != ""
 	for _, name := range []string{"lastEventId", "Last-Event-ID"} {
-		if token == "" && param == "" && q.Has(name) {
-			token, param = q.Get(name), name
+		if !resume && q.Has(name) {
+			token, param, resume = q.Get(name), name, true
 		}
 	}
-	if token != "" || param != "" {
-		if param == "" {
-			param = "Last-Event-ID"
-		}
+	if resume {
 		pos, err := relay.ParseToken(token)
 		if err != nil {
 			writeProblem(w, badParam(param, "want the id of a frame this stream sent"))

@@ -21,8 +21,7 @@ func (l *Log) ReactorTopics() []string {
 	seen := map[string]bool{}
 	var ts []string
 	for _, r := range l.app.Reactors {
-		for _, key := range r.Subscriptions() {
-			typ, _, _ := strings.Cut(key, ".")
+		for _, typ := range r.Types() {
 			if t := l.EventsTopic(typ); !seen[t] {
 				seen[t] = true
 				ts = append(ts, t)

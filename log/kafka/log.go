@@ -107,7 +107,7 @@ func (o *Options) defaults(app plait.App) error {
 		o.StatusTimeout = 5 * time.Second
 	}
 	if o.ProduceTimeout <= 0 {
-		o.ProduceTimeout = 10 * time.Second
+		o.ProduceTimeout = DefaultProduceTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -136,6 +136,9 @@ type Log struct {
 	cancelClosing context.CancelFunc
 }
 
+// DefaultProduceTimeout is the default of Options.ProduceTimeout.
+const DefaultProduceTimeout = 10 * time.Second
+
 var _ engine.CommandLog = (*Log)(nil)
 
 // New connects to the brokers, creates the application's topics where
@@ -150,6 +153,7 @@ func New(ctx context.Context, app plait.App, opts Options) (*Log, error) {
 	}
 	l := &Log{app: app, opts: opts, log: opts.Logger, commands: map[string]string{}, topicTypes: map[string]string{}, consumers: map[*consumer]bool{}}
 	l.closing, l.cancelClosing = context.WithCancel(context.Background())
+	l.lookups.scan = l.scanUndecided
 	for _, d := range app.Aggregates {
 		l.commands[d.Type()] = l.CommandsTopic(d.Type())
 		l.topicTypes[l.CommandsTopic(d.Type())] = d.Type()

@@ -131,6 +131,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 	return nil
 }
 
+// DefaultTakeover is the default of Publisher.Takeover.
+const DefaultTakeover = 30 * time.Second
+
 // stuckWatch is what an instance standing by knows of the publisher: who
 // holds the lease, the checkpoint it last saw, and since when that holder
 // has kept it standing still with items after it.
@@ -147,7 +150,7 @@ func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) {
 	ev, ok := p.Leaser.(LeaseEvicter)
 	takeover := p.Takeover
 	if takeover == 0 {
-		takeover = 30 * time.Second
+		takeover = DefaultTakeover
 	}
 	if !ok || takeover < 0 {
 		return

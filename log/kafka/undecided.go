@@ -33,7 +33,7 @@ func (l *Log) Undecided(ctx context.Context, id string) (plait.Command, bool, er
 	// it too is bounded by StatusTimeout.
 	ctx, cancel := context.WithTimeout(ctx, l.opts.StatusTimeout)
 	defer cancel()
-	ch := l.lookups.ask(id, l.scanUndecided)
+	ch := l.lookups.ask(id)
 	select {
 	case r := <-ch:
 		if r.err != nil {
@@ -54,15 +54,16 @@ type undecidedResult struct {
 
 // undecidedLookups gathers the ids asked for into scans, one at a time.
 type undecidedLookups struct {
+	scan    func(ids map[string]bool) (map[string]undecidedResult, error)
 	mu      sync.Mutex
 	next    map[string][]chan undecidedResult // the ids of the scan to come
 	running bool
 }
 
-// ask adds id to the next scan, starting scan if none runs, and returns
+// ask adds id to the next scan, starting one if none runs, and returns
 // where its answer comes. The next scan begins after ask returns, so it
 // sees every record appended before the call.
-func (u *undecidedLookups) ask(id string, scan func(ids map[string]bool) (map[string]undecidedResult, error)) <-chan undecidedResult {
+func (u *undecidedLookups) ask(id string) <-chan undecidedResult {
 	ch := make(chan undecidedResult, 1)
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -72,14 +73,14 @@ func (u *undecidedLookups) ask(id string, scan func(ids map[string]bool) (map[st
 	u.next[id] = append(u.next[id], ch)
 	if !u.running {
 		u.running = true
-		go u.run(scan)
+		go u.run()
 	}
 	return ch
 }
 
 // run scans for the ids waiting, then for those asked for meanwhile,
 // until none is left.
-func (u *undecidedLookups) run(scan func(ids map[string]bool) (map[string]undecidedResult, error)) {
+func (u *undecidedLookups) run() {
 	for {
 		u.mu.Lock()
 		waiting := u.next
@@ -94,7 +95,7 @@ func (u *undecidedLookups) run(scan func(ids map[string]bool) (map[string]undeci
 		for id := range waiting {
 			ids[id] = true
 		}
-		found, err := scan(ids)
+		found, err := u.scan(ids)
 		for id, chs := range waiting {
 			r := found[id]
 			if err != nil {

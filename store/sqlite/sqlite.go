@@ -42,9 +42,7 @@ type Options struct {
 	MaxPageBytes int
 	// ReadOnly opens an existing store only to read it, for tools that
 	// look at a store another process may be serving (plait inspect):
-	// nothing is created or migrated, and every write fails. The file may
-	// be on a read-only disk if its -shm file is there or the store was
-	// closed cleanly.
+	// nothing is created or migrated, and every write fails.
 	ReadOnly bool
 }
 
@@ -404,15 +402,29 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 // checkSchema reports ErrNoStore unless the file holds a store's tables.
 func (s *Store) checkSchema(ctx context.Context) error {
-	var n int
-	err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('commands', 'events', 'instances', 'checkpoints')`).Scan(&n)
+	ok, err := s.hasTables(ctx, "commands", "events", "instances", "checkpoints")
 	if err != nil {
-		return fmt.Errorf("sqlite: read the schema: %w", err)
+		return err
 	}
-	if n != 4 {
+	if !ok {
 		return fmt.Errorf("%w %s", ErrNoStore, s.path)
 	}
 	return nil
+}
+
+// hasTables reports whether the file holds every one of the tables named.
+func (s *Store) hasTables(ctx context.Context, names ...string) (bool, error) {
+	args := make([]any, len(names))
+	for i, n := range names {
+		args[i] = n
+	}
+	var n int
+	err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (`+
+		strings.TrimSuffix(strings.Repeat("?,", len(names)), ",")+`)`, args...).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: read the schema: %w", err)
+	}
+	return n == len(names), nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {

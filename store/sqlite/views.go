@@ -30,12 +30,8 @@ func (s *Store) loadCopies(ctx context.Context) error {
 	s.phys = map[string]string{}
 	if s.readOnly {
 		// A store no view was ever rebuilt in may have no table yet.
-		var n int
-		if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'view_copies'`).Scan(&n); err != nil {
-			return fmt.Errorf("sqlite: read view copies: %w", err)
-		}
-		if n == 0 {
-			return nil
+		if ok, err := s.hasTables(ctx, "view_copies"); err != nil || !ok {
+			return err
 		}
 	} else if _, err := s.w.ExecContext(ctx, viewCopiesSchema); err != nil {
 		return fmt.Errorf("sqlite: migrate view copies: %w", err)
