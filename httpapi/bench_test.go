@@ -29,7 +29,7 @@ func benchmarkPost(b *testing.B, query string, auth bool) {
 		for pb.Next() {
 			i := n.Add(1)
 			body := fmt.Sprintf(`{"id":"b%d","type":"counter","aggregateId":"c%d","name":"add","data":{"by":1}}`, i, i%64)
-			req := httptest.NewRequest("POST", "/commands"+query, strings.NewReader(body))
+			req := httptest.NewRequest("POST", "http://127.0.0.1/commands"+query, strings.NewReader(body))
 			if tok != "" {
 				req.Header.Set("Authorization", tok)
 			}
