@@ -178,13 +178,13 @@ func hostileCorpus(t *testing.T, h *hostileServer) []hostile {
 		add(hostile{name: "post-query/" + name, method: "POST", target: target, headers: hdrs, body: cmdBody, status: status})
 	}
 	// Content types that are not JSON.
-	for i, ct := range []string{"text/plain", "text/html", "application/xml", "multipart/form-data; boundary=x",
-		"application/javascript", "image/png", "text/plain; charset=utf-8", "application/jsonx", "application/json-patch", "x;;;"} {
+	for i, ct := range []string{"text/html", "application/xml", "multipart/form-data; boundary=x",
+		"application/javascript", "image/png", "text/csv; charset=utf-8", "application/jsonx", "application/json-patch", "x;;;"} {
 		add(hostile{name: fmt.Sprintf("content-type/%02d-%s", i, strings.Fields(ct)[0]), method: "POST", target: "/commands",
 			headers: []string{bearer(ann), "Content-Type: " + ct}, body: cmdBody, status: 415})
 	}
 	add(hostile{name: "content-type/first-of-two", method: "POST", target: "/commands",
-		headers: []string{bearer(ann), "Content-Type: text/plain", "Content-Type: application/json"}, body: cmdBody, status: 415})
+		headers: []string{bearer(ann), "Content-Type: text/html", "Content-Type: application/json"}, body: cmdBody, status: 415})
 
 	// --- Tokens: missing, forged, expired, alg none, key confusion.
 	badTokens := map[string]string{

@@ -403,8 +403,11 @@ func checkParams(r *http.Request, route string) *Problem {
 }
 
 // jsonContentType reports whether a POST body of this Content-Type is taken
-// as JSON: none, application/json, any +json type, and, so that curl -d
-// works as the README shows, application/x-www-form-urlencoded.
+// as JSON: none, application/json, any +json type, and the two types that
+// common clients send for a body given as a string: text/plain (fetch, and
+// so most JavaScript clients) and application/x-www-form-urlencoded (curl
+// -d, as the README shows). Either is still parsed as JSON, and a page of
+// another site cannot use them to forge a command: checkOrigin refuses it.
 func jsonContentType(ct string) bool {
 	if ct == "" {
 		return true
@@ -413,7 +416,11 @@ func jsonContentType(ct string) bool {
 	if err != nil {
 		return false
 	}
-	return mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "application/x-www-form-urlencoded"
+	switch mt {
+	case "application/json", "text/plain", "application/x-www-form-urlencoded":
+		return true
+	}
+	return strings.HasSuffix(mt, "+json")
 }
 
 // unsupportedMediaType is the answer to a body that is declared not JSON.

@@ -26,14 +26,20 @@ func TestCrossSiteCommandsAreRefused(t *testing.T) {
 			{"Origin", "https://evil.example"},
 			{"Origin", "null"},
 		} {
-			r := h.do("POST", "/commands?wait=outcome", tok, add("", "csrf", 1), append(hdr, "Content-Type", "application/x-www-form-urlencoded")...)
-			problem(t, r, http.StatusForbidden, "")
+			for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain;charset=UTF-8"} {
+				r := h.do("POST", "/commands?wait=outcome", tok, add("", "csrf", 1), append(hdr, "Content-Type", ct)...)
+				problem(t, r, http.StatusForbidden, "")
+			}
 		}
 		if got := h.e.Head(); got != head {
 			t.Fatalf("local=%v: cross-site posts moved the log from %d to %d", local, head, got)
 		}
-		// The demo UI's own posts, and clients that are not browsers.
+		// The demo UI's own posts, and clients that are not browsers, with
+		// the Content-Type fetch gives a string body.
 		h.post(tok, "?wait=outcome", add("", "csrf", 1), http.StatusOK)
+		if r := h.do("POST", "/commands?wait=outcome", tok, add("", "csrf", 1), "Content-Type", "text/plain;charset=UTF-8"); r.status != http.StatusOK {
+			t.Fatalf("local=%v: a JSON body sent as text/plain: %s", local, r)
+		}
 		r := h.do("POST", "/commands?wait=outcome", tok, add("", "csrf", 1), "Sec-Fetch-Site", "same-origin", "Origin", h.ts.URL)
 		if r.status != http.StatusOK {
 			t.Fatalf("local=%v: same-origin post: %s", local, r)
