@@ -162,7 +162,7 @@ func TestTheOrderListConverges(t *testing.T) {
 		for _, want := range []struct {
 			id        string
 			item      orderdesk.OrderItem
-			name      plait.Lineage // of the customerName, if known
+			name      plait.Lineage // of the customerName: seq 0 while no name of the customer is known
 			status    plait.Lineage
 			nameEvent string
 		}{
@@ -173,17 +173,14 @@ func TestTheOrderListConverges(t *testing.T) {
 			{"o3", orderdesk.OrderItem{CustomerName: "Bob", Total: 7, Currency: "EUR", Status: "placed", Lines: 1, PlacedAt: at(3)},
 				src("customer", "c2", 1), src("order", "o3", 1), "created"},
 			{"o4", orderdesk.OrderItem{Total: 0, Currency: "EUR", Status: "placed", Lines: 1, PlacedAt: at(8)},
-				plait.Lineage{}, src("order", "o4", 1), ""},
+				src("customer", "c3", 0), src("order", "o4", 1), ""},
 		} {
 			got, lineage := w.item(want.id)
 			if got != want.item {
 				t.Fatalf("seed %d: item %s is %+v, want %+v", seed, want.id, got, want.item)
 			}
 			placed := src("order", want.id, 1)
-			wantLineage := map[string]plait.Lineage{"total": placed, "currency": placed, "lines": placed, "placedAt": placed, "status": want.status}
-			if want.name != (plait.Lineage{}) {
-				wantLineage["customerName"] = want.name
-			}
+			wantLineage := map[string]plait.Lineage{"total": placed, "currency": placed, "lines": placed, "placedAt": placed, "status": want.status, "customerName": want.name}
 			if !maps.Equal(lineage, wantLineage) {
 				t.Fatalf("seed %d: item %s has lineage %v, want %v", seed, want.id, lineage, wantLineage)
 			}

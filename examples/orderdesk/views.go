@@ -50,12 +50,15 @@ type OrderItem struct {
 }
 
 // SetOrder is the data of the setOrder command and of the orderSet event.
+// CustomerID is the customer the order names: until a name of it arrives,
+// the item's customerName comes from that customer.
 type SetOrder struct {
-	Source   plait.Lineage `json:"source"`
-	Total    float64       `json:"total"`
-	Currency string        `json:"currency,omitempty"`
-	Lines    int           `json:"lines"`
-	PlacedAt time.Time     `json:"placedAt"`
+	Source     plait.Lineage `json:"source"`
+	CustomerID string        `json:"customerId,omitempty"`
+	Total      float64       `json:"total"`
+	Currency   string        `json:"currency,omitempty"`
+	Lines      int           `json:"lines"`
+	PlacedAt   time.Time     `json:"placedAt"`
 }
 
 // SetStatus is the data of the setStatus command and of the statusSet event.
@@ -80,7 +83,15 @@ func OrderList(opts ...plait.Option[OrderItem]) *plait.Aggregate[OrderItem] {
 		plait.WithAccess[OrderItem](Access),
 		plait.Indexed[OrderItem]("customerName", "status", "placedAt", "total"),
 		plait.Handle(CmdSetOrder, func(s OrderItem, c plait.Cmd[SetOrder]) ([]plait.Change, error) {
-			return emitIfNewer(c.Data.Source, c.Lineage["total"].Seq, EvtOrderSet, c.Data, "total", "currency", "lines", "placedAt"), nil
+			changes := emitIfNewer(c.Data.Source, c.Lineage["total"].Seq, EvtOrderSet, c.Data, "total", "currency", "lines", "placedAt")
+			// Every field has a lineage: before its customer's name is
+			// known (the customer is not created yet, or is another
+			// user's), an item's empty customerName comes from that
+			// customer as of none of its events, seq 0.
+			if _, named := c.Lineage["customerName"]; len(changes) == 1 && !named && c.Data.CustomerID != "" {
+				changes[0] = changes[0].From(plait.Lineage{Type: CustomerType, AggregateID: c.Data.CustomerID}, "customerName")
+			}
+			return changes, nil
 		}),
 		plait.Handle(CmdSetStatus, func(s OrderItem, c plait.Cmd[SetStatus]) ([]plait.Change, error) {
 			return emitIfNewer(c.Data.Source, c.Lineage["status"].Seq, EvtStatusSet, c.Data, "status"), nil
@@ -246,7 +257,7 @@ func OrderListFeed() *plait.Reactor {
 			src := e.Source()
 			return []plait.Dispatch{
 				plait.Send(OrderListType, e.AggregateID, CmdSetOrder, SetOrder{
-					Source: src, Total: e.Data.Total, Currency: e.Data.Currency, Lines: len(e.Data.Lines), PlacedAt: e.Data.PlacedAt,
+					Source: src, CustomerID: e.Data.CustomerID, Total: e.Data.Total, Currency: e.Data.Currency, Lines: len(e.Data.Lines), PlacedAt: e.Data.PlacedAt,
 				}),
 				plait.Send(OrderListType, e.AggregateID, CmdSetStatus, SetStatus{Source: src, Status: StatusPlaced}),
 				plait.Send(CustomerOrdersType, e.Data.CustomerID, CmdAddOrder, AddOrder{Source: src, OrderID: e.AggregateID, Owner: e.User}),

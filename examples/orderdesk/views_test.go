@@ -70,7 +70,7 @@ func thenCommands(t *testing.T, r *plait.Reactor, ev plait.Event, want ...dispat
 func TestAPlacedOrderFeedsItsListItemAndItsCustomersOrders(t *testing.T) {
 	ev := event("order", "o1", 1, "placed", M{"customerId": "c1", "lines": twoLines, "total": 21, "currency": "EUR", "placedAt": placedAt})
 	cmds := thenCommands(t, orderdesk.OrderListFeed(), ev,
-		dispatch{"orderList", "o1", "setOrder", M{"source": o1Placed, "total": 21, "currency": "EUR", "lines": 2, "placedAt": placedAt}},
+		dispatch{"orderList", "o1", "setOrder", M{"source": o1Placed, "customerId": "c1", "total": 21, "currency": "EUR", "lines": 2, "placedAt": placedAt}},
 		dispatch{"orderList", "o1", "setStatus", M{"source": o1Placed, "status": "placed"}},
 		dispatch{"customerOrders", "c1", "addOrder", M{"source": o1Placed, "orderId": "o1", "owner": "ann"}},
 	)
@@ -122,6 +122,31 @@ func TestSetOrderFillsTheItemWithLineage(t *testing.T) {
 		ThenEvents(t, plait.Emit("orderSet", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
 			From(o1Placed, "total", "currency", "lines", "placedAt")).
 		ThenState(t, M{"customerName": "", "total": 21, "status": "", "lines": 2, "placedAt": placedAt})
+}
+
+// Before a name of its customer arrives, an item's customerName comes from
+// the customer its order names, as of none of that customer's events; a
+// name that came first keeps its lineage.
+func TestAnItemsCustomerNameHasALineageBeforeTheNameArrives(t *testing.T) {
+	c1None := plait.Lineage{Type: "customer", AggregateID: "c1"}
+	set := orderdesk.SetOrder{Source: o1Placed, CustomerID: "c1", Total: 21, Lines: 2, PlacedAt: placedAt}
+	plaittest.Given(orderList).For("o1").
+		When("setOrder", set).
+		ThenEvents(t, plait.Emit("orderSet", set).From(o1Placed, "total", "currency", "lines", "placedAt").From(c1None, "customerName")).
+		ThenState(t, M{"customerName": "", "total": 21, "status": "", "lines": 2, "placedAt": placedAt})
+
+	named := plaittest.Given(orderList,
+		plait.Emit("customerNameSet", orderdesk.SetCustomerName{Source: c1Created, CustomerName: "Ann"}).From(c1Created, "customerName"),
+	).For("o1")
+	named.When("setOrder", set).
+		ThenEvents(t, plait.Emit("orderSet", set).From(o1Placed, "total", "currency", "lines", "placedAt")).
+		ThenState(t, M{"customerName": "Ann", "total": 21, "status": "", "lines": 2, "placedAt": placedAt})
+
+	// And the name, when it comes, replaces the seq 0 lineage.
+	plaittest.Given(orderList, plait.Emit("orderSet", set).From(o1Placed, "total", "currency", "lines", "placedAt").From(c1None, "customerName")).
+		For("o1").
+		When("setCustomerName", orderdesk.SetCustomerName{Source: c1Created, CustomerName: "Ann"}).
+		ThenEvents(t, plait.Emit("customerNameSet", orderdesk.SetCustomerName{Source: c1Created, CustomerName: "Ann"}).From(c1Created, "customerName"))
 }
 
 func TestAnItemIgnoresStaleUpdates(t *testing.T) {

@@ -70,10 +70,10 @@ test('create a customer and an order from the UI', T, async () => {
 
   const orderRow = page.locator(`[data-testid=order-row][data-id="${orderId}"]:not(.pending)`);
   await orderRow.waitFor();
-  await page.waitForFunction((id) => {
+  await page.waitForFunction(([id, customer]) => {
     const r = document.querySelector(`[data-testid=order-row][data-id="${id}"]`);
-    return r && !r.classList.contains('placeholder') && r.querySelector('[data-testid=open-customer]');
-  }, orderId);
+    return r && !r.classList.contains('placeholder') && r.querySelector('[data-testid=open-customer]')?.textContent === customer;
+  }, [orderId, name]);
   assert.deepEqual(await orderRowText(page, orderId), { customer: name, total: '21.00', status: 'placed' });
   const item = await get(`/aggregates/orderList/${orderId}`);
   assert.equal(item.state.total, 21);
