@@ -293,15 +293,19 @@ func (e *Engine) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); e.commitLoop(inner) }()
 	}
 	// A reactor stops taking pages when ctx is done but finishes the page
-	// it has (its commands' outcomes, its checkpoint) with work, which
-	// ends only when outcomes can no longer come: the consumer failed.
+	// it has (its commands' outcomes, its checkpoint) with work. Both end
+	// when outcomes can no longer come (the consumer failed, or the log
+	// broke down): an idle reactor would otherwise wait for a page that
+	// never comes, and Run would never return the failure.
+	pages, stopPages := context.WithCancel(ctx)
+	defer stopPages()
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var rwg sync.WaitGroup
 	if !e.reactsFromLog() { // else the command log hands them their events
 		for _, r := range e.reactors {
 			rwg.Add(1)
-			go func() { defer rwg.Done(); e.runReactor(ctx, work, r) }()
+			go func() { defer rwg.Done(); e.runReactor(pages, work, r) }()
 		}
 	}
 	close(e.ready)
@@ -312,9 +316,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	case failed = <-consumed:
 		failed = fmt.Errorf("engine: consume the command log: %w", failed)
 		e.log.Error("command log consumer stopped", "error", failed)
+		stopPages()
 		stopWork()
 	case <-e.broken:
 		failed = e.brokenErr
+		stopPages()
 		stopWork()
 	}
 	e.mu.Lock()

@@ -102,3 +102,50 @@ func TestAFailedSyncStopsTheEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestAFailedSyncStopsTheEngineWhileAReactorIdles: the engine stops on a
+// failed sync even when its reactor has nothing to do (the commands are
+// all rejected, so no event reaches it) and waits for the feed to move,
+// which it never will.
+func TestAFailedSyncStopsTheEngineWhileAReactorIdles(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var fail atomic.Bool
+	e, err := engine.New(enginetest.App(), failingSync{st, &fail}, engine.Options{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.App().Reactors) == 0 {
+		t.Fatal("the test application has no reactor")
+	}
+	done, _ := enginetest.Background(t, e)
+	fail.Store(true)
+	for round := 0; round < 20 && e.Stats().CommitErrors == 0; round++ {
+		var wg sync.WaitGroup
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// by 0 is rejected: no event.
+				e.Submit(ctx, plait.Command{ID: fmt.Sprintf("r%d-%d", round, i), Type: "counter", AggregateID: fmt.Sprintf("k%d", i%10), Name: "add", Data: []byte(`{"by":0}`)}, plait.User{ID: "u"})
+			}()
+		}
+		wg.Wait()
+	}
+	if e.Stats().CommitErrors == 0 {
+		t.Fatal("no sync failed")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, errDisk) {
+			t.Fatalf("Run returned %v, want the sync's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sync failed but Run does not return: the idle reactor holds it")
+	}
+}
