@@ -453,7 +453,7 @@ func (e *Engine) Submit(ctx context.Context, cmd plait.Command, user plait.User)
 		}
 		return rec, err
 	}
-	f, dup, err := e.enqueue(ctx, cmd, &user)
+	f, dup, err := e.enqueue(ctx, cmd, &user, nil)
 	if err != nil {
 		return Receipt{Command: cmd}, err
 	}
@@ -478,17 +478,22 @@ func (e *Engine) Submit(ctx context.Context, cmd plait.Command, user plait.User)
 type future struct {
 	cmd  plait.Command
 	user *plait.User // nil for the engine's own commands: no access check
-	done chan struct{}
-	out  plait.Outcome
-	dup  bool
-	err  error
-	span trace.Span // the command's span, nil when not traced
+	// after is the submission this one must not overtake: an earlier
+	// command of the same reactor page for the same instance. If after
+	// fails, so does this one (see partition.process).
+	after *future
+	gen   int64 // the partition's generation it was decided in
+	done  chan struct{}
+	out   plait.Outcome
+	dup   bool
+	err   error
+	span  trace.Span // the command's span, nil when not traced
 }
 
 // enqueue routes cmd to its partition. A command whose id is already in
 // flight shares that submission's future, and dup is true. The span in ctx,
 // if any, is the parent of the command's span.
-func (e *Engine) enqueue(ctx context.Context, cmd plait.Command, user *plait.User) (f *future, dup bool, err error) {
+func (e *Engine) enqueue(ctx context.Context, cmd plait.Command, user *plait.User, after *future) (f *future, dup bool, err error) {
 	e.mu.Lock()
 	if e.closing || !e.running {
 		e.mu.Unlock()
@@ -498,7 +503,7 @@ func (e *Engine) enqueue(ctx context.Context, cmd plait.Command, user *plait.Use
 		e.mu.Unlock()
 		return f, true, nil
 	}
-	f = &future{cmd: cmd, user: user, done: make(chan struct{})}
+	f = &future{cmd: cmd, user: user, after: after, done: make(chan struct{})}
 	e.inflight[cmd.ID] = f
 	e.corrInflight[cmd.CorrelationID]++
 	e.pending.Add(1)

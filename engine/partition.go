@@ -112,6 +112,7 @@ func (p *partition) handle(ctx context.Context, batch []*future, gen int64) bool
 	var waiting []*future
 	known := p.known(ctx, batch)
 	for _, f := range batch {
+		f.gen = gen
 		proc, err := p.process(ctx, f, overlay, known)
 		switch {
 		case err != nil:
@@ -220,6 +221,24 @@ func (p *partition) known(ctx context.Context, batch []*future) map[string]bool 
 // returns nil and sets f.out for a duplicate, and an error for a submission
 // that must not be acknowledged.
 func (p *partition) process(ctx context.Context, f *future, overlay map[instKey]Instance, known map[string]bool) (*Processed, error) {
+	// The command it must not overtake was decided in this generation:
+	// resolved, in this batch, or in a batch still committing whose failure
+	// refuses this one's batch too. Or a batch has failed since it was
+	// decided: then its answer is settled (committed before that failure,
+	// or refused with it) and comes without waiting on this partition.
+	if a := f.after; a != nil {
+		f.after = nil
+		if a.gen != f.gen {
+			<-a.done
+		}
+		select {
+		case <-a.done:
+			if a.err != nil {
+				return nil, fmt.Errorf("an earlier command for %s/%s failed: %w", f.cmd.Type, f.cmd.AggregateID, a.err)
+			}
+		default:
+		}
+	}
 	if known == nil || known[f.cmd.ID] {
 		out, ok, err := p.e.store.Outcome(ctx, f.cmd.ID)
 		if err != nil {

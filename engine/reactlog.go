@@ -68,7 +68,7 @@ func (e *Engine) reactToLog(ctx context.Context, b EventBatch) error {
 			cmds := e.reactionsTo(r.reactor, ev, false)
 			rctx, hop := e.traceReactLogged(ctx, r, &ev, b.traceContext(i))
 			for _, cmd := range cmds {
-				wait, err := e.send(rctx, cmd)
+				wait, err := e.send(rctx, cmd, nil)
 				if err != nil {
 					endSpan(hop)
 					return err

@@ -71,6 +71,7 @@ func (e *Engine) runReactor(ctx, work context.Context, r *reactorRun) {
 // The commands are sent with ctx, and their outcomes awaited with it.
 func (e *Engine) react(ctx context.Context, r *reactorRun, items []Item) error {
 	var waits []func() error
+	sent := map[instKey]*future{}
 	for _, it := range items {
 		if it.Event == nil {
 			continue
@@ -81,7 +82,7 @@ func (e *Engine) react(ctx context.Context, r *reactorRun, items []Item) error {
 		}
 		tctx, hop := e.traceReact(ctx, r, it.Event)
 		for _, cmd := range cmds {
-			wait, err := e.send(tctx, cmd)
+			wait, err := e.send(tctx, cmd, sent)
 			if err != nil {
 				endSpan(hop)
 				return err

@@ -561,13 +561,24 @@ func (e *Engine) outcomeSeen(out plait.Outcome) {
 	}
 }
 
-// sendAndWait sends one of the engine's own commands (a reactor's) and
-// returns a function that waits for its outcome.
-func (e *Engine) send(ctx context.Context, cmd plait.Command) (wait func() error, err error) {
+// send sends one of the engine's own commands (a reactor's) and returns a
+// function that waits for its outcome.
+//
+// page holds, per instance, the last command sent so far of the reactor's
+// page (nil: none kept). Embedded, a command may fail while a later one for
+// the same instance, decided after it, commits: the page is retried and the
+// first would then be applied after the second. So a command fails when the
+// page's previous command for its instance did. Scaled out, the command
+// log keeps them in order.
+func (e *Engine) send(ctx context.Context, cmd plait.Command, page map[instKey]*future) (wait func() error, err error) {
 	if !e.scaled() {
-		f, _, err := e.enqueue(ctx, cmd, nil)
+		key := instKey{cmd.Type, cmd.AggregateID}
+		f, _, err := e.enqueue(ctx, cmd, nil, page[key])
 		if err != nil {
 			return nil, err
+		}
+		if page != nil {
+			page[key] = f
 		}
 		return func() error { <-f.done; return f.err }, nil
 	}
