@@ -81,6 +81,7 @@ func (e *Engine) commitLoop(ctx context.Context) {
 		// is back at zero, every group before it is answered and
 		// published, so it overtakes none.
 		if syncing && (unsynced.Load() > 0 || len(all) > 1 || len(e.commits) > 0) {
+			g.n = e.durability.writing()
 			err := sl.CommitUnsynced(ctx, all)
 			if err == nil {
 				unsynced.Add(1)
@@ -89,6 +90,9 @@ func (e *Engine) commitLoop(ctx context.Context) {
 			}
 			e.log.Error("commit failed", "commands", len(all), "error", err)
 			e.finishCommit(g, err)
+			// Nothing of it can be read, but reads begun during its
+			// write wait for its number: syncLoop passes it in order.
+			groups <- written{n: g.n, skip: true}
 			continue
 		}
 		err := e.store.Commit(ctx, all)

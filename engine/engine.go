@@ -152,6 +152,7 @@ type Engine struct {
 	brokenErr    error         // why, set before broken is closed
 	breakOnce    sync.Once
 	metrics      Metrics
+	durability   durability
 }
 
 // breakDown stops the engine for good: it can no longer make commits
@@ -194,6 +195,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		nudge:        newBroadcast(),
 		waiters:      map[string][]chan plait.Outcome{},
 		settle:       newBroadcast(),
+		durability:   durability{changed: newBroadcast()},
 		stopped:      make(chan struct{}),
 		ready:        make(chan struct{}),
 		broken:       make(chan struct{}),
@@ -553,8 +555,12 @@ func (e *Engine) partitionOf(typ, id string) *partition {
 }
 
 // Outcome returns the recorded outcome of command id; ok is false if the
-// command is unknown or still pending.
+// command is unknown or still pending. Like every read of the engine, it
+// shows only what is durable: it may wait for the log's sync in progress.
 func (e *Engine) Outcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
+	if err := e.durable(ctx); err != nil {
+		return plait.Outcome{}, false, err
+	}
 	out, ok, err := e.store.Outcome(ctx, id)
 	if err != nil || !ok {
 		return out, ok, err
@@ -648,8 +654,12 @@ func (e *Engine) dropWaiter(id string, ch chan plait.Outcome) {
 	}
 }
 
-// Events returns an instance's events with seq after after, at most limit.
+// Events returns an instance's events with seq after after, at most limit,
+// once they are durable.
 func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit int) ([]plait.Event, error) {
+	if err := e.durable(ctx); err != nil {
+		return nil, err
+	}
 	evs, err := e.store.Events(ctx, typ, id, after, limit)
 	if err != nil {
 		return nil, err
@@ -657,8 +667,12 @@ func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit 
 	return e.shred.openEvents(ctx, evs)
 }
 
-// List runs a list query over the materialized state of one aggregate type.
+// List runs a list query over the materialized state of one aggregate type,
+// once what it may show is durable.
 func (e *Engine) List(ctx context.Context, typ string, q ListQuery) (ListPage, error) {
+	if err := e.durable(ctx); err != nil {
+		return ListPage{}, err
+	}
 	page, err := e.store.List(ctx, typ, q)
 	if err != nil || e.shred == nil {
 		return page, err
@@ -676,8 +690,12 @@ func (e *Engine) List(ctx context.Context, typ string, q ListQuery) (ListPage, e
 // Subscriptions lists every subscription of the engine and where it stands.
 func (e *Engine) Subscriptions() []Subscription { return e.Stats().Subscriptions }
 
-// Load returns the materialized record of one instance, Seq 0 if none.
+// Load returns the materialized record of one instance, Seq 0 if none, once
+// it is durable.
 func (e *Engine) Load(ctx context.Context, typ, id string) (Instance, error) {
+	if err := e.durable(ctx); err != nil {
+		return Instance{}, err
+	}
 	in, err := e.store.Load(ctx, typ, id)
 	if err != nil || e.shred == nil {
 		return in, err

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -47,12 +48,56 @@ func (s readPathSync) CommitUnsynced(ctx context.Context, batch []*Processed) er
 	return s.SyncingLog.CommitUnsynced(ctx, batch)
 }
 
-// written is a group commit written but not yet durable.
+// written is a group commit written but not yet durable; or, with skip,
+// only the number of a group whose write failed, which nothing can see.
 type written struct {
 	live  []*commitReq
 	all   []*Processed
 	start time.Time
 	ct    *commitTrace
+	n     int64 // the group's number, see durability
+	skip  bool
+}
+
+// durability keeps reads from showing what may not survive a power cut.
+// CommitUnsynced makes a group visible to reads before its Sync; a reader
+// could then see an outcome, say "accepted", that the disk loses, while its
+// command, never acknowledged, is sent again and decided afresh. So a read
+// first waits until every group whose write had begun when it started is
+// durable: for one Sync at most, and not at all while nothing is unsynced.
+type durability struct {
+	begun   atomic.Int64 // the number of the last group whose write began
+	synced  atomic.Int64 // every group up to this number is durable, or failed unseen
+	changed *broadcast   // fires when synced moves
+}
+
+// writing numbers a group whose write is about to begin.
+func (d *durability) writing() int64 { return d.begun.Add(1) }
+
+// durableUpTo records that the groups up to n are durable or failed unseen.
+func (d *durability) durableUpTo(n int64) {
+	d.synced.Store(n)
+	d.changed.fire()
+}
+
+// durable waits until what a read started now could see is durable. It
+// returns the breakdown's error if the log can no longer make it so.
+func (e *Engine) durable(ctx context.Context) error {
+	d := &e.durability
+	target := d.begun.Load()
+	for {
+		changed := d.changed.wait()
+		if d.synced.Load() >= target {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-e.broken:
+			return e.brokenErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // syncLoop makes written groups durable, as many as are waiting with one
@@ -83,7 +128,9 @@ func (e *Engine) syncLoop(sl SyncingLog, groups <-chan written, unsynced *atomic
 				break drain
 			}
 		}
-		if failed == nil {
+		last := batch[len(batch)-1].n
+		batch = slices.DeleteFunc(batch, func(g written) bool { return g.skip })
+		if failed == nil && len(batch) > 0 {
 			// The batches are written: finish making them durable even
 			// when the engine stops, so their submitters get their answer.
 			if err := sl.Sync(context.Background()); err != nil {
@@ -91,6 +138,9 @@ func (e *Engine) syncLoop(sl SyncingLog, groups <-chan written, unsynced *atomic
 				e.log.Error("sync failed; the commands it covered are not acknowledged and the engine stops", "batches", len(batch), "error", err)
 				e.breakDown(failed)
 			}
+		}
+		if failed == nil {
+			e.durability.durableUpTo(last)
 		}
 		for _, g := range batch {
 			e.finishCommit(g, failed)

@@ -149,3 +149,104 @@ func TestAFailedSyncStopsTheEngineWhileAReactorIdles(t *testing.T) {
 		t.Fatal("the sync failed but Run does not return: the idle reactor holds it")
 	}
 }
+
+// heldSync is the SQLite store with every Sync held until release is
+// closed, and then failed if fail is set.
+type heldSync struct {
+	*sqlite.Store
+	release chan struct{}
+	fail    *atomic.Bool
+}
+
+func (s heldSync) Sync(ctx context.Context) error {
+	<-s.release
+	if s.fail.Load() {
+		return errDisk
+	}
+	return s.Store.Sync(ctx)
+}
+
+// TestReadsShowOnlyWhatIsDurable: the group commit writes a group, which
+// reads could see at once, before its sync. A client reading an outcome or
+// a state in that window must not be shown it: should the sync fail (or
+// the power go), it is lost, and its command, never acknowledged, is
+// decided again, perhaps otherwise. So whatever a read showed was
+// acknowledged, and a read waiting for a sync that fails gets its error.
+func TestReadsShowOnlyWhatIsDurable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	let := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(let)
+	var fail atomic.Bool
+	e, err := engine.New(enginetest.App(), heldSync{st, release, &fail}, engine.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, _ := enginetest.Background(t, e)
+	const n = 64
+	type result struct {
+		i   int
+		err error
+	}
+	submitted := make(chan result, n)
+	for i := range n {
+		go func() {
+			_, err := e.Submit(ctx, plait.Command{ID: fmt.Sprintf("c%d", i), Type: "counter", AggregateID: fmt.Sprintf("k%d", i), Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+			submitted <- result{i, err}
+		}()
+	}
+	// Until the syncs are let go, some groups are written and not durable.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		head, err := st.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head >= 2*n-2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	shown := map[int]string{}
+	read, stopRead := context.WithTimeout(ctx, 200*time.Millisecond)
+	for i := range n {
+		if out, ok, err := e.Outcome(read, fmt.Sprintf("c%d", i)); err == nil && ok {
+			shown[i] = "the outcome " + string(out.Status)
+		}
+		if in, err := e.Load(read, "counter", fmt.Sprintf("k%d", i)); err == nil && in.Seq > 0 {
+			shown[i] = fmt.Sprintf("the state at seq %d", in.Seq)
+		}
+	}
+	stopRead()
+	fail.Store(true)
+	waiting := make(chan error, 1)
+	go func() {
+		_, _, err := e.Outcome(ctx, fmt.Sprintf("c%d", n-1))
+		waiting <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	let()
+	if err := <-waiting; !errors.Is(err, errDisk) {
+		t.Errorf("a read waiting for the sync that failed: %v, want the sync's error", err)
+	}
+	failed := 0
+	for range n {
+		r := <-submitted
+		if r.err == nil {
+			continue
+		}
+		failed++
+		if what, ok := shown[r.i]; ok {
+			t.Errorf("c%d was not acknowledged (%v), yet a read showed %s", r.i, r.err, what)
+		}
+	}
+	if failed == 0 {
+		t.Fatal("every command was durable before the syncs were held: the test saw no unsynced group")
+	}
+	<-done
+}
