@@ -524,13 +524,14 @@ func (e *Engine) resolve(f *future) {
 	} else {
 		delete(e.corrInflight, f.cmd.CorrelationID)
 	}
-	var ws []chan plait.Outcome
-	if f.err == nil {
-		ws = e.waiters[f.cmd.ID]
-		delete(e.waiters, f.cmd.ID)
-	}
+	ws := e.waiters[f.cmd.ID]
+	delete(e.waiters, f.cmd.ID)
 	e.mu.Unlock()
 	for _, w := range ws {
+		if f.err != nil {
+			close(w) // no outcome: the command is not recorded (see await)
+			continue
+		}
 		w <- f.out
 	}
 	switch {
@@ -590,8 +591,8 @@ func (e *Engine) pendingCommand(id string) (plait.Command, bool) {
 }
 
 // Await waits until command id has an outcome and returns it. It returns
-// ctx.Err() if ctx ends first and plait.ErrNotFound at once if the command is
-// neither committed nor in flight.
+// ctx.Err() if ctx ends first, and plait.ErrNotFound if the command is
+// neither committed nor in flight, or fails in flight without an outcome.
 func (e *Engine) Await(ctx context.Context, id string) (plait.Outcome, error) {
 	out, err := e.await(ctx, id)
 	if err != nil {
@@ -631,7 +632,10 @@ func (e *Engine) await(ctx context.Context, id string) (plait.Outcome, error) {
 		}
 	}
 	select {
-	case out := <-ch:
+	case out, ok := <-ch:
+		if !ok {
+			return plait.Outcome{}, fmt.Errorf("%w: command %s failed before it was recorded", plait.ErrNotFound, id)
+		}
 		return out, nil
 	case <-ctx.Done():
 		e.dropWaiter(id, ch)

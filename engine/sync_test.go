@@ -171,7 +171,8 @@ func (s heldSync) Sync(ctx context.Context) error {
 // a state in that window must not be shown it: should the sync fail (or
 // the power go), it is lost, and its command, never acknowledged, is
 // decided again, perhaps otherwise. So whatever a read showed was
-// acknowledged, and a read waiting for a sync that fails gets its error.
+// acknowledged, a read waiting for a sync that fails gets its error, and
+// so does whoever awaits the outcome of a command the failure took.
 func TestReadsShowOnlyWhatIsDurable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -229,8 +230,27 @@ func TestReadsShowOnlyWhatIsDurable(t *testing.T) {
 		_, _, err := e.Outcome(ctx, fmt.Sprintf("c%d", n-1))
 		waiting <- err
 	}()
+	// Whoever awaits a command is answered when its sync fails: with
+	// plait.ErrNotFound, as the command has no outcome.
+	awaited := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := e.Await(ctx, fmt.Sprintf("c%d", i))
+			awaited <- err
+		}()
+	}
 	time.Sleep(50 * time.Millisecond)
 	let()
+	for range n {
+		select {
+		case err := <-awaited:
+			if err != nil && !errors.Is(err, plait.ErrNotFound) {
+				t.Errorf("Await after the sync failed: %v, want an outcome or plait.ErrNotFound", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Await is not answered when the sync of its command fails")
+		}
+	}
 	if err := <-waiting; !errors.Is(err, errDisk) {
 		t.Errorf("a read waiting for the sync that failed: %v, want the sync's error", err)
 	}
