@@ -124,9 +124,11 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
+	// An empty after is the first page; a limit over the most a page
+	// holds asks for that most, and the Link header tells the next page.
 	after, limit := int64(0), defaultEventsLimit
-	if q.Has("after") {
-		n, err := strconv.ParseInt(q.Get("after"), 10, 64)
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
 			writeProblem(w, badParam("after", "want a seq, a whole number from 0"))
 			return
@@ -135,11 +137,11 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxEventsLimit {
-			writeProblem(w, badParam("limit", fmt.Sprintf("want a whole number from 1 to %d", maxEventsLimit)))
+		if err != nil || n < 1 {
+			writeProblem(w, badParam("limit", "want a whole number from 1"))
 			return
 		}
-		limit = n
+		limit = min(n, maxEventsLimit)
 	}
 	inst, ok := s.instanceFor(w, r, user)
 	if !ok {
@@ -353,8 +355,9 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 //	            orders by instance id, the default
 //	fields=a,b  return only these fields (and their lineage if lineage
 //	            is one of them, see wantsLineage)
-//	limit=N     1 to 1000 items (default 50)
-//	after=C     the page after the one whose next cursor was C
+//	limit=N     at most N items (default 50), and never more than 1000
+//	after=C     the page after the one whose next cursor was C; empty,
+//	            the first page
 //
 // Anything else is an error, as is a field the state does not have, and a
 // filter or sort on a sealed field: it would compare ciphertexts. A sealed
@@ -429,19 +432,16 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 				return lq, err
 			}
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > maxListLimit {
-				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: fmt.Sprintf("want a whole number from 1 to %d", maxListLimit)}
+			if err != nil || n < 1 {
+				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: "want a whole number from 1"}
 			}
-			lq.Limit = n
+			lq.Limit = min(n, maxListLimit) // the page says if more follow
 		case "after":
 			v, err := single()
 			if err != nil {
 				return lq, err
 			}
-			if v == "" {
-				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: "want the next cursor of the previous page"}
-			}
-			lq.After = v
+			lq.After = v // empty: the first page
 		default:
 			op, f, ok := strings.Cut(k, ".")
 			if !ok {

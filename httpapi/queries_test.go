@@ -105,7 +105,15 @@ func TestEventsPaging(t *testing.T) {
 	if r := h.do("GET", "/aggregates/counter/a/events?after=5", tok, nil); string(r.body) != "[]\n" {
 		t.Errorf("an empty page is %q, want []", r.body)
 	}
-	for _, q := range []string{"?after=-1", "?after=x", "?limit=0", "?limit=1001", "?limit=two"} {
+	// An empty after is the first page; a limit over 1000 is 1000.
+	for _, q := range []string{"?after=", "?limit=1001", "?after=&limit=1000000"} {
+		var evs []plait.Event
+		r := h.do("GET", "/aggregates/counter/a/events"+q, tok, nil)
+		if err := json.Unmarshal(r.body, &evs); r.status != http.StatusOK || err != nil || len(evs) != 5 {
+			t.Errorf("events%s: %s", q, r)
+		}
+	}
+	for _, q := range []string{"?after=-1", "?after=x", "?limit=0", "?limit=-1", "?limit=two"} {
 		problem(t, h.do("GET", "/aggregates/counter/a/events"+q, tok, nil), http.StatusBadRequest, "invalid")
 		// A bad request is bad whether or not the instance exists.
 		problem(t, h.do("GET", "/aggregates/counter/none/events"+q, tok, nil), http.StatusBadRequest, "invalid")
@@ -199,6 +207,13 @@ func TestListFiltersSortsProjects(t *testing.T) {
 	if len(proj.Items) != 1 || len(proj.Items[0]) != 2 || proj.Items[0]["id"] != "a" || proj.Items[0]["seq"] == nil {
 		t.Fatalf("projection of id and seq %v", proj.Items)
 	}
+	// An empty after is the first page, and a limit over 1000 asks for 1000.
+	first := h.list(tok, "counter", url.Values{})
+	for _, q := range []url.Values{{"after": {""}}, {"limit": {"5000"}}, {"after": {""}, "limit": {"1000000"}}} {
+		if got := h.list(tok, "counter", q); ids(got) != ids(first) {
+			t.Fatalf("list %v: %s, want %s", q, ids(got), ids(first))
+		}
+	}
 	// Views list with their lineage.
 	h.post(tok, "?wait=settled", add("", "a", 1), http.StatusOK)
 	views := h.list(tok, "tally", url.Values{"eq.adds": {"3"}}) // a label adds 1 too
@@ -234,9 +249,8 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{"fields=label,nope", httpapi.CodeUnknownFieldName},
 		{"fields=", httpapi.CodeUnknownFieldName},
 		{"limit=0", "invalid"},
-		{"limit=1001", "invalid"},
+		{"limit=-1", "invalid"},
 		{"limit=x", "invalid"},
-		{"after=", "invalid"},
 		{"after=not-a-cursor", "invalid"},
 		{"after=" + url.QueryEscape("eyJ2IjpbMV0sImkiOiJhIn0"), "invalid"}, // {"v":[1],"i":"a"}
 		{"filter=count", httpapi.CodeUnknownParameter},
