@@ -136,14 +136,15 @@ type Engine struct {
 	mu           sync.Mutex
 	closing      bool
 	running      bool
-	pending      sync.WaitGroup          // submissions not yet resolved
-	inflight     map[string]*future      // by command id
-	rebuilding   map[string]bool         // the types being rebuilt or replayed
-	corrInflight map[string]int          // commands in flight by correlation id
-	appended     map[string]*appendedCmd // scaled out: commands appended here, awaiting their outcome
-	followed     int64                   // scaled out: the position of the last outcome seen in the feed
-	logGroup     logGroup                // scaled out: the group commit of consumed batches
-	nudge        *broadcast              // scaled out: fires after this instance commits
+	pending      sync.WaitGroup           // submissions not yet resolved
+	inflight     map[string]*future       // by command id
+	rebuilding   map[string]bool          // the types being rebuilt or replayed
+	corrInflight map[string]int           // commands in flight by correlation id
+	corrIdle     map[string]chan struct{} // closed when a correlation's commands in flight are done (see WaitSettled)
+	appended     map[string]*appendedCmd  // scaled out: commands appended here, awaiting their outcome
+	followed     int64                    // scaled out: the position of the last outcome seen in the feed
+	logGroup     logGroup                 // scaled out: the group commit of consumed batches
+	nudge        *broadcast               // scaled out: fires after this instance commits
 	waiters      map[string][]chan plait.Outcome
 	settle       *broadcast // fires when any reactor checkpoint moves
 	stopped      chan struct{}
@@ -191,6 +192,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		inflight:     map[string]*future{},
 		rebuilding:   map[string]bool{},
 		corrInflight: map[string]int{},
+		corrIdle:     map[string]chan struct{}{},
 		appended:     map[string]*appendedCmd{},
 		nudge:        newBroadcast(),
 		waiters:      map[string][]chan plait.Outcome{},
@@ -515,15 +517,25 @@ func (e *Engine) enqueue(ctx context.Context, cmd plait.Command, user *plait.Use
 	return f, false, nil
 }
 
+// corrDoneLocked counts n commands of the correlation out of flight, and
+// wakes whoever waits for it to settle once none is left. e.mu is held.
+func (e *Engine) corrDoneLocked(correlationID string, n int) {
+	if c := e.corrInflight[correlationID] - n; c > 0 {
+		e.corrInflight[correlationID] = c
+		return
+	}
+	delete(e.corrInflight, correlationID)
+	if idle, ok := e.corrIdle[correlationID]; ok {
+		close(idle)
+		delete(e.corrIdle, correlationID)
+	}
+}
+
 // resolve completes a submission and wakes whoever waits for its outcome.
 func (e *Engine) resolve(f *future) {
 	e.mu.Lock()
 	delete(e.inflight, f.cmd.ID)
-	if n := e.corrInflight[f.cmd.CorrelationID]; n > 1 {
-		e.corrInflight[f.cmd.CorrelationID] = n - 1
-	} else {
-		delete(e.corrInflight, f.cmd.CorrelationID)
-	}
+	e.corrDoneLocked(f.cmd.CorrelationID, 1)
 	ws := e.waiters[f.cmd.ID]
 	delete(e.waiters, f.cmd.ID)
 	e.mu.Unlock()

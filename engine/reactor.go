@@ -127,25 +127,42 @@ func safeReact(r *plait.Reactor, ev plait.Event) (cmds []plait.Command, err erro
 func (e *Engine) WaitSettled(ctx context.Context, correlationID string) error {
 	for {
 		changed := e.settle.wait()
-		ok, err := e.settled(ctx, correlationID)
-		if err != nil || ok {
-			return err
+		idle, busy := e.whenIdle(correlationID)
+		if !busy {
+			ok, err := e.settled(ctx, correlationID)
+			if err != nil || ok {
+				return err
+			}
 		}
 		select {
 		case <-changed:
+		case <-idle:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-func (e *Engine) settled(ctx context.Context, correlationID string) (bool, error) {
+// whenIdle reports whether commands of the correlation are in flight, and
+// if so returns a channel closed once none is.
+func (e *Engine) whenIdle(correlationID string) (idle <-chan struct{}, busy bool) {
 	e.mu.Lock()
-	busy := e.corrInflight[correlationID] > 0
-	e.mu.Unlock()
-	if busy {
-		return false, nil
+	defer e.mu.Unlock()
+	if e.corrInflight[correlationID] == 0 {
+		return nil, false
 	}
+	ch, ok := e.corrIdle[correlationID]
+	if !ok {
+		ch = make(chan struct{})
+		e.corrIdle[correlationID] = ch
+	}
+	return ch, true
+}
+
+// settled reports whether every event of the correlation, none of whose
+// commands is in flight, has been consumed by every reactor that
+// subscribes to it.
+func (e *Engine) settled(ctx context.Context, correlationID string) (bool, error) {
 	if e.reactsFromLog() {
 		return e.settledFromLog(ctx, correlationID)
 	}

@@ -176,13 +176,8 @@ func (e *Engine) forgetAppendedLocked(id, correlationID string) {
 	if a == nil {
 		return
 	}
-	n := a.n
 	delete(e.appended, id)
-	if c := e.corrInflight[correlationID] - n; c > 0 {
-		e.corrInflight[correlationID] = c
-	} else {
-		delete(e.corrInflight, correlationID)
-	}
+	e.corrDoneLocked(correlationID, a.n)
 }
 
 // settleAppended forgets a command appended here, once its outcome is seen.
@@ -194,11 +189,7 @@ func (e *Engine) settleAppended(id, correlationID string) {
 	} else {
 		delete(e.appended, id)
 	}
-	if n := e.corrInflight[correlationID]; n > 1 {
-		e.corrInflight[correlationID] = n - 1
-	} else {
-		delete(e.corrInflight, correlationID)
-	}
+	e.corrDoneLocked(correlationID, 1)
 }
 
 // handleLogBatch decides a batch consumed from the command log and commits

@@ -270,3 +270,71 @@ func TestReadsShowOnlyWhatIsDurable(t *testing.T) {
 	}
 	<-done
 }
+
+// TestWaitSettledWakesWhenItsCommandIsDone: a correlation whose last
+// command is in flight settles when that command is answered, with no
+// reactor to move a checkpoint after it: WaitSettled, called meanwhile,
+// returns then rather than at its deadline.
+func TestWaitSettledWakesWhenItsCommandIsDone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	let := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(let)
+	app := plait.App{Name: "counters", Aggregates: []plait.Definition{enginetest.CounterType}}
+	e, err := engine.New(app, heldSync{st, release, new(atomic.Bool)}, engine.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Background(t, e)
+	const n = 16
+	for i := range n {
+		go e.Submit(ctx, plait.Command{ID: fmt.Sprintf("c%d", i), Type: "counter", AggregateID: fmt.Sprintf("k%d", i), Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+	}
+	// Until the groups the held syncs leave waiting stop coming.
+	for last := int64(-1); ; time.Sleep(100 * time.Millisecond) {
+		head, err := st.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head == last {
+			break
+		}
+		last = head
+	}
+	var held []string
+	for i := range n {
+		if id := fmt.Sprintf("c%d", i); e.Pending(id) {
+			held = append(held, id)
+		}
+	}
+	if len(held) == 0 {
+		t.Fatal("no command waits for its sync")
+	}
+	settled := make(chan error, len(held))
+	for _, id := range held {
+		go func() {
+			wait, stop := context.WithTimeout(ctx, 10*time.Second)
+			defer stop()
+			settled <- e.WaitSettled(wait, id) // a command is its own correlation
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	let()
+	for range held {
+		select {
+		case err := <-settled:
+			if err != nil {
+				t.Fatalf("WaitSettled: %v", err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatal("WaitSettled does not return once its command is done")
+		}
+	}
+}
