@@ -9,11 +9,13 @@ import (
 )
 
 // Filter is one condition of a list query: the state field Field equals
-// Value (Op "eq") or starts with it (Op "prefix").
+// Value (Op "eq") or starts with it (Op "prefix"); with OnID, the
+// instance's id does, and Field is not read.
 type Filter struct {
 	Field string
 	Op    string
 	Value string
+	OnID  bool
 }
 
 // ListQuery selects, orders and projects instances of one aggregate type.

@@ -86,7 +86,7 @@ func FuzzParseListQuery(f *testing.F) {
 		"eq.count=1&eq.count=2", "sort=id", "sort=-id", "sort=-", "fields=", "fields=label,,count",
 		"gt.count=1", "eq.=1", "eq.with-dash=1", "eq.nope=1", "limit=0", "limit=1001", "limit=-1",
 		"after=", "sort=a&sort=b", "foo=bar", "eq.count.x=1", "prefix.title=%00", "eq.label=%FF",
-		"eq.secret=x", "prefix.secret=x", "sort=-secret", "fields=secret,label",
+		"eq.secret=x", "prefix.secret=x", "sort=-secret", "fields=secret,label", "eq.id=a", "prefix.id=a&eq.id=b",
 	} {
 		f.Add(s)
 	}
@@ -105,6 +105,12 @@ func FuzzParseListQuery(f *testing.F) {
 		}
 		ok := func(f string) bool { return f != "with-dash" && slices.Contains(listFields, f) }
 		for _, fl := range lq.Filters {
+			if fl.OnID {
+				if fl.Field != "" || (fl.Op != "eq" && fl.Op != "prefix") || ok("id") || !slices.Contains(q[fl.Op+".id"], fl.Value) {
+					t.Fatalf("id filter %+v from %q", fl, raw)
+				}
+				continue
+			}
 			if !ok(fl.Field) || slices.Contains(listSealed, fl.Field) || (fl.Op != "eq" && fl.Op != "prefix") || !slices.Contains(q[fl.Op+"."+fl.Field], fl.Value) {
 				t.Fatalf("filter %+v from %q", fl, raw)
 			}

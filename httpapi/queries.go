@@ -349,8 +349,9 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 // list query over a state with the given fields (sorted), of which sealed
 // are personal data, stored encrypted:
 //
-//	eq.F=v      the field F equals v (repeatable; all must hold)
-//	prefix.F=v  the field F starts with v
+//	eq.F=v      the field F equals v (repeatable; all must hold); F id
+//	            (unless a field) is the instance's id
+//	prefix.F=v  the field F, or id, starts with v
 //	sort=F, -F  order by F, ascending or descending; id (unless a field)
 //	            orders by instance id, the default
 //	fields=a,b  return only these fields (and their lineage if lineage
@@ -449,6 +450,12 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			}
 			if op != "eq" && op != "prefix" {
 				return lq, &paramError{Param: k, Code: CodeUnknownOperator, Message: fmt.Sprintf("no operator %q; want eq or prefix", op)}
+			}
+			if f == "id" && !known(f) { // every item's id, as sort=id
+				for _, v := range vals {
+					lq.Filters = append(lq.Filters, engine.Filter{Op: op, Value: v, OnID: true})
+				}
+				continue
 			}
 			if !known(f) {
 				return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q to filter on", f)}

@@ -183,6 +183,12 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{url.Values{"sort": {" count "}}, "[e d c b a]"},
 		{url.Values{"sort": {" -label"}}, "[d c e b a]"},
 		{url.Values{"prefix.label": {"A"}, "eq.count": {"41"}}, "[b]"},
+		{url.Values{"eq.id": {"c"}}, "[c]"},
+		{url.Values{"eq.id": {"C"}}, "[]"},
+		{url.Values{"prefix.id": {"d"}, "sort": {"-count"}}, "[d]"},
+		{url.Values{"prefix.id": {""}, "sort": {"-id"}}, "[e d c b a]"},
+		{url.Values{"eq.id": {"b"}, "prefix.label": {"A"}}, "[b]"},
+		{url.Values{"eq.id": {"b"}, "prefix.label": {"C"}}, "[]"},
 	}
 	for _, tc := range cases {
 		if got := ids(h.list(tok, "counter", tc.q)); got != tc.want {

@@ -93,6 +93,16 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 			// No stored string holds NUL or invalid UTF-8: nothing matches.
 			return "", nil, 0, nil
 		}
+		switch {
+		case f.OnID && f.Op == "eq":
+			where = append(where, "id = "+arg(f.Value)+"::text")
+			continue
+		case f.OnID && f.Op == "prefix":
+			where = append(where, "starts_with(id, "+arg(f.Value)+"::text)")
+			continue
+		case f.OnID:
+			return "", nil, 0, fmt.Errorf("postgres: list %s: unknown operator %q", typ, f.Op)
+		}
 		switch f.Op {
 		case "eq":
 			where = append(where, x+" = ANY("+arg(eqCandidates(f.Value))+"::text[]::jsonb[])")

@@ -100,6 +100,10 @@ func TestListFilters(t *testing.T) {
 		{[]engine.Filter{flt("n", "eq", "10"), flt("name", "prefix", "a")}, "", "a g"},
 		{[]engine.Filter{flt("name", "eq", "a\x00")}, "", ""},
 		{[]engine.Filter{flt("name", "prefix", "\xff")}, "", ""},
+		{[]engine.Filter{{Op: "eq", Value: "c", OnID: true}}, "", "c"},
+		{[]engine.Filter{{Op: "prefix", Value: "", OnID: true}, flt("name", "prefix", "a")}, "", "a c d g"},
+		{[]engine.Filter{{Op: "prefix", Value: "f", OnID: true}}, "", "f"},
+		{[]engine.Filter{{Op: "eq", Value: "x", OnID: true}}, "", ""},
 		{nil, "u1", "a b"},
 		{[]engine.Filter{flt("n", "eq", "2")}, "u2", ""},
 	} {

@@ -95,6 +95,19 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 	expr := func(field string) string { return fmt.Sprintf("json_extract(state, '$.%s')", field) }
 	var eqIndexed, prefixIndexed string // a filtered field with an index
 	for _, f := range q.Filters {
+		if f.OnID {
+			switch f.Op {
+			case "eq":
+				where = append(where, "id = ?")
+				args = append(args, f.Value)
+			case "prefix":
+				where = append(where, "id >= ? AND id < ?")
+				args = append(args, f.Value, f.Value+maxRune)
+			default:
+				return "", nil, fmt.Errorf("sqlite: unknown operator %q", f.Op)
+			}
+			continue
+		}
 		x := expr(f.Field)
 		switch f.Op {
 		case "eq":
