@@ -180,11 +180,17 @@ func (e *Engine) forgetAppendedLocked(id, correlationID string) {
 	e.corrDoneLocked(correlationID, a.n)
 }
 
-// settleAppended forgets a command appended here, once its outcome is seen.
+// settleAppended forgets one append of a command here, whose outcome is
+// seen or whose append failed. An append its outcome made forget already
+// (forgetAppendedLocked) is not counted out of its correlation twice.
 func (e *Engine) settleAppended(id, correlationID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if a := e.appended[id]; a != nil && a.n > 1 {
+	a := e.appended[id]
+	if a == nil {
+		return
+	}
+	if a.n > 1 {
 		a.n--
 	} else {
 		delete(e.appended, id)
