@@ -1,16 +1,17 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/plaithq/plait"
@@ -362,25 +363,63 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
 // letters, digits and ._:@+- not starting with punctuation.
 func ValidID(s string) bool { return idPattern.MatchString(s) }
 
-// hasNUL reports whether the JSON text data holds a NUL character: an
-// escape \u0000 whose backslash is not itself escaped (a\\u0000b is a
-// backslash followed by u0000, no NUL).
-func hasNUL(data []byte) bool {
-	for i := 0; ; {
-		j := bytes.Index(data[i:], []byte(`\u0000`))
-		if j < 0 {
-			return false
-		}
-		at := i + j
-		escapes := 0 // backslashes just before the one at at
-		for k := at - 1; k >= 0 && data[k] == '\\'; k-- {
-			escapes++
-		}
-		if escapes%2 == 0 {
-			return true
-		}
-		i = at + 1
+// unstorable says why the JSON text data cannot be stored as it is, ""
+// if it can. No store holds a NUL character in text, and PostgreSQL's
+// JSONB refuses a \u escape of a lone UTF-16 surrogate too, and bytes
+// that are not UTF-8: a command holding one would be acknowledged and
+// then fail every commit of its group, scaled out for ever. An escape is
+// read as JSON reads it: in a\\u0000b the backslash is escaped, and what
+// follows is the text u0000.
+func unstorable(data []byte) string {
+	if !utf8.Valid(data) {
+		return "the data is not UTF-8"
 	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' || i+1 >= len(data) {
+			continue
+		}
+		if data[i+1] != 'u' {
+			i++ // an escape of one character, the backslash's own included
+			continue
+		}
+		r, ok := hex4(data[i+2:])
+		switch {
+		case !ok:
+			i++
+		case r == 0:
+			return "NUL characters (\\u0000) are not allowed"
+		case r >= 0xD800 && r <= 0xDBFF:
+			if lo, ok := lowSurrogate(data[i+6:]); ok && lo {
+				i += 11 // the pair, one character
+				continue
+			}
+			return "a \\u escape of a lone UTF-16 surrogate is not a character"
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return "a \\u escape of a lone UTF-16 surrogate is not a character"
+		default:
+			i += 5
+		}
+	}
+	return ""
+}
+
+// hex4 reads the four hex digits that begin b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	return rune(n), err == nil
+}
+
+// lowSurrogate reports whether b begins with a \u escape of a low
+// surrogate; ok is false if it begins with no \u escape at all.
+func lowSurrogate(b []byte) (low, ok bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return false, false
+	}
+	r, ok := hex4(b[2:])
+	return ok && r >= 0xDC00 && r <= 0xDFFF, ok
 }
 
 // Normalize checks a command's envelope and fills in what the engine assigns:
@@ -404,10 +443,8 @@ func (e *Engine) Normalize(cmd plait.Command, user plait.User) (plait.Command, e
 	if !ValidID(cmd.AggregateID) {
 		return cmd, &plait.EnvelopeError{Field: "aggregateId", Detail: IDRule, Err: plait.ErrBadID}
 	}
-	if hasNUL(cmd.Data) {
-		// No store holds NUL characters in text (PostgreSQL refuses them in
-		// JSONB): refuse them here rather than fail a whole group commit.
-		return cmd, &plait.EnvelopeError{Field: "data", Detail: "NUL characters (\\u0000) are not allowed", Err: plait.ErrBadPayload}
+	if why := unstorable(cmd.Data); why != "" {
+		return cmd, &plait.EnvelopeError{Field: "data", Detail: why, Err: plait.ErrBadPayload}
 	}
 	if err := plait.CheckOf(def, cmd); err != nil {
 		return cmd, err

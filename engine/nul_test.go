@@ -2,7 +2,7 @@ package engine
 
 import "testing"
 
-func TestHasNULReadsEscapesAsJSONDoes(t *testing.T) {
+func TestUnstorableReadsEscapesAsJSONDoes(t *testing.T) {
 	for text, want := range map[string]bool{
 		`{"a":"x\u0000y"}`:       true,
 		`{"a":"x\\u0000y"}`:      false, // a backslash, then u0000
@@ -13,9 +13,22 @@ func TestHasNULReadsEscapesAsJSONDoes(t *testing.T) {
 		`{"a":"\\u0000\u0000"}`:  true,
 		`{"a":"u0000"}`:          false,
 		`{}`:                     false,
+		// UTF-16 surrogates: a pair is one character, a lone one none.
+		`{"a":"\ud83d\ude00"}`:       false,
+		`{"a":"\uD83D\uDE00"}`:       false,
+		`{"a":"\ud83d"}`:             true,
+		`{"a":"\ud83dx"}`:            true,
+		`{"a":"\ud83d\u0041"}`:       true,
+		`{"a":"\ude00"}`:             true,
+		`{"a":"\ude00\ud83d"}`:       true,
+		`{"a":"\\ud83d"}`:            false, // a backslash, then ud83d
+		`{"a":"\ud7ff\ue000"}`:       false, // either side of the surrogates
+		`{"a":"\ud83d\ude00\ud83d"}`: true,
+		"{\"a\":\"\xff\"}":           true, // not UTF-8
+		`{"a":"é😀"}`:                 false,
 	} {
-		if got := hasNUL([]byte(text)); got != want {
-			t.Errorf("hasNUL(%s) = %v, want %v", text, got, want)
+		if got := unstorable([]byte(text)) != ""; got != want {
+			t.Errorf("unstorable(%s) = %v, want %v", text, got, want)
 		}
 	}
 }

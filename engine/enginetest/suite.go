@@ -422,6 +422,9 @@ func testBadEnvelope(t *testing.T, h harness) {
 		{plait.Command{ID: "bad id", Type: "counter", AggregateID: "a", Name: "add", Data: json.RawMessage(`{"by":1}`)}, plait.ErrBadID},
 		{plait.Command{Type: "tally", AggregateID: "a", Name: "note", Data: json.RawMessage(`{}`)}, plait.ErrForbidden},
 		{plait.Command{Type: "counter", AggregateID: "a", Name: "label", Data: json.RawMessage(`{"label":"a\u0000b"}`)}, plait.ErrBadPayload},
+		// Text no store can hold (PostgreSQL's JSONB refuses both).
+		{plait.Command{Type: "counter", AggregateID: "a", Name: "label", Data: json.RawMessage(`{"label":"a\ud800b"}`)}, plait.ErrBadPayload},
+		{plait.Command{Type: "counter", AggregateID: "a", Name: "label", Data: json.RawMessage("{\"label\":\"a\xffb\"}")}, plait.ErrBadPayload},
 	}
 	for _, tc := range cases {
 		_, err := n.Engine.Submit(context.Background(), tc.cmd, user)
