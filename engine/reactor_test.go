@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,11 +83,7 @@ func (s *failingFirstPut) CommitUnsynced(ctx context.Context, batch []*engine.Pr
 func TestAReactorsCommandsToOneInstanceKeepTheirOrderWhenOneFails(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openSQLite(t)
 	app := plait.App{Name: "copies", Aggregates: []plait.Definition{source, copies}}
 	// Both source events are written first, by an engine without the
 	// reactor, so that the reactor's first page holds both.

@@ -39,11 +39,7 @@ func (s failingSync) Sync(ctx context.Context) error {
 func TestAFailedSyncStopsTheEngine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() }) // after the engine stops: cleanups run last first
+	st := openSQLite(t)
 	var fail atomic.Bool
 	e, err := engine.New(enginetest.App(), failingSync{st, &fail}, engine.Options{Partitions: 4})
 	if err != nil {
@@ -110,11 +106,7 @@ func TestAFailedSyncStopsTheEngine(t *testing.T) {
 func TestAFailedSyncStopsTheEngineWhileAReactorIdles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openSQLite(t)
 	var fail atomic.Bool
 	e, err := engine.New(enginetest.App(), failingSync{st, &fail}, engine.Options{Partitions: 4})
 	if err != nil {
@@ -150,6 +142,18 @@ func TestAFailedSyncStopsTheEngineWhileAReactorIdles(t *testing.T) {
 	}
 }
 
+// openSQLite opens a store in a fresh directory, closed when the test ends
+// (after its engine stops: cleanups run last first).
+func openSQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // heldSync is the SQLite store with every Sync held until release is
 // closed, and then failed if fail is set.
 type heldSync struct {
@@ -166,6 +170,33 @@ func (s heldSync) Sync(ctx context.Context) error {
 	return s.Store.Sync(ctx)
 }
 
+// holdSyncs returns st with its syncs held until let is called, at the
+// test's end at the latest; then they fail if fail is set.
+func holdSyncs(t *testing.T, st *sqlite.Store, fail *atomic.Bool) (held heldSync, let func()) {
+	release := make(chan struct{})
+	var once sync.Once
+	let = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let)
+	return heldSync{st, release, fail}, let
+}
+
+// awaitWritten returns once the store's head stands still for 100 ms: the
+// groups the commands sent so far make are written, and with the syncs
+// held, wait for them.
+func awaitWritten(t *testing.T, st *sqlite.Store) {
+	t.Helper()
+	for last := int64(-1); ; time.Sleep(100 * time.Millisecond) {
+		head, err := st.Head(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head == last {
+			return
+		}
+		last = head
+	}
+}
+
 // TestReadsShowOnlyWhatIsDurable: the group commit writes a group, which
 // reads could see at once, before its sync. A client reading an outcome or
 // a state in that window must not be shown it: should the sync fail (or
@@ -176,17 +207,10 @@ func (s heldSync) Sync(ctx context.Context) error {
 func TestReadsShowOnlyWhatIsDurable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	let := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(let)
+	st := openSQLite(t)
 	var fail atomic.Bool
-	e, err := engine.New(enginetest.App(), heldSync{st, release, &fail}, engine.Options{Partitions: 1})
+	held, let := holdSyncs(t, st, &fail)
+	e, err := engine.New(enginetest.App(), held, engine.Options{Partitions: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,15 +228,7 @@ func TestReadsShowOnlyWhatIsDurable(t *testing.T) {
 		}()
 	}
 	// Until the syncs are let go, some groups are written and not durable.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		head, err := st.Head(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if head >= 2*n-2 || time.Now().After(deadline) {
-			break
-		}
-	}
+	awaitWritten(t, st)
 	shown := map[int]string{}
 	read, stopRead := context.WithTimeout(ctx, 200*time.Millisecond)
 	for i := range n {
@@ -278,17 +294,10 @@ func TestReadsShowOnlyWhatIsDurable(t *testing.T) {
 func TestWaitSettledWakesWhenItsCommandIsDone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	let := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(let)
+	st := openSQLite(t)
 	app := plait.App{Name: "counters", Aggregates: []plait.Definition{enginetest.CounterType}}
-	e, err := engine.New(app, heldSync{st, release, new(atomic.Bool)}, engine.Options{Partitions: 1})
+	store, let := holdSyncs(t, st, new(atomic.Bool))
+	e, err := engine.New(app, store, engine.Options{Partitions: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,17 +306,7 @@ func TestWaitSettledWakesWhenItsCommandIsDone(t *testing.T) {
 	for i := range n {
 		go e.Submit(ctx, plait.Command{ID: fmt.Sprintf("c%d", i), Type: "counter", AggregateID: fmt.Sprintf("k%d", i), Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
 	}
-	// Until the groups the held syncs leave waiting stop coming.
-	for last := int64(-1); ; time.Sleep(100 * time.Millisecond) {
-		head, err := st.Head(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if head == last {
-			break
-		}
-		last = head
-	}
+	awaitWritten(t, st)
 	var held []string
 	for i := range n {
 		if id := fmt.Sprintf("c%d", i); e.Pending(id) {
