@@ -26,8 +26,10 @@ type Auth struct {
 	keyfunc jwt.Keyfunc
 }
 
-// Leeway is the clock skew tolerated on a token's exp, nbf and iat.
-const Leeway = 30 * time.Second
+// Leeway is the clock skew tolerated on a token's exp, nbf and iat: a few
+// seconds, more than clocks kept by NTP differ by, so that a token that
+// expired is refused at once for all a client can tell.
+const Leeway = 5 * time.Second
 
 // NewHS256Auth accepts HS256 tokens signed with secret. An empty secret
 // accepts no token.

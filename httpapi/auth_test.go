@@ -68,8 +68,10 @@ func TestTokensAreRequiredAndVerified(t *testing.T) {
 	// without exp is its issuer's choice: RFC 7519 makes it optional.
 	h.post(sign(jwt.SigningMethodHS256, secret, valid), "", add("", "a", 1), http.StatusAccepted)
 	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann"}), "", add("", "a", 1), http.StatusAccepted)
-	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(-5 * time.Second).Unix()}), "", add("", "a", 1), http.StatusAccepted)
-	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(time.Hour).Unix(), "iat": now.Add(5 * time.Second).Unix()}), "", add("", "a", 1), http.StatusAccepted)
+	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(-2 * time.Second).Unix()}), "", add("", "a", 1), http.StatusAccepted)
+	h.post(sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(time.Hour).Unix(), "iat": now.Add(2 * time.Second).Unix()}), "", add("", "a", 1), http.StatusAccepted)
+	// But only a little: a token that expired ten seconds ago is refused.
+	problem(t, h.do("POST", "/commands", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(-10 * time.Second).Unix()}), add("", "a", 1)), http.StatusUnauthorized, "")
 	// The cookie is taken for reads, not for commands.
 	cookie := "plait_token=" + token(t, "ann")
 	if r := h.do("GET", "/lists/counter", "", nil, "Cookie", cookie); r.status != 200 {
