@@ -124,8 +124,9 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	// An empty after is the first page; a limit over the most a page
-	// holds asks for that most, and the Link header tells the next page.
+	// An empty after is the first page, and an empty limit the default;
+	// a limit over the most a page holds asks for that most, and the Link
+	// header tells the next page.
 	after, limit := int64(0), defaultEventsLimit
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -135,8 +136,8 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		after = n
 	}
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			writeProblem(w, badParam("limit", "want a whole number from 1"))
 			return
@@ -356,7 +357,8 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 //	            orders by instance id, the default
 //	fields=a,b  return only these fields (and their lineage if lineage
 //	            is one of them, see wantsLineage)
-//	limit=N     at most N items (default 50), and never more than 1000
+//	limit=N     at most N items (default 50, or if empty), and never more
+//	            than 1000
 //	after=C     the page after the one whose next cursor was C; empty,
 //	            the first page
 //
@@ -429,8 +431,8 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			}
 		case "limit":
 			v, err := single()
-			if err != nil {
-				return lq, err
+			if err != nil || v == "" {
+				return lq, err // empty: the default
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {

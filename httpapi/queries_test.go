@@ -106,7 +106,7 @@ func TestEventsPaging(t *testing.T) {
 		t.Errorf("an empty page is %q, want []", r.body)
 	}
 	// An empty after is the first page; a limit over 1000 is 1000.
-	for _, q := range []string{"?after=", "?limit=1001", "?after=&limit=1000000"} {
+	for _, q := range []string{"?after=", "?limit=", "?limit=1001", "?after=&limit=1000000"} {
 		var evs []plait.Event
 		r := h.do("GET", "/aggregates/counter/a/events"+q, tok, nil)
 		if err := json.Unmarshal(r.body, &evs); r.status != http.StatusOK || err != nil || len(evs) != 5 {
@@ -215,7 +215,7 @@ func TestListFiltersSortsProjects(t *testing.T) {
 	}
 	// An empty after is the first page, and a limit over 1000 asks for 1000.
 	first := h.list(tok, "counter", url.Values{})
-	for _, q := range []url.Values{{"after": {""}}, {"limit": {"5000"}}, {"after": {""}, "limit": {"1000000"}}} {
+	for _, q := range []url.Values{{"after": {""}}, {"limit": {""}}, {"limit": {"5000"}}, {"after": {""}, "limit": {"1000000"}}} {
 		if got := h.list(tok, "counter", q); ids(got) != ids(first) {
 			t.Fatalf("list %v: %s, want %s", q, ids(got), ids(first))
 		}
