@@ -95,6 +95,17 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 		from = pos
 	}
 
+	if r.Method == http.MethodHead {
+		// The headers of the stream, and no stream: a client that cannot
+		// read the headers of its EventSource learns here the position to
+		// resume from should its stream end before its first frame.
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set(StartHeader, strconv.FormatInt(from, 10))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	s.streamsMu.Lock()
 	closed := s.streamsClosed
 	s.streamsMu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -405,6 +406,45 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 	h.post(token(t, "ann"), "?wait=settled", add("after", "a", 1), http.StatusOK)
 	if f := fresh.next(t); !strings.Contains(f.Data, `"after"`) {
 		t.Fatalf("the stream with a fresh token got %+v", f)
+	}
+}
+
+// HEAD /stream answers the stream's headers, the position it would start
+// after among them, and no body: over HTTP/1 the connection is not taken
+// over, no stream is held, and the connection serves the next request.
+func TestHeadStreamAnswersTheHeadersOnly(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	ann := token(t, "ann")
+	h.post(ann, "?wait=settled", add("before", "a", 1), http.StatusOK)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	head, _ := http.NewRequest("HEAD", h.ts.URL+"/stream", nil)
+	head.Header.Set("Authorization", "Bearer "+ann)
+	if err := head.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.FormatInt(h.e.Head(), 10); resp.StatusCode != http.StatusOK || resp.Header.Get(httpapi.StartHeader) != want {
+		t.Fatalf("HEAD /stream: %d, %s %q, want 200 and %s", resp.StatusCode, httpapi.StartHeader, resp.Header.Get(httpapi.StartHeader), want)
+	}
+	if n := h.srv.RelayStats().Streams; n != 0 {
+		t.Fatalf("a HEAD holds %d streams", n)
+	}
+	// The next request on the connection is answered, with nothing between.
+	get, _ := http.NewRequest("GET", h.ts.URL+"/healthz", nil)
+	if err := get.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if resp, err := http.ReadResponse(br, get); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the request after the HEAD: %v %v", resp, err)
 	}
 }
 
