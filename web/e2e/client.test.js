@@ -161,6 +161,39 @@ test('the relay resumes after the last frame seen, across a reconnection', T, as
   await close(page);
 });
 
+test('a relay closed before its first frame resumes from where it started', T, async () => {
+  const page = await blankPage();
+  const name = `Pin ${unique()}`;
+  const customerId = await createCustomer(name);
+  const first = await page.evaluate(async () => {
+    const client = new plait.Client({ types: ['customer'], namespace: 't8' });
+    window.client = client;
+    window.events = [];
+    client.onEvent((e) => window.events.push(e));
+    const live = new Promise((r) => client.onStatus((s, info) => s === 'live' && r(info)));
+    client.connect();
+    const info = await live;
+    client.close(); // before any frame
+    return { info, token: client.lastEventId, stored: sessionStorage.getItem('t8:lastEventId') };
+  });
+  assert.deepEqual(first.info, { resumed: false }, 'a stream started afresh says so');
+  assert.ok(first.token, 'the start of the stream is known without a frame');
+  assert.equal(first.stored, null, 'and kept in memory only');
+
+  // What happens while it is closed arrives once it reopens.
+  await command('customer', customerId, 'rename', { name: `${name} 2` });
+  const again = await page.evaluate(async () => {
+    const live = new Promise((r) => window.client.onStatus((s, info) => s === 'live' && r(info)));
+    window.client.connect();
+    return live;
+  });
+  assert.deepEqual(again, { resumed: true });
+  await page.waitForFunction(() => window.events.length >= 1);
+  assert.deepEqual(await page.evaluate(() => window.events.map((e) => `${e.aggregateId}:${e.name}:${e.seq}`)), [`${customerId}:renamed:2`]);
+  await page.evaluate(() => window.client.close());
+  await close(page);
+});
+
 test('a resume token the server does not know is dropped, and the relay starts afresh', T, async () => {
   const page = await blankPage();
   const status = await page.evaluate(async () => {

@@ -543,12 +543,44 @@ export class Client {
   }
 
   #memLastId = null;
+  /** Whether the resume token is a start pinned for a fresh stream. */
+  #pinned = false;
+  /** Whether this opening has tried to pin a start already. */
+  #pinTried = false;
+
+  /**
+   * Before a stream that starts afresh, learns from HEAD /stream the
+   * position it would start after (an EventSource cannot read its own
+   * answer's headers): should the stream end before its first frame, it
+   * resumes from there, with nothing missed. Kept in memory only.
+   */
+  async #pinStart() {
+    const q = new URLSearchParams();
+    if (this.#types) q.set('types', this.#types.join(','));
+    try {
+      const res = await fetch(`${this.#base}/stream?${q}`, { method: 'HEAD', headers: this.#headers({}) });
+      const start = res.ok ? res.headers.get('Plait-Last-Event-ID') : null;
+      if (start && !this.lastEventId) {
+        this.#memLastId = start;
+        this.#pinned = true;
+      }
+    } catch {
+      // unreachable: the stream's own retries take over
+    }
+  }
 
   #open() {
     if (this.#source || !this.#wanted) return;
+    if (!this.lastEventId && !this.#pinTried) {
+      this.#pinTried = true;
+      this.#pinStart().then(() => this.#open());
+      return;
+    }
+    this.#pinTried = false;
     const q = new URLSearchParams();
     if (this.#types) q.set('types', this.#types.join(','));
     const last = this.lastEventId;
+    const fresh = !last || this.#pinned;
     if (last) q.set('lastEventId', last);
     const token = this.#tokenNow();
     if (token) q.set('access_token', token);
@@ -560,7 +592,9 @@ export class Client {
     es.addEventListener('open', () => {
       opened = true;
       this.#retryMs = 500;
-      this.#setStatus('live', { resumed: Boolean(last) });
+      // From its pinned start on, a stream reopened resumes.
+      if (this.lastEventId === last) this.#pinned = false;
+      this.#setStatus('live', { resumed: !fresh });
       // Whatever happened while the stream was down, pending commands
       // learn their outcome.
       this.reconcile();
@@ -590,6 +624,7 @@ export class Client {
       this.#statusOf(url).then((status) => {
         if (status === 400 && this.lastEventId === last) {
           this.#memLastId = null;
+          this.#pinned = false;
           this.#storage?.removeItem(`${this.#key}:lastEventId`);
         }
         retry();
@@ -623,6 +658,7 @@ export class Client {
     } finally {
       if (m.lastEventId) {
         this.#memLastId = m.lastEventId;
+        this.#pinned = false;
         try {
           this.#storage?.setItem(`${this.#key}:lastEventId`, m.lastEventId);
         } catch {
