@@ -605,15 +605,16 @@ func (e *Engine) partitionOf(typ, id string) *partition {
 }
 
 // Outcome returns the recorded outcome of command id; ok is false if the
-// command is unknown or still pending. Like every read of the engine, it
-// shows only what is durable: it may wait for the log's sync in progress.
+// command is unknown or still pending. Like Load, List and Events, it
+// answers only once what it read is durable: it may wait for the log's
+// sync in progress.
 func (e *Engine) Outcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
-	if err := e.durable(ctx); err != nil {
-		return plait.Outcome{}, false, err
-	}
 	out, ok, err := e.store.Outcome(ctx, id)
+	if err == nil {
+		err = e.durable(ctx)
+	}
 	if err != nil || !ok {
-		return out, ok, err
+		return plait.Outcome{}, false, err
 	}
 	out, err = e.shred.openOutcome(ctx, out)
 	return out, err == nil, err
@@ -710,10 +711,10 @@ func (e *Engine) dropWaiter(id string, ch chan plait.Outcome) {
 // Events returns an instance's events with seq after after, at most limit,
 // once they are durable.
 func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit int) ([]plait.Event, error) {
-	if err := e.durable(ctx); err != nil {
-		return nil, err
-	}
 	evs, err := e.store.Events(ctx, typ, id, after, limit)
+	if err == nil {
+		err = e.durable(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -723,12 +724,15 @@ func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit 
 // List runs a list query over the materialized state of one aggregate type,
 // once what it may show is durable.
 func (e *Engine) List(ctx context.Context, typ string, q ListQuery) (ListPage, error) {
-	if err := e.durable(ctx); err != nil {
+	page, err := e.store.List(ctx, typ, q)
+	if err == nil {
+		err = e.durable(ctx)
+	}
+	if err != nil {
 		return ListPage{}, err
 	}
-	page, err := e.store.List(ctx, typ, q)
-	if err != nil || e.shred == nil {
-		return page, err
+	if e.shred == nil {
+		return page, nil
 	}
 	for i := range page.Items {
 		for f, v := range page.Items[i].Fields {
@@ -746,12 +750,15 @@ func (e *Engine) Subscriptions() []Subscription { return e.Stats().Subscriptions
 // Load returns the materialized record of one instance, Seq 0 if none, once
 // it is durable.
 func (e *Engine) Load(ctx context.Context, typ, id string) (Instance, error) {
-	if err := e.durable(ctx); err != nil {
+	in, err := e.store.Load(ctx, typ, id)
+	if err == nil {
+		err = e.durable(ctx)
+	}
+	if err != nil {
 		return Instance{}, err
 	}
-	in, err := e.store.Load(ctx, typ, id)
-	if err != nil || e.shred == nil {
-		return in, err
+	if e.shred == nil {
+		return in, nil
 	}
 	in.State, err = e.shred.open(ctx, in.State)
 	return in, err

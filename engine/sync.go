@@ -63,8 +63,10 @@ type written struct {
 // CommitUnsynced makes a group visible to reads before its Sync; a reader
 // could then see an outcome, say "accepted", that the disk loses, while its
 // command, never acknowledged, is sent again and decided afresh. So a read
-// first waits until every group whose write had begun when it started is
-// durable: for one Sync at most, and not at all while nothing is unsynced.
+// answers only once every group whose write had begun when it had read is
+// durable: a group is numbered before it is written, so whatever the read
+// saw has a number no higher. That is a Sync or two at most, and no wait
+// while nothing is unsynced.
 type durability struct {
 	begun   atomic.Int64 // the number of the last group whose write began
 	synced  atomic.Int64 // every group up to this number is durable, or failed unseen
@@ -80,8 +82,9 @@ func (d *durability) durableUpTo(n int64) {
 	d.changed.fire()
 }
 
-// durable waits until what a read started now could see is durable. It
-// returns the breakdown's error if the log can no longer make it so.
+// durable waits until what a read that has just read could have seen is
+// durable: call it after the read, before answering. It returns the
+// breakdown's error if the log can no longer make it so.
 func (e *Engine) durable(ctx context.Context) error {
 	d := &e.durability
 	target := d.begun.Load()

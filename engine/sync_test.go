@@ -337,3 +337,95 @@ func TestWaitSettledWakesWhenItsCommandIsDone(t *testing.T) {
 		}
 	}
 }
+
+// readRace is the SQLite store whose commits and syncs can be held, and
+// whose read of the outcome of "late0" first runs duringRead.
+type readRace struct {
+	*sqlite.Store
+	holdCommit, holdSync atomic.Bool
+	commitGate, syncGate chan struct{}
+	duringRead           atomic.Pointer[func()]
+}
+
+func (s *readRace) Commit(ctx context.Context, batch []*engine.Processed) error {
+	if s.holdCommit.Load() {
+		<-s.commitGate
+	}
+	return s.Store.Commit(ctx, batch)
+}
+
+func (s *readRace) Sync(ctx context.Context) error {
+	if s.holdSync.Load() {
+		<-s.syncGate
+	}
+	return s.Store.Sync(ctx)
+}
+
+func (s *readRace) Outcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
+	if f := s.duringRead.Swap(nil); id == "late0" && f != nil {
+		(*f)()
+	}
+	return s.Store.Outcome(ctx, id)
+}
+
+// TestAReadWaitsForWhatWasWrittenWhileItRead: a group written while a read
+// runs, after the read began and before it looked, is seen by it. The read
+// must then wait for that group's sync too, not only for those written
+// before it began.
+func TestAReadWaitsForWhatWasWrittenWhileItRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st := openSQLite(t)
+	s := &readRace{Store: st, commitGate: make(chan struct{}), syncGate: make(chan struct{})}
+	var commitOnce, syncOnce sync.Once
+	letCommit := func() { commitOnce.Do(func() { close(s.commitGate) }) }
+	letSync := func() { syncOnce.Do(func() { close(s.syncGate) }) }
+	// Before the engine is stopped, which waits for its syncs.
+	defer letCommit()
+	defer letSync()
+	app := plait.App{Name: "counters", Aggregates: []plait.Definition{enginetest.CounterType}}
+	e, err := engine.New(app, s, engine.Options{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Background(t, e)
+	send := func(id string) {
+		e.Submit(ctx, plait.Command{ID: id, Type: "counter", AggregateID: id, Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+	}
+	send("first")
+	before, err := st.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lone command, committed and synced in one step, is held; the late
+	// ones queue behind it, to be written as one group with its sync held.
+	s.holdCommit.Store(true)
+	s.holdSync.Store(true)
+	go send("lone")
+	time.Sleep(100 * time.Millisecond)
+	const late = 8
+	for i := range late {
+		go send(fmt.Sprintf("late%d", i))
+	}
+	time.Sleep(200 * time.Millisecond)
+	during := func() {
+		s.holdCommit.Store(false)
+		letCommit()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if head, _ := st.Head(ctx); head >= before+2*(1+late) {
+				return
+			}
+		}
+		t.Error("the late commands were not written")
+	}
+	s.duringRead.Store(&during)
+	read, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer stop()
+	if out, ok, err := e.Outcome(read, "late0"); err == nil && ok {
+		t.Fatalf("Outcome(late0) = %s, read while its group was written and shown before its sync", out.Status)
+	}
+	letSync()
+	if _, err := e.Await(ctx, "late0"); err != nil {
+		t.Fatal(err)
+	}
+}
