@@ -431,8 +431,11 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			}
 		case "limit":
 			v, err := single()
-			if err != nil || v == "" {
-				return lq, err // empty: the default
+			if err != nil {
+				return lq, err
+			}
+			if v == "" {
+				continue // the default
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {

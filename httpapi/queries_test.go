@@ -220,6 +220,11 @@ func TestListFiltersSortsProjects(t *testing.T) {
 			t.Fatalf("list %v: %s, want %s", q, ids(got), ids(first))
 		}
 	}
+	// An empty limit leaves the other parameters as they were.
+	if got := h.list(tok, "counter", url.Values{"limit": {""}, "sort": {"-id"}}); ids(got) != "[e d c b a]" {
+		t.Fatalf("list sorted by -id with an empty limit: %s", ids(got))
+	}
+	problem(t, h.do("GET", "/lists/counter?limit=&nope=1", tok, nil), http.StatusBadRequest, httpapi.CodeUnknownParameter)
 	// Views list with their lineage.
 	h.post(tok, "?wait=settled", add("", "a", 1), http.StatusOK)
 	views := h.list(tok, "tally", url.Values{"eq.adds": {"3"}}) // a label adds 1 too
