@@ -130,10 +130,12 @@ func (e *Engine) appendToLog(ctx context.Context, cmd plait.Command, sender *pla
 		e.mu.Unlock()
 		return plait.ErrStopped
 	}
-	if a := e.appended[cmd.ID]; a != nil {
+	a := e.appended[cmd.ID]
+	if a != nil {
 		a.n++
 	} else {
-		e.appended[cmd.ID] = &appendedCmd{cmd: cmd, n: 1}
+		a = &appendedCmd{cmd: cmd, n: 1}
+		e.appended[cmd.ID] = a
 	}
 	e.corrInflight[cmd.CorrelationID]++
 	// Had the outcome of the same id (a duplicate submission, or a
@@ -147,7 +149,7 @@ func (e *Engine) appendToLog(ctx context.Context, cmd plait.Command, sender *pla
 		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
 	}
 	if err := e.opts.CommandLog.Append(ctx, cmd, sender); err != nil {
-		e.settleAppended(cmd.ID, cmd.CorrelationID)
+		e.settleAppended(a, cmd.CorrelationID)
 		return fmt.Errorf("append to the command log: %w", err)
 	}
 	if !late {
@@ -180,14 +182,15 @@ func (e *Engine) forgetAppendedLocked(id, correlationID string) {
 	e.corrDoneLocked(correlationID, a.n)
 }
 
-// settleAppended forgets one append of a command here, whose outcome is
-// seen or whose append failed. An append its outcome made forget already
-// (forgetAppendedLocked) is not counted out of its correlation twice.
-func (e *Engine) settleAppended(id, correlationID string) {
+// settleAppended forgets one append of a command here, a, whose append
+// failed. An append its outcome made forget already (forgetAppendedLocked)
+// is not counted out of its correlation twice, nor is a later append of
+// the same id counted out in its stead.
+func (e *Engine) settleAppended(a *appendedCmd, correlationID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	a := e.appended[id]
-	if a == nil {
+	id := a.cmd.ID
+	if e.appended[id] != a {
 		return
 	}
 	if a.n > 1 {

@@ -3,16 +3,23 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/plaithq/plait"
 )
 
-// slowFailingLog holds an Append until release is closed, then fails it,
-// as a produce that times out.
-type slowFailingLog struct{ entered, release chan struct{} }
+// slowFailingLog holds its first Append until release is closed, then
+// fails it, as a produce that times out; the appends after it succeed.
+type slowFailingLog struct {
+	entered, release chan struct{}
+	calls            atomic.Int32
+}
 
 func (l *slowFailingLog) Append(ctx context.Context, cmd plait.Command, sender *plait.User) error {
+	if l.calls.Add(1) > 1 {
+		return nil
+	}
 	close(l.entered)
 	<-l.release
 	return errors.New("produce timed out")
@@ -25,11 +32,11 @@ func (l *slowFailingLog) Consume(ctx context.Context, handle func(context.Contex
 
 // TestAFailedAppendWhoseOutcomeWasSeenCountsOnce: scaled out, while an
 // append of a command hangs, its outcome shows in the feed (another
-// instance had it decided, under the same id), and then the append fails.
-// The command leaves its correlation's count of commands in flight once,
-// so that another command of that correlation, still pending here, keeps
-// a settled wait waiting.
-func TestAFailedAppendWhoseOutcomeWasSeenCountsOnce(t *testing.T) {
+// instance had it decided, under the same id), the same id is appended
+// again, and then the first append fails. It is counted out of its
+// correlation once, and in its own stead: the correlation's other command
+// and the second append stay pending, and keep a settled wait waiting.
+func TestAFailedAppendCountsOutItselfOnce(t *testing.T) {
 	log := &slowFailingLog{entered: make(chan struct{}), release: make(chan struct{})}
 	e := &Engine{running: true, corrInflight: map[string]int{}, corrIdle: map[string]chan struct{}{},
 		appended: map[string]*appendedCmd{}, waiters: map[string][]chan plait.Outcome{}}
@@ -45,11 +52,21 @@ func TestAFailedAppendWhoseOutcomeWasSeenCountsOnce(t *testing.T) {
 	go func() { done <- e.appendToLog(context.Background(), cmd, nil, e.outcomesSeen()) }()
 	<-log.entered
 	e.outcomeSeen(plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Position: 7})
+	// The same id appended again, and pending here, before the first
+	// append fails.
+	if err := e.appendToLog(context.Background(), cmd, nil, e.outcomesSeen()); err != nil {
+		t.Fatal(err)
+	}
 	close(log.release)
 	if err := <-done; err == nil {
 		t.Fatal("the append did not fail")
 	}
-	if _, busy := e.whenIdle("K"); !busy {
-		t.Fatal("correlation K counts no command in flight: the other, still pending, was counted out")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := e.corrInflight["K"]; n != 2 {
+		t.Fatalf("correlation K counts %d commands in flight, want 2: the other, and c1 appended again", n)
+	}
+	if a := e.appended["c1"]; a == nil || a.n != 1 {
+		t.Fatalf("c1's second append is not pending: %+v", a)
 	}
 }
