@@ -194,6 +194,19 @@ test('a relay closed before its first frame resumes from where it started', T, a
   await close(page);
 });
 
+test('a relay closed while its start is being pinned keeps no start', T, async () => {
+  const page = await blankPage();
+  const after = await page.evaluate(async () => {
+    const client = new plait.Client({ namespace: 't9' });
+    client.connect();
+    client.close(); // while HEAD /stream is in flight
+    await new Promise((r) => setTimeout(r, 500));
+    return { token: client.lastEventId, status: client.status };
+  });
+  assert.deepEqual(after, { token: null, status: 'closed' });
+  await close(page);
+});
+
 test('a resume token the server does not know is dropped, and the relay starts afresh', T, async () => {
   const page = await blankPage();
   const status = await page.evaluate(async () => {

@@ -518,6 +518,8 @@ export class Client {
   /** Closes the relay; {@link Client#connect} opens it again. */
   close() {
     this.#wanted = false;
+    this.#pinning = 0; // a start being pinned is not taken
+    this.#pinTried = false;
     clearTimeout(this.#retryTimer);
     clearInterval(this.#askTimer);
     this.#askTimer = undefined;
@@ -547,6 +549,9 @@ export class Client {
   #pinned = false;
   /** Whether this opening has tried to pin a start already. */
   #pinTried = false;
+  /** The number of the pinning in flight, 0 if none; see #pinStart. */
+  #pinning = 0;
+  #pinnings = 0;
 
   /**
    * Before a stream that starts afresh, learns from HEAD /stream the
@@ -554,13 +559,15 @@ export class Client {
    * answer's headers): should the stream end before its first frame, it
    * resumes from there, with nothing missed. Kept in memory only.
    */
-  async #pinStart() {
+  async #pinStart(n) {
     const q = new URLSearchParams();
     if (this.#types) q.set('types', this.#types.join(','));
     try {
       const res = await fetch(`${this.#base}/stream?${q}`, { method: 'HEAD', headers: this.#headers({}) });
       const start = res.ok ? res.headers.get('Plait-Last-Event-ID') : null;
-      if (start && !this.lastEventId) {
+      // Taken only by the opening that asked, still wanted: a close, or a
+      // close and a connect, meanwhile leave it.
+      if (start && n === this.#pinning && !this.lastEventId) {
         this.#memLastId = start;
         this.#pinned = true;
       }
@@ -570,10 +577,17 @@ export class Client {
   }
 
   #open() {
-    if (this.#source || !this.#wanted) return;
+    if (this.#source || !this.#wanted || this.#pinning) return;
     if (!this.lastEventId && !this.#pinTried) {
       this.#pinTried = true;
-      this.#pinStart().then(() => this.#open());
+      const n = ++this.#pinnings;
+      this.#pinning = n;
+      this.#setStatus(this.#status === 'closed' ? 'connecting' : 'reconnecting');
+      this.#pinStart(n).then(() => {
+        if (this.#pinning !== n) return;
+        this.#pinning = 0;
+        this.#open();
+      });
       return;
     }
     this.#pinTried = false;
@@ -584,7 +598,8 @@ export class Client {
     if (last) q.set('lastEventId', last);
     const token = this.#tokenNow();
     if (token) q.set('access_token', token);
-    this.#setStatus(this.#status === 'closed' ? 'connecting' : 'reconnecting');
+    // Still connecting if a pinning began it.
+    this.#setStatus(this.#status === 'closed' || this.#status === 'connecting' ? 'connecting' : 'reconnecting');
     const url = `${this.#base}/stream?${q}`;
     const es = new EventSource(url);
     this.#source = es;
