@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/plaithq/plait"
 )
@@ -68,5 +69,33 @@ func TestAFailedAppendCountsOutItselfOnce(t *testing.T) {
 	}
 	if a := e.appended["c1"]; a == nil || a.n != 1 {
 		t.Fatalf("c1's second append is not pending: %+v", a)
+	}
+}
+
+// TestWaitSettledWakesWhenTheCorrelationsLastCommandIsDone: a settled wait
+// begun while a command of its correlation is in flight returns when that
+// command is done, though nothing is published and no checkpoint moves.
+func TestWaitSettledWakesWhenTheCorrelationsLastCommandIsDone(t *testing.T) {
+	e := &Engine{settle: newBroadcast(), corrInflight: map[string]int{"K": 1}, corrIdle: map[string]chan struct{}{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.WaitSettled(ctx, "K") }()
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("WaitSettled returned %v while a command of its correlation was in flight", err)
+	default:
+	}
+	e.mu.Lock()
+	e.corrDoneLocked("K", 1)
+	e.mu.Unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("WaitSettled was not woken when the command was done")
 	}
 }
