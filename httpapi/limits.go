@@ -347,7 +347,8 @@ func dataDetail(path, message string) string {
 
 // routeParams are the query parameters each route takes; a request with
 // another is answered 400 rather than have it silently ignored. The lists'
-// parameters are checked by parseListQuery; routes not named take none.
+// parameters are checked by parseListQuery; nil takes any (the health and
+// metrics probes), and routes not named are not checked (the UI's files).
 var routeParams = map[string][]string{
 	"POST /commands":                     {"wait", "timeout"},
 	"GET /aggregates/{type}/{id}/events": {"after", "limit"},
@@ -360,6 +361,8 @@ var routeParams = map[string][]string{
 	"GET /aggregates/{type}/{id}":        {},
 	"POST /views/{name}/rebuild":         {},
 	"POST /subjects/{subject}/forget":    {},
+	"GET /schemas/{type}":                {},
+	"GET /schemas/{type}/{name}":         {},
 }
 
 // checkParams refuses a query parameter the route does not take, or one

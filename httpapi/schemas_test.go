@@ -49,6 +49,10 @@ func TestSchemasAreServed(t *testing.T) {
 	if r := h.do("GET", "/schemas/counter", "", nil); r.status != 200 || len(r.json(t)["commands"].(map[string]any)) != 0 {
 		t.Fatalf("GET /schemas/counter: %s", r)
 	}
+	// They take no parameter: one given is refused, not ignored.
+	for _, path := range []string{"/schemas/memo?version=2", "/schemas/memo/write?x=1"} {
+		problem(t, h.do("GET", path, "", nil), 400, httpapi.CodeUnknownParameter)
+	}
 }
 
 func TestDataThatViolatesItsSchemaIsA400WithEveryViolation(t *testing.T) {
