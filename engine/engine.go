@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -375,9 +376,11 @@ func unstorable(data []byte) string {
 		return "the data is not UTF-8"
 	}
 	for i := 0; i < len(data); i++ {
-		if data[i] != '\\' || i+1 >= len(data) {
-			continue
+		j := bytes.IndexByte(data[i:], '\\')
+		if j < 0 || i+j+1 >= len(data) {
+			return ""
 		}
+		i += j
 		if data[i+1] != 'u' {
 			i++ // an escape of one character, the backslash's own included
 			continue

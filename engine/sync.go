@@ -88,10 +88,10 @@ func (d *durability) durableUpTo(n int64) {
 func (e *Engine) durable(ctx context.Context) error {
 	d := &e.durability
 	target := d.begun.Load()
-	for {
+	for d.synced.Load() < target {
 		changed := d.changed.wait()
 		if d.synced.Load() >= target {
-			return nil
+			break
 		}
 		select {
 		case <-changed:
@@ -101,6 +101,7 @@ func (e *Engine) durable(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	return nil
 }
 
 // syncLoop makes written groups durable, as many as are waiting with one

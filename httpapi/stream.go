@@ -99,10 +99,7 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 		// The headers of the stream, and no stream: a client that cannot
 		// read the headers of its EventSource learns here the position to
 		// resume from should its stream end before its first frame.
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set(StartHeader, strconv.FormatInt(from, 10))
+		setStreamHeaders(w.Header(), from)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -123,11 +120,7 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	sub.Until = until
 
 	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	// Until its first frame, a stream has given its client no id to resume
-	// with; this is that id: the position the stream sends frames after.
-	h.Set(StartHeader, strconv.FormatInt(from, 10))
+	setStreamHeaders(h, from)
 	h.Set("X-Accel-Buffering", "no")
 	if r.ProtoMajor == 1 {
 		// Over HTTP/1 the hub takes the connection over, so that an idle
@@ -179,6 +172,16 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	if err != nil && r.Context().Err() == nil {
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "stream ended", slog.String("user", user.ID), slog.Any("error", err))
 	}
+}
+
+// setStreamHeaders sets the headers of a stream that sends the frames after
+// position from.
+func setStreamHeaders(h http.Header, from int64) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	// Until its first frame, a stream has given its client no id to resume
+	// with; this is that id: the position the stream sends frames after.
+	h.Set(StartHeader, strconv.FormatInt(from, 10))
 }
 
 // sseState is the server's part of the relay: the hub that serves every

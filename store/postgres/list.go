@@ -88,7 +88,6 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 	}
 	where := []string{"type = " + literal(typ)}
 	for _, f := range q.Filters {
-		x := sortExpr(f.Field)
 		if !textOK(f.Value) {
 			// No stored string holds NUL or invalid UTF-8: nothing matches.
 			return "", nil, 0, nil
@@ -103,6 +102,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 		case f.OnID:
 			return "", nil, 0, fmt.Errorf("postgres: list %s: unknown operator %q", typ, f.Op)
 		}
+		x := sortExpr(f.Field)
 		switch f.Op {
 		case "eq":
 			where = append(where, x+" = ANY("+arg(eqCandidates(f.Value))+"::text[]::jsonb[])")

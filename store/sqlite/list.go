@@ -94,10 +94,12 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 	where = append(where, fmt.Sprintf("type = '%s'", phys))
 	expr := func(field string) string { return fmt.Sprintf("json_extract(state, '$.%s')", field) }
 	var eqIndexed, prefixIndexed string // a filtered field with an index
+	idEq := false                       // an equality on the id: one row, by the primary key
 	for _, f := range q.Filters {
 		if f.OnID {
 			switch f.Op {
 			case "eq":
+				idEq = true
 				where = append(where, "id = ?")
 				args = append(args, f.Value)
 			case "prefix":
@@ -185,7 +187,8 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 	// filters and sorts them all, however many there are, rather than use
 	// the fields' indexes. So the index is named: an equality's, which
 	// narrows the most; else the sort field's, walked in order and left at
-	// the page's end; else a prefix's.
+	// the page's end; else a prefix's. None with an equality on the id,
+	// which the primary key finds at once.
 	from := "instances"
 	index := eqIndexed
 	if index == "" && q.Sort != "" && s.hasIndex(phys, q.Sort) {
@@ -194,7 +197,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 	if index == "" {
 		index = prefixIndexed
 	}
-	if index != "" {
+	if index != "" && !idEq {
 		from = `instances INDEXED BY "` + indexName(phys, index) + `"`
 	}
 	return fmt.Sprintf("SELECT id, seq, state, lineage, %s FROM %s WHERE %s ORDER BY %s LIMIT %d",

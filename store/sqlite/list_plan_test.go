@@ -106,6 +106,11 @@ func TestSortedListsWalkTheFieldsIndex(t *testing.T) {
 	if p := plan(t, s, engine.ListQuery{Filters: []engine.Filter{{Field: "status", Op: "prefix", Value: "s1"}}}); !strings.Contains(p, "instances_ticket_status (<expr>>? AND <expr><?)") {
 		t.Errorf("prefix on status: %s", p)
 	}
+	// An equality on the id finds its one row by the primary key, whatever
+	// the sort.
+	if p := plan(t, s, engine.ListQuery{Sort: "status", Filters: []engine.Filter{{Op: "eq", Value: "t1", OnID: true}}}); !strings.Contains(p, "(type=? AND id=?)") {
+		t.Errorf("eq on the id, sorted by status: %s", p)
+	}
 }
 
 // Walking the index gives the same pages as sorting: nulls first
