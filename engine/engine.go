@@ -275,6 +275,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			return fmt.Errorf("engine: read checkpoint %s: %w", r.name, err)
 		}
 		r.pos.Store(pos)
+		// A crash may have come between a page's commands and its
+		// checkpoint: until the reactor has read past the checkpoint
+		// once, a rebuild must take it as in the middle of a page.
+		r.midPage.Store(!e.reactsFromLog())
 	}
 	// Submissions are accepted before anything that sends commands starts
 	// (the reactors, the command log's consumer): a reactor's first command

@@ -16,8 +16,10 @@ type reactorRun struct {
 	name    string       // the checkpoint's name
 	pos     atomic.Int64 // the checkpoint, mirrored in memory
 	// midPage is set while a page the reactor failed to finish awaits its
-	// retry: some of its commands may be committed, the checkpoint is
-	// before them, and a rebuild must not swap until the page is done.
+	// retry, and from the start until its first page or empty read (a
+	// crash may have cut a page short): some of its commands may be
+	// committed, the checkpoint is before them, and a rebuild must not
+	// swap until the page is done.
 	midPage atomic.Bool
 }
 
@@ -34,6 +36,9 @@ func (e *Engine) runReactor(ctx, work context.Context, r *reactorRun) {
 	for ctx.Err() == nil {
 		changed := e.FeedChanged()
 		items, err := e.readFeed(ctx, r.pos.Load(), reactorPage)
+		if err == nil && len(items) == 0 {
+			r.midPage.Store(false) // nothing after the checkpoint: no page to finish
+		}
 		if err == nil && len(items) > 0 {
 			e.reactorGate.RLock()
 			err = e.react(work, r, items)
