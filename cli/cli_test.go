@@ -251,3 +251,23 @@ func waitHealthy(t *testing.T, base string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestALockClearsTheURLOfAKilledServer: a server killed before it released
+// its lock left its URL in the file. The next holder (an offline replay or
+// forget, or a server still opening its store) clears it, so no other
+// command is sent to that dead address, or to whatever listens there now.
+func TestALockClearsTheURLOfAKilledServer(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "orderdesk.lock"), []byte("http://127.0.0.1:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held, err := lockData(dir, "orderdesk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.release()
+	_, err = lockData(dir, "orderdesk")
+	if url, locked := lockedBy(err); !locked || url != "" {
+		t.Fatalf("a second lock while the first is held: locked %v, told of a server at %q (%v)", locked, url, err)
+	}
+}

@@ -56,6 +56,11 @@ func lockData(dir, app string) (*dataLock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	// A holder killed before release left its URL: no server runs there.
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("clear lock %s: %w", path, err)
+	}
 	return &dataLock{f: f}, nil
 }
 
