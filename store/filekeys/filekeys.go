@@ -56,15 +56,24 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 	if !create {
 		return nil, false, nil
 	}
+	if err == nil { // a destroyed key's file: its name is free for a new key
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, false, fmt.Errorf("filekeys: remove a destroyed key: %w", err)
+		}
+	}
 	key = make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, false, err
 	}
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// The key is written to a file of its own and published under its name
+	// with a link, which fails if the name exists: of two processes making
+	// one subject's first key at once, one wins and the other takes its key.
+	f, err := os.CreateTemp(k.Dir, filepath.Base(p)+".*.tmp")
 	if err != nil {
 		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	_, err = f.Write(key)
 	if err == nil {
 		err = f.Sync()
@@ -72,14 +81,19 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err == nil {
-		err = syncDir(k.Dir) // the new name survives a power loss
-	}
 	if err != nil {
-		os.Remove(tmp)
+		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
+	}
+	if err := os.Link(tmp, p); errors.Is(err, os.ErrExist) {
+		won, rerr := os.ReadFile(p)
+		if rerr != nil || len(won) != 32 || bytes.Equal(won, make([]byte, 32)) {
+			return nil, false, fmt.Errorf("filekeys: read the key another process made: %d bytes, %v", len(won), rerr)
+		}
+		return won, true, nil
+	} else if err != nil {
+		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
+	}
+	if err := syncDir(k.Dir); err != nil { // the new name survives a power loss
 		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
 	}
 	return key, true, nil

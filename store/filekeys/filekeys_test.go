@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -68,5 +70,44 @@ func TestAKeyIsKeptUntilDestroyed(t *testing.T) {
 	}
 	if err := keys.Destroy(ctx, "nobody"); err != nil {
 		t.Fatalf("destroying a subject without a key: %v", err)
+	}
+}
+
+// TestTwoStoresOnOneDirectoryAgreeOnAFirstKey: two key stores on one
+// directory, as two processes sharing it, make a subject's first key at
+// once. Both get the key the directory keeps: a caller handed another would
+// seal data no one could open again.
+func TestTwoStoresOnOneDirectoryAgreeOnAFirstKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		subject := "s" + strconv.Itoa(i)
+		var keys [2][]byte
+		var errs [2]error
+		var wg sync.WaitGroup
+		for j, k := range []*Keys{a, b} {
+			wg.Go(func() { keys[j], _, errs[j] = k.Key(ctx, subject, true) })
+		}
+		wg.Wait()
+		kept, found, err := a.Key(ctx, subject, false)
+		if err != nil || !found {
+			t.Fatalf("%s: no key kept (%v)", subject, err)
+		}
+		for j := range keys {
+			if errs[j] != nil || !bytes.Equal(keys[j], kept) {
+				t.Fatalf("%s: store %d got %x (%v), the directory keeps %x", subject, j, keys[j], errs[j], kept)
+			}
+		}
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 200 {
+		t.Fatalf("%d files in the directory, want the 200 keys alone", len(files))
 	}
 }
