@@ -135,6 +135,12 @@ func TestForgetSubjectOverHTTP(t *testing.T) {
 	if agg.State.Name != engine.Erased || agg.State.Email != engine.Erased {
 		t.Errorf("c1 after forget: %+v", agg.State)
 	}
+	// A client's copy from before has the same seq, and is not confirmed.
+	beforeTag := `"1"`
+	if r := h.do("GET", "/aggregates/customer/c1", clerk, nil, "If-None-Match", beforeTag); r.status != http.StatusOK ||
+		!holds(r, engine.Erased) || r.header.Get("ETag") != beforeTag || r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("c1 after forget, revalidated: %s %v", r, r.header)
+	}
 	for _, what := range []string{"events", "command", "order list"} {
 		if !holds(after[what], engine.Erased) {
 			t.Errorf("%s after forget does not read as erased: %s", what, after[what])

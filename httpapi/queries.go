@@ -76,8 +76,13 @@ func (s *Server) getAggregate(w http.ResponseWriter, r *http.Request) {
 	}
 	etag := `"` + itoa64(inst.Seq) + `"`
 	w.Header().Set("ETag", etag)
-	w.Header().Set("Cache-Control", "no-cache")
-	if etagMatch(r.Header.Get("If-None-Match"), etag) {
+	revalidate := seqVersionsState(s.defs[inst.Type])
+	if revalidate {
+		w.Header().Set("Cache-Control", "no-cache")
+	} else {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	if revalidate && etagMatch(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -85,6 +90,24 @@ func (s *Server) getAggregate(w http.ResponseWriter, r *http.Request) {
 		Type: inst.Type, ID: inst.ID, Seq: inst.Seq, State: inst.State,
 		Lineage: inst.Lineage, UpdatedAt: inst.UpdatedAt,
 	})
+}
+
+// seqVersionsState reports whether an instance of def changes state only
+// with its seq, so that a client's copy at the same seq is still the state
+// and If-None-Match may answer 304. A view's state changes under one seq
+// when it is rebuilt, and personal data when its subject is forgotten:
+// those are always sent in full, and not stored by caches.
+func seqVersionsState(def plait.Definition) bool {
+	st := def.Settings()
+	if st.View || len(st.PersonalCopies) > 0 {
+		return false
+	}
+	if pd, ok := def.(plait.PersonalData); ok {
+		if fields, _ := pd.PersonalFields(); len(fields) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // etagMatch reports whether an If-None-Match header matches etag, with the

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,11 @@ func TestAggregateWithETag(t *testing.T) {
 	l, _ := tally["lineage"].(map[string]any)["adds"].(map[string]any)
 	if l["type"] != "counter" || l["aggregateId"] != "a" || l["seq"] == nil {
 		t.Fatalf("tally lineage %v", tally["lineage"])
+	}
+	// A rebuild changes a view's state under its seq: it is always sent.
+	tag := `"` + strconv.FormatFloat(tally["seq"].(float64), 'f', -1, 64) + `"`
+	if r := h.do("GET", "/aggregates/tally/a", tok, nil, "If-None-Match", tag); r.status != 200 || r.header.Get("ETag") != tag || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("a view revalidated: %s %v", r, r.header)
 	}
 	problem(t, h.do("GET", "/aggregates/counter/none", tok, nil), http.StatusNotFound, "")
 	problem(t, h.do("GET", "/aggregates/nope/a", tok, nil), http.StatusNotFound, "")
