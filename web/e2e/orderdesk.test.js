@@ -929,3 +929,121 @@ test('after a reload, an item a pending command is to change is greyed until it 
   assert.equal(await row.locator('[data-testid=open-customer]').innerText(), `${name} II`);
   await done(page);
 });
+
+test('a conflict that goes to the badge is listed there and reopens its screen', T, async () => {
+  const tag = unique();
+  const firstId = await createCustomer(`${tag} Cf Lt`);
+  const secondId = await createCustomer(`${tag} Ot Hr`);
+  const page = await openApp(browser);
+  await slowPosts(page, 1500);
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
+  const s = await screen(page);
+  await command('customer', firstId, 'rename', { name: `${tag} Cf Lt II` }); // someone else, meanwhile
+  await s.getByTestId('input-name').fill(`${tag} Cf Lt mine`);
+  await s.getByTestId('submit-rename').click();
+  await page.locator(`[data-testid=customer-row][data-id="${secondId}"] [data-testid=open-customer]`).click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`).waitFor();
+  await page.keyboard.press('Escape');
+  await page.getByTestId('error-badge').waitFor();
+  await page.getByTestId('error-badge').click();
+  const entry = page.getByTestId('error-item');
+  await entry.waitFor();
+  assert.equal(await entry.count(), 1);
+  assert.match(await entry.innerText(), /changed meanwhile/);
+  await entry.click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${firstId}"] [data-testid=annotation][data-code=conflict]`).waitFor();
+  await done(page);
+});
+
+test('a list page that arrives after a relayed change keeps the change', T, async () => {
+  const tag = `La Te ${unique()}`;
+  const id = await createCustomer(`${tag} Old`);
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  const row = page.locator(`[data-testid=customer-row][data-id="${id}"] [data-testid=open-customer]`);
+  assert.equal(await row.innerText(), `${tag} Old`);
+  // The next page is read at once, and handed to the page late, after a
+  // rename the relay brings.
+  let read;
+  const wasRead = new Promise((r) => { read = r; });
+  await page.route((url) => url.pathname.startsWith('/lists/'), async (route) => {
+    const res = await route.fetch();
+    read();
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.fulfill({ response: res }).catch(() => {});
+  });
+  await page.getByTestId('search').fill(`${tag} `);
+  await wasRead;
+  await command('customer', id, 'rename', { name: `${tag} New` });
+  await page.waitForFunction(([sel, name]) => document.querySelector(sel)?.textContent === name,
+    [`[data-testid=customer-row][data-id="${id}"] [data-testid=open-customer]`, `${tag} New`]);
+  await page.waitForResponse((r) => new URL(r.url()).pathname.startsWith('/lists/'));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await row.innerText(), `${tag} New`, 'the late page did not take the change back');
+  await done(page);
+});
+
+test('a command the server failed to confirm is sent again under its id, and carried out once', T, async () => {
+  const page = await openApp(browser, { holdStream: true });
+  const name = `Fa Il ${unique()}`;
+  // The first POST is stored, and the server is said to have failed.
+  let posts = 0;
+  await page.route((url) => url.pathname === '/commands', async (route) => {
+    if (route.request().method() !== 'POST' || posts++ > 0) return route.continue();
+    await route.fetch();
+    await route.fulfill({
+      status: 503, contentType: 'application/problem+json',
+      body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the command may have been stored: send it again' }),
+    });
+  });
+  await page.getByTestId('tab-customers').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  const id = await s.getAttribute('data-id');
+  await s.getByTestId('input-name').fill(name);
+  await s.getByTestId('input-email').fill('fa.il@example.com');
+  await s.getByTestId('submit').click();
+  const note = s.locator('[data-testid=annotation][data-code=unreachable]');
+  await note.waitFor();
+  assert.match(await note.innerText(), /may not have arrived/);
+  await s.getByTestId('submit').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  assert.equal(posts, 2);
+  await page.releaseStream();
+  await page.getByTestId('toast').filter({ hasText: /^Done: Create customer/ }).first().waitFor();
+  assert.equal((await get(`/aggregates/customer/${id}/events`)).length, 1, 'one created event');
+  assert.equal(await page.getByTestId('error-badge').isHidden(), true, 'no rejection: the resend was no second create');
+  await done(page);
+});
+
+test('a first page that many new items join is read again, and stays a page', T, async () => {
+  const tag = `Gr Ow ${unique()}`;
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  for (let i = 0; i < 25; i++) await createCustomer(`${tag} ${String(i).padStart(2, '0')}`);
+  await page.waitForFunction(() => !document.querySelector('[data-testid=next-page]').disabled);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=customer-row]').length <= 20);
+  const rows = await page.getByTestId('customer-row').count();
+  assert.ok(rows >= 10 && rows <= 20, `${rows} rows on the first page`);
+  await done(page);
+});
+
+test('opening another item over changes not sent asks once, then opens it', T, async () => {
+  const tag = unique();
+  const firstId = await createCustomer(`${tag} Un Sent`);
+  const secondId = await createCustomer(`${tag} Ne Xt`);
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${tag} typed`);
+  const other = page.locator(`[data-testid=customer-row][data-id="${secondId}"] [data-testid=open-customer]`);
+  await other.click();
+  await s.getByTestId('discard-notice').waitFor();
+  assert.equal(await s.getAttribute('data-id'), firstId, 'still the first screen');
+  assert.equal(await s.getByTestId('input-name').inputValue(), `${tag} typed`);
+  await other.click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`).waitFor();
+  await done(page);
+});

@@ -148,8 +148,8 @@ const ui = {
   tab: 'orders',
   /** Per list: the page shown and how to get the neighbouring ones. */
   pages: {
-    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map() },
-    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map() },
+    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map() },
+    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map() },
   },
   /**
    * The open screen: {type, id, seq, gen, reopen, touched, own, waiting},
@@ -192,6 +192,12 @@ async function loadList(name) {
   const L = LISTS[name];
   const p = ui.pages[name];
   const load = ++p.load;
+  clearTimeout(p.reload);
+  p.reload = undefined;
+  // What the relay changes while the page is on its way is newer than
+  // the page may be: it is taken again once the page is in.
+  const touched = new Map();
+  p.touched = touched;
   const q = { sort: L.sort, limit: PAGE_SIZE, after: p.after ?? undefined };
   if (p.search) q.prefix = { [L.search]: p.search };
   try {
@@ -199,8 +205,15 @@ async function loadList(name) {
     if (load !== p.load) return;
     // Items placed optimistically stay until their events arrive.
     const placeholders = p.after ? [] : p.items.filter((it) => it.placeholder && !page.items.some((x) => x.id === it.id));
-    p.items = [...placeholders, ...page.items];
+    const items = page.items.map((it) => {
+      const newer = touched.get(it.id);
+      return newer && (newer.seq ?? 0) > (it.seq ?? 0) ? newer : it;
+    });
+    p.items = [...placeholders, ...items];
     p.next = page.next;
+    for (const [id, it] of touched) {
+      if (!p.after && !items.some((x) => x.id === id) && matchesSearch(name, it)) insertInOrder(name, it);
+    }
     p.unplaced.clear();
     p.error = null;
     for (const it of page.items) if (name === 'customers') ui.labels.set(it.id, it.name);
@@ -345,6 +358,7 @@ function applyToList(name, ev, fold) {
     const next = fold(it, ev);
     delete next.placeholder;
     p.items[i] = next;
+    p.touched.set(next.id, next);
     if (name === 'customers') ui.labels.set(next.id, next.name);
     renderRow(name, ev.aggregateId);
     return;
@@ -370,9 +384,16 @@ function applyToList(name, ev, fold) {
     return;
   }
   p.unplaced.delete(item.id);
-  if (p.search && !String(item[L.search]).startsWith(p.search)) return;
+  if (!matchesSearch(name, item)) return;
   if (name === 'customers') ui.labels.set(item.id, item.name);
+  p.touched.set(item.id, item);
   if (insertInOrder(name, item) && ui.tab === name) renderList();
+}
+
+/** Whether an item matches its list's search, if there is one. */
+function matchesSearch(name, item) {
+  const p = ui.pages[name];
+  return !p.search || String(item[LISTS[name].search]).startsWith(p.search);
 }
 
 /** How many new items a list keeps aside, waiting for their sort or search field. */
@@ -398,6 +419,12 @@ function insertInOrder(name, item) {
   const j = p.items.findIndex(before);
   if (j < 0 && p.next) return false;
   p.items.splice(j < 0 ? p.items.length : j, 0, item);
+  // A page that grew well past its size is asked for again, for the
+  // cursor of its new last item: the list stays a page, however many
+  // items arrive.
+  if (p.items.length > PAGE_SIZE * 2 && !p.reload) {
+    p.reload = setTimeout(() => { p.reload = undefined; loadList(name); }, 200);
+  }
   return true;
 }
 
@@ -416,6 +443,7 @@ async function refetchItem(name, type, id) {
   const i = p.items.findIndex((x) => x.id === id);
   if (i < 0 || (p.items[i].seq ?? 0) > agg.seq) return;
   p.items[i] = { id, seq: agg.seq, ...agg.state, lineage: agg.lineage };
+  p.touched.set(id, p.items[i]);
   renderRow(name, id);
 }
 
@@ -523,9 +551,15 @@ const screenEl = () => $('[data-testid=screen]');
  * preselects the customer of a new order.
  */
 async function openScreen(type, id, options = {}) {
+  const other = ui.screen && (ui.screen.type !== type || ui.screen.id !== id);
+  // Another screen does not replace one with changes not sent at the
+  // first asking: the user is told, and the second asking opens it. A
+  // rejection reopened and not touched since goes to the badge instead.
+  const untouchedReopen = ui.screen?.reopen && !ui.screen.touched;
+  if (other && !untouchedReopen && warnUnsent('Your changes are not sent. Open the other again to discard them.')) return;
   // A rejection reopened on screen that another screen replaces before it
-  // was touched is kept in the badge, not lost.
-  if (ui.screen?.reopen && !ui.screen.touched) keepRejection(ui.screen.reopen);
+  // was sent again is kept in the badge, not lost.
+  if (ui.screen?.reopen && (!ui.screen.touched || (other && screenEl().querySelector('form[data-dirty]')))) keepRejection(ui.screen.reopen);
   if (!ui.screen) ui.opener = openerOf(document.activeElement);
   const gen = ++ui.generation;
   ui.screen = { type, id, seq: 0, gen, reopen: options.reopen, touched: false, own: new Set(options.own ?? []) };
@@ -622,19 +656,25 @@ function openerOf(el) {
  * sent would be lost: the first asking says so, and the second closes.
  */
 function askToClose() {
+  if (!warnUnsent('Your changes are not sent. Close again (Escape or ×) to discard them.')) closeScreen();
+}
+
+/**
+ * Says so on the screen, once, if it holds changes not sent, and reports
+ * whether it did: the first asking to leave them is warned, the second
+ * goes ahead.
+ */
+function warnUnsent(text) {
   const s = ui.screen;
   const el = screenEl();
   // A form whose command is on its way (busy) holds nothing unsent.
-  if (s && !s.discardAsked && el.querySelector('form[data-dirty]:not([aria-busy])')) {
-    s.discardAsked = true;
-    const header = el.querySelector('.screen-header');
-    const note = h('p', { class: 'notice', role: 'alert', 'data-testid': 'discard-notice' },
-      'Your changes are not sent. Close again (Escape or ×) to discard them.');
-    if (header) header.after(note);
-    else el.prepend(note);
-    return;
-  }
-  closeScreen();
+  if (!s || s.discardAsked || !el.querySelector('form[data-dirty]:not([aria-busy])')) return false;
+  s.discardAsked = true;
+  const header = el.querySelector('.screen-header');
+  const note = h('p', { class: 'notice', role: 'alert', 'data-testid': 'discard-notice' }, text);
+  if (header) header.after(note);
+  else el.prepend(note);
+  return true;
 }
 
 /**
@@ -705,6 +745,7 @@ function commandForm(type, id, name, build, ...content) {
   builders.set(form, build);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
+    if (form.getAttribute('aria-busy') === 'true') return; // sent already, on its way
     const data = build(form);
     // Sent again after it was lost on the way, the same command keeps its
     // id: if the first did arrive, it is carried out once all the same.
@@ -753,14 +794,17 @@ async function send(form, cmd) {
   } catch (err) {
     forgetChanges(cmd);
     let errors;
-    if (err instanceof ProblemError) {
+    if (err instanceof ProblemError && !err.mayHaveArrived) {
       lostCommands.delete(form);
       errors = err.errors.length ? err.errors : [{ path: '', code: 'refused', message: err.message }];
     } else {
+      // Lost on the way, or the server failed: it may have arrived, and
+      // is sent again under its id.
       lostCommands.set(form, cmd);
+      const why = err instanceof ProblemError ? 'The server failed to confirm this' : 'The server could not be reached';
       errors = [{
         path: '', code: 'unreachable',
-        message: 'The server could not be reached: this may not have arrived. Send it again: it is carried out once, however often it is sent.',
+        message: `${why}: it may not have arrived. Send it again: it is carried out once, however often it is sent.`,
       }];
     }
     updatePending();
@@ -1196,7 +1240,7 @@ function renderRejections() {
       },
     },
     h('strong', {}, describe(r.outcome)),
-    h('span', {}, r.outcome.errors.map(annotationText).join(' · ')),
+    h('span', {}, r.outcome.errors.map((e) => annotationText(e)).join(' · ')),
     h('time', { class: 'muted' }, r.at.toLocaleTimeString())))));
 }
 

@@ -83,7 +83,9 @@ export function randomChars(n) {
 /**
  * An HTTP answer other than success, with its RFC 9457 problem details.
  * For a command refused at the door (malformed, unknown type, too large, not
- * allowed) nothing was stored.
+ * allowed) nothing was stored. A server error (5xx, from the server or a
+ * proxy) is not a refusal: the command may have been stored, and
+ * `mayHaveArrived` says so.
  */
 export class ProblemError extends Error {
   /**
@@ -99,6 +101,8 @@ export class ProblemError extends Error {
     this.problem = problem;
     /** @type {FieldError[]} the annotations, if the problem has any */
     this.errors = Array.isArray(problem.errors) ? problem.errors : [];
+    /** Whether the request may have been carried out all the same (a 5xx). */
+    this.mayHaveArrived = status >= 500;
   }
 }
 
@@ -253,8 +257,10 @@ export class Client {
    * listeners and through the returned submission's `outcome` promise, never
    * before this promise has resolved. Rejects with a {@link ProblemError} if
    * the server refused the command at the door (nothing stored, no outcome
-   * will follow), or with a TypeError if the request or its answer was lost
-   * on the way — the command may or may not have arrived: it stays in
+   * will follow). Rejects with a TypeError if the request or its answer was
+   * lost on the way, or with a ProblemError whose `mayHaveArrived` is set if
+   * the server or a proxy failed (a 5xx) — the command may or may not have
+   * arrived: it stays in
    * {@link Client#pending} until the server says whether it has it (its
    * outcome is then reported), and submitting it again with the same id is
    * safe: it is carried out at most once.
@@ -285,20 +291,14 @@ export class Client {
         signal: AbortSignal.timeout(SUBMIT_TIMEOUT_MS),
       });
     } catch (err) {
-      // The request or its answer was lost on the way: the command may
-      // have been stored. It stays pending, to be asked for by id.
-      const early = this.#inflight.get(sent.id);
-      this.#inflight.delete(sent.id);
-      if (!early) throw err;
-      // Its outcome came over the relay: it was stored.
-      this.#remember(sent.id, { command: sent, delivered: true, at: Date.now() });
-      setTimeout(() => this.#finish(early), 0);
-      return { id: sent.id, command: sent, outcome: this.outcome(sent.id) };
+      return this.#lostOnTheWay(sent, err);
     }
     if (!res.ok) {
+      const problem = await problemOf(res);
+      if (problem.mayHaveArrived) return this.#lostOnTheWay(sent, problem);
       this.#inflight.delete(sent.id);
       this.#forget(sent.id);
-      throw await problemOf(res);
+      throw problem;
     }
     const early = this.#inflight.get(sent.id);
     this.#inflight.delete(sent.id);
@@ -310,6 +310,21 @@ export class Client {
     // The caller hears of the delivery first, then of the outcome.
     if (early) setTimeout(() => this.#finish(early), 0);
     return { id: sent.id, command: sent, outcome };
+  }
+
+  /**
+   * Ends a submission whose request or answer was lost on the way, or
+   * failed in the server: the command may have been stored. It stays
+   * pending, to be asked for by id, and err is thrown, unless its outcome
+   * came over the relay meanwhile, which proves it stored.
+   */
+  #lostOnTheWay(sent, err) {
+    const early = this.#inflight.get(sent.id);
+    this.#inflight.delete(sent.id);
+    if (!early) throw err;
+    this.#remember(sent.id, { command: sent, delivered: true, at: Date.now() });
+    setTimeout(() => this.#finish(early), 0);
+    return { id: sent.id, command: sent, outcome: this.outcome(sent.id) };
   }
 
   /**
