@@ -81,8 +81,9 @@ type Correlations interface {
 // Views replace a view's materialized state wholesale, for rebuilds.
 type Views interface {
 	// ReplaceView atomically replaces every instance of view type typ with
-	// insts. An instance keeps a seq at least as high as the one it replaces,
-	// so the seqs of its later events never collide with its history.
+	// insts. An instance keeps the seq of the one it replaces, its last
+	// event's in the log, so that its next event follows it with no gap
+	// and no collision.
 	ReplaceView(ctx context.Context, typ string, insts []Instance) error
 }
 
@@ -105,8 +106,7 @@ type StagedViews interface {
 // ViewCopy is a copy of a view being rebuilt.
 type ViewCopy interface {
 	// Write puts instances into the copy, replacing earlier writes of the
-	// same ids; once swapped in, each keeps a seq at least as high as its
-	// live one's.
+	// same ids; once swapped in, each takes its live one's seq.
 	Write(ctx context.Context, insts []Instance) error
 	// Swap makes the copy the live one, atomically, without stopping
 	// reads of the view. SQLite's flips one row; PostgreSQL's, one

@@ -16,7 +16,7 @@ import (
 // RunStagedViews runs the contract of engine.StagedViews against the stores
 // newStore makes, each fresh and empty, implementing it: a copy of a view is
 // written while the live one serves unchanged, Swap makes the whole copy
-// live at once, keeping seqs at least as high as the live ones', and Cleanup
+// live at once, each instance keeping its live seq, and Cleanup
 // drops whichever copy lost. The live records are written through Commit,
 // as the engine writes them.
 func RunStagedViews(t *testing.T, newStore func(t *testing.T) engine.Store) {
@@ -28,6 +28,7 @@ func RunStagedViews(t *testing.T, newStore func(t *testing.T) engine.Store) {
 		{"WriteReplacesEarlierWritesOfTheSameIDs", testCopyWriteReplaces},
 		{"CleanupWithoutSwapLeavesTheLiveView", testCopyCleanupWithoutSwap},
 		{"CommitsGoOnAfterTheSwap", testCopyCommitsAfterSwap},
+		{"ACopyAheadOfTheLogTakesTheLiveSeq", testCopyAheadTakesLiveSeq},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,4 +223,37 @@ func testCopyCommitsAfterSwap(t *testing.T, st engine.Store) {
 	if err != nil || len(evs) != 4 || evs[3].Seq != 4 {
 		t.Errorf("a's events after the swap: %d, %v", len(evs), err)
 	}
+}
+
+// testCopyAheadTakesLiveSeq: a rebuild whose logic makes more events than
+// the live one's folds an instance to a seq past its last event in the
+// log. Swapped in, it takes the live seq, so that its next event follows
+// its history with no gap.
+func testCopyAheadTakesLiveSeq(t *testing.T, st engine.Store) {
+	ctx := context.Background()
+	w := &viewWriter{st: st}
+	w.put(t, "view", "a", `{"n":1}`)
+	w.put(t, "view", "a", `{"n":2}`) // seq 2
+	c := stage(t, st, "view")
+	if err := c.Write(ctx, []engine.Instance{copied("a", 5, `{"n":5}`, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Swap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, st, "view", map[string]record{"a": {2, `{"n":5}`}})
+	w.put(t, "view", "a", `{"n":6}`)
+	evs, err := st.Events(ctx, "view", "a", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range evs {
+		if ev.Seq != int64(i+1) {
+			t.Fatalf("a's events have seq %d at %d: a gap", ev.Seq, i)
+		}
+	}
+	expect(t, st, "view", map[string]record{"a": {3, `{"n":6}`}})
 }

@@ -17,7 +17,7 @@ import (
 // ReplaceView replaces every instance of view type typ in one transaction;
 // see engine.Views. The new records are copied into a temporary table first
 // (COPY, fast for millions), then swapped in with one statement; an instance
-// keeps a seq at least as high as the one it replaces.
+// keeps the seq of the one it replaces.
 func (s *Store) ReplaceView(ctx context.Context, typ string, insts []engine.Instance) error {
 	for i := range insts {
 		in := &insts[i]
@@ -53,7 +53,7 @@ func (s *Store) ReplaceView(ctx context.Context, typ string, insts []engine.Inst
 	_, err = tx.Exec(ctx, `
 		WITH live AS (DELETE FROM `+s.table("instances")+` WHERE type = $1 RETURNING id, seq)
 		INSERT INTO `+s.table("instances")+` (type, id, seq, state, lineage, owner, updated_at)
-		SELECT $1, r.id, greatest(r.seq, l.seq), r.state, r.lineage, r.owner, r.updated_at
+		SELECT $1, r.id, coalesce(l.seq, r.seq), r.state, r.lineage, r.owner, r.updated_at
 		FROM plait_view_rebuild r LEFT JOIN live l ON l.id = r.id`, pgx.QueryExecModeExec, typ)
 	if err != nil {
 		return fmt.Errorf("postgres: replace view %s: swap: %w", typ, err)
@@ -126,7 +126,7 @@ type viewCopy struct {
 }
 
 // Write puts instances into the copy, replacing earlier writes of the same
-// ids, in one statement. The seqs are raised to the live ones' by Swap,
+// ids, in one statement. The seqs are set to the live ones' by Swap,
 // which sees the live view as it is when the copy is made live.
 func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 	if c.swapped || c.done {
@@ -169,9 +169,9 @@ func (c *viewCopy) write(ctx context.Context, db execer, insts []engine.Instance
 
 // Swap makes the copy the live view in one transaction: the live instances
 // the copy lacks are deleted, and every instance of the copy that differs
-// from its live record replaces it, keeping a seq at least as high as the
-// live one's, so the seqs of its later events never collide with its
-// history. An instance the rebuild left as it was is not written.
+// from its live record replaces it, keeping the live one's seq, its last
+// event's in the log, so that its later events neither collide with its
+// history nor leave a gap. An instance the rebuild left as it was is not written.
 func (c *viewCopy) Swap(ctx context.Context) error { return c.swap(ctx, nil) }
 
 // SwapFenced is Swap behind the view's fence, for a view that other
@@ -210,9 +210,9 @@ func (c *viewCopy) swap(ctx context.Context, finish func(ctx context.Context, wr
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO `+instances+` AS t (type, id, seq, state, lineage, owner, updated_at)
 		SELECT $1, id, seq, state, lineage, owner, updated_at FROM `+instances+` WHERE type = $2 ORDER BY id
-		ON CONFLICT (type, id) DO UPDATE SET seq = greatest(t.seq, excluded.seq), state = excluded.state,
+		ON CONFLICT (type, id) DO UPDATE SET state = excluded.state,
 			lineage = excluded.lineage, owner = excluded.owner, updated_at = excluded.updated_at
-		WHERE t.seq < excluded.seq OR t.state IS DISTINCT FROM excluded.state OR t.lineage IS DISTINCT FROM excluded.lineage
+		WHERE t.state IS DISTINCT FROM excluded.state OR t.lineage IS DISTINCT FROM excluded.lineage
 			OR t.owner IS DISTINCT FROM excluded.owner OR t.updated_at IS DISTINCT FROM excluded.updated_at`, c.typ, c.phys); err != nil {
 		return fmt.Errorf("postgres: swap %s: %w", c.typ, classify(err))
 	}

@@ -94,7 +94,7 @@ func TestOneCopyOfAViewAtATime(t *testing.T) {
 	}
 }
 
-// The swap raises each instance's seq to the live one's as it is at the
+// The swap sets each instance's seq to the live one's as it is at the
 // swap, whatever was committed after the copy was written.
 func TestSwapKeepsSeqsCommittedAfterTheCopyWasWritten(t *testing.T) {
 	st, _ := open(t)

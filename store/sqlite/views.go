@@ -161,7 +161,7 @@ type viewCopy struct {
 	done    bool
 }
 
-// Write puts instances into the copy; Swap raises their seqs to the live
+// Write puts instances into the copy; Swap sets their seqs to the live
 // ones'. The rows go in through multi-row statements, as Commit's do.
 func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 	args := make([]any, 0, len(insts)*c.s.copyInstances.cols)
@@ -185,7 +185,7 @@ func (c *viewCopy) Write(ctx context.Context, insts []engine.Instance) error {
 }
 
 // Swap makes the copy live: one row flips, whatever the view's size, after
-// the copy's seqs are raised to the live ones'.
+// the copy's seqs are set to the live ones'.
 func (c *viewCopy) Swap(ctx context.Context) error {
 	c.s.mu.Lock() // no commit interleaves with the flip
 	defer c.s.mu.Unlock()
@@ -196,12 +196,13 @@ func (c *viewCopy) Swap(ctx context.Context) error {
 	}
 	defer tx.Rollback()
 	// The log holds the live instances' events up to their seq: an item of
-	// the copy behind it goes on from there, so its next event does not
-	// take a seq the log has. (One the copy lacks starts from the log's:
-	// see LastSeq.)
+	// the copy goes on from there, so that its next event neither takes a
+	// seq the log has nor leaves a gap, however many events the rebuild
+	// folded into it. (One the copy lacks starts from the log's: see
+	// LastSeq.)
 	if _, err := tx.ExecContext(ctx, `UPDATE instances SET seq = live.seq
 		FROM (SELECT id, seq FROM instances WHERE type = ?) AS live
-		WHERE instances.type = ? AND instances.id = live.id AND live.seq > instances.seq`, old, c.phys); err != nil {
+		WHERE instances.type = ? AND instances.id = live.id AND live.seq != instances.seq`, old, c.phys); err != nil {
 		return fmt.Errorf("sqlite: swap %s: carry the seqs over: %w", c.typ, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO view_copies(type, phys) VALUES(?, ?)
