@@ -61,19 +61,19 @@ type (
 	// OrderPlaced is the data of the placed event, version 2: version 1
 	// had no currency (see OrderPlacedV1 and PlacedV1ToV2).
 	OrderPlaced struct {
-		CustomerID string    `json:"customerId"`
-		Lines      []Line    `json:"lines"`
-		Total      float64   `json:"total"` // Σ qty × price
-		Currency   string    `json:"currency"`
-		PlacedAt   time.Time `json:"placedAt"`
+		CustomerID string     `json:"customerId"`
+		Lines      []Line     `json:"lines"`
+		Total      float64    `json:"total"` // Σ qty × price
+		Currency   string     `json:"currency"`
+		PlacedAt   plait.Time `json:"placedAt"`
 	}
 	// OrderPlacedV1 is the data of the placed event as version 1 recorded
 	// it: every price was in euros.
 	OrderPlacedV1 struct {
-		CustomerID string    `json:"customerId"`
-		Lines      []Line    `json:"lines"`
-		Total      float64   `json:"total"`
-		PlacedAt   time.Time `json:"placedAt"`
+		CustomerID string     `json:"customerId"`
+		Lines      []Line     `json:"lines"`
+		Total      float64    `json:"total"`
+		PlacedAt   plait.Time `json:"placedAt"`
 	}
 	OrderShipped struct {
 		At time.Time `json:"at"`
@@ -93,7 +93,7 @@ func Order() *plait.Aggregate[OrderState] {
 				return nil, plait.Reject("", CodeExists, "this order was placed already")
 			}
 			var p plait.Problems
-			placed := OrderPlaced{CustomerID: c.Data.CustomerID, Currency: c.Data.Currency, PlacedAt: c.At}
+			placed := OrderPlaced{CustomerID: c.Data.CustomerID, Currency: c.Data.Currency, PlacedAt: plait.Time{Time: c.At}}
 			if placed.Currency == "" {
 				placed.Currency = DefaultCurrency
 			}

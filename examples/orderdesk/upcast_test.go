@@ -25,7 +25,7 @@ func appV1() plait.App {
 		}
 		app.Aggregates[i] = plait.NewAggregate(orderdesk.OrderType,
 			plait.Handle(orderdesk.CmdPlace, func(s orderdesk.OrderState, c plait.Cmd[orderdesk.PlaceOrder]) ([]plait.Change, error) {
-				placed := orderdesk.OrderPlacedV1{CustomerID: c.Data.CustomerID, PlacedAt: c.At}
+				placed := orderdesk.OrderPlacedV1{CustomerID: c.Data.CustomerID, PlacedAt: plait.Time{Time: c.At}}
 				for _, l := range c.Data.Lines {
 					placed.Lines = append(placed.Lines, orderdesk.Line{SKU: l.SKU, Qty: *l.Qty, Price: *l.Price})
 					placed.Total += float64(*l.Qty) * *l.Price

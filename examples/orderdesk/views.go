@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/plaithq/plait"
 )
@@ -41,12 +40,12 @@ const (
 
 // OrderItem is the state of an orderList item, one per order (same id).
 type OrderItem struct {
-	CustomerName string    `json:"customerName"`
-	Total        float64   `json:"total"`
-	Currency     string    `json:"currency,omitempty"`
-	Status       string    `json:"status"`
-	Lines        int       `json:"lines"`
-	PlacedAt     time.Time `json:"placedAt,omitzero"`
+	CustomerName string     `json:"customerName"`
+	Total        float64    `json:"total"`
+	Currency     string     `json:"currency,omitempty"`
+	Status       string     `json:"status"`
+	Lines        int        `json:"lines"`
+	PlacedAt     plait.Time `json:"placedAt,omitzero"`
 }
 
 // SetOrder is the data of the setOrder command and of the orderSet event.
@@ -58,7 +57,7 @@ type SetOrder struct {
 	Total      float64       `json:"total"`
 	Currency   string        `json:"currency,omitempty"`
 	Lines      int           `json:"lines"`
-	PlacedAt   time.Time     `json:"placedAt"`
+	PlacedAt   plait.Time    `json:"placedAt"`
 }
 
 // SetStatus is the data of the setStatus command and of the statusSet event.

@@ -68,9 +68,9 @@ func thenCommands(t *testing.T, r *plait.Reactor, ev plait.Event, want ...dispat
 }
 
 func TestAPlacedOrderFeedsItsListItemAndItsCustomersOrders(t *testing.T) {
-	ev := event("order", "o1", 1, "placed", M{"customerId": "c1", "lines": twoLines, "total": 21, "currency": "EUR", "placedAt": placedAt})
+	ev := event("order", "o1", 1, "placed", M{"customerId": "c1", "lines": twoLines, "total": 21, "currency": "EUR", "placedAt": plait.Time{Time: placedAt}})
 	cmds := thenCommands(t, orderdesk.OrderListFeed(), ev,
-		dispatch{"orderList", "o1", "setOrder", M{"source": o1Placed, "customerId": "c1", "total": 21, "currency": "EUR", "lines": 2, "placedAt": placedAt}},
+		dispatch{"orderList", "o1", "setOrder", M{"source": o1Placed, "customerId": "c1", "total": 21, "currency": "EUR", "lines": 2, "placedAt": plait.Time{Time: placedAt}}},
 		dispatch{"orderList", "o1", "setStatus", M{"source": o1Placed, "status": "placed"}},
 		dispatch{"customerOrders", "c1", "addOrder", M{"source": o1Placed, "orderId": "o1", "owner": "ann"}},
 	)
@@ -118,10 +118,10 @@ func TestANewOrderGetsTheNameKnownSoFar(t *testing.T) {
 
 func TestSetOrderFillsTheItemWithLineage(t *testing.T) {
 	plaittest.Given(orderList).For("o1").
-		When("setOrder", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
-		ThenEvents(t, plait.Emit("orderSet", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
+		When("setOrder", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: plait.Time{Time: placedAt}}).
+		ThenEvents(t, plait.Emit("orderSet", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: plait.Time{Time: placedAt}}).
 			From(o1Placed, "total", "currency", "lines", "placedAt")).
-		ThenState(t, M{"customerName": "", "total": 21, "status": "", "lines": 2, "placedAt": placedAt})
+		ThenState(t, M{"customerName": "", "total": 21, "status": "", "lines": 2, "placedAt": plait.Time{Time: placedAt}})
 }
 
 // Before a name of its customer arrives, an item's customerName comes from
@@ -129,18 +129,18 @@ func TestSetOrderFillsTheItemWithLineage(t *testing.T) {
 // name that came first keeps its lineage.
 func TestAnItemsCustomerNameHasALineageBeforeTheNameArrives(t *testing.T) {
 	c1None := plait.Lineage{Type: "customer", AggregateID: "c1"}
-	set := orderdesk.SetOrder{Source: o1Placed, CustomerID: "c1", Total: 21, Lines: 2, PlacedAt: placedAt}
+	set := orderdesk.SetOrder{Source: o1Placed, CustomerID: "c1", Total: 21, Lines: 2, PlacedAt: plait.Time{Time: placedAt}}
 	plaittest.Given(orderList).For("o1").
 		When("setOrder", set).
 		ThenEvents(t, plait.Emit("orderSet", set).From(o1Placed, "total", "currency", "lines", "placedAt").From(c1None, "customerName")).
-		ThenState(t, M{"customerName": "", "total": 21, "status": "", "lines": 2, "placedAt": placedAt})
+		ThenState(t, M{"customerName": "", "total": 21, "status": "", "lines": 2, "placedAt": plait.Time{Time: placedAt}})
 
 	named := plaittest.Given(orderList,
 		plait.Emit("customerNameSet", orderdesk.SetCustomerName{Source: c1Created, CustomerName: "Ann"}).From(c1Created, "customerName"),
 	).For("o1")
 	named.When("setOrder", set).
 		ThenEvents(t, plait.Emit("orderSet", set).From(o1Placed, "total", "currency", "lines", "placedAt")).
-		ThenState(t, M{"customerName": "Ann", "total": 21, "status": "", "lines": 2, "placedAt": placedAt})
+		ThenState(t, M{"customerName": "Ann", "total": 21, "status": "", "lines": 2, "placedAt": plait.Time{Time: placedAt}})
 
 	// And the name, when it comes, replaces the seq 0 lineage.
 	plaittest.Given(orderList, plait.Emit("orderSet", set).From(o1Placed, "total", "currency", "lines", "placedAt").From(c1None, "customerName")).
@@ -157,10 +157,10 @@ func TestAnItemIgnoresStaleUpdates(t *testing.T) {
 	shippedItem.When("setStatus", orderdesk.SetStatus{Source: o1Placed, Status: "placed"}).ThenNoEvents(t)
 	shippedItem.When("setStatus", orderdesk.SetStatus{Source: o1Shipped, Status: "shipped"}).ThenNoEvents(t)
 	shippedItem.When("setCustomerName", orderdesk.SetCustomerName{Source: c1Created, CustomerName: "Ann"}).ThenNoEvents(t)
-	shippedItem.When("setOrder", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
-		ThenEvents(t, plait.Emit("orderSet", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: placedAt}).
+	shippedItem.When("setOrder", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: plait.Time{Time: placedAt}}).
+		ThenEvents(t, plait.Emit("orderSet", orderdesk.SetOrder{Source: o1Placed, Total: 21, Lines: 2, PlacedAt: plait.Time{Time: placedAt}}).
 			From(o1Placed, "total", "currency", "lines", "placedAt")).
-		ThenState(t, M{"customerName": "Anna", "total": 21, "status": "shipped", "lines": 2, "placedAt": placedAt})
+		ThenState(t, M{"customerName": "Anna", "total": 21, "status": "shipped", "lines": 2, "placedAt": plait.Time{Time: placedAt}})
 	shippedItem.When("setCustomerName", orderdesk.SetCustomerName{Source: c1Renamed2, CustomerName: "Annie"}).
 		ThenEvents(t, plait.Emit("customerNameSet", orderdesk.SetCustomerName{Source: c1Renamed2, CustomerName: "Annie"}).
 			From(c1Renamed2, "customerName"))
