@@ -139,7 +139,9 @@ func (w *world) item(id string) (orderdesk.OrderItem, map[string]plait.Lineage) 
 // and the lineage of each of its fields.
 func TestTheOrderListConverges(t *testing.T) {
 	line := func(qty int, price float64) M { return M{"sku": "TEA", "qty": qty, "price": price} }
-	at := func(n int) plait.Time { return plait.Time{Time: plaittest.FixedTime.Add(time.Duration(n) * time.Minute)} }
+	at := func(n int) plait.Time {
+		return plait.Time{Time: plaittest.FixedTime.Add(time.Duration(n) * time.Minute)}
+	}
 	src := func(typ, id string, seq int64) plait.Lineage {
 		return plait.Lineage{Type: typ, AggregateID: id, Seq: seq}
 	}
