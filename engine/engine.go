@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -359,15 +358,6 @@ type Receipt struct {
 	Duplicate bool // the id had been submitted before; Outcome is the first one
 }
 
-// IDRule says what a valid id is, for error messages.
-const IDRule = "want 1 to 128 characters: ASCII letters, digits or ._:@+-, starting with a letter or digit"
-
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$`)
-
-// ValidID reports whether s may be a command or aggregate id: 1 to 128
-// letters, digits and ._:@+- not starting with punctuation.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
-
 // unstorable says why the JSON text data cannot be stored as it is, ""
 // if it can. No store holds a NUL character in text, and PostgreSQL's
 // JSONB refuses a \u escape of a lone UTF-16 surrogate too, and bytes
@@ -441,14 +431,14 @@ func (e *Engine) Normalize(cmd plait.Command, user plait.User) (plait.Command, e
 	if cmd.ID == "" {
 		cmd.ID = e.opts.NewID()
 	}
-	if !ValidID(cmd.ID) {
-		return cmd, &plait.EnvelopeError{Field: "id", Detail: IDRule, Err: plait.ErrBadID}
+	if !plait.ValidID(cmd.ID) {
+		return cmd, &plait.EnvelopeError{Field: "id", Detail: plait.IDRule, Err: plait.ErrBadID}
 	}
 	if plait.IsReactionID(cmd.ID) {
 		return cmd, &plait.EnvelopeError{Field: "id", Detail: "ids of this shape (r and 32 of 0-9a-v) are reserved for the commands reactors send", Err: plait.ErrBadID}
 	}
-	if !ValidID(cmd.AggregateID) {
-		return cmd, &plait.EnvelopeError{Field: "aggregateId", Detail: IDRule, Err: plait.ErrBadID}
+	if !plait.ValidID(cmd.AggregateID) {
+		return cmd, &plait.EnvelopeError{Field: "aggregateId", Detail: plait.IDRule, Err: plait.ErrBadID}
 	}
 	if why := unstorable(cmd.Data); why != "" {
 		return cmd, &plait.EnvelopeError{Field: "data", Detail: why, Err: plait.ErrBadPayload}

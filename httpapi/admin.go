@@ -119,9 +119,9 @@ func (s *Server) forgetSubject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	subject := r.PathValue("subject")
-	if !engine.ValidID(subject) {
-		writeProblem(w, newProblem(http.StatusBadRequest, slugInvalidRequest, "subject: "+engine.IDRule,
-			plait.FieldError{Path: "subject", Code: CodeInvalidID, Message: engine.IDRule}))
+	if !plait.ValidID(subject) {
+		writeProblem(w, newProblem(http.StatusBadRequest, slugInvalidRequest, "subject: "+plait.IDRule,
+			plait.FieldError{Path: "subject", Code: CodeInvalidID, Message: plait.IDRule}))
 		return
 	}
 	if !s.running() {

@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/plaithq/plait"
-	"github.com/plaithq/plait/engine"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -365,7 +364,7 @@ func decodeEnvelope(body []byte, lim DataLimits) (plait.Command, *Problem) {
 				code := map[string]string{"id": CodeInvalidID, "aggregateId": CodeInvalidID, "type": CodeUnknownType, "name": CodeUnknownCommand}[key]
 				msg := fmt.Sprintf("longer than %d bytes", maxEnvelopeString)
 				if code == CodeInvalidID {
-					msg = engine.IDRule
+					msg = plait.IDRule
 				}
 				return cmd, fieldProblem(key, code, msg)
 			}
@@ -506,7 +505,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	notFound := newProblem(http.StatusNotFound, slugNotFound, "no command "+strconv.Quote(id))
-	if !engine.ValidID(id) {
+	if !plait.ValidID(id) {
 		writeProblem(w, notFound)
 		return
 	}

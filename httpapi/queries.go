@@ -49,7 +49,7 @@ func (s *Server) instanceFor(w http.ResponseWriter, r *http.Request, user plait.
 		writeProblem(w, notFound)
 		return engine.Instance{}, false
 	}
-	if !engine.ValidID(id) {
+	if !plait.ValidID(id) {
 		writeProblem(w, notFound)
 		return engine.Instance{}, false
 	}

@@ -99,6 +99,8 @@ func Order() *plait.Aggregate[OrderState] {
 			}
 			addIf(&p, !isCurrency(placed.Currency), "currency", plait.CodeInvalid, "a currency is three capital letters, such as EUR")
 			addIf(&p, strings.TrimSpace(c.Data.CustomerID) == "", "customerId", plait.CodeRequired, "a customer is required")
+			addIf(&p, strings.TrimSpace(c.Data.CustomerID) != "" && !plait.ValidID(c.Data.CustomerID), "customerId", plait.CodeInvalid,
+				"no customer can have this id: "+plait.IDRule)
 			addIf(&p, len(c.Data.Lines) == 0, "lines", plait.CodeRequired, "an order has at least one line")
 			for i, l := range c.Data.Lines {
 				at := fmt.Sprintf("lines[%d].", i)

@@ -77,6 +77,16 @@ func TestAnOrderNeedsACustomer(t *testing.T) {
 		ThenRejectedWith(t, plaittest.Field("customerId", "required"))
 }
 
+// An order names its customer by an id a customer can have: one that no
+// customer can have would leave a list item whose customer never opens.
+func TestAnOrderNamesACustomerByAnID(t *testing.T) {
+	for _, id := range []string{"bad id/ü", "-c1", strings.Repeat("c", 129)} {
+		plaittest.Given(order).
+			When("place", M{"customerId": id, "lines": twoLines}).
+			ThenRejectedWith(t, plaittest.Field("customerId", "invalid"))
+	}
+}
+
 func TestAnArticleIsStoredTrimmed(t *testing.T) {
 	plaittest.Given(order).
 		When("place", M{"customerId": "c1", "lines": []M{{"sku": " TEA ", "qty": 2, "price": 1.5}}}).
