@@ -152,20 +152,20 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	// header tells the next page.
 	after, limit := int64(0), defaultEventsLimit
 	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
+		n, ok := wholeNumber(v)
+		if !ok {
 			writeProblem(w, badParam("after", "want a seq, a whole number from 0"))
 			return
 		}
 		after = n
 	}
 	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
+		n, ok := wholeNumber(v)
+		if !ok || n < 1 {
 			writeProblem(w, badParam("limit", "want a whole number from 1"))
 			return
 		}
-		limit = min(n, maxEventsLimit)
+		limit = int(min(n, maxEventsLimit))
 	}
 	inst, ok := s.instanceFor(w, r, user)
 	if !ok {
@@ -460,11 +460,11 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			if v == "" {
 				continue // the default
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
+			n, ok := wholeNumber(v)
+			if !ok || n < 1 {
 				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: "want a whole number from 1"}
 			}
-			lq.Limit = min(n, maxListLimit) // the page says if more follow
+			lq.Limit = int(min(n, maxListLimit)) // the page says if more follow
 		case "after":
 			v, err := single()
 			if err != nil {
@@ -520,3 +520,17 @@ func misfit(k plait.Kind, op, v string) string {
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// wholeNumber reads a number written in decimal digits alone. One too
+// large for an int64 reads as the largest: as a limit it asks for the most
+// a page holds, as a position it is past every one.
+func wholeNumber(v string) (int64, bool) {
+	if v == "" || strings.Trim(v, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return math.MaxInt64, true // only a range error is left
+	}
+	return n, true
+}

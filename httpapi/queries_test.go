@@ -112,14 +112,14 @@ func TestEventsPaging(t *testing.T) {
 		t.Errorf("an empty page is %q, want []", r.body)
 	}
 	// An empty after is the first page; a limit over 1000 is 1000.
-	for _, q := range []string{"?after=", "?limit=", "?limit=1001", "?after=&limit=1000000"} {
+	for _, q := range []string{"?after=", "?limit=", "?limit=1001", "?after=&limit=1000000", "?limit=99999999999999999999"} {
 		var evs []plait.Event
 		r := h.do("GET", "/aggregates/counter/a/events"+q, tok, nil)
 		if err := json.Unmarshal(r.body, &evs); r.status != http.StatusOK || err != nil || len(evs) != 5 {
 			t.Errorf("events%s: %s", q, r)
 		}
 	}
-	for _, q := range []string{"?after=-1", "?after=x", "?limit=0", "?limit=-1", "?limit=two"} {
+	for _, q := range []string{"?after=-1", "?after=x", "?after=+1", "?limit=0", "?limit=-1", "?limit=two", "?limit=+5"} {
 		problem(t, h.do("GET", "/aggregates/counter/a/events"+q, tok, nil), http.StatusBadRequest, "invalid")
 		// A bad request is bad whether or not the instance exists.
 		problem(t, h.do("GET", "/aggregates/counter/none/events"+q, tok, nil), http.StatusBadRequest, "invalid")
@@ -221,7 +221,7 @@ func TestListFiltersSortsProjects(t *testing.T) {
 	}
 	// An empty after is the first page, and a limit over 1000 asks for 1000.
 	first := h.list(tok, "counter", url.Values{})
-	for _, q := range []url.Values{{"after": {""}}, {"limit": {""}}, {"limit": {"5000"}}, {"after": {""}, "limit": {"1000000"}}} {
+	for _, q := range []url.Values{{"after": {""}}, {"limit": {""}}, {"limit": {"5000"}}, {"limit": {"99999999999999999999"}}, {"after": {""}, "limit": {"1000000"}}} {
 		if got := h.list(tok, "counter", q); ids(got) != ids(first) {
 			t.Fatalf("list %v: %s, want %s", q, ids(got), ids(first))
 		}
@@ -268,6 +268,7 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{"limit=0", "invalid"},
 		{"limit=-1", "invalid"},
 		{"limit=x", "invalid"},
+		{"limit=+5", "invalid"},
 		{"after=not-a-cursor", "invalid"},
 		{"after=" + url.QueryEscape("eyJ2IjpbMV0sImkiOiJhIn0"), "invalid"}, // {"v":[1],"i":"a"}
 		{"filter=count", httpapi.CodeUnknownParameter},

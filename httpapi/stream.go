@@ -57,12 +57,12 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	head := s.e.Head()
 	from := head
 	// The header, else the query parameter of a client that cannot set
-	// it, by either name.
+	// it, by either name. Empty, either is a stream from now.
 	param := "Last-Event-ID"
 	token := r.Header.Get(param)
 	resume := token != ""
 	for _, name := range []string{"lastEventId", "Last-Event-ID"} {
-		if !resume && q.Has(name) {
+		if !resume && q.Get(name) != "" {
 			token, param, resume = q.Get(name), name, true
 		}
 	}

@@ -318,7 +318,7 @@ func TestStreamRefusesBadResumeTokens(t *testing.T) {
 		{"", "-1"},
 		{"", "1.5"},
 		{"", strconv.FormatInt(head+1, 10)},
-		{"?lastEventId=", ""},
+		{"?lastEventId=%20", ""},
 		{"?lastEventId=x", ""},
 		{"?lastEventId=" + strconv.FormatInt(head+100, 10), ""},
 		{"?lastEventId=99999999999999999999", ""},
@@ -345,6 +345,16 @@ func TestStreamRefusesBadResumeTokens(t *testing.T) {
 	s = h.openStream("?Last-Event-ID=1", "Cookie", "plait_token="+ann)
 	if f := s.next(t); f.ID != 2 {
 		t.Fatalf("from ?Last-Event-ID=1, the first frame is %d, want 2", f.ID)
+	}
+	// Empty, it is no token, as an empty header is: a stream from now.
+	for _, q := range []string{"?lastEventId=", "?Last-Event-ID="} {
+		s = h.openStream(q, "Cookie", "plait_token="+ann)
+		from := h.e.Head()
+		h.post(ann, "?wait=outcome", add("", "a", 1), http.StatusOK)
+		if f := s.next(t); f.ID <= from {
+			t.Fatalf("from %s, the first frame is %d, want one after %d", q, f.ID, from)
+		}
+		s.close()
 	}
 }
 
