@@ -1047,3 +1047,26 @@ test('opening another item over changes not sent asks once, then opens it', T, a
   await page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`).waitFor();
   await done(page);
 });
+
+test('a row drawn anew by the relay keeps the keyboard focus', T, async () => {
+  const tag = `Kf ${unique()}`;
+  const customerId = await createCustomer(`${tag} A`);
+  const first = await placeOrder(customerId);
+  const page = await openApp(browser);
+  await search(page, 'orders', tag);
+  const focused = () => page.evaluate(() => {
+    const a = document.activeElement;
+    return `${a.dataset?.testid ?? a.tagName} ${a.closest('tr')?.dataset.id ?? ''}`;
+  });
+  const customerButton = page.locator(`[data-testid=order-row][data-id="${first}"] [data-testid=open-customer]`);
+  await customerButton.focus();
+  // Someone renames the customer: the row is drawn anew in place.
+  await command('customer', customerId, 'rename', { name: `${tag} B` });
+  await page.waitForFunction(([id, name]) => document.querySelector(`[data-testid=order-row][data-id="${id}"] [data-testid=open-customer]`)?.textContent === name, [first, `${tag} B`]);
+  assert.equal(await focused(), `open-customer ${first}`);
+  // Someone places an order: the whole list is drawn anew.
+  const second = await placeOrder(customerId);
+  await page.locator(`[data-testid=order-row][data-id="${second}"]`).waitFor();
+  assert.equal(await focused(), `open-customer ${first}`);
+  await done(page);
+});

@@ -146,6 +146,8 @@ function toast(text, kind = 'info') {
 /** What the page shows and what it is waiting for. */
 const ui = {
   tab: 'orders',
+  /** Where the focus goes back to once a greyed-out list row is usable. */
+  focusWanted: null,
   /** Per list: the page shown and how to get the neighbouring ones. */
   pages: {
     orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map() },
@@ -250,6 +252,7 @@ function renderList() {
 
   const list = $('[data-testid=list]');
   list.dataset.kind = name;
+  const focus = focusInList();
   if (p.error) {
     list.replaceChildren(h('p', { class: 'empty error', role: 'alert' }, p.error));
   } else if (!p.loaded) {
@@ -267,6 +270,7 @@ function renderList() {
       h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Email'))),
       h('tbody', {}, p.items.map(customerRow))));
   }
+  restoreFocus(focus);
   const page = p.cursors.length + 1;
   $('[data-testid=page-number]').textContent = `Page ${page}`;
   $('[data-testid=prev-page]').disabled = p.cursors.length === 0;
@@ -278,7 +282,34 @@ function renderRow(name, id) {
   if (ui.tab !== name) return;
   const it = ui.pages[name].items.find((x) => x.id === id);
   const old = $(`[data-testid=list] tr[data-id="${CSS.escape(id)}"]`);
-  if (it && old) old.replaceWith(name === 'orders' ? orderRow(it) : customerRow(it));
+  if (!it || !old) return;
+  const focus = focusInList();
+  old.replaceWith(name === 'orders' ? orderRow(it) : customerRow(it));
+  restoreFocus(focus);
+}
+
+/**
+ * Where the focus is in the list, or was wanted while its element was
+ * greyed out: a row drawn anew puts it back.
+ */
+function focusInList() {
+  const el = document.activeElement;
+  const list = $('[data-testid=list]');
+  if (el && el !== list && list.contains(el)) return openerOf(el);
+  const lost = !el || el === document.body || el === list;
+  return lost ? ui.focusWanted : null;
+}
+
+/** Gives the focus back to the element a list drawn anew has in its place. */
+function restoreFocus(where) {
+  ui.focusWanted = null;
+  const now = document.activeElement;
+  const elsewhere = now && now !== document.body && now !== $('[data-testid=list]') && now.isConnected;
+  if (!where?.selector || elsewhere) return;
+  const el = $(where.selector);
+  if (!el) return;
+  if (el.disabled) ui.focusWanted = where; // once it is usable again
+  else el.focus({ preventScroll: true });
 }
 
 /** Attributes every row shares: its id and whether it waits for an update. */
@@ -705,6 +736,7 @@ function closeScreen() {
     const list = $('[data-testid=list]');
     list.setAttribute('tabindex', '-1');
     list.focus();
+    ui.focusWanted = opener;
   } else {
     // What opened it is gone (an entry of the error list): the badge, or
     // the button that makes a new item.
