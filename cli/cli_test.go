@@ -37,6 +37,8 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"serve", "--addr", "127.0.0.1", "--data", t.TempDir()},
 		{"serve", "--data", ""},
 		{"serve", "--max-body", "0", "--data", t.TempDir()},
+		{"serve", "--drain", "-1s", "--data", t.TempDir()},
+		{"serve", "--shutdown-delay", "-5s", "--data", t.TempDir()},
 		{"serve", "--synchronous", "bogus", "--data", filepath.Join(t.TempDir(), "never")},
 		{"replay", "--view", "orderList", "--data", ""},
 		{"inspect", "--synchronous", "sometimes", "--data", t.TempDir()},

@@ -78,13 +78,15 @@ func replayRemote(ctx context.Context, base, view, token string, stdout io.Write
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
-	var last struct {
+	type report struct {
 		View, Phase, Error     string
 		Position, Head, Events int64
 		Instances              int
 		ElapsedMS, PausedMS    int64
 	}
+	var last report
 	for sc.Scan() {
+		last = report{} // each line says all it says: nothing kept from the one before
 		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
 			return fmt.Errorf("read the progress: %w", err)
 		}

@@ -116,6 +116,11 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	if f.maxBody < 1 {
 		return usageError{fmt.Errorf("--max-body %d: want at least 1 byte", f.maxBody)}
 	}
+	for name, d := range map[string]time.Duration{"drain": f.drain, "shutdown-delay": f.shutdownDelay} {
+		if d < 0 {
+			return usageError{fmt.Errorf("--%s %v: want a duration from 0", name, d)}
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
