@@ -319,3 +319,27 @@ test("a token function renews the relay's token when the server ends the stream 
     await server.stop();
   }
 });
+
+test('a delivered command the server no longer knows is dropped from the pending ones in time', T, async () => {
+  const page = await blankPage();
+  // The POST is answered 202 without reaching the server: as a server whose
+  // data was reset since would answer GET /commands/{id} with 404.
+  await page.route((url) => url.pathname === '/commands', (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const id = JSON.parse(route.request().postData()).id;
+    return route.fulfill({ status: 202, contentType: 'application/json', headers: { Location: `/commands/${id}` }, body: JSON.stringify({ id, status: 'pending' }) });
+  });
+  const pending = await page.evaluate(async () => {
+    const counts = [];
+    for (const forgetUnknownAfterMs of [undefined, 0]) {
+      const client = new plait.Client({ namespace: `t-unknown-${forgetUnknownAfterMs}`, forgetUnknownAfterMs });
+      await client.submit({ type: 'customer', aggregateId: `cus-${plait.randomChars(8)}`, name: 'create', data: { name: 'Go Ne', email: 'go@example.com' } });
+      await new Promise((r) => setTimeout(r, 5));
+      await client.reconcile();
+      counts.push(client.pending().length);
+    }
+    return counts;
+  });
+  assert.deepEqual(pending, [1, 0], 'kept while it may still come, dropped once it is long unknown');
+  await close(page);
+});

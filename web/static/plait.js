@@ -206,6 +206,7 @@ export class Client {
   /** @type {string[]|undefined} */ #types;
   /** @type {Storage|null} */ #storage;
   /** @type {string} */ #key;
+  /** @type {number} */ #unknownAfterMs;
   /** @type {EventSource|null} */ #source = null;
   #status = 'closed';
   #retryMs = 500;
@@ -240,6 +241,11 @@ export class Client {
    *   reloads), null for nowhere
    * @param {string} [options.namespace] separates the keys of several
    *   clients sharing one storage ("plait" by default)
+   * @param {number} [options.forgetUnknownAfterMs] how long after its
+   *   delivery a pending command the server says it does not know (its data
+   *   was reset, or this is another server) is still asked for, before it is
+   *   dropped from the pending ones; 10 minutes by default, longer than a
+   *   scaled-out server takes to learn of a command another instance took
    */
   constructor(options = {}) {
     this.#base = (options.baseUrl ?? '').replace(/\/$/, '');
@@ -247,6 +253,7 @@ export class Client {
     this.#types = options.types;
     this.#storage = options.storage === undefined ? globalThis.sessionStorage ?? null : options.storage;
     this.#key = options.namespace ?? 'plait';
+    this.#unknownAfterMs = options.forgetUnknownAfterMs ?? 10 * 60 * 1000;
   }
 
   // ---------------------------------------------------------------- commands
@@ -384,8 +391,9 @@ export class Client {
       const status = await this.command(id);
       if (status === null) {
         // Never arrived: it was remembered, then the page went away before
-        // the server confirmed. There is no outcome to report.
-        if (!entry.delivered) this.#forget(id);
+        // the server confirmed. Or the server that took it no longer has
+        // it. There is no outcome to report, and none will come.
+        if (!entry.delivered || Date.now() - entry.at > this.#unknownAfterMs) this.#forget(id);
         return;
       }
       if (status.status === 'accepted' || status.status === 'rejected') {
