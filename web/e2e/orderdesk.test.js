@@ -1070,3 +1070,23 @@ test('a row drawn anew by the relay keeps the keyboard focus', T, async () => {
   assert.equal(await focused(), `open-customer ${first}`);
   await done(page);
 });
+
+test('a screen whose version is already old when it arrives says so', T, async () => {
+  const tag = `St ${unique()}`;
+  const customerId = await createCustomer(`${tag} A`);
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  // The screen's version is read at once, and reaches the page after the
+  // relay has brought a change made meanwhile.
+  await page.route((url) => url.pathname === `/aggregates/customer/${customerId}`, async (route) => {
+    const res = await route.fetch();
+    await command('customer', customerId, 'rename', { name: `${tag} B` });
+    await new Promise((r) => setTimeout(r, 500));
+    await route.fulfill({ response: res }).catch(() => {});
+  });
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"] [data-testid=open-customer]`).click();
+  const s = await screen(page);
+  await s.getByTestId('stale-notice').waitFor({ state: 'visible' });
+  assert.match(await s.getByTestId('stale-notice').innerText(), /changed meanwhile \(renamed, now version 2\)/);
+  await done(page);
+});

@@ -632,6 +632,8 @@ async function openScreen(type, id, options = {}) {
   el.replaceChildren(...body);
   if (options.keep) restoreEdits(el, options.keep);
   if (options.reopen) fillAndAnnotate(el, options.reopen);
+  // A change relayed while the screen loaded may be newer than what came.
+  if (agg && (ui.screen.newest?.seq ?? 0) > ui.screen.seq) showStale(ui.screen, ui.screen.newest);
   el.dataset.ready = 'true';
   // A form to fill in gets the focus; an existing instance's screen gives
   // it to its title, so that a stray Enter sends nothing (such as a cancel).
@@ -1227,6 +1229,18 @@ function onOutcome(o) {
   }
 }
 
+/**
+ * Tells on screen s that its instance has changed since the version it
+ * shows, ev being the newest change, with a way to show the current one.
+ */
+function showStale(s, ev) {
+  const notice = $('[data-testid=stale-notice]', screenEl());
+  if (!notice) return; // still loading: told once drawn, if still so
+  notice.hidden = false;
+  notice.replaceChildren(`This ${ev.type} was changed meanwhile (${ev.name}, now version ${ev.seq}). `,
+    h('button', { type: 'button', class: 'link', 'data-testid': 'reload-screen', onclick: () => redraw(s) }, 'Show the current version'));
+}
+
 /** Counts a rejection in the badge, whose list reopens its screen. */
 function keepRejection(o) {
   ui.rejections.push({ outcome: o, at: new Date() });
@@ -1236,15 +1250,11 @@ function keepRejection(o) {
 
 function onEvent(ev) {
   const s = ui.screen;
+  if (s && s.type === ev.type && s.id === ev.aggregateId && (s.newest?.seq ?? 0) < ev.seq) s.newest = ev;
   if (s && s.type === ev.type && s.id === ev.aggregateId && s.own.has(ev.correlationId) && ev.seq === s.seq + 1) {
     s.seq = ev.seq; // the user's own change, made from this screen
   } else if (s && s.type === ev.type && s.id === ev.aggregateId && ev.seq > s.seq) {
-    const notice = $('[data-testid=stale-notice]', screenEl());
-    if (notice) {
-      notice.hidden = false;
-      notice.replaceChildren(`This ${ev.type} was changed meanwhile (${ev.name}, now version ${ev.seq}). `,
-        h('button', { type: 'button', class: 'link', 'data-testid': 'reload-screen', onclick: () => redraw(s) }, 'Show the current version'));
-    }
+    showStale(s, ev);
   }
   if (ev.type === 'orderList') applyToList('orders', ev, applyViewEvent);
   else if (ev.type === 'customer') applyToList('customers', ev, applyCustomerEvent);
