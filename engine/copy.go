@@ -71,11 +71,13 @@ func newReporter(e *Engine, p Progress, progress func(Progress)) reporter {
 	return reporter{e: e, p: p, start: time.Now(), progress: progress}
 }
 
-// emit updates the counts and, when due or forced, reports.
+// emit updates the counts and, when due or forced, reports. While the
+// copy is swapped in, writes wait: only a forced report is made then, so
+// that a slow reader of the progress cannot make them wait longer.
 func (r *reporter) emit(force bool, instances int) {
 	r.p.Instances = instances
 	r.p.Elapsed = time.Since(r.start)
-	if r.progress == nil || (!force && time.Since(r.last) < 250*time.Millisecond) {
+	if r.progress == nil || (!force && (r.p.Phase == "swapping" || time.Since(r.last) < 250*time.Millisecond)) {
 		return
 	}
 	r.last = time.Now()
