@@ -26,12 +26,42 @@ type Keys struct {
 	mu  sync.Mutex
 }
 
-// New returns a key store in dir, creating it.
+// New returns a key store in dir, creating it. Processes may share the
+// directory: making and destroying a key take its lock.
 func New(dir string) (*Keys, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("filekeys: key directory: %w", err)
 	}
-	return &Keys{Dir: dir}, nil
+	k := &Keys{Dir: dir}
+	// A key written by a process that crashed before it named it was never
+	// used: its file goes.
+	unlock, err := k.lock()
+	if err != nil {
+		return nil, fmt.Errorf("filekeys: lock the key directory: %w", err)
+	}
+	defer unlock()
+	tmps, _ := filepath.Glob(filepath.Join(dir, "*.key.*.tmp"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
+	return k, nil
+}
+
+// lockName is the file whose lock serialises, across processes sharing the
+// directory, the making and the destroying of keys.
+const lockName = "keys.lock"
+
+// lock takes the directory's lock; the function it returns releases it.
+func (k *Keys) lock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(k.Dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }
 
 func (k *Keys) path(subject string) string {
@@ -56,6 +86,20 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 	if !create {
 		return nil, false, nil
 	}
+	// Another process may be making this key, or destroying it: the rest
+	// is done under the directory's lock, from a fresh read.
+	unlock, err := k.lock()
+	if err != nil {
+		return nil, false, fmt.Errorf("filekeys: lock the key directory: %w", err)
+	}
+	defer unlock()
+	key, err = os.ReadFile(p)
+	if err == nil && len(key) == 32 && !bytes.Equal(key, make([]byte, 32)) {
+		return key, true, nil // made by another process meanwhile
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("filekeys: read key: %w", err)
+	}
 	if err == nil { // a destroyed key's file: its name is free for a new key
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, false, fmt.Errorf("filekeys: remove a destroyed key: %w", err)
@@ -65,9 +109,8 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 	if _, err := rand.Read(key); err != nil {
 		return nil, false, err
 	}
-	// The key is written to a file of its own and published under its name
-	// with a link, which fails if the name exists: of two processes making
-	// one subject's first key at once, one wins and the other takes its key.
+	// Written whole and synced under another name first, the key is then
+	// given its own at once: a crash leaves it or nothing.
 	f, err := os.CreateTemp(k.Dir, filepath.Base(p)+".*.tmp")
 	if err != nil {
 		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
@@ -84,13 +127,7 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 	if err != nil {
 		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
 	}
-	if err := os.Link(tmp, p); errors.Is(err, os.ErrExist) {
-		won, rerr := os.ReadFile(p)
-		if rerr != nil || len(won) != 32 || bytes.Equal(won, make([]byte, 32)) {
-			return nil, false, fmt.Errorf("filekeys: read the key another process made: %d bytes, %v", len(won), rerr)
-		}
-		return won, true, nil
-	} else if err != nil {
+	if err := os.Rename(tmp, p); err != nil {
 		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
 	}
 	if err := syncDir(k.Dir); err != nil { // the new name survives a power loss
@@ -114,6 +151,11 @@ func syncDir(dir string) error {
 func (k *Keys) Destroy(ctx context.Context, subject string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	unlock, err := k.lock()
+	if err != nil {
+		return fmt.Errorf("filekeys: lock the key directory: %w", err)
+	}
+	defer unlock()
 	p := k.path(subject)
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
