@@ -1066,3 +1066,49 @@ test('a screen whose version is already old when it arrives says so', T, async (
   assert.match(await s.getByTestId('stale-notice').innerText(), /changed meanwhile \(renamed, now version 2\)/);
   await done(page);
 });
+
+test('a first page that new items keep joining over a slow network still stays about a page', T, async () => {
+  const tag = `Sl Ow ${unique()}`;
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  await page.route((url) => url.pathname.startsWith('/lists/'), async (route) => {
+    const res = await route.fetch();
+    await new Promise((r) => setTimeout(r, 600));
+    await route.fulfill({ response: res }).catch(() => {});
+  });
+  let most = 0;
+  for (let i = 0; i < 60; i++) {
+    await createCustomer(`${tag} ${String(i).padStart(2, '0')}`);
+    await new Promise((r) => setTimeout(r, 100));
+    most = Math.max(most, await page.getByTestId('customer-row').count());
+  }
+  assert.ok(most <= 35, `the first page grew to ${most} rows while the items came`);
+  await done(page);
+});
+
+test('a rejection in the badge held back by unsent changes stays in the badge', T, async () => {
+  const tag = unique();
+  const firstId = await createCustomer(`${tag} Ba Dg`);
+  const secondId = await createCustomer(`${tag} Ty Pe`);
+  const page = await openApp(browser);
+  await slowPosts(page, 1500);
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"]`).click();
+  let s = await screen(page);
+  await s.getByTestId('input-email').fill('bad');
+  await s.getByTestId('submit-changeEmail').click();
+  // On another screen, with a change not sent, when the rejection comes.
+  await page.locator(`[data-testid=customer-row][data-id="${secondId}"] [data-testid=open-customer]`).click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`);
+  await s.waitFor();
+  await s.getByTestId('input-name').fill(`${tag} typed`);
+  await page.getByTestId('error-badge').waitFor();
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').click();
+  await s.getByTestId('discard-notice').waitFor();
+  assert.equal(await page.getByTestId('error-count').innerText(), '1', 'the rejection is still in the badge');
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${firstId}"] [data-testid=annotation][data-path=email]`).waitFor();
+  await done(page);
+});

@@ -150,8 +150,8 @@ const ui = {
   focusWanted: null,
   /** Per list: the page shown and how to get the neighbouring ones. */
   pages: {
-    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map() },
-    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map() },
+    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map(), relayed: [] },
+    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map(), relayed: [] },
   },
   /**
    * The open screen: {type, id, seq, gen, reopen, touched, own, waiting},
@@ -200,6 +200,11 @@ async function loadList(name) {
   // the page may be: it is taken again once the page is in.
   const touched = new Map();
   p.touched = touched;
+  // Events relayed meanwhile are applied again to the page once it is in,
+  // for the items it brings that the list did not show before.
+  const relayed = [];
+  p.relayed = relayed;
+  p.loading = true;
   const q = { sort: L.sort, limit: PAGE_SIZE, after: p.after ?? undefined };
   if (p.search) q.prefix = { [L.search]: p.search };
   try {
@@ -224,7 +229,9 @@ async function loadList(name) {
     p.error = `The list could not be loaded: ${err.message}`;
   }
   p.loaded = true;
+  p.loading = false;
   if (ui.tab === name) renderList();
+  for (const [ev, fold] of relayed) applyToList(name, ev, fold);
 }
 
 function isPending(key) {
@@ -378,6 +385,7 @@ function customerRow(it) {
  */
 function applyToList(name, ev, fold) {
   const p = ui.pages[name];
+  if (p.loading) p.relayed.push([ev, fold]);
   const i = p.items.findIndex((x) => x.id === ev.aggregateId);
   if (i >= 0) {
     const it = p.items[i];
@@ -453,7 +461,7 @@ function insertInOrder(name, item) {
   // A page that grew well past its size is asked for again, for the
   // cursor of its new last item: the list stays a page, however many
   // items arrive.
-  if (p.items.length > PAGE_SIZE * 2 && !p.reload) {
+  if (p.items.length > PAGE_SIZE * 2 && !p.reload && !p.loading) {
     p.reload = setTimeout(() => { p.reload = undefined; loadList(name); }, 200);
   }
   return true;
@@ -582,15 +590,11 @@ const screenEl = () => $('[data-testid=screen]');
  * preselects the customer of a new order.
  */
 async function openScreen(type, id, options = {}) {
+  if (!mayReplaceScreen(type, id)) return;
   const other = ui.screen && (ui.screen.type !== type || ui.screen.id !== id);
-  // Another screen does not replace one with changes not sent at the
-  // first asking: the user is told, and the second asking opens it. A
-  // rejection reopened and not touched since goes to the badge instead.
-  const untouchedReopen = ui.screen?.reopen && !ui.screen.touched;
-  if (other && !untouchedReopen && warnUnsent('Your changes are not sent. Open the other again to discard them.')) return;
   // A rejection reopened on screen that another screen replaces before it
   // was sent again is kept in the badge, not lost.
-  if (ui.screen?.reopen && (!ui.screen.touched || (other && screenEl().querySelector('form[data-dirty]')))) keepRejection(ui.screen.reopen);
+  if (ui.screen?.reopen && (!ui.screen.touched || (other && screenEl().querySelector(UNSENT)))) keepRejection(ui.screen.reopen);
   if (!ui.screen) ui.opener = openerOf(document.activeElement);
   const gen = ++ui.generation;
   ui.screen = { type, id, seq: 0, gen, reopen: options.reopen, touched: false, own: new Set(options.own ?? []) };
@@ -692,6 +696,21 @@ function askToClose() {
   if (!warnUnsent('Your changes are not sent. Close again (Escape or ×) to discard them.')) closeScreen();
 }
 
+/** A form with changes not sent: one whose command is on its way (busy) holds none. */
+const UNSENT = 'form[data-dirty]:not([aria-busy])';
+
+/**
+ * Whether the screen of type/id may replace the one open: another screen
+ * does not replace one with changes not sent at the first asking; the user
+ * is told, and the second asking goes ahead. A rejection reopened and not
+ * touched since goes to the badge instead.
+ */
+function mayReplaceScreen(type, id) {
+  const s = ui.screen;
+  if (!s || (s.type === type && s.id === id) || (s.reopen && !s.touched)) return true;
+  return !warnUnsent('Your changes are not sent. Open the other again to discard them.');
+}
+
 /**
  * Says so on the screen, once, if it holds changes not sent, and reports
  * whether it did: the first asking to leave them is warned, the second
@@ -700,8 +719,7 @@ function askToClose() {
 function warnUnsent(text) {
   const s = ui.screen;
   const el = screenEl();
-  // A form whose command is on its way (busy) holds nothing unsent.
-  if (!s || s.discardAsked || !el.querySelector('form[data-dirty]:not([aria-busy])')) return false;
+  if (!s || s.discardAsked || !el.querySelector(UNSENT)) return false;
   s.discardAsked = true;
   const header = el.querySelector('.screen-header');
   const note = h('p', { class: 'notice', role: 'alert', 'data-testid': 'discard-notice' }, text);
@@ -1276,6 +1294,8 @@ function renderRejections() {
         // screen gives it back to on closing (or, with no rejection left,
         // the new-item button).
         toggleRejections(false);
+        // Kept while the open screen's unsent changes hold it back.
+        if (!mayReplaceScreen(r.outcome.type, r.outcome.aggregateId)) return;
         ui.rejections.splice(i, 1);
         renderRejections();
         openScreen(r.outcome.type, r.outcome.aggregateId, { reopen: r.outcome });
