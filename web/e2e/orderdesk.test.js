@@ -1019,6 +1019,11 @@ test('opening another item over changes not sent asks once, then opens it', T, a
   await s.getByTestId('discard-notice').waitFor();
   assert.equal(await s.getAttribute('data-id'), firstId, 'still the first screen');
   assert.equal(await s.getByTestId('input-name').inputValue(), `${tag} typed`);
+  // Typed again after the warning: asked again.
+  await s.getByTestId('input-name').fill(`${tag} typed more`);
+  await other.click();
+  await s.getByTestId('discard-notice').waitFor();
+  assert.equal(await s.getAttribute('data-id'), firstId, 'still the first screen, after more typing');
   await other.click();
   await page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`).waitFor();
   await done(page);

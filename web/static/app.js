@@ -793,7 +793,14 @@ function commandForm(type, id, name, build, ...content) {
     h('div', { class: 'form-errors', 'data-testid': 'form-errors' }), ...content);
   // A form with changes not sent yet keeps its screen open when another
   // form of the screen sends its command.
-  form.addEventListener('input', () => { form.dataset.dirty = 'true'; });
+  form.addEventListener('input', () => {
+    form.dataset.dirty = 'true';
+    // Typed after a warning: leaving is asked about again.
+    if (ui.screen?.discardAsked) {
+      ui.screen.discardAsked = false;
+      screenEl().querySelector('[data-testid=discard-notice]')?.remove();
+    }
+  });
   builders.set(form, build);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
