@@ -83,7 +83,9 @@ type Views interface {
 	// ReplaceView atomically replaces every instance of view type typ with
 	// insts. An instance keeps the seq of the one it replaces, its last
 	// event's in the log, so that its next event follows it with no gap
-	// and no collision.
+	// and no collision. One that replaces none (the rebuild's logic made
+	// an item the live one never had) keeps its own: the log has none of
+	// its events, and its next one is logged at the seq after it.
 	ReplaceView(ctx context.Context, typ string, insts []Instance) error
 }
 
