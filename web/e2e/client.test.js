@@ -343,3 +343,35 @@ test('a delivered command the server no longer knows is dropped from the pending
   assert.deepEqual(pending, [1, 0], 'kept while it may still come, dropped once it is long unknown');
   await close(page);
 });
+
+test('a command the server failed on, unknown to it for a while, still gets its outcome', T, async () => {
+  const page = await blankPage();
+  // The first POST fails in the server before it stores anything; the
+  // command arrives later (sent again by another way, as a proxy's retry
+  // would), under the same id.
+  let first = true;
+  await page.route((url) => url.pathname === '/commands', (route) => {
+    if (route.request().method() !== 'POST' || !first) return route.continue();
+    first = false;
+    return route.fulfill({ status: 504, contentType: 'application/problem+json', body: JSON.stringify({ title: 'Gateway Timeout', status: 504 }) });
+  });
+  const result = await page.evaluate(async () => {
+    const client = new plait.Client({ namespace: 't-504' });
+    const outcomes = [];
+    client.onOutcome((o) => outcomes.push(o));
+    const cmd = { id: plait.newId(), type: 'customer', aggregateId: `cus-${plait.randomChars(8)}`, name: 'create', data: { name: '', email: 'x@example.com' } };
+    let refused;
+    try { await client.submit(cmd); } catch (err) { refused = { mayHaveArrived: err.mayHaveArrived }; }
+    await client.reconcile(); // unknown to the server: kept
+    const keptWhileUnknown = client.pending().length;
+    await client.submit(cmd); // it arrives now
+    await client.reconcile();
+    await new Promise((r) => setTimeout(r, 50));
+    return { refused, keptWhileUnknown, outcomes: outcomes.map((o) => ({ status: o.status, mine: o.mine })), pending: client.pending().length };
+  });
+  assert.deepEqual(result.refused, { mayHaveArrived: true });
+  assert.equal(result.keptWhileUnknown, 1);
+  assert.deepEqual(result.outcomes, [{ status: 'rejected', mine: true }]);
+  assert.equal(result.pending, 0);
+  await close(page);
+});

@@ -1024,6 +1024,17 @@ test('opening another item over changes not sent asks once, then opens it', T, a
   await other.click();
   await s.getByTestId('discard-notice').waitFor();
   assert.equal(await s.getAttribute('data-id'), firstId, 'still the first screen, after more typing');
+  // Another way of leaving is asked about on its own: Escape does not
+  // close at once on the warning about opening the other.
+  await page.keyboard.press('Escape');
+  assert.match(await s.getByTestId('discard-notice').innerText(), /Close again/);
+  assert.equal(await s.getAttribute('data-id'), firstId, 'one Escape did not close it');
+  // Opening the same item again would show it as stored: asked too.
+  const same = page.locator(`[data-testid=customer-row][data-id="${firstId}"] [data-testid=open-customer]`);
+  await same.click();
+  assert.match(await s.getByTestId('discard-notice').innerText(), /Open it again/);
+  assert.equal(await s.getByTestId('input-name').inputValue(), `${tag} typed more`);
+  await other.click();
   await other.click();
   await page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`).waitFor();
   await done(page);
@@ -1115,5 +1126,29 @@ test('a rejection in the badge held back by unsent changes stays in the badge', 
   await page.getByTestId('error-badge').click();
   await page.getByTestId('error-item').click();
   await page.locator(`[data-testid=screen][data-ready=true][data-id="${firstId}"] [data-testid=annotation][data-path=email]`).waitFor();
+  await done(page);
+});
+
+test('a row usable again does not take the focus from an open screen', T, async () => {
+  const tag = unique();
+  const firstId = await createCustomer(`${tag} Fo Ca`);
+  const secondId = await createCustomer(`${tag} Fo Cb`);
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"] [data-testid=open-customer]`).click();
+  let s = await screen(page);
+  await s.getByTestId('input-name').fill(`${tag} Fo Ca II`);
+  await s.getByTestId('submit-rename').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  // The first row is greyed until its event comes; another screen opens.
+  await page.locator(`[data-testid=customer-row][data-id="${secondId}"] [data-testid=open-customer]`).click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${secondId}"]`);
+  await s.waitFor();
+  await s.getByTestId('input-name').fill(`${tag} typing`);
+  await page.evaluate(() => document.activeElement.blur()); // as a click on the screen's text: the focus falls to the page
+  await page.releaseStream();
+  await page.locator(`[data-testid=customer-row][data-id="${firstId}"]:not(.pending)`).waitFor({ timeout: 20000 });
+  const focused = await page.evaluate(() => document.activeElement.closest('tr')?.dataset.id ?? null);
+  assert.equal(focused, null, 'the focus stayed off the list');
   await done(page);
 });

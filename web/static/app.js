@@ -303,7 +303,9 @@ function focusInList() {
   const el = document.activeElement;
   const list = $('[data-testid=list]');
   if (el && el !== list && list.contains(el)) return openerOf(el);
-  const lost = !el || el === document.body || el === list;
+  // Lost only with no screen open: a click on a screen's text leaves the
+  // focus on the body too, and the screen keeps it.
+  const lost = !ui.screen && (!el || el === document.body || el === list);
   return lost ? ui.focusWanted : null;
 }
 
@@ -397,7 +399,7 @@ function applyToList(name, ev, fold) {
     const next = fold(it, ev);
     delete next.placeholder;
     p.items[i] = next;
-    p.touched.set(next.id, next);
+    if (p.loading) p.touched.set(next.id, next);
     if (name === 'customers') ui.labels.set(next.id, next.name);
     renderRow(name, ev.aggregateId);
     return;
@@ -425,7 +427,7 @@ function applyToList(name, ev, fold) {
   p.unplaced.delete(item.id);
   if (!matchesSearch(name, item)) return;
   if (name === 'customers') ui.labels.set(item.id, item.name);
-  p.touched.set(item.id, item);
+  if (p.loading) p.touched.set(item.id, item);
   if (insertInOrder(name, item) && ui.tab === name) renderList();
 }
 
@@ -482,7 +484,7 @@ async function refetchItem(name, type, id) {
   const i = p.items.findIndex((x) => x.id === id);
   if (i < 0 || (p.items[i].seq ?? 0) > agg.seq) return;
   p.items[i] = { id, seq: agg.seq, ...agg.state, lineage: agg.lineage };
-  p.touched.set(id, p.items[i]);
+  if (p.loading) p.touched.set(id, p.items[i]);
   renderRow(name, id);
 }
 
@@ -590,7 +592,9 @@ const screenEl = () => $('[data-testid=screen]');
  * preselects the customer of a new order.
  */
 async function openScreen(type, id, options = {}) {
-  if (!mayReplaceScreen(type, id)) return;
+  // A redraw keeps the unsent changes; any other opening asks first.
+  if (!options.keep && !mayReplaceScreen(type, id)) return;
+  ui.focusWanted = null;
   const other = ui.screen && (ui.screen.type !== type || ui.screen.id !== id);
   // A rejection reopened on screen that another screen replaces before it
   // was sent again is kept in the badge, not lost.
@@ -693,7 +697,7 @@ function openerOf(el) {
  * sent would be lost: the first asking says so, and the second closes.
  */
 function askToClose() {
-  if (!warnUnsent('Your changes are not sent. Close again (Escape or ×) to discard them.')) closeScreen();
+  if (!warnUnsent('Your changes are not sent. Close again (Escape or ×) to discard them.', 'close')) closeScreen();
 }
 
 /** A form with changes not sent: one whose command is on its way (busy) holds none. */
@@ -707,20 +711,23 @@ const UNSENT = 'form[data-dirty]:not([aria-busy])';
  */
 function mayReplaceScreen(type, id) {
   const s = ui.screen;
-  if (!s || (s.type === type && s.id === id) || (s.reopen && !s.touched)) return true;
-  return !warnUnsent('Your changes are not sent. Open the other again to discard them.');
+  if (!s || (s.reopen && !s.touched)) return true;
+  const same = s.type === type && s.id === id;
+  return !warnUnsent(same ? 'Your changes are not sent. Open it again to discard them and show it as stored.'
+    : 'Your changes are not sent. Open the other again to discard them.', `open ${type}/${id}`);
 }
 
 /**
- * Says so on the screen, once, if it holds changes not sent, and reports
- * whether it did: the first asking to leave them is warned, the second
- * goes ahead.
+ * Says so on the screen if it holds changes not sent, and reports whether
+ * it did: the first asking to leave them by one action (closing, opening
+ * a given screen) is warned, the same asking again goes ahead.
  */
-function warnUnsent(text) {
+function warnUnsent(text, action) {
   const s = ui.screen;
   const el = screenEl();
-  if (!s || s.discardAsked || !el.querySelector(UNSENT)) return false;
-  s.discardAsked = true;
+  if (!s || s.discardAsked === action || !el.querySelector(UNSENT)) return false;
+  s.discardAsked = action;
+  el.querySelector('[data-testid=discard-notice]')?.remove();
   const header = el.querySelector('.screen-header');
   const note = h('p', { class: 'notice', role: 'alert', 'data-testid': 'discard-notice' }, text);
   if (header) header.after(note);
@@ -797,7 +804,7 @@ function commandForm(type, id, name, build, ...content) {
     form.dataset.dirty = 'true';
     // Typed after a warning: leaving is asked about again.
     if (ui.screen?.discardAsked) {
-      ui.screen.discardAsked = false;
+      ui.screen.discardAsked = null;
       screenEl().querySelector('[data-testid=discard-notice]')?.remove();
     }
   });

@@ -190,6 +190,13 @@ const ASK_AFTER_MS = 3000;
  * way (it may have arrived: it stays pending, and may be sent again).
  */
 const SUBMIT_TIMEOUT_MS = 30000;
+/**
+ * How long a command a server failed on (a 5xx) is asked for while the
+ * server does not know it: it may still be on its way into the store.
+ */
+const UNCERTAIN_MS = 60000;
+/** How long a query may take before it fails, rather than hang. */
+const QUERY_TIMEOUT_MS = 30000;
 /** The longest pause between two attempts to reopen the stream. */
 const MAX_RETRY_MS = 10000;
 
@@ -328,7 +335,14 @@ export class Client {
   #lostOnTheWay(sent, err) {
     const early = this.#inflight.get(sent.id);
     this.#inflight.delete(sent.id);
-    if (!early) throw err;
+    if (!early) {
+      // A server that failed after it took the command (a 5xx) may yet
+      // store it, later than the first asking: unknown to it for a while
+      // is no proof that it never will be (UNCERTAIN_MS). A request lost
+      // on the way has almost always never arrived: unknown, it is dropped.
+      if (err instanceof ProblemError) this.#remember(sent.id, { command: sent, delivered: false, uncertain: true, at: Date.now() });
+      throw err;
+    }
     this.#remember(sent.id, { command: sent, delivered: true, at: Date.now() });
     setTimeout(() => this.#finish(early), 0);
     return { id: sent.id, command: sent, outcome: this.outcome(sent.id) };
@@ -393,7 +407,9 @@ export class Client {
         // Never arrived: it was remembered, then the page went away before
         // the server confirmed. Or the server that took it no longer has
         // it. There is no outcome to report, and none will come.
-        if (!entry.delivered || Date.now() - entry.at > this.#unknownAfterMs) this.#forget(id);
+        const age = Date.now() - entry.at;
+        const given = entry.delivered ? this.#unknownAfterMs : entry.uncertain ? Math.min(UNCERTAIN_MS, this.#unknownAfterMs) : -1;
+        if (age > given) this.#forget(id);
         return;
       }
       if (status.status === 'accepted' || status.status === 'rejected') {
@@ -499,7 +515,10 @@ export class Client {
 
   /** GETs path as JSON; null on 404 if allowed, a ProblemError otherwise. */
   async #get(path, nullIfMissing = false) {
-    const res = await fetch(this.#base + path, { headers: this.#headers({ Accept: 'application/json' }) });
+    const res = await fetch(this.#base + path, {
+      headers: this.#headers({ Accept: 'application/json' }),
+      signal: AbortSignal.timeout(QUERY_TIMEOUT_MS),
+    });
     if (res.status === 404 && nullIfMissing) return null;
     if (!res.ok) throw await problemOf(res);
     return res.json();
