@@ -98,6 +98,10 @@ func TestForgetSubjectOverHTTP(t *testing.T) {
 	if r := h.do("GET", "/aggregates/customer/c1", clerk, nil); !holds(r, forgetName) || !holds(r, forgetEmail) {
 		t.Fatalf("c1 after refused forgets: %s", r)
 	}
+	// Until forgotten, a client's copy at the same seq is confirmed.
+	if r := h.do("GET", "/aggregates/customer/c1", clerk, nil, "If-None-Match", `"1"`); r.status != http.StatusNotModified {
+		t.Fatalf("c1 revalidated before the forget: %s", r)
+	}
 
 	// Forget, twice: the same answer.
 	want := map[string]any{"subject": "c1", "items": []any{

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +77,7 @@ func (s *Server) getAggregate(w http.ResponseWriter, r *http.Request) {
 	}
 	etag := `"` + itoa64(inst.Seq) + `"`
 	w.Header().Set("ETag", etag)
-	revalidate := seqVersionsState(s.defs[inst.Type])
+	revalidate := seqVersionsState(s.defs[inst.Type], inst)
 	if revalidate {
 		w.Header().Set("Cache-Control", "no-cache")
 	} else {
@@ -92,23 +93,17 @@ func (s *Server) getAggregate(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// seqVersionsState reports whether an instance of def changes state only
-// with its seq, so that a client's copy at the same seq is still the state
-// and If-None-Match may answer 304. A view's state changes under one seq
-// when it is rebuilt, and personal data when its subject is forgotten:
-// those are always sent in full, and not stored by caches.
-func seqVersionsState(def plait.Definition) bool {
-	st := def.Settings()
-	if st.View || len(st.PersonalCopies) > 0 {
-		return false
-	}
-	if pd, ok := def.(plait.PersonalData); ok {
-		if fields, _ := pd.PersonalFields(); len(fields) > 0 {
-			return false
-		}
-	}
-	return true
+// seqVersionsState reports whether inst, of def, has the state its seq
+// gave it, so that a client's copy at that seq is still the state and
+// If-None-Match may answer 304. A view's state changes under one seq when
+// it is rebuilt, and personal data reads as erased once its subject is
+// forgotten: those are sent in full, and not stored by caches.
+func seqVersionsState(def plait.Definition, inst engine.Instance) bool {
+	return !def.Settings().View && !bytes.Contains(inst.State, erasedValue)
 }
+
+// erasedValue is how a forgotten personal value stands in a state.
+var erasedValue = []byte(`"` + engine.Erased + `"`)
 
 // etagMatch reports whether an If-None-Match header matches etag, with the
 // weak comparison RFC 9110 prescribes for it.
