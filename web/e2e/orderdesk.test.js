@@ -1152,3 +1152,25 @@ test('a row usable again does not take the focus from an open screen', T, async 
   assert.equal(focused, null, 'the focus stayed off the list');
   await done(page);
 });
+
+test('a form sent twice at once sends one command', T, async () => {
+  const name = `Tw Ic ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  let posts = 0;
+  await page.route((url) => url.pathname === '/commands', (route) => {
+    if (route.request().method() === 'POST') posts++;
+    return route.continue();
+  });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${name} II`);
+  // Two presses of Enter within one frame.
+  await s.locator('form[data-command=rename]').evaluate((form) => { form.requestSubmit(); form.requestSubmit(); });
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.getByTestId('toast').filter({ hasText: /^Done: / }).first().waitFor();
+  assert.equal(posts, 1);
+  assert.equal(await page.getByTestId('error-badge').isHidden(), true, 'no conflict with a second copy');
+  await done(page);
+});
