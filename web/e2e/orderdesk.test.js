@@ -1174,3 +1174,23 @@ test('a form sent twice at once sends one command', T, async () => {
   assert.equal(await page.getByTestId('error-badge').isHidden(), true, 'no conflict with a second copy');
   await done(page);
 });
+
+test('an item being created stays out of a search it does not match', T, async () => {
+  const tag = unique();
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', `${tag} Pl`);
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${tag} Pl Ace`);
+  await s.getByTestId('input-email').fill('pl.ace@example.com');
+  await s.getByTestId('submit').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.getByTestId('customer-row').filter({ hasText: `${tag} Pl Ace` }).waitFor();
+  // Another search, while its events are held back: the placeholder does
+  // not belong there.
+  await search(page, 'customers', `${tag} Zz`);
+  await page.getByTestId('empty').waitFor();
+  assert.equal(await page.getByTestId('customer-row').count(), 0);
+  await page.releaseStream();
+  await done(page);
+});

@@ -210,14 +210,16 @@ async function loadList(name) {
   try {
     const page = await client.list(L.type, q);
     if (load !== p.load) return;
-    // Items placed optimistically stay until their events arrive.
-    const placeholders = p.after ? [] : p.items.filter((it) => it.placeholder && !page.items.some((x) => x.id === it.id));
+    // Items placed optimistically stay until their events arrive, in
+    // their place, if they match the search the page was read for.
+    const placeholders = p.after ? [] : p.items.filter((it) => it.placeholder && matchesSearch(name, it) && !page.items.some((x) => x.id === it.id));
     const items = page.items.map((it) => {
       const newer = touched.get(it.id);
       return newer && (newer.seq ?? 0) > (it.seq ?? 0) ? newer : it;
     });
-    p.items = [...placeholders, ...items];
+    p.items = items;
     p.next = page.next;
+    for (const it of placeholders) insertInOrder(name, it);
     for (const [id, it] of touched) {
       if (!p.after && !items.some((x) => x.id === id) && matchesSearch(name, it)) insertInOrder(name, it);
     }
