@@ -607,10 +607,7 @@ func (e *Engine) partitionOf(typ, id string) *partition {
 // sync in progress.
 func (e *Engine) Outcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
 	out, ok, err := e.store.Outcome(ctx, id)
-	if err == nil {
-		err = e.durable(ctx)
-	}
-	if err != nil || !ok {
+	if err = e.durableRead(ctx, err); err != nil || !ok {
 		return plait.Outcome{}, false, err
 	}
 	out, err = e.shred.openOutcome(ctx, out)
@@ -709,10 +706,7 @@ func (e *Engine) dropWaiter(id string, ch chan plait.Outcome) {
 // once they are durable.
 func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit int) ([]plait.Event, error) {
 	evs, err := e.store.Events(ctx, typ, id, after, limit)
-	if err == nil {
-		err = e.durable(ctx)
-	}
-	if err != nil {
+	if err = e.durableRead(ctx, err); err != nil {
 		return nil, err
 	}
 	return e.shred.openEvents(ctx, evs)
@@ -722,10 +716,7 @@ func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit 
 // once what it may show is durable.
 func (e *Engine) List(ctx context.Context, typ string, q ListQuery) (ListPage, error) {
 	page, err := e.store.List(ctx, typ, q)
-	if err == nil {
-		err = e.durable(ctx)
-	}
-	if err != nil {
+	if err = e.durableRead(ctx, err); err != nil {
 		return ListPage{}, err
 	}
 	if e.shred == nil {
@@ -748,10 +739,7 @@ func (e *Engine) Subscriptions() []Subscription { return e.Stats().Subscriptions
 // it is durable.
 func (e *Engine) Load(ctx context.Context, typ, id string) (Instance, error) {
 	in, err := e.store.Load(ctx, typ, id)
-	if err == nil {
-		err = e.durable(ctx)
-	}
-	if err != nil {
+	if err = e.durableRead(ctx, err); err != nil {
 		return Instance{}, err
 	}
 	if e.shred == nil {

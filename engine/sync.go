@@ -82,10 +82,14 @@ func (d *durability) durableUpTo(n int64) {
 	d.changed.fire()
 }
 
-// durable waits until what a read that has just read could have seen is
-// durable: call it after the read, before answering. It returns the
-// breakdown's error if the log can no longer make it so.
-func (e *Engine) durable(ctx context.Context) error {
+// durableRead ends a read of the store that returned err: unless it
+// failed, it waits until what the read could have seen is durable. Call it
+// after the read, before answering. It returns the breakdown's error if the
+// log can no longer make it so.
+func (e *Engine) durableRead(ctx context.Context, err error) error {
+	if err != nil {
+		return err
+	}
 	d := &e.durability
 	target := d.begun.Load()
 	for d.synced.Load() < target {

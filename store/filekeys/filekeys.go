@@ -74,17 +74,9 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p := k.path(subject)
-	key, err := os.ReadFile(p)
-	if err == nil && len(key) == 32 && !bytes.Equal(key, make([]byte, 32)) {
-		return key, true, nil
-	}
-	// A file of zeros is a key Destroy overwrote and a crash kept from
-	// removing: destroyed, never a key to seal with.
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("filekeys: read key: %w", err)
-	}
-	if !create {
-		return nil, false, nil
+	key, err := readKey(p)
+	if err != nil || key != nil || !create {
+		return key, key != nil, err
 	}
 	// Another process may be making this key, or destroying it: the rest
 	// is done under the directory's lock, from a fresh read.
@@ -93,17 +85,8 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 		return nil, false, fmt.Errorf("filekeys: lock the key directory: %w", err)
 	}
 	defer unlock()
-	key, err = os.ReadFile(p)
-	if err == nil && len(key) == 32 && !bytes.Equal(key, make([]byte, 32)) {
-		return key, true, nil // made by another process meanwhile
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("filekeys: read key: %w", err)
-	}
-	if err == nil { // a destroyed key's file: its name is free for a new key
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, false, fmt.Errorf("filekeys: remove a destroyed key: %w", err)
-		}
+	if key, err := readKey(p); err != nil || key != nil {
+		return key, key != nil, err // made by another process meanwhile
 	}
 	key = make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -134,6 +117,23 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
 	}
 	return key, true, nil
+}
+
+// readKey reads the key in file p: nil, and no error, if there is none. A
+// file of zeros is a key Destroy overwrote and a crash kept from removing:
+// destroyed, never a key to seal with; a new key replaces it.
+func readKey(p string) ([]byte, error) {
+	key, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("filekeys: read key: %w", err)
+	}
+	if len(key) != 32 || bytes.Equal(key, make([]byte, 32)) {
+		return nil, nil
+	}
+	return key, nil
 }
 
 // syncDir makes the names in dir durable.

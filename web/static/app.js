@@ -1284,11 +1284,13 @@ function keepRejection(o) {
 
 function onEvent(ev) {
   const s = ui.screen;
-  if (s && s.type === ev.type && s.id === ev.aggregateId && (s.newest?.seq ?? 0) < ev.seq) s.newest = ev;
-  if (s && s.type === ev.type && s.id === ev.aggregateId && s.own.has(ev.correlationId) && ev.seq === s.seq + 1) {
-    s.seq = ev.seq; // the user's own change, made from this screen
-  } else if (s && s.type === ev.type && s.id === ev.aggregateId && ev.seq > s.seq) {
-    showStale(s, ev);
+  if (s && s.type === ev.type && s.id === ev.aggregateId) {
+    if ((s.newest?.seq ?? 0) < ev.seq) s.newest = ev;
+    if (s.own.has(ev.correlationId) && ev.seq === s.seq + 1) {
+      s.seq = ev.seq; // the user's own change, made from this screen
+    } else if (ev.seq > s.seq) {
+      showStale(s, ev);
+    }
   }
   if (ev.type === 'orderList') applyToList('orders', ev, applyViewEvent);
   else if (ev.type === 'customer') applyToList('customers', ev, applyCustomerEvent);

@@ -407,9 +407,7 @@ export class Client {
         // Never arrived: it was remembered, then the page went away before
         // the server confirmed. Or the server that took it no longer has
         // it. There is no outcome to report, and none will come.
-        const age = Date.now() - entry.at;
-        const given = entry.delivered ? this.#unknownAfterMs : entry.uncertain ? Math.min(UNCERTAIN_MS, this.#unknownAfterMs) : -1;
-        if (age > given) this.#forget(id);
+        if (Date.now() - entry.at > this.#askedForMs(entry)) this.#forget(id);
         return;
       }
       if (status.status === 'accepted' || status.status === 'rejected') {
@@ -424,6 +422,17 @@ export class Client {
     } finally {
       this.#asking.delete(id);
     }
+  }
+
+  /**
+   * How long after entry was remembered a pending command the server does
+   * not know is still asked for: one delivered, forgetUnknownAfterMs; one a
+   * server failed on, UNCERTAIN_MS at most; one that never arrived, not at all.
+   */
+  #askedForMs(entry) {
+    if (entry.delivered) return this.#unknownAfterMs;
+    if (entry.uncertain) return Math.min(UNCERTAIN_MS, this.#unknownAfterMs);
+    return -1;
   }
 
   /** Reports an outcome once, to its waiters and to the listeners. */
