@@ -261,10 +261,11 @@ func TestScaledOutInstances(t *testing.T) {
 
 	sseCtx, stopSSE := context.WithCancel(context.Background())
 	defer stopSSE()
-	sse := &sseClient{outcomes: map[string]int{}}
+	// From the feed's start, so that an outcome committed before the
+	// stream is open is still seen.
+	sse := &sseClient{outcomes: map[string]int{}, last: "0"}
 	sseDone := make(chan struct{})
 	go func() { defer close(sseDone); sse.run(sseCtx, a.base) }()
-	time.Sleep(200 * time.Millisecond) // the stream is open before the load
 
 	// The load: customers, orders of those customers, then ships, cancels
 	// and renames, through whichever instances are up.

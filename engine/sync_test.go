@@ -180,6 +180,16 @@ func holdSyncs(t *testing.T, st *sqlite.Store, fail *atomic.Bool) (held heldSync
 	return heldSync{st, release, fail}, let
 }
 
+// eventually fails the test unless cond holds within 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s, not yet: %s", what)
+		}
+	}
+}
+
 // awaitWritten returns once the store's head stands still for 100 ms: the
 // groups the commands sent so far make are written, and with the syncs
 // held, wait for them.
@@ -255,7 +265,14 @@ func TestReadsShowOnlyWhatIsDurable(t *testing.T) {
 			awaited <- err
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	eventually(t, "every Await waits", func() bool {
+		for i := range n {
+			if id := fmt.Sprintf("c%d", i); e.Pending(id) && e.AwaitersOf(id) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	let()
 	for range n {
 		select {
@@ -324,7 +341,14 @@ func TestWaitSettledWakesWhenItsCommandIsDone(t *testing.T) {
 			settled <- e.WaitSettled(wait, id) // a command is its own correlation
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	eventually(t, "every WaitSettled waits", func() bool {
+		for _, id := range held {
+			if !e.WaitsForIdle(id) {
+				return false
+			}
+		}
+		return true
+	})
 	let()
 	for range held {
 		select {
@@ -344,11 +368,14 @@ type readRace struct {
 	*sqlite.Store
 	holdCommit, holdSync atomic.Bool
 	commitGate, syncGate chan struct{}
+	entered              chan struct{} // a commit is held
+	enterOnce            sync.Once
 	duringRead           atomic.Pointer[func()]
 }
 
 func (s *readRace) Commit(ctx context.Context, batch []*engine.Processed) error {
 	if s.holdCommit.Load() {
+		s.enterOnce.Do(func() { close(s.entered) })
 		<-s.commitGate
 	}
 	return s.Store.Commit(ctx, batch)
@@ -376,7 +403,7 @@ func TestAReadWaitsForWhatWasWrittenWhileItRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	st := openSQLite(t)
-	s := &readRace{Store: st, commitGate: make(chan struct{}), syncGate: make(chan struct{})}
+	s := &readRace{Store: st, commitGate: make(chan struct{}), syncGate: make(chan struct{}), entered: make(chan struct{})}
 	var commitOnce, syncOnce sync.Once
 	letCommit := func() { commitOnce.Do(func() { close(s.commitGate) }) }
 	letSync := func() { syncOnce.Do(func() { close(s.syncGate) }) }
@@ -402,12 +429,19 @@ func TestAReadWaitsForWhatWasWrittenWhileItRead(t *testing.T) {
 	s.holdCommit.Store(true)
 	s.holdSync.Store(true)
 	go send("lone")
-	time.Sleep(100 * time.Millisecond)
+	<-s.entered
 	const late = 8
 	for i := range late {
 		go send(fmt.Sprintf("late%d", i))
 	}
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, "the late commands are in flight", func() bool {
+		for i := range late {
+			if !e.Pending(fmt.Sprintf("late%d", i)) {
+				return false
+			}
+		}
+		return true
+	})
 	during := func() {
 		s.holdCommit.Store(false)
 		letCommit()
