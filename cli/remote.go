@@ -93,7 +93,7 @@ func replayRemote(ctx context.Context, base, view, token string, stdout io.Write
 		if last.Phase == "failed" {
 			return fmt.Errorf("rebuild %s: %s", view, last.Error)
 		}
-		printProgress(stdout, engine.Progress{View: last.View, Phase: last.Phase, Position: last.Position,
+		printProgress(stdout, engine.Progress{Type: last.View, Phase: last.Phase, Position: last.Position,
 			Head: last.Head, Events: last.Events, Instances: last.Instances, Elapsed: time.Duration(last.ElapsedMS) * time.Millisecond})
 	}
 	if err := sc.Err(); err != nil {

@@ -81,7 +81,7 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 				return err
 			}
 			fmt.Fprintf(stdout, "replayed %s: %d events folded into %d instances, in %s (writes paused %s)\n",
-				p.View, p.Events, p.Instances, p.Elapsed.Round(1e6), p.Paused.Round(1e5))
+				p.Type, p.Events, p.Instances, p.Elapsed.Round(1e6), p.Paused.Round(1e5))
 			return nil
 		}
 		p, err := e.Rebuild(ctx, *view, func(p engine.Progress) { printProgress(stdout, p) })
@@ -89,7 +89,7 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 			return err
 		}
 		fmt.Fprintf(stdout, "rebuilt %s: %d events replayed, %d instances, in %s (writes paused %s)\n",
-			p.View, p.Events, p.Instances, p.Elapsed.Round(1e6), p.Paused.Round(1e5))
+			p.Type, p.Events, p.Instances, p.Elapsed.Round(1e6), p.Paused.Round(1e5))
 		return nil
 	})
 }
@@ -101,7 +101,7 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 func printProgress(w io.Writer, p engine.Progress) {
 	if p.Phase == "swapping" {
 		fmt.Fprintf(w, "%-9s %s: writes paused to replay the rest of the log and swap the new copy in, %s\n",
-			p.Phase, p.View, p.Elapsed.Round(1e6))
+			p.Phase, p.Type, p.Elapsed.Round(1e6))
 		return
 	}
 	pct := 100.0
@@ -109,7 +109,7 @@ func printProgress(w io.Writer, p engine.Progress) {
 		pct = 100 * float64(p.Position) / float64(p.Head)
 	}
 	fmt.Fprintf(w, "%-9s %s: position %d of %d (%.0f%%), %d events, %d instances, %s\n",
-		p.Phase, p.View, p.Position, p.Head, pct, p.Events, p.Instances, p.Elapsed.Round(1e6))
+		p.Phase, p.Type, p.Position, p.Head, pct, p.Events, p.Instances, p.Elapsed.Round(1e6))
 }
 
 // typesOf lists the application's aggregate types, or its views only.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"sort"
 	"time"
+
+	"github.com/plaithq/plait"
 )
 
 // This file holds what a view rebuild (rebuild.go) and an aggregate replay
-// (replay.go) share: writing the records of a staged copy, and reporting
-// progress at a bounded rate.
+// (replay.go) share: making the copy live (swapIn), writing its records,
+// and reporting progress at a bounded rate.
 
 // copyBatch is how many records one write to a staged copy carries.
 const copyBatch = 1000
@@ -83,4 +85,79 @@ func (r *reporter) emit(force bool, instances int) {
 	r.last = time.Now()
 	r.p.Head = r.e.Head()
 	r.progress(r.p)
+}
+
+// freshCopy is a type's instances made afresh from the log beside the live
+// ones: a view's through its reactors (rebuild), or any type's folded from
+// its own events (replay).
+type freshCopy interface {
+	// catchUp brings the copy close to where it must reach, while the
+	// world goes on.
+	catchUp(ctx context.Context) error
+	// changed is how many instances changed since the last writeDirty.
+	changed() int
+	// writeDirty writes those instances to c.
+	writeDirty(ctx context.Context, c ViewCopy) error
+	// stopWorld takes the reactors' gate, then the partitions'.
+	stopWorld(ctx context.Context) error
+	// finish, the world stopped, brings the copy exactly to where it must
+	// reach.
+	finish(ctx context.Context) error
+	reporting() *reporter
+	report(force bool)
+}
+
+// swapIn makes c and swaps it in for def's live instances. It writes the
+// copy beside them while the world goes on, until little is left to
+// write; then it stops the world just long enough to finish the copy and
+// make it live in one transaction. Reads never stop.
+func (e *Engine) swapIn(ctx context.Context, def plait.Definition, c freshCopy) error {
+	if err := c.catchUp(ctx); err != nil {
+		return err
+	}
+	// readPath offers StagedViews over every store: one without copies of
+	// its own gets a copy kept in memory.
+	staged, err := e.store.(StagedViews).StageView(ctx, def.Type(), def.Settings().Indexes)
+	if err != nil {
+		return err
+	}
+	defer staged.Cleanup(context.WithoutCancel(ctx))
+	for {
+		if err := c.writeDirty(ctx, staged); err != nil {
+			return err
+		}
+		if err := c.catchUp(ctx); err != nil {
+			return err
+		}
+		if c.changed() < rebuildPage {
+			break
+		}
+	}
+
+	r := c.reporting()
+	r.p.Phase = "swapping"
+	c.report(true)
+	paused := time.Now()
+	if err := c.stopWorld(ctx); err != nil {
+		return err
+	}
+	err = c.finish(ctx)
+	if err == nil {
+		err = c.writeDirty(ctx, staged)
+	}
+	if err == nil {
+		err = staged.Swap(ctx)
+	}
+	if err == nil {
+		e.cacheEpoch.Add(1)
+	}
+	e.partitionGate.Unlock()
+	e.reactorGate.Unlock()
+	r.p.Paused = time.Since(paused)
+	if err != nil {
+		return err
+	}
+	r.p.Phase = "done"
+	c.report(true)
+	return nil
 }

@@ -23,12 +23,10 @@ type readPath struct {
 	sh *shredder
 }
 
-// wrapStore returns the store the engine reads through: st itself when
-// there is nothing to do on the way.
+// wrapStore returns the store the engine reads through. It is a readPath
+// even when there is nothing to do on the way, so that the engine finds
+// the same capabilities in every store, whatever the application.
 func wrapStore(st Store, up *upcasters, sh *shredder) Store {
-	if up == nil && sh == nil {
-		return st
-	}
 	return readPath{Store: st, up: up, sh: sh}
 }
 

@@ -11,14 +11,15 @@ import (
 	"github.com/plaithq/plait"
 )
 
-// Progress reports how far a view rebuild has come.
+// Progress reports how far a view rebuild (Rebuild) or the replay of an
+// aggregate type (Replay) has come.
 type Progress struct {
-	View      string
+	Type      string // the view or aggregate type
 	Phase     string // "replaying", "swapping" or "done"
 	Position  int64  // the last log position replayed
 	Head      int64  // the log's head when this report was made
 	Events    int64  // events replayed
-	Instances int    // view instances rebuilt so far
+	Instances int    // instances of the copy so far
 	Elapsed   time.Duration
 	// Replaying is the part of Elapsed spent reading the log and applying
 	// it to the copy; the rest goes to writing the copy, swapping it in
@@ -66,73 +67,10 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 		return e.rebuildScaled(ctx, def, progress)
 	}
 	rb := &rebuild{e: e, def: def, shadow: map[string]*shadowInst{}, dirty: map[string]bool{},
-		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}
-
-	// Replay while the world goes on, until close to where the reactors are.
-	if err := rb.catchUp(ctx); err != nil {
-		return rb.p, err
-	}
-	// Where the store can, write the copy beside the live view while it
-	// serves, so that only what changed since is written in the pause.
-	var staged ViewCopy
-	if sv, ok := e.store.(StagedViews); ok {
-		var err error
-		if staged, err = sv.StageView(ctx, typ, def.Settings().Indexes); err != nil {
-			return rb.p, fmt.Errorf("rebuild %s: %w", typ, err)
-		}
-		defer staged.Cleanup(context.WithoutCancel(ctx))
-		for {
-			if err := rb.writeDirty(ctx, staged); err != nil {
-				return rb.p, fmt.Errorf("rebuild %s: %w", typ, err)
-			}
-			if err := rb.catchUp(ctx); err != nil {
-				return rb.p, err
-			}
-			if len(rb.dirty) < rebuildPage {
-				break
-			}
-		}
-	}
-
-	// Stop the world: reactors first (they wait on partitions), then the
-	// partitions. Queued submissions simply wait.
-	rb.p.Phase = "swapping"
-	rb.report(true)
-	paused := time.Now()
-	if err := e.stopReactors(ctx); err != nil {
+		reporter: newReporter(e, Progress{Type: typ, Phase: "replaying"}, progress)}
+	if err := e.swapIn(ctx, def, rb); err != nil {
 		return rb.p, fmt.Errorf("rebuild %s: %w", typ, err)
 	}
-	e.partitionGate.Lock()
-	bounds := map[*plait.Reactor]int64{}
-	target := int64(0)
-	for _, r := range e.reactors {
-		bounds[r.reactor] = r.pos.Load()
-		target = max(target, r.pos.Load())
-	}
-	err := rb.replay(ctx, target, bounds)
-	switch {
-	case err != nil:
-	case staged != nil:
-		if err = rb.writeDirty(ctx, staged); err == nil {
-			err = staged.Swap(ctx)
-		}
-	default:
-		var insts []Instance
-		if insts, err = rb.instances(); err == nil {
-			err = e.store.ReplaceView(ctx, typ, insts)
-		}
-	}
-	if err == nil {
-		e.cacheEpoch.Add(1)
-	}
-	e.partitionGate.Unlock()
-	e.reactorGate.Unlock()
-	rb.p.Paused = time.Since(paused)
-	if err != nil {
-		return rb.p, fmt.Errorf("rebuild %s: %w", typ, err)
-	}
-	rb.p.Phase = "done"
-	rb.report(true)
 	e.log.Info("view rebuilt", "view", typ, "events", rb.p.Events, "instances", rb.p.Instances,
 		"elapsed", rb.p.Elapsed, "paused", rb.p.Paused)
 	return rb.p, nil
@@ -207,13 +145,13 @@ type rebuild struct {
 	reporter
 }
 
-// replay applies the view's commands for the events after the current
+// reactUpTo applies the view's commands for the events after the current
 // position up to target. With bounds, a reactor's commands count only for
 // events up to its bound. Where the store can, only the events some
 // reactor subscribes to are read. The next page is read while the current
 // one is applied, so reading and decoding the log overlaps the reactors and
 // the view's decide.
-func (rb *rebuild) replay(ctx context.Context, target int64, bounds map[*plait.Reactor]int64) error {
+func (rb *rebuild) reactUpTo(ctx context.Context, target int64, bounds map[*plait.Reactor]int64) error {
 	if rb.p.Position >= target {
 		return nil
 	}
@@ -397,7 +335,7 @@ func (rb *rebuild) catchUp(ctx context.Context) error {
 		if target-rb.p.Position < rebuildPage {
 			return nil
 		}
-		if err := rb.replay(ctx, target, nil); err != nil {
+		if err := rb.reactUpTo(ctx, target, nil); err != nil {
 			return err
 		}
 	}
@@ -408,10 +346,30 @@ func (rb *rebuild) writeDirty(ctx context.Context, c ViewCopy) error {
 	return writeDirty(ctx, c, rb.dirty, rb.record)
 }
 
-// instances returns every instance of the copy that exists.
-func (rb *rebuild) instances() ([]Instance, error) {
-	return records(sortedIDs(rb.shadow, func(sh *shadowInst) bool { return sh.inst.Seq > 0 }), rb.record)
+func (rb *rebuild) changed() int { return len(rb.dirty) }
+
+// stopWorld stops the reactors (see stopReactors) and then the partitions.
+func (rb *rebuild) stopWorld(ctx context.Context) error {
+	if err := rb.e.stopReactors(ctx); err != nil {
+		return err
+	}
+	rb.e.partitionGate.Lock()
+	return nil
 }
+
+// finish, the world stopped, replays each reactor's commands up to where
+// that reactor stands.
+func (rb *rebuild) finish(ctx context.Context) error {
+	bounds := map[*plait.Reactor]int64{}
+	target := int64(0)
+	for _, r := range rb.e.reactors {
+		bounds[r.reactor] = r.pos.Load()
+		target = max(target, r.pos.Load())
+	}
+	return rb.reactUpTo(ctx, target, bounds)
+}
+
+func (rb *rebuild) reporting() *reporter { return &rb.reporter }
 
 func (rb *rebuild) record(id string) (Instance, error) { return rb.shadow[id].instance() }
 

@@ -42,7 +42,7 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 		return Progress{}, fmt.Errorf("engine: rebuild %s: the store cannot fence a view, which a scaled-out rebuild needs", typ)
 	}
 	sr := &scaledRebuild{rebuild: rebuild{e: e, def: def, shadow: map[string]*shadowInst{}, dirty: map[string]bool{},
-		reporter: newReporter(e, Progress{View: typ, Phase: "replaying"}, progress)}}
+		reporter: newReporter(e, Progress{Type: typ, Phase: "replaying"}, progress)}}
 	// Each log is read for the events of its types: other applications'
 	// first, for this one's views react to them, then this one's own.
 	read := map[string]bool{}
@@ -61,6 +61,7 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 			}
 		}
 	}
+	// readPath offers StagedViews over every store.
 	staged, err := e.store.(StagedViews).StageView(ctx, typ, def.Settings().Indexes)
 	if err != nil {
 		return Progress{}, fmt.Errorf("rebuild %s: %w", typ, err)

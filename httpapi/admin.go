@@ -30,7 +30,7 @@ type rebuildProgress struct {
 
 func progressLine(p engine.Progress) rebuildProgress {
 	return rebuildProgress{
-		View: p.View, Phase: p.Phase, Position: p.Position, Head: p.Head, Events: p.Events,
+		View: p.Type, Phase: p.Phase, Position: p.Position, Head: p.Head, Events: p.Events,
 		Instances: p.Instances, ElapsedMS: p.Elapsed.Milliseconds(), PausedMS: p.Paused.Milliseconds(),
 	}
 }
