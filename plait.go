@@ -14,6 +14,7 @@ package plait
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -109,19 +110,5 @@ func (t typed) of(data json.RawMessage) (any, bool) {
 // EventID is the id of the index-th (from 0) event caused by command id. It is
 // deterministic, so an event published twice is recognised downstream.
 func EventID(commandID string, index int) string {
-	return commandID + "." + itoa(index+1)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+	return commandID + "." + strconv.Itoa(index+1)
 }

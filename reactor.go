@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -163,7 +164,7 @@ var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadd
 // ReactionID is the id of the index-th command reactor sends for event
 // eventID: the same inputs always give the same id, of bounded length.
 func ReactionID(reactor, eventID string, index int) string {
-	h := sha256.Sum256([]byte(reactor + "\x00" + eventID + "\x00" + itoa(index)))
+	h := sha256.Sum256([]byte(reactor + "\x00" + eventID + "\x00" + strconv.Itoa(index)))
 	return "r" + idEncoding.EncodeToString(h[:reactionIDBytes])
 }
 

@@ -30,7 +30,7 @@ func noteApp(version int, upcasters ...plait.Upcaster) plait.App {
 		plait.Handle("write", func(s noteState, c plait.Cmd[noteV3]) ([]plait.Change, error) {
 			return []plait.Change{plait.Emit("written", c.Data)}, nil
 		}),
-		plait.Apply("written", func(s noteState, e noteV3) noteState { return noteState{Body: e.Body, Lang: e.Lang} }),
+		plait.Apply("written", func(s noteState, e noteV3) noteState { return noteState(e) }),
 		plait.Version[noteState]("written", version),
 	)
 	return plait.App{Name: "notes", Aggregates: []plait.Definition{note}, Upcasters: upcasters}

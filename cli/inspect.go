@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"text/tabwriter"
 
@@ -67,7 +68,7 @@ func runInspect(ctx context.Context, prog program, args []string, stdout, stderr
 		names = append(names, "reactor:"+r.Name())
 	}
 	for n := range cps {
-		if !contains(names, n) {
+		if !slices.Contains(names, n) {
 			names = append(names, n)
 			lags[n] = max(head-cps[n], 0) // a subscription the application no longer has
 		}
@@ -77,15 +78,6 @@ func runInspect(ctx context.Context, prog program, args []string, stdout, stderr
 		fmt.Fprintf(tw, "%s\t%d\t%d\n", n, cps[n], lags[n])
 	}
 	return tw.Flush()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // printAggregates writes the table of the application's streams, one per

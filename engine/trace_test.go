@@ -110,7 +110,7 @@ func TestReactorHopAfterRestartContinuesTheCorrelationsTrace(t *testing.T) {
 func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) string {
 	for _, kv := range s.Attributes() {
 		if kv.Key == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

@@ -265,7 +265,7 @@ func TestBucketsLimitAndForgetTheLeastRecent(t *testing.T) {
 	for _, k := range []string{"b", "c", "d", "e"} {
 		b.take(k, now)
 	}
-	if n := b.tracked(); n != 3 {
+	if n := b.lru.Len(); n != 3 {
 		t.Fatalf("tracking %d keys, want at most 3", n)
 	}
 	// "a" was the least recently seen and was forgotten: it starts afresh.

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"container/list"
 	"fmt"
 	"math"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/plaithq/plait"
 	"golang.org/x/time/rate"
 )
@@ -59,38 +59,28 @@ const CodeRateLimited = "rate_limited"
 type buckets struct {
 	limit rate.Limit
 	burst int
-	max   int
 	what  string // "address" or "user", for the problem's detail
 
-	mu   sync.Mutex
-	keys map[string]*list.Element // of *bucket
-	lru  list.List                // front: most recently used
-}
-
-type bucket struct {
-	key string
-	lim *rate.Limiter
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, *rate.Limiter]
 }
 
 // newBuckets returns nil when perSecond does not limit.
-func newBuckets(what string, perSecond float64, burst, max int) *buckets {
+func newBuckets(what string, perSecond float64, burst, tracked int) *buckets {
 	if perSecond <= 0 || math.IsNaN(perSecond) {
 		return nil
 	}
 	if burst <= 0 {
-		burst = max1(int(math.Min(2*perSecond, math.MaxInt32)))
+		burst = max(int(math.Min(2*perSecond, math.MaxInt32)), 1)
 	}
-	if max <= 0 {
-		max = DefaultMaxTracked
+	if tracked <= 0 {
+		tracked = DefaultMaxTracked
 	}
-	return &buckets{limit: rate.Limit(perSecond), burst: burst, max: max, what: what, keys: map[string]*list.Element{}}
-}
-
-func max1(n int) int {
-	if n < 1 {
-		return 1
+	lru, err := simplelru.NewLRU[string, *rate.Limiter](tracked, nil)
+	if err != nil {
+		panic(err) // only for a size below 1
 	}
-	return n
+	return &buckets{limit: rate.Limit(perSecond), burst: burst, what: what, lru: lru}
 }
 
 // take takes a token of key's bucket at now. When there is none it takes
@@ -98,20 +88,12 @@ func max1(n int) int {
 func (b *buckets) take(key string, now time.Time) (wait time.Duration, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var bk *bucket
-	if el, found := b.keys[key]; found {
-		b.lru.MoveToFront(el)
-		bk = el.Value.(*bucket)
-	} else {
-		for b.lru.Len() >= b.max {
-			old := b.lru.Back()
-			b.lru.Remove(old)
-			delete(b.keys, old.Value.(*bucket).key)
-		}
-		bk = &bucket{key: key, lim: rate.NewLimiter(b.limit, b.burst)}
-		b.keys[key] = b.lru.PushFront(bk)
+	lim, found := b.lru.Get(key)
+	if !found {
+		lim = rate.NewLimiter(b.limit, b.burst)
+		b.lru.Add(key, lim) // evicts the least recently used past the cap
 	}
-	r := bk.lim.ReserveN(now, 1)
+	r := lim.ReserveN(now, 1)
 	if !r.OK() {
 		return time.Second, false
 	}
@@ -120,13 +102,6 @@ func (b *buckets) take(key string, now time.Time) (wait time.Duration, ok bool) 
 		return d, false
 	}
 	return 0, true
-}
-
-// tracked is how many keys have a bucket.
-func (b *buckets) tracked() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.lru.Len()
 }
 
 // limit answers the key's request with a 429 problem if its bucket is

@@ -51,7 +51,7 @@ func startOrderdesk(t *testing.T, tp trace.TracerProvider) *harness {
 func attr(s sdktrace.ReadOnlySpan, key attribute.Key) string {
 	for _, kv := range s.Attributes() {
 		if kv.Key == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
