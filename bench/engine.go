@@ -59,12 +59,13 @@ type node struct {
 	done chan error
 }
 
-func startNode(ctx context.Context, path string) (*node, error) {
+// startNode runs app's engine on a store at path, once it is ready.
+func startNode(ctx context.Context, path string, app plait.App) (*node, error) {
 	st, err := sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("bench: open the store: %w", err)
 	}
-	e, err := engine.New(App(), st, engine.Options{Logger: slog.New(slog.DiscardHandler)})
+	e, err := engine.New(app, st, engine.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("bench: make the engine: %w", err)
@@ -96,7 +97,7 @@ func (n *node) shutdown() error {
 // to random counters and wait for each to be durable, and returns
 // commands/s with the latency of one Submit.
 func measureEngine(ctx context.Context, dir string, submitters int, opts Options) (Row, error) {
-	n, err := startNode(ctx, filepath.Join(dir, fmt.Sprintf("engine-%d.db", submitters)))
+	n, err := startNode(ctx, filepath.Join(dir, fmt.Sprintf("engine-%d.db", submitters)), App())
 	if err != nil {
 		return Row{}, err
 	}

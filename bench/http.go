@@ -45,7 +45,7 @@ const httpWorkers = 64
 //
 // It adds the ratio http-post / http-json, with a target of 50%.
 func measureHTTP(ctx context.Context, dir string, opts Options, rep *Report) error {
-	n, err := startNode(ctx, filepath.Join(dir, "http.db"))
+	n, err := startNode(ctx, filepath.Join(dir, "http.db"), App())
 	if err != nil {
 		return err
 	}

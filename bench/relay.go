@@ -23,10 +23,9 @@ import (
 	"time"
 
 	"github.com/plaithq/plait"
-	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/bench/internal/rlimit"
 	"github.com/plaithq/plait/httpapi"
 	"github.com/plaithq/plait/relay"
-	"github.com/plaithq/plait/store/sqlite"
 )
 
 // The relay figures' defaults and targets.
@@ -146,7 +145,7 @@ type relayServer struct {
 }
 
 func startRelayServer(ctx context.Context, dir string) (*relayServer, error) {
-	n, err := startAppNode(ctx, filepath.Join(dir, "relay.db"), RelayApp())
+	n, err := startNode(ctx, filepath.Join(dir, "relay.db"), RelayApp())
 	if err != nil {
 		return nil, err
 	}
@@ -168,29 +167,6 @@ func (s *relayServer) close() error {
 	s.api.CloseStreams()
 	s.srv.Close()
 	return s.n.shutdown()
-}
-
-// startAppNode is startNode for another application.
-func startAppNode(ctx context.Context, path string, app plait.App) (*node, error) {
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("bench: open the store: %w", err)
-	}
-	e, err := engine.New(app, st, engine.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("bench: make the engine: %w", err)
-	}
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	n := &node{e: e, st: st, stop: stop, done: make(chan error, 1)}
-	go func() { n.done <- e.Run(runCtx) }()
-	select {
-	case <-e.Ready():
-	case err := <-n.done:
-		st.Close()
-		return nil, fmt.Errorf("bench: run the engine: %w", err)
-	}
-	return n, nil
 }
 
 // errNoGenerator says the load generator could not be built, so the relay
@@ -360,7 +336,7 @@ func measureRelayProfiled(ctx context.Context, dir string, opts Options, rep *Re
 	if opts.Quick {
 		run.duration, run.warmup, run.settle = time.Second, 200*time.Millisecond, 100*time.Millisecond
 	}
-	if err := raiseFileLimit(clients + 1024); err != nil {
+	if err := rlimit.RaiseFiles(clients + 1024); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("relay figures skipped: %v", err))
 		return nil
 	}

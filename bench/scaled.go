@@ -544,7 +544,7 @@ func (s *scaledRun) viewWith(ctx context.Context, partitions, backlog int, fromT
 // against the backlog.
 func viewProgress(ctx context.Context, n *scaledNode, head int64, backlog int, fromTopics bool) (at, of int64, err error) {
 	if !fromTopics {
-		pos, err := n.st.Checkpoint(ctx, "reactor:"+totalReactor.Name())
+		pos, err := n.st.Checkpoint(ctx, engine.ReactorCheckpoint(totalReactor.Name()))
 		if err != nil {
 			return 0, head, fmt.Errorf("bench: read the view's checkpoint: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
 )
 
 func runInspect(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
@@ -35,17 +36,7 @@ func runInspect(ctx context.Context, prog program, args []string, stdout, stderr
 		return err
 	}
 	defer st.Close()
-	// The checkpoints are read first: read after the head, they could be
-	// ahead of it.
-	cps, err := st.Checkpoints(ctx)
-	if err != nil {
-		return err
-	}
-	head, err := st.Head(ctx)
-	if err != nil {
-		return err
-	}
-	counts, err := st.Counts(ctx)
+	cps, head, counts, err := readStatus(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -54,7 +45,7 @@ func runInspect(ctx context.Context, prog program, args []string, stdout, stderr
 	// to do.
 	lags := map[string]int64{}
 	for _, r := range app.Reactors {
-		name := "reactor:" + r.Name()
+		name := engine.ReactorCheckpoint(r.Name())
 		if lags[name], err = st.EventsAfter(ctx, cps[name], head, r.Subscriptions()); err != nil {
 			return err
 		}
@@ -65,7 +56,7 @@ func runInspect(ctx context.Context, prog program, args []string, stdout, stderr
 	fmt.Fprintln(tw, "SUBSCRIPTION\tCHECKPOINT\tLAG")
 	names := make([]string, 0, len(app.Reactors))
 	for _, r := range app.Reactors {
-		names = append(names, "reactor:"+r.Name())
+		names = append(names, engine.ReactorCheckpoint(r.Name()))
 	}
 	for n := range cps {
 		if !slices.Contains(names, n) {
@@ -96,4 +87,27 @@ func printAggregates(w io.Writer, app plait.App, count func(typ string) (instanc
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+}
+
+// statusReader is what inspect reads of a store, embedded or scaled out.
+type statusReader interface {
+	Checkpoints(ctx context.Context) (map[string]int64, error)
+	Head(ctx context.Context) (int64, error)
+	Counts(ctx context.Context) (map[string]engine.TypeCount, error)
+}
+
+// readStatus reads the store's checkpoints, its log head and each type's
+// counts. The checkpoints are read first: read after the head, they could
+// be ahead of it.
+func readStatus(ctx context.Context, st statusReader) (cps map[string]int64, head int64, counts map[string]engine.TypeCount, err error) {
+	if cps, err = st.Checkpoints(ctx); err != nil {
+		return nil, 0, nil, err
+	}
+	if head, err = st.Head(ctx); err != nil {
+		return nil, 0, nil, err
+	}
+	if counts, err = st.Counts(ctx); err != nil {
+		return nil, 0, nil, err
+	}
+	return cps, head, counts, nil
 }

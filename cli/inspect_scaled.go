@@ -48,17 +48,7 @@ func runInspectScaled(ctx context.Context, app plait.App, sc inspectScaledFlags,
 		return fmt.Errorf("open the PostgreSQL store: %w", err)
 	}
 	defer st.Close()
-	// The checkpoints are read first: read after the head, they could be
-	// ahead of it.
-	cps, err := st.Checkpoints(ctx)
-	if err != nil {
-		return err
-	}
-	head, err := st.Head(ctx)
-	if err != nil {
-		return err
-	}
-	counts, err := st.Counts(ctx)
+	cps, head, counts, err := readStatus(ctx, st)
 	if err != nil {
 		return err
 	}

@@ -245,7 +245,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		e.partitions = append(e.partitions, newPartition(e))
 	}
 	for _, r := range app.Reactors {
-		e.reactors = append(e.reactors, &reactorRun{reactor: r, name: "reactor:" + r.Name()})
+		e.reactors = append(e.reactors, &reactorRun{reactor: r, name: ReactorCheckpoint(r.Name())})
 	}
 	return e, nil
 }
@@ -751,3 +751,7 @@ func (e *Engine) Load(ctx context.Context, typ, id string) (Instance, error) {
 
 // errInternal marks an error the application's code caused.
 var errInternal = errors.New("internal")
+
+// ReactorCheckpoint is the name of the checkpoint of the reactor named
+// reactor in the store (see Checkpoints).
+func ReactorCheckpoint(reactor string) string { return "reactor:" + reactor }

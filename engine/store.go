@@ -130,3 +130,9 @@ type Store interface {
 	Queries
 	Views
 }
+
+// TypeCount is how many instances and events one aggregate type has, as a
+// store counts them for inspection.
+type TypeCount struct {
+	Instances, Events int64
+}

@@ -258,13 +258,8 @@ func (s *Store) Offset(ctx context.Context, topic string, partition int32) (int6
 	return next, nil
 }
 
-// TypeCount is how many instances and events one aggregate type has.
-type TypeCount struct {
-	Instances, Events int64
-}
-
 // Counts returns the instances and events of every aggregate type, by type.
-func (s *Store) Counts(ctx context.Context) (map[string]TypeCount, error) {
+func (s *Store) Counts(ctx context.Context) (map[string]engine.TypeCount, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT type, sum(i), sum(e) FROM (
 			SELECT type, count(*) AS i, 0 AS e FROM `+s.table("instances")+` GROUP BY type
@@ -274,9 +269,9 @@ func (s *Store) Counts(ctx context.Context) (map[string]TypeCount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: counts: %w", err)
 	}
-	counts := map[string]TypeCount{}
+	counts := map[string]engine.TypeCount{}
 	var typ string
-	var c TypeCount
+	var c engine.TypeCount
 	_, err = pgx.ForEachRow(rows, []any{&typ, &c.Instances, &c.Events}, func() error { counts[typ] = c; return nil })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: counts: %w", err)

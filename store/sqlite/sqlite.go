@@ -1030,14 +1030,9 @@ func (s *Store) EventsAfter(ctx context.Context, after, upTo int64, keys []strin
 	return n, nil
 }
 
-// TypeCount is how many instances and events one aggregate type has.
-type TypeCount struct {
-	Instances, Events int64
-}
-
 // Counts returns the instances and events of every aggregate type, by type.
-func (s *Store) Counts(ctx context.Context) (map[string]TypeCount, error) {
-	counts := map[string]TypeCount{}
+func (s *Store) Counts(ctx context.Context) (map[string]engine.TypeCount, error) {
+	counts := map[string]engine.TypeCount{}
 	for _, q := range []struct {
 		sql    string
 		events bool

@@ -43,10 +43,11 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/plaithq/plait/bench/internal/rlimit"
 )
 
 func main() {
@@ -101,7 +102,7 @@ func run() error {
 	case c.clients < 1 || c.rate <= 0 || c.duration <= 0:
 		return errors.New("-clients, -rate and -duration must be positive")
 	}
-	if err := raiseFileLimit(c.clients + c.posters + 64); err != nil {
+	if err := rlimit.RaiseFiles(c.clients + c.posters + 64); err != nil {
 		return err
 	}
 	u, err := url.Parse(c.url)
@@ -113,26 +114,6 @@ func run() error {
 	l.outcomeID = []byte(`{"id":"` + l.prefix)
 	l.causation = []byte(`"causationId":"` + l.prefix)
 	return l.run(os.Stdin, os.Stdout)
-}
-
-// raiseFileLimit raises the soft limit of open files to at least need, up
-// to the hard limit.
-func raiseFileLimit(need int) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("get the open file limit: %w", err)
-	}
-	if lim.Cur >= uint64(need) {
-		return nil
-	}
-	if lim.Max < uint64(need) {
-		return fmt.Errorf("need %d open files, the hard limit is %d", need, lim.Max)
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("raise the open file limit to %d: %w", lim.Max, err)
-	}
-	return nil
 }
 
 // load is one run.

@@ -1,16 +1,17 @@
 //go:build unix
 
-package bench
+// Package rlimit raises the limit of open files for the benchmarks that
+// open many connections: the bench's server and its load generator.
+package rlimit
 
 import (
 	"fmt"
 	"syscall"
-	"time"
 )
 
-// raiseFileLimit raises the soft limit of open files to at least need, up
-// to the hard limit.
-func raiseFileLimit(need int) error {
+// RaiseFiles raises the soft limit of open files to at least need, up to
+// the hard limit.
+func RaiseFiles(need int) error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return fmt.Errorf("get the open file limit: %w", err)
@@ -26,13 +27,4 @@ func raiseFileLimit(need int) error {
 		return fmt.Errorf("raise the open file limit to %d: %w", lim.Max, err)
 	}
 	return nil
-}
-
-// processCPU returns the CPU time the process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
