@@ -79,14 +79,8 @@ func (e *Engine) reactToLog(ctx context.Context, b EventBatch) error {
 			endSpan(hop)
 		}
 	}
-	var failed error
-	for _, wait := range waits {
-		if err := wait(); err != nil && failed == nil {
-			failed = err
-		}
-	}
-	if failed != nil {
-		return failed
+	if err := awaitAll(waits); err != nil {
+		return err
 	}
 	oc := e.store.(OffsetCommitter)
 	if err := oc.CommitWithOffsets(ctx, nil, []Offset{b.Offset}); err != nil {

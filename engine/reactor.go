@@ -96,14 +96,8 @@ func (e *Engine) react(ctx context.Context, r *reactorRun, items []Item) error {
 		}
 		endSpan(hop)
 	}
-	var failed error
-	for _, wait := range waits {
-		if err := wait(); err != nil && failed == nil {
-			failed = err
-		}
-	}
-	if failed != nil {
-		return failed
+	if err := awaitAll(waits); err != nil {
+		return err
 	}
 	last := items[len(items)-1].Position
 	if err := e.store.SaveCheckpoint(ctx, r.name, last); err != nil {
@@ -113,6 +107,18 @@ func (e *Engine) react(ctx context.Context, r *reactorRun, items []Item) error {
 	e.metrics.reactions.Add(int64(len(waits)))
 	e.settle.fire()
 	return nil
+}
+
+// awaitAll waits for every one of waits, even after one fails, and returns
+// the first error: a page's commands are all answered before it is retried.
+func awaitAll(waits []func() error) error {
+	var failed error
+	for _, wait := range waits {
+		if err := wait(); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	return failed
 }
 
 func safeReact(r *plait.Reactor, ev plait.Event) (cmds []plait.Command, err error) {

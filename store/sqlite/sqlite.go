@@ -556,6 +556,12 @@ func (s *Store) writeTx(ctx context.Context, unsynced bool, fn func(tx *sql.Tx) 
 		return s.unsyncedTx(ctx, fn)
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
+	return inTx(tx, err, fn)
+}
+
+// inTx runs fn in tx, begun with err, and commits it; should fn fail, it
+// rolls tx back.
+func inTx(tx *sql.Tx, err error, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
@@ -593,17 +599,7 @@ func (s *Store) unsyncedTx(ctx context.Context, fn func(tx *sql.Tx) error) error
 		}()
 	}
 	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	return nil
+	return inTx(tx, err, fn)
 }
 
 // commit writes the batch in one transaction; unsynced, with
