@@ -21,16 +21,28 @@ import (
 // Command asks one aggregate instance to do something. ID is the idempotency
 // key: the same ID submitted twice yields the first outcome again.
 type Command struct {
-	ID            string          `json:"id"`
-	Type          string          `json:"type"`
-	AggregateID   string          `json:"aggregateId"`
-	Name          string          `json:"name"`
-	Data          json.RawMessage `json:"data"`
-	ExpectedSeq   *int64          `json:"expectedSeq,omitempty"`
-	CorrelationID string          `json:"correlationId"`
-	CausationID   string          `json:"causationId,omitempty"`
-	User          string          `json:"user"`
-	At            time.Time       `json:"at"`
+	ID          string `json:"id"`
+	Type        string `json:"type"`        // the aggregate type
+	AggregateID string `json:"aggregateId"` // the instance's id
+	Name        string `json:"name"`        // the command's name within its type
+	// Data is the command's payload, decoded by its handler.
+	Data json.RawMessage `json:"data"`
+	// ExpectedSeq, when set, is the instance's seq the sender saw: if the
+	// instance has moved on, the command is rejected with CodeConflict.
+	ExpectedSeq *int64 `json:"expectedSeq,omitempty"`
+	// CorrelationID ties the commands and events of one causal chain: a
+	// command sent by a user is its own correlation (the engine sets it to
+	// ID), and a reactor's command takes its event's.
+	CorrelationID string `json:"correlationId"`
+	// CausationID is the event that caused a reactor's command; empty for
+	// a command a user sent.
+	CausationID string `json:"causationId,omitempty"`
+	// User is the id of the user who sent the command, set by the engine
+	// from the sender it is submitted with.
+	User string `json:"user"`
+	// At is when the engine took the command, UTC to the microsecond: the
+	// time decide sees, and every event of it carries.
+	At time.Time `json:"at"`
 	// typed is Data as the Go value a reactor's Send encoded, so that the
 	// handler can take it without decoding Data again.
 	typed typed
@@ -51,11 +63,12 @@ type Event struct {
 	// current version of their name: [Upcaster]s turn older ones into it.
 	Version       int             `json:"version,omitempty"`
 	Data          json.RawMessage `json:"data"`
-	CorrelationID string          `json:"correlationId"`
-	CausationID   string          `json:"causationId"`
-	User          string          `json:"user"`
-	At            time.Time       `json:"at"`
-	Position      int64           `json:"position,omitempty"`
+	CorrelationID string          `json:"correlationId"` // the command's
+	CausationID   string          `json:"causationId"`   // the command's ID
+	User          string          `json:"user"`          // who sent the command
+	At            time.Time       `json:"at"`            // the command's At
+	// Position is the event's place in the log, set once it is recorded.
+	Position int64 `json:"position,omitempty"`
 	// Lineage is set on events of view aggregates: the source of each field
 	// the event sets.
 	Lineage map[string]Lineage `json:"lineage,omitempty"`
@@ -74,11 +87,13 @@ const (
 // Outcome is what became of one command: its events, or its rejection.
 // Every acknowledged command has exactly one.
 type Outcome struct {
-	Command  Command      `json:"command"`
-	Status   Status       `json:"status"`
-	Events   []Event      `json:"events,omitempty"`
-	Errors   []FieldError `json:"errors,omitempty"`
-	Position int64        `json:"position,omitempty"`
+	Command Command      `json:"command"`
+	Status  Status       `json:"status"`
+	Events  []Event      `json:"events,omitempty"`
+	Errors  []FieldError `json:"errors,omitempty"`
+	// Position is the outcome's place in the log, after its events', set
+	// once it is recorded.
+	Position int64 `json:"position,omitempty"`
 	// Owner is the user who owns the aggregate instance, for access checks.
 	Owner string `json:"owner,omitempty"`
 }

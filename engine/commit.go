@@ -157,6 +157,9 @@ func (m *Metrics) observeCommit(n int, d time.Duration, err error) {
 
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
+	// Accepted and Rejected count the commands decided here; Duplicates
+	// the submissions of a command id already known, answered with its
+	// first outcome.
 	Accepted, Rejected, Duplicates int64
 	Commits, CommitErrors          int64 // group commits done and failed
 	Committed                      int64 // commands committed

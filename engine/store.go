@@ -11,12 +11,17 @@ import (
 // Instance is the materialized record of one aggregate instance. Seq 0 means
 // the instance does not exist yet.
 type Instance struct {
-	Type      string
-	ID        string
-	Seq       int64
-	State     json.RawMessage
-	Lineage   map[string]plait.Lineage
-	Owner     string
+	Type string
+	ID   string
+	Seq  int64 // the seq of its last event
+	// State is the state its events evolve to, as JSON.
+	State json.RawMessage
+	// Lineage is, for a view, the source of each field.
+	Lineage map[string]plait.Lineage
+	// Owner is the user whose command made the instance: access rules
+	// such as owner-only compare the reader with it.
+	Owner string
+	// UpdatedAt is the At of the command of its last event.
 	UpdatedAt time.Time
 }
 

@@ -20,6 +20,9 @@ const (
 // OutcomeFrame is the data of an "outcome" frame: what became of one
 // command, with the command's own data, so that a user interface can reopen
 // the screen of a rejected command with what the user had typed.
+//
+// Its fields are the command's (see plait.Command), and the outcome's
+// Status, Errors and Position.
 type OutcomeFrame struct {
 	ID            string             `json:"id"`
 	Type          string             `json:"type"`
