@@ -705,8 +705,8 @@ func (s *sub) own() {
 	}
 }
 
-// catchUp writes the frames of the feed in (from, until] that s gets, then
-// moves s.pos to until.
+// catchUp writes the frames of the feed in (from, until] that s gets, a
+// page of the feed at a time, then moves s.pos to until.
 func (s *sub) catchUp(from, until int64) error {
 	h := s.h
 	ctx := context.Background()
@@ -748,10 +748,14 @@ func (s *sub) catchUp(from, until int64) error {
 		if len(items) > 0 && items[len(items)-1].Position >= until {
 			pos = until
 		}
-	}
-	if len(buf) > 0 {
-		if err := s.write(buf); err != nil {
-			return err
+		// Each page's frames leave before the next page is read: where
+		// few items match, a client resuming far back would otherwise
+		// wait for the whole backlog to be read before its first frame.
+		if len(buf) > 0 {
+			if err := s.write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
 		}
 	}
 	s.mu.Lock()

@@ -575,3 +575,51 @@ func TestHubEndsAStreamAtItsUntil(t *testing.T) {
 		t.Fatalf("the stream without Until, cancelled: %v", err)
 	}
 }
+
+// gatedFeed is a feed whose reads past position gateAt wait until open is
+// closed.
+type gatedFeed struct {
+	*feed
+	gateAt int64
+	open   chan struct{}
+}
+
+func (f gatedFeed) ReadFeed(ctx context.Context, after int64, limit int) ([]engine.Item, error) {
+	if after >= f.gateAt {
+		<-f.open
+	}
+	return f.feed.ReadFeed(ctx, after, limit)
+}
+
+// TestHubSendsACatchUpsFramesPageByPage: a client resuming far back in a
+// feed where few items are its own gets each page's frames as the page is
+// read, not once the whole backlog has been: before, a stream following a
+// rare type on a long log sent its first frame after seconds.
+func TestHubSendsACatchUpsFramesPageByPage(t *testing.T) {
+	f := newFeed()
+	f.publish(event(1, "counter", "ann"))
+	for pos := int64(2); pos <= 100; pos++ {
+		f.publish(event(pos, "counter", "bob"))
+	}
+	f.publish(event(101, "counter", "ann"))
+	g := gatedFeed{feed: f, gateAt: 10, open: make(chan struct{})}
+	h := relay.NewHub(g, relay.HubOptions{Route: byOwner, PageSize: 10, Heartbeat: time.Hour})
+	defer h.Close()
+	s := newSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Stream(ctx, s, 0, relay.Subscription{Keys: []string{"ann"}}) }()
+	// The first page holds the first frame; the rest of the backlog cannot
+	// be read yet.
+	waitFor(t, s, func(out string) bool { return strings.Contains(out, "id: 1\n") })
+	close(g.open)
+	out := waitFor(t, s, func(out string) bool { return strings.Contains(out, "id: 101\n") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Stream = %v, want nil after cancel", err)
+	}
+	frames, _ := parse(t, out)
+	if len(frames) != 2 {
+		t.Fatalf("%d frames, want the 2 of ann", len(frames))
+	}
+}
