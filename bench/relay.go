@@ -188,7 +188,12 @@ func buildLoadGenerator(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: no go command: %v", errNoGenerator, err)
 	}
-	exe := filepath.Join(dir, "sseload")
+	// Absolute: go build runs in the source's directory, and the
+	// generator is started from this process's.
+	exe, err := filepath.Abs(filepath.Join(dir, "sseload"))
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errNoGenerator, err)
+	}
 	cmd := exec.CommandContext(ctx, gobin, "build", "-o", exe, ".")
 	cmd.Dir = src
 	if out, err := cmd.CombinedOutput(); err != nil {

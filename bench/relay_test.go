@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -11,6 +13,28 @@ import (
 	"testing"
 	"time"
 )
+
+// TestTheLoadGeneratorIsBuiltIntoARelativeDir: with a relative -dir, the
+// generator was built under the source tree and then not found.
+func TestTheLoadGeneratorIsBuiltIntoARelativeDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("benchdir", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := buildLoadGenerator(context.Background(), "benchdir")
+	if errors.Is(err, errNoGenerator) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join("benchdir", "sseload")); err != nil {
+		t.Fatalf("built as %s, not in ./benchdir: %v", exe, err)
+	}
+	if out, err := exec.Command(exe, "-h").CombinedOutput(); err != nil && !strings.Contains(string(out), "Usage") {
+		t.Fatalf("%s does not run: %v\n%s", exe, err, out)
+	}
+}
 
 // TestRelayShapesDeliverExactly runs both relay shapes with a few hundred
 // clients in a separate process and checks that every client received
