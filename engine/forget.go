@@ -48,8 +48,7 @@ func (e *Engine) Forget(ctx context.Context, subject string) (Forgotten, error) 
 		return f, fmt.Errorf("%w: an empty subject", plait.ErrBadID)
 	}
 	e.partitionGate.Lock()
-	err := e.shred.keys.Destroy(ctx, subject)
-	e.shred.forget(subject)
+	err := e.shred.Destroy(ctx, subject)
 	e.cacheEpoch.Add(1)
 	e.partitionGate.Unlock()
 	if err != nil {
@@ -100,7 +99,7 @@ func (e *Engine) showing(ctx context.Context, subject string) ([]ItemRef, error)
 // of a type with personal fields whose subject is subject.
 func (e *Engine) lineageOf(lineage map[string]plait.Lineage, subject string) bool {
 	for _, src := range lineage {
-		if decl, ok := e.shred.personal[src.Type]; ok && decl.subject(src.AggregateID) == subject {
+		if subj, ok := e.shred.Subject(src.Type, src.AggregateID); ok && subj == subject {
 			return true
 		}
 	}

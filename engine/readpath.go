@@ -48,7 +48,7 @@ func (s readPath) Load(ctx context.Context, typ, id string) (Instance, error) {
 }
 
 func (s readPath) openState(ctx context.Context, in Instance) (Instance, error) {
-	if _, ok := s.sh.personal[in.Type]; !ok {
+	if !s.sh.Personal(in.Type) {
 		return in, nil // a view keeps what it copied sealed
 	}
 	state, err := s.sh.open(ctx, in.State)

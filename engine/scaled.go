@@ -624,7 +624,7 @@ func (e *Engine) sweepKeys(ctx context.Context) {
 	if e.shred == nil {
 		return
 	}
-	ks, ok := e.shred.keys.(KeySet)
+	ks, ok := e.shred.KeySet()
 	if !ok {
 		return
 	}
@@ -636,7 +636,7 @@ func (e *Engine) sweepKeys(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		stale, err := e.shred.stale(ctx, ks)
+		stale, err := e.shred.Stale(ctx, ks)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.log.Warn("compare the keys in memory with the key store", "error", err)
@@ -648,7 +648,7 @@ func (e *Engine) sweepKeys(ctx context.Context) {
 		}
 		e.partitionGate.Lock()
 		for _, subject := range stale {
-			e.shred.forget(subject)
+			e.shred.Forget(subject)
 		}
 		e.cacheEpoch.Add(1)
 		e.partitionGate.Unlock()

@@ -1,4 +1,4 @@
-package engine
+package shred
 
 import (
 	"bytes"
@@ -24,29 +24,29 @@ func TestSealedFieldsOpenUntilTheKeyIsDestroyed(t *testing.T) {
 		plait.Apply("born", func(s person, e person) person { return e }),
 		plait.Personal[person](plait.SubjectIsID, "name", "age"),
 	)}}
-	sh, err := newShredder(app, keys)
+	sh, err := New(app, keys)
 	if err != nil || sh == nil {
 		t.Fatalf("shredder: %v %v", sh, err)
 	}
 	plain := json.RawMessage(`{"name":"Ann Sealed","age":41,"city":"Lyon"}`)
-	sealed, err := sh.seal(ctx, "person", "p1", plain)
+	sealed, err := sh.Seal(ctx, "person", "p1", plain)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(sealed, []byte("Ann Sealed")) || bytes.Contains(sealed, []byte(`"age":41`)) || !bytes.Contains(sealed, []byte("Lyon")) {
 		t.Fatalf("sealed: %s", sealed)
 	}
-	if again, _ := sh.seal(ctx, "person", "p1", sealed); !bytes.Equal(again, sealed) {
+	if again, _ := sh.Seal(ctx, "person", "p1", sealed); !bytes.Equal(again, sealed) {
 		t.Errorf("sealing twice changed the value: %s", again)
 	}
 	// A view that copied a sealed value holds it as it is; opening reads it.
 	view := json.RawMessage(`{"items":[{"who":` + string(mustField(t, sealed, "name")) + `}]}`)
-	opened, err := sh.open(ctx, view)
+	opened, err := sh.Open(ctx, view)
 	if err != nil || string(opened) != `{"items":[{"who":"Ann Sealed"}]}` {
 		t.Fatalf("opened view: %s %v", opened, err)
 	}
 	var got person
-	if o, _ := sh.open(ctx, sealed); json.Unmarshal(o, &got) != nil || got != (person{"Ann Sealed", 41, "Lyon"}) {
+	if o, _ := sh.Open(ctx, sealed); json.Unmarshal(o, &got) != nil || got != (person{"Ann Sealed", 41, "Lyon"}) {
 		t.Fatalf("opened: %+v", got)
 	}
 	if len(keys.keys) != 1 {
@@ -55,20 +55,20 @@ func TestSealedFieldsOpenUntilTheKeyIsDestroyed(t *testing.T) {
 	if err := keys.Destroy(ctx, "p1"); err != nil {
 		t.Fatal(err)
 	}
-	sh.forget("p1")
-	o, err := sh.open(ctx, sealed)
+	sh.Forget("p1")
+	o, err := sh.Open(ctx, sealed)
 	if err != nil || string(o) != `{"age":null,"city":"Lyon","name":"[erased]"}` {
 		t.Errorf("after destroy: %s %v", o, err)
 	}
 	// New data of the subject gets a new key; the old tokens stay erased.
-	resealed, err := sh.seal(ctx, "person", "p1", plain)
+	resealed, err := sh.Seal(ctx, "person", "p1", plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := sh.open(ctx, resealed); !bytes.Contains(o, []byte("Ann Sealed")) {
+	if o, _ := sh.Open(ctx, resealed); !bytes.Contains(o, []byte("Ann Sealed")) {
 		t.Errorf("new data: %s", o)
 	}
-	if o, _ := sh.open(ctx, sealed); bytes.Contains(o, []byte("Ann Sealed")) {
+	if o, _ := sh.Open(ctx, sealed); bytes.Contains(o, []byte("Ann Sealed")) {
 		t.Errorf("old data readable with the new key: %s", o)
 	}
 }
@@ -86,7 +86,7 @@ func TestPersonalFieldsNeedAKeyStore(t *testing.T) {
 		plait.Apply("born", func(s person, e person) person { return e }),
 		plait.Personal[person](plait.SubjectIsID, "name"),
 	)}}
-	if _, err := newShredder(app, nil); err == nil {
+	if _, err := New(app, nil); err == nil {
 		t.Error("no error without a key store")
 	}
 }
@@ -133,7 +133,7 @@ func TestCiphersInMemoryAreBoundedAndForgetStillErases(t *testing.T) {
 		plait.Apply("born", func(s person, e person) person { return e }),
 		plait.Personal[person](plait.SubjectIsID, "name"),
 	)}}
-	sh, err := newShredder(app, keys)
+	sh, err := New(app, keys)
 	if err != nil || sh == nil {
 		t.Fatalf("shredder: %v %v", sh, err)
 	}
@@ -141,10 +141,10 @@ func TestCiphersInMemoryAreBoundedAndForgetStillErases(t *testing.T) {
 	sealed := make([]json.RawMessage, subjects)
 	for i := range subjects {
 		id := "p" + strconv.Itoa(i)
-		if sealed[i], err = sh.seal(ctx, "person", id, json.RawMessage(`{"name":"N`+id+`"}`)); err != nil {
+		if sealed[i], err = sh.Seal(ctx, "person", id, json.RawMessage(`{"name":"N`+id+`"}`)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sh.open(ctx, json.RawMessage(`"plait:sealed:1:s:AAAA:never`+id+`"`)); err != nil {
+		if _, err := sh.Open(ctx, json.RawMessage(`"plait:sealed:1:s:AAAA:never`+id+`"`)); err != nil {
 			t.Fatal(err) // a subject without a key is remembered too
 		}
 	}
@@ -153,21 +153,21 @@ func TestCiphersInMemoryAreBoundedAndForgetStillErases(t *testing.T) {
 	}
 	// Every subject still opens, the evicted ones from the key store.
 	for _, i := range []int{0, 1, subjects / 2, subjects - 1} {
-		if o, err := sh.open(ctx, sealed[i]); err != nil || string(o) != `{"name":"Np`+strconv.Itoa(i)+`"}` {
+		if o, err := sh.Open(ctx, sealed[i]); err != nil || string(o) != `{"name":"Np`+strconv.Itoa(i)+`"}` {
 			t.Fatalf("subject %d: %s %v", i, o, err)
 		}
 	}
 	// Forget erases a subject whose cipher is in memory and one whose is not.
 	for _, i := range []int{subjects - 1, 2} {
 		id := "p" + strconv.Itoa(i)
-		if _, err := sh.open(ctx, sealed[i]); err != nil {
+		if _, err := sh.Open(ctx, sealed[i]); err != nil {
 			t.Fatal(err)
 		}
 		if err := keys.Destroy(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		sh.forget(id)
-		if o, err := sh.open(ctx, sealed[i]); err != nil || string(o) != `{"name":"[erased]"}` {
+		sh.Forget(id)
+		if o, err := sh.Open(ctx, sealed[i]); err != nil || string(o) != `{"name":"[erased]"}` {
 			t.Errorf("subject %d after forget: %s %v", i, o, err)
 		}
 		if _, ok := sh.ciphers.Peek(id); ok {
@@ -188,11 +188,11 @@ func TestAKeyReadWhileForgetRunsIsNotKept(t *testing.T) {
 		plait.Apply("born", func(s person, e person) person { return e }),
 		plait.Personal[person](plait.SubjectIsID, "name"),
 	)}}
-	sh, err := newShredder(app, keys)
+	sh, err := New(app, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := sh.seal(ctx, "person", "p1", json.RawMessage(`{"name":"Ann"}`))
+	sealed, err := sh.Seal(ctx, "person", "p1", json.RawMessage(`{"name":"Ann"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,12 +204,12 @@ func TestAKeyReadWhileForgetRunsIsNotKept(t *testing.T) {
 		if err := keys.Destroy(ctx, subject); err != nil {
 			t.Error(err)
 		}
-		sh.forget(subject)
+		sh.Forget(subject)
 	}
-	if _, err := sh.open(ctx, sealed); err != nil {
+	if _, err := sh.Open(ctx, sealed); err != nil {
 		t.Fatal(err)
 	}
-	if o, err := sh.open(ctx, sealed); err != nil || string(o) != `{"name":"[erased]"}` {
+	if o, err := sh.Open(ctx, sealed); err != nil || string(o) != `{"name":"[erased]"}` {
 		t.Errorf("after forget: %s %v", o, err)
 	}
 }
@@ -244,7 +244,7 @@ func TestAKeyFoundMissingByAnEarlierReadIsNotHidden(t *testing.T) {
 		plait.Apply("born", func(s person, e person) person { return e }),
 		plait.Personal[person](plait.SubjectIsID, "name"),
 	)}}
-	sh, err := newShredder(app, none)
+	sh, err := New(app, none)
 	if err != nil {
 		t.Fatal(err)
 	}
