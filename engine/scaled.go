@@ -58,9 +58,18 @@ type OffsetCommitter interface {
 	// CommitWithOffsets is Log.Commit that also records, in the same
 	// transaction, the log offsets the batch was consumed up to. An offset
 	// lower than the stored one fails the commit: another consumer has taken
-	// the partition over.
+	// the partition over. A commit that lost a race with another writer
+	// fails with an error wrapping ErrLostRace.
 	CommitWithOffsets(ctx context.Context, batch []*Processed, offsets []Offset) error
 }
+
+// ErrLostRace means a commit wrote nothing because another writer committed
+// first something it writes: the same command id decided in another
+// partition, a newer record of an instance, a view swapped for a rebuilt
+// copy, a further offset. Scaled out this is expected now and then: the
+// batch is read again from the store's offset and decided afresh, where
+// dedup and the newer records settle it.
+var ErrLostRace = errors.New("engine: another writer committed first")
 
 // ViewFence is what a store offers so that a view can be rebuilt while
 // other instances of the application, sharing the store, update it: each

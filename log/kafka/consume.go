@@ -389,21 +389,33 @@ func (w *worker) deliver(recs []*kgo.Record) error {
 		if w.stopping() {
 			return nil
 		}
-		if errors.Is(err, plait.ErrStopped) {
+		pause := backoff
+		switch {
+		case errors.Is(err, plait.ErrStopped):
 			// The engine is stopping: the partition stops with it once
 			// Consume returns, and its next owner resumes from the store.
 			w.c.l.log.Debug("kafka: the engine stopped; batch left to the partition's next owner", "topic", w.tp.topic, "partition", w.tp.partition)
-		} else {
+		case errors.Is(err, engine.ErrLostRace):
+			// Expected now and then, and any client can cause one (the
+			// same command id sent to two partitions at once): decided
+			// again at once, and no reason to slow the partition down.
+			w.c.l.log.Warn("kafka: a batch lost a race with another writer; deciding it again from the store's offset", "topic", w.tp.topic,
+				"partition", w.tp.partition, "from", recs[0].Offset, "to", next, "error", err)
+			pause = 0
+		default:
 			w.c.l.log.Error("kafka: handling a batch failed; resuming from the store's offset", "topic", w.tp.topic,
 				"partition", w.tp.partition, "from", recs[0].Offset, "to", next, "error", err)
 		}
 		for {
 			select {
-			case <-time.After(backoff):
+			case <-time.After(pause):
 			case <-w.quit:
 				return nil
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			if pause > 0 {
+				backoff = min(2*backoff, 5*time.Second)
+			}
+			pause = backoff
 			next, err := w.c.l.opts.Offsets.Offset(w.c.ctx, w.tp.topic, w.tp.partition)
 			if err != nil {
 				w.c.l.log.Error("kafka: reading the committed offset failed", "topic", w.tp.topic, "partition", w.tp.partition, "error", err)

@@ -255,3 +255,65 @@ func TestConsumeStopsWhenThePartitionLacksTheStoredOffset(t *testing.T) {
 		t.Fatalf("%d commands handed from a partition read from where the store did not say", n)
 	}
 }
+
+// levels is a slog handler that counts records by level and drops them.
+type levels struct {
+	mu sync.Mutex
+	n  map[slog.Level]int
+}
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.n[r.Level]++
+	l.mu.Unlock()
+	return nil
+}
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *levels) WithGroup(string) slog.Handler      { return l }
+
+// TestALostRaceIsDecidedAgainAtOnce: a commit that lost a race with another
+// writer (any client can cause one, sending one command id to two
+// partitions at once) is decided again without an error logged or the
+// partition slowed down by the backoff of a failure.
+func TestALostRaceIsDecidedAgainAtOnce(t *testing.T) {
+	st := newMemStore()
+	log := &levels{n: map[slog.Level]int{}}
+	l, err := kafka.New(context.Background(), enginetest.App(), kafka.Options{Brokers: cluster(t).ListenAddrs(), Prefix: randomName(),
+		Partitions: 1, Offsets: st, SessionTimeout: time.Second, Logger: slog.New(log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const races = 8
+	var lost atomic.Int32
+	handle := func(ctx context.Context, b engine.LogBatch) error {
+		if lost.Add(1) <= races {
+			return fmt.Errorf("commit: %w", engine.ErrLostRace)
+		}
+		return nil
+	}
+	cmd := plait.Command{ID: "c1", Type: "counter", AggregateID: "k", Name: "add",
+		Data: json.RawMessage(`{"by":1}`), CorrelationID: "c", User: "u", At: time.Now().UTC()}
+	if err := l.Append(context.Background(), cmd, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Consume(ctx, handle) }()
+	start := time.Now()
+	waitFor(t, func() bool { return lost.Load() > races })
+	// Eight failures with a failure's backoff wait 50 ms, 100 ms, … 5 s.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("%d lost races took %s to get past", races, took)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if log.n[slog.LevelError] != 0 || log.n[slog.LevelWarn] < races {
+		t.Errorf("logged %d errors and %d warnings for %d lost races, want warnings only", log.n[slog.LevelError], log.n[slog.LevelWarn], races)
+	}
+}

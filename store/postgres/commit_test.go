@@ -256,8 +256,8 @@ func TestCommitWithOffsets(t *testing.T) {
 	}
 	head, _ := st.Head(ctx)
 	err := commit(9, 1) // another consumer went further: fenced off
-	if !errors.Is(err, postgres.ErrConflict) {
-		t.Fatalf("an offset going back: err = %v, want ErrConflict", err)
+	if !errors.Is(err, postgres.ErrConflict) || !errors.Is(err, engine.ErrLostRace) {
+		t.Fatalf("an offset going back: err = %v, want ErrConflict, an engine.ErrLostRace", err)
 	}
 	if h, _ := st.Head(ctx); h != head {
 		t.Fatal("a fenced-off commit stored its batch")

@@ -18,7 +18,8 @@ var (
 	// ErrConflict: another writer committed first what this commit writes (a
 	// command id, an event's seq, a newer instance record or a further
 	// consumed offset). Nothing of the commit was written; reload and retry.
-	ErrConflict = errors.New("postgres: conflicting write")
+	// It wraps engine.ErrLostRace.
+	ErrConflict = fmt.Errorf("postgres: conflicting write (%w)", engine.ErrLostRace)
 	// ErrUnstorable: the batch holds a value PostgreSQL cannot store (a NUL
 	// character or an unpaired surrogate in a JSON string, invalid UTF-8).
 	// Nothing of the commit was written.
