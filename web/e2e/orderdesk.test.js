@@ -1194,3 +1194,50 @@ test('an item being created stays out of a search it does not match', T, async (
   await page.releaseStream();
   await done(page);
 });
+
+test('a customer renamed elsewhere moves to its place, leaves a search it no longer matches, and joins one it does', T, async () => {
+  const tag = `Mv ${unique()}`;
+  const b = await createCustomer(`${tag} B`);
+  const d = await createCustomer(`${tag} D`);
+  const x = await createCustomer(`Out ${unique()}`);
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${d}"]`).waitFor();
+  const ids = () => page.getByTestId('customer-row').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  const until = async (want, what) => {
+    for (let i = 0; i < 100 && JSON.stringify(await ids()) !== JSON.stringify(want); i++) await page.waitForTimeout(50);
+    assert.deepEqual(await ids(), want, what);
+  };
+  await until([b, d], 'the search, in order');
+  await command('customer', d, 'rename', { name: `${tag} A` });
+  await until([d, b], 'a renamed row moves to its place in the order');
+  await command('customer', b, 'rename', { name: `Gone ${unique()}` });
+  await until([d], 'a row that no longer matches the search leaves it');
+  await command('customer', x, 'rename', { name: `${tag} C` });
+  await until([d, x], 'an item renamed to match the search joins it, in its place');
+  await done(page);
+});
+
+test('leaving the page with changes not sent asks first', T, async () => {
+  const name = `Un Ld ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  await screen(page);
+  const asked = [];
+  page.on('dialog', (d) => { asked.push(d.type()); d.dismiss(); });
+  // Nothing typed: the page may go without asking.
+  await page.reload();
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const input = (await screen(page)).getByTestId('input-name');
+  await input.press('End');
+  await input.pressSequentially(' typed');
+  const reloaded = page.reload({ timeout: 2000 }).then(() => true, () => false);
+  for (let i = 0; i < 40 && asked.length === 0; i++) await page.waitForTimeout(50);
+  assert.deepEqual(asked, ['beforeunload'], 'the browser asks before the page goes with changes not sent');
+  assert.equal(await reloaded, false, 'staying keeps the page');
+  assert.equal(await input.inputValue(), `${name} typed`);
+  await done(page);
+});

@@ -150,8 +150,8 @@ const ui = {
   focusWanted: null,
   /** Per list: the page shown and how to get the neighbouring ones. */
   pages: {
-    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map(), relayed: [] },
-    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map(), relayed: [] },
+    orders: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map(), relayed: [], joining: 0 },
+    customers: { items: [], next: null, after: null, cursors: [], search: '', load: 0, error: null, loaded: false, unplaced: new Map(), touched: new Map(), relayed: [], joining: 0 },
   },
   /**
    * The open screen: {type, id, seq, gen, reopen, touched, own, waiting},
@@ -213,10 +213,12 @@ async function loadList(name) {
     // Items placed optimistically stay until their events arrive, in
     // their place, if they match the search the page was read for.
     const placeholders = p.after ? [] : p.items.filter((it) => it.placeholder && matchesSearch(name, it) && !page.items.some((x) => x.id === it.id));
+    // A newer version taken from the relay may no longer match the
+    // search, or sort elsewhere.
     const items = page.items.map((it) => {
       const newer = touched.get(it.id);
       return newer && (newer.seq ?? 0) > (it.seq ?? 0) ? newer : it;
-    });
+    }).filter((it) => matchesSearch(name, it)).sort((a, b) => (sortsBefore(name, a, b) ? -1 : sortsBefore(name, b, a) ? 1 : 0));
     p.items = items;
     p.next = page.next;
     for (const it of placeholders) insertInOrder(name, it);
@@ -400,10 +402,35 @@ function applyToList(name, ev, fold) {
     }
     const next = fold(it, ev);
     delete next.placeholder;
-    p.items[i] = next;
     if (p.loading) p.touched.set(next.id, next);
     if (name === 'customers') ui.labels.set(next.id, next.name);
-    renderRow(name, ev.aggregateId);
+    const L = LISTS[name];
+    const sortField = L.sort.replace(/^-/, '');
+    if (next[sortField] === it[sortField] && next[L.search] === it[L.search]) {
+      p.items[i] = next;
+      renderRow(name, ev.aggregateId);
+      return;
+    }
+    // Renamed, say: its place in the order, or whether it matches the
+    // search, may be another now.
+    replaceInOrder(name, i, next);
+    if (ui.tab === name) renderList();
+    return;
+  }
+  // An item the search left out that a change makes match it (a
+  // customer renamed to the name searched for): read whole, it joins the
+  // page if it belongs there.
+  const L = LISTS[name];
+  if (ev.seq > 1 && p.search && p.loaded && !p.unplaced.has(ev.aggregateId) && ev.data && L.search in ev.data) {
+    if (!String(ev.data[L.search]).startsWith(p.search)) return;
+    if (p.joining < MAX_JOINING) {
+      p.joining++;
+      refetchItem(name, ev.type, ev.aggregateId).finally(() => p.joining--);
+    } else if (!p.reload && !p.loading) {
+      // Many at once (a customer with many orders renamed): the page is
+      // read again rather than each of them.
+      p.reload = setTimeout(() => { p.reload = undefined; loadList(name); }, 200);
+    }
     return;
   }
   // A new instance: shown on the first page, in its place in the list's
@@ -419,7 +446,6 @@ function applyToList(name, ev, fold) {
     if (!aside || ev.seq !== aside.seq + 1) return;
     item = fold(aside, ev);
   }
-  const L = LISTS[name];
   const sortField = L.sort.replace(/^-/, '');
   if (item[sortField] === undefined || (p.search && item[L.search] === undefined)) {
     p.unplaced.set(item.id, item);
@@ -439,28 +465,36 @@ function matchesSearch(name, item) {
   return !p.search || String(item[LISTS[name].search]).startsWith(p.search);
 }
 
+/** How many items a list reads one by one at once, when a change makes them match its search. */
+const MAX_JOINING = 4;
+
 /** How many new items a list keeps aside, waiting for their sort or search field. */
 const MAX_UNPLACED = 100;
 
 /**
- * Inserts a new item where the list's order puts it on the first page,
- * and reports whether it did: an item that sorts after the page's last
- * while more pages follow belongs to one of those.
+ * Whether item a comes before item b in the list's order: by its sort
+ * field, then by id, as the server's keyset pages are.
  */
-function insertInOrder(name, item) {
-  const p = ui.pages[name];
+function sortsBefore(name, a, b) {
   const sort = LISTS[name].sort;
   const desc = sort.startsWith('-');
   const field = desc ? sort.slice(1) : sort;
-  const key = (it) => [String(it[field] ?? ''), it.id];
-  const [v, id] = key(item);
-  const before = (it) => {
-    const [w, wid] = key(it);
-    if (v !== w) return desc ? v > w : v < w;
-    return id < wid;
-  };
-  const j = p.items.findIndex(before);
+  const v = String(a[field] ?? ''), w = String(b[field] ?? '');
+  if (v !== w) return desc ? v > w : v < w;
+  return a.id < b.id;
+}
+
+/**
+ * Inserts an item where the list's order puts it on the page shown, and
+ * reports whether it did: an item that sorts after the page's last while
+ * more pages follow belongs to one of those, and so does one that sorts
+ * before the first item of a page that is not the first.
+ */
+function insertInOrder(name, item) {
+  const p = ui.pages[name];
+  const j = p.items.findIndex((it) => sortsBefore(name, item, it));
   if (j < 0 && p.next) return false;
+  if (j === 0 && p.after) return false;
   p.items.splice(j < 0 ? p.items.length : j, 0, item);
   // A page that grew well past its size is asked for again, for the
   // cursor of its new last item: the list stays a page, however many
@@ -471,6 +505,20 @@ function insertInOrder(name, item) {
   return true;
 }
 
+/**
+ * Puts an item whose search or sort field changed where it now belongs:
+ * out of the page if it no longer matches the search or sorts onto
+ * another page, else in its new place. A page left short is read again.
+ */
+function replaceInOrder(name, i, item) {
+  const p = ui.pages[name];
+  p.items.splice(i, 1);
+  if (matchesSearch(name, item) && insertInOrder(name, item)) return;
+  if (!p.reload && !p.loading) {
+    p.reload = setTimeout(() => { p.reload = undefined; loadList(name); }, 200);
+  }
+}
+
 /** Folds a customer event into a customer list item. */
 function applyCustomerEvent(it, ev) {
   const next = { ...it, seq: ev.seq };
@@ -478,16 +526,34 @@ function applyCustomerEvent(it, ev) {
   return next;
 }
 
-/** Fetches one item again, when its events cannot be trusted to be complete. */
+/**
+ * Fetches one item again: when its events cannot be trusted to be
+ * complete, or when an item the list does not show may have come to
+ * belong to it.
+ */
 async function refetchItem(name, type, id) {
   const agg = await client.aggregate(type, id).catch(() => null);
   if (!agg) return;
   const p = ui.pages[name];
+  const item = { id, seq: agg.seq, ...agg.state, lineage: agg.lineage };
   const i = p.items.findIndex((x) => x.id === id);
-  if (i < 0 || (p.items[i].seq ?? 0) > agg.seq) return;
-  p.items[i] = { id, seq: agg.seq, ...agg.state, lineage: agg.lineage };
-  if (p.loading) p.touched.set(id, p.items[i]);
-  renderRow(name, id);
+  if (i >= 0) {
+    if ((p.items[i].seq ?? 0) > agg.seq) return;
+    if (p.loading) p.touched.set(id, item);
+    const L = LISTS[name];
+    const sortField = L.sort.replace(/^-/, '');
+    if (item[sortField] === p.items[i][sortField] && item[L.search] === p.items[i][L.search]) {
+      p.items[i] = item;
+      renderRow(name, id);
+      return;
+    }
+    replaceInOrder(name, i, item);
+  } else {
+    if (!p.loaded || !matchesSearch(name, item)) return;
+    if (p.loading) p.touched.set(id, item);
+    if (!insertInOrder(name, item)) return;
+  }
+  if (ui.tab === name) renderList();
 }
 
 // -------------------------------------------------------------------- marks
@@ -1369,6 +1435,11 @@ function start() {
   client.onPending(updatePending);
 
   window.addEventListener('hashchange', () => showTab(location.hash.slice(1)));
+  // Closing or reloading the tab over changes not sent: the browser asks
+  // first, as closing the screen does.
+  window.addEventListener('beforeunload', (e) => {
+    if (ui.screen && screenEl().querySelector(UNSENT)) e.preventDefault();
+  });
   $('[data-testid=new-item]').addEventListener('click', (e) => {
     if (e.currentTarget.dataset.kind === 'customers') openScreen('customer', `cus-${randomChars(8)}`, { isNew: true });
     else openScreen('order', `ord-${randomChars(8)}`, { isNew: true });
