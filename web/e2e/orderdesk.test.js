@@ -1241,3 +1241,60 @@ test('leaving the page with changes not sent asks first', T, async () => {
   assert.equal(await input.inputValue(), `${name} typed`);
   await done(page);
 });
+
+test('the badge keeps its rejections across a reload', T, async () => {
+  const tag = unique();
+  const ids = [await createCustomer(`${tag} Ba One`), await createCustomer(`${tag} Ba Two`)];
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', tag);
+  // A bad change sent, its screen left at once; its rejection comes while
+  // another screen is open, so it goes to the badge.
+  await page.locator(`[data-testid=customer-row][data-id="${ids[0]}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-email').fill('not an address');
+  await s.getByTestId('submit-changeEmail').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.locator(`[data-testid=customer-row][data-id="${ids[1]}"]`).click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${ids[1]}"]`).waitFor();
+  await page.releaseStream();
+  await page.getByTestId('error-badge').waitFor();
+
+  await page.reload();
+  await waitLive(page);
+  await page.getByTestId('error-badge').waitFor();
+  assert.equal(await page.getByTestId('error-count').innerText(), '1', 'the rejection not yet looked at is still in the badge');
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').first().click();
+  const reopened = page.locator(`[data-testid=screen][data-ready=true][data-id="${ids[0]}"]`);
+  await reopened.waitFor();
+  assert.equal(await reopened.getByTestId('input-email').inputValue(), 'not an address');
+  await page.getByTestId('error-badge').waitFor({ state: 'hidden' });
+  // Looked at: gone for good, also after another reload.
+  await page.reload();
+  await waitLive(page);
+  assert.equal(await page.getByTestId('error-badge').isHidden(), true);
+  await done(page);
+});
+
+test('the connection, the pending count and a stale screen are announced; the total typed is not', T, async () => {
+  const name = `Ar Ia ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  for (const id of ['connection', 'pending-count']) {
+    assert.equal(await page.getByTestId(id).getAttribute('role'), 'status', `${id} is a live region`);
+  }
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await command('customer', customerId, 'rename', { name: `${name} Two` });
+  const stale = s.getByTestId('stale-notice');
+  await stale.waitFor();
+  assert.equal(await stale.getAttribute('role'), 'status');
+  await page.getByTestId('close-screen').click();
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('list-title').filter({ hasText: 'Orders' }).waitFor();
+  await page.getByTestId('new-item').click();
+  const total = (await screen(page)).getByTestId('total-preview');
+  assert.equal(await total.getAttribute('aria-live'), 'off');
+  await done(page);
+});

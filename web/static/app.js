@@ -851,7 +851,7 @@ function screenHeader(title, subtitle, extra) {
 
 /** A notice shown when the instance on screen changes meanwhile. */
 function staleNotice() {
-  return h('p', { class: 'notice', 'data-testid': 'stale-notice', hidden: true });
+  return h('p', { class: 'notice', 'data-testid': 'stale-notice', role: 'status', hidden: true });
 }
 
 /** A field: label, control, and room for annotations. */
@@ -1146,7 +1146,8 @@ async function newOrderScreen(id, options) {
     'data-testid': 'customer-search', autocomplete: 'off',
   });
   const lines = h('tbody', { 'data-testid': 'lines' });
-  const total = h('output', { 'data-testid': 'total-preview' }, '0.00');
+  // Not announced on every key typed: read when the user goes to it.
+  const total = h('output', { 'data-testid': 'total-preview', 'aria-live': 'off' }, '0.00');
   const form = commandForm('order', id, 'place', (f) => ({
     customerId: f.elements.customerId.value,
     lines: [...lines.querySelectorAll('tr')].map((tr) => ({
@@ -1363,14 +1364,42 @@ function onEvent(ev) {
   unmark(`${ev.type}/${ev.aggregateId}`, ev.correlationId);
 }
 
+/** Where the badge's rejections are kept, so that a reload of the tab keeps them. */
+const REJECTIONS_KEY = 'orderdesk.rejections';
+
+function saveRejections() {
+  try {
+    sessionStorage.setItem(REJECTIONS_KEY, JSON.stringify(ui.rejections.map((r) => ({ outcome: r.outcome, at: r.at.toISOString() }))));
+  } catch {
+    // No storage, or full: they are kept for as long as the page is.
+  }
+}
+
+function loadRejections() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(REJECTIONS_KEY) ?? '[]');
+    if (!Array.isArray(kept)) return [];
+    return kept.filter((r) => r?.outcome?.id && Array.isArray(r.outcome.errors)).map((r) => ({ outcome: r.outcome, at: Number.isNaN(Date.parse(r.at)) ? new Date() : new Date(r.at) }));
+  } catch {
+    return [];
+  }
+}
+
 function renderRejections() {
   const n = ui.rejections.length;
+  saveRejections();
   const badge = $('[data-testid=error-badge]');
   badge.hidden = n === 0;
   $('[data-testid=error-count]').textContent = String(n);
   const panel = $('[data-testid=error-list]');
   if (n === 0) toggleRejections(false);
-  panel.querySelector('ul').replaceChildren(...ui.rejections.map((r, i) => h('li', {},
+  // An entry with the keyboard focus keeps it when the list is drawn
+  // again, or gives it to the one now in its place.
+  const ul = panel.querySelector('ul');
+  const entries = () => [...ul.querySelectorAll('[data-testid=error-item]')];
+  const focused = ul.contains(document.activeElement) ? document.activeElement : null;
+  const focusedAt = focused ? entries().indexOf(focused) : -1;
+  ul.replaceChildren(...ui.rejections.map((r, i) => h('li', {},
     h('button', {
       type: 'button', class: 'error-item', 'data-testid': 'error-item', 'data-command-id': r.outcome.id,
       onclick: () => {
@@ -1388,6 +1417,10 @@ function renderRejections() {
     h('strong', {}, describe(r.outcome)),
     h('span', {}, r.outcome.errors.map((e) => annotationText(e)).join(' · ')),
     h('time', { class: 'muted' }, r.at.toLocaleTimeString())))));
+  if (focused && !panel.hidden) {
+    const now = entries();
+    (now.find((b) => b.dataset.commandId === focused.dataset.commandId) ?? now[Math.min(focusedAt, now.length - 1)])?.focus();
+  }
 }
 
 function toggleRejections(show) {
@@ -1429,6 +1462,8 @@ function showTab(name) {
 }
 
 function start() {
+  ui.rejections = loadRejections();
+  if (ui.rejections.length) renderRejections();
   client.onOutcome(onOutcome);
   client.onEvent(onEvent);
   client.onStatus(onStatus);
