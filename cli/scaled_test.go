@@ -487,7 +487,8 @@ func TestScaledOutInstances(t *testing.T) {
 	t.Logf("views converged after %s", time.Since(start).Round(time.Millisecond))
 
 	// The SSE client of a surviving instance got every acknowledged
-	// command's outcome (it connected before the load).
+	// command's outcome (it reads the feed from its start, so those
+	// committed before it connected come by its catch-up).
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		sse.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -128,6 +129,9 @@ func addSettled(t *testing.T, n *enginetest.Node, count, counters, by int) {
 // a rebuild over it keeps its copy in memory and swaps it in with
 // ReplaceView.
 type plainStore struct{ engine.Store }
+
+// Close closes the store, which Node.Stop finds only through io.Closer.
+func (s plainStore) Close() error { return s.Store.(io.Closer).Close() }
 
 func TestRebuildReproducesTheViewByteForByte(t *testing.T) {
 	t.Run("staged", func(t *testing.T) { checkRebuildReproducesTheView(t, sqliteOpener(t)) })

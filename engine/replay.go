@@ -15,7 +15,7 @@ import (
 // just long enough to fold what they committed meanwhile, and makes the
 // copy live at once. It works for any type, views included (a view is then
 // folded from its own events, not replayed through the reactors). progress,
-// if not nil, is called as it goes; its View is the type. Run must be
+// if not nil, is called as it goes; its Type is the type. Run must be
 // running, in the embedded mode.
 func (e *Engine) Replay(ctx context.Context, typ string, progress func(Progress)) (Progress, error) {
 	def, ok := e.defs[typ]

@@ -381,7 +381,8 @@ func (e *Engine) knownInLog(ctx context.Context, cmds []plait.Command) map[strin
 // log: the partitions' batches that are ready while one commit runs go
 // together in the next, one transaction with all their offsets. Partitions
 // hold disjoint instances, so their batches commit together as well as
-// apart, and the store serialises commits anyway. The zero value is ready.
+// apart (but for a command id sent to two of them: see apartByCommand),
+// and the store serialises commits anyway. The zero value is ready.
 type logGroup struct {
 	mu      sync.Mutex
 	pending []*logCommit
@@ -421,8 +422,8 @@ func (e *Engine) commitGrouped(ctx context.Context, oc OffsetCommitter, procs []
 		}
 	}
 	g.mu.Lock()
-	group := g.pending
-	g.pending = nil
+	group, held := apartByCommand(g.pending)
+	g.pending = held
 	g.mu.Unlock()
 	var all []*Processed
 	offsets := make([]Offset, 0, len(group))
@@ -466,6 +467,35 @@ func (e *Engine) commitGrouped(ctx context.Context, oc OffsetCommitter, procs []
 	g.mu.Unlock()
 	err = <-c.done
 	return c.trace, err
+}
+
+// apartByCommand splits the pending batches into those that go into one
+// commit and those held for the next: a batch holding a command id another
+// batch of the commit holds too is held back. A command id is not bound to
+// a partition (a client may send one id to two aggregates), and in one
+// transaction the two would fail each other each time they were decided
+// again; in two, the second finds the first and is a duplicate. The first
+// batch, the leader's, always goes.
+func apartByCommand(pending []*logCommit) (group, held []*logCommit) {
+	ids := map[string]bool{}
+	for _, gc := range pending {
+		clash := false
+		for _, p := range gc.procs {
+			if ids[p.Outcome.Command.ID] {
+				clash = true
+				break
+			}
+		}
+		if clash && len(group) > 0 {
+			held = append(held, gc)
+			continue
+		}
+		for _, p := range gc.procs {
+			ids[p.Outcome.Command.ID] = true
+		}
+		group = append(group, gc)
+	}
+	return group, held
 }
 
 // manyLoader is a Log that loads many instance records at once.

@@ -99,3 +99,26 @@ func TestWaitSettledWakesWhenTheCorrelationsLastCommandIsDone(t *testing.T) {
 		t.Fatal("WaitSettled was not woken when the command was done")
 	}
 }
+
+// TestACommandIDInTwoPartitionsIsNotCommittedTwiceInOneGroup: the group
+// commit holds back a batch whose command id another batch of the group
+// holds (a client sent one id to two aggregates): in one transaction the
+// two would fail each other every time they were decided again.
+func TestACommandIDInTwoPartitionsIsNotCommittedTwiceInOneGroup(t *testing.T) {
+	batch := func(ids ...string) *logCommit {
+		c := &logCommit{}
+		for _, id := range ids {
+			c.procs = append(c.procs, &Processed{Outcome: plait.Outcome{Command: plait.Command{ID: id}}})
+		}
+		return c
+	}
+	a, b, c, d := batch("c1", "c2"), batch("c3"), batch("c2"), batch("c4")
+	group, held := apartByCommand([]*logCommit{a, b, c, d})
+	if len(group) != 3 || group[0] != a || group[1] != b || group[2] != d || len(held) != 1 || held[0] != c {
+		t.Fatalf("group %v, held %v: want a, b and d, then c", group, held)
+	}
+	// The leader's batch goes whatever it holds.
+	if group, held := apartByCommand([]*logCommit{c, a}); len(group) != 1 || group[0] != c || len(held) != 1 || held[0] != a {
+		t.Fatalf("group %v, held %v: want c, then a", group, held)
+	}
+}

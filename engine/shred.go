@@ -30,7 +30,9 @@ const Erased = shred.Erased
 
 // shredder seals and opens the personal values of what the engine commits
 // and reads: batches, outcomes, events, feed items and commands. A nil
-// shredder (no personal fields) leaves everything as it is.
+// shredder (no personal fields) seals and opens nothing: its own methods
+// leave everything as it is, and the engine checks for nil before it
+// forgets, destroys or compares keys.
 type shredder struct{ *shred.Shredder }
 
 // newShredder returns nil when no type of the app has personal fields.

@@ -58,13 +58,19 @@ func startOn(t *testing.T, app plait.App, st engine.Store) *engine.Engine {
 // wrong (here, written over behind the engine's back) is derived data: a
 // replay of the type folds it again from the log, while the engine runs.
 func TestReplayRebuildsTheSnapshotsFromTheLog(t *testing.T) {
+	t.Run("staged", func(t *testing.T) { checkReplay(t, func(st *sqlite.Store) engine.Store { return st }) })
+	// A store without copies of its own: the copy is kept in memory.
+	t.Run("in memory", func(t *testing.T) { checkReplay(t, func(st *sqlite.Store) engine.Store { return plainStore{st} }) })
+}
+
+func checkReplay(t *testing.T, wrap func(*sqlite.Store) engine.Store) {
 	path := filepath.Join(t.TempDir(), "plait.db")
 	st, err := sqlite.Open(context.Background(), path, sqlite.Options{Synchronous: "NORMAL"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	e := startOn(t, enginetest.App(), st)
+	e := startOn(t, enginetest.App(), wrap(st))
 	ctx := context.Background()
 	for i := range 300 {
 		cmd := plait.Command{ID: fmt.Sprintf("a%d", i), Type: "counter", AggregateID: fmt.Sprintf("c%d", i%7), Name: "add",

@@ -712,6 +712,7 @@ func (s *sub) catchUp(from, until int64) error {
 	ctx := context.Background()
 	var keys []string
 	buf := make([]byte, 0, 4096)
+	var wrote time.Time // the last write; none yet, so the first page's frames go at once
 	pos := from
 	for pos < until {
 		if s.isClosed() {
@@ -743,19 +744,28 @@ func (s *sub) catchUp(from, until int64) error {
 					return err
 				}
 				buf = buf[:0]
+				wrote = time.Now()
 			}
 		}
 		if len(items) > 0 && items[len(items)-1].Position >= until {
 			pos = until
 		}
-		// Each page's frames leave before the next page is read: where
-		// few items match, a client resuming far back would otherwise
-		// wait for the whole backlog to be read before its first frame.
-		if len(buf) > 0 {
+		// What a page brought leaves before the next page is read, if
+		// nothing has been written for a while: where few items match, a
+		// client resuming far back would otherwise wait for the whole
+		// backlog before its first frame. A dense catch-up still writes
+		// flushAt bytes at a time.
+		if len(buf) > 0 && time.Since(wrote) >= catchUpFlush {
 			if err := s.write(buf); err != nil {
 				return err
 			}
 			buf = buf[:0]
+			wrote = time.Now()
+		}
+	}
+	if len(buf) > 0 {
+		if err := s.write(buf); err != nil {
+			return err
 		}
 	}
 	s.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/plaithq/plait/engine"
 )
@@ -35,6 +36,10 @@ type Filter func(engine.Item) bool
 // flushAt is how many encoded bytes a stream buffers before it writes them,
 // so one page of large frames never sits in memory whole.
 const flushAt = 64 << 10
+
+// catchUpFlush is how long frames read from the feed by a catch-up may
+// wait for more before they are written, short of flushAt bytes.
+const catchUpFlush = 50 * time.Millisecond
 
 func send(sink Sink, b []byte) error {
 	if _, err := sink.Write(b); err != nil {

@@ -60,8 +60,9 @@ const Erased = "[erased]"
 const maxCiphers = 4096
 
 // Shredder seals and opens the personal values of an application's
-// types. Its methods are safe for concurrent use; a nil Shredder (an
-// application without personal fields) opens data as it is.
+// types. Its methods are safe for concurrent use. New returns a nil
+// Shredder for an application without personal fields: Open, Personal
+// and Subject accept one (there is nothing to open), the others do not.
 type Shredder struct {
 	keys     Keys
 	personal map[string]personalDecl // by aggregate type

@@ -375,6 +375,7 @@ func (w *worker) run() {
 // offset moved backwards, which no retry can mend.
 func (w *worker) deliver(recs []*kgo.Record) error {
 	backoff := 50 * time.Millisecond
+	raced := false // the last try lost a race
 	for {
 		recs = skipBelow(recs, w.next)
 		if len(recs) == 0 {
@@ -398,11 +399,17 @@ func (w *worker) deliver(recs []*kgo.Record) error {
 		case errors.Is(err, engine.ErrLostRace):
 			// Expected now and then, and any client can cause one (the
 			// same command id sent to two partitions at once): decided
-			// again at once, and no reason to slow the partition down.
+			// again at once the first time, as the store now holds what
+			// won. A race lost again in a row backs off as failures do,
+			// so that whatever keeps causing it cannot spin the partition.
 			w.c.l.log.Warn("kafka: a batch lost a race with another writer; deciding it again from the store's offset", "topic", w.tp.topic,
 				"partition", w.tp.partition, "from", recs[0].Offset, "to", next, "error", err)
-			pause = 0
+			if !raced {
+				pause = 0
+			}
+			raced = true
 		default:
+			raced = false
 			w.c.l.log.Error("kafka: handling a batch failed; resuming from the store's offset", "topic", w.tp.topic,
 				"partition", w.tp.partition, "from", recs[0].Offset, "to", next, "error", err)
 		}
