@@ -1298,3 +1298,34 @@ test('the connection, the pending count and a stale screen are announced; the to
   assert.equal(await total.getAttribute('aria-live'), 'off');
   await done(page);
 });
+
+test('an entry of the error list keeps the focus when another rejection arrives, and a click elsewhere closes the list', T, async () => {
+  const tag = unique();
+  const ids = [];
+  for (const n of ['Fo Ka', 'Fo Kb', 'Fo Kc']) ids.push(await createCustomer(`${tag} ${n}`));
+  const page = await openApp(browser);
+  await slowPosts(page, 1500);
+  await search(page, 'customers', tag);
+  const reject = async (id) => {
+    await page.locator(`[data-testid=customer-row][data-id="${id}"] [data-testid=open-customer]`).click();
+    const s = await screen(page);
+    assert.equal(await s.getAttribute('data-id'), id);
+    await s.getByTestId('input-email').fill('bad');
+    await s.getByTestId('submit-changeEmail').click();
+  };
+  await reject(ids[0]);
+  await page.waitForTimeout(1000); // the second rejection comes a second after the first
+  await reject(ids[1]);
+  await page.locator(`[data-testid=customer-row][data-id="${ids[2]}"] [data-testid=open-customer]`).click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${ids[2]}"]`).waitFor();
+  await page.getByTestId('error-count').filter({ hasText: '1' }).waitFor();
+  await page.getByTestId('close-screen').click();
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').first().focus();
+  assert.equal(await page.getByTestId('error-count').innerText(), '1', 'the second rejection is still on its way');
+  await page.getByTestId('error-count').filter({ hasText: '2' }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'error-item', 'the focus stays in the list');
+  await page.getByTestId('list-title').click();
+  await page.getByTestId('error-list').waitFor({ state: 'hidden' });
+  await done(page);
+});

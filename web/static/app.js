@@ -1509,6 +1509,11 @@ function start() {
     loadList(ui.tab);
   });
   $('[data-testid=error-badge]').addEventListener('click', () => toggleRejections());
+  // A click anywhere else closes the error list, as Escape does.
+  document.addEventListener('pointerdown', (e) => {
+    const panel = $('[data-testid=error-list]');
+    if (!panel.hidden && !panel.contains(e.target) && !$('[data-testid=error-badge]').contains(e.target)) toggleRejections(false);
+  });
   $('[data-testid=clear-errors]').addEventListener('click', () => {
     ui.rejections = [];
     renderRejections();
