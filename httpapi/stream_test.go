@@ -348,8 +348,11 @@ func TestStreamRefusesBadResumeTokens(t *testing.T) {
 	}
 	// Empty, it is no token, as an empty header is: a stream from now.
 	for _, q := range []string{"?lastEventId=", "?Last-Event-ID="} {
-		s = h.openStream(q, "Cookie", "plait_token="+ann)
+		// Read before the stream opens: the last post's frames may be
+		// published after it answered, and a stream from now opened
+		// meanwhile starts before them.
 		from := h.e.Head()
+		s = h.openStream(q, "Cookie", "plait_token="+ann)
 		h.post(ann, "?wait=outcome", add("", "a", 1), http.StatusOK)
 		if f := s.next(t); f.ID <= from {
 			t.Fatalf("from %s, the first frame is %d, want one after %d", q, f.ID, from)
