@@ -404,17 +404,7 @@ function applyToList(name, ev, fold) {
     delete next.placeholder;
     if (p.loading) p.touched.set(next.id, next);
     if (name === 'customers') ui.labels.set(next.id, next.name);
-    const L = LISTS[name];
-    const sortField = L.sort.replace(/^-/, '');
-    if (next[sortField] === it[sortField] && next[L.search] === it[L.search]) {
-      p.items[i] = next;
-      renderRow(name, ev.aggregateId);
-      return;
-    }
-    // Renamed, say: its place in the order, or whether it matches the
-    // search, may be another now.
-    replaceInOrder(name, i, next);
-    if (ui.tab === name) renderList();
+    replaceItem(name, i, next);
     return;
   }
   // An item the search left out that a change makes match it (a
@@ -426,10 +416,10 @@ function applyToList(name, ev, fold) {
     if (p.joining < MAX_JOINING) {
       p.joining++;
       refetchItem(name, ev.type, ev.aggregateId).finally(() => p.joining--);
-    } else if (!p.reload && !p.loading) {
+    } else {
       // Many at once (a customer with many orders renamed): the page is
       // read again rather than each of them.
-      p.reload = setTimeout(() => { p.reload = undefined; loadList(name); }, 200);
+      readAgainSoon(name);
     }
     return;
   }
@@ -499,24 +489,36 @@ function insertInOrder(name, item) {
   // A page that grew well past its size is asked for again, for the
   // cursor of its new last item: the list stays a page, however many
   // items arrive.
-  if (p.items.length > PAGE_SIZE * 2 && !p.reload && !p.loading) {
-    p.reload = setTimeout(() => { p.reload = undefined; loadList(name); }, 200);
-  }
+  if (p.items.length > PAGE_SIZE * 2) readAgainSoon(name);
   return true;
 }
 
 /**
- * Puts an item whose search or sort field changed where it now belongs:
- * out of the page if it no longer matches the search or sorts onto
- * another page, else in its new place. A page left short is read again.
+ * Replaces the i-th item of a list with its newer version, in its row, or,
+ * when its sort or search field changed (renamed, say), where it now
+ * belongs: out of the page if it no longer matches the search or sorts
+ * onto another page, else in its new place. A page left short is read
+ * again.
  */
-function replaceInOrder(name, i, item) {
+function replaceItem(name, i, item) {
   const p = ui.pages[name];
-  p.items.splice(i, 1);
-  if (matchesSearch(name, item) && insertInOrder(name, item)) return;
-  if (!p.reload && !p.loading) {
-    p.reload = setTimeout(() => { p.reload = undefined; loadList(name); }, 200);
+  const L = LISTS[name];
+  const sortField = L.sort.replace(/^-/, '');
+  if (item[sortField] === p.items[i][sortField] && item[L.search] === p.items[i][L.search]) {
+    p.items[i] = item;
+    renderRow(name, item.id);
+    return;
   }
+  p.items.splice(i, 1);
+  if (!matchesSearch(name, item) || !insertInOrder(name, item)) readAgainSoon(name);
+  if (ui.tab === name) renderList();
+}
+
+/** Reads the list's page again shortly, unless that is under way. */
+function readAgainSoon(name) {
+  const p = ui.pages[name];
+  if (p.reload || p.loading) return;
+  p.reload = setTimeout(() => { p.reload = undefined; loadList(name); }, 200);
 }
 
 /** Folds a customer event into a customer list item. */
@@ -540,20 +542,12 @@ async function refetchItem(name, type, id) {
   if (i >= 0) {
     if ((p.items[i].seq ?? 0) > agg.seq) return;
     if (p.loading) p.touched.set(id, item);
-    const L = LISTS[name];
-    const sortField = L.sort.replace(/^-/, '');
-    if (item[sortField] === p.items[i][sortField] && item[L.search] === p.items[i][L.search]) {
-      p.items[i] = item;
-      renderRow(name, id);
-      return;
-    }
-    replaceInOrder(name, i, item);
-  } else {
-    if (!p.loaded || !matchesSearch(name, item)) return;
-    if (p.loading) p.touched.set(id, item);
-    if (!insertInOrder(name, item)) return;
+    replaceItem(name, i, item);
+    return;
   }
-  if (ui.tab === name) renderList();
+  if (!p.loaded || !matchesSearch(name, item)) return;
+  if (p.loading) p.touched.set(id, item);
+  if (insertInOrder(name, item) && ui.tab === name) renderList();
 }
 
 // -------------------------------------------------------------------- marks
