@@ -125,7 +125,7 @@ func hostileCorpus(t *testing.T, h *hostileServer) []hostile {
 		post(name, body, status)
 	}
 	// Sizes and shapes over the data limits.
-	post("huge-number-exponent", valid(`{"label":"x","n":1e400}`), 413)
+	post("huge-number-exponent", valid(`{"label":"x","n":1e400}`), 400)
 	post("huge-number-negative-exponent-digits", valid(`{"n":-`+strings.Repeat("9", 400)+`}`), 413)
 	post("number-many-digits", valid(`{"n":0.`+strings.Repeat("1", 100)+`}`), 413)
 	post("giant-string", valid(`{"label":"`+strings.Repeat("x", 70_000)+`"}`), 413)

@@ -36,7 +36,7 @@ type DataLimits struct {
 	MaxDepth int
 	// MaxNumber is the longest number, in characters as sent (default 40).
 	// A number beyond the range of a 64-bit float is refused whatever its
-	// length.
+	// length, as data that does not decode (400), not as a size (413).
 	MaxNumber int
 }
 
@@ -124,7 +124,8 @@ func (f *dataFrame) seen(raw []byte) bool {
 // checkData checks JSON data, already known to be valid JSON, against the
 // limits, for escapes no store can hold (a lone UTF-16 surrogate) and for
 // a key given twice in one object. It returns nil or the problem: 413 for
-// a limit, 400 for the others.
+// a limit, 400 for the others (a number beyond a 64-bit float's range
+// among them).
 func checkData(data []byte, lim DataLimits) *Problem {
 	var stack []dataFrame
 	// element counts a value starting in the innermost container.
@@ -217,8 +218,10 @@ func checkData(data []byte, lim DataLimits) *Problem {
 						fmt.Sprintf("a number is longer than %d characters", lim.MaxNumber))
 				}
 				if _, err := strconv.ParseFloat(string(tok), 64); err != nil {
-					return limitProblem(dataPath(stack), CodeTooLarge,
-						"a number is beyond the range of a 64-bit float")
+					// Not a size: a value no reader of the data can hold.
+					path := dataPath(stack)
+					return newProblem(http.StatusBadRequest, slugInvalidCommand, dataDetail(path, "a number beyond the range of a 64-bit float"),
+						plait.FieldError{Path: path, Code: CodeInvalidData, Message: "a number beyond the range of a 64-bit float does not decode"})
 				}
 			}
 			i = j

@@ -22,7 +22,7 @@ func TestDataOverALimitIs413AndStoresNothing(t *testing.T) {
 	deep := `{"type":"counter","aggregateId":"a","name":"label","data":{"label":[[[["x"]]]]}}`
 	problem(t, h.do("POST", "/commands", tok, deep), http.StatusRequestEntityTooLarge, httpapi.CodeTooDeep)
 	huge := `{"type":"counter","aggregateId":"a","name":"add","data":{"by":1e400}}`
-	problem(t, h.do("POST", "/commands", tok, huge), http.StatusRequestEntityTooLarge, httpapi.CodeTooLarge)
+	problem(t, h.do("POST", "/commands", tok, huge), http.StatusBadRequest, httpapi.CodeInvalidData)
 	if got := h.e.Head(); got != head {
 		t.Fatalf("head moved from %d to %d", head, got)
 	}
