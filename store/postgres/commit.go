@@ -119,7 +119,10 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, offsets [
 		}
 		return fmt.Errorf("postgres: commit: %w (whether it committed is unknown: %v)", err, verr)
 	}
-	return fmt.Errorf("postgres: commit: %w", classify(err))
+	if err := classify(err); errors.Is(err, ErrConflict) {
+		return err // ErrConflict's text says where it comes from
+	}
+	return fmt.Errorf("postgres: commit: %w", err)
 }
 
 // assignPositions numbers the batch from first on: each command's events,

@@ -9,6 +9,7 @@ import (
 	"github.com/plaithq/plait/store/postgres/pgtest"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -258,6 +259,9 @@ func TestCommitWithOffsets(t *testing.T) {
 	err := commit(9, 1) // another consumer went further: fenced off
 	if !errors.Is(err, postgres.ErrConflict) || !errors.Is(err, engine.ErrLostRace) {
 		t.Fatalf("an offset going back: err = %v, want ErrConflict, an engine.ErrLostRace", err)
+	}
+	if n := strings.Count(err.Error(), "postgres:"); n != 1 {
+		t.Errorf("the error names its package %d times: %v", n, err)
 	}
 	if h, _ := st.Head(ctx); h != head {
 		t.Fatal("a fenced-off commit stored its batch")
