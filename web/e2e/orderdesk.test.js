@@ -1329,3 +1329,32 @@ test('an entry of the error list keeps the focus when another rejection arrives,
   await page.getByTestId('error-list').waitFor({ state: 'hidden' });
   await done(page);
 });
+
+test('a form that still shows what the customer already is sends nothing', T, async () => {
+  const name = `Un Changed ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  let posts = 0;
+  await page.route((url) => url.pathname === '/commands', (route) => {
+    if (route.request().method() === 'POST') posts++;
+    return route.continue();
+  });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('submit-rename').click();
+  await s.locator('form[data-command=rename] [data-testid=annotation][data-code=unchanged]').waitFor();
+  // Typed away and back again: still the same name.
+  await s.getByTestId('input-name').fill(`${name}!`);
+  await s.getByTestId('input-name').fill(name);
+  await s.getByTestId('input-name').press('Enter');
+  assert.equal(await s.getByTestId('input-name').evaluate((el) => el === document.activeElement), true);
+  assert.equal(posts, 0);
+  assert.equal(await page.getByTestId('screen').isVisible(), true);
+  // A real change goes out and closes the screen.
+  await s.getByTestId('input-email').fill(`changed.${unique()}@example.com`);
+  await s.getByTestId('submit-changeEmail').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  assert.equal(posts, 1);
+  await done(page);
+});

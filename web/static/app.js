@@ -863,7 +863,9 @@ function commandForm(type, id, name, build, ...content) {
   // A form with changes not sent yet keeps its screen open when another
   // form of the screen sends its command.
   form.addEventListener('input', () => {
-    form.dataset.dirty = 'true';
+    // Typed back to what the state holds, a form has no change left.
+    if (unchanged(form, build(form))) delete form.dataset.dirty;
+    else form.dataset.dirty = 'true';
     // Typed after a warning: leaving is asked about again.
     if (ui.screen?.discardAsked) {
       ui.screen.discardAsked = null;
@@ -875,6 +877,13 @@ function commandForm(type, id, name, build, ...content) {
     e.preventDefault();
     if (form.getAttribute('aria-busy') === 'true') return; // sent already, on its way
     const data = build(form);
+    // A form that edits the state and still shows it sends nothing: there
+    // is no change to make, and an event saying so would only travel.
+    if (unchanged(form, data)) {
+      annotate(form, [{ path: '', code: 'unchanged', message: 'Nothing to send: this is what it already is.' }]);
+      form.querySelector('input, textarea, select')?.focus();
+      return;
+    }
     // Sent again after it was lost on the way, the same command keeps its
     // id: if the first did arrive, it is carried out once all the same.
     const lost = lostCommands.get(form);
@@ -887,6 +896,20 @@ function commandForm(type, id, name, build, ...content) {
     send(form, cmd);
   });
   return form;
+}
+
+/**
+ * Marks a form as an edit of the state: while its data is what the state
+ * already holds (current, as the form builds it), it is not sent.
+ */
+function editing(current, form) {
+  form.dataset.current = JSON.stringify(current);
+  return form;
+}
+
+/** Whether data, built from an editing form, is what the state holds. */
+function unchanged(form, data) {
+  return form.dataset.current !== undefined && form.dataset.current === JSON.stringify(data);
 }
 
 /** Form → the command it sent that was lost on the way, to send again. */
@@ -1080,12 +1103,12 @@ function customerScreen(id, agg) {
   return [
     screenHeader(s.name, `${id} · version ${agg.seq}`),
     staleNotice(),
-    commandForm('customer', id, 'rename', (f) => ({ name: f.elements.name.value }),
+    editing({ name: s.name }, commandForm('customer', id, 'rename', (f) => ({ name: f.elements.name.value }),
       field('Name', h('input', { name: 'name', value: s.name, 'data-path': 'name', 'data-testid': 'input-name', autocomplete: 'off' })),
-      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit-rename' }, 'Rename'))),
-    commandForm('customer', id, 'changeEmail', (f) => ({ email: f.elements.email.value }),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit-rename' }, 'Rename')))),
+    editing({ email: s.email }, commandForm('customer', id, 'changeEmail', (f) => ({ email: f.elements.email.value }),
       field('Email', h('input', { name: 'email', type: 'email', value: s.email, 'data-path': 'email', 'data-testid': 'input-email', autocomplete: 'off' })),
-      h('div', { class: 'actions' }, h('button', { type: 'submit', 'data-testid': 'submit-changeEmail' }, 'Change email'))),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', 'data-testid': 'submit-changeEmail' }, 'Change email')))),
     h('section', { class: 'panel' },
       h('div', { class: 'panel-header' },
         h('h3', {}, 'Recent orders'),
