@@ -280,8 +280,14 @@ const (
 	KindString Kind = "string" // text, times included
 	KindNumber Kind = "number"
 	KindBool   Kind = "bool"
-	KindOther  Kind = "other" // objects, arrays, any
+	KindList   Kind = "list"   // a JSON array: a slice or an array
+	KindObject Kind = "object" // a JSON object: a struct or a map
+	KindOther  Kind = "other"  // its own encoding, or any value
 )
+
+// Comparable reports whether a list can filter or sort on a field of kind
+// k: text, numbers and true or false compare; lists and objects do not.
+func (k Kind) Comparable() bool { return k != KindList && k != KindObject }
 
 func kindOf(t reflect.Type, tagOpts string) Kind {
 	for t.Kind() == reflect.Pointer {
@@ -306,6 +312,15 @@ func kindOf(t reflect.Type, tagOpts string) Kind {
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 		reflect.Float32, reflect.Float64:
 		return KindNumber
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return KindString // bytes are encoded as base64 text
+		}
+		return KindList
+	case reflect.Array:
+		return KindList
+	case reflect.Struct, reflect.Map:
+		return KindObject
 	}
 	return KindOther
 }

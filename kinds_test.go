@@ -21,6 +21,11 @@ type kindsState struct {
 	Open    bool            `json:"open"`
 	At      time.Time       `json:"at"`
 	Tags    []string        `json:"tags"`
+	Pair    [2]int          `json:"pair"`
+	Blob    []byte          `json:"blob"`
+	Address struct{}        `json:"address"`
+	Meta    map[string]int  `json:"meta"`
+	Any     any             `json:"any"`
 	Extra   json.RawMessage `json:"extra"`
 	Quoted  int64           `json:"quoted,string"`
 	Skipped int             `json:"-"`
@@ -33,12 +38,13 @@ func TestStateFieldsHaveKinds(t *testing.T) {
 	s := plait.NewAggregate[kindsState]("thing").Settings()
 	want := map[string]plait.Kind{
 		"owner": plait.KindString, "name": plait.KindString, "count": plait.KindNumber, "price": plait.KindNumber,
-		"open": plait.KindBool, "at": plait.KindString, "tags": plait.KindOther, "extra": plait.KindOther, "quoted": plait.KindString,
+		"open": plait.KindBool, "at": plait.KindString, "tags": plait.KindList, "extra": plait.KindOther, "quoted": plait.KindString,
+		"pair": plait.KindList, "blob": plait.KindString, "address": plait.KindObject, "meta": plait.KindObject, "any": plait.KindOther,
 	}
 	if !reflect.DeepEqual(s.Kinds, want) {
 		t.Errorf("kinds %v, want %v", s.Kinds, want)
 	}
-	if want := []string{"at", "count", "extra", "name", "open", "owner", "price", "quoted", "tags"}; !reflect.DeepEqual(s.Fields, want) {
+	if want := []string{"address", "any", "at", "blob", "count", "extra", "meta", "name", "open", "owner", "pair", "price", "quoted", "tags"}; !reflect.DeepEqual(s.Fields, want) {
 		t.Errorf("fields %v, want %v", s.Fields, want)
 	}
 	_ = kindsState{}.hidden

@@ -423,6 +423,9 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 				if err := isSealed(k, f); err != nil {
 					return lq, err
 				}
+				if !kinds[f].Comparable() {
+					return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: fmt.Sprintf("%s holds %s, which has no order", f, kindNoun(kinds[f]))}
+				}
 				lq.Sort = f
 			case f == "id":
 			default:
@@ -502,8 +505,10 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 // true or false, and a prefix is of text.
 func misfit(k plait.Kind, op, v string) string {
 	switch {
+	case !k.Comparable():
+		return fmt.Sprintf("this field holds %s; filters compare text, numbers and true or false", kindNoun(k))
 	case op == "prefix" && (k == plait.KindNumber || k == plait.KindBool):
-		return "a prefix is for text; this field holds a " + string(k)
+		return "a prefix is for text; this field holds " + kindNoun(k)
 	case op == "eq" && k == plait.KindNumber:
 		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return fmt.Sprintf("%q is not a number, which this field holds", v)
@@ -512,6 +517,17 @@ func misfit(k plait.Kind, op, v string) string {
 		return fmt.Sprintf("%q is neither true nor false, which this field holds", v)
 	}
 	return ""
+}
+
+// kindNoun names the values of a kind of field, for messages.
+func kindNoun(k plait.Kind) string {
+	switch k {
+	case plait.KindList:
+		return "a list"
+	case plait.KindObject:
+		return "an object"
+	}
+	return "a " + string(k)
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
