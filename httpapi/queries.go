@@ -283,6 +283,11 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		lq.Owner = user.ID
 	}
 	lineage := wantsLineage(q)
+	if lineage && q.Has("fields") && !def.Settings().View {
+		writeProblem(w, paramProblem(&paramError{Param: "fields", Code: CodeUnknownFieldName,
+			Message: fmt.Sprintf("%s is not a view: its fields have no lineage", typ)}))
+		return
+	}
 	// fields naming lineage and no field of the state: the lineage of
 	// them all, which the store gives with the whole item.
 	lineageOnly := lineage && lq.Fields != nil && len(lq.Fields) == 0

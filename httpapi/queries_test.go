@@ -279,6 +279,7 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{"eq.count=true", "invalid"},
 		{"eq.count=Inf", "invalid"},
 		{"prefix.count=1", "invalid"},
+		{"fields=count,lineage", httpapi.CodeUnknownFieldName}, // counter is no view: no lineage
 	}
 	for _, tc := range bad {
 		problem(t, h.do("GET", "/lists/counter?"+tc.q, tok, nil), http.StatusBadRequest, tc.code)
