@@ -3,6 +3,7 @@ package plait
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -70,6 +71,20 @@ func (r *Rejection) Error() string {
 // Reject returns a rejection with a single annotation.
 func Reject(path, code, message string) error {
 	return &Rejection{Errors: []FieldError{{Path: path, Code: code, Message: message}}}
+}
+
+// CheckExpectedSeq returns the rejection of a command whose ExpectedSeq is
+// set and is not seq, the instance's current one, or nil: the check the
+// engine makes before decide runs.
+func CheckExpectedSeq(cmd Command, seq int64) *Rejection {
+	if cmd.ExpectedSeq == nil || *cmd.ExpectedSeq == seq {
+		return nil
+	}
+	msg := fmt.Sprintf("the %s was changed meanwhile: you saw version %d, it is now at version %d", cmd.Type, *cmd.ExpectedSeq, seq)
+	if *cmd.ExpectedSeq > seq {
+		msg = fmt.Sprintf("the %s has no version %d: it is at version %d", cmd.Type, *cmd.ExpectedSeq, seq)
+	}
+	return &Rejection{Errors: []FieldError{{Path: "expectedSeq", Code: CodeConflict, Message: msg}}}
 }
 
 // Problems collects annotations while a decide function validates a command.

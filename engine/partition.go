@@ -336,12 +336,8 @@ func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
 	reject := func(errs ...plait.FieldError) *Processed {
 		return &Processed{Outcome: plait.Outcome{Command: cmd, Status: plait.StatusRejected, Errors: errs, Owner: inst.Owner}}
 	}
-	if cmd.ExpectedSeq != nil && *cmd.ExpectedSeq != inst.Seq {
-		msg := fmt.Sprintf("the %s was changed meanwhile: you saw version %d, it is now at version %d", cmd.Type, *cmd.ExpectedSeq, inst.Seq)
-		if *cmd.ExpectedSeq > inst.Seq {
-			msg = fmt.Sprintf("the %s has no version %d: it is at version %d", cmd.Type, *cmd.ExpectedSeq, inst.Seq)
-		}
-		return reject(plait.FieldError{Path: "expectedSeq", Code: plait.CodeConflict, Message: msg})
+	if rej := plait.CheckExpectedSeq(cmd, inst.Seq); rej != nil {
+		return reject(rej.Errors...)
 	}
 	changes, err := safeDecide(def, plait.Current{Seq: inst.Seq, State: inst.State, Lineage: inst.Lineage}, cmd)
 	if err != nil {

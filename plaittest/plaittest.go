@@ -36,6 +36,7 @@ type Scenario struct {
 	id      string
 	user    string
 	at      time.Time
+	saw     *int64 // the commands' ExpectedSeq
 	err     error
 }
 
@@ -82,6 +83,15 @@ func (s *Scenario) At(at time.Time) *Scenario {
 	return &c
 }
 
+// Expecting returns the scenario with commands carrying ExpectedSeq seq, the
+// version of the instance their sender saw: one that is not the seq of the
+// given history is rejected with plait.CodeConflict, as the engine does.
+func (s *Scenario) Expecting(seq int64) *Scenario {
+	c := *s
+	c.saw = &seq
+	return &c
+}
+
 // When sends the command name with data, encoded as JSON, to the instance.
 func (s *Scenario) When(name string, data any) *Result {
 	raw, err := json.Marshal(data)
@@ -90,12 +100,14 @@ func (s *Scenario) When(name string, data any) *Result {
 	}
 	return s.WhenCommand(plait.Command{
 		ID: DefaultCommand, Type: s.def.Type(), AggregateID: s.id, Name: name, Data: raw,
-		CorrelationID: DefaultCommand, User: s.user, At: s.at,
+		CorrelationID: DefaultCommand, User: s.user, At: s.at, ExpectedSeq: s.saw,
 	})
 }
 
 // WhenCommand sends cmd as it is, for example a command a reactor returned.
-// An empty Type is taken to be the scenario's type.
+// An empty Type is taken to be the scenario's type. A cmd.ExpectedSeq other
+// than the seq of the given history (the number of its events) rejects it
+// with plait.CodeConflict before decide runs, as the engine does.
 func (s *Scenario) WhenCommand(cmd plait.Command) *Result {
 	if cmd.Type == "" {
 		cmd.Type = s.def.Type()
@@ -109,6 +121,10 @@ func (s *Scenario) WhenCommand(cmd plait.Command) *Result {
 		return r
 	}
 	if r.err = s.def.CheckCommand(cmd.Name, cmd.Data); r.err != nil {
+		return r
+	}
+	if rej := plait.CheckExpectedSeq(cmd, s.seq); rej != nil {
+		r.err = rej
 		return r
 	}
 	r.changes, r.err = decide(s.def, plait.Current{Seq: s.seq, State: s.state, Lineage: s.lineage}, cmd)

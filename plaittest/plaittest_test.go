@@ -153,6 +153,20 @@ func TestTheEnvelopeCanBeSet(t *testing.T) {
 	})
 }
 
+// A command carrying the version its sender saw is decided only if the
+// instance is still at that version; otherwise it is a conflict.
+func TestExpectedSeqIsChecked(t *testing.T) {
+	once := plaittest.Given(stamps, stamped)
+	passes(t, func(tb testing.TB) {
+		once.Expecting(1).When("stamp", Stamp{}).ThenEvents(tb, stamped)
+		once.Expecting(0).When("stamp", Stamp{}).ThenRejectedWith(tb, plait.FieldError{Path: "expectedSeq", Code: plait.CodeConflict,
+			Message: "the stamps was changed meanwhile: you saw version 0, it is now at version 1"})
+		once.Expecting(3).When("stamp", Stamp{}).ThenRejected(tb, plait.CodeConflict)
+		saw := int64(2)
+		once.WhenCommand(plait.Command{Name: "stamp", Data: json.RawMessage(`{}`), ExpectedSeq: &saw}).ThenRejected(tb, plait.CodeConflict)
+	})
+}
+
 func TestThenRejected(t *testing.T) {
 	twice := plaittest.Given(stamps).When("stamp", Stamp{Note: "twice"})
 	passes(t, func(tb testing.TB) {
