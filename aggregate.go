@@ -45,6 +45,20 @@ type Lineage struct {
 	Seq         int64  `json:"seq"`
 }
 
+// Supersedes reports whether a value whose source is l may replace one whose
+// source is cur, so that a view handler can ignore an update older than
+// what it shows (reactors' commands may arrive late or twice): yes when cur
+// is empty (no value yet), when l is a later seq of the same instance, and
+// when l is another instance. The last is the handler's to judge where a
+// field can come from several instances in turn (an order moved to another
+// customer): Supersedes orders the versions of one instance only.
+func (l Lineage) Supersedes(cur Lineage) bool {
+	if l.Type != cur.Type || l.AggregateID != cur.AggregateID {
+		return true
+	}
+	return l.Seq > cur.Seq
+}
+
 // Change is one event a decide function emits, made with [Emit].
 type Change struct {
 	Name    string

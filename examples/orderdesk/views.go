@@ -82,7 +82,7 @@ func OrderList(opts ...plait.Option[OrderItem]) *plait.Aggregate[OrderItem] {
 		plait.WithAccess[OrderItem](Access),
 		plait.Indexed[OrderItem]("customerName", "status", "placedAt", "total"),
 		plait.Handle(CmdSetOrder, func(s OrderItem, c plait.Cmd[SetOrder]) ([]plait.Change, error) {
-			changes := emitIfNewer(c.Data.Source, c.Lineage["total"].Seq, EvtOrderSet, c.Data, "total", "currency", "lines", "placedAt")
+			changes := emitIfNewer(c.Data.Source, c.Lineage["total"], EvtOrderSet, c.Data, "total", "currency", "lines", "placedAt")
 			// Every field has a lineage: before its customer's name is
 			// known (the customer is not created yet, or is another
 			// user's), an item's empty customerName comes from that
@@ -93,10 +93,10 @@ func OrderList(opts ...plait.Option[OrderItem]) *plait.Aggregate[OrderItem] {
 			return changes, nil
 		}),
 		plait.Handle(CmdSetStatus, func(s OrderItem, c plait.Cmd[SetStatus]) ([]plait.Change, error) {
-			return emitIfNewer(c.Data.Source, c.Lineage["status"].Seq, EvtStatusSet, c.Data, "status"), nil
+			return emitIfNewer(c.Data.Source, c.Lineage["status"], EvtStatusSet, c.Data, "status"), nil
 		}),
 		plait.Handle(CmdSetCustomerName, func(s OrderItem, c plait.Cmd[SetCustomerName]) ([]plait.Change, error) {
-			return emitIfNewer(c.Data.Source, c.Lineage["customerName"].Seq, EvtCustomerNameSet, c.Data, "customerName"), nil
+			return emitIfNewer(c.Data.Source, c.Lineage["customerName"], EvtCustomerNameSet, c.Data, "customerName"), nil
 		}),
 		plait.Apply(EvtOrderSet, func(s OrderItem, e SetOrder) OrderItem {
 			s.Total, s.Currency, s.Lines, s.PlacedAt = e.Total, e.Currency, e.Lines, e.PlacedAt
@@ -114,9 +114,10 @@ func OrderList(opts ...plait.Option[OrderItem]) *plait.Aggregate[OrderItem] {
 }
 
 // emitIfNewer emits the event name with data and the lineage src for fields,
-// unless src is not newer than seq, the source of what the fields hold.
-func emitIfNewer[E any](src plait.Lineage, seq int64, name string, data E, fields ...string) []plait.Change {
-	if src.Seq <= seq {
+// unless src does not supersede cur, the source of what the fields hold: a
+// late or repeated update changes nothing.
+func emitIfNewer[E any](src, cur plait.Lineage, name string, data E, fields ...string) []plait.Change {
+	if !src.Supersedes(cur) {
 		return nil
 	}
 	return []plait.Change{plait.Emit(name, data).From(src, fields...)}
@@ -202,7 +203,7 @@ func CustomerOrders(opts ...plait.Option[CustomerOrdersState]) *plait.Aggregate[
 		plait.WithAccess[CustomerOrdersState](InternalAccess),
 		plait.Handle(CmdSetName, func(s CustomerOrdersState, c plait.Cmd[SetName]) ([]plait.Change, error) {
 			owner := cmp.Or(s.Owner, c.Data.Owner)
-			return emitIfNewer(c.Data.Source, s.NameSource.Seq, EvtNameSet,
+			return emitIfNewer(c.Data.Source, s.NameSource, EvtNameSet,
 				NameSet{Source: c.Data.Source, Name: c.Data.Name, Owner: c.Data.Owner, OrderIDs: s.shown(owner)}, "name"), nil
 		}),
 		plait.Handle(CmdAddOrder, func(s CustomerOrdersState, c plait.Cmd[AddOrder]) ([]plait.Change, error) {
