@@ -11,7 +11,7 @@ import (
 )
 
 func runBench(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
-	opts, soak, sc, err := parseBench(args, stdout)
+	opts, soak, sc, err := parseBench(prog, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -36,8 +36,8 @@ func runBench(ctx context.Context, prog program, args []string, stdout, stderr i
 }
 
 // parseBench reads bench's flags.
-func parseBench(args []string, stdout io.Writer) (opts bench.Options, soak time.Duration, sc scaledBenchFlags, err error) {
-	fs := flags("bench", "Measures Plait's throughput and latency, each figure beside its raw baseline measured in the same run on the same disk.", stdout)
+func parseBench(prog program, args []string, stdout io.Writer) (opts bench.Options, soak time.Duration, sc scaledBenchFlags, err error) {
+	fs := flags(prog, "bench", "Measures Plait's throughput and latency, each figure beside its raw baseline measured in the same run on the same disk.", stdout)
 	fs.StringVar(&opts.Dir, "dir", "", "directory for the temporary databases (default the system's temp dir); figures are measured on its disk")
 	fs.DurationVar(&opts.Duration, "duration", 0, "how long each figure is measured (default 3s)")
 	fs.BoolVar(&opts.Quick, "quick", false, "a fast smoke run with rough numbers")

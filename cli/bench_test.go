@@ -18,7 +18,7 @@ func TestBenchRelayClientsFollowQuick(t *testing.T) {
 		{[]string{"-quick", "-relay-clients", "0"}, -1},
 		{[]string{"-relay-clients", "250"}, 250},
 	} {
-		opts, _, _, err := parseBench(c.args, io.Discard)
+		opts, _, _, err := parseBench(program{name: "plait"}, c.args, io.Discard)
 		if err != nil {
 			t.Fatalf("%v: %v", c.args, err)
 		}

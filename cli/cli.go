@@ -33,13 +33,14 @@ type command struct {
 // program is what the command line runs: the application, and the files
 // its server gives browsers.
 type program struct {
-	app plait.App
-	web fs.FS
+	app  plait.App
+	web  fs.FS
+	name string // as run: plait for cmd/plait, an application's own name for its
 }
 
 // defaults is the program of app without options.
 func defaults(app plait.App) program {
-	return program{app: app, web: web.Client}
+	return program{app: app, web: web.Client, name: "plait"}
 }
 
 // An Option configures the program Main makes.
@@ -65,7 +66,8 @@ var commands = []command{
 // and returns the process exit code: 0 on success, 2 for a usage error, 1
 // for any other failure. SIGINT and SIGTERM stop it gracefully.
 func Main(app plait.App, args []string, opts ...Option) int {
-	return run(app, args, os.Stdout, os.Stderr, opts...)
+	named := func(p *program) { p.name = filepath.Base(os.Args[0]) }
+	return run(app, args, os.Stdout, os.Stderr, append([]Option{named}, opts...)...)
 }
 
 func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option) int {
@@ -79,7 +81,7 @@ func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option)
 	}
 	// plait --help lists the commands; plait serve --help, serve's flags.
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		usage(app, stdout)
+		usage(prog, stdout)
 		return 0
 	}
 	name := "serve"
@@ -90,7 +92,7 @@ func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option)
 		if len(args) == 1 && args[0] != "help" { // plait help serve is plait serve --help
 			name, args = args[0], []string{"--help"}
 		} else {
-			usage(app, stdout)
+			usage(prog, stdout)
 			return 0
 		}
 	}
@@ -107,20 +109,20 @@ func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option)
 		case errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.As(err, new(usageError)):
-			fmt.Fprintf(stderr, "plait %s: %v (see '%s %s --help')\n", name, err, filepath.Base(os.Args[0]), name)
+			fmt.Fprintf(stderr, "%s %s: %v (see '%[1]s %[2]s --help')\n", prog.name, name, err)
 			return 2
 		default:
-			fmt.Fprintf(stderr, "plait %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "%s %s: %v\n", prog.name, name, err)
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "plait: unknown command %q (see '%s help')\n", name, filepath.Base(os.Args[0]))
+	fmt.Fprintf(stderr, "%s: unknown command %q (see '%[1]s help')\n", prog.name, name)
 	return 2
 }
 
-func usage(app plait.App, w io.Writer) {
-	prog := filepath.Base(os.Args[0])
-	fmt.Fprintf(w, "%s: a Plait application\n\nUsage: %s [command] [flags]\n\nCommands:\n", app.Name, prog)
+func usage(p program, w io.Writer) {
+	prog := p.name
+	fmt.Fprintf(w, "%s: a Plait application\n\nUsage: %s [command] [flags]\n\nCommands:\n", p.app.Name, prog)
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
@@ -132,16 +134,16 @@ type usageError struct{ error }
 
 // flags makes a flag set that reports errors instead of exiting, and
 // prints its usage, asked for with --help, to stdout.
-func flags(name, summary string, stdout io.Writer) *flag.FlagSet {
-	return flagsWithArgs(name, "", summary, stdout)
+func flags(prog program, name, summary string, stdout io.Writer) *flag.FlagSet {
+	return flagsWithArgs(prog, name, "", summary, stdout)
 }
 
 // flagsWithArgs is flags for a command that takes arguments after its
 // flags, named in its usage line by args ("SUBJECT").
-func flagsWithArgs(name, args, summary string, stdout io.Writer) *flag.FlagSet {
+func flagsWithArgs(prog program, name, args, summary string, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	usage := "plait " + name + " [flags]"
+	usage := prog.name + " " + name + " [flags]"
 	if args != "" {
 		usage += " " + args
 	}

@@ -75,6 +75,15 @@ func TestEveryCommandPrintsItsUsageOnce(t *testing.T) {
 	if _, out, _ := runCLI(t, "forget", "--help"); !strings.HasPrefix(out, "Usage: plait forget [flags] SUBJECT\n") {
 		t.Errorf("forget --help:\n%s", out)
 	}
+	// An application's own program names itself.
+	var out, errOut bytes.Buffer
+	named := func(p *program) { p.name = "casedesk" }
+	if code := run(orderdesk.App(), []string{"replay", "--help"}, &out, &errOut, named); code != 0 || !strings.HasPrefix(out.String(), "Usage: casedesk replay [flags]") {
+		t.Errorf("replay --help of casedesk: exit %d:\n%s", code, out.String())
+	}
+	if code := run(orderdesk.App(), []string{"bogus"}, &out, &errOut, named); code != 2 || !strings.HasPrefix(errOut.String(), "casedesk: unknown command \"bogus\" (see 'casedesk help')") {
+		t.Errorf("bogus of casedesk: exit %d: %s", code, errOut.String())
+	}
 	// help COMMAND is COMMAND --help.
 	if code, out, _ := runCLI(t, "help", "serve"); code != 0 || !strings.HasPrefix(out, "Usage: plait serve [flags]") || !strings.Contains(out, "-addr") {
 		t.Errorf("help serve: exit %d:\n%s", code, out)

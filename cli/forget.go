@@ -18,7 +18,7 @@ import (
 // deployment, scaled out included), through POST /subjects/{subject}/forget.
 func runForget(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
 	app := prog.app
-	fs := flagsWithArgs("forget", "SUBJECT", "Forgets a data subject: destroys its key, so that every personal field of the subject\n(plait.Personal) reads as erased everywhere, and lists the view instances that showed it.\nWhen a server runs on the data directory, or with --server, the server forgets it, through its API.", stdout)
+	fs := flagsWithArgs(prog, "forget", "SUBJECT", "Forgets a data subject: destroys its key, so that every personal field of the subject\n(plait.Personal) reads as erased everywhere, and lists the view instances that showed it.\nWhen a server runs on the data directory, or with --server, the server forgets it, through its API.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	server := fs.String("server", "", "ask the server at this base `URL` (http://host:port), embedded or scaled out, instead of the data directory")

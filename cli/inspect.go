@@ -14,7 +14,7 @@ import (
 
 func runInspect(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
 	app := prog.app
-	fs := flags("inspect", "Shows the store's log head, its streams (each aggregate type's instances and events), and each subscription's checkpoint and lag (embedded: the events of its types after its checkpoint, up to the head).\nWith --kafka and --postgres, the scaled-out deployment's (lag: the positions behind the head): also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stdout)
+	fs := flags(prog, "inspect", "Shows the store's log head, its streams (each aggregate type's instances and events), and each subscription's checkpoint and lag (embedded: the events of its types after its checkpoint, up to the head).\nWith --kafka and --postgres, the scaled-out deployment's (lag: the positions behind the head): also each partition its consumer group consumes, with the offset handled, the end offset, the lag and the owner.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	var sc inspectScaledFlags

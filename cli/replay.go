@@ -13,7 +13,7 @@ import (
 
 func runReplay(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
 	app := prog.app
-	fs := flags("replay", "Rebuilds a view from the event log into a fresh copy while the old copy keeps serving, then swaps them.\nWhen a server runs on the data directory, or with --server (any deployment, scaled out included), the rebuild runs inside the server, through its API.\nWith --aggregate, rebuilds the materialized state (the snapshots) of an aggregate type by folding its events, through the upcasters.", stdout)
+	fs := flags(prog, "replay", "Rebuilds a view from the event log into a fresh copy while the old copy keeps serving, then swaps them.\nWhen a server runs on the data directory, or with --server (any deployment, scaled out included), the rebuild runs inside the server, through its API.\nWith --aggregate, rebuilds the materialized state (the snapshots) of an aggregate type by folding its events, through the upcasters.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	view := fs.String("view", "", "the view to rebuild through the reactors")

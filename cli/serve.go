@@ -85,7 +85,7 @@ func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
 
 func runServe(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
 	app := prog.app
-	fs := flags("serve", "Serves the application over HTTP: the API, the SSE relay, the demo UI and the metrics.\nWithout --jwt-secret or --jwks-url it serves a single local user and binds a loopback address only.", stdout)
+	fs := flags(prog, "serve", "Serves the application over HTTP: the API, the SSE relay, the metrics, and its browser UI if it has one (orderdesk's in cmd/plait).\nWithout --jwt-secret or --jwks-url it serves a single local user and binds a loopback address only.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	var sc scaledFlags

@@ -203,8 +203,9 @@ func unauthorized(detail string) *Problem {
 }
 
 // localUser is the single user of a server without Auth. It holds every
-// role the application names in SeeAllRoles, so it sees everything; rules of
-// Access.Send that ask for other roles apply to it as declared.
+// role the application names in SeeAllRoles, so it sees every instance of
+// a type that names one; of a type that names none it sees what it owns.
+// Rules of Access.Send that ask for other roles apply to it as declared.
 func localUser(app plait.App) plait.User {
 	u := plait.User{ID: "local"}
 	seen := map[string]bool{}

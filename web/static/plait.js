@@ -272,7 +272,7 @@ export class Client {
    * before this promise has resolved. Rejects with a {@link ProblemError} if
    * the server refused the command at the door (nothing stored, no outcome
    * will follow). Rejects with a TypeError if the request or its answer was
-   * lost on the way, or with a ProblemError whose `mayHaveArrived` is set if
+   * lost on the way (a TimeoutError after 30 s without an answer), or with a ProblemError whose `mayHaveArrived` is set if
    * the server or a proxy failed (a 5xx) — the command may or may not have
    * arrived: it stays in
    * {@link Client#pending} until the server says whether it has it (its
