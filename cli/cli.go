@@ -1,5 +1,5 @@
 // Package cli turns an application into a program with Plait's whole
-// command line: serve, bench, replay and inspect. An application's main is
+// command line: serve, bench, replay, inspect and forget. An application's main is
 // one line:
 //
 //	func main() { os.Exit(cli.Main(myapp.App(), os.Args[1:])) }

@@ -9,6 +9,8 @@
 //	GET  /aggregates/{type}/{id}/events?after=N&limit=M
 //	GET  /lists/{type}?eq.F=v&prefix.F=v&sort=F|-F&fields=a,b&limit=N&after=CURSOR
 //	GET  /stream?types=a,b            (SSE, resumable with Last-Event-ID)
+//	HEAD /stream                      (a stream's headers only: the position it would start from)
+//	GET  /schemas/{type}[/{name}]     (the JSON Schemas of a type's commands; see below)
 //	GET  /healthz, /readyz, /metrics
 //	POST /views/{name}/rebuild        (admin: rebuild a view while serving)
 //	POST /subjects/{subject}/forget   (admin: erase a data subject's personal data)

@@ -32,9 +32,11 @@
 // # Commands
 //
 // A command record's value is the command's JSON as in the HTTP API
-// (plait.Command); its headers repeat the envelope's ids: plait_id,
-// plait_type ("<type>.<name>"), plait_correlationid and, when set,
-// plait_causationid. Append produces with acks=all and returns once the
+// (plait.Command), its personal fields sealed (plait.Personal); its headers
+// repeat the envelope's ids: plait_id, plait_type ("<type>.<name>"),
+// plait_correlationid and, when set, plait_causationid; plait_sender holds
+// who sent it, {"id":…,"roles":[…]}, for the access rules of the instance
+// that decides it (none: one of the engine's own commands). Append produces with acks=all and returns once the
 // record is acknowledged: that is when the HTTP API answers 202. When the
 // engine traces (engine.Options.TracerProvider), the W3C trace context of
 // the span the command was submitted under goes in the traceparent and

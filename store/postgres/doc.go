@@ -38,6 +38,8 @@
 //	instances          materialized state of every aggregate instance (state and lineage as JSONB)
 //	checkpoints        subscription positions
 //	offsets            consumed Kafka offsets, by topic and partition
+//	view_swaps         each rebuilt view's generation: the fence of its commits
+//	subject_keys       each data subject's key for its personal fields
 //	schema_migrations  the migrations applied
 //
 // # List queries
