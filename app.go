@@ -3,6 +3,8 @@ package plait
 import (
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 )
 
 // App is an application: a deployable unit owning a few aggregate types and
@@ -24,8 +26,11 @@ var namePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 
 // Validate reports the first thing wrong with the application's definition:
 // a missing or malformed name, a type defined twice, a reactor named twice,
-// a mistake in a type's options, an upcaster chain with a hole or two
-// upcasters for the same step.
+// a mistake in a type's options, an indexed field the state does not have,
+// a reactor subscribed to an event its type (one of the application's)
+// does not have, an upcaster chain with a hole or two upcasters for the
+// same step. A reactor may subscribe to a type the application does not
+// define: another application's, whose events it consumes.
 func (a App) Validate() error {
 	if !namePattern.MatchString(a.Name) {
 		return fmt.Errorf("plait: application name %q: want a letter then letters, digits or _", a.Name)
@@ -49,6 +54,9 @@ func (a App) Validate() error {
 			if !namePattern.MatchString(f) {
 				return fmt.Errorf("plait: %s: indexed field %q is not a plain name", d.Type(), f)
 			}
+			if _, found := slices.BinarySearch(d.Settings().Fields, f); !found {
+				return fmt.Errorf("plait: %s: indexed field %q is not a field of its state (%s)", d.Type(), f, strings.Join(d.Settings().Fields, ", "))
+			}
 			name, field := d.Type()+"_"+f, d.Type()+"."+f
 			if other, ok := indexes[name]; ok && other != field {
 				return fmt.Errorf("plait: the indexes of %s and %s would have one name, %s: rename a type or a field", other, field, name)
@@ -65,6 +73,17 @@ func (a App) Validate() error {
 			return fmt.Errorf("plait: reactor %q defined twice", r.Name())
 		}
 		reactors[r.Name()] = true
+		for _, key := range r.Subscriptions() {
+			typ, name, _ := strings.Cut(key, ".")
+			d, ok := a.Definition(typ)
+			if !ok {
+				continue // another application's type
+			}
+			if v, ok := d.(interface{ Events() []string }); ok && !slices.Contains(v.Events(), name) {
+				return fmt.Errorf("plait: reactor %s: subscribed to %s, but %s has no event %q (its events: %s)",
+					r.Name(), key, typ, name, strings.Join(v.Events(), ", "))
+			}
+		}
 	}
 	return a.validateUpcasters()
 }

@@ -28,3 +28,41 @@ func TestIndexNamesMayNotCollide(t *testing.T) {
 		t.Fatalf("Validate of distinct index names: %v", err)
 	}
 }
+
+// A misspelt name in the wiring of reactors and indexes is refused at
+// start, where it would otherwise skip events or leave a list unfiltered
+// for ever.
+func TestValidateRefusesWiringToNothing(t *testing.T) {
+	type doc struct {
+		Name string `json:"name"`
+	}
+	thing := func(opts ...plait.Option[doc]) *plait.Aggregate[doc] {
+		return plait.NewAggregate("thing", append([]plait.Option[doc]{
+			plait.Handle("set", func(s doc, c plait.Cmd[doc]) ([]plait.Change, error) { return nil, nil }),
+			plait.Apply("named", func(s doc, e doc) doc { return e }),
+		}, opts...)...)
+	}
+	nop := func(plait.Evt[doc]) []plait.Dispatch { return nil }
+	for _, tc := range []struct {
+		app  plait.App
+		want string // "" when valid
+	}{
+		{plait.App{Name: "app", Aggregates: []plait.Definition{thing(plait.Indexed[doc]("name"))}}, ""},
+		{plait.App{Name: "app", Aggregates: []plait.Definition{thing(plait.Indexed[doc]("nmae"))}}, `indexed field "nmae" is not a field of its state (name)`},
+		{plait.App{Name: "app", Aggregates: []plait.Definition{thing()},
+			Reactors: []*plait.Reactor{plait.NewReactor("feed", plait.On("thing", "named", nop))}}, ""},
+		{plait.App{Name: "app", Aggregates: []plait.Definition{thing()},
+			Reactors: []*plait.Reactor{plait.NewReactor("feed", plait.On("thing", "nmaed", nop))}}, `reactor feed: subscribed to thing.nmaed, but thing has no event "nmaed" (its events: named)`},
+		// Another application's events: not this one's to check.
+		{plait.App{Name: "app", Aggregates: []plait.Definition{thing()},
+			Reactors: []*plait.Reactor{plait.NewReactor("feed", plait.On("other", "whatever", nop))}}, ""},
+	} {
+		err := tc.app.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.app, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("Validate = %v, want %q", err, tc.want)
+		}
+	}
+}

@@ -104,19 +104,21 @@ func (e *Engine) reactionsTo(r *plait.Reactor, ev plait.Event, quiet bool) []pla
 			return nil
 		}
 		e.log.Error("reactor failed on an event; skipped", "reactor", r.Name(),
-			"event", ev.ID, "correlation", ev.CorrelationID, "error", err)
+			"event", ev.ID, "event_name", ev.Type+"."+ev.Name, "correlation", ev.CorrelationID, "error", err)
 		return nil
 	}
 	out := cmds[:0]
 	for _, cmd := range cmds {
 		if def, ok := e.defs[cmd.Type]; !ok {
 			if !quiet {
-				e.log.Error("reactor sent a command of an unknown type; skipped", "reactor", r.Name(), "type", cmd.Type)
+				e.log.Error("reactor sent a command of an unknown type; skipped", "reactor", r.Name(),
+					"event", ev.ID, "event_name", ev.Type+"."+ev.Name, "type", cmd.Type, "command", cmd.Name)
 			}
 			continue
 		} else if err := plait.CheckOf(def, cmd); err != nil {
 			if !quiet {
-				e.log.Error("reactor sent an invalid command; skipped", "reactor", r.Name(), "error", err)
+				e.log.Error("reactor sent an invalid command; skipped", "reactor", r.Name(),
+					"event", ev.ID, "event_name", ev.Type+"."+ev.Name, "type", cmd.Type, "command", cmd.Name, "error", err)
 			}
 			continue
 		}
