@@ -115,7 +115,12 @@ type Access struct {
 	// Send reports whether user may send the named command. Nil allows all.
 	Send func(user User, command string) bool
 	// OwnerOnly restricts each instance to the user who created it (its
-	// owner) and to users holding one of SeeAllRoles.
+	// owner) and to users holding one of SeeAllRoles. The owner is the user
+	// of the first command of the instance that emitted events; for a view,
+	// fed by reactors, that is the user whose command caused the event the
+	// reactor turned into that first command, so a view handler that does
+	// not want an item to belong to whoever touches it first emits nothing
+	// until the command comes from the right source.
 	OwnerOnly bool
 	// SeeAllRoles lists roles that see every instance even when OwnerOnly
 	// or RolesOnly.

@@ -65,7 +65,9 @@ type Reactor struct {
 type ReactorOption func(*Reactor)
 
 // NewReactor defines a reactor. The name identifies its checkpoint, so it
-// must stay the same across releases.
+// must stay the same across releases. It panics if two options subscribe
+// to the same event: a mistake in the program, not in its input. Other
+// mistakes of wiring (an event its type does not have) are App.Validate's.
 func NewReactor(name string, opts ...ReactorOption) *Reactor {
 	r := &Reactor{name: name, handlers: map[string]func(Event) ([]Dispatch, error){}}
 	for _, o := range opts {
@@ -75,7 +77,7 @@ func NewReactor(name string, opts ...ReactorOption) *Reactor {
 }
 
 // On subscribes the reactor to event name of aggregate type typ, whose data
-// decodes into E.
+// decodes into E. NewReactor panics when one event is subscribed to twice.
 func On[E any](typ, name string, react func(e Evt[E]) []Dispatch) ReactorOption {
 	return func(r *Reactor) {
 		key := typ + "." + name

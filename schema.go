@@ -196,12 +196,12 @@ func collectViolations(ve *jsonschema.ValidationError, out *[]FieldError) {
 	switch k := ve.ErrorKind.(type) {
 	case *kind.Required:
 		for _, m := range k.Missing {
-			*out = append(*out, FieldError{Path: JoinPath(path, m), Code: code, Message: "required"})
+			*out = append(*out, FieldError{Path: JoinPath(path, m), Code: code, Message: "this field is required"})
 		}
 		return
 	case *kind.AdditionalProperties:
 		for _, p := range k.Properties {
-			*out = append(*out, FieldError{Path: JoinPath(path, p), Code: code, Message: "not allowed"})
+			*out = append(*out, FieldError{Path: JoinPath(path, p), Code: code, Message: "this field is not allowed here"})
 		}
 		return
 	case *kind.Type:
