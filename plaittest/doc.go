@@ -30,4 +30,15 @@
 // Every command of a scenario is sent at [FixedTime] by user "tester" to
 // instance "test-1" unless [Scenario.At], [Scenario.By] or [Scenario.For]
 // say otherwise, so expected events can name the time they carry.
+// [Scenario.Expecting] sends it with the version the sender saw.
+//
+// A reactor is tested the same way, purely: [React] runs it on an event
+// made with [Happened], and ThenCommands checks what it sends:
+//
+//	func TestAPlacedOrderGetsAListItem(t *testing.T) {
+//		plaittest.React(orderdesk.OrderListFeed(), plaittest.Happened("order", "o1", 1, "placed", placedData)).
+//			ThenCommands(t,
+//				plaittest.Sent{Type: "orderList", AggregateID: "o1", Name: "setOrder", Data: setOrderData},
+//				plaittest.Sent{Type: "orderList", AggregateID: "o1", Name: "setStatus", Data: setStatusData})
+//	}
 package plaittest

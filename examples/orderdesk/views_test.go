@@ -1,9 +1,6 @@
 package orderdesk_test
 
 import (
-	"encoding/json"
-	"fmt"
-	"reflect"
 	"testing"
 
 	"github.com/plaithq/plait"
@@ -22,16 +19,12 @@ var (
 	c1Renamed2     = plait.Lineage{Type: "customer", AggregateID: "c1", Seq: 3}
 )
 
-// event is an event of a source aggregate as a reactor receives it.
+// event is an event of a source aggregate as a reactor receives it, from
+// ann when the orders were placed.
 func event(typ, id string, seq int64, name string, data any) plait.Event {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		panic(err)
-	}
-	return plait.Event{
-		ID: fmt.Sprintf("%s-%s-%d", typ, id, seq), Type: typ, AggregateID: id, Seq: seq, Name: name, Data: raw,
-		CorrelationID: "corr", User: "ann", At: placedAt,
-	}
+	ev := plaittest.Happened(typ, id, seq, name, data)
+	ev.User, ev.At = "ann", placedAt
+	return ev
 }
 
 // dispatch is the part of a command a reactor decides: where it goes and what it says.
@@ -40,31 +33,15 @@ type dispatch struct {
 	Data                    any
 }
 
+// thenCommands checks that reactor r sends exactly want on ev, each command
+// caused by ev, and returns the commands.
 func thenCommands(t *testing.T, r *plait.Reactor, ev plait.Event, want ...dispatch) []plait.Command {
 	t.Helper()
-	cmds, err := r.React(ev)
-	if err != nil {
-		t.Fatalf("%s on %s.%s: %v", r.Name(), ev.Type, ev.Name, err)
+	sent := make([]plaittest.Sent, len(want))
+	for i, w := range want {
+		sent[i] = plaittest.Sent{Type: w.Type, AggregateID: w.AggregateID, Name: w.Name, Data: w.Data}
 	}
-	var got []dispatch
-	for _, c := range cmds {
-		var data any
-		if err := json.Unmarshal(c.Data, &data); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, dispatch{c.Type, c.AggregateID, c.Name, data})
-	}
-	for i := range want {
-		raw, _ := json.Marshal(want[i].Data)
-		want[i].Data = nil
-		if err := json.Unmarshal(raw, &want[i].Data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("%s on %s.%s:\n got: %v\nwant: %v", r.Name(), ev.Type, ev.Name, got, want)
-	}
-	return cmds
+	return plaittest.React(r, ev).ThenCommands(t, sent...).Commands()
 }
 
 func TestAPlacedOrderFeedsItsListItemAndItsCustomersOrders(t *testing.T) {
