@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -26,11 +27,19 @@ type jwks struct {
 	client *http.Client
 
 	// minRefresh bounds how often an unknown key id makes the set be
-	// fetched again, so forged key ids cannot turn the server into a flood.
+	// fetched again, so forged key ids cannot turn the server into a flood:
+	// it counts from the end of the last fetch, so that requests that
+	// waited for a slow fetch use its keys rather than fetch again.
 	minRefresh time.Duration
+	// maxAge is how long a fetched set is used before a token makes it be
+	// fetched again in the background, so that a key the set no longer
+	// holds (rotated out, or revoked) stops being trusted.
+	maxAge time.Duration
 
 	fetchMu sync.Mutex // held while fetching, so one fetch runs at a time
-	fetched time.Time  // guarded by fetchMu
+	fetched time.Time  // when the last fetch ended; guarded by fetchMu
+
+	stale atomic.Bool // a background refresh of an old set is under way
 
 	mu   sync.RWMutex // guards keys; never held while fetching
 	keys map[string]jwk
@@ -42,14 +51,17 @@ type jwk struct {
 	key any    // *rsa.PublicKey or *ecdsa.PublicKey
 }
 
-// jwksMinRefresh is the default of jwks.minRefresh.
-const jwksMinRefresh = 5 * time.Second
+// The defaults of jwks.minRefresh and jwks.maxAge.
+const (
+	jwksMinRefresh = 5 * time.Second
+	jwksMaxAge     = 10 * time.Minute
+)
 
 func newJWKS(url string, client *http.Client) *jwks {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &jwks{url: url, client: client, minRefresh: jwksMinRefresh}
+	return &jwks{url: url, client: client, minRefresh: jwksMinRefresh, maxAge: jwksMaxAge}
 }
 
 // keyfunc finds the key a token names, fetching the set again once if the
@@ -57,6 +69,7 @@ func newJWKS(url string, client *http.Client) *jwks {
 func (j *jwks) keyfunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	alg, _ := t.Header["alg"].(string)
+	j.refreshIfOld()
 	k, ok := j.lookup(kid)
 	if !ok {
 		j.fetchMu.Lock()
@@ -96,6 +109,31 @@ func (j *jwks) lookup(kid string) (jwk, bool) {
 	return k, ok
 }
 
+// refreshIfOld fetches the set again in the background when it is older
+// than maxAge and no fetch is under way; meanwhile the old set serves.
+func (j *jwks) refreshIfOld() {
+	if !j.fetchMu.TryLock() {
+		return // a fetch is under way
+	}
+	old := time.Since(j.fetched) >= j.maxAge
+	j.fetchMu.Unlock()
+	if !old || !j.stale.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer j.stale.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := j.refresh(ctx); err != nil {
+			// The old set goes on serving; a token minRefresh from now
+			// tries again.
+			j.fetchMu.Lock()
+			j.fetched = time.Now().Add(j.minRefresh - j.maxAge)
+			j.fetchMu.Unlock()
+		}
+	}()
+}
+
 func (j *jwks) refresh(ctx context.Context) error {
 	j.fetchMu.Lock()
 	defer j.fetchMu.Unlock()
@@ -104,7 +142,9 @@ func (j *jwks) refresh(ctx context.Context) error {
 
 // fetchLocked fetches the set and replaces the keys; fetchMu is held.
 func (j *jwks) fetchLocked(ctx context.Context) error {
-	j.fetched = time.Now()
+	// Set when the fetch ends, failed or not: the requests that waited for
+	// it find it recent and do not fetch again one after another.
+	defer func() { j.fetched = time.Now() }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", j.url, err)

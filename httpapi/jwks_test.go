@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -101,5 +102,90 @@ func TestJWKSUnderConcurrency(t *testing.T) {
 	wg.Wait()
 	if fetches.Load() < 2 {
 		t.Fatalf("%d fetches: unknown key ids should refresh the set", fetches.Load())
+	}
+}
+
+// Requests that waited for a slow fetch of the key set use what it brought:
+// they do not fetch it again one after another, each as slow.
+func TestASlowKeySetFetchIsNotRepeatedByTheRequestsThatWaited(t *testing.T) {
+	jwk, key := ecJWK(t, "k1")
+	var fetches atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fetches.Add(1) > 1 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"keys": []any{jwk}})
+	}))
+	defer srv.Close()
+	ks := newJWKS(srv.URL, nil)
+	if err := ks.refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ks.minRefresh = 100 * time.Millisecond // shorter than a fetch
+	time.Sleep(ks.minRefresh)
+	auth := newAuth([]string{"ES256"}, ks.keyfunc)
+	tk := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "ann", "exp": 4102444800})
+	tk.Header["kid"] = "forged"
+	forged, err := tk.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if _, err := auth.Authenticate(forged); err == nil {
+				t.Error("a token of an unknown key was accepted")
+			}
+		})
+	}
+	wg.Wait()
+	if n := fetches.Load() - 1; n != 1 {
+		t.Errorf("%d fetches for 6 requests at once of one unknown key id, want 1", n)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("the requests took %v, about one fetch (300ms) expected", took)
+	}
+}
+
+// A key the set no longer holds stops being trusted once the set is old,
+// though no token names an unknown key.
+func TestAnOldKeySetIsFetchedAgain(t *testing.T) {
+	jwk1, key1 := ecJWK(t, "k1")
+	jwk2, _ := ecJWK(t, "k2")
+	var rotated atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		set := []any{jwk1}
+		if rotated.Load() {
+			set = []any{jwk2}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"keys": set})
+	}))
+	defer srv.Close()
+	ks := newJWKS(srv.URL, nil)
+	if err := ks.refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ks.maxAge = 200 * time.Millisecond
+	auth := newAuth([]string{"ES256"}, ks.keyfunc)
+	tk := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "ann", "exp": 4102444800})
+	tk.Header["kid"] = "k1"
+	old, err := tk.SignedString(key1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated.Store(true)
+	if _, err := auth.Authenticate(old); err != nil {
+		t.Fatalf("k1 while the set fetched holds it: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := auth.Authenticate(old); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a key rotated out of the set is still trusted 5 s after the set grew old")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
