@@ -36,6 +36,7 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 		{"serve", "--addr", "18303", "--data", t.TempDir()},
 		{"serve", "--addr", "127.0.0.1", "--data", t.TempDir()},
 		{"serve", "--data", ""},
+		{"serve", "--jwt-audience", "orderdesk", "--addr", "127.0.0.1:0", "--data", t.TempDir()},
 		{"serve", "--max-body", "0", "--data", t.TempDir()},
 		{"serve", "--drain", "-1s", "--data", t.TempDir()},
 		{"serve", "--shutdown-delay", "-5s", "--data", t.TempDir()},

@@ -25,6 +25,8 @@ type serveFlags struct {
 	addr      string
 	jwtSecret string
 	jwksURL   string
+	audience  string // the aud claim tokens must have, "" for any
+	issuer    string // the iss claim tokens must have, "" for any
 	maxBody   int64
 	logLevel  string
 	drain     time.Duration
@@ -94,6 +96,8 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "`host:port` to listen on")
 	fs.StringVar(&f.jwtSecret, "jwt-secret", os.Getenv("PLAIT_JWT_SECRET"), "require Bearer JWTs signed with this HS256 `secret` (default $PLAIT_JWT_SECRET)")
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "require Bearer JWTs signed by a key of the JWKS at this `URL` (RS256 or ES256)")
+	fs.StringVar(&f.audience, "jwt-audience", os.Getenv("PLAIT_JWT_AUDIENCE"), "require tokens whose aud claim names this `audience` (default $PLAIT_JWT_AUDIENCE; with --jwks-url of an identity provider that signs for other applications too, set it)")
+	fs.StringVar(&f.issuer, "jwt-issuer", os.Getenv("PLAIT_JWT_ISSUER"), "require tokens whose iss claim is this `issuer` (default $PLAIT_JWT_ISSUER)")
 	fs.Int64Var(&f.maxBody, "max-body", httpapi.DefaultMaxBody, "largest accepted POST /commands body, in `bytes`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, how long to let requests in flight finish")
@@ -150,6 +154,9 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	if n := len(f.jwtSecret); n > 0 && n < minSecret {
 		log.Warn("the --jwt-secret is short: an HS256 secret should have at least as many bytes as the hash (RFC 7518, section 3.2), or tokens can be forged by guessing it",
 			"bytes", n, "want", minSecret)
+	}
+	if f.jwksURL != "" && f.audience == "" {
+		log.Warn("--jwks-url without --jwt-audience: a token its keys signed for another application is accepted too")
 	}
 	if auth == nil && !loopback(f.addr) {
 		return usageError{fmt.Errorf("--addr %s is not a loopback address: without --jwt-secret or --jwks-url, serve binds 127.0.0.1 (or ::1) only", f.addr)}
@@ -283,13 +290,15 @@ func (f serveFlags) auth(ctx context.Context) (*httpapi.Auth, error) {
 	case f.jwtSecret != "" && f.jwksURL != "":
 		return nil, usageError{errors.New("--jwt-secret and --jwks-url exclude each other")}
 	case f.jwtSecret != "":
-		return httpapi.NewHS256Auth([]byte(f.jwtSecret)), nil
+		return httpapi.NewHS256Auth([]byte(f.jwtSecret)).Expecting(f.audience, f.issuer), nil
 	case f.jwksURL != "":
 		a, err := httpapi.NewJWKSAuth(ctx, f.jwksURL)
 		if err != nil {
 			return nil, fmt.Errorf("--jwks-url: %w", err)
 		}
-		return a, nil
+		return a.Expecting(f.audience, f.issuer), nil
+	case f.audience != "" || f.issuer != "":
+		return nil, usageError{errors.New("--jwt-audience and --jwt-issuer need --jwt-secret or --jwks-url")}
 	}
 	return nil, nil
 }

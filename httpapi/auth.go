@@ -24,6 +24,9 @@ import (
 type Auth struct {
 	parser  *jwt.Parser
 	keyfunc jwt.Keyfunc
+	methods []string
+	aud     string // the audience a token must name, "" for any
+	iss     string // the issuer a token must name, "" for any
 }
 
 // Leeway is the clock skew tolerated on a token's exp, nbf and iat: a few
@@ -56,14 +59,32 @@ func NewJWKSAuth(ctx context.Context, url string) (*Auth, error) {
 }
 
 func newAuth(methods []string, keyfunc jwt.Keyfunc) *Auth {
-	return &Auth{
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(methods),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(Leeway),
-		),
-		keyfunc: keyfunc,
+	a := &Auth{keyfunc: keyfunc, methods: methods}
+	a.parser = a.newParser()
+	return a
+}
+
+func (a *Auth) newParser() *jwt.Parser {
+	opts := []jwt.ParserOption{jwt.WithValidMethods(a.methods), jwt.WithIssuedAt(), jwt.WithLeeway(Leeway)}
+	if a.aud != "" {
+		opts = append(opts, jwt.WithAudience(a.aud))
 	}
+	if a.iss != "" {
+		opts = append(opts, jwt.WithIssuer(a.iss))
+	}
+	return jwt.NewParser(opts...)
+}
+
+// Expecting returns the authenticator accepting only tokens whose aud claim
+// names audience and whose iss claim is issuer; an empty one is not
+// checked. Where the keys sign tokens for other applications too (an
+// identity provider's JWKS), the audience is what tells this
+// application's tokens from theirs.
+func (a *Auth) Expecting(audience, issuer string) *Auth {
+	c := *a
+	c.aud, c.iss = audience, issuer
+	c.parser = c.newParser()
+	return &c
 }
 
 // claims are the claims Plait reads from a token.

@@ -247,3 +247,40 @@ func mustRSA(t *testing.T) *rsa.PrivateKey {
 	}
 	return k
 }
+
+// An authenticator expecting an audience and an issuer takes only the
+// tokens that name both: a token the same key signed for another
+// application is refused.
+func TestAuthExpectingAnAudienceAndAnIssuer(t *testing.T) {
+	sign := func(claims jwt.MapClaims) string {
+		claims["sub"] = "ann"
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a := httpapi.NewHS256Auth(secret).Expecting("orderdesk", "https://id.example.com")
+	for _, tc := range []struct {
+		claims jwt.MapClaims
+		ok     bool
+	}{
+		{jwt.MapClaims{"aud": "orderdesk", "iss": "https://id.example.com"}, true},
+		{jwt.MapClaims{"aud": []string{"billing", "orderdesk"}, "iss": "https://id.example.com"}, true},
+		{jwt.MapClaims{"aud": "billing", "iss": "https://id.example.com"}, false},
+		{jwt.MapClaims{"iss": "https://id.example.com"}, false},
+		{jwt.MapClaims{"aud": "orderdesk", "iss": "https://evil.example.com"}, false},
+		{jwt.MapClaims{"aud": "orderdesk"}, false},
+	} {
+		if _, err := a.Authenticate(sign(tc.claims)); (err == nil) != tc.ok {
+			t.Errorf("%v: err = %v, want accepted %v", tc.claims, err, tc.ok)
+		}
+	}
+	// Without expectations, any audience and issuer, or none.
+	if _, err := httpapi.NewHS256Auth(secret).Authenticate(sign(jwt.MapClaims{"aud": "billing", "iss": "x"})); err != nil {
+		t.Errorf("no expectations: %v", err)
+	}
+	if _, err := httpapi.NewHS256Auth(secret).Expecting("orderdesk", "").Authenticate(sign(jwt.MapClaims{"aud": "orderdesk"})); err != nil {
+		t.Errorf("an audience alone: %v", err)
+	}
+}
