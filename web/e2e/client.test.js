@@ -286,6 +286,8 @@ test("a token function renews the relay's token when the server ends the stream 
   const server = await startServer(['--jwt-secret', secret]);
   try {
     const page = await blankPage(server.base);
+    const streams = [];
+    page.on('request', (r) => { if (r.method() === 'GET' && new URL(r.url()).pathname === '/stream') streams.push(r); });
     // Expiring now, accepted for the leeway the server grants (5 s): the
     // stream opened with it ends within 4 to 5 s (room for a slow machine
     // to open it before then).
@@ -314,6 +316,16 @@ test("a token function renews the relay's token when the server ends the stream 
     assert.ok(result.asked >= 3, `the token function was asked ${result.asked} times, want each request and opening`);
     const reopened = result.states.indexOf('reconnecting', result.states.indexOf('live'));
     assert.ok(reopened > 0 && result.states.indexOf('live', reopened) > reopened, `states ${result.states}: want live, then reconnecting, then live`);
+    // The token went to the stream in a cookie, never in its URL.
+    assert.ok(streams.length >= 2, `${streams.length} streams opened`);
+    const tokens = [];
+    for (const r of streams) {
+      assert.equal(new URL(r.url()).searchParams.has('access_token'), false, r.url());
+      const cookie = (await r.allHeaders()).cookie ?? '';
+      tokens.push(/plait_token=([^;]+)/.exec(cookie)?.[1]);
+    }
+    assert.equal(tokens[0], expiring);
+    assert.equal(tokens.at(-1), fresh);
     await close(page);
   } finally {
     await server.stop();

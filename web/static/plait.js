@@ -648,7 +648,11 @@ export class Client {
     const fresh = !last || this.#pinned;
     if (last) q.set('lastEventId', last);
     const token = this.#tokenNow();
-    if (token) q.set('access_token', token);
+    // An EventSource cannot send a header. To a server of this page's
+    // origin the token goes in a cookie scoped to the stream, for a
+    // minute, so that it stays out of URLs (and so out of proxies' logs
+    // and the history); to another origin, in the URL.
+    if (token && !this.#streamCookie(token)) q.set('access_token', token);
     // Still connecting if a pinning began it.
     this.#setStatus(this.#status === 'closed' || this.#status === 'connecting' ? 'connecting' : 'reconnecting');
     const url = `${this.#base}/stream?${q}`;
@@ -696,6 +700,24 @@ export class Client {
         retry();
       });
     });
+  }
+
+  /**
+   * Sets the plait_token cookie for the stream of a server of this page's
+   * origin, good for a minute, and reports whether it could.
+   */
+  #streamCookie(token) {
+    if (typeof document === 'undefined' || typeof location === 'undefined') return false;
+    let stream;
+    try {
+      stream = new URL(`${this.#base}/stream`, location.href);
+    } catch {
+      return false;
+    }
+    if (stream.origin !== location.origin || !/^[A-Za-z0-9._~+/=-]+$/.test(token)) return false;
+    const secure = location.protocol === 'https:' ? '; Secure' : '';
+    document.cookie = `plait_token=${token}; Path=${stream.pathname}; Max-Age=60; SameSite=Strict${secure}`;
+    return true;
   }
 
   /** The HTTP status a GET of url answers with, 0 if unreachable. */
