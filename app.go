@@ -54,8 +54,14 @@ func (a App) Validate() error {
 			if !namePattern.MatchString(f) {
 				return fmt.Errorf("plait: %s: indexed field %q is not a plain name", d.Type(), f)
 			}
-			if _, found := slices.BinarySearch(d.Settings().Fields, f); !found {
-				return fmt.Errorf("plait: %s: indexed field %q is not a field of its state (%s)", d.Type(), f, strings.Join(d.Settings().Fields, ", "))
+			// A state that is no struct (a map) has no fields to check.
+			if fields := d.Settings().Fields; len(fields) > 0 {
+				if _, found := slices.BinarySearch(fields, f); !found {
+					return fmt.Errorf("plait: %s: indexed field %q is not a field of its state (%s)", d.Type(), f, strings.Join(fields, ", "))
+				}
+				if k := d.Settings().Kinds[f]; !k.Comparable() {
+					return fmt.Errorf("plait: %s: indexed field %q holds a %s, which lists can neither filter nor sort on", d.Type(), f, k)
+				}
 			}
 			name, field := d.Type()+"_"+f, d.Type()+"."+f
 			if other, ok := indexes[name]; ok && other != field {

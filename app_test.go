@@ -51,6 +51,9 @@ func TestValidateRefusesWiringToNothing(t *testing.T) {
 		{plait.App{Name: "app", Aggregates: []plait.Definition{thing(plait.Indexed[doc]("nmae"))}}, `indexed field "nmae" is not a field of its state (name)`},
 		{plait.App{Name: "app", Aggregates: []plait.Definition{thing()},
 			Reactors: []*plait.Reactor{plait.NewReactor("feed", plait.On("thing", "named", nop))}}, ""},
+		{plait.App{Name: "app", Aggregates: []plait.Definition{plait.NewAggregate("bag",
+			plait.Handle("set", func(s map[string]any, c plait.Cmd[doc]) ([]plait.Change, error) { return nil, nil }),
+			plait.Indexed[map[string]any]("anything"))}}, ""}, // a map has no fields to check
 		{plait.App{Name: "app", Aggregates: []plait.Definition{thing()},
 			Reactors: []*plait.Reactor{plait.NewReactor("feed", plait.On("thing", "nmaed", nop))}}, `reactor feed: subscribed to thing.nmaed, but thing has no event "nmaed" (its events: named)`},
 		// Another application's events: not this one's to check.
@@ -64,5 +67,18 @@ func TestValidateRefusesWiringToNothing(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("Validate = %v, want %q", err, tc.want)
 		}
+	}
+}
+
+// An index on a field holding a list or an object serves no list query.
+func TestValidateRefusesAnIndexOnAList(t *testing.T) {
+	type doc struct {
+		Tags []string `json:"tags"`
+	}
+	app := plait.App{Name: "app", Aggregates: []plait.Definition{plait.NewAggregate("thing",
+		plait.Handle("set", func(s doc, c plait.Cmd[doc]) ([]plait.Change, error) { return nil, nil }),
+		plait.Indexed[doc]("tags"))}}
+	if err := app.Validate(); err == nil || !strings.Contains(err.Error(), `indexed field "tags" holds a list`) {
+		t.Errorf("Validate = %v", err)
 	}
 }

@@ -275,6 +275,13 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, paramProblem(err))
 		return
 	}
+	// Lineage named in fields, of a type that is no view and has no field
+	// of that name: there is none to give.
+	if q.Has("fields") && wantsLineage(q) && !def.Settings().View && !slices.Contains(def.Settings().Fields, "lineage") {
+		writeProblem(w, paramProblem(&paramError{Param: "fields", Code: CodeUnknownFieldName,
+			Message: fmt.Sprintf("%s is not a view: its fields have no lineage", typ)}))
+		return
+	}
 	if a := def.Settings().Access; !a.SeesAll(user) {
 		if !a.ByOwner() { // none of its instances is the user's to see
 			writeJSON(w, http.StatusOK, listPage{Items: []listItem{}})
@@ -283,11 +290,6 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		lq.Owner = user.ID
 	}
 	lineage := wantsLineage(q)
-	if lineage && q.Has("fields") && !def.Settings().View {
-		writeProblem(w, paramProblem(&paramError{Param: "fields", Code: CodeUnknownFieldName,
-			Message: fmt.Sprintf("%s is not a view: its fields have no lineage", typ)}))
-		return
-	}
 	// fields naming lineage and no field of the state: the lineage of
 	// them all, which the store gives with the whole item.
 	lineageOnly := lineage && lq.Fields != nil && len(lq.Fields) == 0

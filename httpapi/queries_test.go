@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine/enginetest"
 	"github.com/plaithq/plait/examples/orderdesk"
 	"github.com/plaithq/plait/httpapi"
 )
@@ -531,5 +532,33 @@ func TestOrderdeskUsersSeeWhatTheyMaySee(t *testing.T) {
 	}
 	if frames := streamFrames(t, h, admin, h.e.Head()); !strings.Contains(frames, `"customerOrders"`) || !strings.Contains(frames, `"o1"`) {
 		t.Fatalf("the admin's stream lacks frames:\n%s", frames)
+	}
+}
+
+// Audit is a state with a plain field that happens to be called lineage.
+type Audit struct {
+	Lineage string `json:"lineage"`
+	Note    string `json:"note"`
+}
+
+// Lineage in fields of a type that is no view is a 400, whoever asks, even
+// one who sees no instance of it; but a type with a field named lineage
+// projects it.
+func TestListLineageOfATypeThatIsNoView(t *testing.T) {
+	app := enginetest.App()
+	onlyAuditors := plait.Access{RolesOnly: true, SeeAllRoles: []string{"auditor"}}
+	app.Aggregates = append(app.Aggregates,
+		plait.NewAggregate("audit",
+			plait.Handle("log", func(s Audit, c plait.Cmd[Audit]) ([]plait.Change, error) { return nil, nil }),
+			plait.WithAccess[Audit](onlyAuditors)),
+		plait.NewAggregate("memo",
+			plait.Handle("log", func(s Note, c plait.Cmd[Note]) ([]plait.Change, error) { return nil, nil }),
+			plait.WithAccess[Note](onlyAuditors)))
+	h := start(t, app, httpapi.Options{}, false)
+	if r := h.do("GET", "/lists/audit?fields=lineage,note", token(t, "bob", "auditor"), nil); r.status != http.StatusOK {
+		t.Errorf("fields=lineage,note of a field named lineage: %s", r)
+	}
+	for _, tok := range []string{token(t, "ann"), token(t, "bob", "auditor")} {
+		problem(t, h.do("GET", "/lists/memo?fields=lineage", tok, nil), http.StatusBadRequest, httpapi.CodeUnknownFieldName)
 	}
 }
