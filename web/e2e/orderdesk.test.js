@@ -1356,5 +1356,16 @@ test('a form that still shows what the customer already is sends nothing', T, as
   await s.getByTestId('submit-changeEmail').click();
   await page.getByTestId('screen').waitFor({ state: 'hidden' });
   assert.equal(posts, 1);
+
+  // Renamed elsewhere while on screen: the name shown is no longer the
+  // customer's, so sending it back goes out, and meets the conflict.
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const again = await screen(page);
+  await command('customer', customerId, 'rename', { name: `${name} Elsewhere` });
+  await again.getByTestId('stale-notice').waitFor();
+  await again.getByTestId('submit-rename').click();
+  await page.locator(`[data-testid=screen][data-id="${customerId}"] [data-testid=annotation][data-code=conflict]`).waitFor();
+  assert.equal(posts, 2);
   await done(page);
 });

@@ -907,9 +907,14 @@ function editing(current, form) {
   return form;
 }
 
-/** Whether data, built from an editing form, is what the state holds. */
+/**
+ * Whether data, built from an editing form, is what the state holds. Not
+ * on a screen that is out of date: what it shows is no longer what the
+ * state holds, and the command goes out (to meet a conflict).
+ */
 function unchanged(form, data) {
-  return form.dataset.current !== undefined && form.dataset.current === JSON.stringify(data);
+  const stale = (ui.screen?.newest?.seq ?? 0) > (ui.screen?.seq ?? 0);
+  return !stale && form.dataset.current !== undefined && form.dataset.current === JSON.stringify(data);
 }
 
 /** Form → the command it sent that was lost on the way, to send again. */
