@@ -27,6 +27,9 @@ type serveFlags struct {
 	jwksURL   string
 	audience  string // the aud claim tokens must have, "" for any
 	issuer    string // the iss claim tokens must have, "" for any
+	// audienceSet and issuerSet: the flag was given, not only the
+	// environment variable, which a machine may set for all its servers.
+	audienceSet, issuerSet bool
 	maxBody   int64
 	logLevel  string
 	drain     time.Duration
@@ -108,6 +111,7 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return err
 	}
 	f.rateSet = given(fs, "rate-ip") || given(fs, "rate-user")
+	f.audienceSet, f.issuerSet = given(fs, "jwt-audience"), given(fs, "jwt-issuer")
 	f.streamsSet = given(fs, "max-streams-per-user")
 	if _, _, err := net.SplitHostPort(f.addr); err != nil {
 		return usageError{fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", f.addr)}
@@ -154,6 +158,9 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	if n := len(f.jwtSecret); n > 0 && n < minSecret {
 		log.Warn("the --jwt-secret is short: an HS256 secret should have at least as many bytes as the hash (RFC 7518, section 3.2), or tokens can be forged by guessing it",
 			"bytes", n, "want", minSecret)
+	}
+	if auth == nil && (f.audience != "" || f.issuer != "") {
+		log.Warn("$PLAIT_JWT_AUDIENCE or $PLAIT_JWT_ISSUER is set, but no --jwt-secret or --jwks-url: ignored")
 	}
 	if f.jwksURL != "" && f.audience == "" {
 		log.Warn("--jwks-url without --jwt-audience: a token its keys signed for another application is accepted too")
@@ -297,7 +304,7 @@ func (f serveFlags) auth(ctx context.Context) (*httpapi.Auth, error) {
 			return nil, fmt.Errorf("--jwks-url: %w", err)
 		}
 		return a.Expecting(f.audience, f.issuer), nil
-	case f.audience != "" || f.issuer != "":
+	case f.audienceSet || f.issuerSet:
 		return nil, usageError{errors.New("--jwt-audience and --jwt-issuer need --jwt-secret or --jwks-url")}
 	}
 	return nil, nil

@@ -49,7 +49,9 @@ func NewHS256Auth(secret []byte) *Auth {
 // NewJWKSAuth accepts RS256 and ES256 tokens signed by a key of the JSON Web
 // Key Set at url. It fetches the set now, within ctx, and fetches it again
 // when a token names a key id it does not know (at most every few seconds),
-// so keys can be rotated without a restart.
+// so keys can be rotated without a restart, and, in the background, when
+// the set is 10 minutes old, so that a key taken out of it stops being
+// trusted (while the set cannot be fetched, the last one stays in use).
 func NewJWKSAuth(ctx context.Context, url string) (*Auth, error) {
 	ks := newJWKS(url, nil)
 	if err := ks.refresh(ctx); err != nil {

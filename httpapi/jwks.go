@@ -33,7 +33,8 @@ type jwks struct {
 	minRefresh time.Duration
 	// maxAge is how long a fetched set is used before a token makes it be
 	// fetched again in the background, so that a key the set no longer
-	// holds (rotated out, or revoked) stops being trusted.
+	// holds (rotated out, or revoked) stops being trusted. While the set
+	// cannot be fetched, the last one fetched stays in use.
 	maxAge time.Duration
 
 	fetchMu sync.Mutex // held while fetching, so one fetch runs at a time
@@ -124,12 +125,13 @@ func (j *jwks) refreshIfOld() {
 		defer j.stale.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := j.refresh(ctx); err != nil {
-			// The old set goes on serving; a token minRefresh from now
-			// tries again.
-			j.fetchMu.Lock()
+		j.fetchMu.Lock()
+		defer j.fetchMu.Unlock()
+		if err := j.fetchLocked(ctx); err != nil {
+			// The old set goes on serving (an outage of the key set's
+			// server does not lock every user out); a token minRefresh
+			// from now tries again.
 			j.fetched = time.Now().Add(j.minRefresh - j.maxAge)
-			j.fetchMu.Unlock()
 		}
 	}()
 }
