@@ -30,9 +30,9 @@ type serveFlags struct {
 	// audienceSet and issuerSet: the flag was given, not only the
 	// environment variable, which a machine may set for all its servers.
 	audienceSet, issuerSet bool
-	maxBody   int64
-	logLevel  string
-	drain     time.Duration
+	maxBody                int64
+	logLevel               string
+	drain                  time.Duration
 	// shutdownDelay is how long a stopping server goes on serving, not
 	// ready, before it refuses new requests.
 	shutdownDelay time.Duration

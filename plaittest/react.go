@@ -3,6 +3,7 @@ package plaittest
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,11 +44,30 @@ type Reaction struct {
 }
 
 // React runs reactor r on ev, as the engine would: an event it does not
-// subscribe to sends nothing.
-func React(r *plait.Reactor, ev plait.Event) *Reaction {
+// subscribe to sends nothing. Given the definitions of the types the
+// reactor sends to (an App's Aggregates), it also checks each command as
+// the engine does before it sends one, which skips a command of another
+// type, or whose data does not decode, with no more than a log line: such
+// a command is an error of the reaction.
+func React(r *plait.Reactor, ev plait.Event, defs ...plait.Definition) *Reaction {
 	x := &Reaction{reactor: r.Name(), ev: ev}
-	if r.Subscribes(ev.Type, ev.Name) {
-		x.cmds, x.err = r.React(ev)
+	if !r.Subscribes(ev.Type, ev.Name) {
+		return x
+	}
+	x.cmds, x.err = r.React(ev)
+	if x.err != nil || len(defs) == 0 {
+		return x
+	}
+	for i, c := range x.cmds {
+		k := slices.IndexFunc(defs, func(d plait.Definition) bool { return d.Type() == c.Type })
+		if k < 0 {
+			x.err = fmt.Errorf("plaittest: command %d is for type %q, none of the definitions given", i+1, c.Type)
+			return x
+		}
+		if err := plait.CheckOf(defs[k], c); err != nil {
+			x.err = fmt.Errorf("plaittest: command %d, %s.%s: %w", i+1, c.Type, c.Name, err)
+			return x
+		}
 	}
 	return x
 }
@@ -55,7 +75,8 @@ func React(r *plait.Reactor, ev plait.Event) *Reaction {
 // Commands returns the commands the reactor sent.
 func (x *Reaction) Commands() []plait.Command { return x.cmds }
 
-// Err returns the reactor's error: the event's data did not decode.
+// Err returns the reactor's error: the event's data did not decode, or,
+// checked against definitions, a command the engine would not send.
 func (x *Reaction) Err() error { return x.err }
 
 // ThenCommands checks that the reactor sent exactly the want commands, in

@@ -43,6 +43,29 @@ func TestReact(t *testing.T) {
 	passes(t, func(tb testing.TB) { // not subscribed: nothing
 		plaittest.React(copier, plaittest.Happened("stamps", "s1", 3, "unstamped", Note{Who: "ann"})).ThenNoCommands(tb)
 	})
+	// Checked against the definitions, a command the engine would skip is
+	// an error.
+	tally := plait.NewAggregate("tally",
+		plait.Handle("count", func(n int, c plait.Cmd[struct {
+			From string `json:"from"`
+		}]) ([]plait.Change, error) {
+			return nil, nil
+		}))
+	if err := plaittest.React(copier, ev, tally).Err(); err != nil {
+		t.Errorf("a command its type takes: %v", err)
+	}
+	strict := plait.NewAggregate("tally",
+		plait.Handle("count", func(n int, c plait.Cmd[struct {
+			Origin string `json:"origin"`
+		}]) ([]plait.Change, error) {
+			return nil, nil
+		}))
+	if err := plaittest.React(copier, ev, strict).Err(); err == nil || !strings.Contains(err.Error(), "tally.count") {
+		t.Errorf("data its type does not take: %v", err)
+	}
+	if err := plaittest.React(copier, ev, stamps).Err(); err == nil || !strings.Contains(err.Error(), `type "tally"`) {
+		t.Errorf("a type not given: %v", err)
+	}
 	bad := ev
 	bad.Data = []byte(`{"who":7}`)
 	if err := plaittest.React(copier, bad).Err(); err == nil || !strings.Contains(err.Error(), "decode") {

@@ -34,14 +34,14 @@ type dispatch struct {
 }
 
 // thenCommands checks that reactor r sends exactly want on ev, each command
-// caused by ev, and returns the commands.
+// caused by ev and taken by the view it goes to, and returns the commands.
 func thenCommands(t *testing.T, r *plait.Reactor, ev plait.Event, want ...dispatch) []plait.Command {
 	t.Helper()
 	sent := make([]plaittest.Sent, len(want))
 	for i, w := range want {
 		sent[i] = plaittest.Sent{Type: w.Type, AggregateID: w.AggregateID, Name: w.Name, Data: w.Data}
 	}
-	return plaittest.React(r, ev).ThenCommands(t, sent...).Commands()
+	return plaittest.React(r, ev, orderList, customerOrders).ThenCommands(t, sent...).Commands()
 }
 
 func TestAPlacedOrderFeedsItsListItemAndItsCustomersOrders(t *testing.T) {
