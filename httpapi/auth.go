@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -167,8 +168,18 @@ type credentials int
 
 const (
 	headerOnly credentials = iota // Authorization header, and the cookie on GET
-	queryToken                    // also ?access_token=, for GET /stream
+	queryToken                    // also ?access_token= and ?access_cookie=, for GET /stream
 )
+
+// StreamCookiePrefix begins the name of a cookie that carries the token of
+// one GET /stream, named by its ?access_cookie=: the cookie
+// plait_token_<access_cookie>. A browser client sets one of its own for each
+// stream it opens, so that its token stays out of the URL, and no other
+// tab's stream, of another user maybe, takes it.
+const StreamCookiePrefix = CookieName + "_"
+
+// validCookieSuffix is what an access_cookie must look like.
+var validCookieSuffix = regexp.MustCompile(`^[A-Za-z0-9]{8,64}$`)
 
 // user authenticates the request. Without an Auth it is the local user.
 func (s *Server) user(r *http.Request, from credentials) (plait.User, *Problem) {
@@ -207,8 +218,19 @@ func bearer(r *http.Request, from credentials) (string, *Problem) {
 		return token, nil
 	}
 	if from == queryToken {
-		if t := r.URL.Query().Get("access_token"); t != "" {
+		q := r.URL.Query()
+		if t := q.Get("access_token"); t != "" {
 			return t, nil
+		}
+		if name := q.Get("access_cookie"); name != "" {
+			if !validCookieSuffix.MatchString(name) {
+				return "", unauthorized("access_cookie must be 8 to 64 letters and digits")
+			}
+			c, err := r.Cookie(StreamCookiePrefix + name)
+			if err != nil || c.Value == "" {
+				return "", unauthorized("no cookie " + StreamCookiePrefix + name + " for access_cookie")
+			}
+			return c.Value, nil
 		}
 	}
 	// The cookie is taken on reads only: a cross-site form cannot post a

@@ -355,7 +355,7 @@ func dataDetail(path, message string) string {
 var routeParams = map[string][]string{
 	"POST /commands":                     {"wait", "timeout"},
 	"GET /aggregates/{type}/{id}/events": {"after", "limit"},
-	"GET /stream":                        {"types", "lastEventId", "Last-Event-ID", "access_token"},
+	"GET /stream":                        {"types", "lastEventId", "Last-Event-ID", "access_token", "access_cookie"},
 	"GET /lists/{type}":                  nil, // see parseListQuery
 	"GET /healthz":                       nil,
 	"GET /readyz":                        nil,

@@ -495,3 +495,32 @@ func TestStreamCutOffBeforeItsFirstFrameResumesFromItsStart(t *testing.T) {
 		t.Fatalf("resumed stream's %s: %q, want %s", httpapi.StartHeader, got, start)
 	}
 }
+
+// A stream may take its token from a cookie it names, one of many a browser
+// holds for the streams of its tabs: the one named, not another's, and only
+// for the stream.
+func TestStreamTakesItsTokenFromTheCookieItNames(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	ann, bob := token(t, "ann"), token(t, "bob")
+	from := strconv.FormatInt(h.e.Head(), 10)
+	jar := "plait_token_annStream01=" + ann + "; plait_token_bobStream02=" + bob + "; plait_token=" + bob
+	annNotes := h.openStream("?types=note&access_cookie=annStream01&lastEventId="+from, "Cookie", jar)
+	bobNotes := h.openStream("?types=note&access_cookie=bobStream02&lastEventId="+from, "Cookie", jar)
+	h.post(ann, "", note("a1", "n-ann", "ann's"), http.StatusAccepted)
+	h.post(bob, "", note("b1", "n-bob", "bob's"), http.StatusAccepted)
+	if f := annNotes.next(t); !strings.Contains(f.Data, `"n-ann"`) {
+		t.Fatalf("ann's first frame %+v, want her note's event", f)
+	}
+	if f := bobNotes.next(t); !strings.Contains(f.Data, `"n-bob"`) {
+		t.Fatalf("bob's first frame %+v, want his note's event", f)
+	}
+	for _, tc := range []struct{ target, cookie string }{
+		{"/stream?access_cookie=annStream01", "plait_token_other0001=" + ann}, // not the one named
+		{"/stream?access_cookie=short", "plait_token_short=" + ann},
+		{"/stream?access_cookie=annStream01", "plait_token_annStream01="},
+		{"/stream?access_cookie=annStream01", "plait_token_annStream01=forged"},
+		{"/lists/counter", "plait_token_annStream01=" + ann}, // the stream's alone
+	} {
+		problem(t, h.do("GET", tc.target, "", nil, "Cookie", tc.cookie), http.StatusUnauthorized, "")
+	}
+}

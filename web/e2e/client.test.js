@@ -316,16 +316,25 @@ test("a token function renews the relay's token when the server ends the stream 
     assert.ok(result.asked >= 3, `the token function was asked ${result.asked} times, want each request and opening`);
     const reopened = result.states.indexOf('reconnecting', result.states.indexOf('live'));
     assert.ok(reopened > 0 && result.states.indexOf('live', reopened) > reopened, `states ${result.states}: want live, then reconnecting, then live`);
-    // The token went to the stream in a cookie, never in its URL.
+    // The token went to each stream in a cookie of its own, which the URL
+    // names, never in the URL; and the cookie is gone once it opened.
     assert.ok(streams.length >= 2, `${streams.length} streams opened`);
     const tokens = [];
+    const names = new Set();
     for (const r of streams) {
-      assert.equal(new URL(r.url()).searchParams.has('access_token'), false, r.url());
+      const q = new URL(r.url()).searchParams;
+      assert.equal(q.has('access_token'), false, r.url());
+      const name = q.get('access_cookie');
+      assert.match(name ?? '', /^[0-9A-Z]{16}$/);
+      names.add(name);
       const cookie = (await r.allHeaders()).cookie ?? '';
-      tokens.push(/plait_token=([^;]+)/.exec(cookie)?.[1]);
+      tokens.push(new RegExp(`plait_token_${name}=([^;]+)`).exec(cookie)?.[1]);
     }
+    assert.equal(names.size, streams.length, 'a cookie per stream');
     assert.equal(tokens[0], expiring);
     assert.equal(tokens.at(-1), fresh);
+    const left = (await page.context().cookies(server.base)).filter((c) => c.name.startsWith('plait_token'));
+    assert.deepEqual(left.map((c) => c.name), [], 'the cookies of streams that opened');
     await close(page);
   } finally {
     await server.stop();

@@ -190,6 +190,9 @@ const ASK_AFTER_MS = 3000;
  * way (it may have arrived: it stays pending, and may be sent again).
  */
 const SUBMIT_TIMEOUT_MS = 30000;
+
+/** The longest token the stream is given in a cookie rather than its URL. */
+const MAX_COOKIE_TOKEN = 3500;
 /**
  * How long a command a server failed on (a 5xx) is asked for while the
  * server does not know it: it may still be on its way into the store.
@@ -649,10 +652,13 @@ export class Client {
     if (last) q.set('lastEventId', last);
     const token = this.#tokenNow();
     // An EventSource cannot send a header. To a server of this page's
-    // origin the token goes in a cookie scoped to the stream, for a
-    // minute, so that it stays out of URLs (and so out of proxies' logs
-    // and the history); to another origin, in the URL.
-    if (token && !this.#streamCookie(token)) q.set('access_token', token);
+    // origin the token goes in a cookie of this stream's own, scoped to
+    // the stream, for a minute, so that it stays out of URLs (and so out
+    // of proxies' logs and the history), and no other tab's stream takes
+    // it; to another origin, or too long for a cookie, in the URL.
+    const cookie = token ? this.#streamCookie(token) : null;
+    if (cookie) q.set('access_cookie', cookie.name);
+    else if (token) q.set('access_token', token);
     // Still connecting if a pinning began it.
     this.#setStatus(this.#status === 'closed' || this.#status === 'connecting' ? 'connecting' : 'reconnecting');
     const url = `${this.#base}/stream?${q}`;
@@ -660,6 +666,7 @@ export class Client {
     this.#source = es;
     let opened = false;
     es.addEventListener('open', () => {
+      cookie?.clear(); // sent with the request, no longer needed
       opened = true;
       this.#retryMs = 500;
       // From its pinned start on, a stream reopened resumes.
@@ -672,6 +679,7 @@ export class Client {
     es.addEventListener('outcome', (m) => this.#frame(m, (o) => this.#outcomeFrame(o)));
     es.addEventListener('event', (m) => this.#frame(m, (e) => this.#eventFrame(e)));
     es.addEventListener('error', () => {
+      cookie?.clear();
       // Reopened by hand rather than by the EventSource, so that the URL
       // carries the latest resume token whatever the server reads first.
       es.close();
@@ -703,21 +711,24 @@ export class Client {
   }
 
   /**
-   * Sets the plait_token cookie for the stream of a server of this page's
-   * origin, good for a minute, and reports whether it could.
+   * Sets a cookie of one stream's own, plait_token_NAME, holding the token
+   * for the stream of a server of this page's origin, good for a minute.
+   * Returns {name, clear}, or null where a cookie cannot carry it.
    */
   #streamCookie(token) {
-    if (typeof document === 'undefined' || typeof location === 'undefined') return false;
+    if (typeof document === 'undefined' || typeof location === 'undefined') return null;
     let stream;
     try {
       stream = new URL(`${this.#base}/stream`, location.href);
     } catch {
-      return false;
+      return null;
     }
-    if (stream.origin !== location.origin || !/^[A-Za-z0-9._~+/=-]+$/.test(token)) return false;
-    const secure = location.protocol === 'https:' ? '; Secure' : '';
-    document.cookie = `plait_token=${token}; Path=${stream.pathname}; Max-Age=60; SameSite=Strict${secure}`;
-    return true;
+    // Browsers drop a cookie over about 4 KB without a word.
+    if (stream.origin !== location.origin || token.length > MAX_COOKIE_TOKEN || !/^[A-Za-z0-9._~+/=-]+$/.test(token)) return null;
+    const name = randomChars(16);
+    const attrs = `Path=${stream.pathname}; SameSite=Strict${location.protocol === 'https:' ? '; Secure' : ''}`;
+    document.cookie = `plait_token_${name}=${token}; Max-Age=60; ${attrs}`;
+    return { name, clear: () => { document.cookie = `plait_token_${name}=; Max-Age=0; ${attrs}`; } };
   }
 
   /** The HTTP status a GET of url answers with, 0 if unreachable. */
