@@ -14,6 +14,23 @@ after(async () => { await browser?.close(); });
 
 const T = { timeout: 60000 };
 
+/**
+ * Creates a customer named name and opens its screen in the app, counting
+ * the commands the page posts from then on (posts()).
+ */
+async function openNewCustomerCountingPosts(name) {
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  let n = 0;
+  await page.route((url) => url.pathname === '/commands', (route) => {
+    if (route.request().method() === 'POST') n++;
+    return route.continue();
+  });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  return { page, customerId, s: await screen(page), posts: () => n };
+}
+
 /** Reads the row of one item as text, by field. */
 async function orderRowText(page, id) {
   const row = page.locator(`[data-testid=order-row][data-id="${id}"]`);
@@ -1155,22 +1172,13 @@ test('a row usable again does not take the focus from an open screen', T, async 
 
 test('a form sent twice at once sends one command', T, async () => {
   const name = `Tw Ic ${unique()}`;
-  const customerId = await createCustomer(name);
-  const page = await openApp(browser);
-  let posts = 0;
-  await page.route((url) => url.pathname === '/commands', (route) => {
-    if (route.request().method() === 'POST') posts++;
-    return route.continue();
-  });
-  await search(page, 'customers', name);
-  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
-  const s = await screen(page);
+  const { page, s, posts } = await openNewCustomerCountingPosts(name);
   await s.getByTestId('input-name').fill(`${name} II`);
   // Two presses of Enter within one frame.
   await s.locator('form[data-command=rename]').evaluate((form) => { form.requestSubmit(); form.requestSubmit(); });
   await page.getByTestId('screen').waitFor({ state: 'hidden' });
   await page.getByTestId('toast').filter({ hasText: /^Done: / }).first().waitFor();
-  assert.equal(posts, 1);
+  assert.equal(posts(), 1);
   assert.equal(await page.getByTestId('error-badge').isHidden(), true, 'no conflict with a second copy');
   await done(page);
 });
@@ -1332,16 +1340,7 @@ test('an entry of the error list keeps the focus when another rejection arrives,
 
 test('a form that still shows what the customer already is sends nothing', T, async () => {
   const name = `Un Changed ${unique()}`;
-  const customerId = await createCustomer(name);
-  const page = await openApp(browser);
-  let posts = 0;
-  await page.route((url) => url.pathname === '/commands', (route) => {
-    if (route.request().method() === 'POST') posts++;
-    return route.continue();
-  });
-  await search(page, 'customers', name);
-  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
-  const s = await screen(page);
+  const { page, customerId, s, posts } = await openNewCustomerCountingPosts(name);
   await s.getByTestId('submit-rename').click();
   await s.locator('form[data-command=rename] [data-testid=annotation][data-code=unchanged]').waitFor();
   // Typed away and back again: still the same name.
@@ -1349,13 +1348,13 @@ test('a form that still shows what the customer already is sends nothing', T, as
   await s.getByTestId('input-name').fill(name);
   await s.getByTestId('input-name').press('Enter');
   assert.equal(await s.getByTestId('input-name').evaluate((el) => el === document.activeElement), true);
-  assert.equal(posts, 0);
+  assert.equal(posts(), 0);
   assert.equal(await page.getByTestId('screen').isVisible(), true);
   // A real change goes out and closes the screen.
   await s.getByTestId('input-email').fill(`changed.${unique()}@example.com`);
   await s.getByTestId('submit-changeEmail').click();
   await page.getByTestId('screen').waitFor({ state: 'hidden' });
-  assert.equal(posts, 1);
+  assert.equal(posts(), 1);
 
   // Renamed elsewhere while on screen: the name shown is no longer the
   // customer's, so sending it back goes out, and meets the conflict.
@@ -1366,6 +1365,6 @@ test('a form that still shows what the customer already is sends nothing', T, as
   await again.getByTestId('stale-notice').waitFor();
   await again.getByTestId('submit-rename').click();
   await page.locator(`[data-testid=screen][data-id="${customerId}"] [data-testid=annotation][data-code=conflict]`).waitFor();
-  assert.equal(posts, 2);
+  assert.equal(posts(), 2);
   await done(page);
 });
