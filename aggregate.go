@@ -308,6 +308,18 @@ const (
 // k: text, numbers and true or false compare; lists and objects do not.
 func (k Kind) Comparable() bool { return k != KindList && k != KindObject }
 
+// Noun names the values of the kind with their article, for messages:
+// "a text", "a list", "an object".
+func (k Kind) Noun() string {
+	switch k {
+	case KindList:
+		return "a list"
+	case KindObject:
+		return "an object"
+	}
+	return "a " + string(k)
+}
+
 func kindOf(t reflect.Type, tagOpts string) Kind {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()

@@ -60,7 +60,7 @@ func (a App) Validate() error {
 					return fmt.Errorf("plait: %s: indexed field %q is not a field of its state (%s)", d.Type(), f, strings.Join(fields, ", "))
 				}
 				if k := d.Settings().Kinds[f]; !k.Comparable() {
-					return fmt.Errorf("plait: %s: indexed field %q holds a %s, which lists can neither filter nor sort on", d.Type(), f, k)
+					return fmt.Errorf("plait: %s: indexed field %q holds %s, which lists can neither filter nor sort on", d.Type(), f, k.Noun())
 				}
 			}
 			name, field := d.Type()+"_"+f, d.Type()+"."+f

@@ -1,6 +1,7 @@
 package plait_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -71,14 +72,17 @@ func TestValidateRefusesWiringToNothing(t *testing.T) {
 }
 
 // An index on a field holding a list or an object serves no list query.
-func TestValidateRefusesAnIndexOnAList(t *testing.T) {
+func TestValidateRefusesAnIndexOnAListOrAnObject(t *testing.T) {
 	type doc struct {
-		Tags []string `json:"tags"`
+		Tags    []string          `json:"tags"`
+		Address map[string]string `json:"address"`
 	}
-	app := plait.App{Name: "app", Aggregates: []plait.Definition{plait.NewAggregate("thing",
-		plait.Handle("set", func(s doc, c plait.Cmd[doc]) ([]plait.Change, error) { return nil, nil }),
-		plait.Indexed[doc]("tags"))}}
-	if err := app.Validate(); err == nil || !strings.Contains(err.Error(), `indexed field "tags" holds a list`) {
-		t.Errorf("Validate = %v", err)
+	for field, want := range map[string]string{"tags": "holds a list", "address": "holds an object"} {
+		app := plait.App{Name: "app", Aggregates: []plait.Definition{plait.NewAggregate("thing",
+			plait.Handle("set", func(s doc, c plait.Cmd[doc]) ([]plait.Change, error) { return nil, nil }),
+			plait.Indexed[doc](field))}}
+		if err := app.Validate(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("indexed field %q %s,", field, want)) {
+			t.Errorf("Validate = %v, want %q", err, want)
+		}
 	}
 }

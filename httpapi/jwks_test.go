@@ -58,6 +58,18 @@ func TestParseJWKS(t *testing.T) {
 	}
 }
 
+// signES256 signs a token for ann, naming key id kid in its header.
+func signES256(t *testing.T, key *ecdsa.PrivateKey, kid string) string {
+	t.Helper()
+	tk := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "ann", "exp": 4102444800})
+	tk.Header["kid"] = kid
+	s, err := tk.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestJWKSUnderConcurrency verifies tokens of a known key while forged key
 // ids ask for fetches, from many goroutines at once.
 func TestJWKSUnderConcurrency(t *testing.T) {
@@ -74,16 +86,7 @@ func TestJWKSUnderConcurrency(t *testing.T) {
 	}
 	ks.minRefresh = 0
 	auth := newAuth([]string{"ES256"}, ks.keyfunc)
-	sign := func(kid string) string {
-		tk := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "ann", "exp": 4102444800})
-		tk.Header["kid"] = kid
-		s, err := tk.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	good, forged := sign("k1"), sign("nope")
+	good, forged := signES256(t, key, "k1"), signES256(t, key, "nope")
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -124,12 +127,7 @@ func TestASlowKeySetFetchIsNotRepeatedByTheRequestsThatWaited(t *testing.T) {
 	ks.minRefresh = 100 * time.Millisecond // shorter than a fetch
 	time.Sleep(ks.minRefresh)
 	auth := newAuth([]string{"ES256"}, ks.keyfunc)
-	tk := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "ann", "exp": 4102444800})
-	tk.Header["kid"] = "forged"
-	forged, err := tk.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	forged := signES256(t, key, "forged")
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range 6 {
@@ -168,12 +166,7 @@ func TestAnOldKeySetIsFetchedAgain(t *testing.T) {
 	}
 	ks.maxAge = 200 * time.Millisecond
 	auth := newAuth([]string{"ES256"}, ks.keyfunc)
-	tk := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "ann", "exp": 4102444800})
-	tk.Header["kid"] = "k1"
-	old, err := tk.SignedString(key1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := signES256(t, key1, "k1")
 	rotated.Store(true)
 	if _, err := auth.Authenticate(old); err != nil {
 		t.Fatalf("k1 while the set fetched holds it: %v", err)

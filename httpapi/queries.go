@@ -277,7 +277,8 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 	}
 	// Lineage named in fields, of a type that is no view and has no field
 	// of that name: there is none to give.
-	if q.Has("fields") && wantsLineage(q) && !def.Settings().View && !slices.Contains(def.Settings().Fields, "lineage") {
+	lineage := wantsLineage(q)
+	if q.Has("fields") && lineage && !def.Settings().View && !slices.Contains(def.Settings().Fields, "lineage") {
 		writeProblem(w, paramProblem(&paramError{Param: "fields", Code: CodeUnknownFieldName,
 			Message: fmt.Sprintf("%s is not a view: its fields have no lineage", typ)}))
 		return
@@ -289,7 +290,6 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		}
 		lq.Owner = user.ID
 	}
-	lineage := wantsLineage(q)
 	// fields naming lineage and no field of the state: the lineage of
 	// them all, which the store gives with the whole item.
 	lineageOnly := lineage && lq.Fields != nil && len(lq.Fields) == 0
@@ -431,7 +431,7 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 					return lq, err
 				}
 				if !kinds[f].Comparable() {
-					return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: fmt.Sprintf("%s holds %s, which has no order", f, kindNoun(kinds[f]))}
+					return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: fmt.Sprintf("%s holds %s, which has no order", f, kinds[f].Noun())}
 				}
 				lq.Sort = f
 			case f == "id":
@@ -513,9 +513,9 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 func misfit(k plait.Kind, op, v string) string {
 	switch {
 	case !k.Comparable():
-		return fmt.Sprintf("this field holds %s; filters compare text, numbers and true or false", kindNoun(k))
+		return fmt.Sprintf("this field holds %s; filters compare text, numbers and true or false", k.Noun())
 	case op == "prefix" && (k == plait.KindNumber || k == plait.KindBool):
-		return "a prefix is for text; this field holds " + kindNoun(k)
+		return "a prefix is for text; this field holds " + k.Noun()
 	case op == "eq" && k == plait.KindNumber:
 		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return fmt.Sprintf("%q is not a number, which this field holds", v)
@@ -524,17 +524,6 @@ func misfit(k plait.Kind, op, v string) string {
 		return fmt.Sprintf("%q is neither true nor false, which this field holds", v)
 	}
 	return ""
-}
-
-// kindNoun names the values of a kind of field, for messages.
-func kindNoun(k plait.Kind) string {
-	switch k {
-	case plait.KindList:
-		return "a list"
-	case plait.KindObject:
-		return "an object"
-	}
-	return "a " + string(k)
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
