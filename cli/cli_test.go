@@ -283,3 +283,46 @@ func TestALockClearsTheURLOfAKilledServer(t *testing.T) {
 		t.Fatalf("a second lock while the first is held: locked %v, told of a server at %q (%v)", locked, url, err)
 	}
 }
+
+// TestServeTakesTheMetricsTokenFromTheEnvironment: $PLAIT_METRICS_TOKEN
+// closes GET /metrics to requests without it; the API stays as it was.
+func TestServeTakesTheMetricsTokenFromTheEnvironment(t *testing.T) {
+	t.Setenv("PLAIT_METRICS_TOKEN", "scrape-secret")
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var serveOut, serveErr bytes.Buffer
+	go func() {
+		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", t.TempDir(), "--log-level", "warn"}, &serveOut, &serveErr)
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, serveErr.String())
+		}
+	}()
+	base := "http://" + addr
+	waitHealthy(t, base)
+	for _, tc := range []struct {
+		authorization string
+		status        int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong", http.StatusUnauthorized}, {"Bearer scrape-secret", http.StatusOK}} {
+		req, _ := http.NewRequest("GET", base+"/metrics", nil)
+		if tc.authorization != "" {
+			req.Header.Set("Authorization", tc.authorization)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("GET /metrics with %q: %d, want %d", tc.authorization, resp.StatusCode, tc.status)
+		}
+	}
+	if resp, err := http.Get(base + "/lists/orderList"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /lists/orderList: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+}

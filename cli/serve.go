@@ -41,7 +41,8 @@ type serveFlags struct {
 	rateSet       bool // --rate-ip or --rate-user was given
 	streamsSet    bool // --max-streams-per-user was given
 	pageBytes     int
-	streams       int // SSE streams per user
+	streams       int    // SSE streams per user
+	metricsToken  string // the bearer token GET /metrics asks for, "" for none
 	// otlpEndpoint is the OTLP/HTTP collector spans go to ("" and no
 	// OTEL_EXPORTER_OTLP_ENDPOINT: tracing off), and tracer the provider
 	// built for it, nil when off.
@@ -79,6 +80,7 @@ func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 // flags ask.
 func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
 	opts.Data = f.data
+	opts.MetricsToken = f.metricsToken
 	if opts.Auth != nil || f.streamsSet {
 		opts.MaxStreamsPerUser = f.streams
 	}
@@ -101,6 +103,7 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "require Bearer JWTs signed by a key of the JWKS at this `URL` (RS256 or ES256)")
 	fs.StringVar(&f.audience, "jwt-audience", os.Getenv("PLAIT_JWT_AUDIENCE"), "require tokens whose aud claim names this `audience` (default $PLAIT_JWT_AUDIENCE; with --jwks-url of an identity provider that signs for other applications too, set it)")
 	fs.StringVar(&f.issuer, "jwt-issuer", os.Getenv("PLAIT_JWT_ISSUER"), "require tokens whose iss claim is this `issuer` (default $PLAIT_JWT_ISSUER)")
+	fs.StringVar(&f.metricsToken, "metrics-token", os.Getenv("PLAIT_METRICS_TOKEN"), "answer GET /metrics only to requests bearing this `token` (Authorization: Bearer, as a Prometheus scrape sends it); default $PLAIT_METRICS_TOKEN, which keeps it out of the process list; without it the metrics are open")
 	fs.Int64Var(&f.maxBody, "max-body", httpapi.DefaultMaxBody, "largest accepted POST /commands body, in `bytes`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, how long to let requests in flight finish")

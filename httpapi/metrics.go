@@ -1,7 +1,11 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/plaithq/plait/engine"
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,4 +124,24 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(commitsDesc, prometheus.CounterValue, float64(st.CommitErrors), "error")
 	ch <- prometheus.MustNewConstMetric(committedDesc, prometheus.CounterValue, float64(st.Committed))
 	ch <- prometheus.MustNewConstMetric(commitSecondsDesc, prometheus.CounterValue, st.CommitTime.Seconds())
+}
+
+// metricsAuth lets through to h the requests that bear Options.MetricsToken,
+// every request if there is none.
+func (s *Server) metricsAuth(h http.Handler) http.Handler {
+	if s.opts.MetricsToken == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(s.opts.MetricsToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		// Digests compared, so that the time taken tells nothing of the
+		// token, not even its length.
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			writeProblem(w, unauthorized("GET /metrics asks for the metrics token"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

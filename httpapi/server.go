@@ -43,7 +43,12 @@ type Options struct {
 	// access log is at debug level.
 	Logger *slog.Logger
 	// Ready is an extra readiness check for GET /readyz.
-	Ready func(ctx context.Context) error
+	// MetricsToken, when set, is the bearer token GET /metrics asks for
+	// (the credentials of a Prometheus scrape's authorization); a request
+	// without it is answered 401. Unset, the metrics are anyone's who
+	// reaches the server: counts of commands and requests, by type.
+	MetricsToken string
+	Ready        func(ctx context.Context) error
 	// CatchUpGrace is how long the oldest feed item a subscription has
 	// yet to handle may wait before GET /readyz says the server is not
 	// ready (default DefaultCatchUpGrace). A burst that puts a reactor
@@ -185,7 +190,7 @@ func New(e *engine.Engine, opts Options) *Server {
 	s.registerSchemas()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /metrics", s.metricsAuth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	return s
 }
 

@@ -74,6 +74,35 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	}
 }
 
+// With a metrics token, GET /metrics answers only the requests that bear it;
+// the users' own tokens are not it.
+func TestMetricsAskForTheirToken(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{MetricsToken: "scrape-secret"}, false)
+	for _, tc := range []struct {
+		authorization string
+		status        int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Bearer " + token(t, "ann"), http.StatusUnauthorized},
+		{"Bearer scrape-secreT", http.StatusUnauthorized},
+		{"Bearer scrape-secret-and-more", http.StatusUnauthorized},
+		{"Basic scrape-secret", http.StatusUnauthorized},
+		{"Bearer scrape-secret", http.StatusOK},
+		{"bearer  scrape-secret ", http.StatusOK},
+	} {
+		r := h.do("GET", "/metrics", "", nil, "Authorization", tc.authorization)
+		if r.status != tc.status {
+			t.Errorf("Authorization %q: %s, want %d", tc.authorization, r, tc.status)
+		}
+		if r.status == http.StatusOK && !strings.Contains(string(r.body), "plait_feed_head ") {
+			t.Errorf("Authorization %q: no metrics in %s", tc.authorization, r)
+		}
+		if r.status == http.StatusUnauthorized {
+			problem(t, r, http.StatusUnauthorized, "")
+		}
+	}
+}
+
 func TestUnknownPathsAndMethodsAreProblems(t *testing.T) {
 	h := start(t, plait.App{}, httpapi.Options{}, false)
 	tok := token(t, "ann")
