@@ -46,6 +46,12 @@ type HubOptions struct {
 	// WriteTimeout bounds how long one write to a stream may block before
 	// the client is cut loose (default 20s).
 	WriteTimeout time.Duration
+	// CatchUps is how many streams may read the feed at once, a page
+	// each, to catch up (default half the CPUs, at least one). A crowd of
+	// clients resuming from far back, which costs a scan of the log each,
+	// takes turns at that many, and leaves the rest of the machine to the
+	// streams that keep up and to whatever else the process serves.
+	CatchUps int
 }
 
 func (o *HubOptions) defaults() {
@@ -63,6 +69,9 @@ func (o *HubOptions) defaults() {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 20 * time.Second
+	}
+	if o.CatchUps <= 0 {
+		o.CatchUps = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 }
 
@@ -100,9 +109,10 @@ var ErrClosed = errors.New("relay: hub closed")
 //
 // The hub's goroutines run while it has streams.
 type Hub struct {
-	src  HubSource
-	opts HubOptions
-	done <-chan struct{} // the source's Done, nil if it has none
+	src   HubSource
+	opts  HubOptions
+	done  <-chan struct{} // the source's Done, nil if it has none
+	turns chan struct{}   // a catch-up's page is read holding one; see HubOptions.CatchUps
 
 	mu      sync.Mutex
 	closed  bool
@@ -150,7 +160,8 @@ func (h *Hub) Stats() HubStats {
 // NewHub makes a hub over src.
 func NewHub(src HubSource, opts HubOptions) *Hub {
 	opts.defaults()
-	h := &Hub{src: src, opts: opts, quit: make(chan struct{}), byKey: map[string][]*sub{}, all: map[*sub]struct{}{}}
+	h := &Hub{src: src, opts: opts, quit: make(chan struct{}), turns: make(chan struct{}, opts.CatchUps),
+		byKey: map[string][]*sub{}, all: map[*sub]struct{}{}}
 	if d, ok := src.(interface{ Done() <-chan struct{} }); ok {
 		h.done = d.Done()
 	}
@@ -708,54 +719,22 @@ func (s *sub) own() {
 // catchUp writes the frames of the feed in (from, until] that s gets, a
 // page of the feed at a time, then moves s.pos to until.
 func (s *sub) catchUp(from, until int64) error {
-	h := s.h
-	ctx := context.Background()
 	var keys []string
 	buf := make([]byte, 0, 4096)
 	var wrote time.Time // the last write; none yet, so the first page's frames go at once
 	pos := from
 	for pos < until {
-		if s.isClosed() {
-			return nil
-		}
-		items, err := h.src.ReadFeed(ctx, pos, h.opts.PageSize)
-		if err != nil {
-			return fmt.Errorf("relay: read feed after %d: %w", pos, err)
-		}
-		if len(items) == 0 {
-			return fmt.Errorf("relay: the feed ends at %d, before %d", pos, until)
-		}
-		for _, it := range items {
-			if it.Position <= pos {
-				continue // never send a position twice, whatever the source does
-			}
-			if it.Position > until {
-				break
-			}
-			pos = it.Position
-			if !s.gets(it, &keys) {
-				continue
-			}
-			if buf, err = AppendFrame(buf, it); err != nil {
-				return fmt.Errorf("relay: encode item %d: %w", it.Position, err)
-			}
-			if len(buf) >= flushAt {
-				if err := s.write(buf); err != nil {
-					return err
-				}
-				buf = buf[:0]
-				wrote = time.Now()
-			}
-		}
-		if len(items) > 0 && items[len(items)-1].Position >= until {
-			pos = until
+		var err error
+		var more bool
+		if buf, pos, more, err = s.readPage(buf, pos, until, &keys); err != nil || !more {
+			return err
 		}
 		// What a page brought leaves before the next page is read, if
 		// nothing has been written for a while: where few items match, a
 		// client resuming far back would otherwise wait for the whole
-		// backlog before its first frame. A dense catch-up still writes
-		// flushAt bytes at a time.
-		if len(buf) > 0 && time.Since(wrote) >= catchUpFlush {
+		// backlog before its first frame. A dense catch-up writes
+		// flushAt bytes or more at a time.
+		if len(buf) >= flushAt || len(buf) > 0 && time.Since(wrote) >= catchUpFlush {
 			if err := s.write(buf); err != nil {
 				return err
 			}
@@ -772,6 +751,64 @@ func (s *sub) catchUp(from, until int64) error {
 	s.pos = max(s.pos, until)
 	s.mu.Unlock()
 	return nil
+}
+
+// readPage appends to buf the frames s gets of the page of the feed after
+// pos, up to until, and returns where the page ended. It reads in one of
+// the hub's turns, which it gives back before anything is written to the
+// client, so that a slow client holds none; more is false if the stream or
+// the hub ended while it waited for one.
+func (s *sub) readPage(buf []byte, pos, until int64, keys *[]string) (_ []byte, _ int64, more bool, _ error) {
+	h := s.h
+	if !s.takeTurn() {
+		return buf, pos, false, nil
+	}
+	defer func() { <-h.turns }()
+	items, err := h.src.ReadFeed(context.Background(), pos, h.opts.PageSize)
+	if err != nil {
+		return buf, pos, false, fmt.Errorf("relay: read feed after %d: %w", pos, err)
+	}
+	if len(items) == 0 {
+		return buf, pos, false, fmt.Errorf("relay: the feed ends at %d, before %d", pos, until)
+	}
+	for _, it := range items {
+		if it.Position <= pos {
+			continue // never send a position twice, whatever the source does
+		}
+		if it.Position > until {
+			break
+		}
+		pos = it.Position
+		if !s.gets(it, keys) {
+			continue
+		}
+		if buf, err = AppendFrame(buf, it); err != nil {
+			return buf, pos, false, fmt.Errorf("relay: encode item %d: %w", it.Position, err)
+		}
+	}
+	if items[len(items)-1].Position >= until {
+		pos = until
+	}
+	return buf, pos, true, nil
+}
+
+// takeTurn waits for one of the hub's catch-up turns; it reports false if
+// the stream or the hub ended first.
+func (s *sub) takeTurn() bool {
+	for {
+		if s.isClosed() {
+			return false
+		}
+		select {
+		case s.h.turns <- struct{}{}:
+			return true
+		case <-s.h.quit:
+			return false
+		case <-s.wake:
+			// The stream ended, or has frames queued, which its owner
+			// looks for once the catch-up is done: look again.
+		}
+	}
 }
 
 // gets reports whether the item goes to s: one of its routing keys is one

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -621,5 +622,56 @@ func TestHubSendsACatchUpsFramesPageByPage(t *testing.T) {
 	frames, _ := parse(t, out)
 	if len(frames) != 2 {
 		t.Fatalf("%d frames, want the 2 of ann", len(frames))
+	}
+}
+
+// crowdFeed counts the reads of the feed before position backlog under way
+// at once, each a little slow, as a page of a long log is. (The hub reads
+// what is new after it.)
+type crowdFeed struct {
+	*feed
+	backlog   int64
+	now, most atomic.Int32
+}
+
+func (f *crowdFeed) ReadFeed(ctx context.Context, after int64, limit int) ([]engine.Item, error) {
+	if after >= f.backlog {
+		return f.feed.ReadFeed(ctx, after, limit)
+	}
+	n := f.now.Add(1)
+	defer f.now.Add(-1)
+	for m := f.most.Load(); n > m && !f.most.CompareAndSwap(m, n); m = f.most.Load() {
+	}
+	time.Sleep(2 * time.Millisecond)
+	return f.feed.ReadFeed(ctx, after, limit)
+}
+
+// TestHubCatchUpsTakeTurns: streams resuming from far back at once read
+// the feed no more than CatchUps at a time, and each still gets its whole
+// backlog, then what follows.
+func TestHubCatchUpsTakeTurns(t *testing.T) {
+	f := &crowdFeed{feed: newFeed(), backlog: 60}
+	for pos := int64(1); pos <= 60; pos++ {
+		f.publish(event(pos, "counter", "ann"))
+	}
+	h := relay.NewHub(f, relay.HubOptions{PageSize: 10, CatchUps: 2, Heartbeat: time.Hour})
+	defer h.Close()
+	var readers []*reader
+	for range 8 {
+		srv, cli := tcpPair(t)
+		h.Attach(srv, 0, relay.Subscription{}, nil)
+		readers = append(readers, readConn(cli))
+	}
+	f.publish(event(61, "counter", "ann"))
+	for i, r := range readers {
+		r.waitIDs(t, 61)
+		if got, _ := r.snapshot(); !slices.Equal(got, seq(1, 61)) {
+			t.Errorf("stream %d got %v, want 1 to 61", i, got)
+		}
+	}
+	if most := f.most.Load(); most > 2 {
+		t.Errorf("%d reads of the feed at once, want at most CatchUps = 2", most)
+	} else if most < 2 {
+		t.Errorf("%d read of the feed at once: 8 streams catching up should have used both turns", most)
 	}
 }
