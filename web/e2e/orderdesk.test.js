@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  command, createCustomer, done, get, launch, openApp, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
+  BASE, command, createCustomer, done, get, launch, openApp, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
 } from './harness.js';
 
 /** @type {import('playwright-core').Browser} */
@@ -1366,5 +1366,38 @@ test('a form that still shows what the customer already is sends nothing', T, as
   await again.getByTestId('submit-rename').click();
   await page.locator(`[data-testid=screen][data-id="${customerId}"] [data-testid=annotation][data-code=conflict]`).waitFor();
   assert.equal(posts(), 2);
+  await done(page);
+});
+
+test('a page reloaded while its command was on the way shows the outcome when the command arrives late', T, async () => {
+  const name = `Lat Ey ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  // The page's post never arrives; the same request reaches the server a
+  // second later, as one held up on a slow network would.
+  let forwarded;
+  await page.route((url) => url.pathname === '/commands', (route) => {
+    if (route.request().method() !== 'POST' || forwarded) return route.continue();
+    const body = route.request().postData();
+    forwarded = new Promise((r) => setTimeout(r, 1000)).then(() => fetch(`${BASE}/commands`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body,
+    }));
+  });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill('   ');
+  await s.getByTestId('submit-rename').click();
+  await s.locator('form[aria-busy]').waitFor({ state: 'attached' });
+  const asked = [];
+  page.on('dialog', (d) => { asked.push(d.type()); d.accept(); });
+  await page.waitForTimeout(300);
+  await page.reload();
+  assert.deepEqual(asked, ['beforeunload'], 'the browser asks before the page goes while a command is on its way');
+  assert.equal((await forwarded).status, 202);
+  // The reloaded page asked for it before it arrived, and still reopens
+  // its screen with the rejection once it is decided.
+  const reopened = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await reopened.locator('[data-testid=annotation][data-path=name]').waitFor();
   await done(page);
 });

@@ -1492,10 +1492,12 @@ function start() {
   client.onPending(updatePending);
 
   window.addEventListener('hashchange', () => showTab(location.hash.slice(1)));
-  // Closing or reloading the tab over changes not sent: the browser asks
-  // first, as closing the screen does.
+  // Closing or reloading the tab over changes not sent, or while a command
+  // is on its way: the browser asks first, as closing the screen does. (A
+  // page reloaded meanwhile still follows the command; a tab closed does
+  // not, and its user would never hear of its outcome.)
   window.addEventListener('beforeunload', (e) => {
-    if (ui.screen && screenEl().querySelector(UNSENT)) e.preventDefault();
+    if (ui.screen && screenEl().querySelector(`${UNSENT}, form[aria-busy]`)) e.preventDefault();
   });
   $('[data-testid=new-item]').addEventListener('click', (e) => {
     if (e.currentTarget.dataset.kind === 'customers') openScreen('customer', `cus-${randomChars(8)}`, { isNew: true });

@@ -339,11 +339,13 @@ export class Client {
     const early = this.#inflight.get(sent.id);
     this.#inflight.delete(sent.id);
     if (!early) {
-      // A server that failed after it took the command (a 5xx) may yet
-      // store it, later than the first asking: unknown to it for a while
-      // is no proof that it never will be (UNCERTAIN_MS). A request lost
-      // on the way has almost always never arrived: unknown, it is dropped.
-      if (err instanceof ProblemError) this.#remember(sent.id, { command: sent, delivered: false, uncertain: true, at: Date.now() });
+      // A server that failed after it took the command (a 5xx), or that
+      // took longer than SUBMIT_TIMEOUT_MS to answer, may yet store it,
+      // later than the first asking: unknown to it for a while is no proof
+      // that it never will be (UNCERTAIN_MS). A request that failed on the
+      // way has almost always never arrived: unknown, it is dropped.
+      const uncertain = err instanceof ProblemError || err?.name === 'TimeoutError';
+      this.#remember(sent.id, { command: sent, delivered: false, ...(uncertain ? { uncertain } : { lost: true }), at: Date.now() });
       throw err;
     }
     this.#remember(sent.id, { command: sent, delivered: true, at: Date.now() });
@@ -429,13 +431,16 @@ export class Client {
 
   /**
    * How long after entry was remembered a pending command the server does
-   * not know is still asked for: one delivered, forgetUnknownAfterMs; one a
-   * server failed on, UNCERTAIN_MS at most; one that never arrived, not at all.
+   * not know is still asked for: one delivered, forgetUnknownAfterMs; one
+   * whose request failed on the way, not at all; one a server failed on, or
+   * one a page went away from before its answer came (reloaded while it
+   * was posted: the request may be in the server, or still on the way),
+   * UNCERTAIN_MS at most.
    */
   #askedForMs(entry) {
     if (entry.delivered) return this.#unknownAfterMs;
-    if (entry.uncertain) return Math.min(UNCERTAIN_MS, this.#unknownAfterMs);
-    return -1;
+    if (entry.lost) return -1;
+    return Math.min(UNCERTAIN_MS, this.#unknownAfterMs);
   }
 
   /** Reports an outcome once, to its waiters and to the listeners. */
