@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,10 @@ type Options struct {
 // ErrNoStore is returned by Open with Options.ReadOnly when the file is
 // not a store: it is missing, or holds no store's tables.
 var ErrNoStore = errors.New("sqlite: no store in the file")
+
+// ErrForeignDatabase is returned by Open when the file is a database of
+// something else: it holds tables, none of them a store's.
+var ErrForeignDatabase = errors.New("sqlite: the file is the database of something else")
 
 // DefaultMaxPageBytes is the default of Options.MaxPageBytes.
 const DefaultMaxPageBytes = 4 << 20
@@ -402,7 +407,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 // checkSchema reports ErrNoStore unless the file holds a store's tables.
 func (s *Store) checkSchema(ctx context.Context) error {
-	ok, err := s.hasTables(ctx, "commands", "events", "instances", "checkpoints")
+	ok, err := s.hasTables(ctx, coreTables...)
 	if err != nil {
 		return err
 	}
@@ -427,12 +432,51 @@ func (s *Store) hasTables(ctx context.Context, names ...string) (bool, error) {
 	return n == len(names), nil
 }
 
+// migrate creates the store's tables in a file that has none. It refuses a
+// file that holds tables, none of them the store's: the database of
+// something else, which the store would otherwise move into. And it makes
+// sure the file can be written: SQLite opens a file the process may not
+// write (its permissions, another owner, an immutable file) read-only,
+// and would say so only at the first commit.
 func (s *Store) migrate(ctx context.Context) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		return fmt.Errorf("sqlite: read the schema: %w", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: read the schema: %w", err)
+		}
+		tables = append(tables, name)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("sqlite: read the schema: %w", err)
+	}
+	if len(tables) > 0 && !slices.ContainsFunc(tables, func(t string) bool { return slices.Contains(coreTables, t) }) {
+		if len(tables) > 5 {
+			tables = append(tables[:5], "…")
+		}
+		return fmt.Errorf("%w: %s holds other tables (%s) and none of a store's", ErrForeignDatabase, s.path, strings.Join(tables, ", "))
+	}
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: it takes the write lock
+	if err == nil {
+		_, err = tx.ExecContext(ctx, `INSERT INTO checkpoints(name, pos) VALUES ('plait: can write', 0)`)
+		err = errors.Join(err, tx.Rollback())
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: %s cannot be written: %w", s.path, err)
+	}
 	return nil
 }
+
+// coreTables are the tables every store has.
+var coreTables = []string{"commands", "events", "instances", "checkpoints"}
 
 // EnsureIndexes creates a partial secondary index on every field an
 // aggregate type declares with plait.Indexed. List names the index it

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,4 +133,81 @@ func TestReadOnlyOpenChangesNothing(t *testing.T) {
 	if head, err := ro.Head(ctx); err != nil || head != 2 {
 		t.Fatalf("read-only Head after refused writes = %d, %v; want 2", head, err)
 	}
+}
+
+// TestOpenRefusesTheDatabaseOfSomethingElse: a file holding tables, none
+// of them a store's, is left as it was; a file a store began to create
+// (its first migration cut short) is taken up.
+func TestOpenRefusesTheDatabaseOfSomethingElse(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other.db")
+	db, err := sql.Open("sqlite", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE notes(text TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sqlite.Open(ctx, other, sqlite.Options{})
+	if !errors.Is(err, sqlite.ErrForeignDatabase) || !strings.Contains(err.Error(), "notes") {
+		t.Fatalf("Open of another database: %v, want ErrForeignDatabase naming its table", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the other database holds %d objects (%v), want its one table", n, err)
+	}
+
+	begun := filepath.Join(dir, "begun.db")
+	db2, err := sql.Open("sqlite", begun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db2.Exec(`CREATE TABLE commands(id TEXT PRIMARY KEY, pos INTEGER NOT NULL UNIQUE, correlation_id TEXT NOT NULL, status TEXT NOT NULL,
+		errors TEXT, owner TEXT NOT NULL, first_event INTEGER NOT NULL, event_count INTEGER NOT NULL, body TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	db2.Close()
+	st, err := sqlite.Open(ctx, begun, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open of a store begun: %v", err)
+	}
+	st.Close()
+}
+
+// TestOpenRefusesAFileItCannotWrite: SQLite opens a file the process may
+// not write read-only; Open says so, rather than a server that starts and
+// fails every command.
+func TestOpenRefusesAFileItCannotWrite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plait.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// Root writes whatever the permissions say; an immutable file it
+	// cannot.
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+			t.Fatalf("chattr +i: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("chattr", "-i", path).Run() })
+	} else if err := os.Chmod(path, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	st, err = sqlite.Open(ctx, path, sqlite.Options{})
+	if err == nil {
+		st.Close()
+		t.Fatal("Open of a file it cannot write succeeded")
+	}
+	if !strings.Contains(err.Error(), "cannot be written") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open = %v, want it to say the file cannot be written", err)
+	}
+	ro, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("a read-only open of it: %v", err)
+	}
+	ro.Close()
 }
