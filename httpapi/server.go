@@ -86,9 +86,6 @@ const (
 	// streamWriteTimeout is how long one write to an SSE client may block
 	// before the client is cut loose.
 	streamWriteTimeout = 20 * time.Second
-	// readyLag is how many feed positions a subscription may be behind
-	// for the server to call itself ready.
-	readyLag = 1024
 )
 
 // Server serves an engine over HTTP; it is an http.Handler. Make it with New.
@@ -337,8 +334,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz answers 200 when the engine runs, its storage answers, every
-// subscription is caught up (within readyLag positions, or else handling
-// items that have waited less than opts.CatchUpGrace) and opts.Ready
+// subscription is caught up (or handling items that have waited less than
+// opts.CatchUpGrace: a reactor stuck on its next item for longer is not,
+// however few positions behind) and opts.Ready
 // agrees.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	notReady := func(detail string) {
@@ -361,7 +359,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	st := s.e.Stats()
 	for _, sub := range st.Subscriptions {
 		lag := st.Head - sub.Position
-		if lag <= readyLag {
+		if lag <= 0 {
 			continue
 		}
 		next, err := s.e.ReadFeed(ctx, sub.Position, 1)
