@@ -100,7 +100,7 @@ func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option)
 		if c.name != name {
 			continue
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		defer stop()
 		err := c.run(ctx, prog, args, stdout, stderr)
 		switch {

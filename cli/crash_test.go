@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -342,5 +343,28 @@ func checkEmbeddedFile(t *testing.T, path string, acked []string) {
 	}
 	if len(acked) == 0 {
 		t.Error(errors.New("no command was acknowledged"))
+	}
+}
+
+// TestAHangupStopsTheServerAsSIGTERMDoes: a server started from a terminal
+// that closes (SIGHUP) shuts down in order, as on SIGTERM: exit 0, the
+// engine stopped, not killed on the spot.
+func TestAHangupStopsTheServerAsSIGTERMDoes(t *testing.T) {
+	bin := buildPlait(t)
+	in := startInstance(t, bin, "hangup", "--data", t.TempDir())
+	if ok, err := post(in.base, crashCommand(0, 0, 0)); err != nil || !ok {
+		t.Fatalf("post: %v %v", ok, err)
+	}
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case <-in.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the server did not stop on SIGHUP")
+	}
+	if code := in.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGHUP, want 0\n%s", code, in.log())
+	}
+	if !strings.Contains(in.log(), `"msg":"stopped"`) {
+		t.Fatalf("no stopped line in the logs:\n%s", in.log())
 	}
 }
