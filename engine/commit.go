@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -88,7 +89,7 @@ func (e *Engine) commitLoop(ctx context.Context) {
 				groups <- g
 				continue
 			}
-			e.log.Error("commit failed", "commands", len(all), "error", err)
+			e.commitFailed(len(all), err)
 			e.finishCommit(g, err)
 			// Nothing of it can be read, but reads begun during its
 			// write wait for its number: syncLoop passes it in order.
@@ -97,10 +98,21 @@ func (e *Engine) commitLoop(ctx context.Context) {
 		}
 		err := e.store.Commit(ctx, all)
 		if err != nil {
-			e.log.Error("commit failed", "commands", len(all), "error", err)
+			e.commitFailed(len(all), err)
 		}
 		e.finishCommit(g, err)
 	}
+}
+
+// commitFailed logs a failed commit of n commands, and stops the engine if
+// the store says its data is damaged.
+func (e *Engine) commitFailed(n int, err error) {
+	if errors.Is(err, ErrCorrupt) {
+		e.log.Error("commit failed: the store's data is damaged; the engine stops", "commands", n, "error", err)
+		e.breakDown(fmt.Errorf("engine: commit: %w", err))
+		return
+	}
+	e.log.Error("commit failed", "commands", n, "error", err)
 }
 
 // publish hands committed outcomes and events to the feed's subscribers.

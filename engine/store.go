@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/plaithq/plait"
@@ -32,6 +33,13 @@ type Processed struct {
 	Instance *Instance // nil when rejected
 }
 
+// ErrCorrupt marks a store's error that says its stored data is damaged (a
+// malformed database file). The engine stops on it, as on a failed sync:
+// commands it could not store would be answered "send it again" for ever,
+// and the data needs its operator (a backup, a repair) before anything
+// else is written over it.
+var ErrCorrupt = errors.New("engine: the store's data is damaged")
+
 // Log is the durable record the engine writes through. Implementations are
 // safe for concurrent use.
 type Log interface {
@@ -39,7 +47,8 @@ type Log interface {
 	// every command's dedup record and outcome, every event, every new
 	// instance record, or none of them. It assigns increasing positions, in
 	// batch order, to each command's events and then its outcome, writing them
-	// into the batch. When Commit returns nil the batch survives a crash.
+	// into the batch. When Commit returns nil the batch survives a crash. An
+	// error wrapping ErrCorrupt stops the engine.
 	Commit(ctx context.Context, batch []*Processed) error
 	// Load returns the instance's record, with Seq 0 if it does not exist.
 	Load(ctx context.Context, typ, id string) (Instance, error)

@@ -463,3 +463,75 @@ func TestAReadWaitsForWhatWasWrittenWhileItRead(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// damagedStore is the SQLite store whose commits fail once fail is set:
+// with an error of damaged data if corrupt, else with a passing one.
+type damagedStore struct {
+	*sqlite.Store
+	fail    *atomic.Bool
+	corrupt bool
+}
+
+func (s damagedStore) err() error {
+	if s.corrupt {
+		return fmt.Errorf("%w: database disk image is malformed", engine.ErrCorrupt)
+	}
+	return errors.New("database is locked")
+}
+
+func (s damagedStore) Commit(ctx context.Context, b []*engine.Processed) error {
+	if s.fail.Load() {
+		return s.err()
+	}
+	return s.Store.Commit(ctx, b)
+}
+
+func (s damagedStore) CommitUnsynced(ctx context.Context, b []*engine.Processed) error {
+	if s.fail.Load() {
+		return s.err()
+	}
+	return s.Store.CommitUnsynced(ctx, b)
+}
+
+// TestACommitOverDamagedDataStopsTheEngine: a commit that fails because
+// the store's data is damaged stops the engine; one that fails for a
+// passing reason does not.
+func TestACommitOverDamagedDataStopsTheEngine(t *testing.T) {
+	for _, corrupt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("corrupt=%v", corrupt), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var fail atomic.Bool
+			e, err := engine.New(enginetest.App(), damagedStore{openSQLite(t), &fail, corrupt}, engine.Options{Partitions: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, _ := enginetest.Background(t, e)
+			add := func(id string) error {
+				_, err := e.Submit(ctx, plait.Command{ID: id, Type: "counter", AggregateID: "k", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+				return err
+			}
+			if err := add("c1"); err != nil {
+				t.Fatal(err)
+			}
+			fail.Store(true)
+			if err := add("c2"); err == nil {
+				t.Fatal("a failed commit was acknowledged")
+			}
+			select {
+			case err := <-done:
+				if !corrupt || !errors.Is(err, engine.ErrCorrupt) {
+					t.Fatalf("Run returned %v (corrupt=%v)", err, corrupt)
+				}
+			case <-time.After(500 * time.Millisecond):
+				if corrupt {
+					t.Fatal("the engine runs on over damaged data")
+				}
+				fail.Store(false)
+				if err := add("c3"); err != nil {
+					t.Fatalf("after a passing failure: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -24,7 +24,7 @@ import (
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	fastjson "github.com/segmentio/encoding/json"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite" // and it registers the "sqlite" driver
 )
 
 // Options tune the store. The zero value is the safe default.
@@ -475,6 +475,20 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// markCorrupt wraps engine.ErrCorrupt around an error of SQLite's that
+// says the file is damaged: SQLITE_CORRUPT or SQLITE_NOTADB, whatever
+// their extended codes.
+func markCorrupt(err error) error {
+	const corrupt, notADatabase = 11, 26
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		if c := se.Code() & 0xff; c == corrupt || c == notADatabase {
+			return fmt.Errorf("%w: %w", engine.ErrCorrupt, err)
+		}
+	}
+	return err
+}
+
 // coreTables are the tables every store has.
 var coreTables = []string{"commands", "events", "instances", "checkpoints"}
 
@@ -661,6 +675,7 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 	start := s.next
 	defer func() {
 		if err != nil {
+			err = markCorrupt(err)
 			s.next = start
 			for _, p := range batch {
 				p.Outcome.Position = 0

@@ -211,3 +211,65 @@ func TestOpenRefusesAFileItCannotWrite(t *testing.T) {
 	}
 	ro.Close()
 }
+
+// TestACommitOverDamagedDataSaysSo: a commit that meets a damaged page of
+// the file fails with engine.ErrCorrupt, on which the engine stops.
+func TestACommitOverDamagedDataSaysSo(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plait.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC()
+	processed := func(id, instance string) *engine.Processed {
+		cmd := plait.Command{ID: id, Type: "counter", AggregateID: instance, Name: "add", CorrelationID: id, User: "u", At: at}
+		return &engine.Processed{
+			Outcome:  plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Owner: "u", Events: []plait.Event{{ID: plait.EventID(id, 0), Type: "counter", AggregateID: instance, Seq: 1, Name: "added", CorrelationID: id, CausationID: id, User: "u", At: at}}},
+			Instance: &engine.Instance{Type: "counter", ID: instance, Seq: 1, State: []byte(`{}`), Owner: "u", UpdatedAt: at},
+		}
+	}
+	if err := st.Commit(ctx, []*engine.Processed{processed("c1", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(ctx, []*engine.Processed{processed("c2", "b")}); err != nil {
+		t.Fatalf("a commit over sound data: %v", err)
+	}
+	st.Close()
+
+	// Garbage over the instances table's root page.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root, pageSize int64
+	if err := db.QueryRow(`SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = 'instances'`).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := make([]byte, pageSize)
+	for i := range garbage {
+		garbage[i] = byte(i*7 + 13)
+	}
+	if _, err := f.WriteAt(garbage, (root-1)*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	st, err = sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open (the damage is in a table Open does not read): %v", err)
+	}
+	defer st.Close()
+	err = st.Commit(ctx, []*engine.Processed{processed("c3", "c")})
+	if !errors.Is(err, engine.ErrCorrupt) {
+		t.Fatalf("a commit over a damaged page: %v, want engine.ErrCorrupt", err)
+	}
+}
