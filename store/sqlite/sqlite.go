@@ -170,7 +170,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if err != nil {
 		w.Close()
-		return nil, err
+		return nil, withDiskSpace(err, path)
 	}
 	// Sync fsyncs the write-ahead log: without one (a file system where
 	// SQLite could not turn WAL on), every commit waits for the disk itself.
@@ -485,6 +485,20 @@ func markCorrupt(err error) error {
 		if c := se.Code() & 0xff; c == corrupt || c == notADatabase {
 			return fmt.Errorf("%w: %w", engine.ErrCorrupt, err)
 		}
+	}
+	return err
+}
+
+// lowDiskSpace is the free space under which a failure to open a store is
+// said to come from it: SQLite reports a full disk at open as an I/O
+// error, of the shared-memory file it could not create, say.
+const lowDiskSpace = 1 << 20
+
+// withDiskSpace adds to err, a failure to open the store at path, that
+// the file system it is on is full, when it is.
+func withDiskSpace(err error, path string) error {
+	if free, ok := freeBytes(filepath.Dir(path)); ok && free < lowDiskSpace {
+		return fmt.Errorf("%w (the file system of %s is full: %d bytes free)", err, filepath.Dir(path), free)
 	}
 	return err
 }
