@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"syscall"
 
 	"github.com/plaithq/plait"
@@ -149,9 +151,23 @@ func flagsWithArgs(prog program, name, args, summary string, stdout io.Writer) *
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: %s\n\n%s\n\nFlags:\n", usage, summary)
-		fs.PrintDefaults()
+		printFlags(fs, stdout)
 	}
 	return fs
+}
+
+// flagLine is the start of a flag's line in flag.PrintDefaults' output.
+var flagLine = regexp.MustCompile(`(?m)^  -`)
+
+// printFlags prints the flags of fs as flag.PrintDefaults does, each
+// named with two dashes, as the docs write them (the flag package takes
+// either).
+func printFlags(fs *flag.FlagSet, w io.Writer) {
+	var b strings.Builder
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(w)
+	io.WriteString(w, flagLine.ReplaceAllString(b.String(), "  --"))
 }
 
 // parse parses args, wrapping errors as usage errors: a mistake is told

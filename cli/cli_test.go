@@ -86,7 +86,9 @@ func TestEveryCommandPrintsItsUsageOnce(t *testing.T) {
 		t.Errorf("bogus of casedesk: exit %d: %s", code, errOut.String())
 	}
 	// help COMMAND is COMMAND --help.
-	if code, out, _ := runCLI(t, "help", "serve"); code != 0 || !strings.HasPrefix(out, "Usage: plait serve [flags]") || !strings.Contains(out, "-addr") {
+	// Flags are named as the docs write them, with two dashes.
+	if code, out, _ := runCLI(t, "help", "serve"); code != 0 || !strings.HasPrefix(out, "Usage: plait serve [flags]") ||
+		!strings.Contains(out, "\n  --addr host:port\n") || !strings.Contains(out, "\n  --data DIR\n") || strings.Contains(out, "\n  -addr") {
 		t.Errorf("help serve: exit %d:\n%s", code, out)
 	}
 	if code, _, stderr := runCLI(t, "help", "bogus"); code != 2 || !strings.Contains(stderr, `unknown command "bogus"`) {
