@@ -163,9 +163,17 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	// The wait counts from the request's arrival: a command whose storing
+	// took the whole timeout is answered pending, as is one whose outcome
+	// comes too late, though in the embedded store its outcome is known
+	// once it is stored.
+	ctx, cancel := context.WithDeadline(r.Context(), start.Add(timeout))
 	defer cancel()
 	defer context.AfterFunc(s.waitsCut, cancel)() // a shutdown ends the wait as its timeout would
+	if ctx.Err() != nil {
+		s.writePending(w, cmd.ID)
+		return
+	}
 	if out == nil {
 		o, err := s.e.Await(ctx, cmd.ID)
 		if err != nil {

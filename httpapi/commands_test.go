@@ -250,6 +250,17 @@ func TestWaitThatRunsOutAnswers202(t *testing.T) {
 	// The smallest timeout, too, and a plain number of seconds.
 	h.post(tok, "?wait=settled&timeout=1ns", add("w2", "a", 1), http.StatusAccepted)
 	h.post(tok, "?wait=settled&timeout=0.2", add("w2s", "a", 1), http.StatusAccepted)
+	// The wait counts from the request's arrival: a timeout that ran out
+	// while the command was stored is pending, though the embedded store
+	// knows its outcome once it is stored.
+	for _, wait := range []string{"outcome", "materialized"} {
+		for _, timeout := range []string{"0", "1ns"} {
+			r := h.post(tok, "?wait="+wait+"&timeout="+timeout, add("", "a", 1), http.StatusAccepted)
+			if body := r.json(t); body["status"] != "pending" || r.header.Get("Location") != "/commands/"+body["id"].(string) {
+				t.Fatalf("wait=%s&timeout=%s: %s %v", wait, timeout, r, r.header)
+			}
+		}
+	}
 	// The command itself was acknowledged and decided.
 	if got := h.do("GET", "/commands/w1", tok, nil).json(t); got["status"] != "accepted" {
 		t.Fatalf("GET /commands/w1: %v", got)
