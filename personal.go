@@ -43,8 +43,9 @@ func Personal[S any](subject func(aggregateID string) string, fields ...string) 
 // personal values of another type, copied by a reactor: a customer's name
 // in an order list, say. Such a copy is sealed under its subject's key and
 // erased with it without this declaration; what the declaration adds is
-// that list queries refuse to filter or sort on these fields, as they do
-// on the type's own personal fields, instead of comparing ciphertexts. The
+// that list queries refuse to sort on these fields and filter on their
+// opened values, as they do on the type's own personal fields, instead of
+// comparing ciphertexts. The
 // engine logs a warning for a view field found holding a sealed copy
 // without it.
 func PersonalCopies[S any](fields ...string) Option[S] {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -714,22 +715,44 @@ func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit 
 
 // List runs a list query over the materialized state of one aggregate type,
 // once what it may show is durable.
+//
+// The store compares sealed fields (SealedFields) as the ciphertexts it
+// holds; List compares their opened values instead, reading the store's
+// pages under the other filters, and a page may then end short (see
+// listSealed). A sort on a sealed field orders ciphertexts.
 func (e *Engine) List(ctx context.Context, typ string, q ListQuery) (ListPage, error) {
+	if sealed := e.SealedFields(typ); len(sealed) > 0 && e.shred != nil {
+		var onSealed []Filter
+		for _, f := range q.Filters {
+			if !f.OnID && slices.Contains(sealed, f.Field) {
+				onSealed = append(onSealed, f)
+			}
+		}
+		if len(onSealed) > 0 {
+			return e.listSealed(ctx, typ, q, onSealed)
+		}
+	}
 	page, err := e.store.List(ctx, typ, q)
 	if err = e.durableRead(ctx, err); err != nil {
 		return ListPage{}, err
 	}
+	return page, e.openPage(ctx, &page)
+}
+
+// openPage opens the sealed values of a page's items.
+func (e *Engine) openPage(ctx context.Context, page *ListPage) error {
 	if e.shred == nil {
-		return page, nil
+		return nil
 	}
 	for i := range page.Items {
 		for f, v := range page.Items[i].Fields {
+			var err error
 			if page.Items[i].Fields[f], err = e.shred.open(ctx, v); err != nil {
-				return page, err
+				return err
 			}
 		}
 	}
-	return page, nil
+	return nil
 }
 
 // Subscriptions lists every subscription of the engine and where it stands.

@@ -263,14 +263,7 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	// Sealed are the type's own personal fields and the personal values
-	// of other types it copies.
-	sealed := def.Settings().PersonalCopies
-	if pd, ok := def.(plait.PersonalData); ok {
-		own, _ := pd.PersonalFields()
-		sealed = append(slices.Clip(sealed), own...)
-	}
-	lq, err := parseListQuery(q, def.Settings().Fields, def.Settings().Kinds, sealed)
+	lq, err := parseListQuery(q, def.Settings().Fields, def.Settings().Kinds, s.e.SealedFields(typ))
 	if err != nil {
 		writeProblem(w, paramProblem(err))
 		return
@@ -353,8 +346,8 @@ const (
 	CodeUnknownParameter = "unknown_parameter"
 	CodeUnknownOperator  = "unknown_operator"
 	CodeUnknownFieldName = "unknown_field"
-	// CodeSealedField refuses a filter or sort on a personal field: it is
-	// stored sealed (encrypted), so the store can only compare ciphertexts.
+	// CodeSealedField refuses a sort on a personal field: it is stored
+	// sealed (encrypted), so the store can only order ciphertexts.
 	CodeSealedField = "sealed_field"
 )
 
@@ -388,8 +381,8 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 //	            the first page
 //
 // Anything else is an error, as is a field the state does not have, and a
-// filter or sort on a sealed field: it would compare ciphertexts. A sealed
-// field may be projected; the engine opens it.
+// sort on a sealed field: it would order ciphertexts. A sealed field may
+// be projected and filtered on; the engine opens it (see engine.List).
 func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, sealed []string) (engine.ListQuery, error) {
 	lq := engine.ListQuery{Limit: defaultListLimit}
 	known := func(f string) bool {
@@ -401,7 +394,7 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			return nil
 		}
 		return &paramError{Param: param, Code: CodeSealedField,
-			Message: fmt.Sprintf("%s is personal data, stored encrypted: it cannot be filtered or sorted", f)}
+			Message: fmt.Sprintf("%s is personal data, stored encrypted: lists cannot sort on it", f)}
 	}
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -492,9 +485,6 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			}
 			if !known(f) {
 				return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q to filter on", f)}
-			}
-			if err := isSealed(k, f); err != nil {
-				return lq, err
 			}
 			for _, v := range vals {
 				if msg := misfit(kinds[f], op, v); msg != "" {

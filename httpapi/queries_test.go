@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -288,10 +289,11 @@ func TestListFiltersSortsProjects(t *testing.T) {
 	problem(t, h.do("GET", "/lists/nope", tok, nil), http.StatusNotFound, "")
 }
 
-// TestListRefusesSealedFields: a personal field is stored sealed, so a
-// list cannot filter, prefix-match or sort on it — that would compare
-// ciphertexts — and says so naming the field; it can still project it.
-func TestListRefusesSealedFields(t *testing.T) {
+// TestListFiltersSealedFieldsByTheirOpenedValues: a personal field is
+// stored sealed, so a list cannot sort on it (that would order
+// ciphertexts) and says so naming the field; eq and prefix filters compare
+// the opened values, and a page of them goes on where the last ended.
+func TestListFiltersSealedFieldsByTheirOpenedValues(t *testing.T) {
 	h := start(t, orderdesk.App(), httpapi.Options{}, false)
 	tok := token(t, "ann")
 	for id, c := range map[string][2]string{"c1": {"Ann", "ann@example.com"}, "c2": {"Bob", "bob@example.com"}} {
@@ -299,8 +301,6 @@ func TestListRefusesSealedFields(t *testing.T) {
 			"data": map[string]string{"name": c[0], "email": c[1]}}, http.StatusOK)
 	}
 	for _, tc := range []struct{ q, path string }{
-		{"eq.email=ann@example.com", "eq.email"},
-		{"prefix.email=ann", "prefix.email"},
 		{"sort=email", "sort"},
 		{"sort=-email", "sort"},
 		{"eq.name=Ann&sort=email", "sort"},
@@ -311,20 +311,72 @@ func TestListRefusesSealedFields(t *testing.T) {
 			t.Errorf("?%s: error %v, want path %q naming email", tc.q, e, tc.path)
 		}
 	}
-	page := h.list(tok, "customer", url.Values{"fields": {"email"}, "eq.name": {"Ann"}})
+	for q, want := range map[string]string{
+		"eq.email=ann@example.com":               "[c1]",
+		"eq.email=ann":                           "[]",
+		"prefix.email=bob@":                      "[c2]",
+		"prefix.email=":                          "[c1 c2]",
+		"eq.email=bob@example.com&prefix.name=B": "[c2]",
+		"eq.email=bob@example.com&eq.name=Ann":   "[]",
+	} {
+		v, _ := url.ParseQuery(q)
+		if got := ids(h.list(tok, "customer", v)); got != want {
+			t.Errorf("?%s: %s, want %s", q, got, want)
+		}
+	}
+	// Projected without the field filtered on, the items lack it.
+	page := h.list(tok, "customer", url.Values{"eq.email": {"ann@example.com"}, "fields": {"name"}})
+	if len(page.Items) != 1 || page.Items[0]["name"] != "Ann" || page.Items[0]["email"] != nil {
+		t.Fatalf("eq.email with fields=name: %v", page.Items)
+	}
+	page = h.list(tok, "customer", url.Values{"fields": {"email"}, "eq.name": {"Ann"}})
 	if len(page.Items) != 1 || page.Items[0]["email"] != "ann@example.com" || page.Items[0]["name"] != nil {
 		t.Fatalf("projection of the sealed field: %v", page.Items)
 	}
 	if got := ids(h.list(tok, "customer", url.Values{"sort": {"-name"}})); got != "[c2 c1]" {
 		t.Fatalf("sort by a plain field = %s", got)
 	}
+	// Pages of a filter that matches one item in seven, over more items
+	// than one read of the store takes, hold every match once, in order.
+	var want []string
+	for i := range 600 {
+		id := fmt.Sprintf("p%03d", i)
+		email := fmt.Sprintf("n%03d@example.com", i)
+		if i%7 == 3 {
+			email = fmt.Sprintf("seven%03d@example.com", i)
+			want = append(want, id)
+		}
+		h.post(tok, "", cmd{"type": "customer", "aggregateId": id, "name": "create",
+			"data": map[string]string{"name": "P", "email": email}}, http.StatusAccepted)
+	}
+	h.post(tok, "?wait=materialized", cmd{"type": "customer", "aggregateId": "last", "name": "create",
+		"data": map[string]string{"name": "P", "email": "last@example.com"}}, http.StatusOK)
+	var got []string
+	after := ""
+	for range 100 {
+		page := h.list(tok, "customer", url.Values{"prefix.email": {"seven"}, "limit": {"9"}, "after": {after}})
+		if len(page.Items) > 9 {
+			t.Fatalf("a page of %d items, limit 9", len(page.Items))
+		}
+		for _, it := range page.Items {
+			got = append(got, it["id"].(string))
+		}
+		if page.Next == nil {
+			break
+		}
+		after = *page.Next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged through prefix.email=seven: %v, want %v", got, want)
+	}
 }
 
-// TestListRefusesPersonalCopies: under PrivateApp an order list item
+// TestListFiltersPersonalCopies: under PrivateApp an order list item
 // holds its customer's name sealed, as copied; the view declares it
-// (plait.PersonalCopies), so the list refuses to filter or sort on it as
-// on the customer's own field, and still projects it opened.
-func TestListRefusesPersonalCopies(t *testing.T) {
+// (plait.PersonalCopies), so the list refuses to sort on it as on the
+// customer's own field, filters on its opened value and projects it
+// opened.
+func TestListFiltersPersonalCopies(t *testing.T) {
 	h := start(t, orderdesk.PrivateApp(), httpapi.Options{}, false)
 	tok := token(t, "ann")
 	h.post(tok, "?wait=settled", cmd{"type": "customer", "aggregateId": "c1", "name": "create",
@@ -334,8 +386,6 @@ func TestListRefusesPersonalCopies(t *testing.T) {
 			"data": map[string]any{"customerId": "c1", "lines": []map[string]any{{"sku": "A", "qty": qty, "price": 2}}}}, http.StatusOK)
 	}
 	for _, tc := range []struct{ q, path string }{
-		{"eq.customerName=Ann", "eq.customerName"},
-		{"prefix.customerName=A", "prefix.customerName"},
 		{"sort=customerName", "sort"},
 		{"sort=-customerName", "sort"},
 	} {
@@ -343,6 +393,17 @@ func TestListRefusesPersonalCopies(t *testing.T) {
 		e := p["errors"].([]any)[0].(map[string]any)
 		if e["path"] != tc.path || !strings.Contains(e["message"].(string), "customerName is personal data") {
 			t.Errorf("?%s: error %v, want path %q naming customerName", tc.q, e, tc.path)
+		}
+	}
+	for q, want := range map[string]string{
+		"eq.customerName=Ann":                 "[o1 o2]",
+		"prefix.customerName=A&sort=-total":   "[o2 o1]",
+		"prefix.customerName=B":               "[]",
+		"eq.customerName=Ann&eq.status=other": "[]",
+	} {
+		v, _ := url.ParseQuery(q)
+		if got := ids(h.list(tok, "orderList", v)); got != want {
+			t.Errorf("?%s: %s, want %s", q, got, want)
 		}
 	}
 	page := h.list(tok, "orderList", url.Values{"fields": {"customerName"}, "sort": {"-total"}})

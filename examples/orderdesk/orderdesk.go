@@ -38,8 +38,8 @@ func App() plait.App { return app(Customer(), OrderList(), CustomerOrders()) }
 // PrivateApp is orderdesk for a deployment that must be able to forget a
 // customer entirely: the name is personal data too, sealed in the log, the
 // state and the list items that copy it, and erased everywhere on forget.
-// Lists can then not sort or search by customer name, the customer list's
-// nor the order list's.
+// Lists, the customer list and the order list, can then not sort by
+// customer name, and search by it reading the list without an index.
 func PrivateApp() plait.App {
 	return app(CustomerWith("name", "email"),
 		OrderList(plait.PersonalCopies[OrderItem]("customerName")),

@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/plaithq/plait"
+)
+
+// SealedFields returns the fields of type typ whose values are stored
+// sealed: its own personal fields and the personal values of other types
+// it copies. The store holds their ciphertexts, so lists cannot sort on
+// them; List compares their opened values for eq and prefix filters.
+func (e *Engine) SealedFields(typ string) []string {
+	def, ok := e.defs[typ]
+	if !ok {
+		return nil
+	}
+	sealed := slices.Clip(def.Settings().PersonalCopies)
+	if pd, ok := def.(plait.PersonalData); ok {
+		own, _ := pd.PersonalFields()
+		sealed = append(sealed, own...)
+	}
+	return sealed
+}
+
+// sealedScanBudget bounds how many items one list page with filters on
+// sealed fields reads: the store cannot use an index for them, so a page
+// that found too few matches in that many ends short, its next cursor
+// where the reading stopped.
+const sealedScanBudget = 10_000
+
+// sealedScanChunk is how many items one read of such a page asks for.
+const sealedScanChunk = 256
+
+// listSealed is List with filters on sealed fields, which the store
+// cannot compare: it reads the store's pages under the other filters in
+// order, opens the filtered fields and keeps the items that pass, until
+// the page is full, the list ends, or it read sealedScanBudget items.
+func (e *Engine) listSealed(ctx context.Context, typ string, q ListQuery, sealed []Filter) (ListPage, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50 // as the stores take it
+	}
+	sq := q
+	sq.Filters = slices.DeleteFunc(slices.Clone(q.Filters), func(f Filter) bool { return slices.Contains(sealed, f) })
+	var added []string // filtered fields fetched for the filter, not asked for
+	if q.Fields != nil {
+		sq.Fields = slices.Clone(q.Fields)
+		for _, f := range sealed {
+			if !slices.Contains(sq.Fields, f.Field) {
+				sq.Fields = append(sq.Fields, f.Field)
+				added = append(added, f.Field)
+			}
+		}
+	}
+	var out []ListItem
+	for scanned := 0; ; {
+		from := sq.After
+		sq.Limit = sealedScanChunk
+		page, err := e.readSealedPage(ctx, typ, sq)
+		if err != nil {
+			return ListPage{}, err
+		}
+		var matched []int
+		for i, it := range page.Items {
+			if passes(it, sealed) {
+				matched = append(matched, i)
+			}
+		}
+		if need := q.Limit - len(out); len(matched) > need {
+			// The page ends at the need-th match: read up to it alone,
+			// for its cursor.
+			sq.After, sq.Limit = from, matched[need-1]+1
+			if page, err = e.readSealedPage(ctx, typ, sq); err != nil {
+				return ListPage{}, err
+			}
+			for _, it := range page.Items {
+				if passes(it, sealed) && len(out) < q.Limit {
+					out = append(out, withoutFields(it, added))
+				}
+			}
+			return ListPage{Items: out, Next: page.Next}, nil
+		}
+		for _, i := range matched {
+			out = append(out, withoutFields(page.Items[i], added))
+		}
+		scanned += len(page.Items)
+		if page.Next == "" || len(out) == q.Limit || scanned >= sealedScanBudget {
+			if out == nil {
+				out = []ListItem{}
+			}
+			return ListPage{Items: out, Next: page.Next}, nil
+		}
+		sq.After = page.Next
+	}
+}
+
+// readSealedPage reads a page of the store and opens its sealed values.
+func (e *Engine) readSealedPage(ctx context.Context, typ string, q ListQuery) (ListPage, error) {
+	page, err := e.store.List(ctx, typ, q)
+	if err = e.durableRead(ctx, err); err != nil {
+		return ListPage{}, err
+	}
+	return page, e.openPage(ctx, &page)
+}
+
+// passes reports whether the item's opened fields pass every filter, as
+// the stores compare: text by its bytes, numbers by value, true or false.
+func passes(it ListItem, filters []Filter) bool {
+	for _, f := range filters {
+		var v any
+		if json.Unmarshal(it.Fields[f.Field], &v) != nil {
+			return false
+		}
+		switch v := v.(type) {
+		case string:
+			if f.Op == "prefix" && !strings.HasPrefix(v, f.Value) || f.Op == "eq" && v != f.Value {
+				return false
+			}
+		case float64:
+			n, err := strconv.ParseFloat(f.Value, 64)
+			if f.Op != "eq" || err != nil || n != v {
+				return false
+			}
+		case bool:
+			if f.Op != "eq" || strconv.FormatBool(v) != f.Value {
+				return false
+			}
+		default: // null, absent, a list or an object: nothing compares equal
+			return false
+		}
+	}
+	return true
+}
+
+// withoutFields returns it without the fields named.
+func withoutFields(it ListItem, fields []string) ListItem {
+	for _, f := range fields {
+		delete(it.Fields, f)
+	}
+	return it
+}
