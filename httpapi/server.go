@@ -43,12 +43,12 @@ type Options struct {
 	// access log is at debug level.
 	Logger *slog.Logger
 	// Ready is an extra readiness check for GET /readyz.
+	Ready func(ctx context.Context) error
 	// MetricsToken, when set, is the bearer token GET /metrics asks for
 	// (the credentials of a Prometheus scrape's authorization); a request
 	// without it is answered 401. Unset, the metrics are anyone's who
 	// reaches the server: counts of commands and requests, by type.
 	MetricsToken string
-	Ready        func(ctx context.Context) error
 	// CatchUpGrace is how long the oldest feed item a subscription has
 	// yet to handle may wait before GET /readyz says the server is not
 	// ready (default DefaultCatchUpGrace). A burst that puts a reactor
