@@ -28,10 +28,10 @@ func (e *Engine) SealedFields(typ string) []string {
 }
 
 // sealedScanBudget bounds how many items one list page with filters on
-// sealed fields reads: the store cannot use an index for them, so a page
-// that found too few matches in that many ends short, its next cursor
-// where the reading stopped.
-const sealedScanBudget = 10_000
+// sealed fields reads, each opened: the store cannot use an index for
+// them, so a page that found too few matches in that many ends short, its
+// next cursor where the reading stopped.
+const sealedScanBudget = 2048
 
 // sealedScanChunk is how many items one read of such a page asks for.
 const sealedScanChunk = 256
@@ -71,14 +71,12 @@ func (e *Engine) listSealed(ctx context.Context, typ string, q ListQuery, sealed
 			}
 		}
 		if need := q.Limit - len(out); len(matched) > need {
-			// The page ends at the need-th match: read up to it alone,
-			// for its cursor.
-			sq.After, sq.Limit = from, matched[need-1]+1
-			if page, err = e.readSealedPage(ctx, typ, sq); err != nil {
+			page, err := e.readSealedUpTo(ctx, typ, sq, from, matched[need-1]+1, need, sealed)
+			if err != nil {
 				return ListPage{}, err
 			}
 			for _, it := range page.Items {
-				if passes(it, sealed) && len(out) < q.Limit {
+				if passes(it, sealed) {
 					out = append(out, withoutFields(it, added))
 				}
 			}
@@ -95,6 +93,33 @@ func (e *Engine) listSealed(ctx context.Context, typ string, q ListQuery, sealed
 			return ListPage{Items: out, Next: page.Next}, nil
 		}
 		sq.After = page.Next
+	}
+}
+
+// readSealedUpTo reads the store's items after from up to the need-th
+// match, limit of them as the last read found, for the cursor after it:
+// the store gives one at the end of a page only. Writes between the reads
+// may bring more matches into that range: the read is made again up to
+// the need-th of them, a few times, and then kept with them all, a page a
+// little over its limit rather than a match skipped.
+func (e *Engine) readSealedUpTo(ctx context.Context, typ string, q ListQuery, from string, limit, need int, sealed []Filter) (ListPage, error) {
+	q.After = from
+	for try := 0; ; try++ {
+		q.Limit = limit
+		page, err := e.readSealedPage(ctx, typ, q)
+		if err != nil {
+			return ListPage{}, err
+		}
+		var matched []int
+		for i, it := range page.Items {
+			if passes(it, sealed) {
+				matched = append(matched, i)
+			}
+		}
+		if len(matched) <= need || try == 3 {
+			return page, nil
+		}
+		limit = matched[need-1] + 1
 	}
 }
 
@@ -136,10 +161,11 @@ func passes(it ListItem, filters []Filter) bool {
 	return true
 }
 
-// withoutFields returns it without the fields named.
+// withoutFields returns it without the fields named, nor their lineage.
 func withoutFields(it ListItem, fields []string) ListItem {
 	for _, f := range fields {
 		delete(it.Fields, f)
+		delete(it.Lineage, f)
 	}
 	return it
 }
