@@ -45,7 +45,10 @@ type CommandLog interface {
 	// LogBatch.Senders, so that the access rules are applied again when the
 	// command is decided. When the engine traces, ctx holds the span cmd was
 	// submitted under, which the log may record with cmd as its
-	// TraceContext; otherwise ctx holds no span.
+	// TraceContext; otherwise ctx holds no span. An error wrapping
+	// ErrUnconfirmed means Append stopped waiting while the record may yet
+	// be stored; any other error may mean so too, unless it is one of
+	// plait's errors about the command itself.
 	Append(ctx context.Context, cmd plait.Command, sender *plait.User) error
 	// Consume hands handle the commands of the partitions this instance
 	// owns, batch by batch, until ctx ends. It must not hand a partition's
@@ -64,6 +67,12 @@ type OffsetCommitter interface {
 	// fails with an error wrapping ErrLostRace.
 	CommitWithOffsets(ctx context.Context, batch []*Processed, offsets []Offset) error
 }
+
+// ErrUnconfirmed means a command log stopped waiting for the
+// acknowledgement of a command it sent: the command may be stored all the
+// same, and decided, later. The sender is to send it again with the same
+// id, which the dedup by command id makes safe: it gets the one outcome.
+var ErrUnconfirmed = errors.New("engine: the command log did not acknowledge the command in time; it may be stored yet")
 
 // ErrLostRace means a commit wrote nothing because another writer committed
 // first something it writes: the same command id decided in another

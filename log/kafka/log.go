@@ -256,6 +256,15 @@ func (l *Log) ensureTopics(ctx context.Context) error {
 // if any, goes in the record's plait_sender header. When ctx holds a span
 // (the engine traces), its W3C trace context goes in the record's
 // traceparent and tracestate headers.
+//
+// Append returns once ctx ends or ProduceTimeout passes, whichever comes
+// first, even when the record is in flight: the idempotent producer keeps
+// a record it has sent until the broker answers, whatever its context, and
+// may then store it. The error then wraps engine.ErrUnconfirmed: the
+// command may be stored without having been acknowledged, and decided. The
+// sender is told to send it again with the same id, which the dedup by
+// command id makes safe: it is decided once, and the resend gets its
+// outcome.
 func (l *Log) Append(ctx context.Context, cmd plait.Command, sender *plait.User) error {
 	topic, ok := l.commands[cmd.Type]
 	if !ok {
@@ -270,10 +279,18 @@ func (l *Log) Append(ctx context.Context, cmd plait.Command, sender *plait.User)
 	// topic's metadata, as it does while no broker answers: the context does.
 	ctx, cancel := context.WithTimeout(ctx, l.opts.ProduceTimeout)
 	defer cancel()
-	if err := l.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w", cmd.ID, topic, l.opts.ProduceTimeout, err)
+	// Nor does the context bound a record already sent: the wait does.
+	done := make(chan error, 1) // the promise runs once, maybe after Append returned
+	l.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w", cmd.ID, topic, l.opts.ProduceTimeout, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w: %w", cmd.ID, topic, l.opts.ProduceTimeout, engine.ErrUnconfirmed, ctx.Err())
 	}
-	return nil
 }
 
 // senderHeader is the header of a command record that holds who sent the
