@@ -217,7 +217,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.request(route, code)
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
-			slog.Int("status", code), slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)))
+			slog.Int("status", code), slog.Int64("bytes", rec.bytes), slog.String("duration", time.Since(start).String()))
 	}()
 	if p := s.limitAddr(r, route); p != nil {
 		writeProblem(rec, p)

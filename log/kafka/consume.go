@@ -111,7 +111,7 @@ func (l *Log) consume(ctx context.Context, handle func(ctx context.Context, b en
 					"the topic was recreated or its brokers lost records, and consuming on would skip or lose them; "+
 					"restore the topic, or reset the partition's offset in the store knowingly: %w", topic, p, err))
 			case !errors.Is(err, context.Canceled):
-				l.log.Warn("kafka: fetch failed", "topic", topic, "partition", p, "error", err)
+				l.fetchFailed(topic, p, err)
 			}
 		})
 		c.dispatch(fetches)
@@ -545,4 +545,15 @@ func skipBelow(recs []*kgo.Record, next int64) []*kgo.Record {
 		recs = recs[1:]
 	}
 	return recs
+}
+
+// fetchFailed logs a failed fetch: with its topic and partition when it is
+// one partition's, without when it is the client's or the group's, which
+// franz-go reports with no topic.
+func (l *Log) fetchFailed(topic string, p int32, err error) {
+	if topic == "" {
+		l.log.Warn("kafka: fetch failed", "error", err)
+		return
+	}
+	l.log.Warn("kafka: fetch failed", "topic", topic, "partition", p, "error", err)
 }
