@@ -59,7 +59,9 @@ type Options struct {
 	// client's default).
 	SessionTimeout time.Duration
 	// ProduceTimeout bounds how long Append and the publisher wait for a
-	// record to be acknowledged (default 10s).
+	// record to be acknowledged (default 10s; franz-go wants 1s or more).
+	// A record still in flight when it runs out may be stored after all:
+	// see Append.
 	ProduceTimeout time.Duration
 	// StatusTimeout bounds how long Undecided searches the commands
 	// topics for a command another instance took (default 5s): a status
@@ -277,20 +279,43 @@ func (l *Log) Append(ctx context.Context, cmd plait.Command, sender *plait.User)
 	injectTrace(ctx, rec)
 	// The delivery timeout does not bound a record that waits for the
 	// topic's metadata, as it does while no broker answers: the context does.
+	if err := l.produce(ctx, rec); err != nil {
+		if errors.Is(err, errInFlight) {
+			err = fmt.Errorf("%w: %w", engine.ErrUnconfirmed, err)
+		}
+		return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w", cmd.ID, topic, l.opts.ProduceTimeout, err)
+	}
+	return nil
+}
+
+// errInFlight is produce's error when it stopped waiting for records that
+// may yet be stored.
+var errInFlight = errors.New("kafka: stopped waiting for the broker's acknowledgement; the record may be stored yet")
+
+// produce produces recs and waits until every one is acknowledged, one
+// fails, or ctx ends or ProduceTimeout passes, whichever comes first. Nor
+// the delivery timeout nor the context bound a record the idempotent
+// producer has sent: it waits for the broker's answer, and may yet store
+// the record after produce returned; the error then wraps errInFlight, and
+// ctx's error.
+func (l *Log) produce(ctx context.Context, recs ...*kgo.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.ProduceTimeout)
 	defer cancel()
-	// Nor does the context bound a record already sent: the wait does.
-	done := make(chan error, 1) // the promise runs once, maybe after Append returned
-	l.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) { done <- err })
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w", cmd.ID, topic, l.opts.ProduceTimeout, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w: %w", cmd.ID, topic, l.opts.ProduceTimeout, engine.ErrUnconfirmed, ctx.Err())
+	results := make(chan error, len(recs)) // each promise runs once, maybe after produce returned
+	for _, rec := range recs {
+		l.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) { results <- err })
 	}
+	for range recs {
+		select {
+		case err := <-results:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", errInFlight, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // senderHeader is the header of a command record that holds who sent the

@@ -258,10 +258,10 @@ func (p *Publisher) publish(ctx context.Context, lease Lease) error {
 		if err := lease.Check(ctx); err != nil {
 			return err
 		}
-		pctx, cancel := context.WithTimeout(ctx, p.Log.opts.ProduceTimeout)
-		err = p.Log.producer.ProduceSync(pctx, recs...).FirstErr()
-		cancel()
-		if err != nil {
+		// Within ProduceTimeout, or this page is given up on; a record
+		// still in flight may be published after all, and is published
+		// again from the checkpoint, which consumers recognise.
+		if err := p.Log.produce(ctx, recs...); err != nil {
 			return fmt.Errorf("produce positions %d to %d: %w", items[0].Position, items[len(items)-1].Position, err)
 		}
 		last := items[len(items)-1].Position
