@@ -49,7 +49,7 @@ func (s *scaledFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.retention, "retention", 0, "retention of the topics created when missing (0: the brokers' default; negative: forever)")
 	fs.DurationVar(&s.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer group waits for a silent instance before moving its partitions: until then, commands on those partitions wait, and so do the reactions elsewhere that send them commands (the brokers bound it, 6s to 30 min by default)")
 	fs.DurationVar(&s.takeover, "publisher-takeover", kafka.DefaultTakeover, "how long the instance publishing events to Kafka may stand still with events waiting before another takes over (it ends the holder's PostgreSQL session); at least 20s, twice the time a publish may take; negative: never")
-	fs.DurationVar(&s.startTimeout, "start-timeout", 30*time.Second, "how long to wait at start for PostgreSQL and Kafka to answer (the store's schema, the topics) before giving up")
+	fs.DurationVar(&s.startTimeout, "start-timeout", 30*time.Second, "how long to wait at start for PostgreSQL and Kafka to answer (the store's schema, the topics) before giving up: one not reachable yet is tried again until then; a configuration error (a malformed URL, a refused password, a missing database) fails at once")
 }
 
 // set reports whether the scaled-out deployment was asked for.
@@ -110,21 +110,29 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	st, err := postgres.Open(start, sc.postgres, postgres.Options{Schema: sc.schema})
-	if err != nil {
-		return late("open the PostgreSQL store", err)
+	// A dependency not reachable yet (started at the same time, in
+	// containers) is waited for, up to --start-timeout.
+	var st *postgres.Store
+	if err := dialUntil(start, log, "PostgreSQL", sc.startTimeout, func(ctx context.Context) (err error) {
+		st, err = postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema})
+		return err
+	}); err != nil {
+		return fmt.Errorf("open the PostgreSQL store: %w", err)
 	}
 	defer st.Close()
 	if err := st.EnsureIndexes(start, app.Aggregates); err != nil {
 		return late("create indexes", err)
 	}
-	klog, err := kafka.New(start, app, kafka.Options{
-		Brokers: brokers, Prefix: sc.topicPrefix, Group: sc.group,
-		Partitions: int32(sc.partitions), Replication: int16(sc.replication), Retention: sc.retention,
-		Offsets: st, SessionTimeout: sc.sessionTimeout, Logger: log,
-	})
-	if err != nil {
-		return late("open the Kafka log", err)
+	var klog *kafka.Log
+	if err := dialUntil(start, log, "Kafka", sc.startTimeout, func(ctx context.Context) (err error) {
+		klog, err = kafka.New(ctx, app, kafka.Options{
+			Brokers: brokers, Prefix: sc.topicPrefix, Group: sc.group,
+			Partitions: int32(sc.partitions), Replication: int16(sc.replication), Retention: sc.retention,
+			Offsets: st, SessionTimeout: sc.sessionTimeout, Logger: log,
+		})
+		return err
+	}); err != nil {
+		return fmt.Errorf("open the Kafka log: %w", err)
 	}
 	defer klog.Close()
 	sources, err := eventSources(start, app, st, sc.eventsSchemas)

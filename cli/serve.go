@@ -263,7 +263,7 @@ func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveF
 	}
 	if f.shutdownDelay > 0 {
 		api.ShuttingDown()
-		log.Info("shutting down: not ready, still serving", "for", f.shutdownDelay)
+		log.Info("shutting down: not ready, still serving", "for", f.shutdownDelay.String())
 		select {
 		case <-time.After(f.shutdownDelay):
 		case err := <-engineDone:

@@ -26,7 +26,7 @@ func TestShutdownDelayServesNotReady(t *testing.T) {
 	var serveErr bytes.Buffer
 	go func() {
 		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", filepath.Join(t.TempDir(), "data"),
-			"--log-level", "warn", "--shutdown-delay", "1500ms"}, io.Discard, &serveErr)
+			"--log-level", "info", "--shutdown-delay", "1500ms"}, io.Discard, &serveErr)
 	}()
 	base := "http://" + addr
 	ready := func() (int, string) {
@@ -91,6 +91,10 @@ func TestShutdownDelayServesNotReady(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("the server still answers after it stopped")
+	}
+	// A duration is logged as one ("1.5s"), not as a count of nanoseconds.
+	if want := `"msg":"shutting down: not ready, still serving","for":"1.5s"`; !strings.Contains(serveErr.String(), want) {
+		t.Errorf("the log has no %s:\n%s", want, serveErr.String())
 	}
 }
 

@@ -72,7 +72,7 @@ func (e *Engine) Rebuild(ctx context.Context, typ string, progress func(Progress
 		return rb.p, fmt.Errorf("rebuild %s: %w", typ, err)
 	}
 	e.log.Info("view rebuilt", "view", typ, "events", rb.p.Events, "instances", rb.p.Instances,
-		"elapsed", rb.p.Elapsed, "paused", rb.p.Paused)
+		"elapsed", rb.p.Elapsed.Round(time.Millisecond).String(), "paused", rb.p.Paused.Round(time.Millisecond).String())
 	return rb.p, nil
 }
 

@@ -105,7 +105,7 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 	sr.p.Phase = "done"
 	sr.report(true)
 	e.log.Info("view rebuilt", "view", typ, "events", sr.p.Events, "instances", sr.p.Instances,
-		"pending", len(sr.pending), "elapsed", sr.p.Elapsed, "paused", sr.p.Paused)
+		"pending", len(sr.pending), "elapsed", sr.p.Elapsed.Round(time.Millisecond).String(), "paused", sr.p.Paused.Round(time.Millisecond).String())
 	return sr.p, nil
 }
 

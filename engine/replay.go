@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/plaithq/plait"
 )
@@ -40,7 +41,7 @@ func (e *Engine) Replay(ctx context.Context, typ string, progress func(Progress)
 		return rp.p, fmt.Errorf("replay %s: %w", typ, err)
 	}
 	e.log.Info("aggregate type replayed", "type", typ, "events", rp.p.Events, "instances", rp.p.Instances,
-		"elapsed", rp.p.Elapsed, "paused", rp.p.Paused)
+		"elapsed", rp.p.Elapsed.Round(time.Millisecond).String(), "paused", rp.p.Paused.Round(time.Millisecond).String())
 	return rp.p, nil
 }
 

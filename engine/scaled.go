@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/internal/outage"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -43,7 +45,10 @@ type CommandLog interface {
 	// LogBatch.Senders, so that the access rules are applied again when the
 	// command is decided. When the engine traces, ctx holds the span cmd was
 	// submitted under, which the log may record with cmd as its
-	// TraceContext; otherwise ctx holds no span.
+	// TraceContext; otherwise ctx holds no span. An error wrapping
+	// ErrUnconfirmed means Append stopped waiting while the record may yet
+	// be stored; any other error may mean so too, unless it is one of
+	// plait's errors about the command itself.
 	Append(ctx context.Context, cmd plait.Command, sender *plait.User) error
 	// Consume hands handle the commands of the partitions this instance
 	// owns, batch by batch, until ctx ends. It must not hand a partition's
@@ -62,6 +67,12 @@ type OffsetCommitter interface {
 	// fails with an error wrapping ErrLostRace.
 	CommitWithOffsets(ctx context.Context, batch []*Processed, offsets []Offset) error
 }
+
+// ErrUnconfirmed means a command log stopped waiting for the
+// acknowledgement of a command it sent: the command may be stored all the
+// same, and decided, later. The sender is to send it again with the same
+// id, which the dedup by command id makes safe: it gets the one outcome.
+var ErrUnconfirmed = errors.New("engine: the command log did not acknowledge the command in time; it may be stored yet")
 
 // ErrLostRace means a commit wrote nothing because another writer committed
 // first something it writes: the same command id decided in another
@@ -541,6 +552,10 @@ func (e *Engine) loadForLog(ctx context.Context, cmds []plait.Command, known map
 // instances committed, when its own commits do not wake it first.
 const followInterval = 20 * time.Millisecond
 
+// followMaxBackoff caps the wait between reads of the feed while the store
+// fails to answer them.
+const followMaxBackoff = time.Second
+
 // follow reads the store's feed as it grows, so that this instance's
 // subscribers, waiters and settling see what every instance committed.
 // Positions are assigned in commit order, so following the head misses
@@ -550,14 +565,24 @@ func (e *Engine) follow(ctx context.Context) {
 	sweeping.Go(func() { e.sweepKeys(ctx) })
 	defer sweeping.Wait()
 	var run []plait.Event // the events since the last outcome
+	// While the store fails, the reads back off and the outage is logged
+	// when it begins, now and then while it lasts, and when it ends.
+	down := outage.Outage{Min: followInterval, Max: followMaxBackoff}
 	for ctx.Err() == nil {
 		nudged := e.nudge.wait()
 		items, err := e.store.ReadFeed(ctx, e.tail.headPos(), 1024)
 		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Error("follow the feed", "error", err)
+			if ctx.Err() != nil {
+				return
 			}
+			wait := down.Failed(e.log, slog.LevelError, "follow the feed: the store does not answer", err)
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+			continue
 		}
+		down.Recovered(e.log, "follow the feed: the store answers again")
 		if len(items) > 0 {
 			e.tail.append(items)
 			for _, it := range items {
@@ -669,6 +694,9 @@ func (e *Engine) sweepKeys(ctx context.Context) {
 	}
 	tick := time.NewTicker(keySweepInterval)
 	defer tick.Stop()
+	// An outage of the key store is logged when it begins, now and then
+	// while it lasts, and when it ends; the sweep keeps its pace.
+	down := outage.Outage{Min: keySweepInterval, Max: keySweepInterval}
 	for {
 		select {
 		case <-ctx.Done():
@@ -678,10 +706,11 @@ func (e *Engine) sweepKeys(ctx context.Context) {
 		stale, err := e.shred.Stale(ctx, ks)
 		if err != nil {
 			if ctx.Err() == nil {
-				e.log.Warn("compare the keys in memory with the key store", "error", err)
+				down.Failed(e.log, slog.LevelWarn, "compare the keys in memory with the key store", err)
 			}
 			continue
 		}
+		down.Recovered(e.log, "compare the keys in memory with the key store: the key store answers again")
 		if len(stale) == 0 {
 			continue
 		}

@@ -79,17 +79,19 @@ func (s *Server) rebuildView(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, newProblem(http.StatusConflict, slugRebuilding, "view "+name+" is being rebuilt already; wait for that rebuild to end"))
 		case errors.Is(err, plait.ErrStopped):
 			writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "the engine is not running"))
-		default: // the deployment cannot rebuild this view; the log says why too
-			s.log.Error("rebuild refused", "view", name, "error", err)
-			writeProblem(w, newProblem(http.StatusInternalServerError, slugInternal, "rebuild "+name+": "+err.Error()))
+		default: // the deployment cannot rebuild this view; the log says why
+			writeProblem(w, s.failure(r, http.StatusInternalServerError, "the view "+name+" cannot be rebuilt; the server's log says why",
+				"rebuild refused", err, "view", name))
 		}
 		return
 	}
 	line := progressLine(final)
 	if err != nil {
-		line.Phase, line.Error = "failed", err.Error()
+		line.Phase, line.Error = "failed", "the rebuild failed; the server's log says why"
 		if errors.Is(err, plait.ErrStopped) {
 			line.Error = "the engine is not running"
+		} else {
+			s.log.ErrorContext(r.Context(), "rebuild failed", "route", r.Pattern, "view", name, "error", err)
 		}
 	}
 	write(line)
@@ -137,8 +139,8 @@ func (s *Server) forgetSubject(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		// The key may be destroyed already, the search for the items that
 		// showed it not done: asking again is safe and completes it.
-		s.log.Error("forget a data subject", "subject", subject, "error", err)
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "forgetting the subject did not complete, ask again: "+err.Error()))
+		writeProblem(w, s.failure(r, http.StatusServiceUnavailable, "forgetting the subject did not complete; ask again",
+			"forget a data subject", err, "subject", subject))
 		return
 	}
 	if f.Items == nil {

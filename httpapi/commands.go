@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -139,7 +140,7 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.e.Submit(r.Context(), cmd, user)
 	cmd = rec.Command
 	if err != nil {
-		p, status = s.submitProblem(err, cmd)
+		p, status = s.submitProblem(r, err, cmd)
 		writeProblem(w, p)
 		return
 	}
@@ -416,7 +417,7 @@ func decodeEnvelope(body []byte, lim DataLimits) (plait.Command, *Problem) {
 
 // submitProblem maps an error of engine.Submit to a problem and the status
 // the metrics count it under.
-func (s *Server) submitProblem(err error, cmd plait.Command) (*Problem, string) {
+func (s *Server) submitProblem(r *http.Request, err error, cmd plait.Command) (*Problem, string) {
 	if p := schemaProblem(err); p != nil {
 		return p, "invalid"
 	}
@@ -441,7 +442,7 @@ func (s *Server) submitProblem(err error, cmd plait.Command) (*Problem, string) 
 	}
 	var p *Problem
 	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(err, engine.ErrUnconfirmed):
 		// The client went away before the command was durable; it may be
 		// still.
 		p = newProblem(http.StatusServiceUnavailable, slugUnavailable,
@@ -454,9 +455,9 @@ func (s *Server) submitProblem(err error, cmd plait.Command) (*Problem, string) 
 		// stored all the same (a sync that failed after the write, an
 		// append whose answer was lost), so the client must resubmit under
 		// the same id, never as a new command.
-		s.log.Error("submit command", "command", cmd.ID, "correlation", cmd.CorrelationID, "error", err)
-		p = newProblem(http.StatusServiceUnavailable, slugUnavailable,
-			"the command is not acknowledged ("+err.Error()+"); it may have been stored: send it again with id "+cmd.ID+" for its one outcome")
+		p = s.failure(r, http.StatusServiceUnavailable,
+			"the command is not acknowledged: it may be stored; send it again with the same id, "+cmd.ID+", for its one outcome",
+			"submit command", err, "command", cmd.ID, "correlation", cmd.CorrelationID)
 	}
 	p.ID = cmd.ID
 	return p, "unavailable"
@@ -537,8 +538,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		s.log.Error("read outcome", "command", id, "error", err)
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "read the outcome: "+err.Error()))
+		writeProblem(w, s.failure(r, http.StatusServiceUnavailable, detailStoreDown, "read outcome", err, "command", id))
 		return
 	}
 	if !ok || !s.maySeeOutcome(user, &out) {

@@ -82,6 +82,12 @@ type harness struct {
 // opts.Auth nil means HS256 with secret unless local is set.
 func start(t testing.TB, app plait.App, opts httpapi.Options, local bool) *harness {
 	t.Helper()
+	return startOn(t, app, opts, local, nil)
+}
+
+// startOn is start with the engine's store wrapped by wrap, unless nil.
+func startOn(t testing.TB, app plait.App, opts httpapi.Options, local bool, wrap func(engine.Store) engine.Store) *harness {
+	t.Helper()
 	if app.Name == "" {
 		app = testApp()
 	}
@@ -92,7 +98,11 @@ func start(t testing.TB, app plait.App, opts httpapi.Options, local bool) *harne
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(app, st, engine.Options{Partitions: 4})
+	var store engine.Store = st
+	if wrap != nil {
+		store = wrap(st)
+	}
+	e, err := engine.New(app, store, engine.Options{Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,11 +51,39 @@ const (
 	slugInternal             = "internal"
 )
 
+// retryAfterUnavailable is the Retry-After, in seconds, of a 503 that sets
+// none of its own: soon enough for a blip to pass unnoticed, late enough
+// that clients do not pile onto an outage.
+const retryAfterUnavailable = 3
+
+// The details of failures on the server's side, in the client's terms. The
+// errors behind them, which may name hosts, databases, brokers and topics,
+// go to the server's log only.
+const (
+	detailStoreDown = "the store cannot be reached; try again"
+	detailNotReady  = "a service the server depends on does not answer"
+)
+
+// failure is the answer to a request that failed on the server's side, not
+// through anything the client sent: it logs err at ERROR, with what was
+// being done, the request's route and attrs (the command's id, ...), and
+// returns a problem of status whose detail is detail, a plain sentence in
+// the client's terms, never err.
+func (s *Server) failure(r *http.Request, status int, detail, doing string, err error, attrs ...any) *Problem {
+	s.log.ErrorContext(r.Context(), doing, append(attrs, "route", r.Pattern, "error", err)...)
+	slug := slugUnavailable
+	if status != http.StatusServiceUnavailable {
+		slug = slugInternal
+	}
+	return newProblem(status, slug, detail)
+}
+
 func newProblem(status int, slug, detail string, errs ...plait.FieldError) *Problem {
 	return &Problem{Type: ProblemBase + slug, Title: http.StatusText(status), Status: status, Detail: detail, Errors: errs}
 }
 
-// writeProblem answers with the problem.
+// writeProblem answers with the problem. A 503 carries Retry-After, of
+// retryAfterUnavailable seconds unless the problem sets its own.
 func writeProblem(w http.ResponseWriter, p *Problem) {
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
@@ -64,8 +92,11 @@ func writeProblem(w http.ResponseWriter, p *Problem) {
 	if p.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="plait"`)
 	}
-	if p.retryAfter > 0 {
+	switch {
+	case p.retryAfter > 0:
 		h.Set("Retry-After", strconv.FormatInt(p.retryAfter, 10))
+	case p.Status == http.StatusServiceUnavailable:
+		h.Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
 	}
 	w.WriteHeader(p.Status)
 	json.NewEncoder(w).Encode(p)

@@ -56,8 +56,7 @@ func (s *Server) instanceFor(w http.ResponseWriter, r *http.Request, user plait.
 	}
 	inst, err := s.e.Load(r.Context(), typ, id)
 	if err != nil {
-		s.log.Error("load instance", "type", typ, "id", id, "error", err)
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "load the instance: "+err.Error()))
+		writeProblem(w, s.failure(r, http.StatusServiceUnavailable, detailStoreDown, "load instance", err, "type", typ, "id", id))
 		return engine.Instance{}, false
 	}
 	if inst.Seq == 0 || !def.Settings().Access.MaySee(user, inst.Owner) {
@@ -168,8 +167,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	evs, err := s.e.Events(r.Context(), inst.Type, inst.ID, after, limit)
 	if err != nil {
-		s.log.Error("read events", "type", inst.Type, "id", inst.ID, "error", err)
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "read the events: "+err.Error()))
+		writeProblem(w, s.failure(r, http.StatusServiceUnavailable, detailStoreDown, "read events", err, "type", inst.Type, "id", inst.ID))
 		return
 	}
 	if evs == nil {
@@ -295,8 +293,7 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.log.Error("list", "type", typ, "error", err)
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "run the list query: "+err.Error()))
+		writeProblem(w, s.failure(r, http.StatusServiceUnavailable, detailStoreDown, "list", err, "type", typ))
 		return
 	}
 	out := listPage{Items: make([]listItem, len(page.Items))}

@@ -42,13 +42,15 @@ type Options struct {
 	// Logger receives the server's logs (default slog.Default()); the
 	// access log is at debug level.
 	Logger *slog.Logger
-	// Ready is an extra readiness check for GET /readyz.
-	Ready func(ctx context.Context) error
 	// MetricsToken, when set, is the bearer token GET /metrics asks for
 	// (the credentials of a Prometheus scrape's authorization); a request
 	// without it is answered 401. Unset, the metrics are anyone's who
 	// reaches the server: counts of commands and requests, by type.
 	MetricsToken string
+	// Ready is an extra readiness check for GET /readyz. Its error goes
+	// to the server's log; the answer says only that a service the
+	// server depends on does not answer.
+	Ready func(ctx context.Context) error
 	// CatchUpGrace is how long the oldest feed item a subscription has
 	// yet to handle may wait before GET /readyz says the server is not
 	// ready (default DefaultCatchUpGrace). A burst that puts a reactor
@@ -212,7 +214,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.request(route, code)
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
-			slog.Int("status", code), slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)))
+			slog.Int("status", code), slog.Int64("bytes", rec.bytes), slog.String("duration", time.Since(start).String()))
 	}()
 	if p := s.limitAddr(r, route); p != nil {
 		writeProblem(rec, p)
@@ -342,6 +344,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	notReady := func(detail string) {
 		writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, detail))
 	}
+	// A probe that finds a dependency down is not a request that failed:
+	// its error is logged as a warning, and the answer is plain.
+	down := func(detail, doing string, err error) {
+		s.log.WarnContext(r.Context(), "not ready: "+doing, "route", r.Pattern, "error", err)
+		notReady(detail)
+	}
 	if s.shuttingDown.Load() {
 		notReady("the server is shutting down")
 		return
@@ -353,7 +361,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if _, _, err := s.e.Outcome(ctx, "readyz-probe"); err != nil {
-		notReady("storage does not answer: " + err.Error())
+		down(detailStoreDown, "read the store", err)
 		return
 	}
 	st := s.e.Stats()
@@ -364,7 +372,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		next, err := s.e.ReadFeed(ctx, sub.Position, 1)
 		if err != nil {
-			notReady("storage does not answer: " + err.Error())
+			down(detailStoreDown, "read the feed", err)
 			return
 		}
 		if len(next) == 1 {
@@ -376,7 +384,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(ctx); err != nil {
-			notReady(err.Error())
+			down(detailNotReady, "the readiness check failed", err)
 			return
 		}
 	}

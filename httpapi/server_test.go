@@ -29,7 +29,7 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	}
 	notReady = errors.New("the cache is cold")
 	p := problem(t, h.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable, "")
-	if !strings.Contains(p["detail"].(string), "cache is cold") {
+	if p["detail"] != "a service the server depends on does not answer" {
 		t.Fatalf("readyz detail %v", p["detail"])
 	}
 	notReady = nil

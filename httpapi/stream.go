@@ -82,7 +82,8 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 				// The store has it, or could not tell: come back, rather
 				// than be told the position is wrong (an EventSource
 				// gives up on a 400).
-				p := newProblem(http.StatusServiceUnavailable, slugUnavailable, fmt.Sprintf("position %d is not read yet here: %v", pos, err))
+				s.log.DebugContext(r.Context(), "stream: resume position not read yet", "position", pos, "error", err)
+				p := newProblem(http.StatusServiceUnavailable, slugUnavailable, fmt.Sprintf("position %d is not read here yet; try again", pos))
 				p.retryAfter = 1
 				writeProblem(w, p)
 				return

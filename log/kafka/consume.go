@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/internal/outage"
 )
 
 // Consume joins the application's consumer group on the commands topics of
@@ -111,7 +113,7 @@ func (l *Log) consume(ctx context.Context, handle func(ctx context.Context, b en
 					"the topic was recreated or its brokers lost records, and consuming on would skip or lose them; "+
 					"restore the topic, or reset the partition's offset in the store knowingly: %w", topic, p, err))
 			case !errors.Is(err, context.Canceled):
-				l.log.Warn("kafka: fetch failed", "topic", topic, "partition", p, "error", err)
+				l.fetchFailed(topic, p, err)
 			}
 		})
 		c.dispatch(fetches)
@@ -265,6 +267,12 @@ type worker struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 	done     chan struct{}
+
+	// down is the run of failures handling batches or reading the
+	// store's offset, as while the store is down: logged when it begins,
+	// now and then while it lasts, and when it ends, not at every retry.
+	// Its waits are not used: deliver has its own.
+	down outage.Outage
 }
 
 func newWorker(c *consumer, tp topicPartition, next int64) *worker {
@@ -385,6 +393,7 @@ func (w *worker) deliver(recs []*kgo.Record) error {
 		if err == nil {
 			w.next = next
 			w.handled.Store(next)
+			w.down.Recovered(w.c.l.log, "kafka: handling batches again", "topic", w.tp.topic, "partition", w.tp.partition)
 			return nil
 		}
 		if w.stopping() {
@@ -410,8 +419,8 @@ func (w *worker) deliver(recs []*kgo.Record) error {
 			raced = true
 		default:
 			raced = false
-			w.c.l.log.Error("kafka: handling a batch failed; resuming from the store's offset", "topic", w.tp.topic,
-				"partition", w.tp.partition, "from", recs[0].Offset, "to", next, "error", err)
+			w.down.Failed(w.c.l.log, slog.LevelError, "kafka: handling a batch failed; resuming from the store's offset", err, "topic", w.tp.topic,
+				"partition", w.tp.partition, "from", recs[0].Offset, "to", next)
 		}
 		for {
 			select {
@@ -425,7 +434,7 @@ func (w *worker) deliver(recs []*kgo.Record) error {
 			pause = backoff
 			next, err := w.c.l.opts.Offsets.Offset(w.c.ctx, w.tp.topic, w.tp.partition)
 			if err != nil {
-				w.c.l.log.Error("kafka: reading the committed offset failed", "topic", w.tp.topic, "partition", w.tp.partition, "error", err)
+				w.down.Failed(w.c.l.log, slog.LevelError, "kafka: reading the committed offset failed", err, "topic", w.tp.topic, "partition", w.tp.partition)
 				continue
 			}
 			if next < w.next {
@@ -545,4 +554,15 @@ func skipBelow(recs []*kgo.Record, next int64) []*kgo.Record {
 		recs = recs[1:]
 	}
 	return recs
+}
+
+// fetchFailed logs a failed fetch: with its topic and partition when it is
+// one partition's, without when it is the client's or the group's, which
+// franz-go reports with no topic.
+func (l *Log) fetchFailed(topic string, p int32, err error) {
+	if topic == "" {
+		l.log.Warn("kafka: fetch failed", "error", err)
+		return
+	}
+	l.log.Warn("kafka: fetch failed", "topic", topic, "partition", p, "error", err)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -256,16 +257,19 @@ func TestConsumeStopsWhenThePartitionLacksTheStoredOffset(t *testing.T) {
 	}
 }
 
-// levels is a slog handler that counts records by level and drops them.
+// levels is a slog handler that counts records by level, and notes their
+// messages, and drops them.
 type levels struct {
-	mu sync.Mutex
-	n  map[slog.Level]int
+	mu   sync.Mutex
+	n    map[slog.Level]int
+	msgs []string
 }
 
 func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
 func (l *levels) Handle(_ context.Context, r slog.Record) error {
 	l.mu.Lock()
 	l.n[r.Level]++
+	l.msgs = append(l.msgs, r.Message)
 	l.mu.Unlock()
 	return nil
 }
@@ -320,5 +324,45 @@ func TestALostRaceIsRetriedWithoutAnError(t *testing.T) {
 	defer log.mu.Unlock()
 	if log.n[slog.LevelError] != 0 || log.n[slog.LevelWarn] < races {
 		t.Errorf("logged %d errors and %d warnings for %d lost races, want warnings only", log.n[slog.LevelError], log.n[slog.LevelWarn], races)
+	}
+}
+
+// TestFailedBatchesAreLoggedOncePerOutage: a partition whose batches fail
+// again and again (the store down) logs the failure once at ERROR, not at
+// every retry, and once at INFO when a batch is handled again.
+func TestFailedBatchesAreLoggedOncePerOutage(t *testing.T) {
+	st := newMemStore()
+	log := &levels{n: map[slog.Level]int{}}
+	l, err := kafka.New(context.Background(), enginetest.App(), kafka.Options{Brokers: cluster(t).ListenAddrs(), Prefix: randomName(),
+		Partitions: 1, Offsets: st, SessionTimeout: time.Second, Logger: slog.New(log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const failures = 5
+	var calls atomic.Int32
+	handle := func(ctx context.Context, b engine.LogBatch) error {
+		if calls.Add(1) <= failures {
+			return errors.New("commit: failed to connect to `user=postgres database=test`: dial error")
+		}
+		return nil
+	}
+	cmd := plait.Command{ID: "c1", Type: "counter", AggregateID: "k", Name: "add",
+		Data: json.RawMessage(`{"by":1}`), CorrelationID: "c", User: "u", At: time.Now().UTC()}
+	if err := l.Append(context.Background(), cmd, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Consume(ctx, handle) }()
+	waitFor(t, func() bool { return calls.Load() > failures })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if log.n[slog.LevelError] != 1 || !slices.Contains(log.msgs, "kafka: handling batches again") {
+		t.Errorf("%d failed batches in a row logged %d errors, want 1, and the recovery: %q", failures, log.n[slog.LevelError], log.msgs)
 	}
 }

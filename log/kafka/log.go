@@ -59,7 +59,9 @@ type Options struct {
 	// client's default).
 	SessionTimeout time.Duration
 	// ProduceTimeout bounds how long Append and the publisher wait for a
-	// record to be acknowledged (default 10s).
+	// record to be acknowledged (default 10s; franz-go wants 1s or more).
+	// A record still in flight when it runs out may be stored after all:
+	// see Append.
 	ProduceTimeout time.Duration
 	// StatusTimeout bounds how long Undecided searches the commands
 	// topics for a command another instance took (default 5s): a status
@@ -256,6 +258,15 @@ func (l *Log) ensureTopics(ctx context.Context) error {
 // if any, goes in the record's plait_sender header. When ctx holds a span
 // (the engine traces), its W3C trace context goes in the record's
 // traceparent and tracestate headers.
+//
+// Append returns once ctx ends or ProduceTimeout passes, whichever comes
+// first, even when the record is in flight: the idempotent producer keeps
+// a record it has sent until the broker answers, whatever its context, and
+// may then store it. The error then wraps engine.ErrUnconfirmed: the
+// command may be stored without having been acknowledged, and decided. The
+// sender is told to send it again with the same id, which the dedup by
+// command id makes safe: it is decided once, and the resend gets its
+// outcome.
 func (l *Log) Append(ctx context.Context, cmd plait.Command, sender *plait.User) error {
 	topic, ok := l.commands[cmd.Type]
 	if !ok {
@@ -268,10 +279,41 @@ func (l *Log) Append(ctx context.Context, cmd plait.Command, sender *plait.User)
 	injectTrace(ctx, rec)
 	// The delivery timeout does not bound a record that waits for the
 	// topic's metadata, as it does while no broker answers: the context does.
+	if err := l.produce(ctx, rec); err != nil {
+		if errors.Is(err, errInFlight) {
+			err = fmt.Errorf("%w: %w", engine.ErrUnconfirmed, err)
+		}
+		return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w", cmd.ID, topic, l.opts.ProduceTimeout, err)
+	}
+	return nil
+}
+
+// errInFlight is produce's error when it stopped waiting for records that
+// may yet be stored.
+var errInFlight = errors.New("kafka: stopped waiting for the broker's acknowledgement; the record may be stored yet")
+
+// produce produces recs and waits until every one is acknowledged, one
+// fails, or ctx ends or ProduceTimeout passes, whichever comes first. Nor
+// the delivery timeout nor the context bound a record the idempotent
+// producer has sent: it waits for the broker's answer, and may yet store
+// the record after produce returned; the error then wraps errInFlight, and
+// ctx's error.
+func (l *Log) produce(ctx context.Context, recs ...*kgo.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.ProduceTimeout)
 	defer cancel()
-	if err := l.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return fmt.Errorf("kafka: produce command %s to %s (acks=all, timeout %s): %w", cmd.ID, topic, l.opts.ProduceTimeout, err)
+	results := make(chan error, len(recs)) // each promise runs once, maybe after produce returned
+	for _, rec := range recs {
+		l.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) { results <- err })
+	}
+	for range recs {
+		select {
+		case err := <-results:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", errInFlight, ctx.Err())
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/internal/outage"
 )
 
 // PublisherCheckpoint is the name of the publisher's checkpoint and lease.
@@ -104,12 +106,19 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	log := p.Log.log
 	var w stuckWatch
+	// While the store fails, the failure is logged when it begins, now
+	// and then while it lasts, and when it ends, not every standby.
+	leasing := outage.Outage{Min: standby, Max: standby}
+	watching := outage.Outage{Min: standby, Max: standby}
 	for ctx.Err() == nil {
 		lease, ok, err := p.Leaser.TryLease(ctx, PublisherCheckpoint)
+		if err == nil {
+			leasing.Recovered(log, "kafka publisher: the lease can be asked for again")
+		}
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
-				log.Error("kafka publisher: take the lease", "error", err)
+				leasing.Failed(log, slog.LevelError, "kafka publisher: take the lease", err)
 			}
 		case ok:
 			w = stuckWatch{}
@@ -121,7 +130,13 @@ func (p *Publisher) Run(ctx context.Context) error {
 			}
 			log.Error("kafka publisher: stopped publishing; lease released", "error", err)
 		default:
-			p.watchHolder(ctx, &w)
+			if err := p.watchHolder(ctx, &w); err != nil {
+				if ctx.Err() == nil {
+					watching.Failed(log, slog.LevelWarn, "kafka publisher: standing by", err)
+				}
+			} else {
+				watching.Recovered(log, "kafka publisher: standing by, the store answers again")
+			}
 		}
 		select {
 		case <-time.After(standby):
@@ -145,31 +160,29 @@ type stuckWatch struct {
 
 // watchHolder looks at the publisher's progress from standby, and takes
 // the lease from a holder that kept the checkpoint standing still, with
-// items after it, for longer than Takeover.
-func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) {
+// items after it, for longer than Takeover. It returns the error of a
+// read of the store that failed, for the caller to log.
+func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) error {
 	ev, ok := p.Leaser.(LeaseEvicter)
 	takeover := p.Takeover
 	if takeover == 0 {
 		takeover = DefaultTakeover
 	}
 	if !ok || takeover < 0 {
-		return
+		return nil
 	}
 	log := p.Log.log
 	holder, err := ev.LeaseHolder(ctx, PublisherCheckpoint)
 	if err != nil {
-		log.Warn("kafka publisher: standing by, find the lease's holder", "error", err)
-		return
+		return fmt.Errorf("find the lease's holder: %w", err)
 	}
 	cp, err := p.Checkpoints.Checkpoint(ctx, PublisherCheckpoint)
 	if err != nil {
-		log.Warn("kafka publisher: standing by, read the checkpoint", "error", err)
-		return
+		return fmt.Errorf("read the checkpoint: %w", err)
 	}
 	waiting, err := p.Feed.ReadFeed(ctx, cp, 1)
 	if err != nil {
-		log.Warn("kafka publisher: standing by, read the feed", "error", err)
-		return
+		return fmt.Errorf("read the feed: %w", err)
 	}
 	now := time.Now()
 	switch {
@@ -182,13 +195,14 @@ func (p *Publisher) watchHolder(ctx context.Context, w *stuckWatch) {
 		w.since = now // the next attempt, if this one fails, after another Takeover
 		ended, err := ev.EvictLease(ctx, PublisherCheckpoint, holder)
 		if err != nil {
-			log.Error("kafka publisher: the publisher is stuck, and its lease could not be taken", "holder", holder, "checkpoint", cp, "stuck", stuck, "error", err)
-			return
+			log.Error("kafka publisher: the publisher is stuck, and its lease could not be taken", "holder", holder, "checkpoint", cp, "stuck", stuck.String(), "error", err)
+			return nil
 		}
 		if ended {
-			log.Warn("kafka publisher: took the lease from a publisher stuck at its checkpoint", "holder", holder, "checkpoint", cp, "stuck", stuck)
+			log.Warn("kafka publisher: took the lease from a publisher stuck at its checkpoint", "holder", holder, "checkpoint", cp, "stuck", stuck.String())
 		}
 	}
+	return nil
 }
 
 // publish publishes page after page until ctx ends or something fails.
@@ -244,10 +258,10 @@ func (p *Publisher) publish(ctx context.Context, lease Lease) error {
 		if err := lease.Check(ctx); err != nil {
 			return err
 		}
-		pctx, cancel := context.WithTimeout(ctx, p.Log.opts.ProduceTimeout)
-		err = p.Log.producer.ProduceSync(pctx, recs...).FirstErr()
-		cancel()
-		if err != nil {
+		// Within ProduceTimeout, or this page is given up on; a record
+		// still in flight may be published after all, and is published
+		// again from the checkpoint, which consumers recognise.
+		if err := p.Log.produce(ctx, recs...); err != nil {
 			return fmt.Errorf("produce positions %d to %d: %w", items[0].Position, items[len(items)-1].Position, err)
 		}
 		last := items[len(items)-1].Position

@@ -279,8 +279,7 @@ func (f *faultRun) duringFault(prefix string, n int, clue string) int {
 			if err := f.submit(id); err != nil {
 				f.t.Errorf("POST %s was acknowledged, yet its outcome cannot be read: %v", id, err)
 			}
-		case status == http.StatusServiceUnavailable && ct == "application/problem+json" && strings.HasPrefix(detail, "the command is not acknowledged (commit: ") &&
-			strings.HasSuffix(detail, "it may have been stored: send it again with id "+id+" for its one outcome"):
+		case status == http.StatusServiceUnavailable && ct == "application/problem+json" && detail == "the command is not acknowledged: it may be stored; send it again with the same id, "+id+", for its one outcome":
 			refused = true
 			f.mu.Lock()
 			f.failed[id] = errors.New(detail) // checked and submitted again with the others

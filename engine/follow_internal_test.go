@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// downStore is a Store whose feed fails to be read while down is set, as
+// while PostgreSQL is down, and is empty otherwise.
+type downStore struct {
+	Store
+	down  atomic.Bool
+	reads atomic.Int32
+}
+
+func (s *downStore) ReadFeed(ctx context.Context, after int64, limit int) ([]Item, error) {
+	s.reads.Add(1)
+	if s.down.Load() {
+		return nil, errors.New("failed to connect to `user=postgres database=test`: dial error")
+	}
+	return nil, nil
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestFollowBacksOffWhileTheStoreIsDown: while the feed cannot be read,
+// follow reads it less and less often (not every followInterval) and logs
+// the outage once, at ERROR with the error; once the store answers again
+// it logs that, once, at INFO with how long it failed.
+func TestFollowBacksOffWhileTheStoreIsDown(t *testing.T) {
+	st := &downStore{}
+	st.down.Store(true)
+	var out lockedBuffer
+	e := &Engine{store: st, nudge: newBroadcast(), settle: newBroadcast(), tail: newTail(0, 16),
+		log: slog.New(slog.NewJSONHandler(&out, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.follow(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	time.Sleep(1500 * time.Millisecond)
+	if n := st.reads.Load(); n > 12 {
+		t.Errorf("the feed was read %d times in 1.5 s while the store was down: no backoff", n)
+	}
+	if n := strings.Count(out.String(), `"level":"ERROR"`); n != 1 {
+		t.Errorf("the outage was logged %d times at ERROR, want once:\n%s", n, out.String())
+	}
+	if !strings.Contains(out.String(), "dial error") {
+		t.Errorf("the outage's log has not its error:\n%s", out.String())
+	}
+	st.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), `"level":"INFO"`) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	logs := out.String()
+	if n := strings.Count(logs, `"level":"INFO"`); n != 1 || !strings.Contains(logs, `"failed_for":"`) {
+		t.Errorf("the end of the outage was logged %d times at INFO, want once, saying how long it lasted:\n%s", n, logs)
+	}
+}
