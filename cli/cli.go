@@ -102,7 +102,7 @@ func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option)
 		if c.name != name {
 			continue
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 		defer stop()
 		err := c.run(ctx, prog, args, stdout, stderr)
 		switch {
@@ -154,6 +154,17 @@ func flagsWithArgs(prog program, name, args, summary string, stdout io.Writer) *
 		printFlags(fs, stdout)
 	}
 	return fs
+}
+
+// stopSignals are the signals that stop a command in order: SIGINT,
+// SIGTERM, and SIGHUP (its terminal closed) unless the process was started
+// ignoring it, as nohup does, which asking for it would undo.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 // flagLine is the start of a flag's line in flag.PrintDefaults' output.

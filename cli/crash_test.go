@@ -368,3 +368,19 @@ func TestAHangupStopsTheServerAsSIGTERMDoes(t *testing.T) {
 		t.Fatalf("no stopped line in the logs:\n%s", in.log())
 	}
 }
+
+// TestAServerUnderNohupOutlivesAHangup: a server started ignoring SIGHUP,
+// as nohup starts it, goes on serving when its terminal closes.
+func TestAServerUnderNohupOutlivesAHangup(t *testing.T) {
+	bin := buildPlait(t)
+	nohup := filepath.Join(t.TempDir(), "plait-nohup")
+	if err := os.WriteFile(nohup, []byte("#!/bin/sh\nexec nohup "+bin+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstance(t, nohup, "nohup", "--data", t.TempDir())
+	in.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	if ok, err := post(in.base, crashCommand(0, 0, 0)); err != nil || !ok {
+		t.Fatalf("after SIGHUP under nohup: %v %v\n%s", ok, err, in.log())
+	}
+}

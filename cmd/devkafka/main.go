@@ -63,7 +63,11 @@ func run(args []string) error {
 		where = "in " + *data
 	}
 	fmt.Printf("devkafka: a broker on %s, its log %s; plait serve --kafka %[1]s\n", strings.Join(c.ListenAddrs(), ","), where)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) { // as under nohup
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	defer stop()
 	<-ctx.Done()
 	return nil
