@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -153,6 +154,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			q.Add("_txlock", extra)
 		}
 		return "file:" + path + "?" + q.Encode()
+	}
+	if !opts.ReadOnly {
+		if err := refuseForeignUnopened(ctx, path); err != nil {
+			return nil, err
+		}
 	}
 	w, err := sql.Open("sqlite", dsn("immediate"))
 	if err != nil {
@@ -439,27 +445,8 @@ func (s *Store) hasTables(ctx context.Context, names ...string) (bool, error) {
 // write (its permissions, another owner, an immutable file) read-only,
 // and would say so only at the first commit.
 func (s *Store) migrate(ctx context.Context) error {
-	rows, err := s.w.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
-	if err != nil {
-		return fmt.Errorf("sqlite: read the schema: %w", err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite: read the schema: %w", err)
-		}
-		tables = append(tables, name)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return fmt.Errorf("sqlite: read the schema: %w", err)
-	}
-	if len(tables) > 0 && !slices.ContainsFunc(tables, func(t string) bool { return slices.Contains(coreTables, t) }) {
-		if len(tables) > 5 {
-			tables = append(tables[:5], "…")
-		}
-		return fmt.Errorf("%w: %s holds other tables (%s) and none of a store's", ErrForeignDatabase, s.path, strings.Join(tables, ", "))
+	if err := refuseForeign(ctx, s.w, s.path); err != nil {
+		return err
 	}
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
@@ -501,6 +488,59 @@ func withDiskSpace(err error, path string) error {
 		return fmt.Errorf("%w (the file system of %s is full: %d bytes free)", err, filepath.Dir(path), free)
 	}
 	return err
+}
+
+// refuseForeign returns ErrForeignDatabase if db, the file at path, holds
+// tables and none of a store's.
+func refuseForeign(ctx context.Context, db *sql.DB, path string) error {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		return fmt.Errorf("sqlite: read the schema: %w", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: read the schema: %w", err)
+		}
+		tables = append(tables, name)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("sqlite: read the schema: %w", err)
+	}
+	if len(tables) > 0 && !slices.ContainsFunc(tables, func(t string) bool { return slices.Contains(coreTables, t) }) {
+		if len(tables) > 5 {
+			tables = append(tables[:5], "…")
+		}
+		return fmt.Errorf("%w: %s holds other tables (%s) and none of a store's", ErrForeignDatabase, path, strings.Join(tables, ", "))
+	}
+	return nil
+}
+
+// refuseForeignUnopened is refuseForeign for a file not opened yet, in
+// rollback-journal mode (a store's file is in WAL mode): opening it as a
+// store would switch it to WAL, a change to another application's file.
+// It reads the file without a write, read-only.
+func refuseForeignUnopened(ctx context.Context, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // none yet: Open creates it
+	}
+	header := make([]byte, 20)
+	_, err = io.ReadFull(f, header)
+	f.Close()
+	// The SQLite header: its magic string, then at offset 18 the file
+	// format's write version, 1 for a rollback journal, 2 for WAL.
+	if err != nil || string(header[:16]) != "SQLite format 3\x00" || header[18] != 1 {
+		return nil // not a database, or in WAL mode: Open's own reading says what it is
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
+	}
+	defer db.Close()
+	return refuseForeign(ctx, db, path)
 }
 
 // coreTables are the tables every store has.

@@ -158,6 +158,10 @@ func TestOpenRefusesTheDatabaseOfSomethingElse(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("the other database holds %d objects (%v), want its one table", n, err)
 	}
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "delete" {
+		t.Fatalf("the other database's journal mode is %q (%v), want delete, as it was", mode, err)
+	}
 
 	begun := filepath.Join(dir, "begun.db")
 	db2, err := sql.Open("sqlite", begun)
