@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,7 @@ func (e *Engine) commitLoop(ctx context.Context) {
 			g.n = e.durability.writing()
 			err := sl.CommitUnsynced(ctx, all)
 			if err == nil {
+				e.commitOutage.Recovered(e.log, "commits succeed again")
 				unsynced.Add(1)
 				groups <- g
 				continue
@@ -99,20 +101,24 @@ func (e *Engine) commitLoop(ctx context.Context) {
 		err := e.store.Commit(ctx, all)
 		if err != nil {
 			e.commitFailed(len(all), err)
+		} else {
+			e.commitOutage.Recovered(e.log, "commits succeed again")
 		}
 		e.finishCommit(g, err)
 	}
 }
 
 // commitFailed logs a failed commit of n commands, and stops the engine if
-// the store says its data is damaged.
+// the store says its data is damaged. A run of failures (a full disk) is
+// logged when it begins and now and then while it lasts, not at every
+// group commit. It runs on the commit goroutine.
 func (e *Engine) commitFailed(n int, err error) {
 	if errors.Is(err, ErrCorrupt) {
 		e.log.Error("commit failed: the store's data is damaged; the engine stops", "commands", n, "error", err)
 		e.breakDown(fmt.Errorf("engine: commit: %w", err))
 		return
 	}
-	e.log.Error("commit failed", "commands", n, "error", err)
+	e.commitOutage.Failed(e.log, slog.LevelError, "commit failed", err, "commands", n)
 }
 
 // publish hands committed outcomes and events to the feed's subscribers.

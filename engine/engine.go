@@ -16,6 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/internal/outage"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -122,12 +123,15 @@ type Engine struct {
 
 	partitions []*partition
 	commits    chan *commitReq
-	tail       *tail
-	reactors   []*reactorRun
-	reacting   ReactingLog     // scaled out: the log the reactors consume, when it offers events
-	undecided  UndecidedFinder // scaled out: the command log, when it can find a command not decided yet
-	lagging    LagReporter     // scaled out: the command log, when it can tell its partitions' lag
-	up         *upcasters
+	// commitOutage paces the logs of a run of failed commits; the commit
+	// goroutine alone uses it.
+	commitOutage outage.Outage
+	tail         *tail
+	reactors     []*reactorRun
+	reacting     ReactingLog     // scaled out: the log the reactors consume, when it offers events
+	undecided    UndecidedFinder // scaled out: the command log, when it can find a command not decided yet
+	lagging      LagReporter     // scaled out: the command log, when it can tell its partitions' lag
+	up           *upcasters
 
 	// The gates let a view rebuild stop the world briefly: reactors hold
 	// reactorGate for a page, partitions hold partitionGate for a batch.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -535,3 +537,52 @@ func TestACommitOverDamagedDataStopsTheEngine(t *testing.T) {
 		})
 	}
 }
+
+// TestARunOfFailedCommitsIsLoggedOnce: while every commit fails (a full
+// disk), the log says so when it begins, not at every group commit, and
+// once more when commits succeed again.
+func TestARunOfFailedCommitsIsLoggedOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var fail atomic.Bool
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	e, err := engine.New(enginetest.App(), damagedStore{openSQLite(t), &fail, false}, engine.Options{Partitions: 2, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Background(t, e)
+	add := func(id string) error {
+		_, err := e.Submit(ctx, plait.Command{ID: id, Type: "counter", AggregateID: "k", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+		return err
+	}
+	fail.Store(true)
+	for i := range 20 {
+		if add(fmt.Sprintf("f%d", i)) == nil {
+			t.Fatal("a failed commit was acknowledged")
+		}
+	}
+	fail.Store(false)
+	if err := add("ok"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if n := strings.Count(out, `msg="commit failed"`); n != 1 {
+		t.Errorf("%d lines of failed commits for a run of 20, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, `msg="commits succeed again"`) || !strings.Contains(out, "attempts=20") {
+		t.Errorf("no line says commits succeed again after 20 failures:\n%s", out)
+	}
+}
+
+// writerFunc is an io.Writer of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

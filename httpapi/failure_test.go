@@ -5,10 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -128,5 +130,29 @@ func TestStoreFailuresAreNotShownToClients(t *testing.T) {
 	r := h.do("GET", "/readyz", "", nil)
 	if p := problem(t, r, http.StatusServiceUnavailable, ""); p["detail"] != "a service the server depends on does not answer" || strings.Contains(string(r.body), "9092") {
 		t.Errorf("readyz with a dependency down: %s", r)
+	}
+}
+
+// TestFailuresDoNotFloodTheLog: during an outage every request fails alike;
+// the log has the first few, then a line a second at most, which says how
+// many went unlogged.
+func TestFailuresDoNotFloodTheLog(t *testing.T) {
+	var st *downStore
+	var logs syncBuffer
+	h := startOn(t, plait.App{}, httpapi.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, false,
+		func(s engine.Store) engine.Store { st = &downStore{Store: s}; return st })
+	tok := token(t, "ann")
+	st.down.Store(true)
+	for range 200 {
+		problem(t, h.do("GET", "/lists/note", tok, nil), http.StatusServiceUnavailable, "")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	problem(t, h.do("GET", "/lists/note", tok, nil), http.StatusServiceUnavailable, "")
+	out := logs.String()
+	if n := strings.Count(out, `"level":"ERROR"`); n < 10 || n > 13 {
+		t.Fatalf("%d ERROR lines for 201 failed requests, want about 11:\n%s", n, out)
+	}
+	if !regexp.MustCompile(`"failures_not_logged":1[89][0-9]`).MatchString(out) {
+		t.Fatalf("no line says how many failures went unlogged:\n%s", out)
 	}
 }

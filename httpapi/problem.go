@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/plaithq/plait"
+	"golang.org/x/time/rate"
 )
 
 // ProblemBase is the prefix of every problem type URI the server answers
@@ -69,8 +72,18 @@ const (
 // being done, the request's route and attrs (the command's id, ...), and
 // returns a problem of status whose detail is detail, a plain sentence in
 // the client's terms, never err.
+//
+// The lines are paced (failureLog): during an outage every request fails
+// alike, and a line each would flood the log, and the disk it may be
+// filling.
 func (s *Server) failure(r *http.Request, status int, detail, doing string, err error, attrs ...any) *Problem {
-	s.log.ErrorContext(r.Context(), doing, append(attrs, "route", r.Pattern, "error", err)...)
+	s.failures.log(func(notLogged int64) {
+		attrs = append(attrs, "route", r.Pattern, "error", err)
+		if notLogged > 0 {
+			attrs = append(attrs, "failures_not_logged", notLogged)
+		}
+		s.log.ErrorContext(r.Context(), doing, attrs...)
+	})
 	slug := slugUnavailable
 	if status != http.StatusServiceUnavailable {
 		slug = slugInternal
@@ -123,4 +136,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// failureLog paces the log lines of failed requests: the first few, then
+// one a second at most, each saying how many failures went unlogged since
+// the last. It is safe for concurrent use.
+type failureLog struct {
+	pace      rate.Sometimes
+	notLogged atomic.Int64
+}
+
+func newFailureLog() *failureLog {
+	return &failureLog{pace: rate.Sometimes{First: 10, Interval: time.Second}}
+}
+
+// log calls write, with how many failures went unlogged before it, if the
+// pace allows a line now; else it counts one more unlogged.
+func (f *failureLog) log(write func(notLogged int64)) {
+	logged := false
+	f.pace.Do(func() {
+		logged = true
+		write(f.notLogged.Swap(0))
+	})
+	if !logged {
+		f.notLogged.Add(1)
+	}
 }

@@ -98,7 +98,10 @@ type Server struct {
 	local   plait.User
 	mux     *http.ServeMux
 	metrics *metrics
-	tracer  trace.Tracer // nil when tracing is off
+	// failures paces the log lines of requests that failed on the
+	// server's side.
+	failures *failureLog
+	tracer   trace.Tracer // nil when tracing is off
 	// origins refuses state-changing requests from pages of other origins;
 	// see checkOrigin.
 	origins *http.CrossOriginProtection
@@ -174,6 +177,7 @@ func New(e *engine.Engine, opts Options) *Server {
 	}
 	s.streamsCtx, s.closeStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(e, s.running)
+	s.failures = newFailureLog()
 	if opts.TracerProvider != nil {
 		s.tracer = opts.TracerProvider.Tracer(TracerName)
 	}
