@@ -5,11 +5,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/plaithq/plait"
-	"golang.org/x/time/rate"
 )
 
 // ProblemBase is the prefix of every problem type URI the server answers
@@ -140,25 +139,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // failureLog paces the log lines of failed requests: the first few, then
 // one a second at most, each saying how many failures went unlogged since
-// the last. It is safe for concurrent use.
+// the last. The zero value is ready; it is safe for concurrent use.
 type failureLog struct {
-	pace      rate.Sometimes
-	notLogged atomic.Int64
+	mu        sync.Mutex
+	logged    int       // lines written
+	last      time.Time // when the last was
+	notLogged int64     // failures since the last line
 }
 
-func newFailureLog() *failureLog {
-	return &failureLog{pace: rate.Sometimes{First: 10, Interval: time.Second}}
-}
+// failuresFirst is how many failures are logged before the pacing starts.
+const failuresFirst = 10
 
 // log calls write, with how many failures went unlogged before it, if the
 // pace allows a line now; else it counts one more unlogged.
 func (f *failureLog) log(write func(notLogged int64)) {
-	logged := false
-	f.pace.Do(func() {
-		logged = true
-		write(f.notLogged.Swap(0))
-	})
-	if !logged {
-		f.notLogged.Add(1)
+	f.mu.Lock()
+	now := time.Now()
+	if f.logged >= failuresFirst && now.Sub(f.last) < time.Second {
+		f.notLogged++
+		f.mu.Unlock()
+		return
 	}
+	n := f.notLogged
+	f.logged, f.last, f.notLogged = f.logged+1, now, 0
+	f.mu.Unlock()
+	write(n)
 }

@@ -100,7 +100,7 @@ type Server struct {
 	metrics *metrics
 	// failures paces the log lines of requests that failed on the
 	// server's side.
-	failures *failureLog
+	failures failureLog
 	tracer   trace.Tracer // nil when tracing is off
 	// origins refuses state-changing requests from pages of other origins;
 	// see checkOrigin.
@@ -177,7 +177,6 @@ func New(e *engine.Engine, opts Options) *Server {
 	}
 	s.streamsCtx, s.closeStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(e, s.running)
-	s.failures = newFailureLog()
 	if opts.TracerProvider != nil {
 		s.tracer = opts.TracerProvider.Tracer(TracerName)
 	}
