@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BASE, command, createCustomer, done, get, launch, openApp, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
+  BASE, command, createCustomer, done, get, launch, openApp, outage, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
 } from './harness.js';
 
 /** @type {import('playwright-core').Browser} */
@@ -898,6 +898,36 @@ test('a screen that could not be loaded says so and tries again', T, async () =>
   await s.getByTestId('retry-screen').click();
   await page.waitForFunction((n) => document.querySelector('[data-testid=screen] [data-testid=input-name]')?.value === n, name);
   await done(page);
+});
+
+test('a list that could not be loaded while offline loads again once the relay is back, or at Try again', T, async () => {
+  const name = `Of Fl ${unique()}`;
+  const customerId = await createCustomer(name);
+  const orderId = await placeOrder(customerId);
+  const server = await outage();
+  const page = await openApp(browser, { path: `${server.base}/` });
+  await search(page, 'customers', name);
+  await server.stop();
+  await page.locator('[data-testid=connection]:not([data-state=live])').waitFor();
+  await page.getByTestId('tab-orders').click();
+  const error = page.locator('[data-testid=list] .error');
+  await error.waitFor();
+  assert.match(await error.innerText(), /could not be loaded/);
+  // The server is back: the relay is live again, and the list loads by itself.
+  await server.start();
+  await waitLive(page);
+  await page.locator(`[data-testid=order-row][data-id="${orderId}"]`).waitFor({ timeout: 10000 });
+
+  // A load that fails while the relay stays live: the error offers to try again.
+  const down = (url) => url.pathname.startsWith('/lists/');
+  await page.route(down, (route) => route.abort('connectionrefused'));
+  await page.getByTestId('tab-customers').click();
+  await error.waitFor();
+  await page.unroute(down);
+  await page.getByTestId('retry-list').click();
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).waitFor();
+  await done(page);
+  await server.stop();
 });
 
 test('an amount in another currency than the desk\'s shows its code', T, async () => {

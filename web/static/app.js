@@ -265,7 +265,8 @@ function renderList() {
   list.dataset.kind = name;
   const focus = focusInList();
   if (p.error) {
-    list.replaceChildren(h('p', { class: 'empty error', role: 'alert' }, p.error));
+    list.replaceChildren(h('p', { class: 'empty error', role: 'alert' }, p.error, ' ',
+      h('button', { type: 'button', 'data-testid': 'retry-list', onclick: () => loadList(name) }, 'Try again')));
   } else if (!p.loaded) {
     list.replaceChildren(h('p', { class: 'empty' }, 'Loading…'));
   } else if (p.items.length === 0) {
@@ -1470,8 +1471,10 @@ function onStatus(status, info) {
   const labels = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', closed: 'Offline' };
   el.querySelector('.connection-label').textContent = labels[status] ?? status;
   // A stream started afresh says nothing of what happened before it: the
-  // list is read again once, rather than trusted.
-  if (status === 'live' && info && !info.resumed && ui.pages[ui.tab].loaded) loadList(ui.tab);
+  // list is read again once, rather than trusted. A list that could not
+  // be loaded while the server was out of reach is read again too.
+  const p = ui.pages[ui.tab];
+  if (status === 'live' && info && p.loaded && (!info.resumed || p.error)) loadList(ui.tab);
 }
 
 // --------------------------------------------------------------------- start
