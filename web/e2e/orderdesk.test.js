@@ -1012,6 +1012,37 @@ test('a conflict that goes to the badge is listed there and reopens its screen',
   await done(page);
 });
 
+test('a rejection reopened from the badge after someone else\'s change says so, and sending it meets the conflict', T, async () => {
+  const name = `Re Base ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  let s = await screen(page);
+  const tooLong = `${name} ${'x'.repeat(100)}`;
+  await s.getByTestId('input-name').fill(tooLong);
+  await s.getByTestId('input-name').press('Enter');
+  await page.getByTestId('new-item').click(); // moved on at once: the rejection goes to the badge
+  await page.getByTestId('error-badge').waitFor();
+  await command('customer', customerId, 'rename', { name: `${name} Other` }); // someone else, meanwhile
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').click();
+
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await s.getByTestId('stale-notice').waitFor();
+  // The note tells what was sent, not the name stored now.
+  const note = await s.getByTestId('reopen-note').innerText();
+  assert.ok(note.includes(tooLong.trim()), note);
+  assert.ok(!note.includes('Other'), note);
+  await s.getByTestId('input-name').fill(`${name} Mine`);
+  await s.getByTestId('input-name').press('Enter');
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"] [data-testid=annotation][data-code=conflict]`).waitFor();
+  assert.equal((await get(`/aggregates/customer/${customerId}`)).state.name, `${name} Other`, 'the other change stands');
+  await done(page);
+});
+
 test('a list page that arrives after a relayed change keeps the change', T, async () => {
   const tag = `La Te ${unique()}`;
   const id = await createCustomer(`${tag} Old`);

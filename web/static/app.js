@@ -115,10 +115,19 @@ const VERBS = {
   place: 'Place', ship: 'Ship', cancel: 'Cancel',
 };
 
-/** Says what a command does, for people: "Rename customer Ann Lee". */
+/**
+ * Says what a command does, for people, as it was sent: "Rename customer
+ * to Ann Smith", "Change the email of customer Ann Lee to ann@example.com".
+ * The instance is named by its label, what the command sets by its data.
+ */
 function describe(cmd) {
-  const label = ui.labels.get(cmd.aggregateId) || cmd.data?.name?.trim() || cmd.aggregateId;
-  return `${VERBS[cmd.name] ?? cmd.name} ${cmd.type} ${label}`;
+  const sent = (f) => (typeof cmd.data?.[f] === 'string' ? cmd.data[f].trim() : '');
+  const label = ui.labels.get(cmd.aggregateId) || sent('name') || cmd.aggregateId;
+  const verb = VERBS[cmd.name] ?? cmd.name;
+  if (cmd.name === 'create') return `${verb} ${cmd.type} ${sent('name') || cmd.aggregateId}`;
+  if (cmd.name === 'rename' && sent('name')) return `${verb} ${cmd.type} to ${sent('name')}`;
+  if (cmd.name === 'changeEmail' && sent('email')) return `${verb} ${cmd.type} ${label} to ${sent('email')}`;
+  return `${verb} ${cmd.type} ${label}`;
 }
 
 /**
@@ -698,6 +707,16 @@ async function openScreen(type, id, options = {}) {
     }
   }
   ui.screen.seq = agg?.seq ?? 0;
+  // A rejection reopened is based on the version its user saw when
+  // sending it (its expectedSeq), not on a newer one: a change made since
+  // by someone else is told as on a stale screen, and sending again meets
+  // it as a conflict rather than overwriting it. (A conflict's own
+  // rejection shows the current version: its annotation says so.)
+  const seen = options.reopen?.expectedSeq;
+  if (agg && seen != null && seen < agg.seq && !options.reopen.errors?.some((e) => e.code === 'conflict')) {
+    ui.screen.seq = seen;
+    if ((ui.screen.newest?.seq ?? 0) < agg.seq) ui.screen.newest = { type, aggregateId: id, seq: agg.seq };
+  }
   const body = type === 'customer' ? customerScreen(id, agg) : await orderScreen(id, agg, options);
   if (ui.screen?.gen !== gen) return;
   el.replaceChildren(...body);
@@ -1361,7 +1380,7 @@ function showStale(s, ev) {
   const notice = $('[data-testid=stale-notice]', screenEl());
   if (!notice) return; // still loading: told once drawn, if still so
   notice.hidden = false;
-  notice.replaceChildren(`This ${ev.type} was changed meanwhile (${ev.name}, now version ${ev.seq}). `,
+  notice.replaceChildren(`This ${ev.type} was changed meanwhile (${ev.name ? `${ev.name}, ` : ''}now version ${ev.seq}). `,
     h('button', { type: 'button', class: 'link', 'data-testid': 'reload-screen', onclick: () => redraw(s) }, 'Show the current version'));
 }
 
