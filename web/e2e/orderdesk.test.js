@@ -867,6 +867,38 @@ test('closing a screen with changes not sent asks once, then discards them', T, 
   await done(page);
 });
 
+test('Escape in a search box with text clears that search only; in an empty one it closes the screen', T, async () => {
+  const name = `Es Cape ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  await screen(page);
+  const box = page.getByTestId('search');
+  await box.focus();
+  const listed = page.waitForResponse((r) => new URL(r.url()).pathname === '/lists/customer');
+  await page.keyboard.press('Escape');
+  assert.equal(await box.inputValue(), '');
+  await listed; // the list is no longer filtered
+  assert.equal(await page.getByTestId('screen').isVisible(), true, 'the screen stays');
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+
+  // A new order: typing in its customer search is no change to the order.
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('customer-search').fill('zz');
+  assert.equal(await s.locator('form[data-dirty]').count(), 0, 'a search is not a change');
+  await page.keyboard.press('Escape');
+  assert.equal(await s.getByTestId('customer-search').inputValue(), '');
+  assert.equal(await page.getByTestId('screen').isVisible(), true);
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  assert.equal(await page.getByTestId('discard-notice').count(), 0, 'nothing to discard was said');
+  await done(page);
+});
+
 test('showing the current version of a screen changed meanwhile keeps what the user typed', T, async () => {
   const name = `Cu Rv ${unique()}`;
   const customerId = await createCustomer(name);

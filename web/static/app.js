@@ -882,7 +882,10 @@ function commandForm(type, id, name, build, ...content) {
     h('div', { class: 'form-errors', 'data-testid': 'form-errors' }), ...content);
   // A form with changes not sent yet keeps its screen open when another
   // form of the screen sends its command.
-  form.addEventListener('input', () => {
+  form.addEventListener('input', (e) => {
+    // Only the controls of the command's data make a change: a search
+    // that helps to fill one in (it has no name) is not one.
+    if (!e.target.name) return;
     // Typed back to what the state holds, a form has no change left.
     if (unchanged(form, build(form))) delete form.dataset.dirty;
     else form.dataset.dirty = 'true';
@@ -1570,6 +1573,15 @@ function start() {
   }
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape') return;
+    // In a search box with text, Escape clears that search, and only that:
+    // the screen stays. In an empty one, it closes the screen as elsewhere.
+    const box = e.target.closest?.('input[type=search]');
+    if (box && box.value !== '') {
+      e.preventDefault(); // cleared here, where what it filters hears of it
+      box.value = '';
+      box.dispatchEvent(new Event('input', { bubbles: true }));
+      return;
+    }
     if (!$('[data-testid=error-list]').hidden) toggleRejections(false);
     else if (ui.screen) askToClose();
   });
