@@ -733,6 +733,21 @@ test('new items take their place in the list\'s order', T, async () => {
   await done(page);
 });
 
+test('new items with names beyond the basic plane take the place the server gives them', T, async () => {
+  const tag = `Ω ${unique()}`;
+  const kana = await createCustomer(`${tag} ｶ kana`, `kana.${unique()}@example.com`);
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${kana}"]`).waitFor();
+  const smile = await createCustomer(`${tag} 😀 smile`, `smile.${unique()}@example.com`);
+  await page.locator(`[data-testid=customer-row][data-id="${smile}"]`).waitFor();
+  const shown = await page.getByTestId('customer-row').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  const stored = await get(`/lists/customer?sort=name&prefix.name=${encodeURIComponent(tag)}`);
+  assert.deepEqual(shown, stored.items.map((it) => it.id));
+  assert.deepEqual(shown, [kana, smile]);
+  await done(page);
+});
+
 test('a second click on Next before its page arrives goes nowhere', T, async () => {
   const prefix = `Nx ${unique()}`;
   const ids = [];

@@ -479,9 +479,25 @@ function sortsBefore(name, a, b) {
   const sort = LISTS[name].sort;
   const desc = sort.startsWith('-');
   const field = desc ? sort.slice(1) : sort;
-  const v = String(a[field] ?? ''), w = String(b[field] ?? '');
-  if (v !== w) return desc ? v > w : v < w;
-  return a.id < b.id;
+  const c = compareText(String(a[field] ?? ''), String(b[field] ?? ''));
+  if (c !== 0) return desc ? c > 0 : c < 0;
+  return compareText(String(a.id), String(b.id)) < 0;
+}
+
+/**
+ * Compares two texts by code point, as the server sorts them (by their
+ * UTF-8 bytes), rather than by UTF-16 code unit as < does: the two differ
+ * between characters beyond U+FFFF (an emoji) and those from U+E000 to
+ * U+FFFF (fullwidth forms). Negative if a comes first.
+ */
+function compareText(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i), y = b.codePointAt(i);
+    if (x !== y) return x - y;
+    if (x > 0xffff) i++; // the same pair of surrogates in both
+  }
+  return a.length - b.length;
 }
 
 /**
