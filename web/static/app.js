@@ -956,6 +956,21 @@ function unchanged(form, data) {
   return !stale && form.dataset.current !== undefined && form.dataset.current === JSON.stringify(data);
 }
 
+/** What Go's unicode.IsSpace takes for a space (JavaScript's \s also takes U+FEFF, and not U+0085). */
+const SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const AROUND_NAME = new RegExp(`^[${SPACE}\\p{Cf}]+|[${SPACE}\\p{Cf}]+$`, 'gu');
+const AROUND_EMAIL = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, 'gu');
+
+/**
+ * A name as the server stores it: without the spaces and invisible format
+ * characters (a zero-width space) around it. Sent so, and compared so with
+ * what is stored, a name with a space added is no change.
+ */
+const trimName = (s) => s.replace(AROUND_NAME, '');
+
+/** An email address as the server stores it: without spaces around it. */
+const trimEmail = (s) => s.replace(AROUND_EMAIL, '');
+
 /** Form → the command it sent that was lost on the way, to send again. */
 const lostCommands = new WeakMap();
 
@@ -1128,7 +1143,7 @@ function customerScreen(id, agg) {
   if (!agg) {
     return [
       screenHeader('New customer', null),
-      commandForm('customer', id, 'create', (f) => ({ name: f.elements.name.value, email: f.elements.email.value }),
+      commandForm('customer', id, 'create', (f) => ({ name: trimName(f.elements.name.value), email: trimEmail(f.elements.email.value) }),
         field('Name', h('input', { name: 'name', 'data-path': 'name', 'data-testid': 'input-name', autocomplete: 'off' })),
         field('Email', h('input', { name: 'email', type: 'email', 'data-path': 'email', 'data-testid': 'input-email', autocomplete: 'off' })),
         h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit' }, 'Create customer'))),
@@ -1147,10 +1162,10 @@ function customerScreen(id, agg) {
   return [
     screenHeader(s.name, `${id} · version ${agg.seq}`),
     staleNotice(),
-    editing({ name: s.name }, commandForm('customer', id, 'rename', (f) => ({ name: f.elements.name.value }),
+    editing({ name: s.name }, commandForm('customer', id, 'rename', (f) => ({ name: trimName(f.elements.name.value) }),
       field('Name', h('input', { name: 'name', value: s.name, 'data-path': 'name', 'data-testid': 'input-name', autocomplete: 'off' })),
       h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit-rename' }, 'Rename')))),
-    editing({ email: s.email }, commandForm('customer', id, 'changeEmail', (f) => ({ email: f.elements.email.value }),
+    editing({ email: s.email }, commandForm('customer', id, 'changeEmail', (f) => ({ email: trimEmail(f.elements.email.value) }),
       field('Email', h('input', { name: 'email', type: 'email', value: s.email, 'data-path': 'email', 'data-testid': 'input-email', autocomplete: 'off' })),
       h('div', { class: 'actions' }, h('button', { type: 'submit', 'data-testid': 'submit-changeEmail' }, 'Change email')))),
     h('section', { class: 'panel' },
