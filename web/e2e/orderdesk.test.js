@@ -748,7 +748,7 @@ test('new items with names beyond the basic plane take the place the server give
   await done(page);
 });
 
-test('a second click on Next before its page arrives goes nowhere', T, async () => {
+test('a page on its way shows the list busy, and a second click on Next before it arrives goes nowhere', T, async () => {
   const prefix = `Nx ${unique()}`;
   const ids = [];
   for (let i = 0; i < 25; i++) ids.push(await createCustomer(`${prefix} ${String(i).padStart(2, '0')}`));
@@ -761,8 +761,14 @@ test('a second click on Next before its page arrives goes nowhere', T, async () 
   });
   const next = page.getByTestId('next-page');
   await next.click();
+  // Until the page arrives, the list says it is busy, and looks it.
+  const list = page.getByTestId('list');
+  assert.equal(await list.getAttribute('aria-busy'), 'true');
+  assert.equal(await page.getByTestId('page-number').innerText(), 'Loading page 2…');
+  await page.waitForFunction(() => Number(getComputedStyle(document.querySelector('[data-testid=list] table')).opacity) < 1);
   await next.click();
   await page.locator(`[data-testid=customer-row][data-id="${ids[10]}"]`).waitFor();
+  assert.equal(await list.getAttribute('aria-busy'), null);
   await new Promise((r) => setTimeout(r, 1200)); // a second page load, if one went out, has arrived
   assert.equal(await page.getByTestId('page-number').innerText(), 'Page 2');
   assert.equal(await page.getByTestId('customer-row').first().getAttribute('data-id'), ids[10]);

@@ -198,11 +198,19 @@ const LISTS = {
 
 // -------------------------------------------------------------------- lists
 
-/** Loads the current page of a list and shows it if it is the current tab. */
-async function loadList(name) {
+/**
+ * Loads the current page of a list and shows it if it is the current tab.
+ * With busy (the user asked for another page, or another search), the list
+ * shows it is busy until the page is in.
+ */
+async function loadList(name, { busy = false } = {}) {
   const L = LISTS[name];
   const p = ui.pages[name];
   const load = ++p.load;
+  if (busy) {
+    p.busy = true;
+    if (ui.tab === name) renderBusy();
+  }
   clearTimeout(p.reload);
   p.reload = undefined;
   // What the relay changes while the page is on its way is newer than
@@ -243,6 +251,7 @@ async function loadList(name) {
   }
   p.loaded = true;
   p.loading = false;
+  p.busy = false;
   if (ui.tab === name) renderList();
   for (const [ev, fold] of relayed) applyToList(name, ev, fold);
 }
@@ -275,7 +284,7 @@ function renderList() {
   const focus = focusInList();
   if (p.error) {
     list.replaceChildren(h('p', { class: 'empty error', role: 'alert' }, p.error, ' ',
-      h('button', { type: 'button', 'data-testid': 'retry-list', onclick: () => loadList(name) }, 'Try again')));
+      h('button', { type: 'button', 'data-testid': 'retry-list', onclick: () => loadList(name, { busy: true }) }, 'Try again')));
   } else if (!p.loaded) {
     list.replaceChildren(h('p', { class: 'empty' }, 'Loading…'));
   } else if (p.items.length === 0) {
@@ -292,10 +301,22 @@ function renderList() {
       h('tbody', {}, p.items.map(customerRow))));
   }
   restoreFocus(focus);
-  const page = p.cursors.length + 1;
-  $('[data-testid=page-number]').textContent = `Page ${page}`;
+  renderBusy();
   $('[data-testid=prev-page]').disabled = p.cursors.length === 0;
   $('[data-testid=next-page]').disabled = !p.next;
+}
+
+/**
+ * Shows whether the current tab's list waits for the page the user asked
+ * for: its rows greyed and busy, and the pager saying so.
+ */
+function renderBusy() {
+  const p = ui.pages[ui.tab];
+  const list = $('[data-testid=list]');
+  if (p.busy) list.setAttribute('aria-busy', 'true');
+  else list.removeAttribute('aria-busy');
+  const page = p.cursors.length + 1;
+  $('[data-testid=page-number]').textContent = p.busy ? `Loading page ${page}…` : `Page ${page}`;
 }
 
 /** Replaces the row of one item, where it is. */
@@ -1568,7 +1589,7 @@ function start() {
       p.search = value;
       p.after = null;
       p.cursors = [];
-      loadList(ui.tab);
+      loadList(ui.tab, { busy: true });
     }, 250);
   });
   $('[data-testid=next-page]').addEventListener('click', () => {
@@ -1580,13 +1601,13 @@ function start() {
     // further page to go to, and a second click goes nowhere. (The button
     // stays enabled, so that it keeps the keyboard's focus.)
     p.next = null;
-    loadList(ui.tab);
+    loadList(ui.tab, { busy: true });
   });
   $('[data-testid=prev-page]').addEventListener('click', () => {
     const p = ui.pages[ui.tab];
     if (p.cursors.length === 0) return;
     p.after = p.cursors.pop();
-    loadList(ui.tab);
+    loadList(ui.tab, { busy: true });
   });
   $('[data-testid=error-badge]').addEventListener('click', () => toggleRejections());
   // A click anywhere else closes the error list, as Escape does.
