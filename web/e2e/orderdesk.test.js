@@ -145,6 +145,9 @@ test('an invalid submission reopens the screen with annotations', T, async () =>
   assert.equal(await nameNote.getAttribute('data-code'), 'required');
   assert.equal(await emailNote.getAttribute('data-code'), 'invalid');
   assert.equal(await s.getByTestId('input-name').getAttribute('aria-invalid'), 'true');
+  // An invalid field is described by its note: a screen reader tells why.
+  const describedBy = await s.getByTestId('input-name').getAttribute('aria-describedby');
+  assert.equal(await page.locator(`[id="${describedBy}"]`).innerText(), await nameNote.innerText());
   // Each note sits beside its field.
   assert.equal(await s.locator('.field', { has: page.getByTestId('input-email') }).getByTestId('annotation').count(), 1);
   await shot(page, '06-rejected-customer-reopened');
@@ -172,6 +175,8 @@ test('an invalid submission reopens the screen with annotations', T, async () =>
   s = page.locator(`[data-testid=screen][data-ready=true][data-id="${orderId}"]`);
   const qtyNote = s.locator('[data-testid=annotation][data-path="lines[0].qty"]');
   await qtyNote.waitFor();
+  const qtyDescribedBy = await s.getByTestId('line').nth(0).locator('[name=qty]').getAttribute('aria-describedby');
+  assert.equal(await page.locator(`[id="${qtyDescribedBy}"]`).innerText(), await qtyNote.innerText());
   assert.match(await s.locator('[data-testid=annotation][data-path="lines[0].price"]').textContent(), /price is required/);
   assert.equal(await s.getByTestId('line').nth(0).locator('[name=sku]').inputValue(), 'PEN');
   assert.equal(await s.getByTestId('select-customer').inputValue(), customerId);
@@ -821,6 +826,23 @@ test('removing an order line by keyboard leaves the focus on the next one', T, a
   await page.keyboard.press('Enter');
   assert.equal(await removes.count(), 0);
   assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'add-line');
+  await done(page);
+});
+
+test('the controls of each order line are named with the line\'s number', T, async () => {
+  const page = await openApp(browser);
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('add-line').click();
+  await s.getByRole('textbox', { name: 'Article, line 2', exact: true }).fill('MUG');
+  for (const name of ['Article, line 1', 'Quantity, line 2', 'Price, line 2']) {
+    assert.equal(await s.getByLabel(name, { exact: true }).count(), 1, name);
+  }
+  await s.getByRole('button', { name: 'Remove line 1', exact: true }).click();
+  // Numbered again: the line left is line 1.
+  assert.equal(await s.getByRole('textbox', { name: 'Article, line 1', exact: true }).inputValue(), 'MUG');
+  assert.equal(await s.getByRole('button', { name: 'Remove line 2', exact: true }).count(), 0);
   await done(page);
 });
 

@@ -1103,20 +1103,32 @@ function releaseScreen(s) {
 
 function clearAnnotations(root) {
   for (const n of root.querySelectorAll('.annotation')) n.remove();
-  for (const n of root.querySelectorAll('[aria-invalid]')) n.removeAttribute('aria-invalid');
+  for (const n of root.querySelectorAll('[aria-invalid]')) {
+    n.removeAttribute('aria-invalid');
+    n.removeAttribute('aria-describedby');
+  }
 }
 
-/** Shows each annotation next to the field its path names, or atop the form. */
+/** Counts the annotations shown, for their ids. */
+let annotations = 0;
+
+/**
+ * Shows each annotation next to the field its path names, or atop the
+ * form. A field annotated describes itself by its notes, so that a screen
+ * reader tells why it is invalid, not only that it is.
+ */
 function annotate(form, errors) {
   clearAnnotations(form);
   for (const e of errors) {
     const note = h('p', {
+      id: `annotation-${++annotations}`,
       class: `annotation${e.code === 'conflict' ? ' conflict' : ''}`, role: 'alert',
       'data-testid': 'annotation', 'data-path': e.path ?? '', 'data-code': e.code ?? '',
     }, annotationText(e, form));
     const target = e.path ? form.querySelector(`[data-path="${CSS.escape(e.path)}"]`) : null;
     if (target) {
       target.setAttribute('aria-invalid', 'true');
+      target.setAttribute('aria-describedby', [target.getAttribute('aria-describedby'), note.id].filter(Boolean).join(' '));
       (target.closest('.field') ?? target.parentElement).append(note);
     } else {
       form.querySelector('.form-errors').append(note);
@@ -1334,10 +1346,21 @@ function addLine(form, line = { sku: '', qty: 1 }) {
   updateTotal(form);
 }
 
-/** Gives each line's inputs the paths the server's annotations use. */
+/** What each input of an order line is, for people. */
+const LINE_LABELS = { sku: 'Article', qty: 'Quantity', price: 'Price' };
+
+/**
+ * Gives each line's inputs the paths the server's annotations use, and
+ * names with the line's number ("Article, line 2", "Remove line 2"), so
+ * that the lines' controls can be told apart without seeing them.
+ */
 function numberLines(form) {
   form.querySelectorAll('[data-testid=lines] tr').forEach((tr, i) => {
-    for (const input of tr.querySelectorAll('input')) input.dataset.path = `lines[${i}].${input.name}`;
+    for (const input of tr.querySelectorAll('input')) {
+      input.dataset.path = `lines[${i}].${input.name}`;
+      input.setAttribute('aria-label', `${LINE_LABELS[input.name]}, line ${i + 1}`);
+    }
+    tr.querySelector('[data-testid=remove-line]')?.setAttribute('aria-label', `Remove line ${i + 1}`);
   });
 }
 
