@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createHmac, randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -205,4 +205,38 @@ export async function startServer(args) {
   }
   await stop();
   throw new Error(`plait serve ${args.join(' ')} did not become healthy:\n${log}`);
+}
+
+/**
+ * A TCP proxy on a free loopback port to the server under test, that can
+ * go down and come back on the same port, as a server restarted or a
+ * network lost and found: stop() drops every connection (the relay's
+ * too) and refuses new ones; start() listens again. Returns its base URL.
+ */
+export async function outage() {
+  const target = new URL(BASE);
+  const sockets = new Set();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  server.unref(); // it keeps no test process alive
+  const listen = (port) => new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(0);
+  const { port } = server.address();
+  return {
+    base: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (!server.listening) return;
+      const closed = new Promise((resolve) => server.close(resolve));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+    start: () => listen(port),
+  };
 }

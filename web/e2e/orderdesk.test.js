@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BASE, command, createCustomer, done, get, launch, openApp, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
+  BASE, command, createCustomer, done, get, launch, openApp, outage, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
 } from './harness.js';
 
 /** @type {import('playwright-core').Browser} */
@@ -145,6 +145,9 @@ test('an invalid submission reopens the screen with annotations', T, async () =>
   assert.equal(await nameNote.getAttribute('data-code'), 'required');
   assert.equal(await emailNote.getAttribute('data-code'), 'invalid');
   assert.equal(await s.getByTestId('input-name').getAttribute('aria-invalid'), 'true');
+  // An invalid field is described by its note: a screen reader tells why.
+  const describedBy = await s.getByTestId('input-name').getAttribute('aria-describedby');
+  assert.equal(await page.locator(`[id="${describedBy}"]`).innerText(), await nameNote.innerText());
   // Each note sits beside its field.
   assert.equal(await s.locator('.field', { has: page.getByTestId('input-email') }).getByTestId('annotation').count(), 1);
   await shot(page, '06-rejected-customer-reopened');
@@ -172,6 +175,8 @@ test('an invalid submission reopens the screen with annotations', T, async () =>
   s = page.locator(`[data-testid=screen][data-ready=true][data-id="${orderId}"]`);
   const qtyNote = s.locator('[data-testid=annotation][data-path="lines[0].qty"]');
   await qtyNote.waitFor();
+  const qtyDescribedBy = await s.getByTestId('line').nth(0).locator('[name=qty]').getAttribute('aria-describedby');
+  assert.equal(await page.locator(`[id="${qtyDescribedBy}"]`).innerText(), await qtyNote.innerText());
   assert.match(await s.locator('[data-testid=annotation][data-path="lines[0].price"]').textContent(), /price is required/);
   assert.equal(await s.getByTestId('line').nth(0).locator('[name=sku]').inputValue(), 'PEN');
   assert.equal(await s.getByTestId('select-customer').inputValue(), customerId);
@@ -733,7 +738,22 @@ test('new items take their place in the list\'s order', T, async () => {
   await done(page);
 });
 
-test('a second click on Next before its page arrives goes nowhere', T, async () => {
+test('new items with names beyond the basic plane take the place the server gives them', T, async () => {
+  const tag = `Ω ${unique()}`;
+  const kana = await createCustomer(`${tag} ｶ kana`, `kana.${unique()}@example.com`);
+  const page = await openApp(browser);
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${kana}"]`).waitFor();
+  const smile = await createCustomer(`${tag} 😀 smile`, `smile.${unique()}@example.com`);
+  await page.locator(`[data-testid=customer-row][data-id="${smile}"]`).waitFor();
+  const shown = await page.getByTestId('customer-row').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  const stored = await get(`/lists/customer?sort=name&prefix.name=${encodeURIComponent(tag)}`);
+  assert.deepEqual(shown, stored.items.map((it) => it.id));
+  assert.deepEqual(shown, [kana, smile]);
+  await done(page);
+});
+
+test('a page on its way shows the list busy, and a second click on Next before it arrives goes nowhere', T, async () => {
   const prefix = `Nx ${unique()}`;
   const ids = [];
   for (let i = 0; i < 25; i++) ids.push(await createCustomer(`${prefix} ${String(i).padStart(2, '0')}`));
@@ -746,8 +766,14 @@ test('a second click on Next before its page arrives goes nowhere', T, async () 
   });
   const next = page.getByTestId('next-page');
   await next.click();
+  // Until the page arrives, the list says it is busy, and looks it.
+  const list = page.getByTestId('list');
+  assert.equal(await list.getAttribute('aria-busy'), 'true');
+  assert.equal(await page.getByTestId('page-number').innerText(), 'Loading page 2…');
+  await page.waitForFunction(() => Number(getComputedStyle(document.querySelector('[data-testid=list] table')).opacity) < 1);
   await next.click();
   await page.locator(`[data-testid=customer-row][data-id="${ids[10]}"]`).waitFor();
+  assert.equal(await list.getAttribute('aria-busy'), null);
   await new Promise((r) => setTimeout(r, 1200)); // a second page load, if one went out, has arrived
   assert.equal(await page.getByTestId('page-number').innerText(), 'Page 2');
   assert.equal(await page.getByTestId('customer-row').first().getAttribute('data-id'), ids[10]);
@@ -800,6 +826,23 @@ test('removing an order line by keyboard leaves the focus on the next one', T, a
   await page.keyboard.press('Enter');
   assert.equal(await removes.count(), 0);
   assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'add-line');
+  await done(page);
+});
+
+test('the controls of each order line are named with the line\'s number', T, async () => {
+  const page = await openApp(browser);
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('add-line').click();
+  await s.getByRole('textbox', { name: 'Article, line 2', exact: true }).fill('MUG');
+  for (const name of ['Article, line 1', 'Quantity, line 2', 'Price, line 2']) {
+    assert.equal(await s.getByLabel(name, { exact: true }).count(), 1, name);
+  }
+  await s.getByRole('button', { name: 'Remove line 1', exact: true }).click();
+  // Numbered again: the line left is line 1.
+  assert.equal(await s.getByRole('textbox', { name: 'Article, line 1', exact: true }).inputValue(), 'MUG');
+  assert.equal(await s.getByRole('button', { name: 'Remove line 2', exact: true }).count(), 0);
   await done(page);
 });
 
@@ -867,6 +910,38 @@ test('closing a screen with changes not sent asks once, then discards them', T, 
   await done(page);
 });
 
+test('Escape in a search box with text clears that search only; in an empty one it closes the screen', T, async () => {
+  const name = `Es Cape ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  await screen(page);
+  const box = page.getByTestId('search');
+  await box.focus();
+  const listed = page.waitForResponse((r) => new URL(r.url()).pathname === '/lists/customer');
+  await page.keyboard.press('Escape');
+  assert.equal(await box.inputValue(), '');
+  await listed; // the list is no longer filtered
+  assert.equal(await page.getByTestId('screen').isVisible(), true, 'the screen stays');
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+
+  // A new order: typing in its customer search is no change to the order.
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('customer-search').fill('zz');
+  assert.equal(await s.locator('form[data-dirty]').count(), 0, 'a search is not a change');
+  await page.keyboard.press('Escape');
+  assert.equal(await s.getByTestId('customer-search').inputValue(), '');
+  assert.equal(await page.getByTestId('screen').isVisible(), true);
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  assert.equal(await page.getByTestId('discard-notice').count(), 0, 'nothing to discard was said');
+  await done(page);
+});
+
 test('showing the current version of a screen changed meanwhile keeps what the user typed', T, async () => {
   const name = `Cu Rv ${unique()}`;
   const customerId = await createCustomer(name);
@@ -898,6 +973,36 @@ test('a screen that could not be loaded says so and tries again', T, async () =>
   await s.getByTestId('retry-screen').click();
   await page.waitForFunction((n) => document.querySelector('[data-testid=screen] [data-testid=input-name]')?.value === n, name);
   await done(page);
+});
+
+test('a list that could not be loaded while offline loads again once the relay is back, or at Try again', T, async () => {
+  const name = `Of Fl ${unique()}`;
+  const customerId = await createCustomer(name);
+  const orderId = await placeOrder(customerId);
+  const server = await outage();
+  const page = await openApp(browser, { path: `${server.base}/` });
+  await search(page, 'customers', name);
+  await server.stop();
+  await page.locator('[data-testid=connection]:not([data-state=live])').waitFor();
+  await page.getByTestId('tab-orders').click();
+  const error = page.locator('[data-testid=list] .error');
+  await error.waitFor();
+  assert.match(await error.innerText(), /could not be loaded/);
+  // The server is back: the relay is live again, and the list loads by itself.
+  await server.start();
+  await waitLive(page);
+  await page.locator(`[data-testid=order-row][data-id="${orderId}"]`).waitFor({ timeout: 10000 });
+
+  // A load that fails while the relay stays live: the error offers to try again.
+  const down = (url) => url.pathname.startsWith('/lists/');
+  await page.route(down, (route) => route.abort('connectionrefused'));
+  await page.getByTestId('tab-customers').click();
+  await error.waitFor();
+  await page.unroute(down);
+  await page.getByTestId('retry-list').click();
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).waitFor();
+  await done(page);
+  await server.stop();
 });
 
 test('an amount in another currency than the desk\'s shows its code', T, async () => {
@@ -979,6 +1084,37 @@ test('a conflict that goes to the badge is listed there and reopens its screen',
   assert.match(await entry.innerText(), /changed meanwhile/);
   await entry.click();
   await page.locator(`[data-testid=screen][data-ready=true][data-id="${firstId}"] [data-testid=annotation][data-code=conflict]`).waitFor();
+  await done(page);
+});
+
+test('a rejection reopened from the badge after someone else\'s change says so, and sending it meets the conflict', T, async () => {
+  const name = `Re Base ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  let s = await screen(page);
+  const tooLong = `${name} ${'x'.repeat(100)}`;
+  await s.getByTestId('input-name').fill(tooLong);
+  await s.getByTestId('input-name').press('Enter');
+  await page.getByTestId('new-item').click(); // moved on at once: the rejection goes to the badge
+  await page.getByTestId('error-badge').waitFor();
+  await command('customer', customerId, 'rename', { name: `${name} Other` }); // someone else, meanwhile
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').click();
+
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await s.getByTestId('stale-notice').waitFor();
+  // The note tells what was sent, not the name stored now.
+  const note = await s.getByTestId('reopen-note').innerText();
+  assert.ok(note.includes(tooLong.trim()), note);
+  assert.ok(!note.includes('Other'), note);
+  await s.getByTestId('input-name').fill(`${name} Mine`);
+  await s.getByTestId('input-name').press('Enter');
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"] [data-testid=annotation][data-code=conflict]`).waitFor();
+  assert.equal((await get(`/aggregates/customer/${customerId}`)).state.name, `${name} Other`, 'the other change stands');
   await done(page);
 });
 
@@ -1348,6 +1484,11 @@ test('a form that still shows what the customer already is sends nothing', T, as
   await s.getByTestId('input-name').fill(name);
   await s.getByTestId('input-name').press('Enter');
   assert.equal(await s.getByTestId('input-name').evaluate((el) => el === document.activeElement), true);
+  assert.equal(posts(), 0);
+  // With a space around it: the server would store the same name.
+  await s.getByTestId('input-name').fill(` ${name} `);
+  await s.getByTestId('input-name').press('Enter');
+  await s.locator('form[data-command=rename] [data-testid=annotation][data-code=unchanged]').waitFor();
   assert.equal(posts(), 0);
   assert.equal(await page.getByTestId('screen').isVisible(), true);
   // A real change goes out and closes the screen.

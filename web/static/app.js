@@ -115,10 +115,19 @@ const VERBS = {
   place: 'Place', ship: 'Ship', cancel: 'Cancel',
 };
 
-/** Says what a command does, for people: "Rename customer Ann Lee". */
+/**
+ * Says what a command does, for people, as it was sent: "Rename customer
+ * to Ann Smith", "Change the email of customer Ann Lee to ann@example.com".
+ * The instance is named by its label, what the command sets by its data.
+ */
 function describe(cmd) {
-  const label = ui.labels.get(cmd.aggregateId) || cmd.data?.name?.trim() || cmd.aggregateId;
-  return `${VERBS[cmd.name] ?? cmd.name} ${cmd.type} ${label}`;
+  const sent = (f) => (typeof cmd.data?.[f] === 'string' ? cmd.data[f].trim() : '');
+  const label = ui.labels.get(cmd.aggregateId) || sent('name') || cmd.aggregateId;
+  const verb = VERBS[cmd.name] ?? cmd.name;
+  if (cmd.name === 'create') return `${verb} ${cmd.type} ${sent('name') || cmd.aggregateId}`;
+  if (cmd.name === 'rename' && sent('name')) return `${verb} ${cmd.type} to ${sent('name')}`;
+  if (cmd.name === 'changeEmail' && sent('email')) return `${verb} ${cmd.type} ${label} to ${sent('email')}`;
+  return `${verb} ${cmd.type} ${label}`;
 }
 
 /**
@@ -189,11 +198,19 @@ const LISTS = {
 
 // -------------------------------------------------------------------- lists
 
-/** Loads the current page of a list and shows it if it is the current tab. */
-async function loadList(name) {
+/**
+ * Loads the current page of a list and shows it if it is the current tab.
+ * With busy (the user asked for another page, or another search), the list
+ * shows it is busy until the page is in.
+ */
+async function loadList(name, { busy = false } = {}) {
   const L = LISTS[name];
   const p = ui.pages[name];
   const load = ++p.load;
+  if (busy) {
+    p.busy = true;
+    if (ui.tab === name) renderBusy();
+  }
   clearTimeout(p.reload);
   p.reload = undefined;
   // What the relay changes while the page is on its way is newer than
@@ -234,6 +251,7 @@ async function loadList(name) {
   }
   p.loaded = true;
   p.loading = false;
+  p.busy = false;
   if (ui.tab === name) renderList();
   for (const [ev, fold] of relayed) applyToList(name, ev, fold);
 }
@@ -265,7 +283,8 @@ function renderList() {
   list.dataset.kind = name;
   const focus = focusInList();
   if (p.error) {
-    list.replaceChildren(h('p', { class: 'empty error', role: 'alert' }, p.error));
+    list.replaceChildren(h('p', { class: 'empty error', role: 'alert' }, p.error, ' ',
+      h('button', { type: 'button', 'data-testid': 'retry-list', onclick: () => loadList(name, { busy: true }) }, 'Try again')));
   } else if (!p.loaded) {
     list.replaceChildren(h('p', { class: 'empty' }, 'Loading…'));
   } else if (p.items.length === 0) {
@@ -282,10 +301,22 @@ function renderList() {
       h('tbody', {}, p.items.map(customerRow))));
   }
   restoreFocus(focus);
-  const page = p.cursors.length + 1;
-  $('[data-testid=page-number]').textContent = `Page ${page}`;
+  renderBusy();
   $('[data-testid=prev-page]').disabled = p.cursors.length === 0;
   $('[data-testid=next-page]').disabled = !p.next;
+}
+
+/**
+ * Shows whether the current tab's list waits for the page the user asked
+ * for: its rows greyed and busy, and the pager saying so.
+ */
+function renderBusy() {
+  const p = ui.pages[ui.tab];
+  const list = $('[data-testid=list]');
+  if (p.busy) list.setAttribute('aria-busy', 'true');
+  else list.removeAttribute('aria-busy');
+  const page = p.cursors.length + 1;
+  $('[data-testid=page-number]').textContent = p.busy ? `Loading page ${page}…` : `Page ${page}`;
 }
 
 /** Replaces the row of one item, where it is. */
@@ -469,9 +500,25 @@ function sortsBefore(name, a, b) {
   const sort = LISTS[name].sort;
   const desc = sort.startsWith('-');
   const field = desc ? sort.slice(1) : sort;
-  const v = String(a[field] ?? ''), w = String(b[field] ?? '');
-  if (v !== w) return desc ? v > w : v < w;
-  return a.id < b.id;
+  const c = compareText(String(a[field] ?? ''), String(b[field] ?? ''));
+  if (c !== 0) return desc ? c > 0 : c < 0;
+  return compareText(String(a.id), String(b.id)) < 0;
+}
+
+/**
+ * Compares two texts by code point, as the server sorts them (by their
+ * UTF-8 bytes), rather than by UTF-16 code unit as < does: the two differ
+ * between characters beyond U+FFFF (an emoji) and those from U+E000 to
+ * U+FFFF (fullwidth forms). Negative if a comes first.
+ */
+function compareText(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i), y = b.codePointAt(i);
+    if (x !== y) return x - y;
+    if (x > 0xffff) i++; // the same pair of surrogates in both
+  }
+  return a.length - b.length;
 }
 
 /**
@@ -697,6 +744,16 @@ async function openScreen(type, id, options = {}) {
     }
   }
   ui.screen.seq = agg?.seq ?? 0;
+  // A rejection reopened is based on the version its user saw when
+  // sending it (its expectedSeq), not on a newer one: a change made since
+  // by someone else is told as on a stale screen, and sending again meets
+  // it as a conflict rather than overwriting it. (A conflict's own
+  // rejection shows the current version: its annotation says so.)
+  const seen = options.reopen?.expectedSeq;
+  if (agg && seen != null && seen < agg.seq && !options.reopen.errors?.some((e) => e.code === 'conflict')) {
+    ui.screen.seq = seen;
+    if ((ui.screen.newest?.seq ?? 0) < agg.seq) ui.screen.newest = { type, aggregateId: id, seq: agg.seq };
+  }
   const body = type === 'customer' ? customerScreen(id, agg) : await orderScreen(id, agg, options);
   if (ui.screen?.gen !== gen) return;
   el.replaceChildren(...body);
@@ -862,7 +919,10 @@ function commandForm(type, id, name, build, ...content) {
     h('div', { class: 'form-errors', 'data-testid': 'form-errors' }), ...content);
   // A form with changes not sent yet keeps its screen open when another
   // form of the screen sends its command.
-  form.addEventListener('input', () => {
+  form.addEventListener('input', (e) => {
+    // Only the controls of the command's data make a change: a search
+    // that helps to fill one in (it has no name) is not one.
+    if (!e.target.name) return;
     // Typed back to what the state holds, a form has no change left.
     if (unchanged(form, build(form))) delete form.dataset.dirty;
     else form.dataset.dirty = 'true';
@@ -916,6 +976,21 @@ function unchanged(form, data) {
   const stale = (ui.screen?.newest?.seq ?? 0) > (ui.screen?.seq ?? 0);
   return !stale && form.dataset.current !== undefined && form.dataset.current === JSON.stringify(data);
 }
+
+/** What Go's unicode.IsSpace takes for a space (JavaScript's \s also takes U+FEFF, and not U+0085). */
+const SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const AROUND_NAME = new RegExp(`^[${SPACE}\\p{Cf}]+|[${SPACE}\\p{Cf}]+$`, 'gu');
+const AROUND_EMAIL = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, 'gu');
+
+/**
+ * A name as the server stores it: without the spaces and invisible format
+ * characters (a zero-width space) around it. Sent so, and compared so with
+ * what is stored, a name with a space added is no change.
+ */
+const trimName = (s) => s.replace(AROUND_NAME, '');
+
+/** An email address as the server stores it: without spaces around it. */
+const trimEmail = (s) => s.replace(AROUND_EMAIL, '');
 
 /** Form → the command it sent that was lost on the way, to send again. */
 const lostCommands = new WeakMap();
@@ -1028,20 +1103,32 @@ function releaseScreen(s) {
 
 function clearAnnotations(root) {
   for (const n of root.querySelectorAll('.annotation')) n.remove();
-  for (const n of root.querySelectorAll('[aria-invalid]')) n.removeAttribute('aria-invalid');
+  for (const n of root.querySelectorAll('[aria-invalid]')) {
+    n.removeAttribute('aria-invalid');
+    n.removeAttribute('aria-describedby');
+  }
 }
 
-/** Shows each annotation next to the field its path names, or atop the form. */
+/** Counts the annotations shown, for their ids. */
+let annotations = 0;
+
+/**
+ * Shows each annotation next to the field its path names, or atop the
+ * form. A field annotated describes itself by its notes, so that a screen
+ * reader tells why it is invalid, not only that it is.
+ */
 function annotate(form, errors) {
   clearAnnotations(form);
   for (const e of errors) {
     const note = h('p', {
+      id: `annotation-${++annotations}`,
       class: `annotation${e.code === 'conflict' ? ' conflict' : ''}`, role: 'alert',
       'data-testid': 'annotation', 'data-path': e.path ?? '', 'data-code': e.code ?? '',
     }, annotationText(e, form));
     const target = e.path ? form.querySelector(`[data-path="${CSS.escape(e.path)}"]`) : null;
     if (target) {
       target.setAttribute('aria-invalid', 'true');
+      target.setAttribute('aria-describedby', [target.getAttribute('aria-describedby'), note.id].filter(Boolean).join(' '));
       (target.closest('.field') ?? target.parentElement).append(note);
     } else {
       form.querySelector('.form-errors').append(note);
@@ -1089,7 +1176,7 @@ function customerScreen(id, agg) {
   if (!agg) {
     return [
       screenHeader('New customer', null),
-      commandForm('customer', id, 'create', (f) => ({ name: f.elements.name.value, email: f.elements.email.value }),
+      commandForm('customer', id, 'create', (f) => ({ name: trimName(f.elements.name.value), email: trimEmail(f.elements.email.value) }),
         field('Name', h('input', { name: 'name', 'data-path': 'name', 'data-testid': 'input-name', autocomplete: 'off' })),
         field('Email', h('input', { name: 'email', type: 'email', 'data-path': 'email', 'data-testid': 'input-email', autocomplete: 'off' })),
         h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit' }, 'Create customer'))),
@@ -1108,10 +1195,10 @@ function customerScreen(id, agg) {
   return [
     screenHeader(s.name, `${id} · version ${agg.seq}`),
     staleNotice(),
-    editing({ name: s.name }, commandForm('customer', id, 'rename', (f) => ({ name: f.elements.name.value }),
+    editing({ name: s.name }, commandForm('customer', id, 'rename', (f) => ({ name: trimName(f.elements.name.value) }),
       field('Name', h('input', { name: 'name', value: s.name, 'data-path': 'name', 'data-testid': 'input-name', autocomplete: 'off' })),
       h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'submit-rename' }, 'Rename')))),
-    editing({ email: s.email }, commandForm('customer', id, 'changeEmail', (f) => ({ email: f.elements.email.value }),
+    editing({ email: s.email }, commandForm('customer', id, 'changeEmail', (f) => ({ email: trimEmail(f.elements.email.value) }),
       field('Email', h('input', { name: 'email', type: 'email', value: s.email, 'data-path': 'email', 'data-testid': 'input-email', autocomplete: 'off' })),
       h('div', { class: 'actions' }, h('button', { type: 'submit', 'data-testid': 'submit-changeEmail' }, 'Change email')))),
     h('section', { class: 'panel' },
@@ -1259,10 +1346,21 @@ function addLine(form, line = { sku: '', qty: 1 }) {
   updateTotal(form);
 }
 
-/** Gives each line's inputs the paths the server's annotations use. */
+/** What each input of an order line is, for people. */
+const LINE_LABELS = { sku: 'Article', qty: 'Quantity', price: 'Price' };
+
+/**
+ * Gives each line's inputs the paths the server's annotations use, and
+ * names with the line's number ("Article, line 2", "Remove line 2"), so
+ * that the lines' controls can be told apart without seeing them.
+ */
 function numberLines(form) {
   form.querySelectorAll('[data-testid=lines] tr').forEach((tr, i) => {
-    for (const input of tr.querySelectorAll('input')) input.dataset.path = `lines[${i}].${input.name}`;
+    for (const input of tr.querySelectorAll('input')) {
+      input.dataset.path = `lines[${i}].${input.name}`;
+      input.setAttribute('aria-label', `${LINE_LABELS[input.name]}, line ${i + 1}`);
+    }
+    tr.querySelector('[data-testid=remove-line]')?.setAttribute('aria-label', `Remove line ${i + 1}`);
   });
 }
 
@@ -1360,7 +1458,7 @@ function showStale(s, ev) {
   const notice = $('[data-testid=stale-notice]', screenEl());
   if (!notice) return; // still loading: told once drawn, if still so
   notice.hidden = false;
-  notice.replaceChildren(`This ${ev.type} was changed meanwhile (${ev.name}, now version ${ev.seq}). `,
+  notice.replaceChildren(`This ${ev.type} was changed meanwhile (${ev.name ? `${ev.name}, ` : ''}now version ${ev.seq}). `,
     h('button', { type: 'button', class: 'link', 'data-testid': 'reload-screen', onclick: () => redraw(s) }, 'Show the current version'));
 }
 
@@ -1470,8 +1568,10 @@ function onStatus(status, info) {
   const labels = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', closed: 'Offline' };
   el.querySelector('.connection-label').textContent = labels[status] ?? status;
   // A stream started afresh says nothing of what happened before it: the
-  // list is read again once, rather than trusted.
-  if (status === 'live' && info && !info.resumed && ui.pages[ui.tab].loaded) loadList(ui.tab);
+  // list is read again once, rather than trusted. A list that could not
+  // be loaded while the server was out of reach is read again too.
+  const p = ui.pages[ui.tab];
+  if (status === 'live' && info && p.loaded && (!info.resumed || p.error)) loadList(ui.tab);
 }
 
 // --------------------------------------------------------------------- start
@@ -1512,7 +1612,7 @@ function start() {
       p.search = value;
       p.after = null;
       p.cursors = [];
-      loadList(ui.tab);
+      loadList(ui.tab, { busy: true });
     }, 250);
   });
   $('[data-testid=next-page]').addEventListener('click', () => {
@@ -1524,13 +1624,13 @@ function start() {
     // further page to go to, and a second click goes nowhere. (The button
     // stays enabled, so that it keeps the keyboard's focus.)
     p.next = null;
-    loadList(ui.tab);
+    loadList(ui.tab, { busy: true });
   });
   $('[data-testid=prev-page]').addEventListener('click', () => {
     const p = ui.pages[ui.tab];
     if (p.cursors.length === 0) return;
     p.after = p.cursors.pop();
-    loadList(ui.tab);
+    loadList(ui.tab, { busy: true });
   });
   $('[data-testid=error-badge]').addEventListener('click', () => toggleRejections());
   // A click anywhere else closes the error list, as Escape does.
@@ -1548,6 +1648,15 @@ function start() {
   }
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape') return;
+    // In a search box with text, Escape clears that search, and only that:
+    // the screen stays. In an empty one, it closes the screen as elsewhere.
+    const box = e.target.closest?.('input[type=search]');
+    if (box && box.value !== '') {
+      e.preventDefault(); // cleared here, where what it filters hears of it
+      box.value = '';
+      box.dispatchEvent(new Event('input', { bubbles: true }));
+      return;
+    }
     if (!$('[data-testid=error-list]').hidden) toggleRejections(false);
     else if (ui.screen) askToClose();
   });
