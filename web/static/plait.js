@@ -198,6 +198,24 @@ const MAX_COOKIE_TOKEN = 3500;
  * server does not know it: it may still be on its way into the store.
  */
 const UNCERTAIN_MS = 60000;
+/**
+ * Whether the page is going away (reloaded, closed, navigated from): a
+ * request it cuts off may have reached the server, and the next page asks
+ * for it as for one a server failed on. Set at beforeunload, whose leaving
+ * the user may still refuse: then it clears a few seconds later.
+ */
+let leaving = false;
+if (typeof window !== 'undefined' && window.addEventListener) {
+  let stay;
+  window.addEventListener('beforeunload', () => {
+    leaving = true;
+    clearTimeout(stay);
+    stay = setTimeout(() => { leaving = false; }, 3000);
+  });
+  window.addEventListener('pagehide', () => { leaving = true; clearTimeout(stay); });
+  window.addEventListener('pageshow', () => { leaving = false; });
+}
+
 /** How long a query may take before it fails, rather than hang. */
 const QUERY_TIMEOUT_MS = 30000;
 /** The longest pause between two attempts to reopen the stream. */
@@ -340,11 +358,12 @@ export class Client {
     this.#inflight.delete(sent.id);
     if (!early) {
       // A server that failed after it took the command (a 5xx), or that
-      // took longer than SUBMIT_TIMEOUT_MS to answer, may yet store it,
+      // took longer than SUBMIT_TIMEOUT_MS to answer, or whose request the
+      // page cut off as it went away, may yet store it,
       // later than the first asking: unknown to it for a while is no proof
       // that it never will be (UNCERTAIN_MS). A request that failed on the
       // way has almost always never arrived: unknown, it is dropped.
-      const uncertain = err instanceof ProblemError || err?.name === 'TimeoutError';
+      const uncertain = err instanceof ProblemError || err?.name === 'TimeoutError' || err?.name === 'AbortError' || leaving;
       this.#remember(sent.id, { command: sent, delivered: false, ...(uncertain ? { uncertain } : { lost: true }), at: Date.now() });
       throw err;
     }
