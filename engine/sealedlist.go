@@ -64,12 +64,7 @@ func (e *Engine) listSealed(ctx context.Context, typ string, q ListQuery, sealed
 		if err != nil {
 			return ListPage{}, err
 		}
-		var matched []int
-		for i, it := range page.Items {
-			if passes(it, sealed) {
-				matched = append(matched, i)
-			}
-		}
+		matched := matches(page, sealed)
 		if need := q.Limit - len(out); len(matched) > need {
 			page, err := e.readSealedUpTo(ctx, typ, sq, from, matched[need-1]+1, need, sealed)
 			if err != nil {
@@ -110,12 +105,7 @@ func (e *Engine) readSealedUpTo(ctx context.Context, typ string, q ListQuery, fr
 		if err != nil {
 			return ListPage{}, err
 		}
-		var matched []int
-		for i, it := range page.Items {
-			if passes(it, sealed) {
-				matched = append(matched, i)
-			}
-		}
+		matched := matches(page, sealed)
 		if len(matched) <= need || try == 3 {
 			return page, nil
 		}
@@ -130,6 +120,17 @@ func (e *Engine) readSealedPage(ctx context.Context, typ string, q ListQuery) (L
 		return ListPage{}, err
 	}
 	return page, e.openPage(ctx, &page)
+}
+
+// matches returns the indexes of the page's items that pass the filters.
+func matches(page ListPage, filters []Filter) []int {
+	var matched []int
+	for i, it := range page.Items {
+		if passes(it, filters) {
+			matched = append(matched, i)
+		}
+	}
+	return matched
 }
 
 // passes reports whether the item's opened fields pass every filter, as
