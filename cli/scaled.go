@@ -153,7 +153,10 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 		case <-pubCtx.Done():
 			return
 		}
-		p := &kafka.Publisher{Log: klog, Feed: st, Changed: e.FeedChanged, Checkpoints: st, Leaser: pgLeaser{st}, Spans: e.CommandSpan, Takeover: sc.takeover}
+		// Once the instance is stopping, it takes the lease no more: it
+		// would hand it on in a moment.
+		p := &kafka.Publisher{Log: klog, Feed: st, Changed: e.FeedChanged, Checkpoints: st, Leaser: pgLeaser{st}, Spans: e.CommandSpan,
+			Takeover: sc.takeover, Retiring: ctx.Done()}
 		p.Run(pubCtx)
 	})
 	defer pubDone.Wait()

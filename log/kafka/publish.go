@@ -84,6 +84,11 @@ type Publisher struct {
 	// database session lives. Taken from a holder that was only slow, a
 	// page may be published twice, which consumers recognise.
 	Takeover time.Duration
+	// Retiring, when closed, tells a publisher that holds no lease to take
+	// none and return: its instance is stopping (it drains its requests
+	// while ctx lives on). One that holds the lease publishes on until ctx
+	// ends, what the draining instance commits included.
+	Retiring <-chan struct{}
 	// Page caps the items published between checkpoints (default 512).
 	Page int
 	// Spans, when set, gives the span of a command by id
@@ -111,6 +116,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 	leasing := outage.Outage{Min: standby, Max: standby}
 	watching := outage.Outage{Min: standby, Max: standby}
 	for ctx.Err() == nil {
+		select {
+		case <-p.Retiring:
+			return nil
+		default:
+		}
 		lease, ok, err := p.Leaser.TryLease(ctx, PublisherCheckpoint)
 		if err == nil {
 			leasing.Recovered(log, "kafka publisher: the lease can be asked for again")
@@ -141,6 +151,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		select {
 		case <-time.After(standby):
 		case <-ctx.Done():
+		case <-p.Retiring:
 		}
 	}
 	return nil
