@@ -126,12 +126,15 @@ type Engine struct {
 	// commitOutage paces the logs of a run of failed commits; the commit
 	// goroutine alone uses it.
 	commitOutage outage.Outage
-	tail         *tail
-	reactors     []*reactorRun
-	reacting     ReactingLog     // scaled out: the log the reactors consume, when it offers events
-	undecided    UndecidedFinder // scaled out: the command log, when it can find a command not decided yet
-	lagging      LagReporter     // scaled out: the command log, when it can tell its partitions' lag
-	up           *upcasters
+	// dedupFailures paces the logs of failed batched dedup lookups, of
+	// every partition.
+	dedupFailures outage.Pace
+	tail          *tail
+	reactors      []*reactorRun
+	reacting      ReactingLog     // scaled out: the log the reactors consume, when it offers events
+	undecided     UndecidedFinder // scaled out: the command log, when it can find a command not decided yet
+	lagging       LagReporter     // scaled out: the command log, when it can tell its partitions' lag
+	up            *upcasters
 
 	// The gates let a view rebuild stop the world briefly: reactors hold
 	// reactorGate for a page, partitions hold partitionGate for a batch.

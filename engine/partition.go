@@ -208,7 +208,9 @@ func (p *partition) known(ctx context.Context, batch []*future) map[string]bool 
 	}
 	known, err := k.KnownCommands(ctx, ids)
 	if err != nil {
-		p.e.log.Warn("batched dedup lookup failed; looking up one by one", "commands", len(ids), "error", err)
+		p.e.dedupFailures.Do(func(unlogged int64) {
+			p.e.log.Warn("batched dedup lookup failed; looking up one by one", "commands", len(ids), "error", err, "failures_not_logged", unlogged)
+		})
 		return nil
 	}
 	if known == nil {

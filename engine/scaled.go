@@ -379,7 +379,9 @@ func (e *Engine) knownInLog(ctx context.Context, cmds []plait.Command) map[strin
 	}
 	known, err := k.KnownCommands(ctx, ids)
 	if err != nil {
-		e.log.Warn("batched dedup lookup failed; looking up one by one", "commands", len(ids), "error", err)
+		e.dedupFailures.Do(func(unlogged int64) {
+			e.log.Warn("batched dedup lookup failed; looking up one by one", "commands", len(ids), "error", err, "failures_not_logged", unlogged)
+		})
 		return nil
 	}
 	if known == nil {

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/plaithq/plait"
 )
@@ -72,11 +70,11 @@ const (
 // returns a problem of status whose detail is detail, a plain sentence in
 // the client's terms, never err.
 //
-// The lines are paced (failureLog): during an outage every request fails
+// The lines are paced (outage.Pace): during an outage every request fails
 // alike, and a line each would flood the log, and the disk it may be
 // filling.
 func (s *Server) failure(r *http.Request, status int, detail, doing string, err error, attrs ...any) *Problem {
-	s.failures.log(func(notLogged int64) {
+	s.failures.Do(func(notLogged int64) {
 		attrs = append(attrs, "route", r.Pattern, "error", err)
 		if notLogged > 0 {
 			attrs = append(attrs, "failures_not_logged", notLogged)
@@ -135,33 +133,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
-}
-
-// failureLog paces the log lines of failed requests: the first few, then
-// one a second at most, each saying how many failures went unlogged since
-// the last. The zero value is ready; it is safe for concurrent use.
-type failureLog struct {
-	mu        sync.Mutex
-	logged    int       // lines written
-	last      time.Time // when the last was
-	notLogged int64     // failures since the last line
-}
-
-// failuresFirst is how many failures are logged before the pacing starts.
-const failuresFirst = 10
-
-// log calls write, with how many failures went unlogged before it, if the
-// pace allows a line now; else it counts one more unlogged.
-func (f *failureLog) log(write func(notLogged int64)) {
-	f.mu.Lock()
-	now := time.Now()
-	if f.logged >= failuresFirst && now.Sub(f.last) < time.Second {
-		f.notLogged++
-		f.mu.Unlock()
-		return
-	}
-	n := f.notLogged
-	f.logged, f.last, f.notLogged = f.logged+1, now, 0
-	f.mu.Unlock()
-	write(n)
 }

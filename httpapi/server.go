@@ -16,6 +16,7 @@ import (
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/internal/outage"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -100,7 +101,7 @@ type Server struct {
 	metrics *metrics
 	// failures paces the log lines of requests that failed on the
 	// server's side.
-	failures failureLog
+	failures outage.Pace
 	tracer   trace.Tracer // nil when tracing is off
 	// origins refuses state-changing requests from pages of other origins;
 	// see checkOrigin.
