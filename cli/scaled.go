@@ -19,6 +19,7 @@ import (
 	"github.com/plaithq/plait/httpapi"
 	"github.com/plaithq/plait/log/kafka"
 	"github.com/plaithq/plait/store/postgres"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // scaledFlags choose the scaled-out deployment: Kafka and PostgreSQL.
@@ -145,6 +146,10 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 		return err
 	}
 
+	// Once the instance is stopping, its publisher takes the lease no
+	// more: it would hand it on in a moment.
+	pub := &kafka.Publisher{Log: klog, Feed: st, Changed: e.FeedChanged, Checkpoints: st, Leaser: pgLeaser{st}, Spans: e.CommandSpan,
+		Takeover: sc.takeover, Retiring: ctx.Done()}
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	var pubDone sync.WaitGroup
 	pubDone.Go(func() {
@@ -153,11 +158,7 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 		case <-pubCtx.Done():
 			return
 		}
-		// Once the instance is stopping, it takes the lease no more: it
-		// would hand it on in a moment.
-		p := &kafka.Publisher{Log: klog, Feed: st, Changed: e.FeedChanged, Checkpoints: st, Leaser: pgLeaser{st}, Spans: e.CommandSpan,
-			Takeover: sc.takeover, Retiring: ctx.Done()}
-		p.Run(pubCtx)
+		pub.Run(pubCtx)
 	})
 	defer pubDone.Wait()
 	defer stopPub()
@@ -165,7 +166,8 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 	// Ready only while Kafka answers: an instance that cannot append a
 	// command takes none.
 	ready := func(ctx context.Context) error { return klog.Ping(ctx) }
-	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: prog.web, Logger: log, Ready: ready}, f, ln, nil, log, stdout,
+	return serve(ctx, e, httpapi.Options{Auth: auth, MaxBody: f.maxBody, Web: prog.web, Logger: log, Ready: ready,
+		Collectors: []prometheus.Collector{publisherCollector{pub}}}, f, ln, nil, log, stdout,
 		fmt.Sprintf("scaled out on Kafka %s (group %s) and PostgreSQL schema %s", strings.Join(brokers, ","), groupName(sc, app), st.Schema()))
 }
 
@@ -243,4 +245,40 @@ func splitBrokers(list string) []string {
 		}
 	}
 	return brokers
+}
+
+// publisherCollector gives GET /metrics the series of the instance's
+// publisher of events and outcomes to Kafka.
+type publisherCollector struct{ p *kafka.Publisher }
+
+var (
+	publisherHolding = prometheus.NewDesc("plait_publisher_holding",
+		"1 while this instance holds the publisher's lease and publishes the feed to Kafka, else 0.", nil, nil)
+	publisherCheckpoint = prometheus.NewDesc("plait_publisher_checkpoint",
+		"The feed position this instance's publisher last checkpointed while it held the lease; plait_feed_head minus it is what waits to be published.", nil, nil)
+	publisherPublished = prometheus.NewDesc("plait_publisher_published_total",
+		"Feed items this instance's publisher published to Kafka.", nil, nil)
+	publisherStopped = prometheus.NewDesc("plait_publisher_stopped_total",
+		"Times this instance's publisher stopped on an error and let the lease go.", nil, nil)
+)
+
+// Describe sends the descriptions of the series.
+func (c publisherCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- publisherHolding
+	ch <- publisherCheckpoint
+	ch <- publisherPublished
+	ch <- publisherStopped
+}
+
+// Collect sends the series.
+func (c publisherCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.Stats()
+	holding := 0.0
+	if st.Holding {
+		holding = 1
+	}
+	ch <- prometheus.MustNewConstMetric(publisherHolding, prometheus.GaugeValue, holding)
+	ch <- prometheus.MustNewConstMetric(publisherCheckpoint, prometheus.GaugeValue, float64(st.Checkpoint))
+	ch <- prometheus.MustNewConstMetric(publisherPublished, prometheus.CounterValue, float64(st.Published))
+	ch <- prometheus.MustNewConstMetric(publisherStopped, prometheus.CounterValue, float64(st.Stopped))
 }

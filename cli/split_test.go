@@ -43,6 +43,12 @@ func buildBinaries(t *testing.T, pkgs ...string) map[string]string {
 // reactions reads plait_reactions_total from an instance's /metrics.
 func reactions(t *testing.T, in *instance) int {
 	t.Helper()
+	return metric(t, in, "plait_reactions_total")
+}
+
+// metric reads a series without labels from an instance's /metrics.
+func metric(t *testing.T, in *instance, name string) int {
+	t.Helper()
 	resp, err := client.Get(in.base + "/metrics")
 	if err != nil {
 		t.Fatalf("GET %s/metrics: %v", in.name, err)
@@ -51,15 +57,15 @@ func reactions(t *testing.T, in *instance) int {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "plait_reactions_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				t.Fatalf("%s: plait_reactions_total %q: %v", in.name, v, err)
+				t.Fatalf("%s: %s %q: %v", in.name, name, v, err)
 			}
 			return int(f)
 		}
 	}
-	t.Fatalf("%s/metrics has no plait_reactions_total", in.name)
+	t.Fatalf("%s/metrics has no %s", in.name, name)
 	return 0
 }
 
@@ -296,6 +302,17 @@ func TestScaledOutSplitApplications(t *testing.T) {
 	}
 	if rc := reactions(t, core); rc != 0 {
 		t.Fatalf("the core sent %d reactions; it has no reactor", rc)
+	}
+	// The core's one instance publishes its events, which the lists read:
+	// its publisher holds the lease, and has published them.
+	if h, p := metric(t, core, "plait_publisher_holding"), metric(t, core, "plait_publisher_published_total"); h != 1 || p < 60 {
+		t.Fatalf("the core's publisher: holding %d, published %d; want 1 and the events of 60 orders at least", h, p)
+	}
+	if cp := metric(t, core, "plait_publisher_checkpoint"); cp <= 0 {
+		t.Fatalf("the core's publisher checkpoint: %d", cp)
+	}
+	if h1, h2 := metric(t, l1, "plait_publisher_holding"), metric(t, l2, "plait_publisher_holding"); h1+h2 != 1 {
+		t.Fatalf("of the lists' two instances, %d hold their publisher's lease, want 1", h1+h2)
 	}
 	// The core application's schema holds no view, the lists' no order.
 	var n int

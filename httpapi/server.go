@@ -17,6 +17,7 @@ import (
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/internal/outage"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	// Logger receives the server's logs (default slog.Default()); the
 	// access log is at debug level.
 	Logger *slog.Logger
+	// Collectors are more series for GET /metrics, such as those of a
+	// scaled-out deployment's publisher.
+	Collectors []prometheus.Collector
 	// MetricsToken, when set, is the bearer token GET /metrics asks for
 	// (the credentials of a Prometheus scrape's authorization); a request
 	// without it is answered 401. Unset, the metrics are anyone's who
@@ -178,6 +182,7 @@ func New(e *engine.Engine, opts Options) *Server {
 	}
 	s.streamsCtx, s.closeStreams = context.WithCancel(context.Background())
 	s.metrics = newMetrics(e, s.running)
+	s.metrics.reg.MustRegister(opts.Collectors...)
 	if opts.TracerProvider != nil {
 		s.tracer = opts.TracerProvider.Tracer(TracerName)
 	}

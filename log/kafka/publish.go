@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -97,6 +98,30 @@ type Publisher struct {
 	// traceparent and tracestate headers, and the reactors' hops continue
 	// that trace.
 	Spans func(commandID string) trace.SpanContext
+
+	// What Stats reports.
+	holding            atomic.Bool
+	checkpoint         atomic.Int64
+	published, stopped atomic.Int64
+}
+
+// PublisherStats is what a Publisher did, for metrics.
+type PublisherStats struct {
+	// Holding reports whether this instance holds the lease: it publishes.
+	Holding bool
+	// Checkpoint is the last checkpoint it saved while it held the lease.
+	Checkpoint int64
+	// Published counts the feed items it published.
+	Published int64
+	// Stopped counts the times it stopped publishing on an error (the
+	// broker, the store, the lease lost) and let the lease go.
+	Stopped int64
+}
+
+// Stats returns what the publisher did; it is safe to call while Run runs.
+func (p *Publisher) Stats() PublisherStats {
+	return PublisherStats{Holding: p.holding.Load(), Checkpoint: p.checkpoint.Load(),
+		Published: p.published.Load(), Stopped: p.stopped.Load()}
 }
 
 // pollInterval is how often the feed is read when nothing signals it grew.
@@ -133,11 +158,14 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case ok:
 			w = stuckWatch{}
 			log.Info("kafka publisher: lease taken; publishing")
+			p.holding.Store(true)
 			err := p.publish(ctx, lease)
+			p.holding.Store(false)
 			lease.Release()
 			if ctx.Err() != nil {
 				return nil
 			}
+			p.stopped.Add(1)
 			log.Error("kafka publisher: stopped publishing; lease released", "error", err)
 		default:
 			if err := p.watchHolder(ctx, &w); err != nil {
@@ -226,6 +254,7 @@ func (p *Publisher) publish(ctx context.Context, lease Lease) error {
 	if err != nil {
 		return fmt.Errorf("read the checkpoint: %w", err)
 	}
+	p.checkpoint.Store(pos)
 	for ctx.Err() == nil {
 		var changed <-chan struct{}
 		if p.Changed != nil {
@@ -282,6 +311,8 @@ func (p *Publisher) publish(ctx context.Context, lease Lease) error {
 		if err := p.Checkpoints.SaveCheckpoint(ctx, PublisherCheckpoint, last); err != nil {
 			return fmt.Errorf("save the checkpoint at %d: %w", last, err)
 		}
+		p.checkpoint.Store(last)
+		p.published.Add(int64(len(items)))
 		pos = last
 	}
 	return nil
