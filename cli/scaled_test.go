@@ -513,18 +513,25 @@ func TestScaledOutInstances(t *testing.T) {
 	<-sseDone
 }
 
-// assigned lists the partitions an instance's JSON logs say it was
-// assigned.
+// assigned lists the partitions ("topic/N") an instance's JSON logs say it
+// was assigned, from their lines "kafka: partitions assigned", which list
+// them as "topic/0,1 other/2".
 func assigned(logs string) []string {
 	var ps []string
 	for line := range strings.SplitSeq(logs, "\n") {
 		var l struct {
-			Msg       string `json:"msg"`
-			Topic     string `json:"topic"`
-			Partition int    `json:"partition"`
+			Msg        string `json:"msg"`
+			Member     string `json:"member"`
+			Partitions string `json:"partitions"`
 		}
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "kafka: partition assigned" {
-			ps = append(ps, fmt.Sprintf("%s/%d", l.Topic, l.Partition))
+		if json.Unmarshal([]byte(line), &l) != nil || l.Msg != "kafka: partitions assigned" || l.Member == "" {
+			continue
+		}
+		for tp := range strings.FieldsSeq(l.Partitions) {
+			topic, parts, _ := strings.Cut(tp, "/")
+			for p := range strings.SplitSeq(parts, ",") {
+				ps = append(ps, topic+"/"+p)
+			}
 		}
 	}
 	return ps

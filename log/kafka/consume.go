@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,6 +81,7 @@ func (l *Log) consume(ctx context.Context, handle func(ctx context.Context, b en
 		// the brokers lost records) is an error, not a silent rewind that
 		// would skip every record up to the stored offset.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.OnPartitionsAssigned(c.logAssigned),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.revoked),
 	}
@@ -178,7 +181,7 @@ func (c *consumer) assigned(ctx context.Context, offsets map[string]map[int32]kg
 			c.parts[tp] = w
 			c.mu.Unlock()
 			go w.run()
-			c.l.log.Info("kafka: partition assigned", "topic", topic, "partition", p, "offset", next)
+			c.l.log.Debug("kafka: partition assigned", "topic", topic, "partition", p, "offset", next)
 		}
 	}
 	return offsets, nil
@@ -187,7 +190,11 @@ func (c *consumer) assigned(ctx context.Context, offsets map[string]map[int32]kg
 // revoked stops handing the records of the partitions revoked or lost and
 // returns once their batches in flight are done, so the next owner starts
 // from what the store has.
-func (c *consumer) revoked(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (c *consumer) revoked(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	if len(lost) > 0 {
+		member, _ := cl.GroupMetadata()
+		c.l.log.Info("kafka: partitions revoked", "member", member, "partitions", partitionList(lost))
+	}
 	var ws []*worker
 	c.mu.Lock()
 	for topic, parts := range lost {
@@ -205,8 +212,40 @@ func (c *consumer) revoked(_ context.Context, _ *kgo.Client, lost map[string][]i
 	}
 	for _, w := range ws {
 		w.stop()
-		c.l.log.Info("kafka: partition revoked", "topic", w.tp.topic, "partition", w.tp.partition)
+		c.l.log.Debug("kafka: partition revoked", "topic", w.tp.topic, "partition", w.tp.partition)
 	}
+}
+
+// logAssigned logs, once a rebalance, the partitions the group gave this
+// instance and its member id, which plait inspect shows beside each
+// partition.
+func (c *consumer) logAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	if len(assigned) == 0 {
+		return
+	}
+	member, _ := cl.GroupMetadata()
+	c.l.log.Info("kafka: partitions assigned", "member", member, "partitions", partitionList(assigned))
+}
+
+// partitionList writes partitions as "topic/0,1 other/2", topics and
+// partitions in order.
+func partitionList(parts map[string][]int32) string {
+	var b strings.Builder
+	for _, topic := range slices.Sorted(maps.Keys(parts)) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(topic)
+		for i, p := range slices.Sorted(slices.Values(parts[topic])) {
+			if i == 0 {
+				b.WriteByte('/')
+			} else {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(int(p)))
+		}
+	}
+	return b.String()
 }
 
 // stopAll stops every worker left.
