@@ -79,15 +79,18 @@ func (s *Server) rebuildView(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, newProblem(http.StatusConflict, slugRebuilding, "view "+name+" is being rebuilt already; wait for that rebuild to end"))
 		case errors.Is(err, plait.ErrStopped):
 			writeProblem(w, newProblem(http.StatusServiceUnavailable, slugUnavailable, "the engine is not running"))
-		default: // the deployment cannot rebuild this view; the log says why
-			writeProblem(w, s.failure(r, http.StatusInternalServerError, "the view "+name+" cannot be rebuilt; the server's log says why",
+		default: // the deployment cannot rebuild this view
+			// The asker is an administrator, who runs the deployment: the
+			// answer says why, as the log does.
+			writeProblem(w, s.failure(r, http.StatusInternalServerError, "the view "+name+" cannot be rebuilt: "+err.Error(),
 				"rebuild refused", err, "view", name))
 		}
 		return
 	}
 	line := progressLine(final)
 	if err != nil {
-		line.Phase, line.Error = "failed", "the rebuild failed; the server's log says why"
+		// Told to an administrator, as refusals are.
+		line.Phase, line.Error = "failed", "the rebuild failed: "+err.Error()
 		if errors.Is(err, plait.ErrStopped) {
 			line.Error = "the engine is not running"
 		} else {

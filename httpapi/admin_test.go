@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -59,5 +60,25 @@ func TestRebuildStreamsItsProgressAndRefusesASecondAtOnce(t *testing.T) {
 	}
 	if last["phase"] != "done" {
 		t.Fatalf("last progress line %v, want phase done", last)
+	}
+}
+
+// unstageable is a store whose view copies cannot be made.
+type unstageable struct{ engine.Store }
+
+func (unstageable) StageView(context.Context, string, []string) (engine.ViewCopy, error) {
+	return nil, errors.New("disk quota exceeded")
+}
+
+// TestAFailedRebuildTellsTheAdministratorWhy: the one who asked for a
+// rebuild runs the deployment; a rebuild that fails says why, as the
+// server's log does.
+func TestAFailedRebuildTellsTheAdministratorWhy(t *testing.T) {
+	h := startOn(t, testApp(), httpapi.Options{}, false, func(s engine.Store) engine.Store { return unstageable{s} })
+	admin := token(t, "root", httpapi.AdminRole)
+	h.post(admin, "?wait=settled", add("", "c1", 1), http.StatusOK)
+	r := h.do("POST", "/views/tally/rebuild", admin, nil)
+	if !strings.Contains(string(r.body), "disk quota exceeded") {
+		t.Fatalf("a failed rebuild: %s, want the cause", r)
 	}
 }
