@@ -22,9 +22,11 @@ import (
 // destroyed and every copy reads as erased: "[erased]" for a string, null
 // for any other value.
 //
-// A sealed value cannot be sorted or filtered on by a list query, and a
-// reactor can copy it but not read it. A view that copies one declares
-// the field with [PersonalCopies], so that its lists refuse it too.
+// A sealed value cannot be sorted on by a list query (eq and prefix
+// filters compare its opened values, reading the list without an index),
+// and a reactor can copy it but not read it. A view that copies one
+// declares the field with [PersonalCopies], so that its lists treat it so
+// too.
 func Personal[S any](subject func(aggregateID string) string, fields ...string) Option[S] {
 	return func(a *Aggregate[S]) {
 		if subject == nil {
@@ -43,9 +45,9 @@ func Personal[S any](subject func(aggregateID string) string, fields ...string) 
 // personal values of another type, copied by a reactor: a customer's name
 // in an order list, say. Such a copy is sealed under its subject's key and
 // erased with it without this declaration; what the declaration adds is
-// that list queries refuse to sort on these fields and filter on their
-// opened values, as they do on the type's own personal fields, instead of
-// comparing ciphertexts. The
+// that list queries refuse to sort on these fields, and filter on their
+// opened values, as they do for the type's own personal fields, instead
+// of comparing ciphertexts. The
 // engine logs a warning for a view field found holding a sealed copy
 // without it.
 func PersonalCopies[S any](fields ...string) Option[S] {

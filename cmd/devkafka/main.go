@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -25,7 +26,10 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "devkafka:", err)
 		os.Exit(1)
 	}
@@ -34,8 +38,14 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("devkafka", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: devkafka [--port 9092] [--data DIR]\n\nRuns a one-node Kafka broker in this process, for trying plait serve --kafka on one machine; not for production.")
+		out := fs.Output()
+		fmt.Fprintln(out, "Usage: devkafka [--port 9092] [--data DIR]\n\nRuns a one-node Kafka broker in this process, for trying plait serve --kafka on one machine; not for production.\n\nFlags:")
+		// Named with two dashes, as plait's are (either is taken).
+		var b strings.Builder
+		fs.SetOutput(&b)
 		fs.PrintDefaults()
+		fs.SetOutput(out)
+		fmt.Fprint(out, strings.ReplaceAll("\n"+b.String(), "\n  -", "\n  --")[1:])
 	}
 	port := fs.Int("port", 9092, "the `port` to listen on, on 127.0.0.1 (0: any free one)")
 	data := fs.String("data", "", "keep the log in this `directory` across restarts (default: in memory)")

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -51,6 +52,10 @@ func TestTheBrokerKeepsItsLogAcrossARestart(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "devkafka")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// --help names the flags as the README does, and is no error.
+	if out, err := exec.Command(bin, "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "\n  --data directory\n") {
+		t.Fatalf("devkafka --help: %v\n%s", err, out)
 	}
 	data := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

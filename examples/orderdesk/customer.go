@@ -49,8 +49,8 @@ func Customer() *plait.Aggregate[CustomerState] { return CustomerWith("email") }
 // CustomerWith is the customer aggregate type with the given fields
 // personal data: sealed under the customer's key (its id), and erased
 // everywhere once the customer is forgotten. A sealed field's list index
-// holds sealed values, so lists cannot sort by it, and filter by it
-// reading the list without an index.
+// holds sealed values, so lists cannot sort by it, and filter on it only
+// by reading the list, without an index.
 func CustomerWith(personal ...string) *plait.Aggregate[CustomerState] {
 	return plait.NewAggregate(CustomerType,
 		plait.WithAccess[CustomerState](CustomerAccess),

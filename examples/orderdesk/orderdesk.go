@@ -39,7 +39,8 @@ func App() plait.App { return app(Customer(), OrderList(), CustomerOrders()) }
 // customer entirely: the name is personal data too, sealed in the log, the
 // state and the list items that copy it, and erased everywhere on forget.
 // Lists, the customer list and the order list, can then not sort by
-// customer name, and search by it reading the list without an index.
+// customer name, and filter on it only by reading the list, without an
+// index.
 func PrivateApp() plait.App {
 	return app(CustomerWith("name", "email"),
 		OrderList(plait.PersonalCopies[OrderItem]("customerName")),
