@@ -108,11 +108,13 @@ func (o *Options) defaults() {
 // outcomes through the store with group commit, runs reactors and publishes
 // everything committed to subscribers. It knows nothing of HTTP.
 type Engine struct {
-	app   plait.App
-	defs  map[string]plait.Definition
-	store Store     // the store as the engine reads it: see readPath
-	raw   Store     // the store as given
-	shred *shredder // nil without personal fields
+	app  plait.App
+	defs map[string]plait.Definition
+	// sealed holds each type's sealed fields: see SealedFields.
+	sealed map[string][]string
+	store  Store     // the store as the engine reads it: see readPath
+	raw    Store     // the store as given
+	shred  *shredder // nil without personal fields
 	// copiesWarned holds "type.field" of the view fields found holding
 	// sealed values they do not declare, each warned about once.
 	copiesWarned sync.Map
@@ -193,6 +195,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 	e := &Engine{
 		app:          app,
 		defs:         map[string]plait.Definition{},
+		sealed:       map[string][]string{},
 		raw:          store,
 		opts:         opts,
 		log:          opts.Logger,
@@ -216,6 +219,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 	e.metrics.byType = map[string]*typeCounts{}
 	for _, d := range app.Aggregates {
 		e.defs[d.Type()] = d
+		e.sealed[d.Type()] = sealedFields(d)
 		e.metrics.byType[d.Type()] = &typeCounts{}
 	}
 	keys := opts.Keys

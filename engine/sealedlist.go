@@ -13,12 +13,12 @@ import (
 // SealedFields returns the fields of type typ whose values are stored
 // sealed: its own personal fields and the personal values of other types
 // it copies. The store holds their ciphertexts, so lists cannot sort on
-// them; List compares their opened values for eq and prefix filters.
-func (e *Engine) SealedFields(typ string) []string {
-	def, ok := e.defs[typ]
-	if !ok {
-		return nil
-	}
+// them; List compares their opened values for eq and prefix filters. The
+// slice is the engine's: the caller reads it only.
+func (e *Engine) SealedFields(typ string) []string { return e.sealed[typ] }
+
+// sealedFields lists the sealed fields of def, for SealedFields.
+func sealedFields(def plait.Definition) []string {
 	sealed := slices.Clip(def.Settings().PersonalCopies)
 	if pd, ok := def.(plait.PersonalData); ok {
 		own, _ := pd.PersonalFields()

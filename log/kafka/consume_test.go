@@ -276,6 +276,19 @@ func (l *levels) Handle(_ context.Context, r slog.Record) error {
 func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *levels) WithGroup(string) slog.Handler      { return l }
 
+// onePartitionLog is a log of one partition on a cluster of its own, its
+// offsets in st, closed at the test's end.
+func onePartitionLog(t *testing.T, st kafka.OffsetSource, logger *slog.Logger) *kafka.Log {
+	t.Helper()
+	l, err := kafka.New(context.Background(), enginetest.App(), kafka.Options{Brokers: cluster(t).ListenAddrs(), Prefix: randomName(),
+		Partitions: 1, Offsets: st, SessionTimeout: time.Second, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
 // TestALostRaceIsRetriedWithoutAnError: a commit that lost a race with
 // another writer (any client can cause one, sending one command id to two
 // partitions at once) is decided again, logged as a warning, not an
@@ -283,12 +296,7 @@ func (l *levels) WithGroup(string) slog.Handler      { return l }
 func TestALostRaceIsRetriedWithoutAnError(t *testing.T) {
 	st := newMemStore()
 	log := &levels{n: map[slog.Level]int{}}
-	l, err := kafka.New(context.Background(), enginetest.App(), kafka.Options{Brokers: cluster(t).ListenAddrs(), Prefix: randomName(),
-		Partitions: 1, Offsets: st, SessionTimeout: time.Second, Logger: slog.New(log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := onePartitionLog(t, st, slog.New(log))
 	const races = 4
 	var mu sync.Mutex
 	var calls []time.Time
@@ -333,12 +341,7 @@ func TestALostRaceIsRetriedWithoutAnError(t *testing.T) {
 func TestFailedBatchesAreLoggedOncePerOutage(t *testing.T) {
 	st := newMemStore()
 	log := &levels{n: map[slog.Level]int{}}
-	l, err := kafka.New(context.Background(), enginetest.App(), kafka.Options{Brokers: cluster(t).ListenAddrs(), Prefix: randomName(),
-		Partitions: 1, Offsets: st, SessionTimeout: time.Second, Logger: slog.New(log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := onePartitionLog(t, st, slog.New(log))
 	const failures = 5
 	var calls atomic.Int32
 	handle := func(ctx context.Context, b engine.LogBatch) error {

@@ -293,8 +293,8 @@ func (l *Log) Append(ctx context.Context, cmd plait.Command, sender *plait.User)
 var errInFlight = errors.New("kafka: stopped waiting for the broker's acknowledgement; the record may be stored yet")
 
 // produce produces recs and waits until every one is acknowledged, one
-// fails, or ctx ends or ProduceTimeout passes, whichever comes first. Nor
-// the delivery timeout nor the context bound a record the idempotent
+// fails, or ctx ends or ProduceTimeout passes, whichever comes first.
+// Neither the delivery timeout nor the context bounds a record the idempotent
 // producer has sent: it waits for the broker's answer, and may yet store
 // the record after produce returned; the error then wraps errInFlight, and
 // ctx's error.

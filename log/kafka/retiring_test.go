@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plaithq/plait/engine/enginetest"
 	"github.com/plaithq/plait/log/kafka"
 )
 
@@ -24,12 +23,7 @@ func (l *heldLeases) TryLease(context.Context, string) (kafka.Lease, bool, error
 // instance is stopping (Retiring closed) asks for the lease no more and
 // returns, though its context lives on for the drain.
 func TestARetiringPublisherTakesNoLease(t *testing.T) {
-	l, err := kafka.New(context.Background(), enginetest.App(), kafka.Options{Brokers: cluster(t).ListenAddrs(), Prefix: randomName(),
-		Partitions: 1, Offsets: newMemStore(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := onePartitionLog(t, newMemStore(), slog.New(slog.DiscardHandler))
 	// Standing by, it reads neither the feed nor the checkpoints.
 	leaser := &heldLeases{}
 	retiring := make(chan struct{})
