@@ -71,7 +71,10 @@ type Change struct {
 // Emit makes a change: the event name and its data, encoded as JSON. Work
 // that folds the change at once, such as a view rebuild, may hand data to
 // the evolve function as it is, without decoding Data: E must come out of a
-// JSON round trip unchanged, as the data of any stored event must.
+// JSON round trip unchanged, as the data of any stored event must. E should
+// be the type the event's [Apply] takes; data of another type must decode
+// as that one without a field it lacks, or the command is rejected as
+// internal (a misspelt field would otherwise be stored and never read).
 func Emit[E any](name string, data E) Change {
 	raw, err := json.Marshal(data)
 	return Change{Name: name, Data: raw, typed: newTyped(raw, data), err: err}
@@ -129,7 +132,8 @@ type Access struct {
 	// SeeAllRoles, its owner included: for a type that is the
 	// application's own bookkeeping, such as a view that only feeds
 	// others. It restricts what users see, not what they may send: give
-	// Send too for a type users should not write.
+	// Send too for a type users should not write that is no view (users
+	// never send a view's commands: only reactors do).
 	RolesOnly bool
 }
 
@@ -211,6 +215,7 @@ type Aggregate[S any] struct {
 	typ      string
 	deciders map[string]decider[S]
 	evolvers map[string]evolver[S]
+	fits     map[string]func(raw json.RawMessage, v any) error // event name → whether an emitted change's data is its Apply's
 	settings Settings
 	versions map[string]int            // event name → current version, when above 1
 	schemas  map[string]*commandSchema // command name → its JSON Schema, see Schema
@@ -239,6 +244,7 @@ func NewAggregate[S any](typ string, opts ...Option[S]) *Aggregate[S] {
 		typ:      typ,
 		deciders: map[string]decider[S]{},
 		evolvers: map[string]evolver[S]{},
+		fits:     map[string]func(json.RawMessage, any) error{},
 	}
 	for _, o := range opts {
 		o(a)
@@ -407,10 +413,25 @@ func Apply[S, E any](name string, evolve func(state S, data E) S) Option[S] {
 			}
 			return evolve(s, e), nil
 		}
+		// Stored events are decoded leniently, so that a field an
+		// event's type no longer has does not stop a replay; the data a
+		// decide function emits now must be an E, or decode as one
+		// without a field E lacks, or a misspelt field would be stored
+		// and silently ignored.
+		a.fits[name] = func(raw json.RawMessage, v any) error {
+			if _, ok := v.(E); ok {
+				return nil
+			}
+			_, err := decodeStrict[E](raw)
+			return err
+		}
 	}
 }
 
-// Indexed declares state fields that lists filter or sort on.
+// Indexed declares state fields that lists filter or sort on often: the
+// store keeps an index of each, so that such a list stays fast however
+// many instances the type has. A list can filter and sort on any field of
+// a plain value without it, by reading every instance of the type.
 func Indexed[S any](fields ...string) Option[S] {
 	return func(a *Aggregate[S]) { a.settings.Indexes = append(a.settings.Indexes, fields...) }
 }
@@ -541,8 +562,13 @@ func (a *Aggregate[S]) decideState(s S, current Current, cmd Command) ([]Change,
 		if c.err != nil {
 			return nil, fmt.Errorf("encode event %s.%s: %w", a.typ, c.Name, c.err)
 		}
-		if _, ok := a.evolvers[c.Name]; !ok {
+		fits, ok := a.fits[c.Name]
+		if !ok {
 			return nil, fmt.Errorf("%s emitted event %q that no Apply handles", a.typ, c.Name)
+		}
+		v, _ := c.typed.of(c.Data)
+		if err := fits(c.Data, v); err != nil {
+			return nil, fmt.Errorf("%s emitted event %q with data its Apply does not take: %w", a.typ, c.Name, err)
 		}
 	}
 	return changes, nil
