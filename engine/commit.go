@@ -103,6 +103,7 @@ func (e *Engine) commitLoop(ctx context.Context) {
 			e.commitFailed(len(all), err)
 		} else {
 			e.commitOutage.Recovered(e.log, "commits succeed again")
+			e.durability.durableThrough(lastPosition(all))
 		}
 		e.finishCommit(g, err)
 	}

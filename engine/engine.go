@@ -8,7 +8,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -277,12 +276,14 @@ func (e *Engine) Definition(typ string) (plait.Definition, bool) {
 func (e *Engine) Run(ctx context.Context) error {
 	head, err := e.store.Head(ctx)
 	if err != nil {
+		close(e.stopped)
 		return fmt.Errorf("engine: read head: %w", err)
 	}
 	e.tail.start(head)
 	for _, r := range e.reactors {
 		pos, err := e.store.Checkpoint(ctx, r.name)
 		if err != nil {
+			close(e.stopped)
 			return fmt.Errorf("engine: read checkpoint %s: %w", r.name, err)
 		}
 		r.pos.Store(pos)
@@ -417,8 +418,20 @@ func hex4(b []byte) (rune, bool) {
 	if len(b) < 4 {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(string(b[:4]), 16, 16)
-	return rune(n), err == nil
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // lowSurrogate reports whether b begins with a \u escape of a low
@@ -669,22 +682,25 @@ func (e *Engine) await(ctx context.Context, id string) (plait.Outcome, error) {
 	// Scaled out, the outcome may have been seen before the waiter was
 	// registered, whether or not the id still counts as pending here.
 	if !inflight || e.scaled() {
-		out, ok, err := e.store.Outcome(ctx, id)
+		out, ok, err := e.storedOutcome(ctx, id)
 		if err != nil || ok || !e.scaled() || !e.Pending(id) {
 			e.dropWaiter(id, ch)
 		}
-		if err != nil {
-			return plait.Outcome{}, err
-		}
-		if ok {
-			return out, nil
+		if err != nil || ok {
+			return out, err
 		}
 		if !e.Pending(id) {
 			// Its outcome may have come between the two looks.
-			if out, ok, err := e.store.Outcome(ctx, id); err != nil || ok {
+			out, ok, err := e.storedOutcome(ctx, id)
+			if err != nil || ok {
 				return out, err
 			}
 			return plait.Outcome{}, plait.ErrNotFound
+		}
+		if !e.scaled() {
+			// Submitted since the first look, it is in flight now: await
+			// it as such, with a waiter of its own.
+			return e.await(ctx, id)
 		}
 	}
 	select {
@@ -697,6 +713,38 @@ func (e *Engine) await(ctx context.Context, id string) (plait.Outcome, error) {
 		e.dropWaiter(id, ch)
 		return plait.Outcome{}, ctx.Err()
 	}
+}
+
+// storedOutcome reads command id's outcome from the store once it is
+// durable. The read may see a group written and not yet synced, of a
+// command submitted since await looked at what is in flight: unless its
+// position is synced already, it waits for the syncs of what it could have
+// seen, and answers the breakdown's error if one fails.
+func (e *Engine) storedOutcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
+	out, ok, err := e.store.Outcome(ctx, id)
+	if err != nil || !ok || e.durability.holds(out.Position) {
+		return out, ok, err
+	}
+	if err := e.durableRead(ctx, nil); err != nil {
+		return plait.Outcome{}, false, err
+	}
+	return out, true, nil
+}
+
+// settledOutcome says whether out, read from the store by a partition for
+// a command not in flight, may be answered without waiting: nil, unless a
+// sync has failed and out is not known durable. A group written but not
+// synced is visible to reads; its commands stay in flight until it is
+// synced, or until its sync fails, which stops the engine first, and a
+// command sent again while in flight shares its first submission. So while
+// the engine is whole, such an outcome is durable; once it has stopped on
+// a failed sync, an outcome after the last position synced may be of a
+// group that failure took.
+func (e *Engine) settledOutcome(out plait.Outcome) error {
+	if e.durability.holds(out.Position) {
+		return nil
+	}
+	return e.brokenDown()
 }
 
 func (e *Engine) dropWaiter(id string, ch chan plait.Outcome) {

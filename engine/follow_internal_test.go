@@ -1,15 +1,15 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/plaithq/plait/internal/syncbuf"
 )
 
 // downStore is a Store whose feed fails to be read while down is set, as
@@ -28,24 +28,6 @@ func (s *downStore) ReadFeed(ctx context.Context, after int64, limit int) ([]Ite
 	return nil, nil
 }
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestFollowBacksOffWhileTheStoreIsDown: while the feed cannot be read,
 // follow reads it less and less often (not every followInterval) and logs
 // the outage once, at ERROR with the error; once the store answers again
@@ -53,7 +35,7 @@ func (b *lockedBuffer) String() string {
 func TestFollowBacksOffWhileTheStoreIsDown(t *testing.T) {
 	st := &downStore{}
 	st.down.Store(true)
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	e := &Engine{store: st, nudge: newBroadcast(), settle: newBroadcast(), tail: newTail(0, 16),
 		log: slog.New(slog.NewJSONHandler(&out, nil))}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -247,6 +247,11 @@ func (p *partition) process(ctx context.Context, f *future, overlay map[instKey]
 			return nil, fmt.Errorf("dedup lookup: %w", err)
 		}
 		if ok {
+			// A command in flight shares its first submission; this one
+			// is not, so its outcome is durable unless a sync failed.
+			if err := p.e.settledOutcome(out); err != nil {
+				return nil, err
+			}
 			f.out, f.dup = out, true
 			return nil, nil
 		}
@@ -356,8 +361,8 @@ func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
 		Type: inst.Type, ID: inst.ID, Seq: inst.Seq, State: inst.State,
 		Lineage: maps.Clone(inst.Lineage), Owner: inst.Owner, UpdatedAt: cmd.At,
 	}
-	if next.Owner == "" {
-		next.Owner = cmd.User
+	if next.Seq == 0 && next.Owner == "" {
+		next.Owner = cmd.User // the owner is whoever sent the first command
 	}
 	events := make([]plait.Event, len(changes))
 	for i, c := range changes {
@@ -380,6 +385,18 @@ func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
 	}
 	if errs := oversizedIndexes(def, next.State); len(errs) > 0 {
 		return reject(errs...)
+	}
+	// The command's data was checked at the door; what the handlers made
+	// of it is checked here, as every store can keep it (PostgreSQL's
+	// JSONB refuses a NUL): a decision that cannot be stored would fail
+	// its commit and, scaled out, every commit of its partition after it.
+	for _, ev := range events {
+		if why := unstorable(ev.Data); why != "" {
+			return reject(plait.FieldError{Code: plait.CodeInternal, Message: fmt.Sprintf("%s emitted event %q whose data cannot be stored: %s", cmd.Type, ev.Name, why)})
+		}
+	}
+	if why := unstorable(next.State); why != "" {
+		return reject(plait.FieldError{Code: plait.CodeInternal, Message: fmt.Sprintf("the new state of %s %s cannot be stored: %s", cmd.Type, cmd.AggregateID, why)})
 	}
 	return &Processed{
 		Outcome:  plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Events: events, Owner: next.Owner},

@@ -292,11 +292,11 @@ func (rb *rebuild) apply(cmd plait.Command) {
 	if err != nil || len(changes) == 0 || sh.held.Apply(changes) != nil {
 		return
 	}
+	if inst.Seq == 0 && inst.Owner == "" {
+		inst.Owner = cmd.User // the owner is whoever sent the first command
+	}
 	inst.Seq += int64(len(changes))
 	inst.UpdatedAt = cmd.At
-	if inst.Owner == "" {
-		inst.Owner = cmd.User
-	}
 	for _, c := range changes {
 		if len(c.Lineage) > 0 && inst.Lineage == nil {
 			inst.Lineage = map[string]plait.Lineage{}

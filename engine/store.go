@@ -81,7 +81,10 @@ type Item struct {
 type Checkpoints interface {
 	// Checkpoint returns the subscription's position, 0 if it has none.
 	Checkpoint(ctx context.Context, name string) (int64, error)
-	// SaveCheckpoint durably records the subscription's position.
+	// SaveCheckpoint durably records the subscription's position. A
+	// position behind the recorded one leaves it: a subscriber that lost
+	// its turn (a publisher's lease) while it saved must not move the
+	// checkpoint of the one that took over back.
 	SaveCheckpoint(ctx context.Context, name string, pos int64) error
 }
 

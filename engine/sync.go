@@ -70,16 +70,41 @@ type written struct {
 type durability struct {
 	begun   atomic.Int64 // the number of the last group whose write began
 	synced  atomic.Int64 // every group up to this number is durable, or failed unseen
+	pos     atomic.Int64 // every position up to this one is durable (a Sync covers the whole log, an earlier run's part too)
 	changed *broadcast   // fires when synced moves
 }
 
 // writing numbers a group whose write is about to begin.
 func (d *durability) writing() int64 { return d.begun.Add(1) }
 
-// durableUpTo records that the groups up to n are durable or failed unseen.
-func (d *durability) durableUpTo(n int64) {
+// durableUpTo records that the groups up to n are durable or failed
+// unseen, and the positions up to pos durable.
+func (d *durability) durableUpTo(n, pos int64) {
+	d.durableThrough(pos)
 	d.synced.Store(n)
 	d.changed.fire()
+}
+
+// durableThrough records that the positions up to pos are durable.
+func (d *durability) durableThrough(pos int64) {
+	for {
+		cur := d.pos.Load()
+		if pos <= cur || d.pos.CompareAndSwap(cur, pos) {
+			return
+		}
+	}
+}
+
+// holds reports whether position pos is known durable.
+func (d *durability) holds(pos int64) bool { return pos > 0 && pos <= d.pos.Load() }
+
+// lastPosition is the highest position of the outcomes of batch.
+func lastPosition(batch []*Processed) int64 {
+	var pos int64
+	for _, p := range batch {
+		pos = max(pos, p.Outcome.Position)
+	}
+	return pos
 }
 
 // durableRead ends a read of the store that returned err: unless it
@@ -148,7 +173,11 @@ func (e *Engine) syncLoop(sl SyncingLog, groups <-chan written, unsynced *atomic
 			}
 		}
 		if failed == nil {
-			e.durability.durableUpTo(last)
+			var pos int64
+			for _, g := range batch {
+				pos = max(pos, lastPosition(g.all))
+			}
+			e.durability.durableUpTo(last, pos)
 		}
 		for _, g := range batch {
 			e.finishCommit(g, failed)

@@ -27,6 +27,18 @@ type failingSync struct {
 
 var errDisk = errors.New("input/output error")
 
+// newFailingSync makes an engine of the test application over a SQLite
+// store whose syncs fail once the returned flag is set.
+func newFailingSync(t *testing.T) (*engine.Engine, *atomic.Bool) {
+	t.Helper()
+	fail := new(atomic.Bool)
+	e, err := engine.New(enginetest.App(), failingSync{openSQLite(t), fail}, engine.Options{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, fail
+}
+
 func (s failingSync) Sync(ctx context.Context) error {
 	if s.fail.Load() {
 		return errDisk
@@ -41,12 +53,7 @@ func (s failingSync) Sync(ctx context.Context) error {
 func TestAFailedSyncStopsTheEngine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st := openSQLite(t)
-	var fail atomic.Bool
-	e, err := engine.New(enginetest.App(), failingSync{st, &fail}, engine.Options{Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, fail := newFailingSync(t)
 	done, _ := enginetest.Background(t, e)
 
 	var mu sync.Mutex
@@ -101,6 +108,60 @@ func TestAFailedSyncStopsTheEngine(t *testing.T) {
 	}
 }
 
+// TestACommandWhoseSyncFailedIsNeverAnsweredAsDone: a group written but
+// not synced is visible to reads. When its sync fails, its commands fail,
+// and neither the same id sent again (a client retrying after the error)
+// nor a wait for it may answer with the outcome the failed group wrote.
+func TestACommandWhoseSyncFailedIsNeverAnsweredAsDone(t *testing.T) {
+	for trial := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e, fail := newFailingSync(t)
+		done, _ := enginetest.Background(t, e)
+		// One command synced before the failure is answered after it.
+		if _, err := e.Submit(ctx, plait.Command{ID: "durable", Type: "counter", AggregateID: "d", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"}); err != nil {
+			t.Fatal(err)
+		}
+		fail.Store(true)
+		var mu sync.Mutex
+		failed := map[string]bool{}
+		var wg sync.WaitGroup
+		for g := range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range 100 {
+					id := fmt.Sprintf("c%d", (g+k)%20)
+					cmd := plait.Command{ID: id, Type: "counter", AggregateID: fmt.Sprintf("k%d", k%10), Name: "add", Data: []byte(`{"by":1}`)}
+					r, err := e.Submit(ctx, cmd, plait.User{ID: "u"})
+					mu.Lock()
+					if errors.Is(err, errDisk) {
+						failed[id] = true
+					} else if err == nil && failed[id] && r.Duplicate {
+						t.Errorf("trial %d: %s failed to sync, then was answered as a duplicate, %s", trial, id, r.Outcome.Status)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if err := <-done; !errors.Is(err, errDisk) {
+			t.Fatalf("Run returned %v, want the sync's error", err)
+		}
+		for id := range failed {
+			if out, err := e.Await(ctx, id); err == nil {
+				t.Errorf("trial %d: %s failed to sync, and Await answers %s", trial, id, out.Status)
+			}
+		}
+		if out, err := e.Await(ctx, "durable"); err != nil || out.Status != plait.StatusAccepted {
+			t.Errorf("trial %d: the command synced before the failure: %+v, %v", trial, out.Status, err)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
 // TestAFailedSyncStopsTheEngineWhileAReactorIdles: the engine stops on a
 // failed sync even when its reactor has nothing to do (the commands are
 // all rejected, so no event reaches it) and waits for the feed to move,
@@ -108,12 +169,7 @@ func TestAFailedSyncStopsTheEngine(t *testing.T) {
 func TestAFailedSyncStopsTheEngineWhileAReactorIdles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st := openSQLite(t)
-	var fail atomic.Bool
-	e, err := engine.New(enginetest.App(), failingSync{st, &fail}, engine.Options{Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, fail := newFailingSync(t)
 	if len(e.App().Reactors) == 0 {
 		t.Fatal("the test application has no reactor")
 	}
@@ -586,3 +642,163 @@ func TestARunOfFailedCommitsIsLoggedOnce(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// failingHead is the SQLite store failing to read its head, as at a start
+// on a disk that fails.
+type failingHead struct{ *sqlite.Store }
+
+func (failingHead) Head(context.Context) (int64, error) { return 0, errDisk }
+
+// TestARunThatCannotStartIsDone: Run returns the error, and Done is closed,
+// so that nothing waiting for the engine to stop waits for ever.
+func TestARunThatCannotStartIsDone(t *testing.T) {
+	e, err := engine.New(enginetest.App(), failingHead{openSQLite(t)}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(context.Background()); !errors.Is(err, errDisk) {
+		t.Fatalf("Run returned %v, want the store's error", err)
+	}
+	select {
+	case <-e.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done is not closed after Run returned")
+	}
+}
+
+// slowOutcome delays every read of an outcome while slow is set, as a
+// reader descheduled between its look at the commands in flight and its
+// read of the store.
+type slowOutcome struct {
+	heldSync
+	slow *atomic.Bool
+}
+
+func (s slowOutcome) Outcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
+	if s.slow.Load() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s.heldSync.Outcome(ctx, id)
+}
+
+// TestAnAwaitRacingASubmitWhoseSyncFails: an Await that looked before its
+// command was submitted, and read the store once the command's group was
+// written but not synced, waits for that sync; when it fails, the Await
+// answers its error, not the outcome the lost group wrote.
+func TestAnAwaitRacingASubmitWhoseSyncFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fail := new(atomic.Bool)
+	fail.Store(true)
+	held, let := holdSyncs(t, openSQLite(t), fail)
+	slow := new(atomic.Bool)
+	e, err := engine.New(enginetest.App(), slowOutcome{held, slow}, engine.Options{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, _ := enginetest.Background(t, e)
+	slow.Store(true)
+	type answer struct {
+		out plait.Outcome
+		err error
+	}
+	awaited := make(chan answer, 1)
+	go func() {
+		out, err := e.Await(ctx, "x")
+		awaited <- answer{out, err}
+	}()
+	time.Sleep(10 * time.Millisecond) // Await has looked: x is not in flight
+	for i := range 8 {
+		go e.Submit(ctx, plait.Command{ID: fmt.Sprintf("o%d", i), Type: "counter", AggregateID: fmt.Sprintf("o%d", i), Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+	}
+	time.Sleep(10 * time.Millisecond) // a group is written, its sync held
+	submitted := make(chan error, 1)
+	go func() {
+		_, err := e.Submit(ctx, plait.Command{ID: "x", Type: "counter", AggregateID: "k", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+		submitted <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // Await has read x's group, written, not synced
+	let()
+	a := <-awaited
+	if err := <-submitted; err != nil && a.err == nil {
+		t.Fatalf("x failed to sync (%v), yet Await answered %s", err, a.out.Status)
+	}
+	<-done
+}
+
+// missedOutcome answers its first Outcome read "unknown" once gate is
+// closed, as a read that ran before the command was submitted, by a
+// reader descheduled until after; and it holds every commit until commits
+// is closed, so that the command stays in flight meanwhile.
+type missedOutcome struct {
+	*sqlite.Store
+	gate, commits chan struct{}
+	first         *atomic.Bool
+}
+
+func (s missedOutcome) Outcome(ctx context.Context, id string) (plait.Outcome, bool, error) {
+	if s.first.CompareAndSwap(true, false) {
+		<-s.gate
+		return plait.Outcome{}, false, nil
+	}
+	return s.Store.Outcome(ctx, id)
+}
+
+func (s missedOutcome) Commit(ctx context.Context, batch []*engine.Processed) error {
+	<-s.commits
+	return s.Store.Commit(ctx, batch)
+}
+
+func (s missedOutcome) CommitUnsynced(ctx context.Context, batch []*engine.Processed) error {
+	<-s.commits
+	return s.Store.CommitUnsynced(ctx, batch)
+}
+
+// TestAnAwaitOfACommandSubmittedAfterItLooked: an Await that found its
+// command neither in flight nor stored, and then in flight, waits for its
+// outcome, rather than until its context ends.
+func TestAnAwaitOfACommandSubmittedAfterItLooked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first := new(atomic.Bool)
+	store := missedOutcome{openSQLite(t), make(chan struct{}), make(chan struct{}), first}
+	e, err := engine.New(enginetest.App(), store, engine.Options{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Background(t, e)
+	t.Cleanup(func() {
+		select {
+		case <-store.commits:
+		default:
+			close(store.commits)
+		}
+	})
+	first.Store(true)
+	awaited := make(chan error, 1)
+	go func() {
+		wait, stop := context.WithTimeout(ctx, 3*time.Second)
+		defer stop()
+		out, err := e.Await(wait, "x")
+		if err == nil && out.Status != plait.StatusAccepted {
+			err = fmt.Errorf("status %s", out.Status)
+		}
+		awaited <- err
+	}()
+	eventually(t, "Await reads the store", func() bool { return !first.Load() })
+	submitted := make(chan error, 1)
+	go func() {
+		_, err := e.Submit(ctx, plait.Command{ID: "x", Type: "counter", AggregateID: "k", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+		submitted <- err
+	}()
+	eventually(t, "x is in flight", func() bool { return e.Pending("x") })
+	close(store.gate) // the read answers: unknown; x is in flight, its commit held
+	time.Sleep(50 * time.Millisecond)
+	close(store.commits)
+	if err := <-submitted; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-awaited; err != nil {
+		t.Fatalf("Await of x, submitted after it looked: %v", err)
+	}
+}

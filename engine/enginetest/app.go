@@ -44,7 +44,8 @@ type Note struct {
 }
 
 // CounterType is the counter aggregate: "add" adds (by ≥ 1, else rejected
-// with code invalid), "label" sets a label in two events, "boom" panics.
+// with code invalid), "label" sets a label in two events, "boom" panics,
+// "poison" emits a label no store can keep (a NUL character).
 var CounterType = plait.NewAggregate[Counter]("counter",
 	plait.Handle("add", func(s Counter, c plait.Cmd[Add]) ([]plait.Change, error) {
 		if c.Data.By < 1 {
@@ -60,6 +61,9 @@ var CounterType = plait.NewAggregate[Counter]("counter",
 	}),
 	plait.Handle("boom", func(s Counter, c plait.Cmd[Empty]) ([]plait.Change, error) {
 		panic("boom")
+	}),
+	plait.Handle("poison", func(s Counter, c plait.Cmd[Empty]) ([]plait.Change, error) {
+		return []plait.Change{plait.Emit("labelled", Labelled{Label: "a\x00b"})}, nil
 	}),
 	plait.Apply("added", func(s Counter, e Added) Counter { s.Count += e.By; return s }),
 	plait.Apply("labelled", func(s Counter, e Labelled) Counter { s.Label = e.Label; return s }),

@@ -52,6 +52,9 @@ func RunWith(t *testing.T, newStore Factory, configure Configure) {
 		{"ReactorEffectsExactlyOnceAcrossRestart", testReactorRestart},
 		{"SettledFollowsTheCausalChain", testSettled},
 		{"FeedHasEveryEventAndOutcomeInOrder", testFeed},
+		{"OwnerIsWhoeverSentTheFirstCommand", testOwner},
+		{"UnstorableDecisionIsRejected", testUnstorable},
+		{"CheckpointsOnlyMoveForward", testCheckpointForward},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, harness{open: newStore(t), configure: configure}) })
@@ -515,5 +518,73 @@ func testFeed(t *testing.T, h harness) {
 	}
 	if len(outcomes) != len(ids) {
 		t.Fatalf("%d outcomes in the feed, want %d", len(outcomes), len(ids))
+	}
+}
+
+// testOwner: an instance's owner is whoever sent its first command, even
+// nobody (a command submitted through the Go API without a user): a later
+// sender does not take it over, as a replay of its events would not.
+func testOwner(t *testing.T, h harness) {
+	n := h.start(t)
+	ctx := context.Background()
+	for i, u := range []plait.User{{}, user, {ID: "other"}} {
+		r, err := n.Engine.Submit(ctx, add(fmt.Sprintf("n%d", i), "nobodys", 1), u)
+		if err == nil && r.Outcome == nil {
+			_, err = n.Engine.Await(ctx, r.Command.ID)
+		}
+		if err != nil {
+			t.Fatalf("submit as %q: %v", u.ID, err)
+		}
+	}
+	submit(t, n, add("t1", "testers", 1))
+	if _, err := n.Engine.Submit(ctx, add("t2", "testers", 1), plait.User{ID: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Engine.Await(ctx, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]struct {
+		owner string
+		count int
+	}{"nobodys": {"", 3}, "testers": {"tester", 2}} {
+		if in, c := load(t, n, "counter", id); in.Owner != want.owner || c.Count != want.count {
+			t.Errorf("%s: owner %q, count %d; want %+v", id, in.Owner, c.Count, want)
+		}
+	}
+}
+
+// testUnstorable: a decision no store can keep (event data holding a NUL
+// character, which PostgreSQL's JSONB refuses) is rejected as internal, in
+// every deployment alike, and the commands after it go on: it must not
+// fail its commit, and scaled out every commit of its partition after it.
+func testUnstorable(t *testing.T, h harness) {
+	n := h.start(t)
+	poison := submit(t, n, plait.Command{ID: "p1", Type: "counter", AggregateID: "a", Name: "poison", Data: json.RawMessage(`{}`)})
+	if out := poison.Outcome; out.Status != plait.StatusRejected || len(out.Errors) != 1 || out.Errors[0].Code != plait.CodeInternal ||
+		!strings.Contains(out.Errors[0].Message, "NUL") {
+		t.Fatalf("outcome of the poison = %+v, want rejected as internal, saying why", out)
+	}
+	if in, _ := load(t, n, "counter", "a"); in.Seq != 0 {
+		t.Fatalf("the poison's instance has seq %d, want nothing stored", in.Seq)
+	}
+	if r := submit(t, n, add("p2", "a", 1)); r.Outcome.Status != plait.StatusAccepted {
+		t.Fatalf("the command after the poison: %+v", r.Outcome)
+	}
+}
+
+// testCheckpointForward: a checkpoint saved behind the recorded one leaves
+// it, so that a subscriber that lost its turn while it saved (a publisher
+// whose lease another instance took) cannot move the new one's back, for
+// a restart to do again all it did since.
+func testCheckpointForward(t *testing.T, h harness) {
+	n := h.start(t)
+	ctx := context.Background()
+	for _, save := range []struct{ pos, want int64 }{{12, 12}, {6, 12}, {13, 13}} {
+		if err := n.Store.SaveCheckpoint(ctx, "publisher", save.pos); err != nil {
+			t.Fatal(err)
+		}
+		if pos, err := n.Store.Checkpoint(ctx, "publisher"); err != nil || pos != save.want {
+			t.Fatalf("checkpoint %d after saving %d, %v; want %d", pos, save.pos, err, save.want)
+		}
 	}
 }

@@ -76,8 +76,10 @@ func newStatements(table func(string) string) statements {
 		head:       `SELECT pos FROM ` + table("log_head"),
 
 		checkpoint: `SELECT pos FROM ` + table("checkpoints") + ` WHERE name = $1`,
-		saveCheckpoint: `INSERT INTO ` + table("checkpoints") + ` (name, pos) VALUES ($1, $2)
-			ON CONFLICT (name) DO UPDATE SET pos = excluded.pos`,
+		// Forward only: a publisher that lost its lease while it saved
+		// must not move the new holder's checkpoint back.
+		saveCheckpoint: `INSERT INTO ` + table("checkpoints") + ` AS c (name, pos) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET pos = GREATEST(c.pos, excluded.pos)`,
 		checkpoints: `SELECT name, pos FROM ` + table("checkpoints") + ` ORDER BY name`,
 		lastEventOf: `SELECT coalesce(max(pos), 0) FROM ` + events + `
 			WHERE correlation_id = $1 AND (type || '.' || name) = ANY($2::text[])`,

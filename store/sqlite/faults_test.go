@@ -508,3 +508,39 @@ func TestOpeningOnAFullDiskSaysTheDiskIsFull(t *testing.T) {
 		t.Fatalf("Open on a full disk: %v, want it to say the disk is full", err)
 	}
 }
+
+// TestANewStoreIsItsOwnersOnly: the file holds the application's data,
+// personal data among them, and the keys that seal it, so a new store's
+// directory and files are readable by their owner only. A file that
+// exists keeps the mode it has.
+func TestANewStoreIsItsOwnersOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "plait.db")
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, p := range []string{dir, path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: others may read it", p, fi.Mode().Perm())
+		}
+	}
+
+	shared := filepath.Join(t.TempDir(), "shared.db")
+	if err := os.WriteFile(shared, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := sqlite.Open(context.Background(), shared, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if fi, err := os.Stat(shared); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("an existing file's mode changed: %v %v", fi.Mode(), err)
+	}
+}

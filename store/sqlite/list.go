@@ -24,24 +24,37 @@ const maxRune = "\U0010FFFF"
 // type and field names must be plain names (the caller checks them): the
 // type is inlined so SQLite can use the type's partial indexes.
 func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engine.ListPage, error) {
-	query, args, err := s.listQuery(typ, q)
+	page, walked, err := s.listPage(ctx, typ, q, true)
+	if err == nil && walked && page.Next == "" {
+		// The walk of the sort field's index found too few of the user's
+		// items near the cursor: their own index finds the page.
+		page, _, err = s.listPage(ctx, typ, q, false)
+	}
+	return page, err
+}
+
+// listPage runs the list query of q: with walk, for a user who sees only
+// their items in a list sorted by an indexed field, a bounded walk of that
+// index (walked is then true, and a page it did not fill may be short of
+// items that follow).
+func (s *Store) listPage(ctx context.Context, typ string, q engine.ListQuery, walk bool) (page engine.ListPage, walked bool, err error) {
+	query, args, walked, err := s.listQuery(typ, q, walk)
 	if err != nil {
-		return engine.ListPage{}, err
+		return engine.ListPage{}, false, err
 	}
 	limit := listLimit(q)
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil && strings.Contains(err.Error(), "no such index") {
 		// A rebuild swapped the view and dropped the old copy's indexes
 		// between the query's making and its running: make it again.
-		if query, args, err = s.listQuery(typ, q); err == nil {
+		if query, args, walked, err = s.listQuery(typ, q, walk); err == nil {
 			rows, err = s.r.QueryContext(ctx, query, args...)
 		}
 	}
 	if err != nil {
-		return engine.ListPage{}, fmt.Errorf("sqlite: list %s: %w", typ, err)
+		return engine.ListPage{}, false, fmt.Errorf("sqlite: list %s: %w", typ, err)
 	}
 	defer rows.Close()
-	var page engine.ListPage
 	var last cursor
 	size := 0
 	for rows.Next() {
@@ -50,7 +63,7 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 		var lineage sql.NullString
 		var sortValue any
 		if err := rows.Scan(&item.ID, &item.Seq, &state, &lineage, &sortValue); err != nil {
-			return engine.ListPage{}, fmt.Errorf("sqlite: scan list: %w", err)
+			return engine.ListPage{}, false, fmt.Errorf("sqlite: scan list: %w", err)
 		}
 		// A page ends at its limit, or short of it once it holds
 		// Options.MaxPageBytes: the next cursor resumes after its last item.
@@ -60,11 +73,11 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 		}
 		size += len(state) + len(lineage.String)
 		if err := fastjson.Unmarshal([]byte(state), &item.Fields); err != nil {
-			return engine.ListPage{}, fmt.Errorf("sqlite: decode state of %s/%s: %w", typ, item.ID, err)
+			return engine.ListPage{}, false, fmt.Errorf("sqlite: decode state of %s/%s: %w", typ, item.ID, err)
 		}
 		if lineage.Valid {
 			if err := fastjson.Unmarshal([]byte(lineage.String), &item.Lineage); err != nil {
-				return engine.ListPage{}, fmt.Errorf("sqlite: decode lineage of %s/%s: %w", typ, item.ID, err)
+				return engine.ListPage{}, false, fmt.Errorf("sqlite: decode lineage of %s/%s: %w", typ, item.ID, err)
 			}
 		}
 		project(&item, q.Fields)
@@ -72,9 +85,9 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 		last = cursor{Value: sortValue, ID: item.ID, Order: q.Order()}
 	}
 	if err := rows.Err(); err != nil {
-		return engine.ListPage{}, fmt.Errorf("sqlite: list %s: %w", typ, err)
+		return engine.ListPage{}, false, fmt.Errorf("sqlite: list %s: %w", typ, err)
 	}
-	return page, nil
+	return page, walked, nil
 }
 
 // listLimit is the page size of q.
@@ -85,12 +98,18 @@ func listLimit(q engine.ListQuery) int {
 	return q.Limit
 }
 
+// walkLimit is how many rows a list walks of its sort field's index, at
+// least, for the items of a user who sees only their own: past it, their
+// own index finds them (see listQuery).
+const walkLimit = 1024
+
 // listQuery is the SQL of a list query and its arguments: one row more
-// than the page holds, to tell whether another page follows.
-func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error) {
+// than the page holds, to tell whether another page follows. With walk, a
+// list of a user's own items sorted by an indexed field walks that index
+// for at most walkLimit rows (walked is then true).
+func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query string, args []any, walked bool, err error) {
 	phys := s.physical(typ)
 	var where []string
-	var args []any
 	where = append(where, fmt.Sprintf("type = '%s'", phys))
 	expr := func(field string) string { return fmt.Sprintf("json_extract(state, '$.%s')", field) }
 	var eqIndexed, prefixIndexed string // a filtered field with an index
@@ -106,7 +125,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 				where = append(where, "id >= ? AND id < ?")
 				args = append(args, f.Value, f.Value+maxRune)
 			default:
-				return "", nil, fmt.Errorf("sqlite: unknown operator %q", f.Op)
+				return "", nil, false, fmt.Errorf("sqlite: unknown operator %q", f.Op)
 			}
 			continue
 		}
@@ -138,10 +157,12 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 			where = append(where, x+" >= ? AND "+x+" < ?")
 			args = append(args, f.Value, f.Value+maxRune)
 		default:
-			return "", nil, fmt.Errorf("sqlite: unknown operator %q", f.Op)
+			return "", nil, false, fmt.Errorf("sqlite: unknown operator %q", f.Op)
 		}
 	}
-	if q.Owner != "" {
+	sortIndexed := q.Sort != "" && s.hasIndex(phys, q.Sort)
+	walked = walk && q.Owner != "" && sortIndexed && eqIndexed == "" && !idEq
+	if q.Owner != "" && !walked {
 		where = append(where, "owner = ?")
 		args = append(args, q.Owner)
 	}
@@ -152,7 +173,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 	if q.After != "" {
 		c, err := decodeCursor(q.After, q.Order())
 		if err != nil {
-			return "", nil, err
+			return "", nil, false, err
 		}
 		switch {
 		case q.Sort == "" && !q.Desc:
@@ -186,22 +207,41 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (string, []any, error)
 	// SQLite's planner reads a type's rows through the primary key and
 	// filters and sorts them all, however many there are, rather than use
 	// the fields' indexes. So the index is named: an equality's, which
-	// narrows the most; else the sort field's, walked in order and left at
-	// the page's end; else a prefix's. None with an equality on the id,
-	// which the primary key finds at once.
+	// narrows the most; else, for a user who sees only their own items,
+	// the index by owner, so that the work is bounded by their items, not
+	// everyone's (a clerk's fifty orders among half a million); but sorted
+	// by an indexed field, that reads and sorts all their items for each
+	// page, which costs a user owning most of a large type more than a
+	// walk of the field's index: so such a list walks the index first, for
+	// at most walkLimit rows, and takes the owner's index only if that
+	// found too few (see List); else the sort field's, walked in order and
+	// left at the page's end; else a prefix's. None with an equality on
+	// the id, which the primary key finds at once.
 	from := "instances"
-	index := eqIndexed
-	if index == "" && q.Sort != "" && s.hasIndex(phys, q.Sort) {
-		index = q.Sort
+	index := ""
+	switch {
+	case idEq:
+	case eqIndexed != "":
+		index = indexName(phys, eqIndexed)
+	case q.Owner != "" && !walked && s.hasIndexNamed(ownerIndex):
+		index = ownerIndex
+	case sortIndexed:
+		index = indexName(phys, q.Sort)
+	case prefixIndexed != "":
+		index = indexName(phys, prefixIndexed)
 	}
-	if index == "" {
-		index = prefixIndexed
+	if index != "" {
+		from = `instances INDEXED BY "` + index + `"`
 	}
-	if index != "" && !idEq {
-		from = `instances INDEXED BY "` + indexName(phys, index) + `"`
+	limit := listLimit(q) + 1
+	if walked {
+		inner := fmt.Sprintf("SELECT id, seq, state, lineage, owner, %s AS sort_value FROM %s WHERE %s ORDER BY %s LIMIT %d",
+			sortExpr, from, strings.Join(where, " AND "), order, max(walkLimit, 20*limit))
+		return fmt.Sprintf("SELECT id, seq, state, lineage, sort_value FROM (%s) WHERE owner = ? ORDER BY sort_value %s, id %s LIMIT %d",
+			inner, dir, dir, limit), append(args, q.Owner), true, nil
 	}
 	return fmt.Sprintf("SELECT id, seq, state, lineage, %s FROM %s WHERE %s ORDER BY %s LIMIT %d",
-		sortExpr, from, strings.Join(where, " AND "), order, listLimit(q)+1), args, nil
+		sortExpr, from, strings.Join(where, " AND "), order, limit), args, false, nil
 }
 
 // project keeps only the requested fields of the state and their lineage.

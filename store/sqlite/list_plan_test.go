@@ -53,9 +53,17 @@ func indexedStore(t *testing.T) *Store {
 	return s
 }
 
+// plan is the query plan of q, the plan of its first query (a bounded walk
+// of the sort field's index, for an own list sorted by an indexed field).
 func plan(t *testing.T, s *Store, q engine.ListQuery) string {
 	t.Helper()
-	sqlText, args, err := s.listQuery("ticket", q)
+	return planOf(t, s, q, true)
+}
+
+// planOf is the plan of q's query, with or without the walk first.
+func planOf(t *testing.T, s *Store, q engine.ListQuery, walk bool) string {
+	t.Helper()
+	sqlText, args, _, err := s.listQuery("ticket", q, walk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +121,80 @@ func TestSortedListsWalkTheFieldsIndex(t *testing.T) {
 	}
 }
 
+// A user who sees only their own items lists them by the index by owner,
+// so that their page costs what their items cost, not what every other
+// user's do; an equality on an indexed field still narrows first. Sorted
+// by an indexed field, the list walks that index first, for a bounded
+// number of rows, and takes the owner's index if that found too few.
+func TestOwnListsWalkTheOwnerIndex(t *testing.T) {
+	s := indexedStore(t)
+	for _, q := range []engine.ListQuery{
+		{Owner: "u"},
+		{Owner: "u", Desc: true},
+		{Owner: "u", After: encodeCursor(cursor{ID: "t00100"})},
+		{Owner: "u", Sort: "total"},
+		{Owner: "u", Filters: []engine.Filter{{Field: "status", Op: "prefix", Value: "s1"}}},
+	} {
+		if p := plan(t, s, q); !strings.Contains(p, "USING INDEX instances_owner (type=? AND owner=?") {
+			t.Errorf("%+v: %s", q, p)
+		}
+	}
+	for _, q := range []engine.ListQuery{{Owner: "u", Sort: "status"}, {Owner: "u", Sort: "status", Desc: true}} {
+		if p := planOf(t, s, q, true); !strings.Contains(p, "USING INDEX instances_ticket_status") {
+			t.Errorf("%+v, walked: %s", q, p)
+		}
+		if p := planOf(t, s, q, false); !strings.Contains(p, "USING INDEX instances_owner (type=? AND owner=?") {
+			t.Errorf("%+v, by owner: %s", q, p)
+		}
+	}
+	if p := plan(t, s, engine.ListQuery{Owner: "u", Filters: []engine.Filter{{Field: "status", Op: "eq", Value: "s03"}}}); !strings.Contains(p, "instances_ticket_status (<expr>=?)") {
+		t.Errorf("eq on status: %s", p)
+	}
+	if p := plan(t, s, engine.ListQuery{Owner: "u", Filters: []engine.Filter{{Op: "eq", Value: "t1", OnID: true}}}); !strings.Contains(p, "(type=? AND id=?)") {
+		t.Errorf("eq on the id: %s", p)
+	}
+}
+
+// An own list sorted by an indexed field pages through every item of its
+// user once, in order, in either direction: for a user owning most of the
+// type (the walk fills each page) as for one owning a few items spread
+// thinly among the others' (the walk finds too few, the owner's index the
+// page).
+func TestOwnSortedListPagesInOrder(t *testing.T) {
+	s := indexedStore(t)
+	// Every 97th ticket is v's; the rest stay u's.
+	if _, err := s.w.Exec(`UPDATE instances SET owner = 'v' WHERE type = 'ticket' AND CAST(substr(id, 2) AS INTEGER) % 97 = 0`); err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range []string{"u", "v"} {
+		rows, err := s.r.Query(`SELECT id FROM instances WHERE type = 'ticket' AND owner = ?
+			ORDER BY json_extract(state, '$.status'), id`, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, id)
+		}
+		rows.Close()
+		if owner == "v" && (len(want) < 20 || len(want) > 40) {
+			t.Fatalf("v owns %d tickets", len(want))
+		}
+		for _, desc := range []bool{false, true} {
+			got := allPages(t, s, engine.ListQuery{Owner: owner, Sort: "status", Desc: desc, Limit: 7})
+			inOrder(t, fmt.Sprintf("%s, desc %v", owner, desc), got, want, desc)
+		}
+	}
+}
+
 // Walking the index gives the same pages as sorting: nulls first
 // ascending, ties broken by id, every item once, in either direction.
 func TestSortedListPagesThroughTheIndexInOrder(t *testing.T) {
 	s := indexedStore(t)
-	ctx := context.Background()
 	rows, err := s.r.Query(`SELECT id, coalesce(json_extract(state, '$.status'), '') FROM instances WHERE type = 'ticket'`)
 	if err != nil {
 		t.Fatal(err)
@@ -138,36 +215,51 @@ func TestSortedListPagesThroughTheIndexInOrder(t *testing.T) {
 		}
 		return want[i].id < want[j].id
 	})
+	ids := make([]string, len(want))
+	for i, r := range want {
+		ids[i] = r.id
+	}
 	for _, desc := range []bool{false, true} {
-		var got []string
-		after := ""
-		for pages := 0; ; pages++ {
-			page, err := s.List(ctx, "ticket", engine.ListQuery{Sort: "status", Desc: desc, Limit: 97, After: after, Fields: []string{"status"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, it := range page.Items {
-				got = append(got, it.ID)
-			}
-			if page.Next == "" {
-				break
-			}
-			after = page.Next
-			if pages > 100 {
-				t.Fatal("paging does not end")
-			}
+		got := allPages(t, s, engine.ListQuery{Sort: "status", Desc: desc, Limit: 97, Fields: []string{"status"}})
+		inOrder(t, fmt.Sprintf("desc %v", desc), got, ids, desc)
+	}
+}
+
+// allPages lists the ids of q's items, page after page.
+func allPages(t *testing.T, s *Store, q engine.ListQuery) []string {
+	t.Helper()
+	var got []string
+	for pages := 0; ; pages++ {
+		page, err := s.List(context.Background(), "ticket", q)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if len(got) != len(want) {
-			t.Fatalf("desc %v: %d items, want %d", desc, len(got), len(want))
+		for _, it := range page.Items {
+			got = append(got, it.ID)
 		}
-		for i := range got {
-			w := want[i]
-			if desc {
-				w = want[len(want)-1-i]
-			}
-			if got[i] != w.id {
-				t.Fatalf("desc %v: item %d is %s, want %s (status %q)", desc, i, got[i], w.id, w.status)
-			}
+		if page.Next == "" {
+			return got
+		}
+		q.After = page.Next
+		if pages > 1000 {
+			t.Fatal("paging does not end")
+		}
+	}
+}
+
+// inOrder fails the test unless got is want, or want reversed with desc.
+func inOrder(t *testing.T, name string, got, want []string, desc bool) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d items, want %d", name, len(got), len(want))
+	}
+	for i := range got {
+		w := want[i]
+		if desc {
+			w = want[len(want)-1-i]
+		}
+		if got[i] != w {
+			t.Fatalf("%s: item %d is %s, want %s", name, i, got[i], w)
 		}
 	}
 }

@@ -131,10 +131,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
-	} else if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("sqlite: create directory: %w", err)
-		}
+	} else if err := createPrivate(path); err != nil {
+		return nil, err
 	}
 	dsn := func(extra string) string {
 		q := url.Values{}
@@ -216,9 +214,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}{
 		{&s.insCommands, `INSERT INTO commands(id, pos, correlation_id, status, errors, owner, first_event, event_count, body) VALUES`, ``, 9},
 		{&s.insEvents, `INSERT INTO events(pos, id, type, aggregate_id, seq, name, correlation_id, owner, body) VALUES`, ``, 9},
+		// An instance's owner is whoever sent its first command, so an
+		// update leaves it, and the index by owner, as they are.
 		{&s.putInstances, `INSERT INTO instances(type, id, seq, state, lineage, owner, updated_at) VALUES`,
 			` ON CONFLICT(type, id) DO UPDATE SET seq=excluded.seq, state=excluded.state, lineage=excluded.lineage,
-			owner=excluded.owner, updated_at=excluded.updated_at WHERE instances.seq < excluded.seq`, 7},
+			updated_at=excluded.updated_at WHERE instances.seq < excluded.seq`, 7},
 		{&s.copyInstances, `INSERT INTO instances(type, id, seq, state, lineage, owner, updated_at) VALUES`,
 			` ON CONFLICT(type, id) DO UPDATE SET seq=excluded.seq, state=excluded.state, lineage=excluded.lineage,
 			owner=excluded.owner, updated_at=excluded.updated_at`, 7},
@@ -405,6 +405,9 @@ CREATE TABLE IF NOT EXISTS instances (
 	updated_at TEXT NOT NULL,
 	PRIMARY KEY (type, id)
 );
+-- A user who may see only their own instances lists them by this index:
+-- the work is bounded by their items, not by the type's.
+CREATE INDEX IF NOT EXISTS instances_owner ON instances(type, owner, id);
 CREATE TABLE IF NOT EXISTS checkpoints (
 	name TEXT PRIMARY KEY,
 	pos  INTEGER NOT NULL
@@ -541,6 +544,24 @@ func refuseForeignUnopened(ctx context.Context, path string) error {
 	}
 	defer db.Close()
 	return refuseForeign(ctx, db, path)
+}
+
+// createPrivate creates the file at path, and its directory, readable by
+// their owner only, unless they exist: the file holds the application's
+// data, personal data among them, and the keys that seal it. SQLite gives
+// the file's -wal and -shm the file's own mode.
+func createPrivate(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("sqlite: create directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // coreTables are the tables every store has.
@@ -1070,7 +1091,7 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (int64, error) {
 
 // SaveCheckpoint records a subscription's position; see engine.Checkpoints.
 func (s *Store) SaveCheckpoint(ctx context.Context, name string, pos int64) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO checkpoints(name, pos) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET pos = excluded.pos`, name, pos)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO checkpoints(name, pos) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET pos = max(pos, excluded.pos)`, name, pos)
 	if err != nil {
 		return fmt.Errorf("sqlite: save checkpoint %s: %w", name, err)
 	}

@@ -127,11 +127,19 @@ func indexDDL(phys, field string) string {
 // under the physical type phys.
 func indexName(phys, field string) string { return "instances_" + phys + "_" + field }
 
+// ownerIndex is the index of instances by type and owner, in id order. No
+// indexName is the same: those have a second underscore.
+const ownerIndex = "instances_owner"
+
 // hasIndex reports whether the instances of phys have an index on field.
-func (s *Store) hasIndex(phys, field string) bool {
+func (s *Store) hasIndex(phys, field string) bool { return s.hasIndexNamed(indexName(phys, field)) }
+
+// hasIndexNamed reports whether the file has the index of instances name:
+// one opened read-only may predate an index a newer store makes.
+func (s *Store) hasIndexNamed(name string) bool {
 	s.physMu.RLock()
 	defer s.physMu.RUnlock()
-	return s.indexes[indexName(phys, field)]
+	return s.indexes[name]
 }
 
 // loadIndexes reads the names of the indexes on instances.
