@@ -48,12 +48,20 @@ func NewHS256Auth(secret []byte) *Auth {
 }
 
 // NewJWKSAuth accepts RS256 and ES256 tokens signed by a key of the JSON Web
-// Key Set at url. It fetches the set now, within ctx, and fetches it again
-// when a token names a key id it does not know (at most every few seconds),
-// so keys can be rotated without a restart, and, in the background, when
-// the set is 10 minutes old, so that a key taken out of it stops being
-// trusted (while the set cannot be fetched, the last one stays in use).
+// Key Set at url: an https URL, or an http one of a loopback host (see
+// CheckJWKSURL). A redirect is followed to the same scheme and host only,
+// and a set is read up to 1 MiB, within 10 s. It fetches the set now,
+// within ctx, and fetches it again when a token names a key id it does not
+// know (at most every few seconds), so keys can be rotated without a
+// restart, and, in the background, when the set is 10 minutes old, so that
+// a key taken out of it stops being trusted. While the set cannot be
+// fetched, the last one stays in use, and a token naming a key it does not
+// hold fails with ErrKeySetUnavailable: the server answers it 503, not 401,
+// as the token may be good.
 func NewJWKSAuth(ctx context.Context, url string) (*Auth, error) {
+	if err := CheckJWKSURL(url); err != nil {
+		return nil, fmt.Errorf("httpapi: the JWKS URL %w", err)
+	}
 	ks := newJWKS(url, nil)
 	if err := ks.refresh(ctx); err != nil {
 		return nil, fmt.Errorf("httpapi: load the JWKS: %w", err)
@@ -199,6 +207,13 @@ func (s *Server) userUntil(r *http.Request, from credentials) (plait.User, time.
 		return plait.User{}, time.Time{}, p
 	}
 	u, until, err := s.opts.Auth.authenticate(token)
+	if errors.Is(err, ErrKeySetUnavailable) {
+		// Not the client's fault: its token may be good. The fetch's error,
+		// which names the key set's URL and host, goes to the log only.
+		p := s.failureOn(&s.keySetFailures, r, http.StatusServiceUnavailable, detailKeySetDown, "verify a token: fetch the key set", err)
+		p.retryAfter = int64(jwksMinRefresh / time.Second)
+		return plait.User{}, time.Time{}, p
+	}
 	if err != nil {
 		return plait.User{}, time.Time{}, unauthorized(err.Error())
 	}
@@ -250,17 +265,24 @@ func unauthorized(detail string) *Problem {
 // localUser is the single user of a server without Auth. It holds every
 // role the application names in SeeAllRoles, so it sees every instance of
 // a type that names one; of a type that names none it sees what it owns.
-// Rules of Access.Send that ask for other roles apply to it as declared.
-func localUser(app plait.App) plait.User {
+// Rules of Access.Send that ask for other roles apply to it as declared,
+// unless extra names them.
+func localUser(app plait.App, extra []string) plait.User {
 	u := plait.User{ID: "local"}
 	seen := map[string]bool{}
+	add := func(r string) {
+		if !seen[r] {
+			seen[r] = true
+			u.Roles = append(u.Roles, r)
+		}
+	}
 	for _, d := range app.Aggregates {
 		for _, r := range d.Settings().Access.SeeAllRoles {
-			if !seen[r] {
-				seen[r] = true
-				u.Roles = append(u.Roles, r)
-			}
+			add(r)
 		}
+	}
+	for _, r := range extra {
+		add(r)
 	}
 	return u
 }

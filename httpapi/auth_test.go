@@ -109,6 +109,20 @@ func TestWithoutAuthEveryRequestIsTheLocalUser(t *testing.T) {
 	}
 }
 
+// TestTheLocalUserHoldsTheRolesItIsGiven: a rule of who may send what
+// that asks for a role no type sees all with holds for the local user too,
+// unless the server gives it that role (serve --local-roles).
+func TestTheLocalUserHoldsTheRolesItIsGiven(t *testing.T) {
+	archive := cmd{"type": "note", "aggregateId": "n1", "name": "archive", "data": map[string]string{}}
+	h := start(t, plait.App{}, httpapi.Options{}, true)
+	h.post("", "?wait=outcome", note("", "n1", "mine"), http.StatusOK)
+	problem(t, h.do("POST", "/commands", "", archive), http.StatusForbidden, httpapi.CodeForbidden)
+
+	h = start(t, plait.App{}, httpapi.Options{LocalRoles: []string{"archivist"}}, true)
+	h.post("", "?wait=outcome", note("", "n1", "mine"), http.StatusOK)
+	h.post("", "?wait=outcome", archive, http.StatusOK)
+}
+
 func TestAnotherUsersAggregate(t *testing.T) {
 	h := start(t, plait.App{}, httpapi.Options{}, false)
 	ann, bob, admin := token(t, "ann"), token(t, "bob"), token(t, "root", "admin")

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/httpapi"
+	"github.com/plaithq/plait/internal/syncbuf"
 )
 
 // errDriver is what a database driver says when it cannot connect: it
@@ -56,24 +56,6 @@ func (s *downStore) List(ctx context.Context, typ string, q engine.ListQuery) (e
 	return s.Store.List(ctx, typ, q)
 }
 
-// syncBuffer is a log's output that a test reads while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestStoreFailuresAreNotShownToClients: while the store cannot be reached,
 // every answer is a 503 with Retry-After whose detail says what failed in
 // the client's terms, never the driver's error (user, database, host); the
@@ -82,7 +64,7 @@ func (b *syncBuffer) String() string {
 // same id.
 func TestStoreFailuresAreNotShownToClients(t *testing.T) {
 	var st *downStore
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	ready := errors.New("kafka: no broker answers: dial tcp 10.1.2.3:9092: connection refused")
 	h := startOn(t, plait.App{}, httpapi.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Ready: func(context.Context) error { return ready }}, false,
@@ -138,7 +120,7 @@ func TestStoreFailuresAreNotShownToClients(t *testing.T) {
 // many went unlogged.
 func TestFailuresDoNotFloodTheLog(t *testing.T) {
 	var st *downStore
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	h := startOn(t, plait.App{}, httpapi.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, false,
 		func(s engine.Store) engine.Store { st = &downStore{Store: s}; return st })
 	tok := token(t, "ann")

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +41,10 @@ type jwks struct {
 
 	fetchMu sync.Mutex // held while fetching, so one fetch runs at a time
 	fetched time.Time  // when the last fetch ended; guarded by fetchMu
+	// fetchErr is why the last fetch failed, nil if it did not; guarded by
+	// fetchMu. While it is set, a key id the set does not hold may be one
+	// the set holds now, so its token cannot be verified.
+	fetchErr error
 
 	stale atomic.Bool // a background refresh of an old set is under way
 
@@ -58,34 +64,96 @@ const (
 	jwksMaxAge     = 10 * time.Minute
 )
 
+// maxJWKS is the largest key set read, in bytes: a set holds a few keys
+// of a few hundred bytes each.
+const maxJWKS = 1 << 20
+
 func newJWKS(url string, client *http.Client) *jwks {
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: checkJWKSRedirect}
 	}
 	return &jwks{url: url, client: client, minRefresh: jwksMinRefresh, maxAge: jwksMaxAge}
 }
 
+// CheckJWKSURL refuses a key set URL whose keys anyone on the network path
+// could replace, and so sign tokens with: one that is not https, unless
+// its host is a loopback address (localhost, 127.0.0.0/8, ::1).
+func CheckJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%q: want an absolute https URL, such as https://idp.example/jwks.json", raw)
+	case strings.EqualFold(u.Scheme, "https"):
+		return nil
+	case strings.EqualFold(u.Scheme, "http") && loopbackName(u.Hostname()):
+		return nil
+	case strings.EqualFold(u.Scheme, "http"):
+		return fmt.Errorf("%q is not https: anyone on the network path could replace its keys, and sign tokens with theirs (plain http is taken for a loopback host only)", raw)
+	}
+	return fmt.Errorf("%q: want an https URL, such as https://idp.example/jwks.json", raw)
+}
+
+// loopbackName reports whether host is localhost or a loopback address.
+// A name under .localhost, which a resolver may send to DNS, is not.
+func loopbackName(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkJWKSRedirect follows a redirect of the key set only to the same
+// scheme and host: never from https to http, nor to another host, which
+// the URL checked at start did not name.
+func checkJWKSRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	from := via[0].URL
+	if !strings.EqualFold(req.URL.Scheme, from.Scheme) || !strings.EqualFold(req.URL.Host, from.Host) {
+		return fmt.Errorf("refused a redirect from %s://%s to %s://%s: the key set is fetched from its URL's scheme and host only",
+			from.Scheme, from.Host, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
+}
+
+// ErrKeySetUnavailable is the error of a token that names a key the JWKS
+// fetched last does not hold, while the set cannot be fetched again: the
+// token may be good, signed by a key added since, but it cannot be
+// verified until the set can be fetched. The error wraps the fetch's.
+var ErrKeySetUnavailable = errors.New("the key set cannot be fetched")
+
 // keyfunc finds the key a token names, fetching the set again once if the
-// key id is unknown.
+// key id is unknown. A key it holds is used without waiting for any fetch,
+// even while the set cannot be fetched.
 func (j *jwks) keyfunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	alg, _ := t.Header["alg"].(string)
 	j.refreshIfOld()
 	k, ok := j.lookup(kid)
 	if !ok {
+		var fetchErr error
 		j.fetchMu.Lock()
 		// Another request may have fetched the set while this one waited.
-		if k, ok = j.lookup(kid); !ok && time.Since(j.fetched) >= j.minRefresh {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := j.fetchLocked(ctx)
-			cancel()
-			if err != nil {
-				j.fetchMu.Unlock()
-				return nil, fmt.Errorf("refresh the key set: %w", err)
+		if k, ok = j.lookup(kid); !ok {
+			if time.Since(j.fetched) >= j.minRefresh {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				j.fetchLocked(ctx)
+				cancel()
+				k, ok = j.lookup(kid)
 			}
-			k, ok = j.lookup(kid)
+			// Within minRefresh of a failed fetch, the key set is as
+			// unavailable as that fetch found it.
+			fetchErr = j.fetchErr
 		}
 		j.fetchMu.Unlock()
+		if !ok && fetchErr != nil {
+			return nil, fmt.Errorf("%w: %w", ErrKeySetUnavailable, fetchErr)
+		}
 	}
 	if !ok {
 		return nil, fmt.Errorf("no key %q in the key set", kid)
@@ -143,10 +211,10 @@ func (j *jwks) refresh(ctx context.Context) error {
 }
 
 // fetchLocked fetches the set and replaces the keys; fetchMu is held.
-func (j *jwks) fetchLocked(ctx context.Context) error {
+func (j *jwks) fetchLocked(ctx context.Context) (err error) {
 	// Set when the fetch ends, failed or not: the requests that waited for
 	// it find it recent and do not fetch again one after another.
-	defer func() { j.fetched = time.Now() }()
+	defer func() { j.fetched, j.fetchErr = time.Now(), err }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", j.url, err)
@@ -160,9 +228,12 @@ func (j *jwks) fetchLocked(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("fetch %s: status %s", j.url, resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKS+1))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", j.url, err)
+	}
+	if len(body) > maxJWKS {
+		return fmt.Errorf("read %s: larger than %d bytes", j.url, maxJWKS)
 	}
 	keys, err := parseJWKS(body)
 	if err != nil {

@@ -1,12 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -180,5 +181,136 @@ func TestAnOldKeySetIsFetchedAgain(t *testing.T) {
 			t.Fatal("a key rotated out of the set is still trusted 5 s after the set grew old")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// While the last fetch failed, a key id the set does not hold is an
+// unavailable key set, not a forged token, until a fetch succeeds, and
+// without a fetch per token in between.
+func TestAnUnknownKeyWhileTheKeySetCannotBeFetched(t *testing.T) {
+	jwk, key := ecJWK(t, "k1")
+	var down atomic.Bool
+	var fetches atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if down.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"keys": []any{jwk}})
+	}))
+	defer srv.Close()
+	ks := newJWKS(srv.URL, nil)
+	if err := ks.refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ks.minRefresh = 200 * time.Millisecond
+	auth := newAuth([]string{"ES256"}, ks.keyfunc)
+	good, unknown := signES256(t, key, "k1"), signES256(t, key, "k2")
+	down.Store(true)
+	time.Sleep(ks.minRefresh)
+	for range 5 {
+		if _, err := auth.Authenticate(unknown); !errors.Is(err, ErrKeySetUnavailable) {
+			t.Fatalf("unknown key, key set down: %v", err)
+		}
+		if _, err := auth.Authenticate(good); err != nil {
+			t.Fatalf("known key, key set down: %v", err)
+		}
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2: the first and one for 5 tokens within minRefresh", n)
+	}
+	down.Store(false)
+	time.Sleep(ks.minRefresh)
+	if _, err := auth.Authenticate(unknown); err == nil || errors.Is(err, ErrKeySetUnavailable) {
+		t.Fatalf("unknown key, key set back: %v", err)
+	}
+}
+
+// A key set anyone on the network path could replace is refused: plain
+// http is taken for a loopback host only.
+func TestCheckJWKSURL(t *testing.T) {
+	for _, u := range []string{
+		"https://idp.example/jwks.json",
+		"HTTPS://idp.example:8443/.well-known/jwks.json",
+		"http://127.0.0.1:18101/jwks.json",
+		"http://127.1.2.3/jwks.json",
+		"http://localhost:8080/jwks.json",
+		"http://[::1]:8080/jwks.json",
+	} {
+		if err := CheckJWKSURL(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	for _, u := range []string{
+		"http://idp.example/jwks.json",
+		"http://10.0.0.1/jwks.json",
+		"http://0.0.0.0/jwks.json",
+		"http://keys.localhost/jwks.json",
+		"http://localhost.idp.example/jwks.json",
+		"http://127.0.0.1.nip.io/jwks.json",
+		"ftp://idp.example/jwks.json",
+		"file:///etc/jwks.json",
+		"idp.example/jwks.json",
+		"https:///jwks.json",
+		"",
+	} {
+		if err := CheckJWKSURL(u); err == nil {
+			t.Errorf("%q: taken", u)
+		}
+	}
+	if _, err := NewJWKSAuth(t.Context(), "http://idp.example/jwks.json"); err == nil || !strings.Contains(err.Error(), "not https") {
+		t.Errorf("NewJWKSAuth of a plain http URL: %v", err)
+	}
+}
+
+// A redirect of the key set is followed to the same scheme and host only:
+// never from https down to http, nor to another host.
+func TestAKeySetRedirectLeavingItsSchemeOrHostIsRefused(t *testing.T) {
+	jwk, _ := ecJWK(t, "k1")
+	keys := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, "/jwks.json", http.StatusFound)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"keys": []any{jwk}})
+	}
+	plain := httptest.NewServer(http.HandlerFunc(keys))
+	defer plain.Close()
+	other := httptest.NewServer(http.HandlerFunc(keys))
+	defer other.Close()
+	to := func(target string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, target, http.StatusFound) }
+	}
+	tls := httptest.NewTLSServer(to(plain.URL + "/jwks.json"))
+	defer tls.Close()
+	hop := httptest.NewServer(to(other.URL + "/jwks.json"))
+	defer hop.Close()
+
+	downgrade := newJWKS(tls.URL, nil)
+	downgrade.client.Transport = tls.Client().Transport // trusts tls's certificate
+	if err := downgrade.refresh(t.Context()); err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Errorf("https redirected to http: %v", err)
+	}
+	if err := newJWKS(hop.URL, nil).refresh(t.Context()); err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Errorf("redirected to another host: %v", err)
+	}
+	if err := newJWKS(plain.URL+"/moved", nil).refresh(t.Context()); err != nil {
+		t.Errorf("redirected on the same host: %v", err)
+	}
+}
+
+// A key set is read up to 1 MiB: a larger one is refused, not cut to its
+// first MiB and taken.
+func TestAKeySetOverAMiBIsRefused(t *testing.T) {
+	jwk, _ := ecJWK(t, "k1")
+	set, _ := json.Marshal(map[string]any{"keys": []any{jwk}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(set)
+		w.Write(bytes.Repeat([]byte(" "), maxJWKS)) // valid JSON still, cut or not
+	}))
+	defer srv.Close()
+	if err := newJWKS(srv.URL, nil).refresh(t.Context()); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a key set over 1 MiB: %v", err)
 	}
 }

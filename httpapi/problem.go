@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/internal/outage"
 )
 
 // ProblemBase is the prefix of every problem type URI the server answers
@@ -62,6 +63,9 @@ const retryAfterUnavailable = 3
 const (
 	detailStoreDown = "the store cannot be reached; try again"
 	detailNotReady  = "a service the server depends on does not answer"
+	// detailKeySetDown answers a token that names a key the server does
+	// not hold while it cannot fetch the key set to look for it.
+	detailKeySetDown = "the token cannot be verified now: the keys that sign tokens cannot be fetched; try again"
 )
 
 // failure is the answer to a request that failed on the server's side, not
@@ -74,7 +78,14 @@ const (
 // alike, and a line each would flood the log, and the disk it may be
 // filling.
 func (s *Server) failure(r *http.Request, status int, detail, doing string, err error, attrs ...any) *Problem {
-	s.failures.Do(func(notLogged int64) {
+	return s.failureOn(&s.failures, r, status, detail, doing, err, attrs...)
+}
+
+// failureOn is failure, its lines paced by pace: failures of one kind that
+// clients can cause at will, such as tokens naming keys the server does not
+// hold, are paced apart, so that they do not crowd out the others.
+func (s *Server) failureOn(pace *outage.Pace, r *http.Request, status int, detail, doing string, err error, attrs ...any) *Problem {
+	pace.Do(func(notLogged int64) {
 		attrs = append(attrs, "route", r.Pattern, "error", err)
 		if notLogged > 0 {
 			attrs = append(attrs, "failures_not_logged", notLogged)

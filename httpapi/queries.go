@@ -78,7 +78,11 @@ func (s *Server) getAggregate(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", etag)
 	revalidate := seqVersionsState(s.defs[inst.Type], inst)
 	if revalidate {
-		w.Header().Set("Cache-Control", "no-cache")
+		// Not no-store: the browser keeps its copy and revalidates it with
+		// If-None-Match on each use (no-cache), answered 304 while the seq
+		// stands; private keeps it out of shared caches, which may hold
+		// one user's data for another.
+		w.Header().Set("Cache-Control", "private, no-cache")
 	} else {
 		w.Header().Set("Cache-Control", "no-store")
 	}

@@ -25,8 +25,13 @@ import (
 // Options configure a Server. The zero value serves a single local user.
 type Options struct {
 	// Auth authenticates requests. Nil serves the single local user
-	// "local", with every right: bind such a server to 127.0.0.1 only.
+	// "local", who holds every role the application's types name in
+	// SeeAllRoles, and LocalRoles: bind such a server to 127.0.0.1 only.
 	Auth *Auth
+	// LocalRoles are roles the single local user holds besides those of
+	// SeeAllRoles, for rules of Access.Send that ask for others. Ignored
+	// with Auth.
+	LocalRoles []string
 	// MaxBody caps the body of POST /commands (default 1 MiB); a larger
 	// one is answered 413.
 	MaxBody int64
@@ -39,7 +44,10 @@ type Options struct {
 	// Retry-After.
 	Rate RateLimits
 	// Web, when set, holds the files served at GET / (index.html),
-	// GET /plait.js and every other path the API does not use.
+	// GET /plait.js and every other path the API does not use. They are
+	// sent with a Content-Security-Policy that lets a page load files and
+	// reach the API of its own origin only: no inline script or style, no
+	// eval, no framing by another site (see webPolicy).
 	Web fs.FS
 	// Logger receives the server's logs (default slog.Default()); the
 	// access log is at debug level.
@@ -106,7 +114,10 @@ type Server struct {
 	// failures paces the log lines of requests that failed on the
 	// server's side.
 	failures outage.Pace
-	tracer   trace.Tracer // nil when tracing is off
+	// keySetFailures paces those of tokens that could not be verified
+	// while the key set could not be fetched.
+	keySetFailures outage.Pace
+	tracer         trace.Tracer // nil when tracing is off
 	// origins refuses state-changing requests from pages of other origins;
 	// see checkOrigin.
 	origins *http.CrossOriginProtection
@@ -159,7 +170,7 @@ func New(e *engine.Engine, opts Options) *Server {
 		e:     e,
 		opts:  opts,
 		log:   opts.Logger,
-		local: localUser(e.App()),
+		local: localUser(e.App(), opts.LocalRoles),
 		mux:   http.NewServeMux(),
 
 		origins: http.NewCrossOriginProtection(),
@@ -187,19 +198,32 @@ func New(e *engine.Engine, opts Options) *Server {
 		s.tracer = opts.TracerProvider.Tracer(TracerName)
 	}
 
-	s.mux.HandleFunc("POST /commands", s.traceCommands(s.postCommand))
-	s.mux.HandleFunc("GET /commands/{id}", s.getCommand)
-	s.mux.HandleFunc("GET /aggregates/{type}/{id}", s.getAggregate)
-	s.mux.HandleFunc("GET /aggregates/{type}/{id}/events", s.getEvents)
-	s.mux.HandleFunc("GET /lists/{type}", s.getList)
+	// The answers that carry users' data are stored by no cache, unless
+	// their handler says otherwise: GET /aggregates revalidates with its
+	// ETag, GET /stream sets its own.
+	s.mux.HandleFunc("POST /commands", noStore(s.traceCommands(s.postCommand)))
+	s.mux.HandleFunc("GET /commands/{id}", noStore(s.getCommand))
+	s.mux.HandleFunc("GET /aggregates/{type}/{id}", noStore(s.getAggregate))
+	s.mux.HandleFunc("GET /aggregates/{type}/{id}/events", noStore(s.getEvents))
+	s.mux.HandleFunc("GET /lists/{type}", noStore(s.getList))
 	s.mux.HandleFunc("GET /stream", s.getStream)
 	s.mux.HandleFunc("POST /views/{name}/rebuild", s.rebuildView)
-	s.mux.HandleFunc("POST /subjects/{subject}/forget", s.forgetSubject)
+	s.mux.HandleFunc("POST /subjects/{subject}/forget", noStore(s.forgetSubject))
 	s.registerSchemas()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metricsAuth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	return s
+}
+
+// noStore gives h's answers Cache-Control: no-store, which h may replace:
+// one user's data must not stay in a shared cache for the next, nor in
+// the browser's once the user has gone.
+func noStore(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, r)
+	}
 }
 
 // ServeHTTP routes the request, answers 404 and 405 as problems, counts it
@@ -299,8 +323,28 @@ func (s *Server) running() bool {
 	}
 }
 
+// webPolicy is the Content-Security-Policy of the files of Options.Web. The
+// user interface may load scripts, styles, images and fonts of its own
+// origin and talk to the API there (fetch, EventSource), and nothing else:
+//
+//   - default-src 'self': no inline script or style (a <script> or <style>
+//     element, a style= or onclick= attribute), no eval, nothing from
+//     another origin;
+//   - object-src 'none': no plugins;
+//   - base-uri 'none': no <base> that would send relative URLs, plait.js
+//     and the API's among them, elsewhere;
+//   - form-action 'self': no form posts the user's input to another site;
+//   - frame-ancestors 'none', and X-Frame-Options: DENY for the browsers
+//     that know only it: no page of another site frames the UI to have
+//     the user click its buttons (clickjacking), which a server without
+//     authentication, whose every request is the local user's, would
+//     obey.
+const webPolicy = "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
 // serveWeb serves a file of opts.Web for GET and HEAD, and reports whether
-// there was one. Directories are not listed.
+// there was one. Directories are not listed. Every file is sent with
+// webPolicy: a script or style cares not, but an HTML or SVG file opened
+// by itself is a document.
 func (s *Server) serveWeb(w http.ResponseWriter, r *http.Request) bool {
 	if s.opts.Web == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return false
@@ -335,7 +379,10 @@ func (s *Server) serveWeb(w http.ResponseWriter, r *http.Request) bool {
 		}
 		content = bytes.NewReader(b)
 	}
-	w.Header().Set("Cache-Control", "no-cache")
+	h := w.Header()
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Security-Policy", webPolicy)
+	h.Set("X-Frame-Options", "DENY")
 	http.ServeContent(w, r, name, st.ModTime(), content)
 	return true
 }

@@ -179,7 +179,10 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 // position from.
 func setStreamHeaders(h http.Header, from int64) {
 	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
+	// A user's outcomes and events, whose EventSource authenticates with
+	// a cookie, which does not keep shared caches away as Authorization
+	// does: no cache stores it.
+	h.Set("Cache-Control", "no-store")
 	// Until its first frame, a stream has given its client no id to resume
 	// with; this is that id: the position the stream sends frames after.
 	h.Set(StartHeader, strconv.FormatInt(from, 10))

@@ -42,6 +42,41 @@ func TestThePageLoadsOnlyEmbeddedFiles(t *testing.T) {
 	}
 }
 
+// The page holds no inline code, which the server's Content-Security-Policy
+// (default-src 'self') refuses: no <script> without src, no <style>, no
+// style= or on…= attribute; nor do the scripts set a style attribute,
+// write HTML as text or eval a string.
+func TestNoInlineCodeForThePolicyToRefuse(t *testing.T) {
+	checks := map[string][]*regexp.Regexp{
+		"index.html": {
+			regexp.MustCompile(`(?i)<script\b(?:[^>s]|s[^r>]|sr[^c>])*>`),
+			regexp.MustCompile(`(?i)<style\b`),
+			regexp.MustCompile(`(?i)\sstyle\s*=`),
+			regexp.MustCompile(`(?i)\son[a-z]+\s*=`),
+			regexp.MustCompile(`(?i)javascript:`),
+		},
+	}
+	for _, name := range []string{"app.js", "plait.js"} {
+		checks[name] = []*regexp.Regexp{
+			regexp.MustCompile(`setAttribute\(\s*['"]style`),
+			regexp.MustCompile(`[{,]\s*['"]?style['"]?\s*:`),
+			regexp.MustCompile(`\b(?:innerHTML|outerHTML|insertAdjacentHTML|document\.write)\b`),
+			regexp.MustCompile(`\beval\(|new Function\(|set(?:Timeout|Interval)\(\s*['"\x60]`),
+		}
+	}
+	for name, res := range checks {
+		b, err := fs.ReadFile(web.Files, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range res {
+			if m := re.Find(b); m != nil {
+				t.Errorf("%s has %q, which the Content-Security-Policy refuses", name, m)
+			}
+		}
+	}
+}
+
 func TestServedWithTheRightTypes(t *testing.T) {
 	srv := httptest.NewServer(http.FileServerFS(web.Files))
 	defer srv.Close()

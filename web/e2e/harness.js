@@ -33,7 +33,8 @@ export function launch() {
 /**
  * Opens the orderdesk UI in a fresh browser context (empty storage)
  * and waits for its relay to be live. Errors thrown in the page are kept in
- * page.errors, for the test to check.
+ * page.errors, for the test to check, and so is anything the page's
+ * Content-Security-Policy refused (page.violations too).
  *
  * @param {import('playwright-core').Browser} browser
  * With holdStream, the relay is held back from the start (see holdStream)
@@ -51,6 +52,19 @@ export async function openApp(browser, options = {}) {
   page.on('pageerror', (err) => page.errors.push(err));
   page.on('console', (msg) => {
     if (msg.type() === 'error' && !/Failed to load resource|EventSource/.test(msg.text())) page.errors.push(new Error(msg.text()));
+  });
+  page.violations = [];
+  await page.exposeFunction('plaitCSPViolation', (v) => {
+    page.violations.push(v);
+    page.errors.push(new Error(`Content-Security-Policy refused ${v.blockedURI || 'inline code'} (${v.directive}) at ${v.source}`));
+  });
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.plaitCSPViolation({
+        directive: e.effectiveDirective, blockedURI: e.blockedURI,
+        source: `${e.sourceFile || e.documentURI}:${e.lineNumber}`,
+      });
+    });
   });
   if (options.holdStream) page.releaseStream = await holdStream(page);
   await page.goto(options.path ?? '/');

@@ -98,6 +98,47 @@ test('create a customer and an order from the UI', T, async () => {
   await done(page);
 });
 
+test('the UI runs under its Content-Security-Policy, which nothing on the page breaks', T, async () => {
+  const page = await openApp(browser);
+  const res = await page.request.get('/');
+  const csp = res.headers()['content-security-policy'] ?? '';
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.match(csp, /default-src 'self'/);
+  assert.equal(res.headers()['x-frame-options'], 'DENY');
+
+  // Every part of the page at work: a list, a screen, a command over the relay.
+  const name = `Csp Check ${unique()}`;
+  await search(page, 'customers', name);
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(name);
+  await s.getByTestId('input-email').fill('csp@example.com');
+  await s.getByTestId('submit').click();
+  await page.locator('[data-testid=customer-row]:not(.pending)').filter({ hasText: name }).waitFor();
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  await screen(page);
+
+  // The policy is live: inline code is refused, and the refusal is seen.
+  await page.evaluate(() => {
+    const el = document.createElement('div');
+    el.setAttribute('onclick', 'void 0');
+    el.click();
+  });
+  await expectViolation(page, 'script-src-attr');
+  page.violations.length = 0;
+  page.errors = page.errors.filter((e) => !/Content.Security.Policy/i.test(e.message));
+  await done(page);
+});
+
+/** Waits until the page has reported a violation of directive. */
+async function expectViolation(page, directive) {
+  for (let i = 0; i < 50 && !page.violations.some((v) => v.directive === directive); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(page.violations.some((v) => v.directive === directive), `no ${directive} violation seen: ${JSON.stringify(page.violations)}`);
+}
+
 test('a submission closes the screen at once, before its outcome is known', T, async () => {
   const name = `Bo Berg ${unique()}`;
   const customerId = await createCustomer(name);
