@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/plaithq/plait/bench"
@@ -37,7 +38,7 @@ func runBench(ctx context.Context, prog program, args []string, stdout, stderr i
 
 // parseBench reads bench's flags.
 func parseBench(prog program, args []string, stdout io.Writer) (opts bench.Options, soak time.Duration, sc scaledBenchFlags, err error) {
-	fs := flags(prog, "bench", "Measures Plait's throughput and latency, each figure beside its raw baseline measured in the same run on the same disk.", stdout)
+	fs := flags(prog, "bench", "Measures Plait's throughput and latency, each figure beside its raw baseline measured in the same run on the same disk.\nIt measures the platform on this machine with a workload of its own (a counter aggregate, and the orderdesk demo for the view and soak figures), whichever application's binary runs it: not this application's commands.", stdout)
 	fs.StringVar(&opts.Dir, "dir", "", "directory for the temporary databases (default the system's temp dir); figures are measured on its disk")
 	fs.DurationVar(&opts.Duration, "duration", 0, "how long each figure is measured (default 3s)")
 	fs.BoolVar(&opts.Quick, "quick", false, "a fast smoke run with rough numbers")
@@ -46,6 +47,11 @@ func parseBench(prog program, args []string, stdout io.Writer) (opts bench.Optio
 	sc.register(fs)
 	if err := parse(fs, args); err != nil {
 		return opts, 0, sc, err
+	}
+	if opts.Dir != "" {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return opts, 0, sc, fmt.Errorf("bench: --dir: %w", err)
+		}
 	}
 	if opts.RelayClients == 0 && given(fs, "relay-clients") {
 		opts.RelayClients = -1 // skip; left at 0, bench picks its default

@@ -58,7 +58,7 @@ func WithWeb(files fs.FS) Option {
 
 var commands = []command{
 	{"serve", "serve the application over HTTP (the default)", runServe},
-	{"bench", "measure throughput and latency against raw baselines", runBench},
+	{"bench", "measure Plait's throughput and latency against raw baselines, on a workload of its own", runBench},
 	{"replay", "rebuild a view from the event log while the old copy serves", runReplay},
 	{"inspect", "show the log, subscriptions, checkpoints and lag", runInspect},
 	{"forget", "forget a data subject: destroy its key, erasing its personal data", runForget},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/internal/syncbuf"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -290,21 +291,7 @@ func TestALockClearsTheURLOfAKilledServer(t *testing.T) {
 // closes GET /metrics to requests without it; the API stays as it was.
 func TestServeTakesTheMetricsTokenFromTheEnvironment(t *testing.T) {
 	t.Setenv("PLAIT_METRICS_TOKEN", "scrape-secret")
-	addr := freeAddr(t)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var serveOut, serveErr bytes.Buffer
-	go func() {
-		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", t.TempDir(), "--log-level", "warn"}, &serveOut, &serveErr)
-	}()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v\n%s", err, serveErr.String())
-		}
-	}()
-	base := "http://" + addr
-	waitHealthy(t, base)
+	base, _ := serveInBackground(t, "--data", t.TempDir(), "--log-level", "warn")
 	for _, tc := range []struct {
 		authorization string
 		status        int
@@ -327,4 +314,70 @@ func TestServeTakesTheMetricsTokenFromTheEnvironment(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+}
+
+// TestServeHelpKeepsTheSecretsOfTheEnvironment: --help names the
+// variables the secrets come from, never their values, which would end up
+// in a terminal's scrollback, a CI log or a pasted ticket.
+func TestServeHelpKeepsTheSecretsOfTheEnvironment(t *testing.T) {
+	t.Setenv("PLAIT_JWT_SECRET", "jwt-secret-from-env")
+	t.Setenv("PLAIT_METRICS_TOKEN", "metrics-token-from-env")
+	code, help, _ := runCLI(t, "serve", "--help")
+	if code != 0 || !strings.Contains(help, "$PLAIT_JWT_SECRET") || !strings.Contains(help, "$PLAIT_METRICS_TOKEN") {
+		t.Fatalf("serve --help: exit %d\n%s", code, help)
+	}
+	for _, secret := range []string{"jwt-secret-from-env", "metrics-token-from-env"} {
+		if strings.Contains(help, secret) {
+			t.Errorf("serve --help prints %q", secret)
+		}
+	}
+}
+
+// TestLocalRolesAreForTheLocalUserOnly: with a token required, roles come
+// from the token, and --local-roles is a mistake said at once.
+func TestLocalRolesAreForTheLocalUserOnly(t *testing.T) {
+	code, _, stderr := runCLI(t, "serve", "--jwt-secret", strings.Repeat("s", 32), "--local-roles", "dispatcher", "--addr", freeAddr(t), "--data", t.TempDir())
+	if code != 2 || !strings.Contains(stderr, "--local-roles") {
+		t.Fatalf("serve --jwt-secret … --local-roles: exit %d, %q; want 2 naming the flag", code, stderr)
+	}
+	if _, help, _ := runCLI(t, "serve", "--help"); !strings.Contains(help, "--local-roles roles") {
+		t.Fatalf("serve --help does not explain --local-roles:\n%s", help)
+	}
+}
+
+// serveInBackground runs serve for orderdesk with args, on a free --addr,
+// until the test ends: then it stops it, and fails the test if serve
+// returned an error. It returns the server's base URL once /healthz
+// answers, and the buffer serve logs to.
+func serveInBackground(t *testing.T, args ...string) (base string, logs *syncbuf.Buffer) {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logs = &syncbuf.Buffer{}
+	go func() {
+		done <- runServe(ctx, program{app: orderdesk.App()}, append([]string{"--addr", addr}, args...), io.Discard, logs)
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, logs.String())
+		}
+	})
+	base = "http://" + addr
+	waitHealthy(t, base)
+	return base, logs
+}
+
+// listStatus is the status of GET /lists/orderList with the bearer tok.
+func listStatus(t *testing.T, base, tok string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/lists/orderList", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

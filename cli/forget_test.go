@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,26 +107,8 @@ func TestForgetGoesThroughTheRunningServer(t *testing.T) {
 // can be guessed, and serves, accepting the tokens it signs (with or
 // without an expiry) and refusing others.
 func TestServeWarnsOfAShortSecretAndServes(t *testing.T) {
-	addr := freeAddr(t)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var serveErr bytes.Buffer
-	var mu sync.Mutex
-	go func() {
-		done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", t.TempDir(), "--log-level", "warn", "--jwt-secret", "secret"},
-			io.Discard, lockedWriter{&mu, &serveErr})
-	}()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	base := "http://" + addr
-	waitHealthy(t, base)
-	mu.Lock()
-	logged := serveErr.String()
-	mu.Unlock()
+	base, logs := serveInBackground(t, "--data", t.TempDir(), "--log-level", "warn", "--jwt-secret", "secret")
+	logged := logs.String()
 	if !strings.Contains(logged, "the --jwt-secret is short") || !strings.Contains(logged, `"bytes":6`) {
 		t.Fatalf("no warning of the short secret in the log:\n%s", logged)
 	}
@@ -137,14 +118,7 @@ func TestServeWarnsOfAShortSecretAndServes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequest("GET", base+"/lists/orderList", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return listStatus(t, base, tok)
 	}
 	if code := list(jwt.MapClaims{"sub": "ann"}, "secret"); code != http.StatusOK {
 		t.Fatalf("a token without exp signed with the secret: %d, want 200", code)
@@ -155,16 +129,4 @@ func TestServeWarnsOfAShortSecretAndServes(t *testing.T) {
 	if code := list(jwt.MapClaims{"sub": "ann"}, "secreT"); code != http.StatusUnauthorized {
 		t.Fatalf("a token signed with another secret: %d, want 401", code)
 	}
-}
-
-// lockedWriter is a writer shared by goroutines.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -40,11 +40,11 @@ func lockedBy(err error) (url string, locked bool) {
 // lockData takes the lock of app's data directory. When another process
 // holds it, it returns a *lockedError with that process's base URL.
 func lockData(dir, app string) (*dataLock, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // as the store makes it
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dir, app+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}

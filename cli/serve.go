@@ -41,8 +41,9 @@ type serveFlags struct {
 	rateSet       bool // --rate-ip or --rate-user was given
 	streamsSet    bool // --max-streams-per-user was given
 	pageBytes     int
-	streams       int    // SSE streams per user
-	metricsToken  string // the bearer token GET /metrics asks for, "" for none
+	streams       int      // SSE streams per user
+	metricsToken  string   // the bearer token GET /metrics asks for, "" for none
+	localRoles    []string // roles the single local user holds besides SeeAllRoles'
 	// otlpEndpoint is the OTLP/HTTP collector spans go to ("" and no
 	// OTEL_EXPORTER_OTLP_ENDPOINT: tracing off), and tracer the provider
 	// built for it, nil when off.
@@ -81,6 +82,9 @@ func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
 	opts.Data = f.data
 	opts.MetricsToken = f.metricsToken
+	if opts.Auth == nil {
+		opts.LocalRoles = f.localRoles
+	}
 	if opts.Auth != nil || f.streamsSet {
 		opts.MaxStreamsPerUser = f.streams
 	}
@@ -99,11 +103,22 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	sc.register(fs)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "`host:port` to listen on")
-	fs.StringVar(&f.jwtSecret, "jwt-secret", os.Getenv("PLAIT_JWT_SECRET"), "require Bearer JWTs signed with this HS256 `secret` (default $PLAIT_JWT_SECRET)")
-	fs.StringVar(&f.jwksURL, "jwks-url", "", "require Bearer JWTs signed by a key of the JWKS at this `URL` (RS256 or ES256)")
+	// The secrets' defaults are read from the environment after parsing,
+	// not given as the flags' defaults: --help prints those.
+	fs.StringVar(&f.jwtSecret, "jwt-secret", "", "require Bearer JWTs signed with this HS256 `secret` (default $PLAIT_JWT_SECRET); "+noExp)
+	fs.StringVar(&f.jwksURL, "jwks-url", "", "require Bearer JWTs signed by a key of the JWKS at this `URL` (RS256 or ES256), https unless its host is localhost, 127.0.0.0/8 or ::1; "+noExp)
 	fs.StringVar(&f.audience, "jwt-audience", os.Getenv("PLAIT_JWT_AUDIENCE"), "require tokens whose aud claim names this `audience` (default $PLAIT_JWT_AUDIENCE; with --jwks-url of an identity provider that signs for other applications too, set it)")
 	fs.StringVar(&f.issuer, "jwt-issuer", os.Getenv("PLAIT_JWT_ISSUER"), "require tokens whose iss claim is this `issuer` (default $PLAIT_JWT_ISSUER)")
-	fs.StringVar(&f.metricsToken, "metrics-token", os.Getenv("PLAIT_METRICS_TOKEN"), "answer GET /metrics only to requests bearing this `token` (Authorization: Bearer, as a Prometheus scrape sends it); default $PLAIT_METRICS_TOKEN, which keeps it out of the process list; without it the metrics are open")
+	fs.StringVar(&f.metricsToken, "metrics-token", "", "answer GET /metrics only to requests bearing this `token` (Authorization: Bearer, as a Prometheus scrape sends it); default $PLAIT_METRICS_TOKEN, which keeps it out of the process list; without it the metrics are open")
+	fs.Func("local-roles", "comma-separated `roles` the single local user holds besides every role that sees a type whole, for the application's rules of who may send what that ask for others (without --jwt-secret or --jwks-url only)", func(v string) error {
+		f.localRoles = nil
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				f.localRoles = append(f.localRoles, r)
+			}
+		}
+		return nil
+	})
 	fs.Int64Var(&f.maxBody, "max-body", httpapi.DefaultMaxBody, "largest accepted POST /commands body, in `bytes`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, how long to let requests in flight finish")
@@ -113,11 +128,22 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if !given(fs, "jwt-secret") {
+		f.jwtSecret = os.Getenv("PLAIT_JWT_SECRET")
+	}
+	if !given(fs, "metrics-token") {
+		f.metricsToken = os.Getenv("PLAIT_METRICS_TOKEN")
+	}
 	f.rateSet = given(fs, "rate-ip") || given(fs, "rate-user")
 	f.audienceSet, f.issuerSet = given(fs, "jwt-audience"), given(fs, "jwt-issuer")
 	f.streamsSet = given(fs, "max-streams-per-user")
 	if _, _, err := net.SplitHostPort(f.addr); err != nil {
 		return usageError{fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", f.addr)}
+	}
+	if f.jwksURL != "" {
+		if err := httpapi.CheckJWKSURL(f.jwksURL); err != nil {
+			return usageError{fmt.Errorf("--jwks-url %w", err)}
+		}
 	}
 	if !sc.set() {
 		if err := sf.check(); err != nil {
@@ -161,6 +187,9 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	if n := len(f.jwtSecret); n > 0 && n < minSecret {
 		log.Warn("the --jwt-secret is short: an HS256 secret should have at least as many bytes as the hash (RFC 7518, section 3.2), or tokens can be forged by guessing it",
 			"bytes", n, "want", minSecret)
+	}
+	if auth != nil && len(f.localRoles) > 0 {
+		return usageError{errors.New("--local-roles is for the single local user of a server without --jwt-secret or --jwks-url; with them, roles come from the token")}
 	}
 	if auth == nil && (f.audience != "" || f.issuer != "") {
 		log.Warn("$PLAIT_JWT_AUDIENCE or $PLAIT_JWT_ISSUER is set, but no --jwt-secret or --jwks-url: ignored")
@@ -289,6 +318,10 @@ func serve(ctx context.Context, e *engine.Engine, opts httpapi.Options, f serveF
 	log.Info("stopped")
 	return nil
 }
+
+// noExp, in the help of the flags that require tokens, says what a token
+// without exp is.
+const noExp = "a token without an exp claim is accepted, and holds until its key changes"
 
 // minSecret is the shortest HS256 secret serve takes without a warning:
 // as many bytes as the hash's output.

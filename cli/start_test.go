@@ -7,30 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/internal/syncbuf"
 )
-
-// safeBuffer is a log's output that a test reads while it is written.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // TestServeWaitsForPostgreSQLUntilTheStartTimeout: a PostgreSQL that
 // refuses the connection (not started yet) is tried again until
@@ -67,7 +49,7 @@ func TestDialUntilConnectsWhenTheListenerAppears(t *testing.T) {
 		}
 		t.Cleanup(func() { ln.Close() })
 	}()
-	var logs safeBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
