@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/internal/outage"
 )
 
 // reactorRun is one reactor's subscription to the feed.
@@ -32,7 +34,9 @@ const reactorPage = 256
 // crash before the checkpoint replays the page, and the derived command
 // ids make that harmless.
 func (e *Engine) runReactor(ctx, work context.Context, r *reactorRun) {
-	backoff := 10 * time.Millisecond
+	// A failing page is retried, backing off; the run of failures is
+	// logged when it begins, now and then while it lasts, and when it ends.
+	down := outage.Outage{Min: 10 * time.Millisecond, Max: 5 * time.Second}
 	for ctx.Err() == nil {
 		changed := e.FeedChanged()
 		items, err := e.readFeed(ctx, r.pos.Load(), reactorPage)
@@ -52,16 +56,15 @@ func (e *Engine) runReactor(ctx, work context.Context, r *reactorRun) {
 			return // stopping: the read or the page was cut short
 		}
 		if err != nil {
-			e.log.Error("reactor failed; retrying", "reactor", r.reactor.Name(), "error", err)
+			wait := down.Failed(e.log, slog.LevelError, "reactor failed; retrying", err, "reactor", r.reactor.Name())
 			select {
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			case <-ctx.Done():
 				return
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 10 * time.Millisecond
+		down.Recovered(e.log, "reactor recovered", "reactor", r.reactor.Name())
 		if len(items) == 0 {
 			select {
 			case <-changed:

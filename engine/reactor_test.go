@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/engine/enginetest"
+	"github.com/plaithq/plait/internal/syncbuf"
 	"github.com/plaithq/plait/store/sqlite"
 )
 
@@ -131,5 +134,57 @@ func TestAReactorsCommandsToOneInstanceKeepTheirOrderWhenOneFails(t *testing.T) 
 			puts = append(puts, string(ev.Data))
 		}
 		t.Fatalf("the copy holds %d, want 2, the source's last value; its events: %v", got.V, puts)
+	}
+}
+
+// failingCheckpoints is the SQLite store whose first saves of a
+// checkpoint fail, as a write does while the disk is full.
+type failingCheckpoints struct {
+	*sqlite.Store
+	left atomic.Int32
+}
+
+func (s *failingCheckpoints) SaveCheckpoint(ctx context.Context, name string, pos int64) error {
+	if s.left.Add(-1) >= 0 {
+		return errors.New("disk full")
+	}
+	return s.Store.SaveCheckpoint(ctx, name, pos)
+}
+
+// TestAFailingReactorLogsItsOutageOnceAndItsEnd: a reactor retrying a
+// page through a run of failures logs the run when it begins and when it
+// ends, not at every retry, and its work is done once the store answers.
+func TestAFailingReactorLogsItsOutageOnceAndItsEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	store := &failingCheckpoints{Store: openSQLite(t)}
+	store.left.Store(5)
+	var logs syncbuf.Buffer
+	app := plait.App{Name: "copies", Aggregates: []plait.Definition{source, copies}, Reactors: []*plait.Reactor{copier}}
+	e, err := engine.New(app, store, engine.Options{Partitions: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Background(t, e)
+	cmd := plait.Command{ID: "set3", Type: "source", AggregateID: "a", Name: "set", Data: []byte(`{"v":3}`)}
+	if _, err := e.Submit(ctx, cmd, plait.User{ID: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitSettled(ctx, "set3"); err != nil {
+		t.Fatal(err)
+	}
+	if store.left.Load() >= 0 {
+		t.Fatalf("the checkpoint failed fewer than 5 times (%d left)", store.left.Load())
+	}
+	out := logs.String()
+	if n := strings.Count(out, "reactor failed; retrying"); n != 1 {
+		t.Errorf("%d lines of the failure, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, "reactor recovered") || !strings.Contains(out, "attempts=5") {
+		t.Errorf("the end of the outage is not logged with its 5 attempts:\n%s", out)
+	}
+	in, err := e.Load(ctx, "copy", "a")
+	if err != nil || string(in.State) != `{"v":3}` {
+		t.Fatalf("the copy is %s (%v), want {\"v\":3}", in.State, err)
 	}
 }
