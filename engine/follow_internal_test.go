@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/internal/syncbuf"
 )
 
@@ -62,5 +64,50 @@ func TestFollowBacksOffWhileTheStoreIsDown(t *testing.T) {
 	logs := out.String()
 	if n := strings.Count(logs, `"level":"INFO"`); n != 1 || !strings.Contains(logs, `"failed_for":"`) {
 		t.Errorf("the end of the outage was logged %d times at INFO, want once, saying how long it lasted:\n%s", n, logs)
+	}
+}
+
+// oldEventStore is a Store whose feed holds one event in its first
+// version.
+type oldEventStore struct {
+	Store
+	reads atomic.Int32
+}
+
+func (s *oldEventStore) ReadFeed(ctx context.Context, after int64, limit int) ([]Item, error) {
+	s.reads.Add(1)
+	if after > 0 {
+		return nil, nil
+	}
+	ev := plait.Event{ID: "e1", Type: "note", AggregateID: "n1", Seq: 1, Name: "written", Version: 1, Data: []byte(`{"text":"x"}`)}
+	return []Item{{Position: 1, Event: &ev}}, nil
+}
+
+// TestFollowSaysWhenAnEventCannotBeUpcast: an event the upcasters fail on
+// stops the feed there, and the log says so, not that the store is down.
+func TestFollowSaysWhenAnEventCannotBeUpcast(t *testing.T) {
+	k := evKey{"note", "written"}
+	up := &upcasters{current: map[evKey]int{k: 2}, steps: map[evKey][]func(json.RawMessage) (json.RawMessage, error){
+		k: {func(json.RawMessage) (json.RawMessage, error) { return nil, errors.New("no text field in version 1") }},
+	}}
+	st := &oldEventStore{}
+	var out syncbuf.Buffer
+	e := &Engine{store: wrapStore(st, up, nil), nudge: newBroadcast(), settle: newBroadcast(), tail: newTail(0, 16),
+		log: slog.New(slog.NewJSONHandler(&out, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.follow(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for st.reads.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	logs := out.String()
+	if !strings.Contains(logs, "an event cannot be upcast") || !strings.Contains(logs, "no text field in version 1") || strings.Contains(logs, "does not answer") {
+		t.Errorf("the log does not say the event cannot be upcast:\n%s", logs)
+	}
+	if h := e.tail.headPos(); h != 0 {
+		t.Errorf("the feed moved on to %d past the event it cannot read", h)
 	}
 }

@@ -577,7 +577,14 @@ func (e *Engine) follow(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			wait := down.Failed(e.log, slog.LevelError, "follow the feed: the store does not answer", err)
+			msg := "follow the feed: the store does not answer"
+			if errors.Is(err, errUpcast) {
+				// Skipping the event would drop it from the relay and the
+				// waits: the feed stops here, loudly, until a release
+				// whose upcasters read it.
+				msg = "follow the feed: an event cannot be upcast; the feed waits for an upcaster that reads it"
+			}
+			wait := down.Failed(e.log, slog.LevelError, msg, err)
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():

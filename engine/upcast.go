@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/plaithq/plait"
@@ -50,6 +51,10 @@ func newUpcasters(app plait.App) *upcasters {
 	return u
 }
 
+// errUpcast marks the failure of an upcaster: an event of the log that
+// this release cannot read, which no retry mends until it is fixed.
+var errUpcast = errors.New("engine: upcast")
+
 // upcast brings ev to the current version of its name. An event already
 // current, of a name without versions, or recorded by a newer release than
 // this one (a version above the current) is left as it is.
@@ -70,11 +75,11 @@ func (u *upcasters) upcast(ev *plait.Event) error {
 	for ; v < current; v++ {
 		step := u.steps[k][v-1]
 		if step == nil {
-			return fmt.Errorf("engine: upcast %s.%s of event %s: no upcaster from version %d", ev.Type, ev.Name, ev.ID, v)
+			return fmt.Errorf("%w %s.%s of event %s: no upcaster from version %d", errUpcast, ev.Type, ev.Name, ev.ID, v)
 		}
 		next, err := safeUpcast(step, data)
 		if err != nil {
-			return fmt.Errorf("engine: upcast %s.%s of event %s from version %d: %w", ev.Type, ev.Name, ev.ID, v, err)
+			return fmt.Errorf("%w %s.%s of event %s from version %d: %w", errUpcast, ev.Type, ev.Name, ev.ID, v, err)
 		}
 		data = next
 	}
