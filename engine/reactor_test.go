@@ -176,6 +176,9 @@ func TestAFailingReactorLogsItsOutageOnceAndItsEnd(t *testing.T) {
 	if store.left.Load() >= 0 {
 		t.Fatalf("the checkpoint failed fewer than 5 times (%d left)", store.left.Load())
 	}
+	// The checkpoint's move settles set3; the reactor logs its recovery
+	// just after.
+	eventually(t, "the reactor logs its recovery", func() bool { return strings.Contains(logs.String(), "reactor recovered") })
 	out := logs.String()
 	if n := strings.Count(out, "reactor failed; retrying"); n != 1 {
 		t.Errorf("%d lines of the failure, want 1:\n%s", n, out)
