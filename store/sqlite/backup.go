@@ -1,0 +1,382 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/plaithq/plait/engine"
+)
+
+// A store's file is backed up while a server writes it, and restored while
+// none runs.
+//
+// Backup asks SQLite for a consistent copy (VACUUM INTO, in one read
+// transaction: every commit is in it whole or not at all) of the file and
+// its write-ahead log, written beside the destination, synced, checked,
+// and only then given its name: a file at the destination is a whole
+// backup.
+//
+// Restore puts a backup in the store's place and keeps the store it
+// replaces beside it. A backup holds the keys of the data subjects
+// forgotten since it was taken; Restore destroys them again, telling
+// them by the store it replaces, which holds no key of a forgotten
+// subject (see Key and Destroy).
+
+// ErrExists is returned by Backup when its destination exists: a backup
+// never overwrites a file.
+var ErrExists = errors.New("sqlite: the backup's destination exists")
+
+// ErrBadBackup is returned by Restore when the file to restore is not a
+// whole, sound store.
+var ErrBadBackup = errors.New("sqlite: not a sound store")
+
+// BackupInfo describes a backup made.
+type BackupInfo struct {
+	// Bytes is the backup's size.
+	Bytes int64
+	// Head is the last position of the log the backup holds.
+	Head int64
+}
+
+// Backup writes a consistent copy of the store in the file at path into a
+// new file at to, readable by its owner only, while the store may be in
+// use by a server. It refuses a destination that exists (ErrExists).
+func Backup(ctx context.Context, path, to string) (BackupInfo, error) {
+	if _, err := os.Lstat(to); err == nil {
+		return BackupInfo{}, fmt.Errorf("%w: %s", ErrExists, to)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return BackupInfo{}, fmt.Errorf("%w %s: %w", ErrNoStore, path, err)
+	}
+	src, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return BackupInfo{}, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	defer src.Close()
+	if err := requireStore(ctx, src, path); err != nil {
+		return BackupInfo{}, err
+	}
+	partial, err := newPrivateFile(filepath.Dir(to), filepath.Base(to)+".partial-*")
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	defer os.Remove(partial) // once renamed, there is nothing left to remove
+	if _, err := src.ExecContext(ctx, `VACUUM INTO ?`, partial); err != nil {
+		return BackupInfo{}, withDiskSpace(fmt.Errorf("sqlite: back up %s: %w", path, err), to)
+	}
+	if err := syncFile(partial); err != nil {
+		return BackupInfo{}, err
+	}
+	head, err := checkSound(ctx, partial)
+	if err != nil {
+		return BackupInfo{}, fmt.Errorf("sqlite: the backup written is not sound: %w", err)
+	}
+	// A hard link fails if the destination appeared meanwhile, where a
+	// rename would replace it.
+	if err := os.Link(partial, to); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return BackupInfo{}, fmt.Errorf("%w: %s", ErrExists, to)
+		}
+		return BackupInfo{}, fmt.Errorf("sqlite: name the backup %s: %w", to, err)
+	}
+	if err := syncDir(filepath.Dir(to)); err != nil {
+		return BackupInfo{}, err
+	}
+	st, err := os.Stat(to)
+	if err != nil {
+		return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	return BackupInfo{Bytes: st.Size(), Head: head}, nil
+}
+
+// Restored describes a restore done.
+type Restored struct {
+	// Head is the last position of the log restored.
+	Head int64
+	// Replaced is where the store that the backup replaced was moved, its
+	// write-ahead log beside it; "" when there was none.
+	Replaced string
+	// Reforgotten is how many keys of data subjects forgotten since the
+	// backup was taken were destroyed again in the restored store.
+	Reforgotten int
+	// Unchecked is set when the replaced store could not be read for the
+	// keys it no longer holds (it is missing or damaged): the data
+	// subjects forgotten since the backup was taken are remembered again,
+	// and must be forgotten again. It says why.
+	Unchecked error
+}
+
+// Restore puts the backup at from in the place of the store in the file
+// at path, which no process may be using: the store there is moved aside,
+// to Restored.Replaced, and the keys of the data subjects it had forgotten
+// that the backup still holds are destroyed in the restored copy. The
+// backup file itself is left as it is. A backup that is not a sound store
+// is refused (ErrBadBackup) and nothing is changed.
+func Restore(ctx context.Context, from, path string) (Restored, error) {
+	if _, err := os.Stat(from); err != nil {
+		return Restored{}, fmt.Errorf("sqlite: restore: %w", err)
+	}
+	if _, err := checkSound(ctx, from); err != nil {
+		return Restored{}, fmt.Errorf("%w: %s: %w", ErrBadBackup, from, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return Restored{}, fmt.Errorf("sqlite: create directory: %w", err)
+	}
+	staged, err := newPrivateFile(filepath.Dir(path), filepath.Base(path)+".restoring-*")
+	if err != nil {
+		return Restored{}, err
+	}
+	defer os.Remove(staged)
+	if err := copyFile(from, staged); err != nil {
+		return Restored{}, withDiskSpace(err, path)
+	}
+	var r Restored
+	live, err := subjectKeys(ctx, path)
+	if err != nil {
+		r.Unchecked = err
+	} else if r.Reforgotten, err = destroyKeysNotIn(ctx, staged, live); err != nil {
+		return Restored{}, err
+	}
+	if r.Head, err = checkSound(ctx, staged); err != nil {
+		return Restored{}, fmt.Errorf("sqlite: the copy restored is not sound: %w", err)
+	}
+	if err := syncFile(staged); err != nil {
+		return Restored{}, err
+	}
+	if r.Replaced, err = moveAside(ctx, path); err != nil {
+		return Restored{}, err
+	}
+	if err := os.Rename(staged, path); err != nil {
+		return Restored{}, fmt.Errorf("sqlite: restore %s: %w", path, err)
+	}
+	return r, syncDir(filepath.Dir(path))
+}
+
+// requireStore returns ErrNoStore unless db, the file at path, holds a
+// store's tables: a file that is no database at all included.
+func requireStore(ctx context.Context, db *sql.DB, path string) error {
+	s := &Store{w: db, path: path}
+	err := s.checkSchema(ctx)
+	if errors.Is(markCorrupt(err), engine.ErrCorrupt) {
+		return fmt.Errorf("%w %s: %w", ErrNoStore, path, err)
+	}
+	return err
+}
+
+// checkSound opens the file at path read-only, checks that it is a whole
+// store and sound (SQLite's quick_check), and returns its log's head.
+func checkSound(ctx context.Context, path string) (head int64, err error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	if err := requireStore(ctx, db, path); err != nil {
+		return 0, err
+	}
+	var verdict string
+	if err := db.QueryRowContext(ctx, `PRAGMA quick_check`).Scan(&verdict); err != nil {
+		return 0, fmt.Errorf("check %s: %w", path, err)
+	}
+	if verdict != "ok" {
+		return 0, fmt.Errorf("check %s: %s", path, verdict)
+	}
+	s := &Store{w: db, path: path}
+	return s.Head(ctx)
+}
+
+// subjectKeys reads every data subject's key in the store at path.
+func subjectKeys(ctx context.Context, path string) (map[string]string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("read the store being replaced: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	s := &Store{w: db, path: path}
+	if ok, err := s.hasTables(ctx, "subject_keys"); err != nil || !ok {
+		return map[string]string{}, err // no key made yet
+	}
+	rows, err := db.QueryContext(ctx, `SELECT subject, key FROM subject_keys`)
+	if err != nil {
+		return nil, fmt.Errorf("read the keys of the store being replaced: %w", err)
+	}
+	defer rows.Close()
+	keys := map[string]string{}
+	for rows.Next() {
+		var subject string
+		var key []byte
+		if err := rows.Scan(&subject, &key); err != nil {
+			return nil, fmt.Errorf("read the keys of the store being replaced: %w", err)
+		}
+		keys[subject] = string(key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the keys of the store being replaced: %w", err)
+	}
+	return keys, nil
+}
+
+// destroyKeysNotIn destroys, in the store at path, every key that live
+// does not hold: the key of a subject forgotten since (a subject given a
+// new key after it was forgotten included). It returns how many.
+func destroyKeysNotIn(ctx context.Context, path string, live map[string]string) (int, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=secure_delete(on)&_pragma=journal_mode(DELETE)")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	s := &Store{w: db, path: path}
+	if ok, err := s.hasTables(ctx, "subject_keys"); err != nil || !ok {
+		return 0, err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT subject, key FROM subject_keys`)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: read the backup's keys: %w", err)
+	}
+	var gone []string
+	for rows.Next() {
+		var subject string
+		var key []byte
+		if err := rows.Scan(&subject, &key); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("sqlite: read the backup's keys: %w", err)
+		}
+		if k, ok := live[subject]; !ok || k != string(key) {
+			gone = append(gone, subject)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, fmt.Errorf("sqlite: read the backup's keys: %w", err)
+	}
+	for _, subject := range gone {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subject_keys WHERE subject = ?`, subject); err != nil {
+			return 0, fmt.Errorf("sqlite: destroy a forgotten key: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: destroy forgotten keys: %w", err)
+	}
+	return len(gone), nil
+}
+
+// moveAside renames the store at path, with its write-ahead log and its
+// shared-memory index, to a name of its own beside it. It returns the new
+// name, or "" when there was nothing at path. It first folds the log into
+// the file, when it can: SQLite then removes the log, and the store moves
+// in one rename. Whatever is left at path (a log without its file, from a
+// restore cut short) is moved too: a log left there would be applied to
+// the store restored.
+func moveAside(ctx context.Context, path string) (string, error) {
+	foldLog(ctx, path)
+	aside := path + ".replaced-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	moved := false
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		err := os.Rename(path+suffix, aside+suffix)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("sqlite: move the replaced store aside: %w", err)
+		}
+		moved = true
+	}
+	if !moved {
+		return "", nil
+	}
+	return aside, nil
+}
+
+// foldLog copies the write-ahead log of the store at path into its file;
+// closing the last connection then removes the log. A store it cannot
+// open (damaged, or none) is left as it is.
+func foldLog(ctx context.Context, path string) {
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+}
+
+// newPrivateFile creates an empty file in dir, readable by its owner only,
+// named after pattern (see os.CreateTemp), and returns its path.
+func newPrivateFile(dir, pattern string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("sqlite: create directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, pattern) // 0600
+	if err != nil {
+		return "", fmt.Errorf("sqlite: create a file in %s: %w", dir, err)
+	}
+	return f.Name(), f.Close()
+}
+
+// copyFile copies the file at from into the existing file at to.
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return fmt.Errorf("sqlite: restore: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("sqlite: restore: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("sqlite: copy %s: %w", from, err)
+	}
+	return out.Close()
+}
+
+// syncFile flushes the file at path to the disk.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("sqlite: sync %s: %w", path, err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: sync %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir flushes a directory's entries to the disk, so that a name given
+// survives a crash. Some systems cannot sync a directory; that is not an
+// error there.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sqlite: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("sqlite: sync %s: %w", dir, err)
+	}
+	return nil
+}
