@@ -104,26 +104,56 @@ func (s *Store) secure(ctx context.Context, fn func(*sql.Conn) error) error {
 	return errors.Join(ferr, err)
 }
 
+// truncateBudget is how long truncateWAL waits for readers that hold
+// older snapshots, a backup running say, before it gives up.
+const truncateBudget = time.Minute
+
 // truncateWAL copies the write-ahead log into the database and truncates
-// it, retrying while readers hold older snapshots.
+// it, retrying while readers hold older snapshots, for up to
+// truncateBudget. A checkpoint holds the write lock while it waits for
+// readers, so each attempt waits only a moment: commits go on between
+// them.
 func (s *Store) truncateWAL(ctx context.Context) error {
-	for range 50 {
-		var busy, frames, done int
-		if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+	pause := 20 * time.Millisecond
+	for deadline := time.Now().Add(truncateBudget); ; {
+		busy, err := s.tryTruncateWAL(ctx)
+		if err != nil {
 			return fmt.Errorf("sqlite: checkpoint: %w", err)
 		}
-		if busy == 0 {
+		if !busy {
 			return nil
 		}
-		if err := sleepCtx(ctx); err != nil {
+		if time.Now().After(deadline) {
+			return errors.New("sqlite: checkpoint: readers kept the write-ahead log busy (a backup running?); ask again once they are done")
+		}
+		if err := sleepCtx(ctx, pause); err != nil {
 			return err
 		}
+		pause = min(2*pause, 500*time.Millisecond)
 	}
-	return errors.New("sqlite: checkpoint: readers kept the write-ahead log busy")
 }
 
-func sleepCtx(ctx context.Context) error {
-	t := time.NewTimer(20 * time.Millisecond)
+// tryTruncateWAL makes one attempt of truncateWAL, waiting at most 25 ms
+// for readers, and reports whether they kept the log busy.
+func (s *Store) tryTruncateWAL(ctx context.Context) (busy bool, err error) {
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, `PRAGMA busy_timeout = 25`); err != nil {
+		return false, err
+	}
+	var blocked, frames, done int
+	err = c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&blocked, &frames, &done)
+	// The writer's own timeout, as Open sets it.
+	_, rerr := c.ExecContext(context.WithoutCancel(ctx), `PRAGMA busy_timeout = 10000`)
+	return blocked != 0, errors.Join(err, rerr)
+}
+
+// sleepCtx waits for d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

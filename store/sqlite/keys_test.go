@@ -3,8 +3,11 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/plaithq/plait/store/sqlite"
 )
@@ -38,5 +41,64 @@ func TestKeysSurviveAFirstCallerThatWentAway(t *testing.T) {
 	}
 	if _, ok, err := st.Key(ctx, "s1", false); err != nil || ok {
 		t.Fatalf("after destroy: %v %v", ok, err)
+	}
+}
+
+// TestDestroyWaitsForReadersWithoutHoldingCommits: while a reader holds an
+// older snapshot (a backup running), Destroy waits to empty the log of
+// the key's former pages, and commits go on meanwhile; once the reader is
+// done, Destroy returns.
+func TestDestroyWaitsForReadersWithoutHoldingCommits(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.Key(ctx, "gone", true); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	tx, err := reader.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM subject_keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	destroyed := make(chan error, 1)
+	go func() { destroyed <- st.Destroy(ctx, "gone") }()
+	time.Sleep(200 * time.Millisecond) // Destroy is waiting for the reader
+	for i := range 5 {
+		start := time.Now()
+		if _, _, err := st.Key(ctx, fmt.Sprintf("new%d", i), true); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("a key made while Destroy waited for a reader took %v", took)
+		}
+	}
+	select {
+	case err := <-destroyed:
+		t.Fatalf("Destroy returned (%v) while the reader held its snapshot", err)
+	default:
+	}
+	tx.Rollback()
+	select {
+	case err := <-destroyed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Destroy did not return once the reader was done")
+	}
+	if _, ok, _ := st.Key(ctx, "gone", false); ok {
+		t.Error("the key is still there")
 	}
 }
