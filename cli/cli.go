@@ -1,5 +1,5 @@
 // Package cli turns an application into a program with Plait's whole
-// command line: serve, bench, replay, inspect and forget. An application's main is
+// command line: serve, bench, replay, inspect, forget, backup and restore. An application's main is
 // one line:
 //
 //	func main() { os.Exit(cli.Main(myapp.App(), os.Args[1:])) }
@@ -62,6 +62,8 @@ var commands = []command{
 	{"replay", "rebuild a view from the event log while the old copy serves", runReplay},
 	{"inspect", "show the log, subscriptions, checkpoints and lag", runInspect},
 	{"forget", "forget a data subject: destroy its key, erasing its personal data", runForget},
+	{"backup", "write a consistent copy of the embedded store, while it serves", runBackup},
+	{"restore", "put a backup in the place of the embedded store, while no server runs", runRestore},
 }
 
 // Main runs the command line for app with args (without the program name)

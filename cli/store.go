@@ -23,8 +23,15 @@ type storeFlags struct {
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.data, "data", "./plait-data", "directory of the embedded store; the SQLite file is `DIR`/APP.db")
+	s.registerData(fs)
 	fs.StringVar(&s.synchronous, "synchronous", "FULL", "SQLite synchronous mode: FULL survives power loss, NORMAL only a process crash")
+}
+
+// registerData registers --data alone, for the commands that work on the
+// store's file without opening it as a store.
+func (s *storeFlags) registerData(fs *flag.FlagSet) {
+	s.synchronous = "FULL"
+	fs.StringVar(&s.data, "data", "./plait-data", "directory of the embedded store; the SQLite file is `DIR`/APP.db")
 }
 
 // check refuses flag values that cannot work, before anything is touched.

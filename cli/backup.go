@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/plaithq/plait/store/sqlite"
+)
+
+// runBackup is plait backup --to FILE: a consistent copy of the embedded
+// store, taken while a server may be writing it.
+func runBackup(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
+	app := prog.app
+	fs := flags(prog, "backup", "Writes a consistent copy of the embedded store (the SQLite file in --data) to a new file,\n"+
+		"readable by its owner only, while a server may be serving it: every command is in it whole or not at all.\n"+
+		"The copy is checked before it gets its name, and an existing file is never overwritten.\n"+
+		"It holds the application's data, personal data, and the keys that seal it: keep it as safe as the store.\n"+
+		"plait restore puts it back. Scaled out, back up PostgreSQL with its own tools.", stdout)
+	var sf storeFlags
+	sf.registerData(fs)
+	to := fs.String("to", "", "the new `FILE` to write the backup to (required; its directory is made)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := sf.check(); err != nil {
+		return err
+	}
+	if *to == "" {
+		return usageError{errors.New("--to: want the file to write the backup to")}
+	}
+	if err := sf.existing(app); err != nil {
+		return err
+	}
+	info, err := sqlite.Backup(ctx, sf.path(app), *to)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s: %d bytes, log head %d\n", sf.path(app), *to, info.Bytes, info.Head)
+	return nil
+}
+
+// runRestore is plait restore --from FILE: a backup in the place of the
+// embedded store, while no server runs on it.
+func runRestore(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
+	app := prog.app
+	fs := flags(prog, "restore", "Puts a backup made by plait backup in the place of the embedded store, while no server runs on it.\n"+
+		"The store it replaces is moved aside, whole, beside it. The data subjects forgotten since the backup\n"+
+		"was taken stay forgotten: their keys, which the backup still holds, are destroyed again, as the store\n"+
+		"being replaced tells. Without that store (lost, or damaged), it says they must be forgotten again.\n"+
+		"A backup that is not a sound store is refused, and nothing changes.", stdout)
+	var sf storeFlags
+	sf.registerData(fs)
+	from := fs.String("from", "", "the backup `FILE` to restore (required; it is left as it is)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := sf.check(); err != nil {
+		return err
+	}
+	if *from == "" {
+		return usageError{errors.New("--from: want the backup file to restore")}
+	}
+	if _, err := os.Stat(*from); err != nil {
+		return fmt.Errorf("no backup: %w", err)
+	}
+	lock, err := lockData(sf.data, app.Name)
+	if _, locked := lockedBy(err); locked {
+		return fmt.Errorf("%w: stop it first to restore", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	r, err := sqlite.Restore(ctx, *from, sf.path(app))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored %s into %s: log head %d\n", *from, sf.path(app), r.Head)
+	if r.Replaced != "" {
+		fmt.Fprintf(stdout, "the store it replaced is at %s (with its personal data: delete it once the restored store serves as it should)\n", r.Replaced)
+	}
+	if r.Unchecked != nil {
+		fmt.Fprintf(stderr, "warning: the data subjects forgotten since the backup was taken are remembered again, "+
+			"as the store it replaced could not be read (%v): forget them again with %s forget SUBJECT\n", r.Unchecked, prog.name)
+	} else {
+		fmt.Fprintf(stdout, "%d data subjects forgotten since the backup stay forgotten: their keys are destroyed again\n", r.Reforgotten)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/internal/syncbuf"
+)
+
+// TestBackupWhileServingThenRestore: plait backup copies the store of a
+// running server; plait restore refuses to run under it, and once it is
+// stopped puts the backup back: what came after the backup is gone, what
+// came before is served again, and a customer forgotten since the backup
+// stays forgotten.
+func TestBackupWhileServingThenRestore(t *testing.T) {
+	data := t.TempDir()
+	backup := filepath.Join(t.TempDir(), "backups", "b1.db")
+	serve := func() (base string, stop func()) {
+		addr := freeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		var logs syncbuf.Buffer
+		go func() {
+			done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", data, "--log-level", "warn"}, io.Discard, &logs)
+		}()
+		waitHealthy(t, "http://"+addr)
+		return "http://" + addr, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("serve: %v\n%s", err, logs.String())
+			}
+		}
+	}
+	do := func(base, method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	place := func(base, id string) {
+		t.Helper()
+		body := `{"type":"order","aggregateId":"` + id + `","name":"place","data":{"customerId":"c1","lines":[{"sku":"A","qty":1,"price":2}]}}`
+		if code, b := do(base, "POST", "/commands?wait=settled", body); code != 200 {
+			t.Fatalf("place %s: %d %s", id, code, b)
+		}
+	}
+
+	base, stop := serve()
+	if code, b := do(base, "POST", "/commands?wait=settled", `{"type":"customer","aggregateId":"c1","name":"create","data":{"name":"Ann","email":"ann.backup@example.com"}}`); code != 200 {
+		t.Fatalf("create c1: %d %s", code, b)
+	}
+	place(base, "o1")
+	code, out, stderr := runCLI(t, "backup", "--data", data, "--to", backup)
+	if code != 0 || !strings.Contains(out, "backed up "+filepath.Join(data, "orderdesk.db")+" to "+backup) {
+		t.Fatalf("backup while serving: exit %d\n%s\n%s", code, out, stderr)
+	}
+	place(base, "o2")
+	code, _, stderr = runCLI(t, "restore", "--data", data, "--from", backup)
+	if code != 1 || !strings.Contains(stderr, "in use by a running server ("+base+"): stop it first to restore") {
+		t.Fatalf("restore under a server: exit %d\n%s", code, stderr)
+	}
+	if code, _ := do(base, "GET", "/aggregates/order/o2", ""); code != 200 {
+		t.Fatalf("o2 after a refused restore: %d", code)
+	}
+	stop()
+	if code, out, stderr := runCLI(t, "forget", "--data", data, "c1"); code != 0 {
+		t.Fatalf("forget: exit %d\n%s\n%s", code, out, stderr)
+	}
+	code, out, stderr = runCLI(t, "restore", "--data", data, "--from", backup)
+	if code != 0 || !strings.Contains(out, "the store it replaced is at "+filepath.Join(data, "orderdesk.db.replaced-")) ||
+		!strings.Contains(out, "1 data subjects forgotten since the backup stay forgotten") || stderr != "" {
+		t.Fatalf("restore: exit %d\n%s\n%s", code, out, stderr)
+	}
+
+	base, stop = serve()
+	defer stop()
+	if code, _ := do(base, "GET", "/aggregates/order/o1", ""); code != 200 {
+		t.Errorf("o1, placed before the backup: %d", code)
+	}
+	if code, _ := do(base, "GET", "/aggregates/order/o2", ""); code != 404 {
+		t.Errorf("o2, placed after the backup: %d, want 404", code)
+	}
+	if code, b := do(base, "GET", "/aggregates/customer/c1", ""); code != 200 || strings.Contains(b, "ann.backup@example.com") {
+		t.Errorf("c1, forgotten after the backup: %d %s", code, b)
+	}
+	if code, _, stderr := runCLI(t, "backup", "--data", data, "--to", backup); code != 1 || !strings.Contains(stderr, "exists") {
+		t.Errorf("a backup over a file: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "backup", "--data", data); code != 2 || !strings.Contains(stderr, "--to") {
+		t.Errorf("a backup without --to: exit %d, %s", code, stderr)
+	}
+}
