@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/plaithq/plait/internal/durable"
 )
 
 // Keys keeps each subject's key in a file of its own in a directory:
@@ -113,7 +115,7 @@ func (k *Keys) Key(ctx context.Context, subject string, create bool) ([]byte, bo
 	if err := os.Rename(tmp, p); err != nil {
 		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
 	}
-	if err := syncDir(k.Dir); err != nil { // the new name survives a power loss
+	if err := durable.SyncDir(k.Dir); err != nil { // the new name survives a power loss
 		return nil, false, fmt.Errorf("filekeys: write key: %w", err)
 	}
 	return key, true, nil
@@ -134,16 +136,6 @@ func readKey(p string) ([]byte, error) {
 		return nil, nil
 	}
 	return key, nil
-}
-
-// syncDir makes the names in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Destroy overwrites the subject's key file with zeros, syncs it and
@@ -175,7 +167,7 @@ func (k *Keys) Destroy(ctx context.Context, subject string) error {
 	if err := os.Remove(p); err != nil {
 		return fmt.Errorf("filekeys: destroy key: %w", err)
 	}
-	if err := syncDir(k.Dir); err != nil {
+	if err := durable.SyncDir(k.Dir); err != nil {
 		return fmt.Errorf("filekeys: destroy key: %w", err)
 	}
 	return nil

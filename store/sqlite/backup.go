@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/internal/durable"
 )
 
 // A store's file is backed up while a server writes it, and restored while
@@ -73,7 +74,7 @@ func Backup(ctx context.Context, path, to string) (BackupInfo, error) {
 	if _, err := src.ExecContext(ctx, `VACUUM INTO ?`, partial); err != nil {
 		return BackupInfo{}, withDiskSpace(fmt.Errorf("sqlite: back up %s: %w", path, err), to)
 	}
-	if err := syncFile(partial); err != nil {
+	if err := durable.SyncFile(partial); err != nil {
 		return BackupInfo{}, err
 	}
 	head, err := checkSound(ctx, partial)
@@ -88,7 +89,7 @@ func Backup(ctx context.Context, path, to string) (BackupInfo, error) {
 		}
 		return BackupInfo{}, fmt.Errorf("sqlite: name the backup %s: %w", to, err)
 	}
-	if err := syncDir(filepath.Dir(to)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(to)); err != nil {
 		return BackupInfo{}, err
 	}
 	st, err := os.Stat(to)
@@ -149,7 +150,7 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 	if r.Head, err = checkSound(ctx, staged); err != nil {
 		return Restored{}, fmt.Errorf("sqlite: the copy restored is not sound: %w", err)
 	}
-	if err := syncFile(staged); err != nil {
+	if err := durable.SyncFile(staged); err != nil {
 		return Restored{}, err
 	}
 	if r.Replaced, err = moveAside(ctx, path); err != nil {
@@ -158,7 +159,7 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 	if err := os.Rename(staged, path); err != nil {
 		return Restored{}, fmt.Errorf("sqlite: restore %s: %w", path, err)
 	}
-	return r, syncDir(filepath.Dir(path))
+	return r, durable.SyncDir(filepath.Dir(path))
 }
 
 // requireStore returns ErrNoStore unless db, the file at path, holds a
@@ -348,35 +349,4 @@ func copyFile(from, to string) error {
 		return fmt.Errorf("sqlite: copy %s: %w", from, err)
 	}
 	return out.Close()
-}
-
-// syncFile flushes the file at path to the disk.
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("sqlite: sync %s: %w", path, err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: sync %s: %w", path, err)
-	}
-	return nil
-}
-
-// syncDir flushes a directory's entries to the disk, so that a name given
-// survives a crash. Some systems cannot sync a directory; that is not an
-// error there.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sqlite: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) && !errors.Is(err, errors.ErrUnsupported) {
-		return fmt.Errorf("sqlite: sync %s: %w", dir, err)
-	}
-	return nil
 }
