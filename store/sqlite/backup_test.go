@@ -25,12 +25,7 @@ import (
 // outcome has its event, and its head is its log's last position.
 func TestBackupWhileCommandsCommitIsConsistent(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "live.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, path := openLive(t)
 	defer st.Close()
 	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 4})
 	if err != nil {
@@ -138,12 +133,7 @@ func checkWhole(t *testing.T, st *sqlite.Store, head int64) {
 // a file behind.
 func TestBackupRefusesWhatItCannotDo(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "live.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, path := openLive(t)
 	st.Close()
 	there := filepath.Join(dir, "there.db")
 	os.WriteFile(there, []byte("mine"), 0o600)
@@ -176,13 +166,9 @@ func TestBackupRefusesWhatItCannotDo(t *testing.T) {
 // keep their keys.
 func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "live.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, path := openLive(t)
 	keys := map[string][]byte{}
+	var err error
 	for _, s := range []string{"kept", "forgotten", "rekeyed"} {
 		if keys[s], _, err = st.Key(ctx, s, true); err != nil {
 			t.Fatal(err)
@@ -268,12 +254,7 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 // restored, and the store is left as it was.
 func TestRestoreRefusesABadBackup(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "live.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, path := openLive(t)
 	st.Close()
 	good := filepath.Join(dir, "good.db")
 	if _, err := sqlite.Backup(ctx, path, good); err != nil {
@@ -304,12 +285,7 @@ func TestRestoreRefusesABadBackup(t *testing.T) {
 // forgets since the backup could not be checked.
 func TestRestoreWithoutAStoreSaysItCouldNotCheckTheForgets(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "live.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, path := openLive(t)
 	if _, _, err := st.Key(ctx, "s", true); err != nil {
 		t.Fatal(err)
 	}
@@ -333,4 +309,16 @@ func TestRestoreWithoutAStoreSaysItCouldNotCheckTheForgets(t *testing.T) {
 	if _, ok, _ := got.Key(ctx, "s", false); !ok {
 		t.Error("the backup's key is not restored")
 	}
+}
+
+// openLive opens a new store, live.db in a directory of the test's own.
+func openLive(t *testing.T) (st *sqlite.Store, dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "live.db")
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, dir, path
 }
