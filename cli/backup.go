@@ -84,7 +84,7 @@ func runRestore(ctx context.Context, prog program, args []string, stdout, stderr
 	}
 	if r.Unchecked != nil {
 		fmt.Fprintf(stderr, "warning: the data subjects forgotten since the backup was taken are remembered again, "+
-			"as the store it replaced could not be read (%v): forget them again with %s forget SUBJECT\n", r.Unchecked, prog.name)
+			"as the store it replaced could not tell them (%v): forget them again with %s forget SUBJECT\n", r.Unchecked, prog.name)
 	} else {
 		fmt.Fprintf(stdout, "%d data subjects forgotten since the backup stay forgotten: their keys are destroyed again\n", r.Reforgotten)
 	}

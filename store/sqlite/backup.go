@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -109,8 +108,9 @@ type Restored struct {
 	// Reforgotten is how many keys of data subjects forgotten since the
 	// backup was taken were destroyed again in the restored store.
 	Reforgotten int
-	// Unchecked is set when the replaced store could not be read for the
-	// keys it no longer holds (it is missing or damaged): the data
+	// Unchecked is set when the replaced store could not tell the keys it
+	// no longer holds (it is missing or damaged, or not a later state of
+	// the backup's log: a store made afresh, say): the data
 	// subjects forgotten since the backup was taken are remembered again,
 	// and must be forgotten again. It says why.
 	Unchecked error
@@ -137,11 +137,21 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 		return Restored{}, err
 	}
 	defer os.Remove(staged)
-	if err := copyFile(from, staged); err != nil {
-		return Restored{}, withDiskSpace(err, path)
+	// A copy through SQLite, not of the file's bytes: the file restored
+	// may have commits in its write-ahead log (a store moved aside by a
+	// restore, put back), and a copy of the file alone would miss them.
+	if err := vacuumInto(ctx, from, staged); err != nil {
+		return Restored{}, withDiskSpace(fmt.Errorf("sqlite: restore %s: %w", from, err), path)
 	}
 	var r Restored
 	live, err := subjectKeys(ctx, path)
+	if err == nil {
+		// Only a later state of the backup's own log tells the subjects
+		// forgotten since: another store (one a server made afresh on an
+		// empty data directory, say) holds none of the backup's keys,
+		// and would have them all destroyed.
+		err = requireLaterState(ctx, staged, path)
+	}
 	if err != nil {
 		r.Unchecked = err
 	} else if r.Reforgotten, err = destroyKeysNotIn(ctx, staged, live); err != nil {
@@ -333,20 +343,59 @@ func newPrivateFile(dir, pattern string) (string, error) {
 	return f.Name(), f.Close()
 }
 
-// copyFile copies the file at from into the existing file at to.
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
+// vacuumInto writes a consistent copy of the store in the file at from,
+// its write-ahead log included, into the empty file at to, in rollback
+// journal mode. The copy is not synced.
+func vacuumInto(ctx context.Context, from, to string) error {
+	db, err := sql.Open("sqlite", "file:"+from+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
-		return fmt.Errorf("sqlite: restore: %w", err)
+		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_TRUNC, 0)
+	defer db.Close()
+	_, err = db.ExecContext(ctx, `VACUUM INTO ?`, to)
+	return err
+}
+
+// requireLaterState returns an error unless the store at path is a later
+// state of the store at backup: its log holds the backup's last item at
+// the same position.
+func requireLaterState(ctx context.Context, backup, path string) error {
+	b, err := sql.Open("sqlite", "file:"+backup+"?mode=ro")
 	if err != nil {
-		return fmt.Errorf("sqlite: restore: %w", err)
+		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("sqlite: copy %s: %w", from, err)
+	defer b.Close()
+	head, err := (&Store{w: b, path: backup}).Head(ctx)
+	if err != nil {
+		return err
 	}
-	return out.Close()
+	if head == 0 {
+		return nil // an empty log: every store's log comes after it
+	}
+	want, err := itemAt(ctx, b, head)
+	if err != nil {
+		return err
+	}
+	l, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	got, err := itemAt(ctx, l, head)
+	if err != nil {
+		return fmt.Errorf("read the store being replaced: %w", err)
+	}
+	if got != want {
+		return fmt.Errorf("the store being replaced is not a later state of the backup: its log does not hold the backup's last item, at position %d", head)
+	}
+	return nil
+}
+
+// itemAt returns what tells the item at position pos of a store's log:
+// its kind and id; "" when there is none.
+func itemAt(ctx context.Context, db *sql.DB, pos int64) (string, error) {
+	var item string
+	err := db.QueryRowContext(ctx, `SELECT coalesce((SELECT 'event '||id FROM events WHERE pos = ?1),
+		(SELECT 'command '||id FROM commands WHERE pos = ?1), '')`, pos).Scan(&item)
+	return item, err
 }

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -321,4 +322,122 @@ func openLive(t *testing.T) (st *sqlite.Store, dir, path string) {
 		t.Fatal(err)
 	}
 	return st, dir, path
+}
+
+// TestRestoreOverAnotherStoreDestroysNoKey: the store being replaced
+// tells the forgets since the backup only when it is a later state of
+// the backup's own log. A fresh store (a server started on an empty data
+// directory before the restore), or another store, holds none of the
+// backup's keys, and forgot none of them: the restore keeps every key,
+// and says it could not tell the forgets.
+func TestRestoreOverAnotherStoreDestroysNoKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "live.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := st.Key(ctx, "s", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stopEngine := enginetest.Background(t, e)
+	cmd := plait.Command{ID: "one", Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}
+	if _, err := e.Submit(ctx, cmd, plait.User{ID: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	stopEngine()
+	st.Close()
+	backup := filepath.Join(dir, "b.db")
+	if _, err := sqlite.Backup(ctx, path, backup); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+	fresh, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fresh.Key(ctx, "other", true); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Close()
+
+	r, err := sqlite.Restore(ctx, backup, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Reforgotten != 0 || r.Unchecked == nil {
+		t.Errorf("restored over a fresh store: %+v, want no key destroyed and the forgets unchecked", r)
+	}
+	got, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if k, ok, _ := got.Key(ctx, "s", false); !ok || !bytes.Equal(k, key) {
+		t.Errorf("the backup's key was destroyed: %x %v", k, ok)
+	}
+}
+
+// TestRestoreTakesTheLogOfTheFileRestored: a store restored from a file
+// whose last commits are still in its write-ahead log (the store a
+// restore moved aside while a reader kept its log from being folded, put
+// back) is restored with them.
+func TestRestoreTakesTheLogOfTheFileRestored(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	from := filepath.Join(dir, "old.db")
+	st, err := sqlite.Open(ctx, from, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Key(ctx, "first", true); err != nil {
+		t.Fatal(err)
+	}
+	// A reader holds a snapshot: closing the store cannot fold the log.
+	reader, err := sql.Open("sqlite", "file:"+from+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	tx, err := reader.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM subject_keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, _, err := st.Key(ctx, fmt.Sprintf("later%d", i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	tx.Rollback()
+	if fi, err := os.Stat(from + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("want a log beside the file restored: %v %v", fi, err)
+	}
+
+	path := filepath.Join(dir, "live.db")
+	if _, err := sqlite.Restore(ctx, from, path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	for _, s := range []string{"first", "later19"} {
+		if _, ok, err := got.Key(ctx, s, false); !ok || err != nil {
+			t.Errorf("key %s, committed to the file restored: %v %v", s, ok, err)
+		}
+	}
 }
