@@ -166,11 +166,18 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 	if r.Replaced, err = moveAside(ctx, path); err != nil {
 		return Restored{}, err
 	}
+	if beforeRestoreRename != nil {
+		beforeRestoreRename()
+	}
 	if err := os.Rename(staged, path); err != nil {
 		return Restored{}, fmt.Errorf("sqlite: restore %s: %w", path, err)
 	}
 	return r, durable.SyncDir(filepath.Dir(path))
 }
+
+// beforeRestoreRename, set by tests, runs just before Restore puts the
+// restored copy at the store's name.
+var beforeRestoreRename func()
 
 // requireStore returns ErrNoStore unless db, the file at path, holds a
 // store's tables: a file that is no database at all included.
@@ -288,8 +295,8 @@ func destroyKeysNotIn(ctx context.Context, path string, live map[string]string) 
 	return len(gone), nil
 }
 
-// moveAside renames the store at path, with its write-ahead log and its
-// shared-memory index, to a name of its own beside it. It returns the new
+// moveAside gives the store at path, with its write-ahead log and its
+// shared-memory index, a name of its own beside it. It returns the new
 // name, or "" when there was nothing at path. It first folds the log into
 // the file, when it can: SQLite then removes the log, and the store moves
 // in one rename. Whatever is left at path (a log without its file, from a
@@ -298,6 +305,15 @@ func destroyKeysNotIn(ctx context.Context, path string, live map[string]string) 
 func moveAside(ctx context.Context, path string) (string, error) {
 	foldLog(ctx, path)
 	aside := path + ".replaced-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	// A store whose log is folded is given its new name by a link, and
+	// keeps its own until the restored copy replaces it, in one rename: a
+	// restore cut short leaves it in its place.
+	if folded(path) {
+		if err := os.Link(path, aside); err == nil {
+			return aside, nil
+		}
+		// No hard links here: it is moved, as a store with its log is.
+	}
 	moved := false
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		err := os.Rename(path+suffix, aside+suffix)
@@ -313,6 +329,20 @@ func moveAside(ctx context.Context, path string) (string, error) {
 		return "", nil
 	}
 	return aside, nil
+}
+
+// folded reports whether the file at path exists, with neither a
+// write-ahead log nor its index beside it.
+func folded(path string) bool {
+	if _, err := os.Lstat(path); err != nil {
+		return false
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if _, err := os.Lstat(path + suffix); !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
 }
 
 // foldLog copies the write-ahead log of the store at path into its file;

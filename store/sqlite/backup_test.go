@@ -441,3 +441,62 @@ func TestRestoreTakesTheLogOfTheFileRestored(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreLeavesAStoreAtItsNameThroughout: until the restored copy
+// takes the store's name, the store it replaces is still there, whole: a
+// restore cut short there (a crash) leaves the store as it was, not a
+// data directory without a store, where a server would start afresh on
+// an empty one.
+func TestRestoreLeavesAStoreAtItsNameThroughout(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "live.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Key(ctx, "before", true); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "b.db")
+	if _, err := sqlite.Backup(ctx, path, backup); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Key(ctx, "after", true); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	checked := false
+	defer sqlite.SetBeforeRestoreRename(func() {
+		checked = true
+		old, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
+		if err != nil {
+			t.Errorf("the store, just before the restored copy takes its name: %v", err)
+			return
+		}
+		defer old.Close()
+		if _, ok, err := old.Key(ctx, "after", false); !ok || err != nil {
+			t.Errorf("the store, just before the restored copy takes its name, lost a key: %v %v", ok, err)
+		}
+	})()
+	r, err := sqlite.Restore(ctx, backup, path)
+	if err != nil || !checked {
+		t.Fatalf("restore: %+v %v (checked: %v)", r, err, checked)
+	}
+	got, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if _, ok, _ := got.Key(ctx, "after", false); ok {
+		t.Error("the restored store holds a key made after the backup")
+	}
+	old, err := sqlite.Open(ctx, r.Replaced, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, ok, _ := old.Key(ctx, "after", false); !ok {
+		t.Error("the replaced store lost a key")
+	}
+}

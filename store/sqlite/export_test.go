@@ -21,3 +21,11 @@ func (s *Store) AwaitCommandFilter() bool {
 
 // DedupReads returns how many reads KnownCommands has made.
 func (s *Store) DedupReads() int64 { return s.dedupReads.Load() }
+
+// SetBeforeRestoreRename sets a function Restore calls just before it
+// puts the restored copy at the store's name (where a crash would stop
+// it), and returns a function that unsets it.
+func SetBeforeRestoreRename(f func()) (unset func()) {
+	beforeRestoreRename = f
+	return func() { beforeRestoreRename = nil }
+}
