@@ -48,9 +48,14 @@ func (e *Engine) Forget(ctx context.Context, subject string) (Forgotten, error) 
 		return f, fmt.Errorf("%w: an empty subject", plait.ErrBadID)
 	}
 	e.partitionGate.Lock()
-	err := e.shred.Destroy(ctx, subject)
+	purge, err := e.shred.DestroyKey(ctx, subject)
 	e.cacheEpoch.Add(1)
 	e.partitionGate.Unlock()
+	if err == nil {
+		// The key is gone; purging its former copies from the storage
+		// may wait for long readers (a backup), and holds no batch up.
+		err = purge(ctx)
+	}
 	if err != nil {
 		return f, fmt.Errorf("forget %s: %w", subject, err)
 	}

@@ -329,9 +329,36 @@ func (s *Shredder) Subject(typ, id string) (string, bool) {
 // Destroy destroys the subject's key in the key store, and drops its
 // cipher from memory even when destroying fails: the key may be gone.
 func (s *Shredder) Destroy(ctx context.Context, subject string) error {
-	err := s.keys.Destroy(ctx, subject)
+	purge, err := s.DestroyKey(ctx, subject)
+	if err != nil {
+		return err
+	}
+	return purge(ctx)
+}
+
+// Purger is a Keys whose Destroy first deletes the key, at once, and then
+// may wait long to purge its former copies from the storage (the SQLite
+// store waits for the readers of older snapshots, a backup running).
+// DestroyKey does the first, and returns the second, which the caller
+// runs without holding anything up.
+type Purger interface {
+	DestroyKey(ctx context.Context, subject string) (purge func(context.Context) error, err error)
+}
+
+// DestroyKey destroys the subject's key as Destroy does, but leaves to
+// the function it returns, with a Purger, the purge of its former copies.
+// The key is deleted, and its cipher dropped, when it returns.
+func (s *Shredder) DestroyKey(ctx context.Context, subject string) (purge func(context.Context) error, err error) {
+	if p, ok := s.keys.(Purger); ok {
+		purge, err = p.DestroyKey(ctx, subject)
+	} else {
+		err = s.keys.Destroy(ctx, subject)
+	}
 	s.Forget(subject)
-	return err
+	if purge == nil || err != nil {
+		purge = func(context.Context) error { return nil }
+	}
+	return purge, err
 }
 
 // KeySet returns the key store as a KeySet, if it is one.

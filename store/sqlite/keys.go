@@ -56,17 +56,28 @@ func (s *Store) Key(ctx context.Context, subject string, create bool) ([]byte, b
 
 // Destroy deletes the subject's key for good; see engine.Keys.
 func (s *Store) Destroy(ctx context.Context, subject string) error {
-	if err := s.ensureKeyTable(ctx); err != nil {
+	purge, err := s.DestroyKey(ctx, subject)
+	if err != nil {
 		return err
 	}
-	err := s.secure(ctx, func(c *sql.Conn) error {
+	return purge(ctx)
+}
+
+// DestroyKey deletes the subject's key, and returns the function that
+// empties the write-ahead log of its former pages, which waits for the
+// readers of older snapshots; see shred.Purger.
+func (s *Store) DestroyKey(ctx context.Context, subject string) (purge func(context.Context) error, err error) {
+	if err := s.ensureKeyTable(ctx); err != nil {
+		return nil, err
+	}
+	err = s.secure(ctx, func(c *sql.Conn) error {
 		_, err := c.ExecContext(ctx, `DELETE FROM subject_keys WHERE subject = ?`, subject)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: destroy key: %w", err)
+		return nil, fmt.Errorf("sqlite: destroy key: %w", err)
 	}
-	return s.truncateWAL(ctx)
+	return s.truncateWAL, nil
 }
 
 // ensureKeyTable creates the key table on the first use of the keys. It is
