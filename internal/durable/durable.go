@@ -5,8 +5,11 @@ package durable
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
+	"syscall"
 )
 
 // SyncFile flushes the file at path to the disk.
@@ -38,8 +41,35 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+	// Some file systems (network and FUSE ones) refuse to sync a
+	// directory: they keep their names by themselves, or cannot be asked.
+	if err := d.Sync(); err != nil && !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, syscall.EINVAL) {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// MkdirAll makes dir and the directories above it that are missing, with
+// perm, as os.MkdirAll does, and syncs the parent of each one it made, so
+// that a file later synced in dir cannot be lost with a directory's name.
+func MkdirAll(dir string, perm fs.FileMode) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("mkdir %s: not a directory", dir)
+		}
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made meanwhile, by someone else who syncs it
+		}
+		return err
+	}
+	return SyncDir(filepath.Dir(dir))
 }

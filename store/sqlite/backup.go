@@ -82,11 +82,17 @@ func Backup(ctx context.Context, path, to string) (BackupInfo, error) {
 	}
 	// A hard link fails if the destination appeared meanwhile, where a
 	// rename would replace it.
-	if err := os.Link(partial, to); err != nil {
-		if errors.Is(err, fs.ErrExist) {
+	if err := os.Link(partial, to); errors.Is(err, fs.ErrExist) {
+		return BackupInfo{}, fmt.Errorf("%w: %s", ErrExists, to)
+	} else if err != nil {
+		// A file system without hard links (exFAT, some network ones):
+		// look, then rename, which leaves a moment for a file to appear.
+		if _, err := os.Lstat(to); !errors.Is(err, fs.ErrNotExist) {
 			return BackupInfo{}, fmt.Errorf("%w: %s", ErrExists, to)
 		}
-		return BackupInfo{}, fmt.Errorf("sqlite: name the backup %s: %w", to, err)
+		if err := os.Rename(partial, to); err != nil {
+			return BackupInfo{}, fmt.Errorf("sqlite: name the backup %s: %w", to, err)
+		}
 	}
 	if err := durable.SyncDir(filepath.Dir(to)); err != nil {
 		return BackupInfo{}, err
@@ -128,9 +134,6 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 	}
 	if _, err := checkSound(ctx, from); err != nil {
 		return Restored{}, fmt.Errorf("%w: %s: %w", ErrBadBackup, from, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return Restored{}, fmt.Errorf("sqlite: create directory: %w", err)
 	}
 	staged, err := newPrivateFile(filepath.Dir(path), filepath.Base(path)+".restoring-*")
 	if err != nil {
@@ -250,7 +253,11 @@ func subjectKeys(ctx context.Context, path string) (map[string]string, error) {
 // does not hold: the key of a subject forgotten since (a subject given a
 // new key after it was forgotten included). It returns how many.
 func destroyKeysNotIn(ctx context.Context, path string, live map[string]string) (int, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=secure_delete(on)&_pragma=journal_mode(DELETE)")
+	// The journal is kept in memory: a journal file would hold the keys'
+	// pages on the disk after its deletion. The file is a staged copy,
+	// thrown away on any failure, so a journal lost in a crash costs
+	// nothing.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=secure_delete(on)&_pragma=journal_mode(MEMORY)")
 	if err != nil {
 		return 0, err
 	}
@@ -363,7 +370,7 @@ func foldLog(ctx context.Context, path string) {
 // newPrivateFile creates an empty file in dir, readable by its owner only,
 // named after pattern (see os.CreateTemp), and returns its path.
 func newPrivateFile(dir, pattern string) (string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("sqlite: create directory: %w", err)
 	}
 	f, err := os.CreateTemp(dir, pattern) // 0600

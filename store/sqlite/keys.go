@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -157,9 +158,14 @@ func (s *Store) tryTruncateWAL(ctx context.Context) (busy bool, err error) {
 	}
 	var blocked, frames, done int
 	err = c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&blocked, &frames, &done)
-	// The writer's own timeout, as Open sets it.
-	_, rerr := c.ExecContext(context.WithoutCancel(ctx), `PRAGMA busy_timeout = 10000`)
-	return blocked != 0, errors.Join(err, rerr)
+	// The writer's own timeout, as Open sets it (busy_timeout(10000)). A
+	// connection left with 25 ms would fail commits behind any reader:
+	// if it cannot be put back, the connection is dropped.
+	if _, rerr := c.ExecContext(context.WithoutCancel(ctx), `PRAGMA busy_timeout = 10000`); rerr != nil {
+		c.Raw(func(any) error { return driver.ErrBadConn })
+		return false, errors.Join(err, rerr)
+	}
+	return blocked != 0, err
 }
 
 // sleepCtx waits for d, or until ctx ends.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
+	"github.com/plaithq/plait/internal/durable"
 	fastjson "github.com/segmentio/encoding/json"
 	msqlite "modernc.org/sqlite" // and it registers the "sqlite" driver
 )
@@ -551,7 +552,7 @@ func refuseForeignUnopened(ctx context.Context, path string) error {
 // data, personal data among them, and the keys that seal it. SQLite gives
 // the file's -wal and -shm the file's own mode.
 func createPrivate(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("sqlite: create directory: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
