@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/plaithq/plait/engine"
@@ -134,6 +135,15 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 	}
 	if _, err := checkSound(ctx, from); err != nil {
 		return Restored{}, fmt.Errorf("%w: %s: %w", ErrBadBackup, from, err)
+	}
+	// A restore cut short left its staged copy (personal data, keys): no
+	// other restore runs, so every one there is such a leftover.
+	if entries, err := os.ReadDir(filepath.Dir(path)); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), filepath.Base(path)+".restoring-") {
+				os.Remove(filepath.Join(filepath.Dir(path), e.Name()))
+			}
+		}
 	}
 	staged, err := newPrivateFile(filepath.Dir(path), filepath.Base(path)+".restoring-*")
 	if err != nil {

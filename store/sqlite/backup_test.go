@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -498,5 +499,31 @@ func TestRestoreLeavesAStoreAtItsNameThroughout(t *testing.T) {
 	defer old.Close()
 	if _, ok, _ := old.Key(ctx, "after", false); !ok {
 		t.Error("the replaced store lost a key")
+	}
+}
+
+// TestRestoreSweepsTheCopiesOfARestoreCutShort: the staged copy a killed
+// restore left beside the store (personal data, keys) is removed by the
+// next restore.
+func TestRestoreSweepsTheCopiesOfARestoreCutShort(t *testing.T) {
+	ctx := context.Background()
+	st, dir, path := openLive(t)
+	st.Close()
+	backup := filepath.Join(t.TempDir(), "b.db")
+	if _, err := sqlite.Backup(ctx, path, backup); err != nil {
+		t.Fatal(err)
+	}
+	left := path + ".restoring-123456"
+	if err := os.WriteFile(left, []byte("a staged copy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.Restore(ctx, backup, path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the copy a restore cut short left is still there (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "live.db")); err != nil {
+		t.Error(err)
 	}
 }
