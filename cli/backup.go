@@ -86,7 +86,7 @@ func runRestore(ctx context.Context, prog program, args []string, stdout, stderr
 		fmt.Fprintf(stderr, "warning: the data subjects forgotten since the backup was taken are remembered again, "+
 			"as the store it replaced could not tell them (%v): forget them again with %s forget SUBJECT\n", r.Unchecked, prog.name)
 	} else {
-		fmt.Fprintf(stdout, "%d data subjects forgotten since the backup stay forgotten: their keys are destroyed again\n", r.Reforgotten)
+		fmt.Fprintf(stdout, "data subjects forgotten since the backup, kept forgotten (their keys destroyed again): %d\n", r.Reforgotten)
 	}
 	return nil
 }

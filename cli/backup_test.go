@@ -79,7 +79,7 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 	}
 	code, out, stderr = runCLI(t, "restore", "--data", data, "--from", backup)
 	if code != 0 || !strings.Contains(out, "the store it replaced is at "+filepath.Join(data, "orderdesk.db.replaced-")) ||
-		!strings.Contains(out, "1 data subjects forgotten since the backup stay forgotten") || stderr != "" {
+		!strings.Contains(out, "data subjects forgotten since the backup, kept forgotten (their keys destroyed again): 1\n") || stderr != "" {
 		t.Fatalf("restore: exit %d\n%s\n%s", code, out, stderr)
 	}
 
