@@ -1583,3 +1583,68 @@ test('a page reloaded while its command was on the way shows the outcome when th
   await reopened.locator('[data-testid=annotation][data-path=name]').waitFor();
   await done(page);
 });
+
+test('a submission refused at the door gives the focus to the field it annotates', T, async () => {
+  const name = `Fo Cus ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  const s = await screen(page);
+  await s.getByTestId('customer-search').fill(name);
+  await s.locator(`[data-testid=select-customer] option[value="${customerId}"]`).waitFor({ state: 'attached' });
+  await s.getByTestId('select-customer').selectOption(customerId);
+  const line = s.getByTestId('line').nth(0);
+  await line.locator('[name=sku]').fill('PEN');
+  await line.locator('[name=qty]').fill('1.5'); // not a whole number: the schema refuses it (400)
+  await line.locator('[name=price]').fill('2');
+  await s.getByTestId('submit').click();
+  await s.locator('[data-testid=annotation][data-path="lines[0].qty"]').waitFor();
+  await page.waitForFunction(() => document.activeElement?.name === 'qty' && document.activeElement.getAttribute('aria-invalid') === 'true');
+  await done(page);
+});
+
+test('the pager hands the keyboard focus on at the first and the last page', T, async () => {
+  const prefix = `Pgk ${unique()}`;
+  for (let i = 0; i < 12; i++) await createCustomer(`${prefix} ${String(i).padStart(2, '0')}`);
+  const page = await openApp(browser);
+  await search(page, 'customers', prefix);
+  await page.getByTestId('customer-row').first().waitFor();
+  await page.getByTestId('next-page').focus();
+  await page.keyboard.press('Enter');
+  await page.getByTestId('page-number').filter({ hasText: 'Page 2' }).waitFor();
+  await page.waitForFunction(() => document.activeElement?.dataset.testid === 'prev-page');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('page-number').filter({ hasText: 'Page 1' }).waitFor();
+  await page.waitForFunction(() => document.activeElement?.dataset.testid === 'next-page');
+  await done(page);
+});
+
+test('a rejection whose screen could not be loaded to reopen it stays in the badge when that screen is closed', T, async () => {
+  const tag = unique();
+  const customerId = await createCustomer(`${tag} Lo St`);
+  const page = await openApp(browser, { holdStream: true });
+  await search(page, 'customers', tag);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-email').fill('lost at example');
+  await s.getByTestId('submit-changeEmail').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  // The rejection reopens the screen, whose instance cannot be read.
+  const down = (url) => url.pathname.startsWith('/aggregates/');
+  await page.route(down, (route) => route.abort('connectionrefused'));
+  await page.releaseStream();
+  await page.getByTestId('retry-screen').waitFor();
+  await page.keyboard.press('Escape');
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.getByTestId('error-badge').waitFor();
+  assert.equal(await page.getByTestId('error-count').innerText(), '1');
+  // From the badge, once the server answers, it reopens with what was typed.
+  await page.unroute(down);
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').first().click();
+  const again = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await again.waitFor();
+  assert.equal(await again.getByTestId('input-email').inputValue(), 'lost at example');
+  await done(page);
+});

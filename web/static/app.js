@@ -302,8 +302,21 @@ function renderList() {
   }
   restoreFocus(focus);
   renderBusy();
-  $('[data-testid=prev-page]').disabled = p.cursors.length === 0;
-  $('[data-testid=next-page]').disabled = !p.next;
+  const prev = $('[data-testid=prev-page]');
+  const next = $('[data-testid=next-page]');
+  const had = document.activeElement;
+  prev.disabled = p.cursors.length === 0;
+  next.disabled = !p.next;
+  // The pager button that had the focus and now goes nowhere (on the first
+  // page, the last) hands it to the other one, or to the list.
+  if ((had === prev || had === next) && had.disabled) {
+    const other = had === prev ? next : prev;
+    if (!other.disabled) other.focus();
+    else {
+      list.setAttribute('tabindex', '-1');
+      list.focus();
+    }
+  }
 }
 
 /**
@@ -728,6 +741,9 @@ async function openScreen(type, id, options = {}) {
       agg = await client.aggregate(type, id);
     } catch (err) {
       if (ui.screen?.gen !== gen) return;
+      // A rejection it reopens is shown nowhere now: closing this screen
+      // keeps it in the badge, rather than lose it.
+      ui.screen.failed = true;
       // fetch fails with a TypeError when the server cannot be reached.
       const why = err instanceof TypeError ? 'The server could not be reached.' : err.message;
       el.replaceChildren(screenHeader('Error', id), h('p', { class: 'empty error', role: 'alert' }, why, ' ',
@@ -859,6 +875,7 @@ function warnUnsent(text, action) {
  * the user has moved it elsewhere meanwhile.
  */
 function closeScreen() {
+  if (ui.screen?.reopen && ui.screen.failed) keepRejection(ui.screen.reopen);
   ui.screen = null;
   const el = screenEl();
   const active = document.activeElement;
@@ -1049,7 +1066,7 @@ async function send(form, cmd) {
     screenEl().removeAttribute('aria-busy');
     screenEl().inert = false;
     annotate(form, errors);
-    form.querySelector('[aria-invalid=true]')?.focus() ?? form.querySelector('button[type=submit]')?.focus();
+    (form.querySelector('[aria-invalid=true]') ?? form.querySelector('button[type=submit]'))?.focus();
     return;
   }
   lostCommands.delete(form);
