@@ -350,18 +350,21 @@ test('a delivered command the server no longer knows is dropped from the pending
     const id = JSON.parse(route.request().postData()).id;
     return route.fulfill({ status: 202, contentType: 'application/json', headers: { Location: `/commands/${id}` }, body: JSON.stringify({ id, status: 'pending' }) });
   });
-  const pending = await page.evaluate(async () => {
+  const [pending, undelivered] = await page.evaluate(async () => {
     const counts = [];
+    const told = [];
     for (const forgetUnknownAfterMs of [undefined, 0]) {
       const client = new plait.Client({ namespace: `t-unknown-${forgetUnknownAfterMs}`, forgetUnknownAfterMs });
+      client.onUndelivered((cmd) => told.push(`${forgetUnknownAfterMs}: ${cmd.data.name}`));
       await client.submit({ type: 'customer', aggregateId: `cus-${plait.randomChars(8)}`, name: 'create', data: { name: 'Go Ne', email: 'go@example.com' } });
       await new Promise((r) => setTimeout(r, 5));
       await client.reconcile();
       counts.push(client.pending().length);
     }
-    return counts;
+    return [counts, told];
   });
   assert.deepEqual(pending, [1, 0], 'kept while it may still come, dropped once it is long unknown');
+  assert.deepEqual(undelivered, ['0: Go Ne'], 'the one dropped is reported undelivered, with what it carried');
   await close(page);
 });
 

@@ -1648,3 +1648,44 @@ test('a rejection whose screen could not be loaded to reopen it stays in the bad
   assert.equal(await again.getByTestId('input-email').inputValue(), 'lost at example');
   await done(page);
 });
+
+test('a command that never reached the server, its page reloaded while sending it, goes to the badge to be sent again', T, async () => {
+  const name = `Ne Ver ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  // The page's post never arrives.
+  await page.route((url) => url.pathname === '/commands', (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    return undefined; // held until the page goes
+  });
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  await s.getByTestId('input-name').fill(`${name} Renamed`);
+  await s.getByTestId('submit-rename').click();
+  await s.locator('form[aria-busy]').waitFor({ state: 'attached' });
+  page.on('dialog', (d) => d.accept());
+  // The tab comes back long after: what it remembers sending is two
+  // minutes old, longer than the server could still be receiving it.
+  await page.addInitScript(() => {
+    for (let i = 0; i < sessionStorage.length; i++) {
+      const key = sessionStorage.key(i);
+      if (!key.endsWith(':pending')) continue;
+      const all = JSON.parse(sessionStorage.getItem(key));
+      for (const e of Object.values(all)) e.at -= 120000;
+      sessionStorage.setItem(key, JSON.stringify(all));
+    }
+  });
+  await page.unroute((url) => url.pathname === '/commands');
+  await page.reload();
+  await page.getByTestId('error-badge').waitFor();
+  assert.equal(await page.getByTestId('error-count').innerText(), '1');
+  await page.getByTestId('error-badge').click();
+  const item = page.getByTestId('error-item').first();
+  assert.match(await item.innerText(), /never reached the server/);
+  await item.click();
+  const reopened = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`);
+  await reopened.waitFor();
+  assert.equal(await reopened.getByTestId('input-name').inputValue(), `${name} Renamed`);
+  await done(page);
+});

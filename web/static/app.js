@@ -1397,6 +1397,21 @@ function updateTotal(form) {
 
 // ------------------------------------------------------------------ outcomes
 
+/**
+ * A command of this tab that never reached the server (the page was
+ * reloaded while it was being sent, say): kept in the badge, whose list
+ * reopens its screen with what it carried, to send it again.
+ */
+function onUndelivered(cmd) {
+  ui.sent.delete(cmd.id);
+  updatePending();
+  if (ui.rejections.some((r) => r.outcome.id === cmd.id)) return;
+  keepRejection({
+    ...cmd, status: 'rejected', mine: true,
+    errors: [{ path: '', code: 'unreachable', message: 'It never reached the server. Send it again: it is carried out once, however often it is sent.' }],
+  });
+}
+
 function onOutcome(o) {
   if (!o.mine) return;
   const gen = ui.sent.get(o.id) ?? 0; // 0: sent before this page was loaded
@@ -1604,6 +1619,7 @@ function start() {
   ui.rejections = loadRejections();
   if (ui.rejections.length) renderRejections();
   client.onOutcome(onOutcome);
+  client.onUndelivered(onUndelivered);
   client.onEvent(onEvent);
   client.onStatus(onStatus);
   client.onPending(updatePending);

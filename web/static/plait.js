@@ -241,7 +241,7 @@ export class Client {
   /** @type {ReturnType<typeof setTimeout>|undefined} */ #retryTimer;
   /** @type {ReturnType<typeof setInterval>|undefined} */ #askTimer;
   #wanted = false;
-  #listeners = { outcome: new Set(), event: new Set(), status: new Set(), pending: new Set() };
+  #listeners = { outcome: new Set(), event: new Set(), status: new Set(), pending: new Set(), undelivered: new Set() };
   /** Commands being posted by this page: id → outcome if it came first. */
   #inflight = new Map();
   /** Outcome promises: id → {promise, resolve}. */
@@ -431,7 +431,12 @@ export class Client {
         // Never arrived: it was remembered, then the page went away before
         // the server confirmed. Or the server that took it no longer has
         // it. There is no outcome to report, and none will come.
-        if (Date.now() - entry.at > this.#askedForMs(entry)) this.#forget(id);
+        if (Date.now() - entry.at > this.#askedForMs(entry)) {
+          this.#forget(id);
+          // One whose sending failed was reported to its sender then; any
+          // other is told now, so that what it carried is not lost unsaid.
+          if (!entry.lost) this.#emit('undelivered', entry.command);
+        }
         return;
       }
       if (status.status === 'accepted' || status.status === 'rejected') {
@@ -849,6 +854,21 @@ export class Client {
    */
   onPending(fn) {
     return this.#on('pending', fn);
+  }
+
+  /**
+   * Calls fn with a command of this tab that left {@link Client#pending}
+   * without an outcome: the server never had it (the page went away while
+   * it was being sent, say) or no longer has it (its data was reset), after
+   * asking for it long enough. No outcome will come for it; sending it
+   * again, under its id, carries it out once. A command whose sending
+   * failed is not reported here: its sender was told then.
+   *
+   * @param {(command: Command) => void} fn
+   * @returns {() => void} unregisters fn
+   */
+  onUndelivered(fn) {
+    return this.#on('undelivered', fn);
   }
 
   #on(kind, fn) {
