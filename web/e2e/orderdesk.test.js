@@ -1689,3 +1689,34 @@ test('a command that never reached the server, its page reloaded while sending i
   assert.equal(await reopened.getByTestId('input-name').inputValue(), `${name} Renamed`);
   await done(page);
 });
+
+test('a price typed with a decimal comma is that decimal; one that is no number is refused beside it', T, async () => {
+  const name = `De Ci ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  let s = await screen(page);
+  const orderId = await s.getAttribute('data-id');
+  await s.getByTestId('customer-search').fill(name);
+  await s.locator(`[data-testid=select-customer] option[value="${customerId}"]`).waitFor({ state: 'attached' });
+  await s.getByTestId('select-customer').selectOption(customerId);
+  const line = s.getByTestId('line').nth(0);
+  await line.locator('[name=sku]').fill('INK');
+  await line.locator('[name=qty]').fill('2');
+  await line.locator('[name=price]').fill('abc');
+  await s.getByTestId('submit').click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${orderId}"]`);
+  const note = s.locator('[data-testid=annotation][data-path="lines[0].price"]');
+  await note.waitFor();
+  assert.equal(await s.getByTestId('line').nth(0).locator('[name=price]').inputValue(), 'abc', 'what was typed stays');
+  await s.getByTestId('line').nth(0).locator('[name=price]').fill('1,5');
+  assert.equal(await s.getByTestId('total-preview').innerText(), '3.00');
+  await s.getByTestId('submit').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  await page.waitForFunction(async (id) => {
+    const r = await fetch(`/aggregates/order/${id}`);
+    return r.ok && (await r.json()).state.lines?.[0]?.price === 1.5;
+  }, orderId);
+  await done(page);
+});

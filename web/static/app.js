@@ -1310,12 +1310,23 @@ async function newOrderScreen(id, options) {
   return [screenHeader('New order', id), form];
 }
 
-/** The number typed in a field, or undefined (left out of the command) when
- * none is, so that the server annotates it as required rather than take 0. */
+/**
+ * The number typed in a field, or undefined (left out of the command) when
+ * none is, so that the server annotates it as required rather than take 0.
+ * A decimal comma is a decimal point (1,5 is 1.5); text that is no number
+ * is sent as it is, for the server to say so beside the field.
+ */
 function given(s) {
-  const t = String(s).trim();
+  const t = decimalPoint(s);
+  if (t === '') return undefined;
   const n = Number(t);
-  return t !== '' && Number.isFinite(n) ? n : undefined;
+  return Number.isFinite(n) ? n : t;
+}
+
+/** s trimmed, with a decimal comma made a point: "1,5" → "1.5". */
+function decimalPoint(s) {
+  const t = String(s).trim();
+  return /^-?\d*,\d+$/.test(t) ? t.replace(',', '.') : t;
 }
 
 /** Fills the customer picker from a prefix search, keeping chosen selected. */
@@ -1345,7 +1356,7 @@ function addLine(form, line = { sku: '', qty: 1 }) {
   const tr = h('tr', { 'data-testid': 'line' },
     h('td', { 'data-label': 'Article' }, h('div', { class: 'field' }, h('input', { name: 'sku', value: line.sku, 'aria-label': 'Article', placeholder: 'SKU', autocomplete: 'off' }))),
     h('td', { 'data-label': 'Qty' }, h('div', { class: 'field' }, h('input', { name: 'qty', type: 'number', min: 1, step: 1, value: line.qty, 'aria-label': 'Quantity', inputmode: 'numeric' }))),
-    h('td', { 'data-label': 'Price' }, h('div', { class: 'field' }, h('input', { name: 'price', type: 'number', min: 0, step: '0.01', value: line.price, 'aria-label': 'Price', inputmode: 'decimal', placeholder: '0.00' }))),
+    h('td', { 'data-label': 'Price' }, h('div', { class: 'field' }, h('input', { name: 'price', type: 'text', value: line.price, 'aria-label': 'Price', inputmode: 'decimal', autocomplete: 'off', placeholder: '0.00' }))),
     h('td', {}, h('button', {
       type: 'button', class: 'icon', 'aria-label': 'Remove this line', 'data-testid': 'remove-line',
       onclick: () => {
@@ -1390,7 +1401,7 @@ function setLines(form, lines) {
 function updateTotal(form) {
   const lines = [...form.querySelectorAll('[data-testid=lines] tr')].map((tr) => ({
     qty: tr.querySelector('[name=qty]').value.trim() || '0',
-    price: tr.querySelector('[name=price]').value.trim() || '0',
+    price: decimalPoint(tr.querySelector('[name=price]').value) || '0',
   }));
   form.querySelector('[data-testid=total-preview]').textContent = money(sumLines(lines));
 }
