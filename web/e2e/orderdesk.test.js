@@ -1073,6 +1073,8 @@ test('a change that conflicts but can still be made advises to send it again', T
   const note = page.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"] [data-testid=annotation][data-code=conflict]`);
   await note.waitFor();
   assert.match(await note.innerText(), /check it, then send again/);
+  // The focus is on the field of the change, to send it again from there.
+  await page.waitForFunction(() => document.activeElement?.dataset.testid === 'input-name');
   await done(page);
 });
 

@@ -781,7 +781,12 @@ async function openScreen(type, id, options = {}) {
   // A form to fill in gets the focus; an existing instance's screen gives
   // it to its title, so that a stray Enter sends nothing (such as a cancel).
   const title = el.querySelector('[data-testid=screen-title]');
+  // A rejection annotating no field (a conflict) gives the focus to the
+  // first field of the form it reopens, where the user goes on; never to a
+  // button, which a stray Enter would press.
+  const reopened = options.reopen && el.querySelector(`form[data-command="${CSS.escape(options.reopen.name)}"]`);
   const focus = el.querySelector('[aria-invalid=true]')
+    ?? reopened?.querySelector('input:not([type=hidden]):not([disabled]), select')
     ?? (agg && !options.keep ? null : el.querySelector('input:not([type=hidden]):not([disabled]), select'))
     ?? title;
   if (!focus?.matches('input, select, textarea')) title?.setAttribute('tabindex', '-1');
