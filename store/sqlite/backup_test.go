@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -333,12 +332,7 @@ func openLive(t *testing.T) (st *sqlite.Store, dir, path string) {
 // and says it could not tell the forgets.
 func TestRestoreOverAnotherStoreDestroysNoKey(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "live.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, path := openLive(t)
 	key, _, err := st.Key(ctx, "s", true)
 	if err != nil {
 		t.Fatal(err)
@@ -403,26 +397,14 @@ func TestRestoreTakesTheLogOfTheFileRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A reader holds a snapshot: closing the store cannot fold the log.
-	reader, err := sql.Open("sqlite", "file:"+from+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	tx, err := reader.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := tx.QueryRow(`SELECT count(*) FROM subject_keys`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	release := holdSnapshot(t, from)
 	for i := range 20 {
 		if _, _, err := st.Key(ctx, fmt.Sprintf("later%d", i), true); err != nil {
 			t.Fatal(err)
 		}
 	}
 	st.Close()
-	tx.Rollback()
+	release()
 	if fi, err := os.Stat(from + "-wal"); err != nil || fi.Size() == 0 {
 		t.Fatalf("want a log beside the file restored: %v %v", fi, err)
 	}
@@ -450,12 +432,7 @@ func TestRestoreTakesTheLogOfTheFileRestored(t *testing.T) {
 // an empty one.
 func TestRestoreLeavesAStoreAtItsNameThroughout(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "live.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, dir, path := openLive(t)
 	if _, _, err := st.Key(ctx, "before", true); err != nil {
 		t.Fatal(err)
 	}

@@ -59,19 +59,7 @@ func TestDestroyWaitsForReadersWithoutHoldingCommits(t *testing.T) {
 	if _, _, err := st.Key(ctx, "gone", true); err != nil {
 		t.Fatal(err)
 	}
-	reader, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	tx, err := reader.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := tx.QueryRow(`SELECT count(*) FROM subject_keys`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	release := holdSnapshot(t, path)
 	destroyed := make(chan error, 1)
 	go func() { destroyed <- st.Destroy(ctx, "gone") }()
 	time.Sleep(200 * time.Millisecond) // Destroy is waiting for the reader
@@ -89,7 +77,7 @@ func TestDestroyWaitsForReadersWithoutHoldingCommits(t *testing.T) {
 		t.Fatalf("Destroy returned (%v) while the reader held its snapshot", err)
 	default:
 	}
-	tx.Rollback()
+	release()
 	select {
 	case err := <-destroyed:
 		if err != nil {
@@ -101,4 +89,25 @@ func TestDestroyWaitsForReadersWithoutHoldingCommits(t *testing.T) {
 	if _, ok, _ := st.Key(ctx, "gone", false); ok {
 		t.Error("the key is still there")
 	}
+}
+
+// holdSnapshot opens a reader of the store at path that holds a snapshot,
+// as a backup running does, until release is called (or the test ends).
+func holdSnapshot(t *testing.T, path string) (release func()) {
+	t.Helper()
+	reader, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reader.Close() })
+	tx, err := reader.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM subject_keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return func() { tx.Rollback() }
 }
