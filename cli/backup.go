@@ -79,8 +79,15 @@ func runRestore(ctx context.Context, prog program, args []string, stdout, stderr
 		return err
 	}
 	fmt.Fprintf(stdout, "restored %s into %s: log head %d\n", *from, sf.path(app), r.Head)
+	if r.Given > 0 {
+		fmt.Fprintf(stdout, "new commits take positions after %d, the last the store it replaced gave, so that streams resumed from it miss none\n", r.Given)
+	}
 	if r.Replaced != "" {
 		fmt.Fprintf(stdout, "the store it replaced is at %s (with its personal data: delete it once the restored store serves as it should)\n", r.Replaced)
+	}
+	if r.Regiven != nil {
+		fmt.Fprintf(stderr, "warning: the store it replaced could not tell the positions it gave (%v): "+
+			"new commits take positions after %d again, so browsers open before the restore should reload\n", r.Regiven, r.Head)
 	}
 	if r.Unchecked != nil {
 		fmt.Fprintf(stderr, "warning: the data subjects forgotten since the backup was taken are remembered again, "+

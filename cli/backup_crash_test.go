@@ -20,39 +20,40 @@ import (
 	"github.com/plaithq/plait/store/sqlite"
 )
 
-// storeState is what a crash test reads of a store: its log's head and
-// whether it holds a given command.
+// storeState is what a crash test reads of a store: the position of its
+// log's last item and whether it holds a given command.
 type storeState struct {
-	head   int64
-	marker bool // holds the command marked: one acknowledged after the backup
+	head   int64 // the last item's position (a restored store's Head is the one before it)
+	marker bool  // holds the command marked: one acknowledged after the backup
 }
 
 // readStore opens the store in the file at path read-only, as plait does,
-// reads its head and whether it holds the command of id marker, and with
-// check, checks it (PRAGMA quick_check). A store that does not open, or
-// is not sound, is an error.
+// reads its log's last position and whether it holds the command of id
+// marker, and with check, checks it (PRAGMA quick_check). A store that
+// does not open, or is not sound, is an error.
 func readStore(ctx context.Context, path, marker string, check bool) (storeState, error) {
 	st, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
 	if err != nil {
 		return storeState{}, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer st.Close()
-	head, err := st.Head(ctx)
-	if err != nil {
-		return storeState{}, fmt.Errorf("head of %s: %w", path, err)
-	}
 	_, found, err := st.Outcome(ctx, marker)
 	if err != nil {
 		return storeState{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	if !check {
-		return storeState{head: head, marker: found}, nil
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		return storeState{}, err
 	}
 	defer db.Close()
+	var head int64
+	err = db.QueryRowContext(ctx, `SELECT max(coalesce((SELECT max(pos) FROM events), 0), coalesce((SELECT max(pos) FROM commands), 0))`).Scan(&head)
+	if err != nil {
+		return storeState{}, fmt.Errorf("the last position of %s: %w", path, err)
+	}
+	if !check {
+		return storeState{head: head, marker: found}, nil
+	}
 	var verdict string
 	if err := db.QueryRowContext(ctx, `PRAGMA quick_check`).Scan(&verdict); err != nil || verdict != "ok" {
 		return storeState{}, fmt.Errorf("quick_check of %s: %q %v", path, verdict, err)
@@ -355,6 +356,15 @@ func TestSIGKILLDuringBackupAndRestore(t *testing.T) {
 		// place): the head and the marker tell which store is where.
 		if s, err := readStore(ctx, store, "marker", false); err != nil || s != fullState {
 			t.Errorf("restore %d run again: the store is %+v (%v), want the backup's %+v", i, s, err, fullState)
+		}
+		// New commits take positions after those the replaced store gave.
+		if st, err := sqlite.Open(ctx, store, sqlite.Options{ReadOnly: true}); err != nil {
+			t.Error(err)
+		} else {
+			if head, err := st.Head(ctx); err != nil || head != oldState.head {
+				t.Errorf("restore %d run again: head %d (%v), want %d, the last position the replaced store gave", i, head, err, oldState.head)
+			}
+			st.Close()
 		}
 		oldKept(fmt.Sprintf("restore %d run again", i), false)
 		if t.Failed() {

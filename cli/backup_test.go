@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plaithq/plait/examples/orderdesk"
 	"github.com/plaithq/plait/internal/syncbuf"
@@ -78,13 +82,40 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 		t.Fatalf("forget: exit %d\n%s\n%s", code, out, stderr)
 	}
 	code, out, stderr = runCLI(t, "restore", "--data", data, "--from", backup)
+	given := regexp.MustCompile(`new commits take positions after (\d+), the last the store it replaced gave`).FindStringSubmatch(out)
 	if code != 0 || !strings.Contains(out, "the store it replaced is at "+filepath.Join(data, "orderdesk.db.replaced-")) ||
-		!strings.Contains(out, "data subjects forgotten since the backup, kept forgotten (their keys destroyed again): 1\n") || stderr != "" {
+		!strings.Contains(out, "data subjects forgotten since the backup, kept forgotten (their keys destroyed again): 1\n") || stderr != "" || given == nil {
 		t.Fatalf("restore: exit %d\n%s\n%s", code, out, stderr)
 	}
 
 	base, stop = serve()
 	defer stop()
+	// The reactors stand at the backup's head, behind positions no item
+	// has: they have nothing to do.
+	waitFor(t, "no subscription lag", func() bool {
+		_, metrics := do(base, "GET", "/metrics", "")
+		lags := regexp.MustCompile(`(?m)^plait_subscription_lag\{.*\} (\d+)$`).FindAllStringSubmatch(metrics, -1)
+		for _, l := range lags {
+			if l[1] != "0" {
+				return false
+			}
+		}
+		return len(lags) > 0
+	})
+	// Streams resumed with tokens the replaced store gave after the
+	// backup (its last one, and one before it) get what is committed
+	// after the restore.
+	last, _ := strconv.ParseInt(given[1], 10, 64)
+	streams := []sseFrames{resume(t, base, given[1]), resume(t, base, strconv.FormatInt(last-1, 10))}
+	place(base, "o3")
+	for i, frames := range streams {
+		for _, kind := range []string{"event", "outcome"} {
+			f := frames.next(t, func(f sseFrame) bool { return f.kind == kind && strings.Contains(f.data, `"o3"`) })
+			if id, _ := strconv.ParseInt(f.id, 10, 64); id <= last {
+				t.Errorf("stream %d: o3's %s frame has id %s, not after %d", i, kind, f.id, last)
+			}
+		}
+	}
 	if code, _ := do(base, "GET", "/aggregates/order/o1", ""); code != 200 {
 		t.Errorf("o1, placed before the backup: %d", code)
 	}
@@ -99,5 +130,81 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "backup", "--data", data); code != 2 || !strings.Contains(stderr, "--to") {
 		t.Errorf("a backup without --to: exit %d, %s", code, stderr)
+	}
+}
+
+// sseFrame is one frame of /stream.
+type sseFrame struct{ id, kind, data string }
+
+// sseFrames are the frames of one stream, as they come.
+type sseFrames chan sseFrame
+
+// resume opens /stream with Last-Event-ID from, for as long as the test.
+func resume(t *testing.T, base, from string) sseFrames {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/stream", nil)
+	req.Header.Set("Last-Event-ID", from)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("GET /stream with Last-Event-ID %s: %d %s", from, resp.StatusCode, b)
+	}
+	frames := make(sseFrames, 64)
+	go func() {
+		defer resp.Body.Close()
+		defer close(frames)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var f sseFrame
+		for sc.Scan() {
+			switch line := sc.Text(); {
+			case strings.HasPrefix(line, "id: "):
+				f.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				f.kind = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				f.data = line[6:]
+			case line == "" && f.kind != "":
+				frames <- f
+				f = sseFrame{}
+			}
+		}
+	}()
+	return frames
+}
+
+// next returns the next frame that match accepts, failing the test if
+// none comes within 10 seconds.
+func (fs sseFrames) next(t *testing.T, match func(sseFrame) bool) sseFrame {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case f, ok := <-fs:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			if match(f) {
+				return f
+			}
+		case <-timeout:
+			t.Fatal("no such frame within 10s")
+		}
+	}
+}
+
+// waitFor fails the test unless cond holds within 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 type reactorRun struct {
 	reactor *plait.Reactor
 	name    string       // the checkpoint's name
-	pos     atomic.Int64 // the checkpoint, mirrored in memory
+	pos     atomic.Int64 // the checkpoint, mirrored in memory (or past it, over positions no item has)
 	// midPage is set while a page the reactor failed to finish awaits its
 	// retry, and from the start until its first page or empty read (a
 	// crash may have cut a page short): some of its commands may be
@@ -39,9 +39,15 @@ func (e *Engine) runReactor(ctx, work context.Context, r *reactorRun) {
 	down := outage.Outage{Min: 10 * time.Millisecond, Max: 5 * time.Second}
 	for ctx.Err() == nil {
 		changed := e.FeedChanged()
+		head := e.Head()
 		items, err := e.readFeed(ctx, r.pos.Load(), reactorPage)
 		if err == nil && len(items) == 0 {
 			r.midPage.Store(false) // nothing after the checkpoint: no page to finish
+			// Nothing up to the head: positions a restored store skipped
+			// (see sqlite.Restore) are behind the reactor, not ahead.
+			if head > r.pos.Load() {
+				r.pos.Store(head)
+			}
 		}
 		if err == nil && len(items) > 0 {
 			e.reactorGate.RLock()

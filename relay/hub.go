@@ -769,7 +769,10 @@ func (s *sub) readPage(buf []byte, pos, until int64, keys *[]string) (_ []byte, 
 		return buf, pos, false, fmt.Errorf("relay: read feed after %d: %w", pos, err)
 	}
 	if len(items) == 0 {
-		return buf, pos, false, fmt.Errorf("relay: the feed ends at %d, before %d", pos, until)
+		// until is a head the feed published, so nothing is left up to it:
+		// positions no item has (a restored store skips those its
+		// predecessor gave).
+		return buf, until, true, nil
 	}
 	for _, it := range items {
 		if it.Position <= pos {

@@ -109,6 +109,17 @@ func Backup(ctx context.Context, path, to string) (BackupInfo, error) {
 type Restored struct {
 	// Head is the last position of the log restored.
 	Head int64
+	// Given is the last position the replaced store had given, when it is
+	// past Head: the restored store's new commits take positions after it,
+	// so that a stream resumed with a token the replaced store gave misses
+	// none of them. It is 0 when the replaced store gave no position past
+	// Head, or could not tell (see Regiven).
+	Given int64
+	// Regiven is set when the replaced store could not be read (it is
+	// missing or damaged): positions after Head that it may have given are
+	// given again to new commits, so a stream resumed with one of its
+	// tokens can miss frames. It says why.
+	Regiven error
 	// Replaced is where the store that the backup replaced was moved, its
 	// write-ahead log beside it; "" when there was none.
 	Replaced string
@@ -133,7 +144,8 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 	if _, err := os.Stat(from); err != nil {
 		return Restored{}, fmt.Errorf("sqlite: restore: %w", err)
 	}
-	if _, err := checkSound(ctx, from); err != nil {
+	head, err := checkSound(ctx, from)
+	if err != nil {
 		return Restored{}, fmt.Errorf("%w: %s: %w", ErrBadBackup, from, err)
 	}
 	// A restore cut short left its staged copy (personal data, keys): no
@@ -156,7 +168,7 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 	if err := vacuumInto(ctx, from, staged); err != nil {
 		return Restored{}, withDiskSpace(fmt.Errorf("sqlite: restore %s: %w", from, err), path)
 	}
-	var r Restored
+	r := Restored{Head: head}
 	live, err := subjectKeys(ctx, path)
 	if err == nil {
 		// Only a later state of the backup's own log tells the subjects
@@ -170,7 +182,17 @@ func Restore(ctx context.Context, from, path string) (Restored, error) {
 	} else if r.Reforgotten, err = destroyKeysNotIn(ctx, staged, live); err != nil {
 		return Restored{}, err
 	}
-	if r.Head, err = checkSound(ctx, staged); err != nil {
+	// Any store that served at path gave its positions to streams, a
+	// later state of the backup's log or not.
+	if given, err := storeHead(ctx, path); err != nil {
+		r.Regiven = err
+	} else if given > r.Head {
+		if err := giveUpTo(ctx, staged, given); err != nil {
+			return Restored{}, err
+		}
+		r.Given = given
+	}
+	if _, err = checkSound(ctx, staged); err != nil {
 		return Restored{}, fmt.Errorf("sqlite: the copy restored is not sound: %w", err)
 	}
 	if err := durable.SyncFile(staged); err != nil {
@@ -223,6 +245,38 @@ func checkSound(ctx context.Context, path string) (head int64, err error) {
 	}
 	s := &Store{w: db, path: path}
 	return s.Head(ctx)
+}
+
+// storeHead returns the head of the store at path (see Store.Head).
+func storeHead(ctx context.Context, path string) (int64, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, err
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	if err := requireStore(ctx, db, path); err != nil {
+		return 0, err
+	}
+	return readHead(ctx, db, true)
+}
+
+// giveUpTo records in the store at path that the positions up to pos were
+// given: its new commits take positions after it (see positionsGiven).
+func giveUpTo(ctx context.Context, path string, pos int64) error {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, `INSERT INTO checkpoints(name, pos) VALUES(?, ?)
+		ON CONFLICT(name) DO UPDATE SET pos = max(pos, excluded.pos)`, positionsGiven, pos)
+	if err != nil {
+		return fmt.Errorf("sqlite: record the positions the replaced store gave: %w", err)
+	}
+	return nil
 }
 
 // subjectKeys reads every data subject's key in the store at path.
@@ -412,7 +466,7 @@ func requireLaterState(ctx context.Context, backup, path string) error {
 		return err
 	}
 	defer b.Close()
-	head, err := (&Store{w: b, path: backup}).Head(ctx)
+	head, err := readHead(ctx, b, false) // the last item, not a position given before a restore
 	if err != nil {
 		return err
 	}

@@ -214,8 +214,8 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Head != info.Head || r.Reforgotten != 2 || r.Unchecked != nil || r.Replaced == "" {
-		t.Fatalf("restored %+v, want head %d, 2 keys destroyed again, the replaced store moved", r, info.Head)
+	if r.Head != info.Head || r.Given != liveHead || r.Regiven != nil || r.Reforgotten != 2 || r.Unchecked != nil || r.Replaced == "" {
+		t.Fatalf("restored %+v, want head %d, positions given up to %d, 2 keys destroyed again, the replaced store moved", r, info.Head, liveHead)
 	}
 	if b, _ := os.ReadFile(backup); !bytes.Equal(b, backupBytes) {
 		t.Error("the backup file changed")
@@ -225,8 +225,33 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer got.Close()
-	if head, _ := got.Head(ctx); head != info.Head {
-		t.Errorf("the restored store's head is %d, want the backup's %d", head, info.Head)
+	// The log ends at the backup's head, and the store's head is the last
+	// position the replaced store gave: new commits (the reactor's
+	// included) take positions after it.
+	if items, err := got.ReadFeed(ctx, 0, 100); err != nil || len(items) == 0 || items[len(items)-1].Position != info.Head {
+		t.Errorf("the restored log: %v %v, want it to end at the backup's head %d", items, err, info.Head)
+	}
+	if head, _ := got.Head(ctx); head != liveHead {
+		t.Errorf("the restored store's head is %d, want the replaced store's %d", head, liveHead)
+	}
+	if cps, err := got.Checkpoints(ctx); err != nil || len(cps) > 1 {
+		t.Errorf("checkpoints %v %v, want the reactor's at most", cps, err)
+	}
+	e2, err := engine.New(enginetest.App(), got, engine.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop2 := enginetest.Background(t, e2)
+	if _, err := e2.Submit(ctx, plait.Command{ID: "restored", Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e2.Await(ctx, "restored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop2()
+	if len(out.Events) != 1 || out.Events[0].Position <= liveHead || out.Events[0].Seq != 2 {
+		t.Errorf("a command after the restore: %+v, want its event after position %d, seq 2", out, liveHead)
 	}
 	if out, ok, _ := got.Outcome(ctx, "after"); ok {
 		t.Errorf("a command after the backup is in the restored store: %+v", out)
@@ -299,7 +324,7 @@ func TestRestoreWithoutAStoreSaysItCouldNotCheckTheForgets(t *testing.T) {
 		os.Remove(path + suffix)
 	}
 	r, err := sqlite.Restore(ctx, backup, path)
-	if err != nil || r.Unchecked == nil || r.Replaced != "" {
+	if err != nil || r.Unchecked == nil || r.Regiven == nil || r.Given != 0 || r.Replaced != "" {
 		t.Fatalf("restore without a store: %+v %v", r, err)
 	}
 	got, err := sqlite.Open(ctx, path, sqlite.Options{})
@@ -378,6 +403,73 @@ func TestRestoreOverAnotherStoreDestroysNoKey(t *testing.T) {
 	defer got.Close()
 	if k, ok, _ := got.Key(ctx, "s", false); !ok || !bytes.Equal(k, key) {
 		t.Errorf("the backup's key was destroyed: %x %v", k, ok)
+	}
+}
+
+// TestRestoreKeepsThePositionsGivenThroughBackups: a backup of a restored
+// store keeps the positions the store before the restore gave, restored
+// again, even over a store made afresh; and that store, which is no later
+// state of the backup's log, destroys none of its keys, whatever
+// positions no item of either log has.
+func TestRestoreKeepsThePositionsGivenThroughBackups(t *testing.T) {
+	ctx := context.Background()
+	st, dir, path := openLive(t)
+	key, _, err := st.Key(ctx, "s", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stopEngine := enginetest.Background(t, e)
+	for _, id := range []string{"one", "two", "three"} {
+		cmd := plait.Command{ID: id, Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}
+		if _, err := e.Submit(ctx, cmd, plait.User{ID: "u"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Await(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if id == "one" {
+			if _, err := sqlite.Backup(ctx, path, filepath.Join(dir, "b1.db")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stopEngine()
+	given, _ := st.Head(ctx)
+	st.Close()
+	if r, err := sqlite.Restore(ctx, filepath.Join(dir, "b1.db"), path); err != nil || r.Given != given {
+		t.Fatalf("first restore: %+v %v, want positions given up to %d", r, err, given)
+	}
+	info, err := sqlite.Backup(ctx, path, filepath.Join(dir, "b2.db"))
+	if err != nil || info.Head != given {
+		t.Fatalf("a backup of the restored store: %+v %v, want head %d", info, err, given)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+	fresh, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh.Close()
+
+	r, err := sqlite.Restore(ctx, filepath.Join(dir, "b2.db"), path)
+	if err != nil || r.Reforgotten != 0 || r.Unchecked == nil || r.Head != given || r.Given != 0 || r.Regiven != nil {
+		t.Fatalf("restored over a fresh store: %+v %v, want head %d, no key destroyed and the forgets unchecked", r, err, given)
+	}
+	got, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if k, ok, _ := got.Key(ctx, "s", false); !ok || !bytes.Equal(k, key) {
+		t.Errorf("the backup's key was destroyed: %x %v", k, ok)
+	}
+	if head, _ := got.Head(ctx); head != given {
+		t.Errorf("head %d, want %d, the last position given before the first restore", head, given)
 	}
 }
 

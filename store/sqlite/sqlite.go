@@ -1063,15 +1063,34 @@ func (s *Store) ReadFeed(ctx context.Context, after int64, limit int) ([]engine.
 	return items, nil
 }
 
-// Head returns the highest position committed; see engine.Feed.
+// Head returns the highest position committed, or given by a store that a
+// restore replaced when that is higher (see positionsGiven); see
+// engine.Feed.
 func (s *Store) Head(ctx context.Context) (int64, error) {
-	var head int64
 	db := s.r
 	if db == nil {
 		db = s.w
 	}
-	err := db.QueryRowContext(ctx, `SELECT max(coalesce((SELECT max(pos) FROM events), 0), coalesce((SELECT max(pos) FROM commands), 0))`).Scan(&head)
-	if err != nil {
+	return readHead(ctx, db, true)
+}
+
+// positionsGiven names the row of the checkpoints table that holds the
+// last position the store a restore replaced had given. The restored
+// store's head starts there, so that its new commits take positions after
+// every one the replaced store gave: a stream resumed with a token the
+// replaced store gave then misses none of them. Checkpoints leaves it out.
+const positionsGiven = "plait: positions given"
+
+// readHead returns the last position of the log in db; with given, the
+// last position given by a store a restore replaced if that is higher.
+func readHead(ctx context.Context, db *sql.DB, given bool) (int64, error) {
+	q := `SELECT max(coalesce((SELECT max(pos) FROM events), 0), coalesce((SELECT max(pos) FROM commands), 0))`
+	if given {
+		q = `SELECT max(coalesce((SELECT max(pos) FROM events), 0), coalesce((SELECT max(pos) FROM commands), 0),
+			coalesce((SELECT pos FROM checkpoints WHERE name = '` + positionsGiven + `'), 0))`
+	}
+	var head int64
+	if err := db.QueryRowContext(ctx, q).Scan(&head); err != nil {
 		return 0, fmt.Errorf("sqlite: head: %w", err)
 	}
 	return head, nil
@@ -1101,7 +1120,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, pos int64) erro
 
 // Checkpoints returns every subscription's position, by name.
 func (s *Store) Checkpoints(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, pos FROM checkpoints ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT name, pos FROM checkpoints WHERE name <> ? ORDER BY name`, positionsGiven)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: checkpoints: %w", err)
 	}
