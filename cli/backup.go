@@ -86,8 +86,8 @@ func runRestore(ctx context.Context, prog program, args []string, stdout, stderr
 		fmt.Fprintf(stdout, "the store it replaced is at %s (with its personal data: delete it once the restored store serves as it should)\n", r.Replaced)
 	}
 	if r.Regiven != nil {
-		fmt.Fprintf(stderr, "warning: the store it replaced could not tell the positions it gave (%v): "+
-			"new commits take positions after %d again, so browsers open before the restore should reload\n", r.Regiven, r.Head)
+		fmt.Fprintf(stderr, "warning: no store replaced could tell the positions given before the restore (%v): "+
+			"new commits take positions after %d, which a store lost may have given: browsers open before the restore should reload\n", r.Regiven, r.Head)
 	}
 	if r.Unchecked != nil {
 		fmt.Fprintf(stderr, "warning: the data subjects forgotten since the backup was taken are remembered again, "+

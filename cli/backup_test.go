@@ -14,6 +14,7 @@ import (
 
 	"github.com/plaithq/plait/examples/orderdesk"
 	"github.com/plaithq/plait/internal/syncbuf"
+	"github.com/plaithq/plait/store/sqlite"
 )
 
 // TestBackupWhileServingThenRestore: plait backup copies the store of a
@@ -130,6 +131,34 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "backup", "--data", data); code != 2 || !strings.Contains(stderr, "--to") {
 		t.Errorf("a backup without --to: exit %d, %s", code, stderr)
+	}
+}
+
+// TestRestoreOnANewDataDirectoryWarns: restored where no store is (a new
+// machine after the old one was lost), the backup is put in place, and
+// plait restore warns of what no store could tell: the subjects forgotten
+// since the backup, and the positions given since.
+func TestRestoreOnANewDataDirectoryWarns(t *testing.T) {
+	data := t.TempDir()
+	backup := filepath.Join(t.TempDir(), "b.db")
+	st, err := sqlite.Open(context.Background(), filepath.Join(data, "orderdesk.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if code, out, stderr := runCLI(t, "backup", "--data", data, "--to", backup); code != 0 {
+		t.Fatalf("backup: exit %d\n%s\n%s", code, out, stderr)
+	}
+	empty := t.TempDir()
+	code, out, stderr := runCLI(t, "restore", "--data", empty, "--from", backup)
+	if code != 0 || !strings.Contains(out, "restored "+backup+" into "+filepath.Join(empty, "orderdesk.db")+": log head 0\n") ||
+		strings.Contains(out, "the store it replaced is at") ||
+		!strings.Contains(stderr, "warning: no store replaced could tell the positions given before the restore") ||
+		!strings.Contains(stderr, "warning: the data subjects forgotten since the backup was taken are remembered again") {
+		t.Fatalf("restore on a new data directory: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if code, out, stderr := runCLI(t, "inspect", "--data", empty); code != 0 || !strings.Contains(out, "log head    0") {
+		t.Errorf("inspect the restored store: exit %d\n%s\n%s", code, out, stderr)
 	}
 }
 

@@ -107,7 +107,8 @@ func Backup(ctx context.Context, path, to string) (BackupInfo, error) {
 
 // Restored describes a restore done.
 type Restored struct {
-	// Head is the last position of the log restored.
+	// Head is the restored store's head: the last position of its log,
+	// or of those given before an earlier restore (see Store.Head).
 	Head int64
 	// Given is the last position the replaced store had given, when it is
 	// past Head: the restored store's new commits take positions after it,
