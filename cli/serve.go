@@ -226,6 +226,10 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return err
 	}
 	defer st.Close()
+	if open := openToOthers(sf.data, sf.path(app)); len(open) > 0 {
+		log.Warn("the store can be read by other users of this machine, and it holds personal data and the keys that seal it: make the directory 0700 and its files 0600 (plait makes them so when it creates them)",
+			"paths", open)
+	}
 	st.SetMaxPageBytes(f.pageBytes)
 	e, err := engine.New(app, st, engine.Options{Logger: log, TracerProvider: f.tracer})
 	if err != nil {

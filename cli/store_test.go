@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/internal/syncbuf"
+	"github.com/plaithq/plait/store/sqlite"
+)
+
+// TestServeWarnsOfAStoreOthersCanRead: a store whose directory and file
+// let other users in (made by a release that did not close them, or copied
+// in) is served, with a warning that names them; once closed, no warning.
+func TestServeWarnsOfAStoreOthersCanRead(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows files have no such mode")
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(data, "orderdesk.db")
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	os.Chmod(data, 0o755)
+	os.Chmod(path, 0o644)
+	serveLogs := func() string {
+		t.Helper()
+		addr := freeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		var logs syncbuf.Buffer
+		go func() {
+			done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", data, "--log-level", "warn"}, io.Discard, &logs)
+		}()
+		waitHealthy(t, "http://"+addr)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("serve: %v\n%s", err, logs.String())
+		}
+		return logs.String()
+	}
+	logs := serveLogs()
+	if !strings.Contains(logs, "the store can be read by other users of this machine") ||
+		!strings.Contains(logs, data+" (0755)") || !strings.Contains(logs, path+" (0644)") {
+		t.Errorf("serving a store others can read, the logs:\n%s", logs)
+	}
+	os.Chmod(data, 0o700)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		os.Chmod(p, 0o600)
+	}
+	if logs := serveLogs(); strings.Contains(logs, "other users") {
+		t.Errorf("serving a closed store, the logs:\n%s", logs)
+	}
+}
