@@ -32,6 +32,10 @@ type Options struct {
 	// TailSize is how many recent feed items stay in memory for subscribers
 	// (default 65536).
 	TailSize int
+	// TailBytes caps what those items weigh, roughly their data's bytes
+	// (default 64 MiB): past it the oldest are dropped, and subscribers
+	// read them from the store.
+	TailBytes int
 	// Clock gives the time commands are stamped with (default time.Now).
 	Clock func() time.Time
 	// NewID makes command ids for commands submitted without one (default ULIDs).
@@ -91,6 +95,9 @@ func (o *Options) defaults() {
 	}
 	if o.TailSize <= 0 {
 		o.TailSize = 1 << 16
+	}
+	if o.TailBytes <= 0 {
+		o.TailBytes = 64 << 20
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -215,6 +222,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		tracing:      newTracing(opts.TracerProvider),
 		tail:         newTail(0, opts.TailSize), // nothing published until Run reads the head
 	}
+	e.tail.maxBytes = opts.TailBytes
 	e.metrics.byType = map[string]*typeCounts{}
 	for _, d := range app.Aggregates {
 		e.defs[d.Type()] = d

@@ -10,22 +10,50 @@ import (
 // keep up read them from memory; one that falls behind the ring reads the
 // store instead. Subscribers hold only their position, so a slow one costs
 // no memory.
+//
+// The ring holds at most len(ring) items and, when maxBytes is set, items
+// of at most about maxBytes (see itemBytes): without the byte cap, a run of
+// large commands would stay in memory until as many newer items pushed them
+// out, however large they are.
 type tail struct {
-	mu    sync.RWMutex
-	ring  []Item
-	first int64 // lowest position held
-	head  int64 // highest position published
-	wake  *broadcast
+	mu       sync.RWMutex
+	ring     []Item
+	sizes    []int // itemBytes of each slot's item, 0 for a slot dropped
+	bytes    int   // the sum of sizes: what the items held weigh
+	maxBytes int   // the most bytes held; 0 caps only the number of items
+	first    int64 // lowest position held
+	head     int64 // highest position published
+	wake     *broadcast
 }
 
 func newTail(head int64, size int) *tail {
-	return &tail{ring: make([]Item, size), first: head + 1, head: head, wake: newBroadcast()}
+	return &tail{ring: make([]Item, size), sizes: make([]int, size), first: head + 1, head: head, wake: newBroadcast()}
+}
+
+// itemOverhead approximates what an item weighs besides its data: the
+// structs, ids, names and timestamps of its event or outcome.
+const itemOverhead = 256
+
+// itemBytes approximates the memory an item holds: its event's data, or
+// its outcome's command data and errors, plus itemOverhead.
+func itemBytes(it Item) int {
+	n := itemOverhead
+	if it.Event != nil {
+		n += len(it.Event.Data)
+	}
+	if it.Outcome != nil {
+		n += len(it.Outcome.Command.Data) + len(it.Outcome.Errors)*itemOverhead
+	}
+	return n
 }
 
 // start makes head, the store's head when Run starts, the published head,
 // and wakes whoever read the feed before.
 func (t *tail) start(head int64) {
 	t.mu.Lock()
+	clear(t.ring)
+	clear(t.sizes)
+	t.bytes = 0
 	t.first, t.head = head+1, head
 	t.mu.Unlock()
 	t.wake.fire()
@@ -36,15 +64,40 @@ func (t *tail) append(items []Item) {
 		return
 	}
 	t.mu.Lock()
+	size := int64(len(t.ring))
 	for _, it := range items {
-		t.ring[it.Position%int64(len(t.ring))] = it
+		// Drop what the new item's slot, or the ones a gap in positions
+		// skips, still hold: everything before lo.
+		if lo := it.Position - size + 1; lo > t.first {
+			if lo-t.first >= size {
+				clear(t.ring)
+				clear(t.sizes)
+				t.bytes, t.first = 0, lo
+			}
+			for t.first < lo {
+				t.dropFirst()
+			}
+		}
+		slot := it.Position % size
+		t.ring[slot] = it
+		t.sizes[slot] = itemBytes(it)
+		t.bytes += t.sizes[slot]
 		t.head = it.Position
-	}
-	if lo := t.head - int64(len(t.ring)) + 1; lo > t.first {
-		t.first = lo
+		for t.maxBytes > 0 && t.bytes > t.maxBytes && t.first <= t.head {
+			t.dropFirst()
+		}
 	}
 	t.mu.Unlock()
 	t.wake.fire()
+}
+
+// dropFirst lets go of the item at the lowest position held, which is then
+// read from the store; t.mu is held.
+func (t *tail) dropFirst() {
+	slot := t.first % int64(len(t.ring))
+	t.bytes -= t.sizes[slot]
+	t.ring[slot], t.sizes[slot] = Item{}, 0
+	t.first++
 }
 
 func (t *tail) headPos() int64 {
