@@ -29,6 +29,10 @@ type Options struct {
 	MaxBatch int
 	// CacheSize caps the instances each partition keeps in memory (default 4096).
 	CacheSize int
+	// CacheBytes caps what those instances weigh, roughly their states'
+	// bytes (default 8 MiB a partition): past it the partition drops its
+	// cache and reads the instances from the store again.
+	CacheBytes int
 	// TailSize is how many recent feed items stay in memory for subscribers
 	// (default 65536).
 	TailSize int
@@ -92,6 +96,9 @@ func (o *Options) defaults() {
 	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = 4096
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 8 << 20
 	}
 	if o.TailSize <= 0 {
 		o.TailSize = 1 << 16

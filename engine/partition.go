@@ -29,7 +29,9 @@ type partition struct {
 	e     *Engine
 	queue chan *future
 	cache map[instKey]Instance
-	epoch int64 // the engine's cacheEpoch the cache is valid for
+	// cacheBytes is what the cached instances weigh (see instanceBytes).
+	cacheBytes int
+	epoch      int64 // the engine's cacheEpoch the cache is valid for
 
 	gen      atomic.Int64 // bumped by the commit loop when a batch fails
 	cacheGen int64        // the gen the cache is valid for
@@ -86,6 +88,7 @@ func (p *partition) run(ctx context.Context) {
 		p.e.partitionGate.RLock()
 		if epoch := p.e.cacheEpoch.Load(); epoch != p.epoch {
 			clear(p.cache)
+			p.cacheBytes = 0
 			p.epoch = epoch
 		}
 		gen := p.gen.Load()
@@ -94,6 +97,7 @@ func (p *partition) run(ctx context.Context) {
 			// never written. Every batch before it is in the store, every
 			// batch after it will be refused, so the store is the truth.
 			clear(p.cache)
+			p.cacheBytes = 0
 			p.cacheGen = gen
 		}
 		if !p.handle(ctx, batch, gen) {
@@ -128,14 +132,7 @@ func (p *partition) handle(ctx context.Context, batch []*future, gen int64) bool
 	if len(procs) == 0 {
 		return false
 	}
-	if len(p.cache)+len(overlay) > p.e.opts.CacheSize {
-		// The cache holds the records of the batches still committing,
-		// which the store does not have yet: wait for them before dropping
-		// it.
-		p.awaitCommitted()
-		clear(p.cache)
-	}
-	maps.Copy(p.cache, overlay)
+	p.keep(overlay)
 	req := &commitReq{batch: procs, done: make(chan error, 1), part: p, gen: gen}
 	p.inflight.Add(1)
 	select {
@@ -176,6 +173,45 @@ func (p *partition) complete(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// keep caches the records a batch decided. A cache that would hold more
+// than CacheSize instances, or weigh more than CacheBytes, is dropped
+// first: without the byte cap, large states would stay in memory until as
+// many instances as the cache holds pushed them out.
+func (p *partition) keep(overlay map[instKey]Instance) {
+	if len(p.cache)+len(overlay) > p.e.opts.CacheSize || p.cacheBytes+p.growth(overlay) > p.e.opts.CacheBytes {
+		// The cache holds the records of the batches still committing,
+		// which the store does not have yet: wait for them before dropping
+		// it.
+		p.awaitCommitted()
+		clear(p.cache)
+		p.cacheBytes = 0
+	}
+	p.cacheBytes += p.growth(overlay)
+	maps.Copy(p.cache, overlay)
+}
+
+// growth is how much the cache's weight changes once overlay is copied in.
+func (p *partition) growth(overlay map[instKey]Instance) int {
+	n := 0
+	for k, inst := range overlay {
+		n += instanceBytes(inst)
+		if old, ok := p.cache[k]; ok {
+			n -= instanceBytes(old)
+		}
+	}
+	return n
+}
+
+// instanceOverhead approximates what a cached instance weighs besides its
+// state: the map entry, the struct, its type, id and owner.
+const instanceOverhead = 256
+
+// instanceBytes approximates the memory a cached instance holds: its
+// state's bytes, instanceOverhead, and as much again per lineage entry.
+func instanceBytes(inst Instance) int {
+	return len(inst.State) + instanceOverhead*(1+len(inst.Lineage))
 }
 
 // awaitCommitted waits until no batch of the partition is committing.
