@@ -57,6 +57,11 @@ var ErrNoStore = errors.New("sqlite: no store in the file")
 // something else: it holds tables, none of them a store's.
 var ErrForeignDatabase = errors.New("sqlite: the file is the database of something else")
 
+// walSizeLimit is the size the write-ahead log is cut back to once folded
+// into the file: well above the 4 MiB or so it reaches between automatic
+// checkpoints, so that it is cut only after growing past them.
+const walSizeLimit = 64 << 20
+
 // DefaultMaxPageBytes is the default of Options.MaxPageBytes.
 const DefaultMaxPageBytes = 4 << 20
 
@@ -143,6 +148,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			q.Add("_pragma", "query_only(1)")
 		} else {
 			q.Add("_pragma", "journal_mode(WAL)")
+			// A log that grew while readers kept it from being folded
+			// back (a long backup, say) is cut back to this size once it
+			// is, rather than keep its largest size on the disk for good.
+			q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 		}
 		q.Add("_pragma", "synchronous("+opts.Synchronous+")")
 		q.Add("_pragma", "foreign_keys(on)")
