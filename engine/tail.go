@@ -115,7 +115,9 @@ func (t *tail) read(after int64, limit int) (items []Item, ok bool) {
 		return nil, false
 	}
 	for p := after + 1; p <= t.head && len(items) < limit; p++ {
-		items = append(items, t.ring[p%int64(len(t.ring))])
+		if it := t.ring[p%int64(len(t.ring))]; it.Position == p { // not a position no item has
+			items = append(items, it)
+		}
 	}
 	return items, true
 }

@@ -81,4 +81,8 @@ func TestTailSkipsGaps(t *testing.T) {
 	if tl.first != 96 || tl.bytes != 2*(100+itemOverhead) {
 		t.Fatalf("after a short gap: first %d, %d bytes; want 96, %d", tl.first, tl.bytes, 2*(100+itemOverhead))
 	}
+	items, ok := tl.read(95, 10)
+	if !ok || len(items) != 2 || items[0].Position != 100 || items[1].Position != 103 {
+		t.Fatalf("read after 95 = %+v, %v; want the items at 100 and 103 alone", items, ok)
+	}
 }
