@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
+	"github.com/plaithq/plait/internal/durable"
 	"github.com/plaithq/plait/store/sqlite"
 )
 
@@ -17,6 +19,7 @@ func runBackup(ctx context.Context, prog program, args []string, stdout, stderr 
 	fs := flags(prog, "backup", "Writes a consistent copy of the embedded store (the SQLite file in --data) to a new file,\n"+
 		"readable by its owner only, while a server may be serving it: every command is in it whole or not at all.\n"+
 		"The copy is checked before it gets its name, and an existing file is never overwritten.\n"+
+		"Backups into one directory take turns, and each removes the partial copies that backups cut short left there.\n"+
 		"It holds the application's data, personal data, and the keys that seal it: keep it as safe as the store.\n"+
 		"plait restore puts it back. Scaled out, back up PostgreSQL with its own tools.", stdout)
 	var sf storeFlags
@@ -34,12 +37,57 @@ func runBackup(ctx context.Context, prog program, args []string, stdout, stderr 
 	if err := sf.existing(app); err != nil {
 		return err
 	}
+	release, err := lockBackups(filepath.Dir(*to))
+	if err != nil {
+		return err
+	}
+	defer release()
+	removePartials(filepath.Dir(*to), stdout, stderr)
 	info, err := sqlite.Backup(ctx, sf.path(app), *to)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "backed up %s to %s: %d bytes, log head %d\n", sf.path(app), *to, info.Bytes, info.Head)
 	return nil
+}
+
+// lockBackups takes the lock of the backups into dir, made if missing:
+// backups into one directory take turns, so that each may remove the
+// partial copies that the ones cut short left there (none of which another
+// backup is still writing). It returns the function that releases it.
+func lockBackups(dir string) (release func(), err error) {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("make the backup's directory: %w", err)
+	}
+	path := filepath.Join(dir, ".plait-backup.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the lock of backups: %w", err)
+	}
+	if held, err := tryLock(f); err != nil || held {
+		f.Close()
+		if held {
+			return nil, fmt.Errorf("another plait backup is writing into %s: run this one once it ends", dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// removePartials removes the partial copies that backups cut short left in
+// dir, whose lock the caller holds, and says so.
+func removePartials(dir string, stdout, stderr io.Writer) {
+	partials, err := sqlite.PartialBackups(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "warning: %v\n", err)
+	}
+	for _, p := range partials {
+		if err := os.Remove(p); err != nil {
+			fmt.Fprintf(stderr, "warning: a partial copy left by a backup cut short stays: %v\n", err)
+			continue
+		}
+		fmt.Fprintf(stdout, "removed %s, a partial copy left by a backup cut short\n", p)
+	}
 }
 
 // runRestore is plait restore --from FILE: a backup in the place of the

@@ -235,8 +235,16 @@ func TestSIGKILLDuringBackupAndRestore(t *testing.T) {
 		whole++
 	}
 	partials, _ := filepath.Glob(filepath.Join(backups, "*.partial-*[0-9]")) // not their journals
-	t.Logf("%d of %d backups killed; %d left a whole backup at their destination, %d a .partial-* file beside it",
+	t.Logf("%d of %d backups killed; %d left a whole backup at their destination, %d a .partial-* file beside it (each backup removes those before it)",
 		killedBackups, backupKills, whole, len(partials))
+	// The next backup into the directory removes what the killed ones
+	// left, journals included.
+	if _, out := timed(t, bin, "backup", "--data", data, "--to", filepath.Join(backups, "after-kills.db")); !strings.Contains(out, "backed up") {
+		t.Errorf("a backup after the killed ones: %s", out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(backups, "*.partial-*")); len(left) > 0 {
+		t.Errorf("partial copies left after a backup ran to its end: %v", left)
+	}
 
 	// The command that tells the store replaced from the backup: in it
 	// only.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -159,6 +160,57 @@ func TestRestoreOnANewDataDirectoryWarns(t *testing.T) {
 	}
 	if code, out, stderr := runCLI(t, "inspect", "--data", empty); code != 0 || !strings.Contains(out, "log head    0") {
 		t.Errorf("inspect the restored store: exit %d\n%s\n%s", code, out, stderr)
+	}
+}
+
+// TestBackupRemovesThePartialCopiesOfBackupsCutShort: a backup removes
+// the partial copies (and their journals) that backups cut short left in
+// its directory, and nothing else there; backups into one directory take
+// turns, so none removes the copy another is writing.
+func TestBackupRemovesThePartialCopiesOfBackupsCutShort(t *testing.T) {
+	data := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(data, "orderdesk.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	backups := t.TempDir()
+	left := []string{"old.db.partial-123", "old.db.partial-123-journal"}
+	kept := []string{"old.db", "notes.partial-draft", "old.db.partial-123.txt"}
+	for _, name := range append(left, kept...) {
+		if err := os.WriteFile(filepath.Join(backups, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := runCLI(t, "backup", "--data", data, "--to", filepath.Join(backups, "new.db"))
+	if code != 0 || stderr != "" {
+		t.Fatalf("backup: exit %d\n%s\n%s", code, out, stderr)
+	}
+	for _, name := range left {
+		if _, err := os.Stat(filepath.Join(backups, name)); !os.IsNotExist(err) {
+			t.Errorf("%s is still there (%v)", name, err)
+		}
+		if !strings.Contains(out, "removed "+filepath.Join(backups, name)+", a partial copy left by a backup cut short\n") {
+			t.Errorf("the backup did not say it removed %s:\n%s", name, out)
+		}
+	}
+	for _, name := range append(kept, "new.db") {
+		if _, err := os.Stat(filepath.Join(backups, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	release, err := lockBackups(backups) // another backup, writing
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI(t, "backup", "--data", data, "--to", filepath.Join(backups, "second.db"))
+	if code != 1 || !strings.Contains(stderr, "another plait backup is writing into "+backups+": run this one once it ends") {
+		t.Errorf("a backup while another writes into its directory: exit %d\n%s", code, stderr)
+	}
+	release()
+	if code, out, stderr := runCLI(t, "backup", "--data", data, "--to", filepath.Join(backups, "second.db")); code != 0 {
+		t.Errorf("a backup once the other ended: exit %d\n%s\n%s", code, out, stderr)
 	}
 }
 

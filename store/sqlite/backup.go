@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -103,6 +104,28 @@ func Backup(ctx context.Context, path, to string) (BackupInfo, error) {
 		return BackupInfo{}, fmt.Errorf("sqlite: backup: %w", err)
 	}
 	return BackupInfo{Bytes: st.Size(), Head: head}, nil
+}
+
+// partialName matches the names of the copies Backup writes before naming
+// them, and of their journals.
+var partialName = regexp.MustCompile(`\.partial-[0-9]+(-journal)?$`)
+
+// PartialBackups returns the files in dir that backups cut short (by a
+// crash, a kill) left there: copies that never got their names, and their
+// journals. They hold what the store held, personal data and keys
+// included. Remove them only while no backup writes into dir.
+func PartialBackups(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: partial backups: %w", err)
+	}
+	var partials []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && partialName.MatchString(e.Name()) {
+			partials = append(partials, filepath.Join(dir, e.Name()))
+		}
+	}
+	return partials, nil
 }
 
 // Restored describes a restore done.
