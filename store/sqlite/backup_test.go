@@ -179,7 +179,7 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, stopEngine := enginetest.Background(t, e)
+	ran, stopEngine := enginetest.Background(t, e)
 	add := func(id string) {
 		t.Helper()
 		cmd := plait.Command{ID: id, Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}
@@ -206,6 +206,7 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopEngine()
+	<-ran // every commit done: the store is still
 	liveHead, _ := st.Head(ctx)
 	st.Close()
 	backupBytes, _ := os.ReadFile(backup)
@@ -241,7 +242,7 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, stop2 := enginetest.Background(t, e2)
+	ran2, stop2 := enginetest.Background(t, e2)
 	if _, err := e2.Submit(ctx, plait.Command{ID: "restored", Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"}); err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +251,7 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop2()
+	<-ran2
 	if len(out.Events) != 1 || out.Events[0].Position <= liveHead || out.Events[0].Seq != 2 {
 		t.Errorf("a command after the restore: %+v, want its event after position %d, seq 2", out, liveHead)
 	}
@@ -366,12 +368,13 @@ func TestRestoreOverAnotherStoreDestroysNoKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, stopEngine := enginetest.Background(t, e)
+	ran, stopEngine := enginetest.Background(t, e)
 	cmd := plait.Command{ID: "one", Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}
 	if _, err := e.Submit(ctx, cmd, plait.User{ID: "u"}); err != nil {
 		t.Fatal(err)
 	}
 	stopEngine()
+	<-ran // every commit done: the store is still
 	st.Close()
 	backup := filepath.Join(dir, "b.db")
 	if _, err := sqlite.Backup(ctx, path, backup); err != nil {
@@ -422,7 +425,7 @@ func TestRestoreKeepsThePositionsGivenThroughBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, stopEngine := enginetest.Background(t, e)
+	ran, stopEngine := enginetest.Background(t, e)
 	for _, id := range []string{"one", "two", "three"} {
 		cmd := plait.Command{ID: id, Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}
 		if _, err := e.Submit(ctx, cmd, plait.User{ID: "u"}); err != nil {
@@ -438,6 +441,7 @@ func TestRestoreKeepsThePositionsGivenThroughBackups(t *testing.T) {
 		}
 	}
 	stopEngine()
+	<-ran // every commit done: the store is still
 	given, _ := st.Head(ctx)
 	st.Close()
 	if r, err := sqlite.Restore(ctx, filepath.Join(dir, "b1.db"), path); err != nil || r.Given != given {
