@@ -62,7 +62,10 @@ type Feed interface {
 	// ReadFeed returns up to limit items with positions after after, in
 	// position order: each event, and each command's outcome after its events.
 	ReadFeed(ctx context.Context, after int64, limit int) ([]Item, error)
-	// Head returns the highest position committed.
+	// Head returns the highest position committed, or given: positions
+	// need not be dense (a restored embedded store's commits take positions
+	// after the last one the store it replaced gave), so Head can be past
+	// the last item, and readers pass over positions no item has.
 	Head(ctx context.Context) (int64, error)
 	// ReadEvents returns up to limit events with positions after after, in
 	// position order, without the outcomes.

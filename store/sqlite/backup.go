@@ -43,7 +43,9 @@ var ErrBadBackup = errors.New("sqlite: not a sound store")
 type BackupInfo struct {
 	// Bytes is the backup's size.
 	Bytes int64
-	// Head is the last position of the log the backup holds.
+	// Head is the backup's head (see Store.Head): the last position of
+	// the log it holds, or the last one given before the restore of the
+	// store it was taken of, when that is higher.
 	Head int64
 }
 
@@ -130,8 +132,8 @@ func PartialBackups(dir string) ([]string, error) {
 
 // Restored describes a restore done.
 type Restored struct {
-	// Head is the restored store's head: the last position of its log,
-	// or of those given before an earlier restore (see Store.Head).
+	// Head is the backup's head (see BackupInfo.Head). The restored
+	// store's head is Given when that is set, Head otherwise.
 	Head int64
 	// Given is the last position the replaced store had given, when it is
 	// past Head: the restored store's new commits take positions after it,
