@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plaithq/plait/examples/orderdesk"
-	"github.com/plaithq/plait/internal/syncbuf"
 	"github.com/plaithq/plait/store/sqlite"
 )
 
@@ -27,20 +25,8 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 	data := t.TempDir()
 	backup := filepath.Join(t.TempDir(), "backups", "b1.db")
 	serve := func() (base string, stop func()) {
-		addr := freeAddr(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		var logs syncbuf.Buffer
-		go func() {
-			done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", data, "--log-level", "warn"}, io.Discard, &logs)
-		}()
-		waitHealthy(t, "http://"+addr)
-		return "http://" + addr, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("serve: %v\n%s", err, logs.String())
-			}
-		}
+		base, _, stop = serveUntilStopped(t, "--data", data, "--log-level", "warn")
+		return base, stop
 	}
 	do := func(base, method, path, body string) (int, string) {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -351,22 +352,31 @@ func TestLocalRolesAreForTheLocalUserOnly(t *testing.T) {
 // answers, and the buffer serve logs to.
 func serveInBackground(t *testing.T, args ...string) (base string, logs *syncbuf.Buffer) {
 	t.Helper()
+	base, logs, _ = serveUntilStopped(t, args...)
+	return base, logs
+}
+
+// serveUntilStopped is serveInBackground until stop is called, or the
+// test ends: stop returns once serve has.
+func serveUntilStopped(t *testing.T, args ...string) (base string, logs *syncbuf.Buffer, stop func()) {
+	t.Helper()
 	addr := freeAddr(t)
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs = &syncbuf.Buffer{}
 	go func() {
 		done <- runServe(ctx, program{app: orderdesk.App()}, append([]string{"--addr", addr}, args...), io.Discard, logs)
 	}()
-	t.Cleanup(func() {
-		stop()
+	stop = sync.OnceFunc(func() {
+		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v\n%s", err, logs.String())
 		}
 	})
+	t.Cleanup(stop)
 	base = "http://" + addr
 	waitHealthy(t, base)
-	return base, logs
+	return base, logs, stop
 }
 
 // listStatus is the status of GET /lists/orderList with the bearer tok.

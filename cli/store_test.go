@@ -2,15 +2,12 @@ package cli
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/plaithq/plait/examples/orderdesk"
-	"github.com/plaithq/plait/internal/syncbuf"
 	"github.com/plaithq/plait/store/sqlite"
 )
 
@@ -32,18 +29,8 @@ func TestServeWarnsOfAStoreOthersCanRead(t *testing.T) {
 	os.Chmod(path, 0o644)
 	serveLogs := func() string {
 		t.Helper()
-		addr := freeAddr(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		var logs syncbuf.Buffer
-		go func() {
-			done <- runServe(ctx, program{app: orderdesk.App()}, []string{"--addr", addr, "--data", data, "--log-level", "warn"}, io.Discard, &logs)
-		}()
-		waitHealthy(t, "http://"+addr)
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("serve: %v\n%s", err, logs.String())
-		}
+		_, logs, stop := serveUntilStopped(t, "--data", data, "--log-level", "warn")
+		stop()
 		return logs.String()
 	}
 	logs := serveLogs()
