@@ -254,14 +254,11 @@ func requireStore(ctx context.Context, db *sql.DB, path string) error {
 // checkSound opens the file at path read-only, checks that it is a whole
 // store and sound (SQLite's quick_check), and returns its log's head.
 func checkSound(ctx context.Context, path string) (head int64, err error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := openStore(ctx, path)
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
-	if err := requireStore(ctx, db, path); err != nil {
-		return 0, err
-	}
 	var verdict string
 	if err := db.QueryRowContext(ctx, `PRAGMA quick_check`).Scan(&verdict); err != nil {
 		return 0, fmt.Errorf("check %s: %w", path, err)
@@ -269,8 +266,7 @@ func checkSound(ctx context.Context, path string) (head int64, err error) {
 	if verdict != "ok" {
 		return 0, fmt.Errorf("check %s: %s", path, verdict)
 	}
-	s := &Store{w: db, path: path}
-	return s.Head(ctx)
+	return readHead(ctx, db, true)
 }
 
 // storeHead returns the head of the store at path (see Store.Head).
@@ -278,15 +274,26 @@ func storeHead(ctx context.Context, path string) (int64, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, err
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := openStore(ctx, path)
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
-	if err := requireStore(ctx, db, path); err != nil {
-		return 0, err
-	}
 	return readHead(ctx, db, true)
+}
+
+// openStore opens the file at path read-only, unless it holds no store
+// (see requireStore).
+func openStore(ctx context.Context, path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	if err := requireStore(ctx, db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // giveUpTo records in the store at path that the positions up to pos were
