@@ -119,15 +119,17 @@ func (s *storeFlags) withEngine(ctx context.Context, app plait.App, stderr io.Wr
 
 // openToOthers returns those of the data directory dir and the files of
 // the store at path (its write-ahead log and index included) whose mode
-// lets users other than the owner in: a store made by an early release, or
-// copied in, say. Windows, whose files have no such mode, has none.
+// lets users other than the owner read or write them: a store made by an
+// early release, or copied in, say. (A directory others may only pass
+// through, 0711, keeps its files theirs.) Windows, whose files have no
+// such mode, has none.
 func openToOthers(dir, path string) []string {
 	if runtime.GOOS == "windows" {
 		return nil
 	}
 	var open []string
 	for _, p := range []string{dir, path, path + "-wal", path + "-shm"} {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o066 != 0 {
 			open = append(open, fmt.Sprintf("%s (%04o)", p, fi.Mode().Perm()))
 		}
 	}
