@@ -175,11 +175,7 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran, stopEngine := enginetest.Background(t, e)
+	e, stopEngine := runCounters(t, st)
 	add := func(id string) {
 		t.Helper()
 		cmd := plait.Command{ID: id, Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}
@@ -206,7 +202,6 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopEngine()
-	<-ran // every commit done: the store is still
 	liveHead, _ := st.Head(ctx)
 	st.Close()
 	backupBytes, _ := os.ReadFile(backup)
@@ -245,11 +240,7 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 			t.Errorf("checkpoints %v, want the reactor's at most", cps)
 		}
 	}
-	e2, err := engine.New(enginetest.App(), got, engine.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran2, stop2 := enginetest.Background(t, e2)
+	e2, stop2 := runCounters(t, got)
 	if _, err := e2.Submit(ctx, plait.Command{ID: "restored", Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"}); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +249,6 @@ func TestRestoreReplacesTheStoreAndKeepsItsForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop2()
-	<-ran2
 	if len(out.Events) != 1 || out.Events[0].Position <= liveHead || out.Events[0].Seq != 2 {
 		t.Errorf("a command after the restore: %+v, want its event after position %d, seq 2", out, liveHead)
 	}
@@ -346,6 +336,21 @@ func TestRestoreWithoutAStoreSaysItCouldNotCheckTheForgets(t *testing.T) {
 	}
 }
 
+// runCounters runs an engine of enginetest.App on st; stop stops it and
+// returns once its every commit is done, the store still.
+func runCounters(t *testing.T, st *sqlite.Store) (e *engine.Engine, stop func()) {
+	t.Helper()
+	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran, cancel := enginetest.Background(t, e)
+	return e, func() {
+		cancel()
+		<-ran
+	}
+}
+
 // openLive opens a new store, live.db in a directory of the test's own.
 func openLive(t *testing.T) (st *sqlite.Store, dir, path string) {
 	t.Helper()
@@ -371,17 +376,12 @@ func TestRestoreOverAnotherStoreDestroysNoKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran, stopEngine := enginetest.Background(t, e)
+	e, stopEngine := runCounters(t, st)
 	cmd := plait.Command{ID: "one", Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}
 	if _, err := e.Submit(ctx, cmd, plait.User{ID: "u"}); err != nil {
 		t.Fatal(err)
 	}
 	stopEngine()
-	<-ran // every commit done: the store is still
 	st.Close()
 	backup := filepath.Join(dir, "b.db")
 	if _, err := sqlite.Backup(ctx, path, backup); err != nil {
@@ -428,11 +428,7 @@ func TestRestoreKeepsThePositionsGivenThroughBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(enginetest.App(), st, engine.Options{Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran, stopEngine := enginetest.Background(t, e)
+	e, stopEngine := runCounters(t, st)
 	for _, id := range []string{"one", "two", "three"} {
 		cmd := plait.Command{ID: id, Type: "counter", AggregateID: "c", Name: "add", Data: []byte(`{"by":1}`)}
 		if _, err := e.Submit(ctx, cmd, plait.User{ID: "u"}); err != nil {
@@ -448,7 +444,6 @@ func TestRestoreKeepsThePositionsGivenThroughBackups(t *testing.T) {
 		}
 	}
 	stopEngine()
-	<-ran // every commit done: the store is still
 	given, _ := st.Head(ctx)
 	st.Close()
 	if r, err := sqlite.Restore(ctx, filepath.Join(dir, "b1.db"), path); err != nil || r.Given != given {
