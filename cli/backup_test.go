@@ -76,6 +76,11 @@ func TestBackupWhileServingThenRestore(t *testing.T) {
 		t.Fatalf("restore: exit %d\n%s\n%s", code, out, stderr)
 	}
 
+	if code, out, stderr := runCLI(t, "inspect", "--data", data); code != 0 ||
+		!strings.Contains(out, "log head    "+given[1]+" (given by the store a restore replaced; the log's last item is at ") {
+		t.Errorf("inspect the restored store: exit %d\n%s\n%s", code, out, stderr)
+	}
+
 	base, stop = serve()
 	defer stop()
 	// The reactors stand at the backup's head, behind positions no item

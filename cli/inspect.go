@@ -50,7 +50,15 @@ func runInspect(ctx context.Context, prog program, args []string, stdout, stderr
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "application %s\nstore       %s\nlog head    %d\n\n", app.Name, sf.path(app), head)
+	last, err := st.LastItem(ctx)
+	if err != nil {
+		return err
+	}
+	given := ""
+	if last < head {
+		given = fmt.Sprintf(" (given by the store a restore replaced; the log's last item is at %d)", last)
+	}
+	fmt.Fprintf(stdout, "application %s\nstore       %s\nlog head    %d%s\n\n", app.Name, sf.path(app), head, given)
 	printAggregates(stdout, app, func(typ string) (int64, int64) { c := counts[typ]; return c.Instances, c.Events })
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SUBSCRIPTION\tCHECKPOINT\tLAG")

@@ -1083,6 +1083,12 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 	return readHead(ctx, db, true)
 }
 
+// LastItem returns the position of the log's last item: below Head when
+// a restore recorded positions the store it replaced gave past it.
+func (s *Store) LastItem(ctx context.Context) (int64, error) {
+	return readHead(ctx, s.r, false)
+}
+
 // positionsGiven names the row of the checkpoints table that holds the
 // last position the store a restore replaced had given. The restored
 // store's head starts there, so that its new commits take positions after
