@@ -16,9 +16,12 @@ import (
 	fastjson "github.com/segmentio/encoding/json"
 )
 
-// maxRune is the largest UTF-8 sequence: every string with a prefix p sorts
-// below p followed by it, so a prefix filter is a range that uses the index.
-const maxRune = "\U0010FFFF"
+// afterPrefix ends the range of the strings that start with a prefix p:
+// p followed by the byte 0xFF, which no UTF-8 text holds, sorts (bytewise)
+// above p followed by any text, U+10FFFF included, and below every string
+// beyond them, so a prefix filter is a range that uses the index. (p
+// followed by U+10FFFF would leave out the strings going on with it.)
+const afterPrefix = "\xff"
 
 // List runs a list query with keyset pagination; see engine.Queries. The
 // type and field names must be plain names (the caller checks them): the
@@ -123,7 +126,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 				args = append(args, f.Value)
 			case "prefix":
 				where = append(where, "id >= ? AND id < ?")
-				args = append(args, f.Value, f.Value+maxRune)
+				args = append(args, f.Value, f.Value+afterPrefix)
 			default:
 				return "", nil, false, fmt.Errorf("sqlite: unknown operator %q", f.Op)
 			}
@@ -155,7 +158,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 				prefixIndexed = f.Field
 			}
 			where = append(where, x+" >= ? AND "+x+" < ?")
-			args = append(args, f.Value, f.Value+maxRune)
+			args = append(args, f.Value, f.Value+afterPrefix)
 		default:
 			return "", nil, false, fmt.Errorf("sqlite: unknown operator %q", f.Op)
 		}
