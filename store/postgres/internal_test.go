@@ -233,3 +233,22 @@ func TestPrefixWithoutBytewiseCollation(t *testing.T) {
 		}
 	}
 }
+
+func TestAfterPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		p, want string
+		ok      bool
+	}{
+		{"", "", false},
+		{"a", "b", true},
+		{"é", "ê", true},
+		{"a\U0010FFFF", "b", true},
+		{"\U0010FFFF\U0010FFFF", "", false},
+		{"x\uD7FF", "x\uE000", true},
+		{"\U0001F600", "\U0001F601", true},
+	} {
+		if got, ok := afterPrefix(tc.p); got != tc.want || ok != tc.ok {
+			t.Errorf("afterPrefix(%+q) = %+q, %v; want %+q, %v", tc.p, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -8,15 +8,35 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
-// maxRune is the largest UTF-8 sequence: under a bytewise collation every
-// string with a prefix p sorts below p followed by it, so a prefix filter is
-// a range that uses the index.
-const maxRune = "\U0010FFFF"
+// afterPrefix is the least string above every string that starts with p,
+// and false if there is none (p holds only U+10FFFF): p with its last code
+// point that is not U+10FFFF replaced by the next one, what follows
+// dropped. Under a bytewise collation the strings from p up to it are
+// those that start with p, so a prefix filter is a range that uses the
+// index. (p followed by U+10FFFF would leave out the strings going on with
+// it.) p is valid UTF-8.
+func afterPrefix(p string) (string, bool) {
+	for p != "" {
+		r, size := utf8.DecodeLastRuneInString(p)
+		p = p[:len(p)-size]
+		switch {
+		case r == utf8.MaxRune:
+			continue
+		case r == 0xD7FF: // the surrogates are no characters
+			r = 0xE000
+		default:
+			r++
+		}
+		return p + string(r), true
+	}
+	return "", false
+}
 
 // List runs a list query with keyset pagination; see engine.Queries. It has
 // the embedded store's semantics: eq matches a field equal to the value as a
@@ -109,8 +129,11 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 		case "prefix":
 			if s.bytewise {
 				lo, _ := json.Marshal(f.Value)
-				hi, _ := json.Marshal(f.Value + maxRune)
-				where = append(where, x+" >= "+arg(string(lo))+"::text::jsonb", x+" < "+arg(string(hi))+"::text::jsonb")
+				where = append(where, x+" >= "+arg(string(lo))+"::text::jsonb")
+				if after, ok := afterPrefix(f.Value); ok {
+					hi, _ := json.Marshal(after)
+					where = append(where, x+" < "+arg(string(hi))+"::text::jsonb")
+				}
 			} else {
 				where = append(where, "jsonb_typeof("+x+") = 'string'")
 			}

@@ -345,3 +345,33 @@ func TestLastSeqIsTheLogs(t *testing.T) {
 		}
 	}
 }
+
+// A prefix finds every string that starts with it, those that go on with
+// the largest code point (U+10FFFF) too.
+func TestListPrefixOfTheLargestCodePoint(t *testing.T) {
+	st, _ := open(t)
+	if err := st.EnsureIndexes(context.Background(), []plait.Definition{thingType}); err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{st: st}
+	for id, name := range map[string]string{
+		"a": "a", "b": "ab", "c": "a\U0010FFFF", "d": "a\U0010FFFFb", "e": "b",
+		"f": "\U0010FFFF", "g": "\U0010FFFF\U0010FFFF", "h": "é\U0010FFFF", "i": "e\u0301",
+	} {
+		state, _ := json.Marshal(map[string]string{"name": name})
+		w.put(t, "thing", id, "u1", string(state), nil)
+	}
+	for _, tc := range []struct{ prefix, want string }{
+		{"", "a b c d e f g h i"},
+		{"a", "a b c d"},
+		{"a\U0010FFFF", "c d"},
+		{"\U0010FFFF", "f g"},
+		{"é", "h"},
+		{"e", "i"},
+	} {
+		q := engine.ListQuery{Filters: []engine.Filter{flt("name", "prefix", tc.prefix)}, Limit: 50}
+		if got := strings.Join(ids(t, st, "thing", q), " "); got != tc.want {
+			t.Errorf("prefix %+q: got [%s], want [%s]", tc.prefix, got, tc.want)
+		}
+	}
+}
