@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/plaithq/plait"
 )
@@ -143,6 +144,9 @@ func passes(it ListItem, filters []Filter) bool {
 		}
 		switch v := v.(type) {
 		case string:
+			if !utf8.ValidString(f.Value) { // no text, as the stores hold none
+				return false
+			}
 			if f.Op == "prefix" && !strings.HasPrefix(v, f.Value) || f.Op == "eq" && v != f.Value {
 				return false
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -87,5 +88,38 @@ func TestASealedFilterSkipsNoMatchWhenWritesRaceItsPage(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[p2 p4 p5]" {
 		t.Fatalf("pages of prefix.email=m while p2 became m2: %v, want [p2 p4 p5]", got)
+	}
+}
+
+// A filter on a sealed field whose value is not UTF-8 matches nothing, as
+// on a field the store holds in the clear: not the address whose bytes
+// start with a piece of one of its characters.
+func TestASealedFilterOfInvalidUTF8MatchesNothing(t *testing.T) {
+	ctx := context.Background()
+	e, err := engine.New(people(), openSQLite(t), engine.Options{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Background(t, e)
+	if _, err := e.Submit(ctx, plait.Command{Type: "person", AggregateID: "p1", Name: "set", Data: []byte(`{"email":"中@例え.jp"}`)}, plait.User{ID: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"中", "\xe4"} {
+		var page engine.ListPage
+		for range 100 { // until the command is materialized
+			if page, err = e.List(ctx, "person", engine.ListQuery{Filters: []engine.Filter{{Field: "email", Op: "prefix", Value: "中"}}}); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) == 1 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if page, err = e.List(ctx, "person", engine.ListQuery{Filters: []engine.Filter{{Field: "email", Op: "prefix", Value: v}}}); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int{"中": 1, "\xe4": 0}[v]; len(page.Items) != want {
+			t.Errorf("prefix.email=%+q: %d items, want %d", v, len(page.Items), want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -27,6 +28,13 @@ const afterPrefix = "\xff"
 // type and field names must be plain names (the caller checks them): the
 // type is inlined so SQLite can use the type's partial indexes.
 func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engine.ListPage, error) {
+	for _, f := range q.Filters {
+		if !utf8.ValidString(f.Value) {
+			// No stored string is invalid UTF-8: nothing matches, not
+			// even text whose bytes start with a piece of a character.
+			return engine.ListPage{}, nil
+		}
+	}
 	page, walked, err := s.listPage(ctx, typ, q, true)
 	if err == nil && walked && page.Next == "" {
 		// The walk of the sort field's index found too few of the user's

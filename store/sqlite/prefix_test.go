@@ -58,3 +58,23 @@ func TestPrefixFindsNamesGoingOnWithTheLargestCodePoint(t *testing.T) {
 		}
 	}
 }
+
+// A filter's value that is not UTF-8 matches nothing, as in store/postgres:
+// not the text whose bytes start with a piece of one of its characters.
+func TestAFilterOfInvalidUTF8MatchesNothing(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "invalid.db"), Options{Synchronous: "OFF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO instances(type, id, seq, state, owner, updated_at) VALUES('person', 'a', 1, '{"name":"中文"}', 'u', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []engine.Filter{{Field: "name", Op: "prefix", Value: "\xe4"}, {Field: "name", Op: "prefix", Value: "中\xe6"}, {Field: "name", Op: "eq", Value: "中文\xff"}} {
+		page, err := s.List(ctx, "person", engine.ListQuery{Filters: []engine.Filter{f}})
+		if err != nil || len(page.Items) != 0 {
+			t.Errorf("%s.%s=%+q: %d items, %v; want none", f.Op, f.Field, f.Value, len(page.Items), err)
+		}
+	}
+}
