@@ -98,9 +98,14 @@ func checkName(p *plait.Problems, name string) string {
 	name = strings.TrimFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) })
 	addIf(p, name == "", "name", plait.CodeRequired, "a name is required")
 	addIf(p, utf8.RuneCountInString(name) > 100, "name", CodeTooLong, "a name has at most 100 characters")
-	addIf(p, strings.ContainsFunc(name, unicode.IsControl), "name", plait.CodeInvalid, "a name has no control characters, such as line breaks")
+	addIf(p, strings.ContainsFunc(name, isLineBreak), "name", plait.CodeInvalid, "a name has no control characters, such as line breaks")
 	return name
 }
+
+// isLineBreak reports whether r is a control character (a line feed, a
+// NEL) or one of Unicode's separators of lines and paragraphs (U+2028,
+// U+2029), which break a line as a line feed does.
+func isLineBreak(r rune) bool { return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) }
 
 // The longest email address, in bytes, and its parts: an address goes
 // into SMTP's path of 256 bytes with its angle brackets, and its domain is

@@ -54,6 +54,8 @@ func TestANameHasOneToAHundredCharacters(t *testing.T) {
 		" " + strings.Repeat("x", 101): "too_long",
 		"\u200b\u200b":                 "required", // zero-width spaces only
 		"Ann\nSmith":                   "invalid",
+		"Ann\u2028Smith":               "invalid", // a line separator
+		"Ann\u2029Smith":               "invalid", // a paragraph separator
 		"Ann\x00":                      "invalid",
 	} {
 		plaittest.Given(customer).
