@@ -216,7 +216,7 @@ func TestPrefixWithoutBytewiseCollation(t *testing.T) {
 	if err := st.Commit(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	for _, prefix := range []string{"a", "ab", "a-", "", "ä", "1"} {
+	for _, prefix := range []string{"a", "ab", "a-", "", "ä", "1", "\U0010FFFF"} {
 		var got [2][]string
 		for i, bw := range []bool{true, false} {
 			st.bytewise = bw

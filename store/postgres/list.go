@@ -133,6 +133,10 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 				if after, ok := afterPrefix(f.Value); ok {
 					hi, _ := json.Marshal(after)
 					where = append(where, x+" < "+arg(string(hi))+"::text::jsonb")
+				} else {
+					// No string is above the range: jsonb orders numbers,
+					// booleans, arrays and objects above every string.
+					where = append(where, "jsonb_typeof("+x+") = 'string'")
 				}
 			} else {
 				where = append(where, "jsonb_typeof("+x+") = 'string'")
