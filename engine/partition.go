@@ -180,15 +180,17 @@ func (p *partition) complete(ctx context.Context) {
 // first: without the byte cap, large states would stay in memory until as
 // many instances as the cache holds pushed them out.
 func (p *partition) keep(overlay map[instKey]Instance) {
-	if len(p.cache)+len(overlay) > p.e.opts.CacheSize || p.cacheBytes+p.growth(overlay) > p.e.opts.CacheBytes {
+	growth := p.growth(overlay)
+	if len(p.cache)+len(overlay) > p.e.opts.CacheSize || p.cacheBytes+growth > p.e.opts.CacheBytes {
 		// The cache holds the records of the batches still committing,
 		// which the store does not have yet: wait for them before dropping
 		// it.
 		p.awaitCommitted()
 		clear(p.cache)
 		p.cacheBytes = 0
+		growth = p.growth(overlay) // into an empty cache: nothing replaced
 	}
-	p.cacheBytes += p.growth(overlay)
+	p.cacheBytes += growth
 	maps.Copy(p.cache, overlay)
 }
 

@@ -45,6 +45,11 @@ func (e *Engine) listSealed(ctx context.Context, typ string, q ListQuery, sealed
 	if q.Limit <= 0 {
 		q.Limit = 50 // as the stores take it
 	}
+	for _, f := range sealed {
+		if !utf8.ValidString(f.Value) {
+			return ListPage{}, nil // no text is invalid UTF-8, as in the stores
+		}
+	}
 	sq := q
 	sq.Filters = slices.DeleteFunc(slices.Clone(q.Filters), func(f Filter) bool { return slices.Contains(sealed, f) })
 	var added []string // filtered fields fetched for the filter, not asked for
@@ -144,9 +149,6 @@ func passes(it ListItem, filters []Filter) bool {
 		}
 		switch v := v.(type) {
 		case string:
-			if !utf8.ValidString(f.Value) { // no text, as the stores hold none
-				return false
-			}
 			if f.Op == "prefix" && !strings.HasPrefix(v, f.Value) || f.Op == "eq" && v != f.Value {
 				return false
 			}
