@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/plaithq/plait"
 )
@@ -97,9 +98,20 @@ func checkName(p *plait.Problems, name string) string {
 	// around a name are not part of it; control characters never are.
 	name = strings.TrimFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) })
 	addIf(p, name == "", "name", plait.CodeRequired, "a name is required")
-	addIf(p, utf8.RuneCountInString(name) > 100, "name", CodeTooLong, "a name has at most 100 characters")
+	addIf(p, nameLength(name) > 100, "name", CodeTooLong, "a name has at most 100 characters")
 	addIf(p, strings.ContainsFunc(name, isLineBreak), "name", plait.CodeInvalid, "a name has no control characters, such as line breaks")
 	return name
+}
+
+// nameLength counts the characters of a name as its composed form (NFC)
+// has them: an accented letter typed as a letter and a combining accent (as
+// some keyboards and systems send it) is one character, as it is when typed
+// composed. The name is kept as it was sent.
+func nameLength(name string) int {
+	if norm.NFC.IsNormalString(name) {
+		return utf8.RuneCountInString(name)
+	}
+	return utf8.RuneCountInString(norm.NFC.String(name))
 }
 
 // isLineBreak reports whether r is a control character (a line feed, a
