@@ -28,17 +28,19 @@ import (
 type partition struct {
 	e     *Engine
 	queue chan *future
-	cache map[instKey]Instance
+	cache map[instKey]cached
 	// cacheBytes is what the cached instances weigh (see instanceBytes).
 	cacheBytes int
-	epoch      int64 // the engine's cacheEpoch the cache is valid for
+	// handed numbers the batches handed to the group commit, from 1;
+	// completed is the number of the last one whose commit is done (they
+	// complete in order), so that a cached record of a later one is known
+	// to be in no store yet.
+	handed    int64
+	completed atomic.Int64
+	epoch     int64 // the engine's cacheEpoch the cache is valid for
 
-	gen      atomic.Int64 // bumped by the commit loop when a batch fails
-	cacheGen int64        // the gen the cache is valid for
-	// inflight counts the batches handed to the group commit and not yet
-	// completed; idle is signalled when it drops to zero.
-	inflight    atomic.Int64
-	idle        chan struct{}
+	gen         atomic.Int64 // bumped by the commit loop when a batch fails
+	cacheGen    int64        // the gen the cache is valid for
 	completions chan completion
 }
 
@@ -46,6 +48,14 @@ type partition struct {
 type completion struct {
 	req     *commitReq
 	waiting []*future // the submissions of req.batch, in the same order
+	batch   int64     // the batch's number (see partition.handed)
+}
+
+// cached is an instance's record in a partition's cache, with the number
+// of the batch that decided it.
+type cached struct {
+	inst  Instance
+	batch int64
 }
 
 // maxInflight bounds the batches of one partition in the group commit.
@@ -55,8 +65,8 @@ type instKey struct{ typ, id string }
 
 func newPartition(e *Engine) *partition {
 	return &partition{
-		e: e, queue: make(chan *future, 1024), cache: map[instKey]Instance{},
-		idle: make(chan struct{}, 1), completions: make(chan completion, maxInflight),
+		e: e, queue: make(chan *future, 1024), cache: map[instKey]cached{},
+		completions: make(chan completion, maxInflight),
 	}
 }
 
@@ -132,15 +142,14 @@ func (p *partition) handle(ctx context.Context, batch []*future, gen int64) bool
 	if len(procs) == 0 {
 		return false
 	}
-	p.keep(overlay)
+	num := p.keep(overlay)
 	req := &commitReq{batch: procs, done: make(chan error, 1), part: p, gen: gen}
-	p.inflight.Add(1)
 	select {
 	case p.e.commits <- req:
 	case <-ctx.Done():
 		req.done <- plait.ErrStopped
 	}
-	p.completions <- completion{req: req, waiting: waiting}
+	p.completions <- completion{req: req, waiting: waiting, batch: num}
 	return true
 }
 
@@ -156,6 +165,7 @@ func (p *partition) complete(ctx context.Context) {
 			return
 		}
 		err := <-c.req.done
+		p.completed.Store(c.batch)
 		p.e.traceCommitted(c.req, c.waiting)
 		for i, f := range c.waiting {
 			if err != nil {
@@ -166,32 +176,35 @@ func (p *partition) complete(ctx context.Context) {
 			p.e.resolve(f)
 		}
 		p.e.partitionGate.RUnlock()
-		if p.inflight.Add(-1) == 0 {
-			select {
-			case p.idle <- struct{}{}:
-			default:
-			}
-		}
 	}
 }
 
-// keep caches the records a batch decided. A cache that would hold more
-// than CacheSize instances, or weigh more than CacheBytes, is dropped
-// first: without the byte cap, large states would stay in memory until as
-// many instances as the cache holds pushed them out.
-func (p *partition) keep(overlay map[instKey]Instance) {
+// keep caches the records a batch decided, and numbers the batch for the
+// group commit. A cache that would hold more than CacheSize instances, or
+// weigh more than CacheBytes, first drops the records the store has: those
+// of the batches whose commit is done. (Without the byte cap, large states
+// would stay in memory until as many instances as the cache holds pushed
+// them out.) The records of the batches still committing stay, as the store
+// does not have them yet: so a cache over its caps does not wait for a
+// commit, and weighs at most what the batches in flight decided besides.
+func (p *partition) keep(overlay map[instKey]Instance) int64 {
+	p.handed++
 	growth := p.growth(overlay)
 	if len(p.cache)+len(overlay) > p.e.opts.CacheSize || p.cacheBytes+growth > p.e.opts.CacheBytes {
-		// The cache holds the records of the batches still committing,
-		// which the store does not have yet: wait for them before dropping
-		// it.
-		p.awaitCommitted()
-		clear(p.cache)
-		p.cacheBytes = 0
-		growth = p.growth(overlay) // into an empty cache: nothing replaced
+		done := p.completed.Load()
+		for k, c := range p.cache {
+			if c.batch <= done {
+				delete(p.cache, k)
+				p.cacheBytes -= instanceBytes(c.inst)
+			}
+		}
+		growth = p.growth(overlay)
 	}
 	p.cacheBytes += growth
-	maps.Copy(p.cache, overlay)
+	for k, inst := range overlay {
+		p.cache[k] = cached{inst: inst, batch: p.handed}
+	}
+	return p.handed
 }
 
 // growth is how much the cache's weight changes once overlay is copied in.
@@ -200,7 +213,7 @@ func (p *partition) growth(overlay map[instKey]Instance) int {
 	for k, inst := range overlay {
 		n += instanceBytes(inst)
 		if old, ok := p.cache[k]; ok {
-			n -= instanceBytes(old)
+			n -= instanceBytes(old.inst)
 		}
 	}
 	return n
@@ -214,13 +227,6 @@ const instanceOverhead = 256
 // state's bytes, instanceOverhead, and as much again per lineage entry.
 func instanceBytes(inst Instance) int {
 	return len(inst.State) + instanceOverhead*(1+len(inst.Lineage))
-}
-
-// awaitCommitted waits until no batch of the partition is committing.
-func (p *partition) awaitCommitted() {
-	for p.inflight.Load() > 0 {
-		<-p.idle
-	}
 }
 
 // commandsKnower is a Log that can tell at once which of many command ids
@@ -297,7 +303,9 @@ func (p *partition) process(ctx context.Context, f *future, overlay map[instKey]
 	key := instKey{f.cmd.Type, f.cmd.AggregateID}
 	inst, ok := overlay[key]
 	if !ok {
-		inst, ok = p.cache[key]
+		var c cached
+		c, ok = p.cache[key]
+		inst = c.inst
 	}
 	def := p.e.defs[key.typ]
 	if !ok {

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -800,5 +801,69 @@ func TestAnAwaitOfACommandSubmittedAfterItLooked(t *testing.T) {
 	}
 	if err := <-awaited; err != nil {
 		t.Fatalf("Await of x, submitted after it looked: %v", err)
+	}
+}
+
+// TestAFullCacheDoesNotWaitForACommit: a partition whose cache is over its
+// caps at every batch (as with one batch of large states) still decides a
+// batch while the ones before it commit. It keeps the records those
+// commits have not stored yet, so the next command of the same instance is
+// decided against them, and written before their syncs are done.
+func TestAFullCacheDoesNotWaitForACommit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st := openSQLite(t)
+	var fail atomic.Bool
+	held, let := holdSyncs(t, st, &fail)
+	defer let() // before the engine stops, should the test fail
+	e, err := engine.New(enginetest.App(), held, engine.Options{Partitions: 1, CacheBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, _ := enginetest.Background(t, e)
+	const n = 16
+	answered := make(chan error, n+1)
+	submit := func(id string) {
+		go func() {
+			_, err := e.Submit(ctx, plait.Command{ID: id, Type: "counter", AggregateID: "k", Name: "add", Data: []byte(`{"by":1}`)}, plait.User{ID: "u"})
+			answered <- err
+		}()
+	}
+	// A lone command is synced as it is committed; the ones queued behind
+	// it make groups whose syncs are held.
+	for i := range n {
+		submit(fmt.Sprintf("c%d", i))
+	}
+	awaitWritten(t, st)
+	if len(answered) == n {
+		t.Fatal("every command was synced as it was committed: no sync is held")
+	}
+	written, err := st.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit("last")
+	eventually(t, "the last command written while syncs before it are held", func() bool {
+		head, err := st.Head(ctx)
+		return err == nil && head > written
+	})
+	let()
+	for range n + 1 {
+		if err := <-answered; err != nil {
+			t.Fatal(err)
+		}
+	}
+	inst, err := e.Load(ctx, "counter", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c enginetest.Counter
+	if err := json.Unmarshal(inst.State, &c); err != nil || inst.Seq != n+1 || c.Count != n+1 {
+		t.Fatalf("after %d adds: seq %d, state %s (%v)", n+1, inst.Seq, inst.State, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the engine stopped: %v", err)
+	default:
 	}
 }
