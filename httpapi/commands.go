@@ -128,6 +128,10 @@ func (s *Server) postCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	body, p := readBody(w, r, s.opts.MaxBody, s.opts.BodyTimeout)
 	if p != nil {
+		if p.Status == http.StatusRequestEntityTooLarge {
+			answerTooLarge(w, r, p, s.opts.BodyTimeout)
+			return
+		}
 		writeProblem(w, p)
 		return
 	}
@@ -302,6 +306,49 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Du
 		return nil, newProblem(http.StatusBadRequest, slugInvalidCommand, "read the body: "+err.Error())
 	}
 	return body, nil
+}
+
+// Of a body over the limit, what is read and thrown away after its 413:
+// at most drainMax bytes, for as long as the rest keeps coming (no pause
+// over drainIdle) within the body's timeout.
+const (
+	drainMax  = 64 << 20
+	drainIdle = 2 * time.Second
+)
+
+// answerTooLarge answers a body over the limit with its 413 at once, then
+// reads and discards the rest of the body before the connection closes.
+// Most clients (Python's http.client and requests among them) write the
+// whole body before they read the answer: were the connection closed with
+// their body still arriving, the kernel would reset it, and they would see
+// that reset, never the 413 (net/http itself discards only 256 KiB of a
+// body its handler did not read). A body that says it is larger than
+// drainMax, or waits for a 100 Continue (not sent, so not coming), is not
+// waited for.
+func answerTooLarge(w http.ResponseWriter, r *http.Request, p *Problem, timeout time.Duration) {
+	w.Header().Set("Connection", "close")
+	rc := http.NewResponseController(w)
+	rc.EnableFullDuplex() // read the body after the answer is written
+	writeProblem(w, p)
+	rc.Flush()
+	if r.ContentLength > drainMax || r.Header.Get("Expect") != "" {
+		return
+	}
+	end := time.Now().Add(timeout)
+	for drained := int64(0); drained < drainMax; {
+		deadline := time.Now().Add(drainIdle)
+		if deadline.After(end) {
+			deadline = end
+		}
+		if rc.SetReadDeadline(deadline) != nil {
+			return
+		}
+		n, err := io.CopyN(io.Discard, r.Body, min(64<<10, drainMax-drained))
+		drained += n
+		if err != nil {
+			return
+		}
+	}
 }
 
 // envelopeFields are the fields of a command envelope.
