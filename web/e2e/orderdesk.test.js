@@ -835,6 +835,41 @@ test('a long name without spaces wraps: the list keeps its width, on a desk and 
   }
 });
 
+test('beside a screen on a narrow desk, amounts and statuses stay whole and every column can be reached', T, async () => {
+  const name = `Narrow ${unique()}`;
+  const customerId = await createCustomer(name);
+  const big = await placeOrder(customerId, [{ sku: 'GOLD', qty: 1, price: 12345678901234.56 }]);
+  const shipped = await placeOrder(customerId);
+  await command('order', shipped, 'ship', {});
+  const cancelled = await placeOrder(customerId);
+  await command('order', cancelled, 'cancel', { reason: 'test' });
+  const page = await openApp(browser, { viewport: { width: 1024, height: 800 } });
+  await search(page, 'orders', name);
+  await page.locator(`[data-testid=order-row][data-id="${big}"]`).waitFor();
+  await page.locator(`[data-testid=order-row][data-id="${big}"] [data-testid=open-order]`).click();
+  await screen(page);
+  const found = await page.evaluate(() => {
+    /** The number of lines the text of el takes. */
+    const lines = (el) => {
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+    };
+    const broken = [...document.querySelectorAll('[data-testid=list] :is([data-testid=order-total], [data-testid=order-status])')]
+      .filter((el) => lines(el) > 1).map((el) => el.textContent);
+    // Each row's last cell, brought into view, is seen, not hidden under the screen.
+    const hidden = [...document.querySelectorAll('[data-testid=list] [data-testid=order-row] td:last-child')].filter((td) => {
+      td.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+      const r = td.getBoundingClientRect();
+      return !td.contains(document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2));
+    }).length;
+    return { broken, hidden };
+  });
+  assert.deepEqual(found.broken, [], 'amounts and statuses broken across lines');
+  assert.equal(found.hidden, 0, 'cells of the list out of reach under the screen');
+  await done(page);
+});
+
 test('on a phone, the quantity and price of an order line can be read', T, async () => {
   const page = await openApp(browser, { viewport: { width: 360, height: 740 } });
   await page.getByTestId('tab-orders').click();
