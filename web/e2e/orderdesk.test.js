@@ -870,6 +870,31 @@ test('beside a screen on a narrow desk, amounts and statuses stay whole and ever
   await done(page);
 });
 
+test('a name holding a right-to-left override turns only itself around in what the page says of a command', T, async () => {
+  const name = `Bidi ${unique()} \u202Eevil`;
+  const { page, s } = await openNewCustomerCountingPosts(name);
+  const email = `new.${unique().toLowerCase()}@example.com`;
+  await s.getByTestId('input-email').fill(email);
+  await s.getByTestId('input-email').press('Enter');
+  const toast = page.getByTestId('toast').filter({ hasText: /^Done: Change the email/ });
+  await toast.waitFor();
+  // The address after the name reads left to right: its first character
+  // is drawn left of its last.
+  const order = await toast.evaluate((el, email) => {
+    const text = el.firstChild;
+    const at = text.data.indexOf(email);
+    const x = (i) => {
+      const range = document.createRange();
+      range.setStart(text, i);
+      range.setEnd(text, i + 1);
+      return range.getBoundingClientRect().left;
+    };
+    return { first: x(at), last: x(at + email.length - 1) };
+  }, email);
+  assert.ok(order.first < order.last, `the address is drawn reversed: ${JSON.stringify(order)}`);
+  await done(page);
+});
+
 test('on a phone, the quantity and price of an order line can be read', T, async () => {
   const page = await openApp(browser, { viewport: { width: 360, height: 740 } });
   await page.getByTestId('tab-orders').click();

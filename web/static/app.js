@@ -121,13 +121,20 @@ const VERBS = {
  * The instance is named by its label, what the command sets by its data.
  */
 function describe(cmd) {
-  const sent = (f) => (typeof cmd.data?.[f] === 'string' ? cmd.data[f].trim() : '');
-  const label = ui.labels.get(cmd.aggregateId) || sent('name') || cmd.aggregateId;
+  // What users typed is isolated from the sentence around it: a name
+  // holding a right-to-left override turns only itself around.
+  const sent = (f) => (typeof cmd.data?.[f] === 'string' && cmd.data[f].trim() ? isolate(cmd.data[f].trim()) : '');
+  const label = isolate(ui.labels.get(cmd.aggregateId) || '') || sent('name') || cmd.aggregateId;
   const verb = VERBS[cmd.name] ?? cmd.name;
   if (cmd.name === 'create') return `${verb} ${cmd.type} ${sent('name') || cmd.aggregateId}`;
   if (cmd.name === 'rename' && sent('name')) return `${verb} ${cmd.type} to ${sent('name')}`;
   if (cmd.name === 'changeEmail' && sent('email')) return `${verb} ${cmd.type} ${label} to ${sent('email')}`;
   return `${verb} ${cmd.type} ${label}`;
+}
+
+/** Text of a user's, isolated for its direction (FSI … PDI), as <bdi> would; "" stays "". */
+function isolate(s) {
+  return s ? `\u2068${s}\u2069` : '';
 }
 
 /**
