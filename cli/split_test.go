@@ -348,6 +348,20 @@ func TestScaledOutSplitApplications(t *testing.T) {
 		t.Fatalf("GET orderList/ord119 from lists1: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// The orderdesk UI needs all three types from one server, so neither
+	// part serves it: a browser gets plait.js alone.
+	for _, in := range []*instance{core, l1} {
+		for path, want := range map[string]int{"/": http.StatusNotFound, "/plait.js": http.StatusOK} {
+			resp, err := client.Get(in.base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("GET %s from %s: %d, want %d", path, in.name, resp.StatusCode, want)
+			}
+		}
+	}
 
 	// The orderList rebuilt through lists1, from the core's events in its
 	// schema and the lists' own: every item as it was, field and lineage.

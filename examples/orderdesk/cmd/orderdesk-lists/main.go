@@ -12,9 +12,8 @@ import (
 
 	"github.com/plaithq/plait/cli"
 	"github.com/plaithq/plait/examples/orderdesk"
-	"github.com/plaithq/plait/web"
 )
 
 func main() {
-	os.Exit(cli.Main(orderdesk.Lists(), os.Args[1:], cli.WithWeb(web.Files)))
+	os.Exit(cli.Main(orderdesk.Lists(), os.Args[1:]))
 }
