@@ -73,6 +73,21 @@ export async function openApp(browser, options = {}) {
   return page;
 }
 
+/**
+ * Collects the page's requests the server answered with an error (4xx,
+ * 5xx) from now on, as "GET /path 404": each is logged in the browser's
+ * console as a failed resource, which page.errors leaves out.
+ *
+ * @returns {string[]} filled as they come
+ */
+export function failedRequests(page) {
+  const failed = [];
+  page.on('response', (r) => {
+    if (r.status() >= 400) failed.push(`${r.request().method()} ${new URL(r.url()).pathname} ${r.status()}`);
+  });
+  return failed;
+}
+
 /** Waits until the page's relay is connected. */
 export async function waitLive(page) {
   await page.locator('[data-testid=connection][data-state=live]').waitFor({ timeout: 10000 });

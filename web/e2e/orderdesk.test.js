@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BASE, command, createCustomer, done, get, launch, openApp, outage, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
+  BASE, command, createCustomer, done, failedRequests, get, launch, openApp, outage, placeOrder, screen, search, shot, slowPosts, unique, waitLive,
 } from './harness.js';
 
 /** @type {import('playwright-core').Browser} */
@@ -1780,5 +1780,35 @@ test('a price typed with a decimal comma is that decimal; one that is no number 
     const r = await fetch(`/aggregates/order/${id}`);
     return r.ok && (await r.json()).state.lines?.[0]?.price === 1.5;
   }, orderId);
+  await done(page);
+});
+
+test('reopening a rejected create or place asks for no instance that is not there', T, async () => {
+  const name = `No Ask ${unique()}`;
+  const customerId = await createCustomer(name);
+  const page = await openApp(browser);
+  const failed = failedRequests(page);
+  await page.getByTestId('tab-customers').click();
+  await page.getByTestId('new-item').click();
+  let s = await screen(page);
+  await s.getByTestId('input-name').fill(name);
+  await s.getByTestId('input-email').fill('not an address');
+  await s.getByTestId('submit').click();
+  await page.locator('[data-testid=screen][data-ready=true] [data-testid=annotation][data-path=email]').waitFor();
+
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('new-item').click();
+  s = await screen(page);
+  const orderId = await s.getAttribute('data-id');
+  await s.getByTestId('customer-search').fill(name);
+  await s.locator(`[data-testid=select-customer] option[value="${customerId}"]`).waitFor({ state: 'attached' });
+  await s.getByTestId('select-customer').selectOption(customerId);
+  await s.getByTestId('line').nth(0).locator('[name=sku]').fill('PEN');
+  await s.getByTestId('line').nth(0).locator('[name=qty]').fill('0');
+  await s.getByTestId('line').nth(0).locator('[name=price]').fill('1');
+  await s.getByTestId('submit').click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${orderId}"]`);
+  await s.locator('[data-testid=annotation][data-path="lines[0].qty"]').waitFor();
+  assert.deepEqual(failed, [], 'no request failed');
   await done(page);
 });

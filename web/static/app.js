@@ -743,7 +743,9 @@ async function openScreen(type, id, options = {}) {
   el.replaceChildren(screenHeader(type === 'order' ? 'Order' : 'Customer', id), h('p', { class: 'empty' }, 'Loading…'));
 
   let agg = null;
-  if (!options.isNew) {
+  // A create or place rejected for what it carried was made on no instance:
+  // there is none to read, and asking would only be answered 404.
+  if (!options.isNew && !(options.reopen && createdNothing(options.reopen))) {
     try {
       agg = await client.aggregate(type, id);
     } catch (err) {
@@ -801,6 +803,23 @@ async function openScreen(type, id, options = {}) {
   // itself: the user may be typing elsewhere meanwhile.
   const active = document.activeElement;
   if (!options.keep || !active || active === document.body || el.contains(active)) focus?.focus();
+}
+
+/**
+ * Codes of a rejected create or place that leave open whether its instance
+ * exists: it does (exists, conflict), the command may have arrived after
+ * all (unreachable), or the server did not say (forbidden, internal).
+ */
+const INSTANCE_MAY_EXIST = new Set(['exists', 'conflict', 'unreachable', 'forbidden', 'internal']);
+
+/**
+ * Whether rejection o shows that the instance it would have made does not
+ * exist: a create or place annotated for what it carried (the aggregate
+ * checks that it exists first), or refused at the door, its id one a new
+ * screen made afresh.
+ */
+function createdNothing(o) {
+  return (o.name === 'create' || o.name === 'place') && !o.errors.some((e) => INSTANCE_MAY_EXIST.has(e.code));
 }
 
 /** The values of the screen's forms with changes not sent: form → field → value. */
