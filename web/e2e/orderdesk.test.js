@@ -1812,3 +1812,35 @@ test('reopening a rejected create or place asks for no instance that is not ther
   assert.deepEqual(failed, [], 'no request failed');
   await done(page);
 });
+
+test('a customer screen shows all its orders on asking, and keeps them up to date from the relay', T, async () => {
+  const name = `Many Ord ${unique()}`;
+  const customerId = await createCustomer(name);
+  const orderIds = [];
+  for (let i = 0; i < 7; i++) orderIds.push(await placeOrder(customerId, [{ sku: `SKU-${i}`, qty: 1, price: i + 1 }]));
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  await page.locator(`[data-testid=customer-row][data-id="${customerId}"]`).click();
+  const s = await screen(page);
+  const orders = s.getByTestId('customer-order');
+  await orders.first().waitFor();
+  assert.equal(await orders.count(), 5, 'the newest five at first');
+  assert.equal(await orders.first().getAttribute('data-id'), orderIds[6]);
+
+  // Asked for more, it shows the rest, and the focus goes to the first of them.
+  await s.getByTestId('more-customer-orders').focus();
+  await page.keyboard.press('Enter');
+  await orders.nth(6).waitFor();
+  assert.equal(await orders.count(), 7);
+  await s.getByTestId('more-customer-orders').waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), orderIds[1]);
+
+  // Changed elsewhere: a new order joins them at the top, a shipped one says so.
+  const newest = await placeOrder(customerId);
+  await s.locator(`[data-testid=customer-order][data-id="${newest}"]`).waitFor();
+  assert.equal(await orders.first().getAttribute('data-id'), newest);
+  await command('order', orderIds[0], 'ship', {});
+  await s.locator(`[data-testid=customer-order][data-id="${orderIds[0]}"] [data-testid=order-status]`).filter({ hasText: 'shipped' }).waitFor();
+  assert.equal(await orders.count(), 8);
+  await done(page);
+});

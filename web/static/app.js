@@ -1232,13 +1232,7 @@ function customerScreen(id, agg) {
   }
   const s = agg.state;
   ui.labels.set(id, s.name);
-  const orders = h('ul', { class: 'related', 'data-testid': 'customer-orders' }, h('li', { class: 'muted' }, 'Loading…'));
-  client.list('order', { eq: { customerId: id }, sort: '-placedAt', limit: 5 }).then((page) => {
-    orders.replaceChildren(...(page.items.length ? page.items.map((o) => h('li', {},
-      h('button', { type: 'button', class: 'link mono', onclick: () => openScreen('order', o.id) }, o.id),
-      ' ', h('span', { class: `status status-${o.status}` }, o.status), ' ', amount(o.total, o.currency)))
-      : [h('li', { class: 'muted' }, 'No orders yet.')]));
-  }).catch(() => orders.replaceChildren(h('li', { class: 'muted' }, 'The orders could not be loaded.')));
+  const orders = customerOrders(id);
 
   return [
     screenHeader(s.name, `${id} · version ${agg.seq}`),
@@ -1251,13 +1245,142 @@ function customerScreen(id, agg) {
       h('div', { class: 'actions' }, h('button', { type: 'submit', 'data-testid': 'submit-changeEmail' }, 'Change email')))),
     h('section', { class: 'panel' },
       h('div', { class: 'panel-header' },
-        h('h3', {}, 'Recent orders'),
+        h('h3', {}, 'Orders'),
         h('button', {
           type: 'button', 'data-testid': 'place-order-for-customer',
           onclick: () => openScreen('order', `ord-${randomChars(8)}`, { isNew: true, customerId: id }),
         }, 'Place an order')),
-      orders),
+      orders.list, orders.more),
   ];
+}
+
+/** How many of a customer's orders its screen shows at first, and adds at each asking for more. */
+const CUSTOMER_ORDERS_FIRST = 5;
+const CUSTOMER_ORDERS_MORE = 20;
+
+/**
+ * The orders of a customer, newest first, for its screen: the first few,
+ * and a button that shows more until all are. The relay keeps them up to
+ * date in place (see applyToCustomerOrders): a new order of the customer
+ * joins them, a shipped or cancelled one shows so.
+ */
+function customerOrders(customerId) {
+  const view = {
+    customerId, items: [], next: null, loaded: false, loading: false,
+    /** Events relayed while a page is on its way: applied again once it is in. */
+    relayed: [],
+    list: h('ul', { class: 'related', 'data-testid': 'customer-orders' }, h('li', { class: 'muted' }, 'Loading…')),
+    more: h('button', { type: 'button', class: 'more', 'data-testid': 'more-customer-orders', hidden: true }, 'Show more orders'),
+  };
+  view.more.addEventListener('click', () => loadCustomerOrders(view));
+  // The screen being opened is ui.screen: its relayed events reach the view.
+  if (ui.screen) ui.screen.orders = view;
+  loadCustomerOrders(view);
+  return view;
+}
+
+/** Reads the next page of a customer's orders, the first if none is shown yet. */
+async function loadCustomerOrders(view) {
+  if (view.loading) return;
+  view.loading = true;
+  // Not disabled, which would drop the keyboard's focus: a second asking
+  // while the page is on its way goes nowhere.
+  view.more.setAttribute('aria-busy', 'true');
+  const shown = view.items.length;
+  try {
+    const page = await client.list('order', {
+      eq: { customerId: view.customerId }, sort: '-placedAt',
+      limit: view.loaded ? CUSTOMER_ORDERS_MORE : CUSTOMER_ORDERS_FIRST, after: view.next ?? undefined,
+    });
+    // The relay may have brought one of them already.
+    for (const o of page.items) if (!view.items.some((x) => x.id === o.id)) view.items.push(o);
+    view.next = page.next;
+    view.error = null;
+  } catch {
+    view.error = view.loaded ? 'More orders could not be loaded.' : 'The orders could not be loaded.';
+  }
+  view.loaded = true;
+  view.loading = false;
+  const relayed = view.relayed;
+  view.relayed = [];
+  for (const ev of relayed) applyToCustomerOrders(view, ev, false);
+  const asked = document.activeElement === view.more;
+  renderCustomerOrders(view);
+  // Shown more, the focus goes to the first of those added, rather than
+  // staying on a button that may have gone.
+  if (shown > 0 && asked) {
+    view.list.querySelectorAll('[data-testid=open-customer-order]')[shown]?.focus();
+  }
+}
+
+function renderCustomerOrders(view) {
+  const items = view.items.map((o) => h('li', { 'data-testid': 'customer-order', 'data-id': o.id },
+    h('button', { type: 'button', class: 'link mono', 'data-testid': 'open-customer-order', onclick: () => openScreen('order', o.id) }, o.id),
+    ' ', h('span', { class: `status status-${o.status}`, 'data-testid': 'order-status' }, o.status), ' ', amount(o.total, o.currency)));
+  if (items.length === 0 && !view.error) items.push(h('li', { class: 'muted' }, 'No orders yet.'));
+  if (view.error) items.push(h('li', { class: 'muted', role: 'alert' }, view.error));
+  view.list.replaceChildren(...items);
+  view.more.hidden = !view.next && !view.error;
+  view.more.removeAttribute('aria-busy');
+  view.more.textContent = view.error ? 'Try again' : 'Show more orders';
+}
+
+/**
+ * Applies a relayed order event to the open customer screen's orders, in
+ * place: an order shown takes its new status, a new order of the customer
+ * joins them where it sorts (unless more pages follow it). An event that
+ * shows an earlier one was missed has the order read again.
+ */
+function applyToCustomerOrders(view, ev, render = true) {
+  // While a page is on its way, the event is applied again once it is in,
+  // to the orders that page brings.
+  if (view.loading) view.relayed.push(ev);
+  if (!view.loaded) return;
+  const i = view.items.findIndex((o) => o.id === ev.aggregateId);
+  if (i >= 0) {
+    const it = view.items[i];
+    if (ev.seq <= (it.seq ?? 0)) return;
+    if (ev.seq > (it.seq ?? 0) + 1) {
+      refetchCustomerOrder(view, ev.aggregateId);
+      return;
+    }
+    view.items[i] = applyOrderEvent(it, ev);
+  } else if (ev.name === 'placed' && ev.seq === 1 && ev.data?.customerId === view.customerId) {
+    const it = applyOrderEvent({ id: ev.aggregateId, seq: 0 }, ev);
+    const j = view.items.findIndex((o) => placedBefore(it, o));
+    if (j < 0 && view.next) return; // it belongs to a page not shown yet
+    view.items.splice(j < 0 ? view.items.length : j, 0, it);
+  } else {
+    return;
+  }
+  if (render) renderCustomerOrders(view);
+}
+
+/** Whether order a comes before order b, newest first, as the server sorts by -placedAt. */
+function placedBefore(a, b) {
+  const c = compareText(String(a.placedAt ?? ''), String(b.placedAt ?? ''));
+  return c !== 0 ? c > 0 : compareText(String(a.id), String(b.id)) < 0;
+}
+
+/** Folds an order event into an order as the customer screen lists it. */
+function applyOrderEvent(it, ev) {
+  const next = { ...it, seq: ev.seq };
+  if (ev.name === 'placed') {
+    for (const f of ['customerId', 'total', 'currency', 'placedAt']) if (ev.data && f in ev.data) next[f] = ev.data[f];
+    next.status = 'placed';
+  } else if (ev.name === 'shipped' || ev.name === 'cancelled') {
+    next.status = ev.name;
+  }
+  return next;
+}
+
+/** Reads one order of a customer screen again, when its events cannot be trusted to be complete. */
+async function refetchCustomerOrder(view, id) {
+  const agg = await client.aggregate('order', id).catch(() => null);
+  const i = view.items.findIndex((o) => o.id === id);
+  if (!agg || i < 0 || (view.items[i].seq ?? 0) >= agg.seq) return;
+  view.items[i] = { id, seq: agg.seq, ...agg.state };
+  if (ui.screen?.orders === view) renderCustomerOrders(view);
 }
 
 // ---- the order screen
@@ -1553,6 +1676,7 @@ function onEvent(ev) {
       showStale(s, ev);
     }
   }
+  if (ev.type === 'order' && s?.orders) applyToCustomerOrders(s.orders, ev);
   if (ev.type === 'orderList') applyToList('orders', ev, applyViewEvent);
   else if (ev.type === 'customer') applyToList('customers', ev, applyCustomerEvent);
   unmark(`${ev.type}/${ev.aggregateId}`, ev.correlationId);
