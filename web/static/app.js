@@ -229,9 +229,18 @@ async function loadList(name, { busy = false } = {}) {
   const relayed = [];
   p.relayed = relayed;
   p.loading = true;
-  const q = { sort: L.sort, limit: PAGE_SIZE, after: p.after ?? undefined };
-  if (p.search) q.prefix = { [L.search]: p.search };
   try {
+    // A page restored from the URL by its number: its cursor is found first.
+    if (p.after?.skip) {
+      const after = await cursorAfter(name, p.after.skip);
+      if (load !== p.load) return;
+      // Fewer items than that (a link from before some went): the first page.
+      if (after === null) p.cursors = [];
+      p.after = after;
+      syncUrl();
+    }
+    const q = { sort: L.sort, limit: PAGE_SIZE, after: p.after ?? undefined };
+    if (p.search) q.prefix = { [L.search]: p.search };
     const page = await client.list(L.type, q);
     if (load !== p.load) return;
     // Items placed optimistically stay until their events arrive, in
@@ -263,6 +272,50 @@ async function loadList(name, { busy = false } = {}) {
   for (const [ev, fold] of relayed) applyToList(name, ev, fold);
 }
 
+/**
+ * The cursor of the page after the first n items of a list (as searched),
+ * or null if it has no more than n: read by their ids alone, up to the
+ * most a page of the server holds at a time.
+ */
+async function cursorAfter(name, n) {
+  const L = LISTS[name];
+  const p = ui.pages[name];
+  let after;
+  while (n > 0) {
+    const q = { sort: L.sort, limit: Math.min(n, 1000), fields: ['id'], after };
+    if (p.search) q.prefix = { [L.search]: p.search };
+    const page = await client.list(L.type, q);
+    if (!page.next || page.items.length === 0) return null;
+    n -= page.items.length;
+    after = page.next;
+  }
+  return after;
+}
+
+/**
+ * Goes to page n (from 1) of a list, from the page it shows: the next or
+ * the previous by their cursors, any other by its number (see cursorAfter),
+ * as when the URL names it.
+ */
+function setPage(name, n) {
+  const p = ui.pages[name];
+  const shown = p.cursors.length + 1;
+  if (n === shown) return;
+  if (n === shown + 1 && p.next) {
+    p.cursors.push(p.after);
+    p.after = p.next;
+  } else if (n === shown - 1) {
+    p.after = p.cursors.pop();
+  } else {
+    // Page i+1 comes after i pages: a cursor known once it is asked for.
+    p.cursors = Array.from({ length: n - 1 }, (_, i) => (i === 0 ? null : { skip: i * PAGE_SIZE }));
+    p.after = n > 1 ? { skip: (n - 1) * PAGE_SIZE } : null;
+  }
+  // The next page's cursor comes with the page: until then there is no
+  // further page to go to.
+  p.next = null;
+}
+
 function isPending(key) {
   return (ui.marks.get(key)?.size ?? 0) > 0;
 }
@@ -280,6 +333,7 @@ function renderList() {
   const add = $('[data-testid=new-item]');
   add.textContent = L.newLabel;
   add.dataset.kind = name;
+  renderTabLinks();
   for (const a of document.querySelectorAll('.tab')) {
     a.classList.toggle('active', a.dataset.tab === name);
     if (a.dataset.tab === name) a.setAttribute('aria-current', 'page');
@@ -714,6 +768,9 @@ function forgetChanges(cmd) {
 
 const screenEl = () => $('[data-testid=screen]');
 
+/** The id of an instance a new screen is to create: ord-… or cus-…. */
+const newScreenId = (type) => `${type === 'order' ? 'ord' : 'cus'}-${randomChars(8)}`;
+
 /**
  * Opens the screen of one aggregate instance. options.isNew opens the form
  * that creates it; options.reopen (an outcome) fills the form of the
@@ -730,7 +787,12 @@ async function openScreen(type, id, options = {}) {
   if (ui.screen?.reopen && (!ui.screen.touched || (other && screenEl().querySelector(UNSENT)))) keepRejection(ui.screen.reopen);
   if (!ui.screen) ui.opener = openerOf(document.activeElement);
   const gen = ++ui.generation;
-  ui.screen = { type, id, seq: 0, gen, reopen: options.reopen, touched: false, own: new Set(options.own ?? []) };
+  ui.screen = {
+    type, id, seq: 0, gen, reopen: options.reopen, touched: false, own: new Set(options.own ?? []),
+    isNew: Boolean(options.isNew), customerId: options.customerId,
+  };
+  // A screen of its own is a step of the history; one drawn again is not.
+  syncUrl(!options.keep);
   const el = screenEl();
   // A new screen is never busy with another's command.
   el.inert = false;
@@ -763,7 +825,11 @@ async function openScreen(type, id, options = {}) {
     if (ui.screen?.gen !== gen) return;
     const creates = options.reopen && (options.reopen.name === 'create' || options.reopen.name === 'place');
     if (!agg && !creates) {
-      el.replaceChildren(screenHeader(type, id), h('p', { class: 'empty', 'data-testid': 'not-found' }, `There is no ${type} ${id}.`));
+      // A link to an instance that is not there (mistyped, or made of an
+      // id that was never created) says so.
+      el.replaceChildren(screenHeader('Not found', id),
+        h('p', { class: 'empty', 'data-testid': 'not-found', role: 'alert' }, `There is no ${type} ${id}: the link may be wrong, or it was never created.`));
+      el.querySelector('[data-testid=close-screen]')?.focus();
       el.dataset.ready = 'true';
       return;
     }
@@ -918,6 +984,7 @@ function closeScreen() {
   delete el.dataset.type;
   delete el.dataset.id;
   document.body.classList.remove('has-screen');
+  syncUrl(true);
   const opener = ui.opener;
   ui.opener = null;
   if (!focusHere) return;
@@ -1061,6 +1128,12 @@ async function send(form, cmd) {
   const gen = ui.generation;
   form.setAttribute('aria-busy', 'true');
   if (s) {
+    // Sent again, a reopened rejection is no longer to be shown again by
+    // a reload or by coming back to this step of the history.
+    if (s.reopen && !s.sentAgain) {
+      s.sentAgain = true;
+      if (ui.screen === s) syncUrl();
+    }
     s.own.add(cmd.id);
     screenEl().setAttribute('aria-busy', 'true');
     screenEl().inert = true;
@@ -1248,7 +1321,7 @@ function customerScreen(id, agg) {
         h('h3', {}, 'Orders'),
         h('button', {
           type: 'button', 'data-testid': 'place-order-for-customer',
-          onclick: () => openScreen('order', `ord-${randomChars(8)}`, { isNew: true, customerId: id }),
+          onclick: () => openScreen('order', newScreenId('order'), { isNew: true, customerId: id }),
         }, 'Place an order')),
       orders.list, orders.more),
   ];
@@ -1640,7 +1713,11 @@ function onOutcome(o) {
   // Reopened only for a user who has not moved on: no other screen opened,
   // and not typing somewhere else, whose keys would land in the screen.
   const busy = document.activeElement?.matches?.('input, textarea, select, [contenteditable]');
-  if (!ui.screen && ui.generation === gen && !busy) {
+  // A command sent before a reload, whose screen the reloaded page opened
+  // again from its URL: the screen it was sent from, still untouched.
+  const sentFrom = gen === 0 && ui.screen?.type === o.type && ui.screen.id === o.aggregateId
+    && !ui.screen.touched && !ui.screen.reopen && !screenEl().querySelector(UNSENT);
+  if (((!ui.screen && ui.generation === gen) || sentFrom) && !busy) {
     openScreen(o.type, o.aggregateId, { reopen: o });
   } else {
     keepRejection(o);
@@ -1661,6 +1738,8 @@ function showStale(s, ev) {
 
 /** Counts a rejection in the badge, whose list reopens its screen. */
 function keepRejection(o) {
+  // Reopened from a step of the history, and kept again on leaving it.
+  if (ui.rejections.some((r) => r.outcome.id === o.id)) return;
   ui.rejections.push({ outcome: o, at: new Date() });
   renderRejections();
   toast(`Rejected: ${describe(o)}`, 'error');
@@ -1680,6 +1759,13 @@ function onEvent(ev) {
   if (ev.type === 'orderList') applyToList('orders', ev, applyViewEvent);
   else if (ev.type === 'customer') applyToList('customers', ev, applyCustomerEvent);
   unmark(`${ev.type}/${ev.aggregateId}`, ev.correlationId);
+}
+
+/** Takes a rejection out of the badge: its screen reopens it. */
+function dropRejection(id) {
+  const n = ui.rejections.length;
+  ui.rejections = ui.rejections.filter((r) => r.outcome.id !== id);
+  if (ui.rejections.length !== n) renderRejections();
 }
 
 /** Where the badge's rejections are kept, so that a reload of the tab keeps them. */
@@ -1772,14 +1858,159 @@ function onStatus(status, info) {
   if (status === 'live' && info && p.loaded && (!info.resumed || p.error)) loadList(ui.tab);
 }
 
-// --------------------------------------------------------------------- start
+// ---------------------------------------------------------------------- URL
 
-function showTab(name) {
-  if (!LISTS[name]) name = 'orders';
-  ui.tab = name;
-  renderList();
-  loadList(name);
+// What the page shows is in its URL's hash, so that a reload shows it
+// again, a link or a bookmark opens it, and Back and Forward go through it:
+//
+//   #/orders                          the order list (#/customers: the customers)
+//   #/orders?q=Ann&page=2             searched for names starting with "Ann", its second page
+//   #/orders/order/ord-1              with the screen of order ord-1 open
+//   #/orders/customer/cus-1           with the screen of customer cus-1 open
+//   #/customers/new/customer          with the screen that creates a customer
+//   #/customers/new/order?customer=cus-1   that places an order for cus-1
+//
+// Opening a screen, closing it and going to another page are steps of the
+// history; typing a search is not (it replaces the step it is in).
+
+/** The types a screen shows. */
+const SCREEN_TYPES = new Set(['order', 'customer']);
+
+/** What a hash asks to show: {tab, search, page, screen: null or {type, id} or {type, isNew, customerId}}. */
+function parseRoute(hash) {
+  const raw = hash.replace(/^#\/?/, '');
+  const at = raw.indexOf('?');
+  const decode = (x) => {
+    try {
+      return decodeURIComponent(x);
+    } catch {
+      return x; // a stray %: taken as it is
+    }
+  };
+  const parts = (at < 0 ? raw : raw.slice(0, at)).split('/').map(decode);
+  const params = new URLSearchParams(at < 0 ? '' : raw.slice(at + 1));
+  let screen = null;
+  if (parts[1] === 'new' && SCREEN_TYPES.has(parts[2])) {
+    screen = { type: parts[2], isNew: true, customerId: parts[2] === 'order' ? params.get('customer') || undefined : undefined };
+  } else if (SCREEN_TYPES.has(parts[1]) && parts[2]) {
+    screen = { type: parts[1], id: parts[2] };
+  }
+  return {
+    tab: LISTS[parts[0]] ? parts[0] : 'orders',
+    search: (params.get('q') ?? '').trim(),
+    page: Math.max(1, Number.parseInt(params.get('page'), 10) || 1),
+    screen,
+  };
 }
+
+/** The hash of a route, as parseRoute reads it. */
+function hashOf(r) {
+  let path = `#/${r.tab}`;
+  if (r.screen?.isNew) path += `/new/${r.screen.type}`;
+  else if (r.screen) path += `/${r.screen.type}/${encodeURIComponent(r.screen.id)}`;
+  const q = new URLSearchParams();
+  if (r.search) q.set('q', r.search);
+  if (r.page > 1) q.set('page', String(r.page));
+  if (r.screen?.isNew && r.screen.customerId) q.set('customer', r.screen.customerId);
+  const query = q.toString();
+  return query ? `${path}?${query}` : path;
+}
+
+/** The screen open, as a route has it. */
+function screenRoute() {
+  const s = ui.screen;
+  if (!s) return null;
+  return s.isNew ? { type: s.type, isNew: true, customerId: s.customerId } : { type: s.type, id: s.id };
+}
+
+/** What the page shows now, as a route. */
+function shownRoute(tab = ui.tab) {
+  const p = ui.pages[tab];
+  return { tab, search: p.search, page: p.cursors.length + 1, screen: screenRoute() };
+}
+
+/** Whether a route's screen is the one open. */
+function isShown(screen) {
+  const s = ui.screen;
+  if (!screen || !s) return !screen && !s;
+  return screen.isNew ? Boolean(s.isNew) && s.type === screen.type : !s.isNew && s.type === screen.type && s.id === screen.id;
+}
+
+/** True while the page follows its URL: what it shows is then written back in the same step. */
+let following = false;
+
+/**
+ * Writes what the page shows into its URL, as a new step of the history
+ * (push) or in the step it is in. A screen that reopens a rejection keeps
+ * it in its step, so that a reload or coming back to it shows it again.
+ */
+function syncUrl(push = false) {
+  renderTabLinks();
+  const hash = hashOf(shownRoute());
+  const state = ui.screen?.reopen && !ui.screen.sentAgain ? { reopen: ui.screen.reopen } : null;
+  if (hash === location.hash && JSON.stringify(state) === JSON.stringify(history.state)) return;
+  if (push && !following && hash !== location.hash) history.pushState(state, '', hash);
+  else history.replaceState(state, '', hash);
+}
+
+/** Each tab links to its list as it was left, with the screen open kept. */
+function renderTabLinks() {
+  for (const a of document.querySelectorAll('.tab')) a.href = hashOf(shownRoute(a.dataset.tab));
+}
+
+/**
+ * Shows what the URL asks for: the list, its search and page, and the
+ * screen. A screen with changes not sent is not left at the first asking
+ * (see warnUnsent): the URL goes back to it, as a step of its own, and the
+ * same asking again goes ahead.
+ */
+function followUrl() {
+  const r = parseRoute(location.hash);
+  following = true;
+  try {
+    const p = ui.pages[r.tab];
+    const tabChanged = r.tab !== ui.tab;
+    const searchChanged = r.search !== p.search;
+    if (searchChanged) {
+      p.search = r.search;
+      p.cursors = [];
+      p.after = null;
+    }
+    const pageChanged = r.page !== p.cursors.length + 1;
+    setPage(r.tab, r.page);
+    if (tabChanged || searchChanged || pageChanged || !p.loaded) {
+      ui.tab = r.tab;
+      renderList();
+      loadList(r.tab, { busy: p.loaded && (searchChanged || pageChanged) });
+    }
+    if (!isShown(r.screen)) {
+      const refused = r.screen
+        ? !mayReplaceScreen(r.screen.type, r.screen.id ?? 'new')
+        : warnUnsent('Your changes are not sent. Go back again, or close the screen, to discard them.', 'close');
+      if (refused) {
+        following = false;
+        syncUrl(true);
+        return;
+      }
+      if (!r.screen) {
+        closeScreen();
+      } else {
+        // A step that reopened a rejection reopens it again (after a reload, say).
+        const reopen = history.state?.reopen;
+        const reopens = reopen && !r.screen.isNew && reopen.type === r.screen.type && reopen.aggregateId === r.screen.id;
+        if (reopens) dropRejection(reopen.id);
+        openScreen(r.screen.type, r.screen.isNew ? newScreenId(r.screen.type) : r.screen.id, {
+          isNew: r.screen.isNew, customerId: r.screen.customerId, reopen: reopens ? reopen : undefined,
+        });
+      }
+    }
+    syncUrl(); // a hash written otherwise (#orders, an id escaped otherwise) is written as hashOf does
+  } finally {
+    following = false;
+  }
+}
+
+// --------------------------------------------------------------------- start
 
 function start() {
   ui.rejections = loadRejections();
@@ -1790,7 +2021,10 @@ function start() {
   client.onStatus(onStatus);
   client.onPending(updatePending);
 
-  window.addEventListener('hashchange', () => showTab(location.hash.slice(1)));
+  // Back, Forward, a link followed, a hash typed: the page shows what the
+  // URL says. (Both may come of one step: the second finds nothing to do.)
+  window.addEventListener('popstate', followUrl);
+  window.addEventListener('hashchange', followUrl);
   // Closing or reloading the tab over changes not sent, or while a command
   // is on its way: the browser asks first, as closing the screen does. (A
   // page reloaded meanwhile still follows the command; a tab closed does
@@ -1799,8 +2033,8 @@ function start() {
     if (ui.screen && screenEl().querySelector(`${UNSENT}, form[aria-busy]`)) e.preventDefault();
   });
   $('[data-testid=new-item]').addEventListener('click', (e) => {
-    if (e.currentTarget.dataset.kind === 'customers') openScreen('customer', `cus-${randomChars(8)}`, { isNew: true });
-    else openScreen('order', `ord-${randomChars(8)}`, { isNew: true });
+    const type = e.currentTarget.dataset.kind === 'customers' ? 'customer' : 'order';
+    openScreen(type, newScreenId(type), { isNew: true });
   });
   let searchTimer;
   $('[data-testid=search]').addEventListener('input', (e) => {
@@ -1812,24 +2046,25 @@ function start() {
       p.after = null;
       p.cursors = [];
       loadList(ui.tab, { busy: true });
+      syncUrl(); // in the step it is in: typing is no step of the history
     }, 250);
   });
   $('[data-testid=next-page]').addEventListener('click', () => {
     const p = ui.pages[ui.tab];
     if (!p.next) return;
-    p.cursors.push(p.after);
-    p.after = p.next;
-    // The next page's cursor comes with the page: until then there is no
-    // further page to go to, and a second click goes nowhere. (The button
-    // stays enabled, so that it keeps the keyboard's focus.)
-    p.next = null;
+    // Until the next page is in there is no further page to go to, and a
+    // second click goes nowhere. (The button stays enabled, so that it
+    // keeps the keyboard's focus.)
+    setPage(ui.tab, p.cursors.length + 2);
     loadList(ui.tab, { busy: true });
+    syncUrl(true);
   });
   $('[data-testid=prev-page]').addEventListener('click', () => {
     const p = ui.pages[ui.tab];
     if (p.cursors.length === 0) return;
-    p.after = p.cursors.pop();
+    setPage(ui.tab, p.cursors.length);
     loadList(ui.tab, { busy: true });
+    syncUrl(true);
   });
   $('[data-testid=error-badge]').addEventListener('click', () => toggleRejections());
   // A click anywhere else closes the error list, as Escape does.
@@ -1866,7 +2101,7 @@ function start() {
     if (cmd.type === 'customer') mark(`customer/${cmd.aggregateId}`, cmd.id);
     else if (cmd.type === 'order') mark(`orderList/${cmd.aggregateId}`, cmd.id);
   }
-  showTab(location.hash.slice(1));
+  followUrl();
   updatePending();
   client.connect();
 }
