@@ -47,6 +47,9 @@ func decodeStrictInto(raw []byte, v any) error {
 	}
 	var ute *json.UnmarshalTypeError
 	if !errors.As(stdErr, &ute) {
+		if fe, ok := unknownField(raw, reflect.TypeOf(v), stdErr); ok {
+			return &SchemaError{Errors: []FieldError{fe}}
+		}
 		return stdErr
 	}
 	if isInteger(ute.Type) && strings.HasPrefix(ute.Value, "number ") {
@@ -66,6 +69,139 @@ func decodeStrictInto(raw []byte, v any) error {
 		}
 	}
 	return &SchemaError{Errors: []FieldError{{Path: valuePath(raw, ute), Code: CodeInvalid, Message: want(ute.Type)}}}
+}
+
+// codeNotAllowed is the code of a member of the data that is not allowed.
+const codeNotAllowed = "schema:additionalProperties"
+
+// unknownField annotates the member of raw that err, encoding/json's
+// refusal of an unknown field, is about: its path in the data, so that a
+// client can show the annotation at the field it sent (encoding/json names
+// the key alone). ok is false when err is no such refusal or the member
+// cannot be told.
+func unknownField(raw []byte, t reflect.Type, err error) (fe FieldError, ok bool) {
+	key, found := strings.CutPrefix(err.Error(), "json: unknown field ")
+	if !found {
+		return fe, false
+	}
+	if key, err = strconv.Unquote(key); err != nil {
+		return fe, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	path, ok := firstUnknown(dec, t, "")
+	if !ok || (path != key && !strings.HasSuffix(path, "."+key) && !strings.HasSuffix(path, "["+quoteKey(key)+"]")) {
+		return fe, false
+	}
+	// Annotated as a JSON Schema with "additionalProperties": false
+	// annotates it, which is what the Go type says: the same to a client
+	// whether or not the command has a schema.
+	return FieldError{Path: path, Code: codeNotAllowed, Message: "this field is not allowed here"}, true
+}
+
+// firstUnknown reads the next value from dec, which t decodes (nil: any
+// value, unchecked), and returns the path of its first object member that
+// has no field in the struct t makes of that object, as encoding/json
+// matches them (its name, else its name in another case).
+func firstUnknown(dec *json.Decoder, t reflect.Type, path string) (string, bool) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", false
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t != nil && (t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)) {
+		t = nil // it decodes itself
+	}
+	switch tok {
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if p, ok := firstUnknown(dec, elem, fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, true
+			}
+		}
+	case json.Delim('{'):
+		for dec.More() {
+			tok, err := dec.Token()
+			key, isKey := tok.(string)
+			if err != nil || !isKey {
+				return "", false
+			}
+			var member reflect.Type
+			switch {
+			case t == nil:
+			case t.Kind() == reflect.Map:
+				member = t.Elem()
+			case t.Kind() == reflect.Struct:
+				f, ok := structMember(t, key)
+				if !ok {
+					return JoinPath(path, key), true
+				}
+				member = f
+			}
+			if p, ok := firstUnknown(dec, member, JoinPath(path, key)); ok {
+				return p, true
+			}
+		}
+	default:
+		return "", false // a scalar
+	}
+	dec.Token() // the closing delimiter
+	return "", false
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// structMember returns the type of the field of struct t that decodes
+// the object member key, as encoding/json finds it: by its JSON name, else
+// by that name in another case, embedded structs' fields included.
+func structMember(t reflect.Type, key string) (reflect.Type, bool) {
+	var folded reflect.Type
+	var walk func(t reflect.Type) (reflect.Type, bool)
+	walk = func(t reflect.Type) (reflect.Type, bool) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return nil, false
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if tag == "-" {
+				continue
+			}
+			name, _, _ := strings.Cut(tag, ",")
+			if f.Anonymous && name == "" {
+				if ft, ok := walk(f.Type); ok {
+					return ft, true
+				}
+				continue
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if name == key {
+				return f.Type, true
+			}
+			if folded == nil && strings.EqualFold(name, key) {
+				folded = f.Type
+			}
+		}
+		return nil, false
+	}
+	if ft, ok := walk(t); ok {
+		return ft, true
+	}
+	return folded, folded != nil
 }
 
 // isInteger reports whether t is an integer type.

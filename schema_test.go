@@ -243,3 +243,48 @@ func TestTypeViolationsSayWhatWasWanted(t *testing.T) {
 		}
 	}
 }
+
+// TestAnUnknownFieldIsAnnotatedWhereItIs: data with a member its Go type
+// has no field for is refused, annotated at that member's path as a JSON
+// Schema that allows no other member would annotate it, so that a form can
+// show it by the field sent, whether or not the command has a schema; a
+// member named in another case, of an embedded struct, of a map or inside
+// a value that decodes itself is no unknown field.
+func TestAnUnknownFieldIsAnnotatedWhereItIs(t *testing.T) {
+	type base struct {
+		Note string `json:"note"`
+	}
+	type order struct {
+		base
+		Lines []line               `json:"lines"`
+		Tags  map[string]line      `json:"tags"`
+		Extra json.RawMessage      `json:"extra"`
+		Ref   *struct{ ID string } `json:"ref"`
+		Any   map[string]any       `json:"any"`
+	}
+	shop := plait.NewAggregate("shop", plait.Handle("place", func(s struct{}, c plait.Cmd[order]) ([]plait.Change, error) { return nil, nil }))
+	for data, path := range map[string]string{
+		`{"lines":[{"sku":"a","qty":1}],"titel":"x"}`:                                                     "titel",
+		`{"lines":[{"sku":"a","qty":1},{"sku":"b","qtty":2}]}`:                                            "lines[1].qtty",
+		`{"tags":{"t":{"sku":"a","size":1}}}`:                                                             "tags.t.size",
+		`{"ref":{"ID":"r","id2":"s"}}`:                                                                    "ref.id2",
+		`{"note":"n","lines":[],"a.b":1}`:                                                                 `["a.b"]`,
+		`{"lines":[{"SKU":"a","Qty":1}],"Note":"n","extra":{"x":1},"any":{"y":{"z":1}},"ref":{"id":"r"}}`: "",
+	} {
+		err := shop.CheckCommand("place", json.RawMessage(data))
+		if path == "" {
+			if err != nil {
+				t.Errorf("%s: %v", data, err)
+			}
+			continue
+		}
+		var se *plait.SchemaError
+		if !errors.As(err, &se) || !errors.Is(err, plait.ErrBadPayload) || len(se.Errors) != 1 {
+			t.Errorf("%s: %v, want one annotation", data, err)
+			continue
+		}
+		if fe := se.Errors[0]; fe.Path != path || fe.Code != "schema:additionalProperties" || fe.Message == "" {
+			t.Errorf("%s: %+v, want %s schema:additionalProperties", data, fe, path)
+		}
+	}
+}

@@ -324,7 +324,7 @@ func TestBadEnvelopesAre400AndStoreNothing(t *testing.T) {
 		{"unknown name", `{"type":"counter","aggregateId":"a","name":"nope","data":{"by":1}}`, 400, httpapi.CodeUnknownCommand},
 		{"data of wrong shape", `{"type":"counter","aggregateId":"a","name":"add","data":{"by":"x"}}`, 400, plait.CodeInvalid},
 		{"a fraction for an integer", `{"type":"counter","aggregateId":"a","name":"add","data":{"by":1.5}}`, 400, plait.CodeInvalid},
-		{"data with unknown field", `{"type":"counter","aggregateId":"a","name":"add","data":{"by":1,"extra":1}}`, 400, httpapi.CodeInvalidData},
+		{"data with unknown field", `{"type":"counter","aggregateId":"a","name":"add","data":{"by":1,"extra":1}}`, 400, "schema:additionalProperties"},
 		{"bad aggregate id", `{"type":"counter","aggregateId":"../x","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
 		{"missing aggregate id", `{"type":"counter","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
 		{"bad command id", `{"id":"a b","type":"counter","aggregateId":"a","name":"add","data":{"by":1}}`, 400, httpapi.CodeInvalidID},
