@@ -192,6 +192,12 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 const (
 	defaultListLimit = 50
 	maxListLimit     = 1000
+	// maxListFilters bounds the eq. and prefix. filters of one query,
+	// repeated ones included: each is a condition of the store's query,
+	// and a thousand of them make SQL deeper than SQLite takes (a 503 and
+	// an error in the log that any user could cause at will), or a scan of
+	// sealed values that much slower.
+	maxListFilters = 100
 )
 
 // listPage is the answer of GET /lists/{type}.
@@ -369,7 +375,8 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 // list query over a state with the given fields (sorted), of which sealed
 // are personal data, stored encrypted:
 //
-//	eq.F=v      the field F equals v (repeatable; all must hold); F id
+//	eq.F=v      the field F equals v (repeatable; all must hold, at most
+//	            maxListFilters filters in all); F id
 //	            (unless a field) is the instance's id
 //	prefix.F=v  the field F, or id, starts with v
 //	sort=F, -F  order by F, ascending or descending; id (unless a field)
@@ -477,6 +484,9 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			}
 			if op != "eq" && op != "prefix" {
 				return lq, &paramError{Param: k, Code: CodeUnknownOperator, Message: fmt.Sprintf("no operator %q; want eq or prefix", op)}
+			}
+			if len(lq.Filters)+len(vals) > maxListFilters {
+				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: fmt.Sprintf("at most %d filters in all", maxListFilters)}
 			}
 			if f == "id" && !known(f) { // every item's id, as sort=id
 				for _, v := range vals {
