@@ -124,6 +124,12 @@ func (a *Auth) authenticate(token string) (plait.User, time.Time, error) {
 	if c.Subject == "" {
 		return plait.User{}, time.Time{}, errors.New("verify token: no sub claim")
 	}
+	if strings.ContainsRune(c.Subject, 0) {
+		// No stored text holds NUL (a command's data with one is a 400):
+		// the user's commands, and the events of reactions that carry the
+		// user, such as a view's owner, could not be stored.
+		return plait.User{}, time.Time{}, errors.New("verify token: the sub claim holds a NUL character")
+	}
 	var until time.Time // a token without exp holds until its issuer's key changes
 	if c.ExpiresAt != nil {
 		until = c.ExpiresAt.Add(Leeway)

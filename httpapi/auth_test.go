@@ -48,6 +48,9 @@ func TestTokensAreRequiredAndVerified(t *testing.T) {
 		"exp a string":   sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": fmt.Sprint(now.Add(time.Hour).Unix())}),
 		"nbf a string":   sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(time.Hour).Unix(), "nbf": fmt.Sprint(now.Unix())}),
 		"issued later":   sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann", "exp": now.Add(2 * time.Hour).Unix(), "iat": now.Add(time.Hour).Unix()}),
+		// No stored text holds NUL: the user's commands and the events
+		// that carry the user (a view's owner) could not be stored.
+		"sub with NUL": sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ann\x00admin", "exp": now.Add(time.Hour).Unix()}),
 	}
 	for name, tok := range bad {
 		t.Run(name, func(t *testing.T) {
