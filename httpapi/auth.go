@@ -110,9 +110,19 @@ func (a *Auth) Authenticate(token string) (plait.User, error) {
 	return u, err
 }
 
+// MaxTokenBytes is the longest token taken. The claims of a token are
+// decoded before its signature can be checked, so a forged one of the
+// megabyte a request's headers may hold would cost every request that much
+// work; a token of an identity provider with many groups has a few
+// kilobytes, and proxies refuse headers much larger than this.
+const MaxTokenBytes = 64 << 10
+
 // authenticate is Authenticate, also returning until when the token is
 // accepted: its expiry, with the leeway, or zero if it has none.
 func (a *Auth) authenticate(token string) (plait.User, time.Time, error) {
+	if len(token) > MaxTokenBytes {
+		return plait.User{}, time.Time{}, fmt.Errorf("verify token: longer than %d bytes", MaxTokenBytes)
+	}
 	var c claims
 	tok, err := a.parser.ParseWithClaims(token, &c, a.keyfunc)
 	if err != nil {

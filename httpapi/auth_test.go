@@ -301,3 +301,35 @@ func TestAuthExpectingAnAudienceAndAnIssuer(t *testing.T) {
 		t.Errorf("an audience alone: %v", err)
 	}
 }
+
+// TestHugeTokenRefusedUnread: a token is refused by its length before its
+// claims are decoded. net/http takes a header of up to 1 MB, and the
+// claims of a token are decoded before its signature is checked: a forged
+// token of a megabyte of roles cost the server some 25 ms of CPU to refuse,
+// which anyone could send a thousand times a second.
+func TestHugeTokenRefusedUnread(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{}, false)
+	roles := make([]string, 0, 10_000)
+	for i := range cap(roles) {
+		roles = append(roles, fmt.Sprintf("role-%d", i))
+	}
+	huge, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "ann", "roles": roles}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(huge) <= httpapi.MaxTokenBytes {
+		t.Fatalf("the token has %d bytes, not more than %d", len(huge), httpapi.MaxTokenBytes)
+	}
+	p := problem(t, h.do("GET", "/lists/counter", huge, nil), http.StatusUnauthorized, "")
+	if d := p["detail"].(string); !strings.Contains(d, "longer than") {
+		t.Fatalf("detail %q", d)
+	}
+	if _, err := httpapi.NewHS256Auth(secret).Authenticate(huge); err == nil {
+		t.Fatal("Authenticate took the huge token")
+	}
+	// A token with many roles, as some identity providers issue, is taken.
+	big, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "ann", "roles": roles[:500]}).SignedString(secret)
+	if r := h.do("GET", "/lists/counter", big, nil); r.status != http.StatusOK {
+		t.Fatalf("a token of %d bytes: %s", len(big), r)
+	}
+}
