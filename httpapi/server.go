@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -99,9 +100,18 @@ const (
 	DefaultWait         = 10 * time.Second // how long ?wait= holds without timeout=
 	MaxWait             = 60 * time.Second // the longest timeout= honoured
 	// streamWriteTimeout is how long one write to an SSE client may block
-	// before the client is cut loose.
+	// before the client is cut loose; the same bounds each write of a
+	// large answer (see recorder.Write).
 	streamWriteTimeout = 20 * time.Second
+	// smallAnswer is how many bytes of an answer are written without a
+	// deadline: the socket's buffers take them at once, whether the
+	// client reads or not.
+	smallAnswer = 64 << 10
 )
+
+// ownDeadlines are the routes that bound their writes themselves: the
+// stream, and a rebuild's progress.
+var ownDeadlines = map[string]bool{"GET /stream": true, "POST /views/{name}/rebuild": true}
 
 // Server serves an engine over HTTP; it is an http.Handler. Make it with New.
 type Server struct {
@@ -233,6 +243,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	rec.Header().Set("X-Content-Type-Options", "nosniff")
 	h, route := s.mux.Handler(r)
+	if !ownDeadlines[route] {
+		// No server-wide WriteTimeout (it would cut the streams): a
+		// client that stops reading a large answer (a list page, a
+		// history: megabytes) would otherwise hold it, and its handler,
+		// for as long as it keeps the connection open.
+		rec.writeTimeout = s.streamWriteTimeout
+	}
+	defer rec.release()
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -454,6 +472,10 @@ type recorder struct {
 	status int
 	bytes  int64
 	wrote  bool
+	// writeTimeout, when set, bounds each write of the answer past its
+	// first smallAnswer bytes; see Write.
+	writeTimeout time.Duration
+	deadline     bool // a write deadline was set; see release
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -463,13 +485,49 @@ func (r *recorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// Write writes b. Past the answer's first smallAnswer bytes, with a
+// writeTimeout, it writes b a piece at a time, each within the timeout:
+// a client that reads, however slowly, gets the whole answer, and one that
+// stopped reading is cut loose, its answer no longer held in memory.
 func (r *recorder) Write(b []byte) (int, error) {
 	if !r.wrote {
 		r.status, r.wrote = http.StatusOK, true
 	}
-	n, err := r.ResponseWriter.Write(b)
-	r.bytes += int64(n)
-	return n, err
+	if r.writeTimeout <= 0 || r.bytes+int64(len(b)) <= smallAnswer {
+		n, err := r.ResponseWriter.Write(b)
+		r.bytes += int64(n)
+		return n, err
+	}
+	rc := http.NewResponseController(r.ResponseWriter)
+	written := 0
+	for len(b) > 0 {
+		piece := b[:min(len(b), smallAnswer)]
+		if err := rc.SetWriteDeadline(time.Now().Add(r.writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return written, err
+		}
+		r.deadline = true
+		n, err := r.ResponseWriter.Write(piece)
+		written += n
+		r.bytes += int64(n)
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
+}
+
+// release, once the handler is done, pushes what is buffered of an answer
+// written under a deadline, within it, then clears the deadline: net/http
+// would keep it for the connection's next request, whose answer may come
+// much later (a ?wait=, a 304).
+func (r *recorder) release() {
+	if !r.deadline {
+		return
+	}
+	rc := http.NewResponseController(r.ResponseWriter)
+	rc.Flush()
+	rc.SetWriteDeadline(time.Time{})
 }
 
 func (r *recorder) code() int {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -116,4 +118,113 @@ func gaugeValue(s *Server) float64 {
 		}
 	}
 	return -1
+}
+
+// TestStuckReaderOfAnAnswerIsCutLoose asks for a list page of megabytes and
+// reads nothing: the server must give up on the answer once a write has
+// been blocked for the write timeout, rather than hold it, and its
+// handler, for as long as the client keeps the connection open (any user
+// could pin the server's memory so, a few megabytes a request). A client
+// that reads gets the whole page, and its next request on the same
+// connection is answered, however much later.
+func TestStuckReaderOfAnAnswerIsCutLoose(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{Synchronous: "OFF", MaxPageBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, err := engine.New(enginetest.App(), st, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	<-e.Ready()
+	srv := New(e, Options{Logger: slog.New(slog.DiscardHandler)})
+	srv.streamWriteTimeout = 300 * time.Millisecond
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	defer srv.CloseStreams()
+
+	// Some 40 MB of list items: more than the socket buffers hold.
+	label := strings.Repeat("x", 200<<10)
+	for i := range 200 {
+		data, _ := json.Marshal(enginetest.Labelled{Label: label})
+		if _, err := e.Submit(context.Background(), plait.Command{Type: "counter", AggregateID: fmt.Sprint("c", i), Name: "label", Data: data}, plait.User{ID: "local"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const request = "GET /lists/counter?limit=1000 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := httptestGet(t, ts.URL+"/lists/counter?limit=1000")
+		if strings.Count(r, `"label"`) == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the counters were not listed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	stuck, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	fmt.Fprint(stuck, request)
+	time.Sleep(2 * time.Second) // the server's write has been blocked for long enough
+	// What reaches the client now is what was in the buffers, then the
+	// end of the connection: not the whole answer.
+	stuck.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got strings.Builder
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := stuck.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the connection is still open after %d bytes: the stuck answer was held", got.Len())
+			}
+			break
+		}
+		if strings.HasSuffix(got.String(), "\r\n0\r\n\r\n") {
+			t.Fatalf("the whole answer (%d bytes) was held for a client that read nothing for 2 s", got.Len())
+		}
+	}
+
+	// A client that reads gets it all, and is answered again on the same
+	// connection after a pause longer than the write timeout.
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		fmt.Fprint(c, request)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || strings.Count(string(body), `"label"`) != 200 {
+			t.Fatalf("request %d: %d, %d bytes, %v", i, resp.StatusCode, len(body), err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func httptestGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
