@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/plaithq/plait"
@@ -45,6 +46,9 @@ func runReplay(ctx context.Context, prog program, args []string, stdout, stderr 
 		if _, ok := app.Definition(*aggregate); !ok {
 			return usageError{fmt.Errorf("%s has no aggregate type %q (its types: %s)", app.Name, *aggregate, typesOf(app, false))}
 		}
+	}
+	if *view != "" {
+		noteFeeds(stdout, app, *view)
 	}
 	if *server != "" {
 		if *aggregate != "" {
@@ -124,4 +128,27 @@ func typesOf(app plait.App, views bool) string {
 		return "none"
 	}
 	return strings.Join(names, ", ")
+}
+
+// noteFeeds says, of a view whose events reactors consume, that a rebuild
+// reaches them not: it replaces the view's states, and its events, which
+// those reactors made their commands of, stay in the log as they were. A
+// change to the view's code that should reach them reaches only the events
+// it makes from now on.
+func noteFeeds(w io.Writer, app plait.App, view string) {
+	var names []string
+	for _, r := range app.Reactors {
+		if slices.Contains(r.Types(), view) {
+			names = append(names, r.Name())
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	they := "they"
+	if len(names) == 1 {
+		they = "it"
+	}
+	fmt.Fprintf(w, "note: the events of %s feed the reactor %s: a rebuild replaces the states of %s, not its events, so what %s made of them stands\n",
+		view, strings.Join(names, ", "), view, they)
 }

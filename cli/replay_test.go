@@ -48,6 +48,16 @@ func TestReplayAViewReportsRealFigures(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "rebuilt orderList: ") || !strings.Contains(out, ", 2 instances") {
 		t.Fatalf("replay --view: exit %d\n%s\n%s", code, out, stderr)
 	}
+	if strings.Contains(out, "note:") {
+		t.Errorf("orderList's events feed no reactor, yet:\n%s", out)
+	}
+	// customerOrders' events feed the reactor that fans a customer's name
+	// out to the order list, which a rebuild of customerOrders does not
+	// reach: said so.
+	code, out2, stderr := runCLI(t, "replay", "--view", "customerOrders", "--data", data)
+	if code != 0 || !strings.Contains(out2, "note: the events of customerOrders feed the reactor "+orderdesk.CustomerNameFanoutName+": ") {
+		t.Fatalf("replay --view customerOrders: exit %d\n%s\n%s", code, out2, stderr)
+	}
 	swapping := 0
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "swapping") {
