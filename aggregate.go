@@ -568,11 +568,27 @@ func (a *Aggregate[S]) decideState(s S, current Current, cmd Command) ([]Change,
 		}
 		v, _ := c.typed.of(c.Data)
 		if err := fits(c.Data, v); err != nil {
+			// A *SchemaError's message is a command's; what it found
+			// at fault, with its path, is in its annotations.
+			var se *SchemaError
+			if errors.As(err, &se) {
+				return nil, &eventDataError{fmt.Sprintf("%s emitted event %q with data its Apply does not take: %s", a.typ, c.Name, se.Detail()), err}
+			}
 			return nil, fmt.Errorf("%s emitted event %q with data its Apply does not take: %w", a.typ, c.Name, err)
 		}
 	}
 	return changes, nil
 }
+
+// eventDataError is event data a decide function emitted that its Apply
+// does not take: msg says what is at fault, and err is the decoder's.
+type eventDataError struct {
+	msg string
+	err error
+}
+
+func (e *eventDataError) Error() string { return e.msg }
+func (e *eventDataError) Unwrap() error { return e.err }
 
 // Evolve folds one encoded event into the encoded state.
 func (a *Aggregate[S]) Evolve(state json.RawMessage, name string, data json.RawMessage) (json.RawMessage, error) {

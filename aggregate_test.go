@@ -2,6 +2,7 @@ package plait
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -27,14 +28,20 @@ func openCase(title string) Command {
 }
 
 func TestDecideRefusesEventDataItsApplyDoesNotTake(t *testing.T) {
-	for name, data := range map[string]any{
-		"misspelt field": map[string]any{"titl": "Leak"},
-		"wrong kind":     map[string]any{"title": 3},
-		"not an object":  "Leak",
+	// The message, which the rejection (code internal) and the log
+	// carry, names what is at fault.
+	for name, c := range map[string]struct {
+		data  any
+		fault string
+	}{
+		"misspelt field": {map[string]any{"titl": "Leak"}, "titl"},
+		"wrong kind":     {map[string]any{"title": 3}, "title"},
+		"not an object":  {"Leak", "object"},
 	} {
-		a := titledAggregate(func(c Cmd[titled]) Change { return Emit("opened", data) })
+		a := titledAggregate(func(Cmd[titled]) Change { return Emit("opened", c.data) })
 		_, err := a.Decide(Current{}, openCase("Leak"))
-		if err == nil || !strings.Contains(err.Error(), `case emitted event "opened" with data its Apply does not take`) {
+		if err == nil || !strings.Contains(err.Error(), `case emitted event "opened" with data its Apply does not take`) ||
+			!strings.Contains(err.Error(), c.fault) || !errors.Is(err, ErrBadPayload) {
 			t.Errorf("%s: decide answered %v", name, err)
 		}
 	}
