@@ -326,6 +326,14 @@ const (
 // drainMax, or waits for a 100 Continue (not sent, so not coming), is not
 // waited for.
 func answerTooLarge(w http.ResponseWriter, r *http.Request, p *Problem, timeout time.Duration) {
+	if r.ProtoMajor != 1 {
+		// HTTP/2 ends the stream alone (its client stops at once, no
+		// reset of the connection); Connection: close there would send
+		// the whole connection, with every other request of the page on
+		// it, away.
+		writeProblem(w, p)
+		return
+	}
 	w.Header().Set("Connection", "close")
 	rc := http.NewResponseController(w)
 	rc.EnableFullDuplex() // read the body after the answer is written

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,5 +68,40 @@ func TestOversizedBodyIs413ToAClientThatWritesItAll(t *testing.T) {
 	}
 	if h.e.Head() != 0 {
 		t.Fatal("an oversized command was stored")
+	}
+}
+
+// TestOversizedBodyOverHTTP2KeepsTheConnection: over HTTP/2 a 413 ends
+// its stream, not the connection the page's other requests share (a
+// Connection: close there is a GOAWAY), and the body is not drained.
+func TestOversizedBodyOverHTTP2KeepsTheConnection(t *testing.T) {
+	h := start(t, plait.App{}, httpapi.Options{MaxBody: 1 << 10}, false)
+	var conns atomic.Int32
+	ts := httptest.NewUnstartedServer(h.srv)
+	ts.EnableHTTP2 = true
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.StartTLS()
+	defer ts.Close()
+	client := ts.Client()
+	tok := token(t, "ann")
+	for i := range 3 {
+		req, _ := http.NewRequest("POST", ts.URL+"/commands", strings.NewReader(strings.Repeat(" ", 4<<10)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("request %d: %s %d", i, resp.Proto, resp.StatusCode)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("three 413s over HTTP/2 took %d connections", n)
 	}
 }

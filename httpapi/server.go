@@ -518,16 +518,18 @@ func (r *recorder) Write(b []byte) (int, error) {
 }
 
 // release, once the handler is done, pushes what is buffered of an answer
-// written under a deadline, within it, then clears the deadline: net/http
-// would keep it for the connection's next request, whose answer may come
-// much later (a ?wait=, a 304).
+// written under a deadline within a deadline of its own: the last write's
+// may have all but run out (a slow reader), or run out while the handler
+// went on. The deadline stays for what net/http writes after the handler
+// (the end of a chunked answer), which clears it before the connection's
+// next request.
 func (r *recorder) release() {
 	if !r.deadline {
 		return
 	}
 	rc := http.NewResponseController(r.ResponseWriter)
+	rc.SetWriteDeadline(time.Now().Add(r.writeTimeout))
 	rc.Flush()
-	rc.SetWriteDeadline(time.Time{})
 }
 
 func (r *recorder) code() int {
