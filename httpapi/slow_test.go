@@ -26,25 +26,7 @@ import (
 // itself, once a write has been blocked for the write timeout, while a
 // client that reads keeps going.
 func TestStuckClientIsCutLoose(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{Synchronous: "OFF"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	e, err := engine.New(enginetest.App(), st, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	defer func() { stop(); <-done }()
-	<-e.Ready()
-	srv := New(e, Options{Logger: slog.New(slog.DiscardHandler)})
-	srv.streamWriteTimeout = 300 * time.Millisecond
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer srv.CloseStreams()
+	e, srv, ts := serveWithWriteTimeout(t, sqlite.Options{Synchronous: "OFF"})
 
 	// The stuck client: it sends its request and reads nothing.
 	stuck, err := net.Dial("tcp", ts.Listener.Addr().String())
@@ -128,25 +110,7 @@ func gaugeValue(s *Server) float64 {
 // that reads gets the whole page, and its next request on the same
 // connection is answered, however much later.
 func TestStuckReaderOfAnAnswerIsCutLoose(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{Synchronous: "OFF", MaxPageBytes: 256 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	e, err := engine.New(enginetest.App(), st, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	defer func() { stop(); <-done }()
-	<-e.Ready()
-	srv := New(e, Options{Logger: slog.New(slog.DiscardHandler)})
-	srv.streamWriteTimeout = 300 * time.Millisecond
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer srv.CloseStreams()
+	e, srv, ts := serveWithWriteTimeout(t, sqlite.Options{Synchronous: "OFF", MaxPageBytes: 256 << 20})
 
 	// Some 40 MB of list items: more than the socket buffers hold.
 	label := strings.Repeat("x", 200<<10)
@@ -269,4 +233,31 @@ func httptestGet(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// serveWithWriteTimeout serves the test application on a SQLite store
+// opened with opts, its writes to a client bounded by 300 ms, until the
+// test ends.
+func serveWithWriteTimeout(t *testing.T, opts sqlite.Options) (*engine.Engine, *Server, *httptest.Server) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "plait.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e, err := engine.New(enginetest.App(), st, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	<-e.Ready()
+	srv := New(e, Options{Logger: slog.New(slog.DiscardHandler)})
+	srv.streamWriteTimeout = 300 * time.Millisecond
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	t.Cleanup(srv.CloseStreams)
+	return e, srv, ts
 }
