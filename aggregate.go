@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"reflect"
 	"sort"
 	"strings"
@@ -269,11 +270,26 @@ func jsonFields(t reflect.Type) ([]string, map[string]Kind) {
 }
 
 func collectFields(t reflect.Type, kinds map[string]Kind) {
+	for name, f := range jsonMembers(t) {
+		_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		kinds[name] = kindOf(f.Type, opts)
+	}
+}
+
+// jsonMembers yields the fields of struct t (through pointers) that
+// encoding/json decodes object members into, each with its member's name
+// (its json tag's, else the field's): embedded structs' fields included,
+// unexported fields and those tagged "-" left out.
+func jsonMembers(t reflect.Type) iter.Seq2[string, reflect.StructField] {
+	return func(yield func(string, reflect.StructField) bool) { walkMembers(t, yield) }
+}
+
+func walkMembers(t reflect.Type, yield func(string, reflect.StructField) bool) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
-		return
+		return true
 	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -281,9 +297,11 @@ func collectFields(t reflect.Type, kinds map[string]Kind) {
 		if tag == "-" {
 			continue
 		}
-		name, opts, _ := strings.Cut(tag, ",")
+		name, _, _ := strings.Cut(tag, ",")
 		if f.Anonymous && name == "" {
-			collectFields(f.Type, kinds)
+			if !walkMembers(f.Type, yield) {
+				return false
+			}
 			continue
 		}
 		if !f.IsExported() {
@@ -292,8 +310,11 @@ func collectFields(t reflect.Type, kinds map[string]Kind) {
 		if name == "" {
 			name = f.Name
 		}
-		kinds[name] = kindOf(f.Type, opts)
+		if !yield(name, f) {
+			return false
+		}
 	}
+	return true
 }
 
 // Kind is the kind of JSON value a state field holds, which a list's

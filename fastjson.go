@@ -162,44 +162,13 @@ var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 // by that name in another case, embedded structs' fields included.
 func structMember(t reflect.Type, key string) (reflect.Type, bool) {
 	var folded reflect.Type
-	var walk func(t reflect.Type) (reflect.Type, bool)
-	walk = func(t reflect.Type) (reflect.Type, bool) {
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
+	for name, f := range jsonMembers(t) {
+		if name == key {
+			return f.Type, true
 		}
-		if t.Kind() != reflect.Struct {
-			return nil, false
+		if folded == nil && strings.EqualFold(name, key) {
+			folded = f.Type
 		}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := f.Tag.Get("json")
-			if tag == "-" {
-				continue
-			}
-			name, _, _ := strings.Cut(tag, ",")
-			if f.Anonymous && name == "" {
-				if ft, ok := walk(f.Type); ok {
-					return ft, true
-				}
-				continue
-			}
-			if !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			if name == key {
-				return f.Type, true
-			}
-			if folded == nil && strings.EqualFold(name, key) {
-				folded = f.Type
-			}
-		}
-		return nil, false
-	}
-	if ft, ok := walk(t); ok {
-		return ft, true
 	}
 	return folded, folded != nil
 }
