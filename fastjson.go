@@ -121,6 +121,9 @@ func firstUnknown(dec *json.Decoder, t reflect.Type, path string) (string, bool)
 			elem = t.Elem()
 		}
 		for i := 0; dec.More(); i++ {
+			if t != nil && t.Kind() == reflect.Array && i == t.Len() {
+				elem = nil // encoding/json skips what an array has no room for
+			}
 			if p, ok := firstUnknown(dec, elem, fmt.Sprintf("%s[%d]", path, i)); ok {
 				return p, true
 			}

@@ -261,14 +261,17 @@ func TestAnUnknownFieldIsAnnotatedWhereItIs(t *testing.T) {
 		Extra json.RawMessage      `json:"extra"`
 		Ref   *struct{ ID string } `json:"ref"`
 		Any   map[string]any       `json:"any"`
+		Pair  [1]line              `json:"pair"`
 	}
 	shop := plait.NewAggregate("shop", plait.Handle("place", func(s struct{}, c plait.Cmd[order]) ([]plait.Change, error) { return nil, nil }))
 	for data, path := range map[string]string{
-		`{"lines":[{"sku":"a","qty":1}],"titel":"x"}`:                                                     "titel",
-		`{"lines":[{"sku":"a","qty":1},{"sku":"b","qtty":2}]}`:                                            "lines[1].qtty",
-		`{"tags":{"t":{"sku":"a","size":1}}}`:                                                             "tags.t.size",
-		`{"ref":{"ID":"r","id2":"s"}}`:                                                                    "ref.id2",
-		`{"note":"n","lines":[],"a.b":1}`:                                                                 `["a.b"]`,
+		`{"lines":[{"sku":"a","qty":1}],"titel":"x"}`:          "titel",
+		`{"lines":[{"sku":"a","qty":1},{"sku":"b","qtty":2}]}`: "lines[1].qtty",
+		`{"tags":{"t":{"sku":"a","size":1}}}`:                  "tags.t.size",
+		`{"ref":{"ID":"r","id2":"s"}}`:                         "ref.id2",
+		`{"note":"n","lines":[],"a.b":1}`:                      `["a.b"]`,
+		// What a fixed array has no room for is skipped, not checked.
+		`{"pair":[{"sku":"a"},{"zz":1}],"zz":2}`:                                                          "zz",
 		`{"lines":[{"SKU":"a","Qty":1}],"Note":"n","extra":{"x":1},"any":{"y":{"z":1}},"ref":{"id":"r"}}`: "",
 	} {
 		err := shop.CheckCommand("place", json.RawMessage(data))
