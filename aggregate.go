@@ -217,6 +217,7 @@ type Aggregate[S any] struct {
 	deciders map[string]decider[S]
 	evolvers map[string]evolver[S]
 	fits     map[string]func(raw json.RawMessage, v any) error // event name → whether an emitted change's data is its Apply's
+	applies  map[string]reflect.Type                           // event name → the data type its Apply takes
 	settings Settings
 	versions map[string]int            // event name → current version, when above 1
 	schemas  map[string]*commandSchema // command name → its JSON Schema, see Schema
@@ -246,6 +247,7 @@ func NewAggregate[S any](typ string, opts ...Option[S]) *Aggregate[S] {
 		deciders: map[string]decider[S]{},
 		evolvers: map[string]evolver[S]{},
 		fits:     map[string]func(json.RawMessage, any) error{},
+		applies:  map[string]reflect.Type{},
 	}
 	for _, o := range opts {
 		o(a)
@@ -424,6 +426,7 @@ func Apply[S, E any](name string, evolve func(state S, data E) S) Option[S] {
 		if _, dup := a.evolvers[name]; dup {
 			panic(fmt.Sprintf("plait: %s: event %q applied twice", a.typ, name))
 		}
+		a.applies[name] = reflect.TypeFor[E]()
 		a.evolvers[name] = func(s S, raw json.RawMessage, v any) (S, error) {
 			if e, ok := v.(E); ok {
 				return evolve(s, e), nil
@@ -650,4 +653,10 @@ func decodeStrict[T any](raw json.RawMessage) (T, error) {
 	// that is not JSON through, which no store can hold.
 	err := decodeStrictInto(raw, &v)
 	return v, err
+}
+
+// eventData returns the data type the Apply of event name takes.
+func (a *Aggregate[S]) eventData(name string) (reflect.Type, bool) {
+	t, ok := a.applies[name]
+	return t, ok
 }

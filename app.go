@@ -2,6 +2,7 @@ package plait
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -102,4 +103,66 @@ func (a App) Definition(typ string) (Definition, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Warnings lists what looks wrong in the application without being sure
+// to be: a reactor that decodes an event's data into a struct with fields
+// the data type of the event's Apply does not have, which it would always
+// see empty (a misnamed field, or the data type of another event). The
+// engine logs them when it starts. Types that decode themselves are not
+// compared.
+func (a App) Warnings() []string {
+	var warnings []string
+	for _, r := range a.Reactors {
+		for _, key := range r.Subscriptions() {
+			typ, name, _ := strings.Cut(key, ".")
+			def, ok := a.Definition(typ)
+			if !ok {
+				continue
+			}
+			applied, ok := def.(interface {
+				eventData(string) (reflect.Type, bool)
+			})
+			if !ok {
+				continue
+			}
+			have, ok := applied.eventData(name)
+			if !ok {
+				continue
+			}
+			if missing := missingMembers(r.data[key], have); len(missing) > 0 {
+				warnings = append(warnings, fmt.Sprintf("reactor %s: decodes %s into %s, whose fields %s the data of %s (%s) has not: they would always be empty",
+					r.Name(), key, r.data[key], strings.Join(missing, ", "), key, have))
+			}
+		}
+	}
+	return warnings
+}
+
+// missingMembers lists the JSON members of struct want that struct have
+// has no field for (matched as encoding/json matches them). It lists none
+// unless both are structs that do not decode themselves.
+func missingMembers(want, have reflect.Type) []string {
+	if !plainStruct(want) || !plainStruct(have) {
+		return nil
+	}
+	var missing []string
+	for name := range jsonMembers(want) {
+		if _, ok := structMember(have, name); !ok {
+			missing = append(missing, name)
+		}
+	}
+	return missing
+}
+
+// plainStruct reports whether t (through pointers) is a struct that
+// encoding/json decodes field by field.
+func plainStruct(t reflect.Type) bool {
+	if t == nil {
+		return false
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct && !t.Implements(unmarshalerType) && !reflect.PointerTo(t).Implements(unmarshalerType)
 }

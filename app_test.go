@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/examples/orderdesk"
 )
 
 // TestIndexNamesMayNotCollide: the stores name a field's index after its
@@ -84,5 +85,42 @@ func TestValidateRefusesAnIndexOnAListOrAnObject(t *testing.T) {
 		if err := app.Validate(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("indexed field %q %s,", field, want)) {
 			t.Errorf("Validate = %v, want %q", err, want)
 		}
+	}
+}
+
+// TestWarningsNameAReactorThatWouldSeeEmptyFields: a reactor decoding an
+// event into a struct with fields the event's data has not (the data type
+// of another event, here) would see them empty for ever, without an
+// error: the application is warned of it. orderdesk, whose reactors read
+// what they subscribe to, has no warning.
+func TestWarningsNameAReactorThatWouldSeeEmptyFields(t *testing.T) {
+	type opened struct {
+		Title string `json:"title"`
+	}
+	type assigned struct {
+		Agent string `json:"agent"`
+	}
+	type state struct {
+		Title, Agent string
+	}
+	desk := plait.NewAggregate("case",
+		plait.Handle("open", func(s state, c plait.Cmd[opened]) ([]plait.Change, error) { return nil, nil }),
+		plait.Apply("opened", func(s state, e opened) state { s.Title = e.Title; return s }),
+		plait.Apply("assigned", func(s state, e assigned) state { s.Agent = e.Agent; return s }),
+	)
+	list := plait.NewReactor("caseList",
+		plait.On("case", "opened", func(e plait.Evt[opened]) []plait.Dispatch { return nil }),
+		plait.On("case", "assigned", func(e plait.Evt[opened]) []plait.Dispatch { return nil }), // not assigned
+	)
+	app := plait.App{Name: "desk", Aggregates: []plait.Definition{desk}, Reactors: []*plait.Reactor{list}}
+	if err := app.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w := app.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "reactor caseList") || !strings.Contains(w[0], "case.assigned") || !strings.Contains(w[0], "title") {
+		t.Fatalf("warnings %q, want one of caseList reading case.assigned's title", w)
+	}
+	if w := orderdesk.App().Warnings(); len(w) != 0 {
+		t.Fatalf("orderdesk: %q", w)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -59,6 +60,7 @@ func (d Dispatch) Err() error { return d.err }
 type Reactor struct {
 	name     string
 	handlers map[string]func(Event) ([]Dispatch, error) // key: type + "." + event name
+	data     map[string]reflect.Type                    // key → the type its handler decodes the event's data into
 }
 
 // ReactorOption configures a reactor.
@@ -69,7 +71,7 @@ type ReactorOption func(*Reactor)
 // to the same event: a mistake in the program, not in its input. Other
 // mistakes of wiring (an event its type does not have) are App.Validate's.
 func NewReactor(name string, opts ...ReactorOption) *Reactor {
-	r := &Reactor{name: name, handlers: map[string]func(Event) ([]Dispatch, error){}}
+	r := &Reactor{name: name, handlers: map[string]func(Event) ([]Dispatch, error){}, data: map[string]reflect.Type{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -84,6 +86,7 @@ func On[E any](typ, name string, react func(e Evt[E]) []Dispatch) ReactorOption 
 		if _, dup := r.handlers[key]; dup {
 			panic(fmt.Sprintf("plait: reactor %s: %s subscribed twice", r.name, key))
 		}
+		r.data[key] = reflect.TypeFor[E]()
 		r.handlers[key] = func(ev Event) ([]Dispatch, error) {
 			var data E
 			if err := decodeJSON(ev.Data, &data); err != nil {

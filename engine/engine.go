@@ -205,6 +205,9 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	opts.defaults()
+	for _, w := range app.Warnings() {
+		opts.Logger.Warn("the application looks wrong: " + w)
+	}
 	e := &Engine{
 		app:          app,
 		defs:         map[string]plait.Definition{},
