@@ -164,5 +164,5 @@ func plainStruct(t reflect.Type) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	return t.Kind() == reflect.Struct && !t.Implements(unmarshalerType) && !reflect.PointerTo(t).Implements(unmarshalerType)
+	return t.Kind() == reflect.Struct && !decodesItself(t)
 }

@@ -111,8 +111,8 @@ func firstUnknown(dec *json.Decoder, t reflect.Type, path string) (string, bool)
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t != nil && (t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)) {
-		t = nil // it decodes itself
+	if t != nil && decodesItself(t) {
+		t = nil
 	}
 	switch tok {
 	case json.Delim('['):
@@ -159,6 +159,12 @@ func firstUnknown(dec *json.Decoder, t reflect.Type, path string) (string, bool)
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// decodesItself reports whether encoding/json decodes into t by its own
+// UnmarshalJSON, not field by field.
+func decodesItself(t reflect.Type) bool {
+	return t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)
+}
 
 // structMember returns the type of the field of struct t that decodes
 // the object member key, as encoding/json finds it: by its JSON name, else

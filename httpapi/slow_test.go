@@ -249,11 +249,7 @@ func serveWithWriteTimeout(t *testing.T, opts sqlite.Options) (*engine.Engine, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	<-e.Ready()
+	enginetest.Background(t, e)
 	srv := New(e, Options{Logger: slog.New(slog.DiscardHandler)})
 	srv.streamWriteTimeout = 300 * time.Millisecond
 	ts := httptest.NewServer(srv)
