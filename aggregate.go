@@ -196,6 +196,10 @@ type Settings struct {
 	// Indexes lists the state fields that lists filter or sort on; each gets
 	// a secondary index in the store.
 	Indexes []string
+	// Searchable lists the state fields of text that lists search
+	// case- and accent-insensitively; the store keeps an index of each
+	// field's SearchKey.
+	Searchable []string
 	// Access is who may send and see.
 	Access Access
 	// Fields lists the top-level JSON fields of the state, sorted, so that
@@ -210,7 +214,7 @@ type Settings struct {
 }
 
 // Aggregate is an aggregate type whose instances hold a state of type S.
-// Build it with [NewAggregate] and the options [Handle], [Apply], [Indexed],
+// Build it with [NewAggregate] and the options [Handle], [Apply], [Indexed], [Searchable],
 // [AsView] and [WithAccess].
 type Aggregate[S any] struct {
 	typ      string

@@ -70,6 +70,9 @@ func (a App) Validate() error {
 			}
 			indexes[name] = field
 		}
+		if err := checkSearchable(d); err != nil {
+			return err
+		}
 	}
 	reactors := map[string]bool{}
 	for _, r := range a.Reactors {
@@ -165,4 +168,33 @@ func plainStruct(t reflect.Type) bool {
 		t = t.Elem()
 	}
 	return t.Kind() == reflect.Struct && !decodesItself(t)
+}
+
+// checkSearchable checks the fields d declares Searchable: each a field of
+// its state that holds text, in the clear.
+func checkSearchable(d Definition) error {
+	sealed := d.Settings().PersonalCopies
+	if pd, ok := d.(PersonalData); ok {
+		own, _ := pd.PersonalFields()
+		sealed = append(slices.Clip(sealed), own...)
+	}
+	for _, f := range d.Settings().Searchable {
+		if !namePattern.MatchString(f) {
+			return fmt.Errorf("plait: %s: searchable field %q is not a plain name", d.Type(), f)
+		}
+		if slices.Contains(sealed, f) {
+			// The store holds its ciphertext, whose keys an index
+			// would keep to no use.
+			return fmt.Errorf("plait: %s: searchable field %q is personal data, stored sealed, which no index can search: a list searches it by opening each item, with no declaration", d.Type(), f)
+		}
+		if fields := d.Settings().Fields; len(fields) > 0 {
+			if _, found := slices.BinarySearch(fields, f); !found {
+				return fmt.Errorf("plait: %s: searchable field %q is not a field of its state (%s)", d.Type(), f, strings.Join(fields, ", "))
+			}
+			if k := d.Settings().Kinds[f]; k != KindString && k != KindOther {
+				return fmt.Errorf("plait: %s: searchable field %q holds %s; a search is of text", d.Type(), f, k.Noun())
+			}
+		}
+	}
+	return nil
 }

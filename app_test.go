@@ -124,3 +124,31 @@ func TestWarningsNameAReactorThatWouldSeeEmptyFields(t *testing.T) {
 		t.Fatalf("orderdesk: %q", w)
 	}
 }
+
+// A searchable field is one of the state's, of text, in the clear.
+func TestValidateChecksSearchableFields(t *testing.T) {
+	type doc struct {
+		Name  string `json:"name"`
+		Count int    `json:"count"`
+		Email string `json:"email"`
+	}
+	app := func(opts ...plait.Option[doc]) plait.App {
+		return plait.App{Name: "app", Aggregates: []plait.Definition{plait.NewAggregate("thing", append([]plait.Option[doc]{
+			plait.Handle("set", func(s doc, c plait.Cmd[doc]) ([]plait.Change, error) { return nil, nil }),
+			plait.Personal[doc](plait.SubjectIsID, "email"),
+		}, opts...)...)}}
+	}
+	if err := app(plait.Searchable[doc]("name")).Validate(); err != nil {
+		t.Errorf("Validate of a searchable name: %v", err)
+	}
+	for field, want := range map[string]string{
+		"nmae":  `searchable field "nmae" is not a field of its state (count, email, name)`,
+		"count": `searchable field "count" holds a number; a search is of text`,
+		"email": `searchable field "email" is personal data, stored sealed`,
+		"a.b":   `searchable field "a.b" is not a plain name`,
+	} {
+		if err := app(plait.Searchable[doc](field)).Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate with %s searchable = %v, want %q", field, err, want)
+		}
+	}
+}

@@ -117,7 +117,7 @@ func (e *Engine) swapIn(ctx context.Context, def plait.Definition, c freshCopy) 
 	}
 	// readPath offers StagedViews over every store: one without copies of
 	// its own gets a copy kept in memory.
-	staged, err := e.store.(StagedViews).StageView(ctx, def.Type(), def.Settings().Indexes)
+	staged, err := e.store.(StagedViews).StageView(ctx, def.Type(), def.Settings())
 	if err != nil {
 		return err
 	}

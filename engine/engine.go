@@ -796,24 +796,36 @@ func (e *Engine) Events(ctx context.Context, typ, id string, after int64, limit 
 // The store compares sealed fields (SealedFields) as the ciphertexts it
 // holds; List compares their opened values instead, reading the store's
 // pages under the other filters, and a page may then end short (see
-// listSealed). A sort on a sealed field orders ciphertexts.
+// listSealed). A sort on a sealed field orders ciphertexts. So does a
+// search of a field the type does not declare plait.Searchable, whose
+// keys the store has not: the store may not even have the field in the
+// clear (a sealed field of an engine without keys stores it so).
 func (e *Engine) List(ctx context.Context, typ string, q ListQuery) (ListPage, error) {
-	if sealed := e.SealedFields(typ); len(sealed) > 0 && e.shred != nil {
-		var onSealed []Filter
-		for _, f := range q.Filters {
-			if !f.OnID && slices.Contains(sealed, f.Field) {
-				onSealed = append(onSealed, f)
-			}
+	sealed := e.SealedFields(typ)
+	var opened []Filter // the filters List compares, not the store
+	for _, f := range q.Filters {
+		switch {
+		case f.OnID:
+		case e.shred != nil && slices.Contains(sealed, f.Field),
+			f.Op == "search" && !e.searchable(typ, f.Field):
+			opened = append(opened, f)
 		}
-		if len(onSealed) > 0 {
-			return e.listSealed(ctx, typ, q, onSealed)
-		}
+	}
+	if len(opened) > 0 {
+		return e.listSealed(ctx, typ, q, opened)
 	}
 	page, err := e.store.List(ctx, typ, q)
 	if err = e.durableRead(ctx, err); err != nil {
 		return ListPage{}, err
 	}
 	return page, e.openPage(ctx, &page)
+}
+
+// searchable reports whether type typ declares field searchable, so that
+// the store has its keys.
+func (e *Engine) searchable(typ, field string) bool {
+	d, ok := e.defs[typ]
+	return ok && slices.Contains(d.Settings().Searchable, field)
 }
 
 // openPage opens the sealed values of a page's items.

@@ -9,8 +9,11 @@ import (
 )
 
 // Filter is one condition of a list query: the state field Field equals
-// Value (Op "eq") or starts with it (Op "prefix"); with OnID, the
-// instance's id does, and Field is not read.
+// Value (Op "eq"), starts with it (Op "prefix"), or starts with it as
+// their plait.SearchKeys compare (Op "search", on a field the type
+// declares plait.Searchable, whose keys the store indexes, or a sealed
+// one); with OnID, the instance's id equals or starts with Value, and
+// Field is not read.
 type Filter struct {
 	Field string
 	Op    string

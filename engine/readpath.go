@@ -230,9 +230,9 @@ func (s readPath) LoadMany(ctx context.Context, typ string, ids []string) (map[s
 
 // StageView starts a copy of a view; see StagedViews. Over a store without
 // copies, the copy is kept in memory and made live with ReplaceView.
-func (s readPath) StageView(ctx context.Context, typ string, indexes []string) (ViewCopy, error) {
+func (s readPath) StageView(ctx context.Context, typ string, settings plait.Settings) (ViewCopy, error) {
 	if sv, ok := s.Store.(StagedViews); ok {
-		return sv.StageView(ctx, typ, indexes)
+		return sv.StageView(ctx, typ, settings)
 	}
 	return &memoryCopy{views: s.Store, typ: typ, insts: map[string]Instance{}}, nil
 }

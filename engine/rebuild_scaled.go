@@ -62,7 +62,7 @@ func (e *Engine) rebuildScaled(ctx context.Context, def plait.Definition, progre
 		}
 	}
 	// readPath offers StagedViews over every store.
-	staged, err := e.store.(StagedViews).StageView(ctx, typ, def.Settings().Indexes)
+	staged, err := e.store.(StagedViews).StageView(ctx, typ, def.Settings())
 	if err != nil {
 		return Progress{}, fmt.Errorf("rebuild %s: %w", typ, err)
 	}

@@ -14,7 +14,8 @@ import (
 // SealedFields returns the fields of type typ whose values are stored
 // sealed: its own personal fields and the personal values of other types
 // it copies. The store holds their ciphertexts, so lists cannot sort on
-// them; List compares their opened values for eq and prefix filters. The
+// them; List compares their opened values for eq, prefix and search
+// filters. The
 // slice is the engine's: the caller reads it only.
 func (e *Engine) SealedFields(typ string) []string { return e.sealed[typ] }
 
@@ -149,7 +150,10 @@ func passes(it ListItem, filters []Filter) bool {
 		}
 		switch v := v.(type) {
 		case string:
-			if f.Op == "prefix" && !strings.HasPrefix(v, f.Value) || f.Op == "eq" && v != f.Value {
+			switch {
+			case f.Op == "eq" && v != f.Value,
+				f.Op == "prefix" && !strings.HasPrefix(v, f.Value),
+				f.Op == "search" && !strings.HasPrefix(plait.SearchKey(v), plait.SearchKey(f.Value)):
 				return false
 			}
 		case float64:

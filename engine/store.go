@@ -121,8 +121,9 @@ type FilteredEvents interface {
 // grows with the view: a copy written beside the live one while it serves,
 // then made live at once. A store without it is rebuilt with ReplaceView.
 type StagedViews interface {
-	// StageView starts an empty copy of view typ, indexed on the fields.
-	StageView(ctx context.Context, typ string, indexes []string) (ViewCopy, error)
+	// StageView starts an empty copy of view typ, indexed as its
+	// settings declare (Indexes, Searchable).
+	StageView(ctx context.Context, typ string, settings plait.Settings) (ViewCopy, error)
 }
 
 // ViewCopy is a copy of a view being rebuilt.

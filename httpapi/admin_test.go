@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/httpapi"
 )
@@ -66,7 +67,7 @@ func TestRebuildStreamsItsProgressAndRefusesASecondAtOnce(t *testing.T) {
 // unstageable is a store whose view copies cannot be made.
 type unstageable struct{ engine.Store }
 
-func (unstageable) StageView(context.Context, string, []string) (engine.ViewCopy, error) {
+func (unstageable) StageView(context.Context, string, plait.Settings) (engine.ViewCopy, error) {
 	return nil, errors.New("disk quota exceeded")
 }
 

@@ -92,7 +92,7 @@ func FuzzParseListQuery(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		q, _ := url.ParseQuery(raw)
-		lq, err := parseListQuery(q, listFields, nil, listSealed)
+		lq, err := parseListQuery(q, plait.Settings{Fields: listFields}, listSealed)
 		if err != nil {
 			var pe *paramError
 			if !errors.As(err, &pe) || pe.Param == "" && !q.Has("") || pe.Code == "" || pe.Message == "" {

@@ -271,7 +271,7 @@ func (s *Server) getList(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	lq, err := parseListQuery(q, def.Settings().Fields, def.Settings().Kinds, s.e.SealedFields(typ))
+	lq, err := parseListQuery(q, def.Settings(), s.e.SealedFields(typ))
 	if err != nil {
 		writeProblem(w, paramProblem(err))
 		return
@@ -356,6 +356,9 @@ const (
 	// CodeSealedField refuses a sort on a personal field: it is stored
 	// sealed (encrypted), so the store can only order ciphertexts.
 	CodeSealedField = "sealed_field"
+	// CodeNotSearchable refuses a search of a field its type does not
+	// declare searchable: no index of its keys would serve it.
+	CodeNotSearchable = "not_searchable"
 )
 
 func paramProblem(err error) *Problem {
@@ -372,13 +375,16 @@ func paramProblem(err error) *Problem {
 var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // parseListQuery turns the query parameters of GET /lists/{type} into a
-// list query over a state with the given fields (sorted), of which sealed
-// are personal data, stored encrypted:
+// list query over a state with the fields and kinds of settings, of which
+// sealed are personal data, stored encrypted:
 //
 //	eq.F=v      the field F equals v (repeatable; all must hold, at most
 //	            maxListFilters filters in all); F id
 //	            (unless a field) is the instance's id
 //	prefix.F=v  the field F, or id, starts with v
+//	search.F=v  the field F starts with v, compared by their
+//	            plait.SearchKeys (case and accents aside); F is one the
+//	            type declares plait.Searchable, or sealed
 //	sort=F, -F  order by F, ascending or descending; id (unless a field)
 //	            orders by instance id, the default
 //	fields=a,b  return only these fields (and their lineage if lineage
@@ -391,7 +397,8 @@ var plainName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 // Anything else is an error, as is a field the state does not have, and a
 // sort on a sealed field: it would order ciphertexts. A sealed field may
 // be projected and filtered on; the engine opens it (see engine.List).
-func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, sealed []string) (engine.ListQuery, error) {
+func parseListQuery(q url.Values, settings plait.Settings, sealed []string) (engine.ListQuery, error) {
+	fields, kinds := settings.Fields, settings.Kinds
 	lq := engine.ListQuery{Limit: defaultListLimit}
 	known := func(f string) bool {
 		_, found := slices.BinarySearch(fields, f)
@@ -480,15 +487,15 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 		default:
 			op, f, ok := strings.Cut(k, ".")
 			if !ok {
-				return lq, &paramError{Param: k, Code: CodeUnknownParameter, Message: "not a list parameter (eq.F, prefix.F, sort, fields, limit, after)"}
+				return lq, &paramError{Param: k, Code: CodeUnknownParameter, Message: "not a list parameter (eq.F, prefix.F, search.F, sort, fields, limit, after)"}
 			}
-			if op != "eq" && op != "prefix" {
-				return lq, &paramError{Param: k, Code: CodeUnknownOperator, Message: fmt.Sprintf("no operator %q; want eq or prefix", op)}
+			if op != "eq" && op != "prefix" && op != "search" {
+				return lq, &paramError{Param: k, Code: CodeUnknownOperator, Message: fmt.Sprintf("no operator %q; want eq, prefix or search", op)}
 			}
 			if len(lq.Filters)+len(vals) > maxListFilters {
 				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: fmt.Sprintf("at most %d filters in all", maxListFilters)}
 			}
-			if f == "id" && !known(f) { // every item's id, as sort=id
+			if f == "id" && !known(f) && op != "search" { // every item's id, as sort=id
 				for _, v := range vals {
 					lq.Filters = append(lq.Filters, engine.Filter{Op: op, Value: v, OnID: true})
 				}
@@ -496,6 +503,10 @@ func parseListQuery(q url.Values, fields []string, kinds map[string]plait.Kind, 
 			}
 			if !known(f) {
 				return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q to filter on", f)}
+			}
+			if op == "search" && !slices.Contains(settings.Searchable, f) && !slices.Contains(sealed, f) {
+				return lq, &paramError{Param: k, Code: CodeNotSearchable,
+					Message: fmt.Sprintf("%s is not searchable: its type declares the fields a list searches (plait.Searchable); prefix.%s compares it as it is", f, f)}
 			}
 			for _, v := range vals {
 				if msg := misfit(kinds[f], op, v); msg != "" {
@@ -515,7 +526,7 @@ func misfit(k plait.Kind, op, v string) string {
 	switch {
 	case !k.Comparable():
 		return fmt.Sprintf("this field holds %s; filters compare text, numbers and true or false", k.Noun())
-	case op == "prefix" && (k == plait.KindNumber || k == plait.KindBool):
+	case (op == "prefix" || op == "search") && (k == plait.KindNumber || k == plait.KindBool):
 		return "a prefix is for text; this field holds " + k.Noun()
 	case op == "eq" && k == plait.KindNumber:
 		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {

@@ -18,7 +18,7 @@ func TestListFiltersAndSortsOnlyOnComparableFields(t *testing.T) {
 	}
 	for _, q := range []string{"eq.lines=1", "prefix.lines=%5B", "eq.address=x", "sort=lines", "sort=-address"} {
 		v, _ := url.ParseQuery(q)
-		_, err := parseListQuery(v, fields, kinds, nil)
+		_, err := parseListQuery(v, plait.Settings{Fields: fields, Kinds: kinds}, nil)
 		var pe *paramError
 		if !errors.As(err, &pe) || pe.Code != CodeInvalidParam || pe.Message == "" {
 			t.Errorf("%s: err = %v, want an invalid parameter", q, err)
@@ -26,7 +26,7 @@ func TestListFiltersAndSortsOnlyOnComparableFields(t *testing.T) {
 	}
 	for _, q := range []string{"eq.name=x", "prefix.name=x", "eq.total=3", "sort=-total", "fields=lines,address"} {
 		v, _ := url.ParseQuery(q)
-		if _, err := parseListQuery(v, fields, kinds, nil); err != nil {
+		if _, err := parseListQuery(v, plait.Settings{Fields: fields, Kinds: kinds}, nil); err != nil {
 			t.Errorf("%s: %v", q, err)
 		}
 	}

@@ -267,6 +267,8 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{"prefix.=1", httpapi.CodeUnknownFieldName},
 		{"gt.count=1", httpapi.CodeUnknownOperator},
 		{"like.label=a", httpapi.CodeUnknownOperator},
+		{"search.label=a", httpapi.CodeNotSearchable}, // counter declares no searchable field
+		{"search.id=a", httpapi.CodeUnknownFieldName},
 		{"sort=nope", httpapi.CodeUnknownFieldName},
 		{"sort=count&sort=label", "invalid"},
 		{"fields=label,nope", httpapi.CodeUnknownFieldName},
@@ -413,6 +415,63 @@ func TestListFiltersPersonalCopies(t *testing.T) {
 	page := h.list(tok, "orderList", url.Values{"fields": {"customerName"}, "sort": {"-total"}})
 	if got := ids(page); got != "[o2 o1]" || page.Items[0]["customerName"] != "Ann" || page.Items[1]["customerName"] != "Ann" {
 		t.Fatalf("projection of the copied field, sorted by total: %s %v", got, page.Items)
+	}
+}
+
+// TestListSearchesAsideFromCaseAndAccents: search.F=v finds the items
+// whose F starts with v, their plait.SearchKeys compared, by the index of
+// a searchable field, or by reading the list for a sealed one, in pages.
+func TestListSearchesAsideFromCaseAndAccents(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		app  plait.App
+	}{{"App", orderdesk.App()}, {"PrivateApp", orderdesk.PrivateApp()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, tc.app, httpapi.Options{}, false)
+			tok := token(t, "ann")
+			for id, c := range map[string][2]string{
+				"c1": {"Ann Smith", "ann@example.com"}, "c2": {"anna", "ANNA@example.com"},
+				"c3": {"Zoë", "zoe@example.com"}, "c4": {"Bob", "bob@example.com"},
+			} {
+				h.post(tok, "?wait=settled", cmd{"type": "customer", "aggregateId": id, "name": "create",
+					"data": map[string]string{"name": c[0], "email": c[1]}}, http.StatusOK)
+			}
+			h.post(tok, "?wait=settled", cmd{"type": "order", "aggregateId": "o1", "name": "place",
+				"data": map[string]any{"customerId": "c3", "lines": []map[string]any{{"sku": "A", "qty": 1, "price": 2}}}}, http.StatusOK)
+			for q, want := range map[string]string{
+				"search.name=ann":                  "[c1 c2]",
+				"search.name=ANNA":                 "[c2]",
+				"search.name=ann%20s":              "[c1]",
+				"search.name=zoe":                  "[c3]",
+				"search.name=ZO%C3%8B":             "[c3]",
+				"search.name=x":                    "[]",
+				"search.name=":                     "[c1 c2 c3 c4]",
+				"search.email=anna@":               "[c2]",
+				"search.name=an&eq.email=nobody@x": "[]",
+			} {
+				v, _ := url.ParseQuery(q)
+				if got := ids(h.list(tok, "customer", v)); got != want {
+					t.Errorf("customer?%s: %s, want %s", q, got, want)
+				}
+			}
+			if got := ids(h.list(tok, "orderList", url.Values{"search.customerName": {"ZOE"}})); got != "[o1]" {
+				t.Errorf("orderList?search.customerName=ZOE: %s, want [o1]", got)
+			}
+			var got []string
+			for after := ""; ; {
+				page := h.list(tok, "customer", url.Values{"search.name": {"AN"}, "limit": {"1"}, "after": {after}})
+				for _, it := range page.Items {
+					got = append(got, it["id"].(string))
+				}
+				if page.Next == nil {
+					break
+				}
+				after = *page.Next
+			}
+			if fmt.Sprint(got) != "[c1 c2]" {
+				t.Errorf("paged through search.name=AN: %v, want [c1 c2]", got)
+			}
+		})
 	}
 }
 

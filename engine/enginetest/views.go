@@ -118,7 +118,7 @@ func sameState(a json.RawMessage, b string) bool {
 
 func stage(t *testing.T, st engine.Store, typ string) engine.ViewCopy {
 	t.Helper()
-	c, err := st.(engine.StagedViews).StageView(context.Background(), typ, nil)
+	c, err := st.(engine.StagedViews).StageView(context.Background(), typ, plait.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package orderdesk
 
 import (
 	"net/mail"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -50,10 +51,16 @@ func Customer() *plait.Aggregate[CustomerState] { return CustomerWith("email") }
 // CustomerWith is the customer aggregate type with the given fields
 // personal data: sealed under the customer's key (its id), and erased
 // everywhere once the customer is forgotten. A sealed field's list index
-// holds sealed values, so lists cannot sort by it, and filter on it only
-// by reading the list, without an index.
+// holds sealed values, so lists cannot sort by it, and filter or search
+// on it only by reading the list, without an index. A name in the clear is
+// searchable: "ann" finds "Ann" and "Anné".
 func CustomerWith(personal ...string) *plait.Aggregate[CustomerState] {
+	searchable := plait.Searchable[CustomerState]("name")
+	if slices.Contains(personal, "name") {
+		searchable = plait.Searchable[CustomerState]() // no index can search a sealed name
+	}
 	return plait.NewAggregate(CustomerType,
+		searchable,
 		plait.WithAccess[CustomerState](CustomerAccess),
 		plait.Handle(CmdCreate, func(s CustomerState, c plait.Cmd[CreateCustomer]) ([]plait.Change, error) {
 			if s.Name != "" {

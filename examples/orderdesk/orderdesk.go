@@ -32,8 +32,11 @@ const (
 // each user sees the customers they created, the orders they placed and
 // the list items of those orders, and a user with the admin role sees them
 // all (see Access). A customer's email address is personal
-// data; the name is not, so that the lists can sort and search by it.
-func App() plait.App { return app(Customer(), OrderList(), CustomerOrders()) }
+// data; the name is not, so that the lists can sort by it and search it
+// (search.name=ann finds "Ann" and "Anné").
+func App() plait.App {
+	return app(Customer(), OrderList(plait.Searchable[OrderItem]("customerName")), CustomerOrders())
+}
 
 // PrivateApp is orderdesk for a deployment that must be able to forget a
 // customer entirely: the name is personal data too, sealed in the log, the
@@ -94,7 +97,7 @@ func Core() plait.App {
 func Lists() plait.App {
 	return plait.App{
 		Name:       ListsName,
-		Aggregates: []plait.Definition{OrderList(), CustomerOrders()},
+		Aggregates: []plait.Definition{OrderList(plait.Searchable[OrderItem]("customerName")), CustomerOrders()},
 		Reactors:   []*plait.Reactor{OrderListFeed(), CustomerNameFanout()},
 	}
 }

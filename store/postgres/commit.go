@@ -89,7 +89,7 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, offsets [
 		// The counter's row lock, taken here, is held until the transaction
 		// ends: it orders committers, and so positions, by commit.
 		b.Queue(s.sql.advance, n).QueryRow(func(row pgx.Row) error { return row.Scan(&last) })
-		queueBatch(b, &s.sql, batch, n)
+		queueBatch(b, &s.sql, &s.search, batch, n)
 	}
 	if len(offsets) > 0 {
 		topics := make([]string, len(offsets))
@@ -142,7 +142,7 @@ func assignPositions(batch []*engine.Processed, first int64) {
 // queueBatch queues the inserts of the batch's events, commands and instance
 // records, with positions relative to the n the batch advanced the counter
 // by.
-func queueBatch(b *pgx.Batch, sql *statements, batch []*engine.Processed, n int) {
+func queueBatch(b *pgx.Batch, sql *statements, search *searchFields, batch []*engine.Processed, n int) {
 	var ev eventRows
 	var cmd commandRows
 	var inst instanceRows
@@ -169,7 +169,7 @@ func queueBatch(b *pgx.Batch, sql *statements, batch []*engine.Processed, n int)
 		}
 	}
 	for _, in := range records {
-		inst.add(in)
+		inst.add(in, search.doc(in.Type, in.State))
 	}
 	if len(ev.rel) > 0 {
 		b.Queue(sql.insertEvents, n, ev.rel, ev.id, ev.typ, ev.aggID, ev.seq, ev.name, ev.corr, ev.cause,
@@ -178,7 +178,7 @@ func queueBatch(b *pgx.Batch, sql *statements, batch []*engine.Processed, n int)
 	b.Queue(sql.insertCommands, n, cmd.id, cmd.rel, cmd.typ, cmd.aggID, cmd.name, cmd.data, cmd.expected,
 		cmd.corr, cmd.cause, cmd.user, cmd.at, cmd.status, cmd.errors, cmd.owner, cmd.first, cmd.count)
 	if len(records) > 0 {
-		b.Queue(sql.putInstances, inst.typ, inst.id, inst.seq, inst.state, inst.lineage, inst.owner, inst.at)
+		b.Queue(sql.putInstances, inst.typ, inst.id, inst.seq, inst.state, inst.lineage, inst.owner, inst.at, inst.search)
 	}
 }
 
@@ -239,11 +239,13 @@ func (r *commandRows) add(out *plait.Outcome, rel, first int64) {
 
 type instanceRows struct {
 	typ, id, state, lineage, owner []string
+	search                         []string // see searchDoc
 	seq                            []int64
 	at                             []time.Time
 }
 
-func (r *instanceRows) add(in *engine.Instance) {
+func (r *instanceRows) add(in *engine.Instance, search string) {
+	r.search = append(r.search, search)
 	r.typ = append(r.typ, in.Type)
 	r.id = append(r.id, in.ID)
 	r.seq = append(r.seq, in.Seq)

@@ -146,7 +146,7 @@ func TestCommittedResolvesAnAmbiguousCommit(t *testing.T) {
 		}
 		b := &pgx.Batch{}
 		b.Queue(st.sql.advance, 2)
-		queueBatch(b, &st.sql, []*engine.Processed{p}, 2)
+		queueBatch(b, &st.sql, &st.search, []*engine.Processed{p}, 2)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -41,7 +41,8 @@ func afterPrefix(p string) (string, bool) {
 // List runs a list query with keyset pagination; see engine.Queries. It has
 // the embedded store's semantics: eq matches a field equal to the value as a
 // string, as a number when the value is one and as a boolean when it is true
-// or false; prefix matches strings starting with the value; the order is the
+// or false; prefix matches strings starting with the value, and search
+// those whose plait.SearchKey starts with the value's; the order is the
 // sort field's, then the id, both reversed by Desc. Fields compare as JSONB
 // (see the package documentation). The type and field names must be plain
 // names (the caller checks them): they are inlined, so the planner matches
@@ -142,6 +143,16 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 				where = append(where, "jsonb_typeof("+x+") = 'string'")
 			}
 			where = append(where, "starts_with(state ->> "+literal(f.Field)+", "+arg(f.Value)+"::text)")
+		case "search":
+			// The keys' index is of the C collation, whatever the
+			// database's: a range of it, byte by byte.
+			key, k := plait.SearchKey(f.Value), searchExpr(f.Field)
+			where = append(where, k+" >= "+arg(key)+"::text")
+			if after, ok := afterPrefix(key); ok {
+				where = append(where, k+" < "+arg(after)+"::text")
+			} else {
+				where = append(where, "starts_with("+k+", "+arg(key)+"::text)")
+			}
 		default:
 			return "", nil, 0, fmt.Errorf("postgres: list %s: unknown operator %q", typ, f.Op)
 		}

@@ -112,6 +112,10 @@ CREATE TABLE {view_swaps} (
 	gen  bigint NOT NULL
 );
 `},
+	{5, "search keys", `
+-- The plait.SearchKeys of an instance's searchable fields (see search.go).
+ALTER TABLE {instances} ADD COLUMN search jsonb;
+`},
 }
 
 // expand replaces {name} with the qualified table and {@name} with the
@@ -298,17 +302,30 @@ func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) erro
 		}
 	}()
 	for _, d := range defs {
+		typ := d.Type()
 		for _, f := range d.Settings().Indexes {
-			if err := s.ensureIndex(ctx, conn.Conn(), d.Type(), f); err != nil {
-				return fmt.Errorf("postgres: index %s.%s: %w", d.Type(), f, err)
+			if err := s.ensureIndex(ctx, conn.Conn(), typ, s.indexName(typ, f), sortExpr(f)); err != nil {
+				return fmt.Errorf("postgres: index %s.%s: %w", typ, f, err)
+			}
+		}
+		if fields := d.Settings().Searchable; len(fields) > 0 {
+			s.search.set(typ, fields) // from now on, writes key them
+			if err := s.backfillSearch(ctx, conn.Conn(), typ, fields); err != nil {
+				return fmt.Errorf("postgres: search keys of %s: %w", typ, err)
+			}
+			for _, f := range fields {
+				if err := s.ensureIndex(ctx, conn.Conn(), typ, s.searchIndexName(typ, f), searchExpr(f)); err != nil {
+					return fmt.Errorf("postgres: search index %s.%s: %w", typ, f, err)
+				}
 			}
 		}
 	}
 	return nil
 }
 
-func (s *Store) ensureIndex(ctx context.Context, conn *pgx.Conn, typ, field string) error {
-	name := s.indexName(typ, field)
+// ensureIndex creates the index name of the instances of typ on expr and
+// their ids, unless it exists and is valid.
+func (s *Store) ensureIndex(ctx context.Context, conn *pgx.Conn, typ, name, expr string) error {
 	var valid bool
 	err := conn.QueryRow(ctx, `
 		SELECT i.indisvalid FROM pg_index i
@@ -326,6 +343,6 @@ func (s *Store) ensureIndex(ctx context.Context, conn *pgx.Conn, typ, field stri
 		return fmt.Errorf("look up index: %w", err)
 	}
 	_, err = conn.Exec(ctx, fmt.Sprintf(`CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON %s ((%s), id) WHERE type = %s`,
-		pgx.Identifier{name}.Sanitize(), s.table("instances"), sortExpr(field), literal(typ)))
+		pgx.Identifier{name}.Sanitize(), s.table("instances"), expr, literal(typ)))
 	return err
 }

@@ -75,6 +75,7 @@ type Store struct {
 	// lockKey is the advisory lock that serialises schema changes.
 	lockKey int64
 	sql     statements
+	search  searchFields
 }
 
 var _ engine.Store = (*Store)(nil)

@@ -107,7 +107,7 @@ func TestFencedCommitsFailAcrossASwap(t *testing.T) {
 		t.Fatalf("generations %v, %v", gens, err)
 	}
 	swap := func(during func()) {
-		c, err := st.StageView(ctx, "view", nil)
+		c, err := st.StageView(ctx, "view", plait.Settings{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,8 +24,8 @@ type spied struct {
 	beforeWrite, beforeSwap func()
 }
 
-func (s *spied) StageView(ctx context.Context, typ string, indexes []string) (engine.ViewCopy, error) {
-	c, err := s.Store.StageView(ctx, typ, indexes)
+func (s *spied) StageView(ctx context.Context, typ string, settings plait.Settings) (engine.ViewCopy, error) {
+	c, err := s.Store.StageView(ctx, typ, settings)
 	if err != nil {
 		return nil, err
 	}

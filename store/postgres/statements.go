@@ -44,12 +44,13 @@ func newStatements(table func(string) string) statements {
 		// An instance record only moves forward. A stale one sets seq to
 		// NULL, which NOT NULL refuses: the error fails the whole commit on
 		// the server, where a skipped row would not.
-		putInstances: `INSERT INTO ` + instances + ` AS t (type, id, seq, state, lineage, owner, updated_at)
-			SELECT type, id, seq, state::jsonb, nullif(lineage, '')::jsonb, owner, updated_at
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-			AS u(type, id, seq, state, lineage, owner, updated_at)
+		putInstances: `INSERT INTO ` + instances + ` AS t (type, id, seq, state, lineage, owner, updated_at, search)
+			SELECT type, id, seq, state::jsonb, nullif(lineage, '')::jsonb, owner, updated_at, nullif(search, '')::jsonb
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
+			AS u(type, id, seq, state, lineage, owner, updated_at, search)
 			ON CONFLICT (type, id) DO UPDATE SET seq = CASE WHEN t.seq < excluded.seq THEN excluded.seq END,
-				state = excluded.state, lineage = excluded.lineage, owner = excluded.owner, updated_at = excluded.updated_at`,
+				state = excluded.state, lineage = excluded.lineage, owner = excluded.owner, updated_at = excluded.updated_at,
+				search = excluded.search`,
 		// A consumed offset only moves forward too, by the same means: an
 		// older one means another consumer has taken the partition over.
 		putOffsets: `INSERT INTO ` + table("offsets") + ` AS t (topic, partition, next_offset)

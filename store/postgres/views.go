@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
@@ -32,18 +35,21 @@ func (s *Store) ReplaceView(ctx context.Context, typ string, insts []engine.Inst
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE plait_view_rebuild (
 		id text COLLATE "C" PRIMARY KEY, seq bigint NOT NULL, state jsonb NOT NULL, lineage jsonb,
-		owner text NOT NULL, updated_at timestamptz NOT NULL) ON COMMIT DROP`); err != nil {
+		owner text NOT NULL, updated_at timestamptz NOT NULL, search jsonb) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("postgres: replace view %s: %w", typ, err)
 	}
 	_, err = tx.CopyFrom(ctx, pgx.Identifier{"plait_view_rebuild"},
-		[]string{"id", "seq", "state", "lineage", "owner", "updated_at"},
+		[]string{"id", "seq", "state", "lineage", "owner", "updated_at", "search"},
 		pgx.CopyFromSlice(len(insts), func(i int) ([]any, error) {
 			in := &insts[i]
-			var lineage any
+			var lineage, search any
 			if len(in.Lineage) > 0 {
 				lineage = in.Lineage
 			}
-			return []any{in.ID, in.Seq, in.State, lineage, in.Owner, in.UpdatedAt.UTC().Truncate(time.Microsecond)}, nil
+			if doc := s.search.doc(typ, in.State); doc != "" {
+				search = json.RawMessage(doc)
+			}
+			return []any{in.ID, in.Seq, in.State, lineage, in.Owner, in.UpdatedAt.UTC().Truncate(time.Microsecond), search}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("postgres: replace view %s: copy: %w", typ, err)
@@ -52,8 +58,8 @@ func (s *Store) ReplaceView(ctx context.Context, typ string, insts []engine.Inst
 	// statement out of the connection's cache of prepared statements.
 	_, err = tx.Exec(ctx, `
 		WITH live AS (DELETE FROM `+s.table("instances")+` WHERE type = $1 RETURNING id, seq)
-		INSERT INTO `+s.table("instances")+` (type, id, seq, state, lineage, owner, updated_at)
-		SELECT $1, r.id, coalesce(l.seq, r.seq), r.state, r.lineage, r.owner, r.updated_at
+		INSERT INTO `+s.table("instances")+` (type, id, seq, state, lineage, owner, updated_at, search)
+		SELECT $1, r.id, coalesce(l.seq, r.seq), r.state, r.lineage, r.owner, r.updated_at, r.search
 		FROM plait_view_rebuild r LEFT JOIN live l ON l.id = r.id`, pgx.QueryExecModeExec, typ)
 	if err != nil {
 		return fmt.Errorf("postgres: replace view %s: swap: %w", typ, err)
@@ -88,7 +94,7 @@ const copyMark = "~"
 // process sharing the schema: the copy holds a lease (TryLease) until
 // Cleanup, and StageView fails while another holds it. Holding it, it first
 // deletes what copies of the view a process that crashed left behind.
-func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (engine.ViewCopy, error) {
+func (s *Store) StageView(ctx context.Context, typ string, settings plait.Settings) (engine.ViewCopy, error) {
 	if typ == "" || strings.Contains(typ, copyMark) || !textOK(typ) {
 		return nil, fmt.Errorf("postgres: stage view %q: not a view type", typ)
 	}
@@ -111,18 +117,19 @@ func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (en
 	}
 	var suffix [6]byte
 	rand.Read(suffix[:])
-	return &viewCopy{s: s, typ: typ, lease: lease,
+	return &viewCopy{s: s, typ: typ, lease: lease, searchable: slices.Clone(settings.Searchable),
 		phys: fmt.Sprintf("%s%s%d.%s", typ, copyMark, time.Now().UnixNano(), hex.EncodeToString(suffix[:]))}, nil
 }
 
 // viewCopy is one staged copy of a view.
 type viewCopy struct {
-	s       *Store
-	typ     string
-	phys    string
-	lease   *Lease
-	swapped bool
-	done    bool
+	s          *Store
+	typ        string
+	phys       string
+	lease      *Lease
+	searchable []string // the view's searchable fields, keyed as written
+	swapped    bool
+	done       bool
 }
 
 // Write puts instances into the copy, replacing earlier writes of the same
@@ -149,18 +156,18 @@ func (c *viewCopy) write(ctx context.Context, db execer, insts []engine.Instance
 		}
 		in.Type = c.phys
 		in.UpdatedAt = in.UpdatedAt.UTC().Truncate(time.Microsecond)
-		rows.add(&in)
+		rows.add(&in, searchDoc(c.searchable, in.State))
 	}
 	if len(insts) == 0 {
 		return nil
 	}
-	_, err := db.Exec(ctx, `INSERT INTO `+c.s.table("instances")+` AS t (type, id, seq, state, lineage, owner, updated_at)
-		SELECT type, id, seq, state::jsonb, nullif(lineage, '')::jsonb, owner, updated_at
-		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-		AS u(type, id, seq, state, lineage, owner, updated_at)
+	_, err := db.Exec(ctx, `INSERT INTO `+c.s.table("instances")+` AS t (type, id, seq, state, lineage, owner, updated_at, search)
+		SELECT type, id, seq, state::jsonb, nullif(lineage, '')::jsonb, owner, updated_at, nullif(search, '')::jsonb
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
+		AS u(type, id, seq, state, lineage, owner, updated_at, search)
 		ON CONFLICT (type, id) DO UPDATE SET seq = excluded.seq, state = excluded.state, lineage = excluded.lineage,
-			owner = excluded.owner, updated_at = excluded.updated_at`,
-		rows.typ, rows.id, rows.seq, rows.state, rows.lineage, rows.owner, rows.at)
+			owner = excluded.owner, updated_at = excluded.updated_at, search = excluded.search`,
+		rows.typ, rows.id, rows.seq, rows.state, rows.lineage, rows.owner, rows.at, rows.search)
 	if err != nil {
 		return fmt.Errorf("postgres: write to the copy of %s: %w", c.typ, err)
 	}
@@ -208,12 +215,13 @@ func (c *viewCopy) swap(ctx context.Context, finish func(ctx context.Context, wr
 		AND NOT EXISTS (SELECT FROM `+instances+` c WHERE c.type = $2 AND c.id = l.id)`, c.typ, c.phys); err != nil {
 		return fmt.Errorf("postgres: swap %s: delete: %w", c.typ, err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+instances+` AS t (type, id, seq, state, lineage, owner, updated_at)
-		SELECT $1, id, seq, state, lineage, owner, updated_at FROM `+instances+` WHERE type = $2 ORDER BY id
+	if _, err := tx.Exec(ctx, `INSERT INTO `+instances+` AS t (type, id, seq, state, lineage, owner, updated_at, search)
+		SELECT $1, id, seq, state, lineage, owner, updated_at, search FROM `+instances+` WHERE type = $2 ORDER BY id
 		ON CONFLICT (type, id) DO UPDATE SET state = excluded.state,
-			lineage = excluded.lineage, owner = excluded.owner, updated_at = excluded.updated_at
+			lineage = excluded.lineage, owner = excluded.owner, updated_at = excluded.updated_at, search = excluded.search
 		WHERE t.state IS DISTINCT FROM excluded.state OR t.lineage IS DISTINCT FROM excluded.lineage
-			OR t.owner IS DISTINCT FROM excluded.owner OR t.updated_at IS DISTINCT FROM excluded.updated_at`, c.typ, c.phys); err != nil {
+			OR t.owner IS DISTINCT FROM excluded.owner OR t.updated_at IS DISTINCT FROM excluded.updated_at
+			OR t.search IS DISTINCT FROM excluded.search`, c.typ, c.phys); err != nil {
 		return fmt.Errorf("postgres: swap %s: %w", c.typ, classify(err))
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/engine/enginetest"
 	"github.com/plaithq/plait/store/postgres"
@@ -57,7 +58,7 @@ func TestOneCopyOfAViewAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	cb, err := b.StageView(ctx, "view", nil)
+	cb, err := b.StageView(ctx, "view", plait.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +66,10 @@ func TestOneCopyOfAViewAtATime(t *testing.T) {
 	if err := cb.Write(ctx, []engine.Instance{viewInstance("x", 1, `{}`), viewInstance("y", 1, `{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.StageView(ctx, "view", nil); !errors.Is(err, postgres.ErrCopyStaged) {
+	if _, err := a.StageView(ctx, "view", plait.Settings{}); !errors.Is(err, postgres.ErrCopyStaged) {
 		t.Fatalf("a second copy of the view staged: %v", err)
 	}
-	other, err := a.StageView(ctx, "other", nil) // another view is not held up
+	other, err := a.StageView(ctx, "other", plait.Settings{}) // another view is not held up
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestOneCopyOfAViewAtATime(t *testing.T) {
 	if n := copyRows(t, a, "view"); n != 2 {
 		t.Fatalf("%d rows of the crashed copy, want 2", n)
 	}
-	ca, err := a.StageView(ctx, "view", nil)
+	ca, err := a.StageView(ctx, "view", plait.Settings{})
 	if err != nil {
 		t.Fatalf("stage after the holder crashed: %v", err)
 	}
@@ -101,7 +102,7 @@ func TestSwapKeepsSeqsCommittedAfterTheCopyWasWritten(t *testing.T) {
 	ctx := context.Background()
 	w := &writer{st: st}
 	w.put(t, "view", "a", "u", `{"n":1}`, nil)
-	c, err := st.StageView(ctx, "view", nil)
+	c, err := st.StageView(ctx, "view", plait.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}

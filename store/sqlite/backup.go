@@ -61,7 +61,7 @@ func Backup(ctx context.Context, path, to string) (BackupInfo, error) {
 	if _, err := os.Stat(path); err != nil {
 		return BackupInfo{}, fmt.Errorf("%w %s: %w", ErrNoStore, path, err)
 	}
-	src, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	src, err := openDB("file:" + path + "?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -285,7 +285,7 @@ func storeHead(ctx context.Context, path string) (int64, error) {
 // openStore opens the file at path read-only, unless it holds no store
 // (see requireStore).
 func openStore(ctx context.Context, path string) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := openDB("file:" + path + "?mode=ro")
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func openStore(ctx context.Context, path string) (*sql.DB, error) {
 // giveUpTo records in the store at path that the positions up to pos were
 // given: its new commits take positions after it (see positionsGiven).
 func giveUpTo(ctx context.Context, path string, pos int64) error {
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := openDB("file:" + path)
 	if err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func subjectKeys(ctx context.Context, path string) (map[string]string, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("read the store being replaced: %w", err)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := openDB("file:" + path + "?mode=ro")
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +354,7 @@ func destroyKeysNotIn(ctx context.Context, path string, live map[string]string) 
 	// pages on the disk after its deletion. The file is a staged copy,
 	// thrown away on any failure, so a journal lost in a crash costs
 	// nothing.
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=secure_delete(on)&_pragma=journal_mode(MEMORY)")
+	db, err := openDB("file:" + path + "?_pragma=secure_delete(on)&_pragma=journal_mode(MEMORY)")
 	if err != nil {
 		return 0, err
 	}
@@ -456,7 +456,7 @@ func foldLog(ctx context.Context, path string) {
 	if _, err := os.Stat(path); err != nil {
 		return
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	db, err := openDB("file:" + path + "?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return
 	}
@@ -481,7 +481,7 @@ func newPrivateFile(dir, pattern string) (string, error) {
 // its write-ahead log included, into the empty file at to, in rollback
 // journal mode. The copy is not synced.
 func vacuumInto(ctx context.Context, from, to string) error {
-	db, err := sql.Open("sqlite", "file:"+from+"?mode=ro&_pragma=busy_timeout(10000)")
+	db, err := openDB("file:" + from + "?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return err
 	}
@@ -494,7 +494,7 @@ func vacuumInto(ctx context.Context, from, to string) error {
 // state of the store at backup: its log holds the backup's last item at
 // the same position.
 func requireLaterState(ctx context.Context, backup, path string) error {
-	b, err := sql.Open("sqlite", "file:"+backup+"?mode=ro")
+	b, err := openDB("file:" + backup + "?mode=ro")
 	if err != nil {
 		return err
 	}
@@ -510,7 +510,7 @@ func requireLaterState(ctx context.Context, backup, path string) error {
 	if err != nil {
 		return err
 	}
-	l, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	l, err := openDB("file:" + path + "?mode=ro")
 	if err != nil {
 		return err
 	}

@@ -205,11 +205,16 @@ func BenchmarkReadFeed(b *testing.B) {
 }
 
 // BenchmarkList runs list queries over 10,000 counters with the "count"
-// index: a page sorted by the indexed field, and an equality filter.
+// index and the index of the labels' search keys: a page sorted by the
+// indexed field, an equality filter, and a search (of a seventh of them).
 func BenchmarkList(b *testing.B) {
 	st := openBench(b)
 	ctx := context.Background()
-	if err := st.EnsureIndexes(ctx, []plait.Definition{enginetest.CounterType}); err != nil {
+	type labelled struct {
+		Label string `json:"label"`
+	}
+	searchable := plait.NewAggregate("counter", plait.Searchable[labelled]("label"))
+	if err := st.EnsureIndexes(ctx, []plait.Definition{enginetest.CounterType, searchable}); err != nil {
 		b.Fatal(err)
 	}
 	fill(b, st, 10000)
@@ -217,6 +222,7 @@ func BenchmarkList(b *testing.B) {
 		"sorted":   {Sort: "count", Desc: true, Limit: 50, Fields: []string{"count"}},
 		"eq":       {Filters: []engine.Filter{{Field: "count", Op: "eq", Value: "42"}}, Limit: 50},
 		"byID":     {Limit: 50},
+		"search":   {Filters: []engine.Filter{{Field: "label", Op: "search", Value: "l3"}}, Limit: 50},
 		"nextPage": {Sort: "count", Limit: 50},
 	}
 	for name, q := range queries {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
@@ -22,7 +23,7 @@ func TestCopyWritesLeaveTheWriterAtItsSynchronousSetting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := s.StageView(ctx, "list", []string{"name"})
+		c, err := s.StageView(ctx, "list", plait.Settings{Indexes: []string{"name"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -123,8 +123,9 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 	var where []string
 	where = append(where, fmt.Sprintf("type = '%s'", phys))
 	expr := func(field string) string { return fmt.Sprintf("json_extract(state, '$.%s')", field) }
-	var eqIndexed, prefixIndexed string // a filtered field with an index
-	idEq := false                       // an equality on the id: one row, by the primary key
+	var eqIndexed string  // a field an equality filters, with an index
+	var rangeIndex string // the index of a prefix's or search's field
+	idEq := false         // an equality on the id: one row, by the primary key
 	for _, f := range q.Filters {
 		if f.OnID {
 			switch f.Op {
@@ -162,11 +163,20 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 			}
 			where = append(where, x+" IN ("+strings.Join(alts, ", ")+")")
 		case "prefix":
-			if prefixIndexed == "" && s.hasIndex(phys, f.Field) {
-				prefixIndexed = f.Field
+			if rangeIndex == "" && s.hasIndex(phys, f.Field) {
+				rangeIndex = indexName(phys, f.Field)
 			}
 			where = append(where, x+" >= ? AND "+x+" < ?")
 			args = append(args, f.Value, f.Value+afterPrefix)
+		case "search":
+			// A field not declared searchable has no index of its keys:
+			// the function computes them for every instance of the type.
+			if name := indexName(phys, f.Field) + searchSuffix; rangeIndex == "" && s.hasIndexNamed(name) {
+				rangeIndex = name
+			}
+			key, k := plait.SearchKey(f.Value), searchExpr(f.Field)
+			where = append(where, k+" >= ? AND "+k+" < ?")
+			args = append(args, key, key+afterPrefix)
 		default:
 			return "", nil, false, fmt.Errorf("sqlite: unknown operator %q", f.Op)
 		}
@@ -226,7 +236,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 	// walk of the field's index: so such a list walks the index first, for
 	// at most walkLimit rows, and takes the owner's index only if that
 	// found too few (see List); else the sort field's, walked in order and
-	// left at the page's end; else a prefix's. None with an equality on
+	// left at the page's end; else a prefix's or a search's. None with an equality on
 	// the id, which the primary key finds at once.
 	from := "instances"
 	index := ""
@@ -238,8 +248,8 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 		index = ownerIndex
 	case sortIndexed:
 		index = indexName(phys, q.Sort)
-	case prefixIndexed != "":
-		index = indexName(phys, prefixIndexed)
+	case rangeIndex != "":
+		index = rangeIndex
 	}
 	if index != "" {
 		from = `instances INDEXED BY "` + index + `"`

@@ -18,7 +18,8 @@ type ticket struct {
 }
 
 // indexedStore holds 3,000 tickets, a tenth of them with no status, beside
-// as many instances of another type, with an index on status.
+// as many instances of another type, with an index on status and one of
+// its search keys.
 func indexedStore(t *testing.T) *Store {
 	t.Helper()
 	ctx := context.Background()
@@ -27,7 +28,7 @@ func indexedStore(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	def := plait.NewAggregate("ticket", plait.Indexed[ticket]("status"))
+	def := plait.NewAggregate("ticket", plait.Indexed[ticket]("status"), plait.Searchable[ticket]("status"))
 	if err := s.EnsureIndexes(ctx, []plait.Definition{def}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +119,38 @@ func TestSortedListsWalkTheFieldsIndex(t *testing.T) {
 	// the sort.
 	if p := plan(t, s, engine.ListQuery{Sort: "status", Filters: []engine.Filter{{Op: "eq", Value: "t1", OnID: true}}}); !strings.Contains(p, "(type=? AND id=?)") {
 		t.Errorf("eq on the id, sorted by status: %s", p)
+	}
+}
+
+// A search is a range of the index of its field's keys, as a prefix is
+// of its field's index.
+func TestASearchIsARangeOfTheKeysIndex(t *testing.T) {
+	s := indexedStore(t)
+	search := []engine.Filter{{Field: "status", Op: "search", Value: "S1"}}
+	for _, q := range []engine.ListQuery{{Filters: search}, {Filters: search, After: encodeCursor(cursor{ID: "t00100"})}} {
+		if p := plan(t, s, q); !strings.Contains(p, "USING INDEX instances_ticket_status~search (<expr>>? AND <expr><?)") {
+			t.Errorf("%+v: %s", q, p)
+		}
+	}
+	found := 0
+	for q := (engine.ListQuery{Filters: search, Limit: 1000}); ; {
+		page, err := s.List(context.Background(), "ticket", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found += len(page.Items)
+		if q.After = page.Next; page.Next == "" {
+			break
+		}
+	}
+	want := 0
+	for i := range 3000 {
+		if i%10 != 0 && (i*7)%23/10 == 1 { // s10 to s19
+			want++
+		}
+	}
+	if found != want {
+		t.Errorf("search S1 found %d tickets, want %d", found, want)
 	}
 }
 

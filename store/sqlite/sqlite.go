@@ -168,7 +168,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	w, err := openDB(dsn("immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -196,7 +196,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if !strings.EqualFold(mode, "wal") {
 		s.fullSync = false
 	}
-	r, err := sql.Open("sqlite", dsn(""))
+	r, err := openDB(dsn(""))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
@@ -548,7 +548,7 @@ func refuseForeignUnopened(ctx context.Context, path string) error {
 	if err != nil || string(header[:16]) != "SQLite format 3\x00" || header[18] != 1 {
 		return nil // not a database, or in WAL mode: Open's own reading says what it is
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := openDB("file:" + path + "?mode=ro")
 	if err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -583,8 +583,14 @@ var coreTables = []string{"commands", "events", "instances", "checkpoints"}
 // through the primary key and sorts.
 func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) error {
 	for _, d := range defs {
+		phys := s.physical(d.Type())
 		for _, f := range d.Settings().Indexes {
-			if err := s.createIndex(ctx, s.physical(d.Type()), f); err != nil {
+			if err := s.createIndex(ctx, indexName(phys, f), indexDDL(phys, f)); err != nil {
+				return err
+			}
+		}
+		for _, f := range d.Settings().Searchable {
+			if err := s.createIndex(ctx, indexName(phys, f)+searchSuffix, searchIndexDDL(phys, f)); err != nil {
 				return err
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 )
 
@@ -73,7 +74,7 @@ func logical(phys string) string {
 
 // StageView starts a fresh copy of view typ, with the secondary indexes of
 // the given fields; see engine.StagedViews.
-func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (engine.ViewCopy, error) {
+func (s *Store) StageView(ctx context.Context, typ string, settings plait.Settings) (engine.ViewCopy, error) {
 	if typ == "" || strings.Contains(typ, copyMark) {
 		return nil, fmt.Errorf("sqlite: stage view %q: not a view type", typ)
 	}
@@ -87,11 +88,22 @@ func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (en
 	// durable. A crash before the swap leaves a copy behind, which the
 	// next rebuild of the view drops (dropAbandoned).
 	err := s.unsyncedTx(ctx, func(tx *sql.Tx) error {
-		for _, f := range indexes {
-			if _, err := tx.ExecContext(ctx, indexDDL(c.phys, f)); err != nil {
-				return fmt.Errorf("sqlite: index %s.%s: %w", c.phys, f, err)
+		create := func(name, ddl string) error {
+			if _, err := tx.ExecContext(ctx, ddl); err != nil {
+				return fmt.Errorf("sqlite: index %s: %w", name, err)
 			}
-			created = append(created, indexName(c.phys, f))
+			created = append(created, name)
+			return nil
+		}
+		for _, f := range settings.Indexes {
+			if err := create(indexName(c.phys, f), indexDDL(c.phys, f)); err != nil {
+				return err
+			}
+		}
+		for _, f := range settings.Searchable {
+			if err := create(indexName(c.phys, f)+searchSuffix, searchIndexDDL(c.phys, f)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -106,10 +118,10 @@ func (s *Store) StageView(ctx context.Context, typ string, indexes []string) (en
 	return c, nil
 }
 
-func (s *Store) createIndex(ctx context.Context, phys, field string) error {
-	name := indexName(phys, field)
-	if _, err := s.w.ExecContext(ctx, indexDDL(phys, field)); err != nil {
-		return fmt.Errorf("sqlite: index %s.%s: %w", phys, field, err)
+// createIndex creates the index name on instances by its ddl.
+func (s *Store) createIndex(ctx context.Context, name, ddl string) error {
+	if _, err := s.w.ExecContext(ctx, ddl); err != nil {
+		return fmt.Errorf("sqlite: index %s: %w", name, err)
 	}
 	s.physMu.Lock()
 	s.indexes[name] = true
@@ -363,21 +375,27 @@ func (s *Store) ReplaceView(ctx context.Context, typ string, insts []engine.Inst
 	return c.Swap(ctx)
 }
 
-// indexedFields lists the fields indexed for typ's live copy.
-func (s *Store) indexedFields(typ string) []string {
+// indexedFields gives the fields indexed for typ's live copy, as the
+// settings that declare them.
+func (s *Store) indexedFields(typ string) plait.Settings {
 	phys := s.physical(typ)
 	rows, err := s.r.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'instances' AND name LIKE ? ESCAPE '\'`,
 		"instances\\_"+phys+"\\_%")
+	var indexed plait.Settings
 	if err != nil {
-		return nil
+		return indexed
 	}
 	defer rows.Close()
-	var fields []string
 	for rows.Next() {
 		var n string
 		if rows.Scan(&n) == nil {
-			fields = append(fields, strings.TrimPrefix(n, "instances_"+phys+"_"))
+			f := strings.TrimPrefix(n, "instances_"+phys+"_")
+			if field, ok := strings.CutSuffix(f, searchSuffix); ok {
+				indexed.Searchable = append(indexed.Searchable, field)
+			} else {
+				indexed.Indexes = append(indexed.Indexes, f)
+			}
 		}
 	}
-	return fields
+	return indexed
 }

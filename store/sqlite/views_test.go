@@ -48,7 +48,7 @@ func TestSwapCarriesTheLiveSeqsOver(t *testing.T) {
 	if err := st.Commit(ctx, []*engine.Processed{live(1)}); err != nil {
 		t.Fatal(err)
 	}
-	cp, err := st.StageView(ctx, "v", nil)
+	cp, err := st.StageView(ctx, "v", plait.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestCountsAreOfTheLiveCopy(t *testing.T) {
 	if err := st.ReplaceView(ctx, "v", []engine.Instance{{Type: "v", ID: "a", Seq: 1, State: []byte(`{}`), Owner: "u"}}); err != nil {
 		t.Fatal(err)
 	}
-	cp, err := st.StageView(ctx, "v", nil)
+	cp, err := st.StageView(ctx, "v", plait.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestAbandonedCopiesAreDroppedWhenTheViewIsStagedAgain(t *testing.T) {
 	}
 	stageAndWrite := func(st *sqlite.Store, ids ...string) engine.ViewCopy {
 		t.Helper()
-		cp, err := st.StageView(ctx, "v", []string{"n"})
+		cp, err := st.StageView(ctx, "v", plait.Settings{Indexes: []string{"n"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +202,7 @@ func TestAbandonedCopiesAreDroppedWhenTheViewIsStagedAgain(t *testing.T) {
 	if in, err := st.Load(ctx, "v", "c"); err != nil || in.Seq != 1 {
 		t.Fatalf("the swapped-in item after a restart: %+v (%v)", in, err)
 	}
-	next, err := st.StageView(ctx, "v", []string{"n"})
+	next, err := st.StageView(ctx, "v", plait.Settings{Indexes: []string{"n"}})
 	if err != nil {
 		t.Fatal(err)
 	}

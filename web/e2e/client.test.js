@@ -232,6 +232,8 @@ test('queries: lists with filters and paging, aggregates, events, commands', T, 
     const first = await client.list('customer', { prefix: { name: prefix }, sort: 'name', limit: 2, fields: ['name'] });
     const second = await client.list('customer', { prefix: { name: prefix }, sort: 'name', limit: 2, after: first.next });
     const eq = await client.list('customer', { eq: { name: `${prefix} b` } });
+    const searched = await client.list('customer', { search: { name: `${prefix.toLowerCase()} B` }, fields: ['name'] });
+    const keys = ['Zoë', 'STRASSE', 'ﬁle', 'Ǆ'].map(plait.searchKey);
     const agg = await client.aggregate('customer', ids[0]);
     const missing = await client.aggregate('customer', 'no-such-customer');
     const events = await client.events('customer', ids[0]);
@@ -242,7 +244,7 @@ test('queries: lists with filters and paging, aggregates, events, commands', T, 
     } catch (err) {
       bad = err.status;
     }
-    return { first, second, eq, agg, missing, events, unknownCommand, bad };
+    return { first, second, eq, searched, keys, agg, missing, events, unknownCommand, bad };
   }, { prefix, ids });
   assert.deepEqual(r.first.items.map((i) => i.name), [`${prefix} a`, `${prefix} b`]);
   assert.deepEqual(Object.keys(r.first.items[0]).sort(), ['id', 'name', 'seq']);
@@ -250,6 +252,8 @@ test('queries: lists with filters and paging, aggregates, events, commands', T, 
   assert.deepEqual(r.second.items.map((i) => i.id), [ids[2]]);
   assert.equal(r.second.next, null);
   assert.deepEqual(r.eq.items.map((i) => i.id), [ids[1]]);
+  assert.deepEqual(r.searched.items.map((i) => i.id), [ids[1]], 'a search is of case and accents aside');
+  assert.deepEqual(r.keys, ['zoe', 'strasse', 'file', 'dz']);
   assert.equal(r.agg.seq, 1);
   assert.equal(r.agg.state.name, `${prefix} a`);
   assert.equal(r.missing, null);

@@ -1844,3 +1844,26 @@ test('a customer screen shows all its orders on asking, and keeps them up to dat
   assert.equal(await orders.count(), 8);
   await done(page);
 });
+
+test('a search finds names whatever their case and accents, and keeps up with renames', T, async () => {
+  const tag = unique();
+  const zoeId = await createCustomer(`Zoë Ünal ${tag}`);
+  const bobId = await createCustomer(`Bob ${tag}`);
+  const page = await openApp(browser);
+  await search(page, 'customers', `zoe unal ${tag.toLowerCase()}`);
+  await page.locator(`[data-testid=customer-row][data-id="${zoeId}"]`).waitFor();
+  assert.equal(await page.locator(`[data-testid=customer-row][data-id="${bobId}"]`).count(), 0);
+  // Renamed to a name the search finds, in capitals, the customer joins
+  // the list from the relay.
+  await command('customer', bobId, 'rename', { name: `ZOE UNAL ${tag} Jr` });
+  await page.locator(`[data-testid=customer-row][data-id="${bobId}"]`).waitFor();
+  // The picker of a new order searches alike.
+  await page.getByTestId('tab-orders').click();
+  await page.getByTestId('list-title').filter({ hasText: 'Orders' }).waitFor();
+  await page.getByTestId('new-item').click();
+  const s = page.locator('[data-testid=screen][data-ready=true][data-type=order]');
+  await s.waitFor();
+  await s.getByTestId('customer-search').fill(`ZOË ÜNAL ${tag}`);
+  await s.locator(`[data-testid=select-customer] option[value="${zoeId}"]`).waitFor({ state: 'attached' });
+  await done(page);
+});

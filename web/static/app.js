@@ -16,7 +16,7 @@
 // status the order. Detail screens send expectedSeq, the version they showed,
 // so that a change made meanwhile by someone else is a clear conflict.
 
-import { Client, ProblemError, applyViewEvent, newId, randomChars } from './plait.js';
+import { Client, ProblemError, applyViewEvent, newId, randomChars, searchKey } from './plait.js';
 
 const PAGE_SIZE = 10;
 /** How long an item stays greyed out waiting for its update before it is fetched. */
@@ -240,7 +240,7 @@ async function loadList(name, { busy = false } = {}) {
       syncUrl();
     }
     const q = { sort: L.sort, limit: PAGE_SIZE, after: p.after ?? undefined };
-    if (p.search) q.prefix = { [L.search]: p.search };
+    if (p.search) q.search = { [L.search]: p.search };
     const page = await client.list(L.type, q);
     if (load !== p.load) return;
     // Items placed optimistically stay until their events arrive, in
@@ -283,7 +283,7 @@ async function cursorAfter(name, n) {
   let after;
   while (n > 0) {
     const q = { sort: L.sort, limit: Math.min(n, 1000), fields: ['id'], after };
-    if (p.search) q.prefix = { [L.search]: p.search };
+    if (p.search) q.search = { [L.search]: p.search };
     const page = await client.list(L.type, q);
     if (!page.next || page.items.length === 0) return null;
     n -= page.items.length;
@@ -517,7 +517,7 @@ function applyToList(name, ev, fold) {
   // page if it belongs there.
   const L = LISTS[name];
   if (ev.seq > 1 && p.search && p.loaded && !p.unplaced.has(ev.aggregateId) && ev.data && L.search in ev.data) {
-    if (!String(ev.data[L.search]).startsWith(p.search)) return;
+    if (!matchesSearch(name, { [L.search]: ev.data[L.search] })) return;
     if (p.joining < MAX_JOINING) {
       p.joining++;
       refetchItem(name, ev.type, ev.aggregateId).finally(() => p.joining--);
@@ -557,7 +557,7 @@ function applyToList(name, ev, fold) {
 /** Whether an item matches its list's search, if there is one. */
 function matchesSearch(name, item) {
   const p = ui.pages[name];
-  return !p.search || String(item[LISTS[name].search]).startsWith(p.search);
+  return !p.search || searchKey(String(item[LISTS[name].search] ?? '')).startsWith(searchKey(p.search));
 }
 
 /** How many items a list reads one by one at once, when a change makes them match its search. */
@@ -719,7 +719,7 @@ function expectChanges(cmd) {
   const orders = ui.pages.orders;
   const customers = ui.pages.customers;
   if (cmd.type === 'customer') {
-    if (cmd.name === 'create' && !customers.after && String(cmd.data.name ?? '').startsWith(customers.search)
+    if (cmd.name === 'create' && !customers.after && matchesSearch('customers', cmd.data)
       && !customers.items.some((x) => x.id === cmd.aggregateId)
       && insertInOrder('customers', { id: cmd.aggregateId, seq: 0, placeholder: true, ...cmd.data })
       && ui.tab === 'customers') {
@@ -734,7 +734,7 @@ function expectChanges(cmd) {
     }
   } else if (cmd.type === 'order') {
     const customerName = ui.labels.get(cmd.data.customerId) ?? '';
-    if (cmd.name === 'place' && !orders.after && customerName.startsWith(orders.search)
+    if (cmd.name === 'place' && !orders.after && matchesSearch('orders', { customerName })
       && !orders.items.some((x) => x.id === cmd.aggregateId)) {
       const lines = cmd.data.lines ?? [];
       orders.items.unshift({
@@ -1556,11 +1556,11 @@ function decimalPoint(s) {
   return /^-?\d*,\d+$/.test(t) ? t.replace(',', '.') : t;
 }
 
-/** Fills the customer picker from a prefix search, keeping chosen selected. */
+/** Fills the customer picker with the customers whose name starts with prefix, case and accents aside, keeping chosen selected. */
 async function loadCustomerOptions(select, prefix, chosen) {
   select.dataset.loading = 'true';
   const q = { sort: 'name', limit: 50, fields: ['name'] };
-  if (prefix) q.prefix = { name: prefix };
+  if (prefix) q.search = { name: prefix };
   let items = [];
   try {
     items = (await client.list('customer', q)).items;

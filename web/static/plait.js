@@ -87,6 +87,22 @@ export function randomChars(n) {
  * proxy) is not a refusal: the command may have been stored, and
  * `mayHaveArrived` says so.
  */
+/**
+ * The form in which a list's search compares text, as the server's
+ * (plait.SearchKey) near enough to tell whether an item changed on the
+ * page still matches: decomposed, without marks, case folded. "Zoë" and
+ * "ZOE" have one key, as have "Straße" and "STRASSE".
+ *
+ * @param {string} s
+ * @returns {string}
+ */
+export function searchKey(s) {
+  const unmarked = (t) => t.normalize('NFKD').replace(/\p{Mn}/gu, '');
+  // Upper then lower case folds as Unicode's full folding does, but for
+  // a few scripts' rarities.
+  return unmarked(unmarked(s).toUpperCase().toLowerCase());
+}
+
 export class ProblemError extends Error {
   /**
    * @param {number} status the HTTP status
@@ -176,6 +192,9 @@ export class ProblemError extends Error {
  * @typedef {object} ListQuery
  * @property {Object<string, string>} [eq] field → value the field equals
  * @property {Object<string, string>} [prefix] field → prefix the field starts with
+ * @property {Object<string, string>} [search] field → what the field starts
+ *   with, case and accents aside (see searchKey); the field is one its type
+ *   declares searchable, or personal data
  * @property {string} [sort] a field, "-field" for descending; by id if missing
  * @property {string[]} [fields] the fields to return; all by default
  * @property {number} [limit] the page size
@@ -508,6 +527,7 @@ export class Client {
     const q = new URLSearchParams();
     for (const [f, v] of Object.entries(query.eq ?? {})) q.append(`eq.${f}`, v);
     for (const [f, v] of Object.entries(query.prefix ?? {})) q.append(`prefix.${f}`, v);
+    for (const [f, v] of Object.entries(query.search ?? {})) q.append(`search.${f}`, v);
     if (query.sort) q.set('sort', query.sort);
     if (query.fields) q.set('fields', query.fields.join(','));
     if (query.limit) q.set('limit', String(query.limit));
