@@ -112,7 +112,7 @@ func (s *Scenario) WhenCommand(cmd plait.Command) *Result {
 	if cmd.Type == "" {
 		cmd.Type = s.def.Type()
 	}
-	r := &Result{cmd: cmd, state: s.state, setup: s.err}
+	r := &Result{cmd: cmd, state: s.state, lineage: s.lineage, setup: s.err}
 	if r.setup != nil {
 		return r
 	}
@@ -139,6 +139,14 @@ func (s *Scenario) WhenCommand(cmd plait.Command) *Result {
 			return r
 		}
 		r.state = state
+		if len(c.Lineage) > 0 {
+			// The given lineage is the scenario's: a copy takes the changes.
+			r.lineage = maps.Clone(r.lineage)
+			if r.lineage == nil {
+				r.lineage = map[string]plait.Lineage{}
+			}
+			maps.Copy(r.lineage, c.Lineage)
+		}
 	}
 	return r
 }
@@ -158,6 +166,7 @@ type Result struct {
 	cmd     plait.Command
 	changes []plait.Change
 	state   json.RawMessage
+	lineage map[string]plait.Lineage
 	err     error // the command's error: a *plait.Rejection or a failure
 	setup   error // the scenario itself is broken
 }
@@ -168,6 +177,12 @@ func (r *Result) Changes() []plait.Change { return r.changes }
 // State returns the instance's state after the command: the emitted events
 // folded into the given state.
 func (r *Result) State() json.RawMessage { return r.state }
+
+// Lineage returns the source of each field of a view instance after the
+// command: the given events' lineage, updated by the emitted events', as
+// the engine keeps it beside the state (and a list item shows it). Nil
+// when no event carried any.
+func (r *Result) Lineage() map[string]plait.Lineage { return r.lineage }
 
 // Err returns the command's error: a *plait.Rejection when it was rejected,
 // another error when it failed, nil when it was accepted.

@@ -3,6 +3,7 @@ package plaittest_test
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,24 @@ func TestThenEventsComparesLineage(t *testing.T) {
 	fails(t, "events differ", func(tb testing.TB) {
 		plaittest.Given(stamps).When("stamp", Stamp{Note: "lineage"}).ThenEvents(tb, withLineage.From(src, "id"))
 	})
+}
+
+// Lineage is the given events' lineage updated by the emitted events',
+// field by field, and the scenario's own is left as it was.
+func TestResultLineage(t *testing.T) {
+	older := plait.Lineage{Type: "src", AggregateID: "s0", Seq: 1}
+	given := plaittest.Given(stamps, plait.Emit("stamped", Stamp{Who: "ann"}).From(older, "who", "note"))
+	r := given.When("stamp", Stamp{Note: "lineage"})
+	want := map[string]plait.Lineage{"who": {Type: "src", AggregateID: "s1", Seq: 4}, "note": older}
+	if got := r.Lineage(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Lineage = %v, want %v", got, want)
+	}
+	if got := given.When("stamp", Stamp{}).Lineage(); !reflect.DeepEqual(got, map[string]plait.Lineage{"who": older, "note": older}) {
+		t.Errorf("after an event without lineage, Lineage = %v, want the given one", got)
+	}
+	if got := plaittest.Given(stamps).When("stamp", Stamp{}).Lineage(); got != nil {
+		t.Errorf("with no lineage anywhere, Lineage = %v, want nil", got)
+	}
 }
 
 func TestGivenFoldsTheHistory(t *testing.T) {
