@@ -21,6 +21,9 @@ func TestAccessSeesWhatItDeclares(t *testing.T) {
 		{"open", plait.Access{}, sight{true, true, true, true, true}},
 		{"owner only", plait.Access{OwnerOnly: true, SeeAllRoles: []string{"admin"}}, sight{true, false, true, true, false}},
 		{"roles only", plait.Access{RolesOnly: true, SeeAllRoles: []string{"admin"}}, sight{false, false, true, false, false}},
+		// Owned by no one yet, an instance whose owner is a field is
+		// seen by the roles that see all only.
+		{"owner field", plait.Access{OwnerOnly: true, OwnerField: "assignee", SeeAllRoles: []string{"admin"}}, sight{true, false, true, false, false}},
 	} {
 		got := sight{
 			ownerSees:    c.access.MaySee(ann, "ann"),
@@ -47,5 +50,27 @@ func TestByOwnerIsWhereUsersSeeTheirOwn(t *testing.T) {
 		if got := access.ByOwner(); got != want {
 			t.Errorf("%+v.ByOwner() = %v, want %v", *access, got, want)
 		}
+	}
+}
+
+// TestOwnerIsTheOwnerFieldsValue: with an OwnerField, the owner is the
+// field's text, "" when it holds none; without one, the owner given.
+func TestOwnerIsTheOwnerFieldsValue(t *testing.T) {
+	field := plait.Access{OwnerOnly: true, OwnerField: "assignee"}
+	for state, want := range map[string]string{
+		`{"assignee":"bob","x":1}`: "bob",
+		`{"assignee":""}`:          "",
+		`{"assignee":null}`:        "",
+		`{"assignee":7}`:           "",
+		`{"other":"bob"}`:          "",
+		`[1]`:                      "",
+		``:                         "",
+	} {
+		if got := field.Owner([]byte(state), "ann"); got != want {
+			t.Errorf("Owner(%s) = %q, want %q", state, got, want)
+		}
+	}
+	if got := (plait.Access{OwnerOnly: true}).Owner([]byte(`{"assignee":"bob"}`), "ann"); got != "ann" {
+		t.Errorf("without an owner field, Owner = %q, want the owner given", got)
 	}
 }

@@ -126,6 +126,16 @@ type Access struct {
 	// not want an item to belong to whoever touches it first emits nothing
 	// until the command comes from the right source.
 	OwnerOnly bool
+	// OwnerField, with OwnerOnly, names a top-level field of the state,
+	// of text, that holds the id of the user who owns each instance, in
+	// place of its first sender: after every command that changes the
+	// instance, its owner is the field's value. A case assigned to an
+	// agent is theirs to see and act on, and no longer its earlier
+	// owner's; its decide function sets the field, to the command's
+	// user when it opens the case, say. An instance whose field is empty
+	// is seen by SeeAllRoles only. The sender of a command always sees
+	// its outcome, though the instance be another's from then on.
+	OwnerField string
 	// SeeAllRoles lists roles that see every instance even when OwnerOnly
 	// or RolesOnly.
 	SeeAllRoles []string
@@ -143,12 +153,30 @@ func (a Access) MaySend(user User, command string) bool {
 	return a.Send == nil || a.Send(user, command)
 }
 
-// MaySee reports whether user may see an instance owned by owner.
+// MaySee reports whether user may see an instance owned by owner. Owned
+// by no one, an instance is everyone's, unless its owner is the
+// OwnerField's, which no one is given yet.
 func (a Access) MaySee(user User, owner string) bool {
-	if !a.RolesOnly && (!a.OwnerOnly || owner == "" || owner == user.ID) {
+	if !a.RolesOnly && (!a.OwnerOnly || owner == user.ID || owner == "" && a.OwnerField == "") {
 		return true
 	}
 	return a.SeesAll(user)
+}
+
+// Owner returns the owner of an instance whose state is state, previously
+// owned by owner (by the sender of its first command, for a new one): the
+// OwnerField's value, "" if the field holds no text, or owner without an
+// OwnerField.
+func (a Access) Owner(state json.RawMessage, owner string) string {
+	if a.OwnerField == "" || !a.OwnerOnly {
+		return owner
+	}
+	var top map[string]json.RawMessage
+	var v string
+	if json.Unmarshal(state, &top) != nil || json.Unmarshal(top[a.OwnerField], &v) != nil {
+		return ""
+	}
+	return v
 }
 
 // ByOwner reports whether a user who does not see every instance (see

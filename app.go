@@ -73,6 +73,9 @@ func (a App) Validate() error {
 		if err := checkSearchable(d); err != nil {
 			return err
 		}
+		if err := checkOwnerField(d); err != nil {
+			return err
+		}
 	}
 	reactors := map[string]bool{}
 	for _, r := range a.Reactors {
@@ -170,14 +173,45 @@ func plainStruct(t reflect.Type) bool {
 	return t.Kind() == reflect.Struct && !decodesItself(t)
 }
 
-// checkSearchable checks the fields d declares Searchable: each a field of
-// its state that holds text, in the clear.
-func checkSearchable(d Definition) error {
+// sealedFields lists the fields of d stored sealed: its own personal
+// fields and the personal copies it declares.
+func sealedFields(d Definition) []string {
 	sealed := d.Settings().PersonalCopies
 	if pd, ok := d.(PersonalData); ok {
 		own, _ := pd.PersonalFields()
 		sealed = append(slices.Clip(sealed), own...)
 	}
+	return sealed
+}
+
+// checkOwnerField checks the OwnerField of d's access: with OwnerOnly, a
+// field of its state that holds text, in the clear.
+func checkOwnerField(d Definition) error {
+	a := d.Settings().Access
+	f := a.OwnerField
+	switch {
+	case f == "":
+		return nil
+	case !a.OwnerOnly || a.RolesOnly:
+		return fmt.Errorf("plait: %s: owner field %q without OwnerOnly (or with RolesOnly) decides nothing", d.Type(), f)
+	case slices.Contains(sealedFields(d), f):
+		return fmt.Errorf("plait: %s: owner field %q is personal data, stored sealed: an owner is compared in the clear", d.Type(), f)
+	}
+	if fields := d.Settings().Fields; len(fields) > 0 {
+		if _, found := slices.BinarySearch(fields, f); !found {
+			return fmt.Errorf("plait: %s: owner field %q is not a field of its state (%s)", d.Type(), f, strings.Join(fields, ", "))
+		}
+		if k := d.Settings().Kinds[f]; k != KindString && k != KindOther {
+			return fmt.Errorf("plait: %s: owner field %q holds %s; an owner is a user's id, text", d.Type(), f, k.Noun())
+		}
+	}
+	return nil
+}
+
+// checkSearchable checks the fields d declares Searchable: each a field of
+// its state that holds text, in the clear.
+func checkSearchable(d Definition) error {
+	sealed := sealedFields(d)
 	for _, f := range d.Settings().Searchable {
 		if !namePattern.MatchString(f) {
 			return fmt.Errorf("plait: %s: searchable field %q is not a plain name", d.Type(), f)

@@ -152,3 +152,37 @@ func TestValidateChecksSearchableFields(t *testing.T) {
 		}
 	}
 }
+
+// An owner field is a field of the state, of text, in the clear, and
+// decides something only with OwnerOnly.
+func TestValidateChecksTheOwnerField(t *testing.T) {
+	type doc struct {
+		Assignee string `json:"assignee"`
+		Count    int    `json:"count"`
+		Email    string `json:"email"`
+	}
+	app := func(a plait.Access) plait.App {
+		return plait.App{Name: "app", Aggregates: []plait.Definition{plait.NewAggregate("thing",
+			plait.Handle("set", func(s doc, c plait.Cmd[doc]) ([]plait.Change, error) { return nil, nil }),
+			plait.Personal[doc](plait.SubjectIsID, "email"),
+			plait.WithAccess[doc](a),
+		)}}
+	}
+	if err := app(plait.Access{OwnerOnly: true, OwnerField: "assignee"}).Validate(); err != nil {
+		t.Errorf("Validate of an owner field: %v", err)
+	}
+	for _, tc := range []struct {
+		access plait.Access
+		want   string
+	}{
+		{plait.Access{OwnerOnly: true, OwnerField: "asignee"}, `owner field "asignee" is not a field of its state`},
+		{plait.Access{OwnerOnly: true, OwnerField: "count"}, `owner field "count" holds a number`},
+		{plait.Access{OwnerOnly: true, OwnerField: "email"}, `owner field "email" is personal data`},
+		{plait.Access{OwnerField: "assignee"}, `owner field "assignee" without OwnerOnly`},
+		{plait.Access{OwnerOnly: true, RolesOnly: true, OwnerField: "assignee"}, `without OwnerOnly (or with RolesOnly)`},
+	} {
+		if err := app(tc.access).Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate with %+v = %v, want %q", tc.access, err, tc.want)
+		}
+	}
+}

@@ -66,6 +66,7 @@ func (e *Engine) Fold(ctx context.Context, typ, id string, from Instance) (Insta
 		return from, fmt.Errorf("fold %s/%s: %w", typ, id, err)
 	}
 	inst.State = state
+	inst.Owner = def.Settings().Access.Owner(state, inst.Owner)
 	return inst, nil
 }
 

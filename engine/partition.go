@@ -429,6 +429,7 @@ func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
 		}
 		maps.Copy(next.Lineage, c.Lineage)
 	}
+	next.Owner = def.Settings().Access.Owner(next.State, next.Owner)
 	if errs := oversizedIndexes(def, next.State); len(errs) > 0 {
 		return reject(errs...)
 	}
@@ -445,8 +446,9 @@ func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
 		return reject(plait.FieldError{Code: plait.CodeInternal, Message: fmt.Sprintf("the new state of %s %s cannot be stored: %s", cmd.Type, cmd.AggregateID, why)})
 	}
 	return &Processed{
-		Outcome:  plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Events: events, Owner: next.Owner},
-		Instance: &next,
+		Outcome:    plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Events: events, Owner: next.Owner},
+		Instance:   &next,
+		OwnerMoved: inst.Seq > 0 && next.Owner != inst.Owner,
 	}
 }
 

@@ -371,6 +371,10 @@ func (rb *rebuild) finish(ctx context.Context) error {
 
 func (rb *rebuild) reporting() *reporter { return &rb.reporter }
 
-func (rb *rebuild) record(id string) (Instance, error) { return rb.shadow[id].instance() }
+func (rb *rebuild) record(id string) (Instance, error) {
+	in, err := rb.shadow[id].instance()
+	in.Owner = rb.def.Settings().Access.Owner(in.State, in.Owner)
+	return in, err
+}
 
 func (rb *rebuild) report(force bool) { rb.emit(force, len(rb.shadow)) }

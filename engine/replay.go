@@ -133,6 +133,7 @@ func (r *replayed) record() (Instance, error) {
 		return in, fmt.Errorf("encode %s/%s: %w", in.Type, in.ID, err)
 	}
 	in.State = state
+	in.Owner = r.f.def.Settings().Access.Owner(state, in.Owner)
 	return in, nil
 }
 

@@ -31,6 +31,11 @@ type Instance struct {
 type Processed struct {
 	Outcome  plait.Outcome
 	Instance *Instance // nil when rejected
+	// OwnerMoved is true when the command gave an existing instance
+	// another owner (see plait.Access.OwnerField): a store that keeps an
+	// instance's owner as it was when it writes a newer record writes
+	// the new one then.
+	OwnerMoved bool
 }
 
 // ErrCorrupt marks a store's error that says its stored data is damaged (a

@@ -609,11 +609,16 @@ func (s *Server) writePendingStatus(w http.ResponseWriter, id string) {
 
 // maySeeOutcome applies the type's visibility to an outcome. An outcome on
 // an instance that does not exist (a rejected creation) belongs to the user
-// who sent the command.
+// who sent the command, and its sender sees an outcome always: an
+// instance whose owner is a field of its state (plait.Access.OwnerField)
+// can be another's after the command, a case its sender assigned.
 func (s *Server) maySeeOutcome(user plait.User, out *plait.Outcome) bool {
 	def, ok := s.defs[out.Command.Type]
 	if !ok {
 		return false
+	}
+	if out.Command.User == user.ID {
+		return true
 	}
 	owner := out.Owner
 	if owner == "" {

@@ -333,7 +333,10 @@ func (s *Server) feedFilter(user plait.User, types map[string]bool) relay.Filter
 		typ := relay.ItemType(it)
 		for _, r := range rules {
 			if r.typ == typ {
-				return r.seesAll || r.access.MaySee(user, itemOwner(it))
+				// The sender of a command sees its outcome, as
+				// maySeeOutcome lets them.
+				return r.seesAll || r.access.MaySee(user, itemOwner(it)) ||
+					it.Outcome != nil && it.Outcome.Command.User == user.ID
 			}
 		}
 		return false

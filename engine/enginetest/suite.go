@@ -53,6 +53,7 @@ func RunWith(t *testing.T, newStore Factory, configure Configure) {
 		{"SettledFollowsTheCausalChain", testSettled},
 		{"FeedHasEveryEventAndOutcomeInOrder", testFeed},
 		{"OwnerIsWhoeverSentTheFirstCommand", testOwner},
+		{"OwnerFieldMovesTheInstance", testOwnerField},
 		{"UnstorableDecisionIsRejected", testUnstorable},
 		{"CheckpointsOnlyMoveForward", testCheckpointForward},
 	}
@@ -551,6 +552,95 @@ func testOwner(t *testing.T, h harness) {
 			t.Errorf("%s: owner %q, count %d; want %+v", id, in.Owner, c.Count, want)
 		}
 	}
+}
+
+// desk is a record whose owner is its assignee (plait.Access.OwnerField).
+type desk struct {
+	Assignee string `json:"assignee"`
+	Notes    int    `json:"notes"`
+}
+
+type deskTo struct {
+	To string `json:"to"`
+}
+
+// deskApp is an application of desks: "give" assigns one, "note" counts a
+// note on it; the role boss sees them all.
+func deskApp() plait.App {
+	return plait.App{Name: "desks", Aggregates: []plait.Definition{plait.NewAggregate("desk",
+		plait.Handle("give", func(_ desk, c plait.Cmd[deskTo]) ([]plait.Change, error) {
+			return []plait.Change{plait.Emit("given", c.Data)}, nil
+		}),
+		plait.Handle("note", func(_ desk, c plait.Cmd[Empty]) ([]plait.Change, error) {
+			return []plait.Change{plait.Emit("noted", Empty{})}, nil
+		}),
+		plait.Apply("given", func(s desk, e deskTo) desk { s.Assignee = e.To; return s }),
+		plait.Apply("noted", func(s desk, _ Empty) desk { s.Notes++; return s }),
+		plait.WithAccess[desk](plait.Access{OwnerOnly: true, OwnerField: "assignee", SeeAllRoles: []string{"boss"}}),
+	)}}
+}
+
+// testOwnerField: an instance whose owner is a field of its state changes
+// owner with the field, in the store's record and its lists by owner, and
+// keeps it across a restart; a later command in the same batch that leaves
+// the field keeps the new owner.
+func testOwnerField(t *testing.T, h harness) {
+	ctx := context.Background()
+	n := StartAppWith(t, h.open, deskApp(), h.configure)
+	cmd := func(id, name, data string, by ...string) plait.Command {
+		c := plait.Command{ID: id, Type: "desk", AggregateID: "d1", Name: name, Data: json.RawMessage(data), User: "tester"}
+		if len(by) > 0 {
+			c.User = by[0]
+		}
+		return c
+	}
+	submitAll := func(cmds ...plait.Command) {
+		t.Helper()
+		for _, c := range cmds {
+			if _, err := n.Engine.Submit(ctx, c, plait.User{ID: c.User, Roles: []string{c.User}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range cmds {
+			if _, err := n.Engine.Await(ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	owner := func(want string) {
+		t.Helper()
+		in, err := n.Store.Load(ctx, "desk", "d1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Owner != want {
+			t.Errorf("owner %q, want %q", in.Owner, want)
+		}
+		for _, u := range []string{"tester", "ann", "bob"} {
+			page, err := n.Store.List(ctx, "desk", engine.ListQuery{Owner: u})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(page.Items) == 1; got != (u == want) {
+				t.Errorf("the list of %s's desks has %d, with owner %q", u, len(page.Items), want)
+			}
+		}
+	}
+	submitAll(cmd("g1", "give", `{"to":"tester"}`))
+	owner("tester")
+	// Given away and noted by the boss at once: the note leaves it with
+	// its new owner.
+	submitAll(cmd("g2", "give", `{"to":"ann"}`), cmd("n1", "note", `{}`, "boss"))
+	owner("ann")
+	// Its former owner may no longer act on it.
+	if _, err := n.Engine.Submit(ctx, cmd("n2", "note", `{}`), user); !errors.Is(err, plait.ErrForbidden) {
+		t.Errorf("its former owner's note: %v, want forbidden", err)
+	}
+	n.Stop()
+	n = StartAppWith(t, h.open, deskApp(), h.configure)
+	owner("ann")
+	submitAll(cmd("g3", "give", `{"to":""}`, "ann"))
+	owner("") // no one's: only a role that sees all sees it
 }
 
 // testUnstorable: a decision no store can keep (event data holding a NUL

@@ -1,0 +1,94 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/httpapi"
+)
+
+// caseFile is a case that belongs to whoever it is assigned to.
+type caseFile struct {
+	Title    string `json:"title"`
+	Assignee string `json:"assignee"`
+}
+
+type assign struct {
+	To string `json:"to"`
+}
+
+// caseDesk is an application of cases: opened, a case is its opener's;
+// assigned, the assignee's; unassigned, no agent's. A supervisor sees all.
+func caseDesk() plait.App {
+	return plait.App{Name: "cases", Aggregates: []plait.Definition{plait.NewAggregate("case",
+		plait.Handle("open", func(s caseFile, c plait.Cmd[caseFile]) ([]plait.Change, error) {
+			return []plait.Change{plait.Emit("opened", caseFile{Title: c.Data.Title, Assignee: c.User})}, nil
+		}),
+		plait.Handle("assign", func(s caseFile, c plait.Cmd[assign]) ([]plait.Change, error) {
+			return []plait.Change{plait.Emit("assigned", c.Data)}, nil
+		}),
+		plait.Apply("opened", func(_ caseFile, e caseFile) caseFile { return e }),
+		plait.Apply("assigned", func(s caseFile, e assign) caseFile { s.Assignee = e.To; return s }),
+		plait.WithAccess[caseFile](plait.Access{OwnerOnly: true, OwnerField: "assignee", SeeAllRoles: []string{"supervisor"}}),
+	)}}
+}
+
+// TestAnInstanceBelongsToWhomItsOwnerFieldNames: with an OwnerField, a
+// case is seen and acted on by the agent it is assigned to, and no longer
+// by the one it was assigned to before; unassigned, by supervisors only.
+// The agent who assigns it away still gets their command's outcome.
+func TestAnInstanceBelongsToWhomItsOwnerFieldNames(t *testing.T) {
+	h := start(t, caseDesk(), httpapi.Options{}, false)
+	ann, bob, sue := token(t, "ann"), token(t, "bob"), token(t, "sue", "supervisor")
+	sees := func(tok, who string, want bool) {
+		t.Helper()
+		r := h.do("GET", "/aggregates/case/k1", tok, nil)
+		if got := r.status == http.StatusOK; got != want {
+			t.Errorf("%s sees case k1: %v (%s), want %v", who, got, r, want)
+		}
+		page := h.list(tok, "case", url.Values{})
+		if got := ids(page) == "[k1]"; got != want {
+			t.Errorf("%s lists %s, want k1 listed: %v", who, ids(page), want)
+		}
+		if r := h.do("GET", "/aggregates/case/k1/events", tok, nil); (r.status == http.StatusOK) != want {
+			t.Errorf("%s reads the events of k1: %s, want %v", who, r, want)
+		}
+	}
+	from := strconv.FormatInt(h.e.Head(), 10)
+	bobStream := h.openStream("?types=case&lastEventId="+from, "Authorization", "Bearer "+bob)
+
+	h.post(ann, "?wait=materialized", cmd{"type": "case", "aggregateId": "k1", "name": "open", "data": map[string]string{"title": "Printer"}}, http.StatusOK)
+	sees(ann, "ann", true)
+	sees(bob, "bob", false)
+	sees(sue, "sue", true)
+
+	r := h.post(ann, "?wait=materialized", cmd{"id": "give", "type": "case", "aggregateId": "k1", "name": "assign", "data": map[string]string{"to": "bob"}}, http.StatusOK)
+	if !strings.Contains(string(r.body), `"accepted"`) {
+		t.Fatalf("ann's assignment answered %s", r)
+	}
+	sees(ann, "ann, once the case is bob's", false)
+	sees(bob, "bob", true)
+	sees(sue, "sue", true)
+	if r := h.do("GET", "/commands/give", ann, nil); r.status != http.StatusOK || !strings.Contains(string(r.body), `"accepted"`) {
+		t.Errorf("ann asks for the outcome of her assignment: %s", r)
+	}
+	// Ann may no longer act on it: it is not hers to see.
+	if r := h.do("POST", "/commands?wait=outcome", ann, cmd{"type": "case", "aggregateId": "k1", "name": "assign", "data": map[string]string{"to": "ann"}}); r.status == http.StatusOK {
+		t.Errorf("ann took back bob's case: %s", r)
+	}
+	// Bob's stream brings him the event that made the case his, and
+	// nothing of the case before.
+	f := bobStream.next(t)
+	if f.Event != "event" || !strings.Contains(f.Data, `"assigned"`) {
+		t.Fatalf("bob's first frame %+v, want the assignment", f)
+	}
+
+	h.post(sue, "?wait=materialized", cmd{"type": "case", "aggregateId": "k1", "name": "assign", "data": map[string]string{"to": ""}}, http.StatusOK)
+	sees(bob, "bob, once the case is no one's", false)
+	sees(ann, "ann", false)
+	sees(sue, "sue", true)
+}
