@@ -786,10 +786,13 @@ async function openScreen(type, id, options = {}) {
   // was sent again is kept in the badge, not lost.
   if (ui.screen?.reopen && (!ui.screen.touched || (other && screenEl().querySelector(UNSENT)))) keepRejection(ui.screen.reopen);
   if (!ui.screen) ui.opener = openerOf(document.activeElement);
+  // Drawn again, a customer screen keeps the orders it shows, as many as
+  // its user asked for, and goes on taking the relayed ones meanwhile.
+  const orders = options.keep && !other ? ui.screen?.orders : undefined;
   const gen = ++ui.generation;
   ui.screen = {
     type, id, seq: 0, gen, reopen: options.reopen, touched: false, own: new Set(options.own ?? []),
-    isNew: Boolean(options.isNew), customerId: options.customerId,
+    isNew: Boolean(options.isNew), customerId: options.customerId, orders,
   };
   // A screen of its own is a step of the history; one drawn again is not.
   syncUrl(!options.keep);
@@ -1338,6 +1341,11 @@ const CUSTOMER_ORDERS_MORE = 20;
  * joins them, a shipped or cancelled one shows so.
  */
 function customerOrders(customerId) {
+  const kept = ui.screen?.orders;
+  if (kept?.customerId === customerId) {
+    if (kept.loaded && !kept.loading) renderCustomerOrders(kept);
+    return kept;
+  }
   const view = {
     customerId, items: [], next: null, loaded: false, loading: false,
     /** Events relayed while a page is on its way: applied again once it is in. */

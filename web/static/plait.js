@@ -81,28 +81,29 @@ export function randomChars(n) {
 }
 
 /**
- * An HTTP answer other than success, with its RFC 9457 problem details.
- * For a command refused at the door (malformed, unknown type, too large, not
- * allowed) nothing was stored. A server error (5xx, from the server or a
- * proxy) is not a refusal: the command may have been stored, and
- * `mayHaveArrived` says so.
- */
-/**
  * The form in which a list's search compares text, as the server's
  * (plait.SearchKey) near enough to tell whether an item changed on the
  * page still matches: decomposed, without marks, case folded. "Zoë" and
- * "ZOE" have one key, as have "Straße" and "STRASSE".
+ * "ZOE" have one key, as have "Straße" and "STRASSE"; "Işık" is "isık",
+ * the dotless ı being a letter of its own.
  *
  * @param {string} s
  * @returns {string}
  */
 export function searchKey(s) {
   const unmarked = (t) => t.normalize('NFKD').replace(/\p{Mn}/gu, '');
-  // Upper then lower case folds as Unicode's full folding does, but for
-  // a few scripts' rarities.
-  return unmarked(unmarked(s).toUpperCase().toLowerCase());
+  // Lower case, and what Unicode's full case folding does beyond it:
+  // ß is ss, a final sigma is a sigma.
+  return unmarked(unmarked(s).toLowerCase().replace(/ß/g, 'ss').replace(/ς/g, 'σ'));
 }
 
+/**
+ * An HTTP answer other than success, with its RFC 9457 problem details.
+ * For a command refused at the door (malformed, unknown type, too large, not
+ * allowed) nothing was stored. A server error (5xx, from the server or a
+ * proxy) is not a refusal: the command may have been stored, and
+ * `mayHaveArrived` says so.
+ */
 export class ProblemError extends Error {
   /**
    * @param {number} status the HTTP status
