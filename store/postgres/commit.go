@@ -169,7 +169,7 @@ func queueBatch(b *pgx.Batch, sql *statements, search *searchFields, batch []*en
 		}
 	}
 	for _, in := range records {
-		inst.add(in, search.doc(in.Type, in.State))
+		inst.add(in, search.doc(in.Type, in.State, in.Seq))
 	}
 	if len(ev.rel) > 0 {
 		b.Queue(sql.insertEvents, n, ev.rel, ev.id, ev.typ, ev.aggID, ev.seq, ev.name, ev.corr, ev.cause,

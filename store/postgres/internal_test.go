@@ -20,9 +20,6 @@ type planThing struct {
 	N    int    `json:"n"`
 }
 
-// TestListUsesIndexes checks that the SQL List builds matches the expression
-// indexes EnsureIndexes creates: with sequential scans off, the planner picks
-// the field's index for its filters and its order.
 // openInternal opens a store in a schema of its own, dropped at the end.
 func openInternal(t *testing.T) *Store {
 	t.Helper()

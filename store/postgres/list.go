@@ -108,6 +108,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 		return "$" + strconv.Itoa(len(args))
 	}
 	where := []string{"type = " + literal(typ)}
+	searched := false // a search filter narrows the list
 	for _, f := range q.Filters {
 		if !textOK(f.Value) {
 			// No stored string holds NUL or invalid UTF-8: nothing matches.
@@ -146,6 +147,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 		case "search":
 			// The keys' index is of the C collation, whatever the
 			// database's: a range of it, byte by byte.
+			searched = true
 			key, k := plait.SearchKey(f.Value), searchExpr(f.Field)
 			where = append(where, k+" >= "+arg(key)+"::text")
 			if after, ok := afterPrefix(key); ok {
@@ -193,6 +195,13 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 	order := "id" + dir
 	if q.Sort != "" {
 		order = sort + dir + ", id" + dir
+	} else if searched {
+		// In the order of the ids, which the primary key gives, the
+		// planner walks that and filters every instance of the type for
+		// a rare match, where a range of the keys' index reads only the
+		// matches, to sort them: an expression it does not order by
+		// leaves it the index.
+		order = "(id || '')" + dir
 	}
 	limit = q.Limit
 	if limit <= 0 {

@@ -113,8 +113,13 @@ CREATE TABLE {view_swaps} (
 );
 `},
 	{5, "search keys", `
--- The plait.SearchKeys of an instance's searchable fields (see search.go).
+-- The plait.SearchKeys of an instance's searchable fields, and of which
+-- fields each type's are (see search.go).
 ALTER TABLE {instances} ADD COLUMN search jsonb;
+CREATE TABLE {search_fields} (
+	type   text COLLATE "C" PRIMARY KEY,
+	fields text[] NOT NULL
+);
 `},
 }
 
@@ -274,7 +279,27 @@ func (s *Store) indexName(typ, field string) string {
 // instances. Indexes are built concurrently, so writes go on while a new one
 // builds; an index a crashed build left invalid is dropped and built again.
 // Processes that call it at once take turns under the schema's advisory lock.
+//
+// A type's searchable fields (plait.Searchable) are recorded, for every
+// process that writes the type to key them, and the keys its instances
+// lack, or have of an older state, are written once the indexes are
+// there, out of the lock.
 func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) error {
+	if err := s.ensureIndexes(ctx, defs); err != nil {
+		return err
+	}
+	for _, d := range defs {
+		if fields := d.Settings().Searchable; len(fields) > 0 {
+			if err := s.backfillSearch(ctx, d.Type(), fields); err != nil {
+				return fmt.Errorf("postgres: search keys of %s: %w", d.Type(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// ensureIndexes is EnsureIndexes but for the keys, under the schema lock.
+func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: ensure indexes: %w", err)
@@ -309,10 +334,11 @@ func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) erro
 			}
 		}
 		if fields := d.Settings().Searchable; len(fields) > 0 {
-			s.search.set(typ, fields) // from now on, writes key them
-			if err := s.backfillSearch(ctx, conn.Conn(), typ, fields); err != nil {
-				return fmt.Errorf("postgres: search keys of %s: %w", typ, err)
+			if _, err := conn.Exec(ctx, `INSERT INTO `+s.table("search_fields")+` (type, fields) VALUES ($1, $2)
+				ON CONFLICT (type) DO UPDATE SET fields = excluded.fields`, typ, fields); err != nil {
+				return fmt.Errorf("postgres: record the searchable fields of %s: %w", typ, err)
 			}
+			s.search.set(typ, fields) // from now on, writes key them
 			for _, f := range fields {
 				if err := s.ensureIndex(ctx, conn.Conn(), typ, s.searchIndexName(typ, f), searchExpr(f)); err != nil {
 					return fmt.Errorf("postgres: search index %s.%s: %w", typ, f, err)

@@ -132,9 +132,14 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 	}
 	s.bytewise = bytewise(collate, provider)
 	if opts.ReadOnly {
-		return s, s.checkReadable(ctx)
+		err = s.checkReadable(ctx)
+	} else {
+		err = s.migrate(ctx)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err == nil {
+		err = s.loadSearchFields(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return s, nil

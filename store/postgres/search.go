@@ -15,12 +15,22 @@ import (
 // of its value, which PostgreSQL cannot compute: the store computes the
 // keys of an instance's searchable fields when it writes the instance, and
 // keeps them beside its state, in the column search, a JSON object of
-// field → key (null for a value that is not text). Each field has an
-// index of its keys under the C collation, so that a search is a range of
-// it, compared byte by byte as in SQLite.
+// field → key (null for a value that is not text), and "@seq" → the seq of
+// the record they are of. Each field has an index of its keys under the C
+// collation, so that a search is a range of it, compared byte by byte as
+// in SQLite.
+//
+// Which fields of a type are searchable is recorded in the table
+// search_fields by EnsureIndexes, and read by every store that opens the
+// schema, so that each process writing the type keys it, whether it
+// called EnsureIndexes or not. Keys missing or of an older record (written
+// before the field was declared, or by a process of an older version) are
+// written by the next EnsureIndexes.
 
-// searchFields are the searchable fields of each type, as EnsureIndexes
-// and StageView were told.
+// seqKey is the member of a search column that holds its record's seq.
+const seqKey = "@seq"
+
+// searchFields are the searchable fields of each type.
 type searchFields struct {
 	mu sync.RWMutex
 	of map[string][]string
@@ -36,33 +46,57 @@ func (f *searchFields) set(typ string, fields []string) {
 	f.of[typ] = slices.Clone(fields)
 }
 
-// doc is the search column of an instance of typ whose state is state.
-func (f *searchFields) doc(typ string, state json.RawMessage) string {
+// doc is the search column of an instance of typ whose state is state, at
+// seq.
+func (f *searchFields) doc(typ string, state json.RawMessage, seq int64) string {
 	f.mu.RLock()
 	fields := f.of[typ]
 	f.mu.RUnlock()
-	return searchDoc(fields, state)
+	return searchDoc(fields, state, seq)
 }
 
-// searchDoc is the search column of a state whose searchable fields are
-// fields: the keys of their values, "" (stored as NULL) for none.
-func searchDoc(fields []string, state json.RawMessage) string {
+// loadSearchFields reads which fields of each type are searchable, as
+// EnsureIndexes recorded them; a schema from before search keys has none.
+func (s *Store) loadSearchFields(ctx context.Context) error {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table("search_fields")).Scan(&exists); err != nil || !exists {
+		return err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT type, fields FROM `+s.table("search_fields"))
+	if err != nil {
+		return fmt.Errorf("postgres: read the searchable fields: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ string
+		var fields []string
+		if err := rows.Scan(&typ, &fields); err != nil {
+			return fmt.Errorf("postgres: read the searchable fields: %w", err)
+		}
+		s.search.set(typ, fields)
+	}
+	return rows.Err()
+}
+
+// searchDoc is the search column of a state at seq whose searchable fields
+// are fields: the keys of their values, "" (stored as NULL) for none.
+func searchDoc(fields []string, state json.RawMessage, seq int64) string {
 	if len(fields) == 0 {
 		return ""
 	}
 	var top map[string]json.RawMessage
 	_ = json.Unmarshal(state, &top) // a state no object has no fields: null keys
-	doc := make(map[string]*string, len(fields))
+	doc := make(map[string]any, len(fields)+1)
 	for _, f := range fields {
 		var v string
 		if raw := top[f]; len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &v) == nil {
-			k := plait.SearchKey(v)
-			doc[f] = &k
+			doc[f] = plait.SearchKey(v)
 		} else {
 			doc[f] = nil
 		}
 	}
-	b, _ := json.Marshal(doc) // strings and nulls: encoding cannot fail
+	doc[seqKey] = seq
+	b, _ := json.Marshal(doc) // strings, nulls and a number: encoding cannot fail
 	return string(b)
 }
 
@@ -82,42 +116,47 @@ func (s *Store) searchIndexName(typ, field string) string {
 const backfillChunk = 500
 
 // backfillSearch writes the search column of the instances of typ that
-// lack a key of fields: those written before the fields were declared
-// searchable, or by a process that did not know them. An instance written
-// meanwhile is left to its writer, which keys it itself.
-func (s *Store) backfillSearch(ctx context.Context, conn *pgx.Conn, typ string, fields []string) error {
+// lack a key of fields or whose keys are of an older record. It finds them
+// in one scan of the type, then keys them a chunk at a time, each record
+// unless it changed meanwhile (its writer keys it).
+func (s *Store) backfillSearch(ctx context.Context, typ string, fields []string) error {
 	instances := s.table("instances")
-	after := ""
-	for {
-		rows, err := conn.Query(ctx, `SELECT id, seq, state::text FROM `+instances+`
-			WHERE type = $1 AND id > $2 AND (search IS NULL OR NOT search ?& $3::text[])
-			ORDER BY id LIMIT `+fmt.Sprint(backfillChunk), typ, after, fields)
+	rows, err := s.pool.Query(ctx, `SELECT id FROM `+instances+` WHERE type = $1
+		AND (search IS NULL OR NOT search ?& $2::text[] OR search -> '`+seqKey+`' IS DISTINCT FROM to_jsonb(seq))`, typ, fields)
+	if err != nil {
+		return fmt.Errorf("find instances to key: %w", err)
+	}
+	stale, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("find instances to key: %w", err)
+	}
+	for chunk := range slices.Chunk(stale, backfillChunk) {
+		rows, err := s.pool.Query(ctx, `SELECT id, seq, state::text FROM `+instances+` WHERE type = $1 AND id = ANY($2)`, typ, chunk)
 		if err != nil {
-			return fmt.Errorf("find instances to key: %w", err)
+			return fmt.Errorf("read instances to key: %w", err)
 		}
-		var ids, docs []string
+		var ids, docs, states []string
 		var seqs []int64
 		for rows.Next() {
 			var id, state string
 			var seq int64
 			if err := rows.Scan(&id, &seq, &state); err != nil {
 				rows.Close()
-				return fmt.Errorf("find instances to key: %w", err)
+				return fmt.Errorf("read instances to key: %w", err)
 			}
-			ids, seqs, docs = append(ids, id), append(seqs, seq), append(docs, searchDoc(fields, json.RawMessage(state)))
+			ids, seqs, states = append(ids, id), append(seqs, seq), append(states, state)
+			docs = append(docs, searchDoc(fields, json.RawMessage(state), seq))
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("find instances to key: %w", err)
+			return fmt.Errorf("read instances to key: %w", err)
 		}
-		if len(ids) == 0 {
-			return nil
-		}
-		if _, err := conn.Exec(ctx, `UPDATE `+instances+` t SET search = u.doc::jsonb
-			FROM unnest($2::text[], $3::bigint[], $4::text[]) AS u(id, seq, doc)
-			WHERE t.type = $1 AND t.id = u.id AND t.seq = u.seq`, typ, ids, seqs, docs); err != nil {
+		if _, err := s.pool.Exec(ctx, `UPDATE `+instances+` t SET search = u.doc::jsonb
+			FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, seq, state, doc)
+			WHERE t.type = $1 AND t.id = u.id AND t.seq = u.seq AND t.state = u.state::jsonb`,
+			typ, ids, seqs, states, docs); err != nil {
 			return fmt.Errorf("key instances: %w", err)
 		}
-		after = ids[len(ids)-1]
 	}
+	return nil
 }

@@ -46,7 +46,7 @@ func (s *Store) ReplaceView(ctx context.Context, typ string, insts []engine.Inst
 			if len(in.Lineage) > 0 {
 				lineage = in.Lineage
 			}
-			if doc := s.search.doc(typ, in.State); doc != "" {
+			if doc := s.search.doc(typ, in.State, in.Seq); doc != "" {
 				search = json.RawMessage(doc)
 			}
 			return []any{in.ID, in.Seq, in.State, lineage, in.Owner, in.UpdatedAt.UTC().Truncate(time.Microsecond), search}, nil
@@ -156,7 +156,7 @@ func (c *viewCopy) write(ctx context.Context, db execer, insts []engine.Instance
 		}
 		in.Type = c.phys
 		in.UpdatedAt = in.UpdatedAt.UTC().Truncate(time.Microsecond)
-		rows.add(&in, searchDoc(c.searchable, in.State))
+		rows.add(&in, searchDoc(c.searchable, in.State, in.Seq))
 	}
 	if len(insts) == 0 {
 		return nil

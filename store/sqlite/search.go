@@ -4,22 +4,24 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/plaithq/plait"
 	"modernc.org/sqlite"
 )
 
-// searchKeyFunc is the SQL function that gives a text's plait.SearchKey:
-// the index of a searchable field holds the keys of its values, and a
-// search compares them with the key of what is searched for. Plait's keys,
-// not a collation of SQLite's, so that a search finds what it finds in
-// PostgreSQL. A value that is not text has no key (NULL).
+// searchKeyFunc is the SQL function that gives the plait.SearchKey of a
+// JSON string, and NULL for any other JSON value: the index of a
+// searchable field holds the keys of its values, and a search compares
+// them with the key of what is searched for. Plait's keys, not a collation
+// of SQLite's, so that a search finds what it finds in PostgreSQL.
 //
 // The function is the store's own: a file with searchable fields can be
-// read by any SQLite, but its instances of such types written only by a
-// Plait store, which has it (another program's write fails with "no such
-// function", and changes nothing).
+// read by any SQLite, but another program's write of an instance of such a
+// type fails ("no such function", and changes nothing), as do its
+// PRAGMA integrity_check and VACUUM; plait backup checks a file with it.
 const searchKeyFunc = "plait_search_key"
 
 // storeDriver is SQLite with the store's functions: every connection the
@@ -30,8 +32,11 @@ var storeDriver = newDriver()
 func newDriver() *sqlite.Driver {
 	d := &sqlite.Driver{}
 	d.MustRegisterDeterministicScalarFunction(searchKeyFunc, 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-		s, ok := args[0].(string)
-		if !ok {
+		// The value's JSON (state -> '$.field'), so that a string is
+		// told from an object or a list, which have no key.
+		j, ok := args[0].(string)
+		var s string
+		if !ok || !strings.HasPrefix(j, `"`) || json.Unmarshal([]byte(j), &s) != nil {
 			return nil, nil
 		}
 		return plait.SearchKey(s), nil
@@ -69,5 +74,5 @@ func searchIndexDDL(phys, field string) string {
 // searchExpr is the key of field's value, as its index holds it: a
 // query's expression must be the same for SQLite to use the index.
 func searchExpr(field string) string {
-	return fmt.Sprintf("%s(json_extract(state, '$.%s'))", searchKeyFunc, field)
+	return fmt.Sprintf("%s(state -> '$.%s')", searchKeyFunc, field)
 }

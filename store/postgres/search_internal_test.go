@@ -1,0 +1,57 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
+)
+
+// TestASearchReadsTheKeysIndex: in the ids' order, as sorted by a field, a
+// search of a rare key reads the index of the keys rather than walk every
+// instance of the type, with the planner's statistics of the table.
+func TestASearchReadsTheKeysIndex(t *testing.T) {
+	ctx := context.Background()
+	st := openInternal(t)
+	type person struct {
+		Name string `json:"name"`
+	}
+	def := plait.NewAggregate("person", plait.Searchable[person]("name"), plait.Indexed[person]("name"))
+	if err := st.EnsureIndexes(ctx, []plait.Definition{def}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.pool.Exec(ctx, `INSERT INTO `+st.table("instances")+` (type, id, seq, state, owner, updated_at, search)
+		SELECT 'person', 'p' || lpad(i::text, 6, '0'), 1, jsonb_build_object('name', 'Name ' || i), 'u', now(),
+			jsonb_build_object('name', 'name ' || i, '@seq', 1)
+		FROM generate_series(1, 100000) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.pool.Exec(ctx, `ANALYZE `+st.table("instances")); err != nil {
+		t.Fatal(err)
+	}
+	search := []engine.Filter{{Field: "name", Op: "search", Value: "NAME 99999"}}
+	for _, q := range []engine.ListQuery{{Filters: search}, {Filters: search, Desc: true}, {Filters: search, Sort: "name"}} {
+		query, args, _, err := st.listQuery("person", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := st.pool.Query(ctx, "EXPLAIN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan := strings.Join(lines, "\n"); !strings.Contains(plan, st.searchIndexName("person", "name")) {
+			t.Errorf("%+v: want a read of the keys' index, got plan:\n%s", q, plan)
+		}
+		page, err := st.List(ctx, "person", q)
+		if err != nil || len(page.Items) != 1 || page.Items[0].ID != "p099999" {
+			t.Errorf("%+v: %v, %v", q, page.Items, err)
+		}
+	}
+}
