@@ -126,3 +126,27 @@ test('a rejected new customer reopened stays so across a reload, asking for noth
   assert.deepEqual(failed, []);
   await done(page);
 });
+
+test('a list item and a screen link to the screens they open: Ctrl+click opens one in a new tab', T, async () => {
+  const name = `Zn Tab ${unique()}`;
+  const customerId = await createCustomer(name);
+  const orderId = await placeOrder(customerId);
+  const page = await openApp(browser);
+  await search(page, 'customers', name);
+  const link = page.locator(`[data-testid=customer-row][data-id="${customerId}"] [data-testid=open-customer]`);
+  assert.equal(decodeURIComponent(await link.getAttribute('href')), `#/customers/customer/${customerId}?q=${name.replaceAll(' ', '+')}`);
+  const [tab] = await Promise.all([page.context().waitForEvent('page'), link.click({ modifiers: ['Control'] })]);
+  await tab.locator(`[data-testid=screen][data-ready=true][data-id="${customerId}"]`).waitFor();
+  // The first tab stays as it was; a plain click opens the screen in it.
+  assert.equal(await page.getByTestId('screen').isHidden(), true);
+  await link.click();
+  const s = await screen(page);
+  assert.equal(await s.getAttribute('data-id'), customerId);
+  // The customer's order links to its screen too, and opens it in place.
+  const order = s.locator(`[data-testid=customer-order][data-id="${orderId}"] [data-testid=open-customer-order]`);
+  assert.match(decodeURIComponent(await order.getAttribute('href')), new RegExp(`/order/${orderId}`));
+  await order.click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${orderId}"]`).waitFor();
+  await tab.close();
+  await done(page);
+});

@@ -430,6 +430,25 @@ function restoreFocus(where) {
   else el.focus({ preventScroll: true });
 }
 
+/**
+ * A link to the screen of an instance, in the list as it is: a click opens
+ * the screen here, a click that asks for a new tab or window (the middle
+ * button, Ctrl or ⌘) opens the page there, at that screen. A pending one
+ * (its item waits for an update) opens nothing here.
+ */
+function screenLink(type, id, { pending = false, ...attrs }, text) {
+  return h('a', {
+    ...attrs,
+    href: hashOf({ ...shownRoute(), screen: { type, id } }),
+    'aria-disabled': pending ? 'true' : null,
+    onclick: (e) => {
+      if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+      e.preventDefault();
+      if (!pending) openScreen(type, id);
+    },
+  }, text);
+}
+
 /** Attributes every row shares: its id and whether it waits for an update. */
 function rowAttrs(testid, key, it) {
   const pending = isPending(key);
@@ -452,18 +471,17 @@ function orderRow(it) {
   const tr = h('tr', {
     ...rowAttrs('order-row', `orderList/${it.id}`, it),
     onclick: (e) => {
-      if (!pending && !e.target.closest('button')) openOrder();
+      if (!pending && !e.target.closest('button, a')) openOrder();
     },
   },
   h('td', { 'data-label': 'Order' },
-    h('button', { type: 'button', class: 'link mono', 'data-testid': 'open-order', disabled: pending, onclick: openOrder,
+    screenLink(orderSource.type, orderSource.aggregateId, { class: 'link mono', 'data-testid': 'open-order', pending,
       title: `Open order ${orderSource.aggregateId}` }, it.id)),
   h('td', { 'data-label': 'Customer', 'data-testid': 'customer-name' },
     nameSource
-      ? h('button', {
-        type: 'button', class: 'link', 'data-testid': 'open-customer', disabled: pending,
+      ? screenLink(nameSource.type, nameSource.aggregateId, {
+        class: 'link', 'data-testid': 'open-customer', pending,
         title: `Open customer ${nameSource.aggregateId} (version ${nameSource.seq})`,
-        onclick: () => openScreen(nameSource.type, nameSource.aggregateId),
       }, it.customerName || '—')
       : h('span', { class: 'muted' }, it.customerName || 'unknown customer')),
   h('td', { class: 'num', 'data-label': 'Lines' }, it.lines ?? '…'),
@@ -481,11 +499,11 @@ function customerRow(it) {
   return h('tr', {
     ...rowAttrs('customer-row', `customer/${it.id}`, it),
     onclick: (e) => {
-      if (!pending && !e.target.closest('button')) open();
+      if (!pending && !e.target.closest('button, a')) open();
     },
   },
   h('td', { 'data-label': 'Name' },
-    h('button', { type: 'button', class: 'link', 'data-testid': 'open-customer', disabled: pending, onclick: open }, it.name ?? '…')),
+    screenLink('customer', it.id, { class: 'link', 'data-testid': 'open-customer', pending }, it.name ?? '…')),
   h('td', { 'data-label': 'Email', 'data-testid': 'customer-email' }, it.email ?? '…'));
 }
 
@@ -1396,7 +1414,7 @@ async function loadCustomerOrders(view) {
 
 function renderCustomerOrders(view) {
   const items = view.items.map((o) => h('li', { 'data-testid': 'customer-order', 'data-id': o.id },
-    h('button', { type: 'button', class: 'link mono', 'data-testid': 'open-customer-order', onclick: () => openScreen('order', o.id) }, o.id),
+    screenLink('order', o.id, { class: 'link mono', 'data-testid': 'open-customer-order' }, o.id),
     ' ', h('span', { class: `status status-${o.status}`, 'data-testid': 'order-status' }, o.status), ' ', amount(o.total, o.currency)));
   if (items.length === 0 && !view.error) items.push(h('li', { class: 'muted' }, 'No orders yet.'));
   if (view.error) items.push(h('li', { class: 'muted', role: 'alert' }, view.error));
@@ -1480,10 +1498,7 @@ async function orderScreen(id, agg, options) {
     staleNotice(),
     h('dl', { class: 'facts' },
       h('dt', {}, 'Customer'),
-      h('dd', {}, h('button', {
-        type: 'button', class: 'link', 'data-testid': 'open-order-customer',
-        onclick: () => openScreen('customer', s.customerId),
-      }, customerName)),
+      h('dd', {}, screenLink('customer', s.customerId, { class: 'link', 'data-testid': 'open-order-customer' }, customerName)),
       h('dt', {}, 'Placed'), h('dd', {}, when(s.placedAt)),
       h('dt', {}, 'Total'), h('dd', { 'data-testid': 'order-total' }, amount(s.total, s.currency))),
     h('table', { class: 'lines-view' },
