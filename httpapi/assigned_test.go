@@ -21,10 +21,22 @@ type assign struct {
 	To string `json:"to"`
 }
 
+// journal is a log of the cases opened, its creator's alone.
+type journal struct {
+	Entries int `json:"entries"`
+}
+
 // caseDesk is an application of cases: opened, a case is its opener's;
 // assigned, the assignee's; unassigned, no agent's. A supervisor sees all.
+// Every case opened is noted in the journal "main", by a reactor.
 func caseDesk() plait.App {
-	return plait.App{Name: "cases", Aggregates: []plait.Definition{plait.NewAggregate("case",
+	return plait.App{Name: "cases", Aggregates: []plait.Definition{plait.NewAggregate("journal",
+		plait.Handle("note", func(s journal, c plait.Cmd[struct{}]) ([]plait.Change, error) {
+			return []plait.Change{plait.Emit("noted", struct{}{})}, nil
+		}),
+		plait.Apply("noted", func(s journal, _ struct{}) journal { s.Entries++; return s }),
+		plait.WithAccess[journal](plait.Access{OwnerOnly: true}),
+	), plait.NewAggregate("case",
 		plait.Handle("open", func(s caseFile, c plait.Cmd[caseFile]) ([]plait.Change, error) {
 			return []plait.Change{plait.Emit("opened", caseFile{Title: c.Data.Title, Assignee: c.User})}, nil
 		}),
@@ -34,7 +46,9 @@ func caseDesk() plait.App {
 		plait.Apply("opened", func(_ caseFile, e caseFile) caseFile { return e }),
 		plait.Apply("assigned", func(s caseFile, e assign) caseFile { s.Assignee = e.To; return s }),
 		plait.WithAccess[caseFile](plait.Access{OwnerOnly: true, OwnerField: "assignee", SeeAllRoles: []string{"supervisor"}}),
-	)}}
+	)}, Reactors: []*plait.Reactor{plait.NewReactor("journalist", plait.On("case", "opened", func(e plait.Evt[caseFile]) []plait.Dispatch {
+		return []plait.Dispatch{plait.Send("journal", "main", "note", struct{}{})}
+	}))}}
 }
 
 // TestAnInstanceBelongsToWhomItsOwnerFieldNames: with an OwnerField, a
@@ -58,10 +72,18 @@ func TestAnInstanceBelongsToWhomItsOwnerFieldNames(t *testing.T) {
 			t.Errorf("%s reads the events of k1: %s, want %v", who, r, want)
 		}
 	}
+	// Bob's journal, which the reactor notes every case in.
+	h.post(bob, "?wait=materialized", cmd{"type": "journal", "aggregateId": "main", "name": "note", "data": map[string]string{}}, http.StatusOK)
 	from := strconv.FormatInt(h.e.Head(), 10)
 	bobStream := h.openStream("?types=case&lastEventId="+from, "Authorization", "Bearer "+bob)
+	annStream := h.openStream("?types=case&lastEventId="+from, "Authorization", "Bearer "+ann)
 
-	h.post(ann, "?wait=materialized", cmd{"type": "case", "aggregateId": "k1", "name": "open", "data": map[string]string{"title": "Printer"}}, http.StatusOK)
+	h.post(ann, "?wait=settled", cmd{"id": "open", "type": "case", "aggregateId": "k1", "name": "open", "data": map[string]string{"title": "Printer"}}, http.StatusOK)
+	// The reactor's command carries ann as its user, on bob's journal:
+	// not hers to see, though she can work out its id.
+	if r := h.do("GET", "/commands/"+plait.ReactionID("journalist", plait.EventID("open", 0), 0), ann, nil); r.status != http.StatusNotFound {
+		t.Errorf("ann asks for the reactor's command on bob's journal: %s, want 404", r)
+	}
 	sees(ann, "ann", true)
 	sees(bob, "bob", false)
 	sees(sue, "sue", true)
@@ -81,10 +103,19 @@ func TestAnInstanceBelongsToWhomItsOwnerFieldNames(t *testing.T) {
 		t.Errorf("ann took back bob's case: %s", r)
 	}
 	// Bob's stream brings him the event that made the case his, and
-	// nothing of the case before.
+	// nothing of the case before; ann's the case's frames until then,
+	// and the outcome of her assignment.
 	f := bobStream.next(t)
 	if f.Event != "event" || !strings.Contains(f.Data, `"assigned"`) {
 		t.Fatalf("bob's first frame %+v, want the assignment", f)
+	}
+	var annFrames []string
+	for len(annFrames) < 3 {
+		f := annStream.next(t)
+		annFrames = append(annFrames, f.Event+" "+map[bool]string{true: "give", false: "open"}[strings.Contains(f.Data, `"give"`)])
+	}
+	if got := strings.Join(annFrames, ", "); got != "event open, outcome open, outcome give" {
+		t.Errorf("ann's frames: %s", got)
 	}
 
 	h.post(sue, "?wait=materialized", cmd{"type": "case", "aggregateId": "k1", "name": "assign", "data": map[string]string{"to": ""}}, http.StatusOK)

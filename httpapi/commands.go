@@ -617,7 +617,7 @@ func (s *Server) maySeeOutcome(user plait.User, out *plait.Outcome) bool {
 	if !ok {
 		return false
 	}
-	if out.Command.User == user.ID {
+	if sentBy(out.Command, user) {
 		return true
 	}
 	owner := out.Owner
@@ -625,6 +625,13 @@ func (s *Server) maySeeOutcome(user plait.User, out *plait.Outcome) bool {
 		owner = out.Command.User
 	}
 	return def.Settings().Access.MaySee(user, owner)
+}
+
+// sentBy reports whether the user sent cmd: a command of theirs, not a
+// reactor's, which carries the user of the event it reacts to and may be
+// on an instance they cannot see.
+func sentBy(cmd plait.Command, user plait.User) bool {
+	return cmd.User == user.ID && cmd.CausationID == ""
 }
 
 // maySeePending applies the type's visibility to a command without an

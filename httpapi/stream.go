@@ -278,7 +278,13 @@ func (s *Server) route(it engine.Item, keys []string) []string {
 	typ := relay.ItemType(it)
 	keys = append(keys, typ)
 	if s.sse.access[typ].ByOwner() {
-		keys = append(keys, typ+"\x00"+itemOwner(it))
+		owner := itemOwner(it)
+		keys = append(keys, typ+"\x00"+owner)
+		// The outcome of a command that gave the instance another owner
+		// (plait.Access.OwnerField) reaches its sender too.
+		if it.Outcome != nil && it.Outcome.Command.User != owner && it.Outcome.Command.CausationID == "" {
+			keys = append(keys, typ+"\x00"+it.Outcome.Command.User)
+		}
 	}
 	return keys
 }
@@ -336,7 +342,7 @@ func (s *Server) feedFilter(user plait.User, types map[string]bool) relay.Filter
 				// The sender of a command sees its outcome, as
 				// maySeeOutcome lets them.
 				return r.seesAll || r.access.MaySee(user, itemOwner(it)) ||
-					it.Outcome != nil && it.Outcome.Command.User == user.ID
+					it.Outcome != nil && sentBy(it.Outcome.Command, user)
 			}
 		}
 		return false
