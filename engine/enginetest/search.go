@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/plaithq/plait"
@@ -53,10 +54,10 @@ func RunSearch(t *testing.T, newStore func(t *testing.T) IndexingStore) {
 		"x":       nil,
 		"":        {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"},
 	}
-	search := func(t *testing.T, st engine.Store, typ, v string, limit int) []string {
+	search := func(t *testing.T, st engine.Store, typ, v string, limit int, desc ...bool) []string {
 		t.Helper()
 		var ids []string
-		q := engine.ListQuery{Filters: []engine.Filter{{Field: "name", Op: "search", Value: v}}, Limit: limit}
+		q := engine.ListQuery{Filters: []engine.Filter{{Field: "name", Op: "search", Value: v}}, Limit: limit, Desc: len(desc) > 0}
 		for pages := 0; ; pages++ {
 			page, err := st.List(ctx, typ, q)
 			if err != nil {
@@ -77,6 +78,11 @@ func RunSearch(t *testing.T, newStore func(t *testing.T) IndexingStore) {
 			for _, limit := range []int{100, 2} {
 				if got := search(t, st, typ, v, limit); !reflect.DeepEqual(got, ids) {
 					t.Errorf("%s: search %q (pages of %d) = %v, want %v", typ, v, limit, got, ids)
+				}
+				backwards := slices.Clone(ids)
+				slices.Reverse(backwards)
+				if got := search(t, st, typ, v, limit, true); !reflect.DeepEqual(got, backwards) {
+					t.Errorf("%s: search %q (pages of %d, descending) = %v, want %v", typ, v, limit, got, backwards)
 				}
 			}
 		}

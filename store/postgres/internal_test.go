@@ -74,7 +74,7 @@ func TestListUsesIndexes(t *testing.T) {
 		{engine.ListQuery{Filters: []engine.Filter{{Field: "name", Op: "prefix", Value: "ab"}}}, "instances_thing_name", false},
 		{engine.ListQuery{Sort: "name", Filters: []engine.Filter{{Field: "name", Op: "prefix", Value: "ab"}}}, "instances_thing_name", true},
 	} {
-		query, args, _, err := st.listQuery("thing", tc.q)
+		query, args, _, err := st.listQuery("thing", tc.q, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,8 +47,41 @@ func afterPrefix(p string) (string, bool) {
 // (see the package documentation). The type and field names must be plain
 // names (the caller checks them): they are inlined, so the planner matches
 // the partial expression indexes EnsureIndexes creates.
+//
+// A search in the ids' order first walks the primary key a little way,
+// which finds a page of a broad search at once; a rare one, which that
+// finds too few of, reads the index of the keys and sorts what it finds.
 func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engine.ListPage, error) {
-	query, args, limit, err := s.listQuery(typ, q)
+	if searchWalks(q) {
+		page, err := s.listPage(ctx, typ, q, true)
+		if err != nil || page.Next != "" {
+			return page, err
+		}
+	}
+	return s.listPage(ctx, typ, q, false)
+}
+
+// searchWalk is how many instances a search in the ids' order reads of the
+// primary key before it takes the index of the keys.
+const searchWalk = 2000
+
+// searchWalks reports whether q is a search in the ids' order.
+func searchWalks(q engine.ListQuery) bool {
+	if q.Sort != "" {
+		return false
+	}
+	for _, f := range q.Filters {
+		if f.Op == "search" {
+			return true
+		}
+	}
+	return false
+}
+
+// listPage runs the list query of q; with walk, over the next searchWalk
+// instances in the ids' order only (see List).
+func (s *Store) listPage(ctx context.Context, typ string, q engine.ListQuery, walk bool) (engine.ListPage, error) {
+	query, args, limit, err := s.listQuery(typ, q, walk)
 	if err != nil || query == "" {
 		return engine.ListPage{}, err
 	}
@@ -101,8 +134,10 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 
 // listQuery builds the SQL of a list query and its arguments; it returns
 // no query when nothing can match. The query selects id, seq, lineage, the
-// sort value, the state (or NULL) and, with a projection, each field.
-func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []any, limit int, err error) {
+// sort value, the state (or NULL) and, with a projection, each field. With
+// walk, for a list in the ids' order, it reads the next searchWalk
+// instances of the type only.
+func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query string, args []any, limit int, err error) {
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -193,8 +228,20 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 		dir = " DESC"
 	}
 	order := "id" + dir
+	from := s.table("instances")
 	if q.Sort != "" {
 		order = sort + dir + ", id" + dir
+	} else if walk {
+		// The type's next instances by the primary key, under the
+		// name of the table, so that the conditions read them alike.
+		var window []string
+		for _, w := range where {
+			if w == "type = "+literal(typ) || strings.HasPrefix(w, "id ") {
+				window = append(window, w)
+			}
+		}
+		from = fmt.Sprintf("(SELECT * FROM %s WHERE %s ORDER BY id%s LIMIT %d) AS instances",
+			from, strings.Join(window, " AND "), dir, searchWalk)
 	} else if searched {
 		// In the order of the ids, which the primary key gives, the
 		// planner walks that and filters every instance of the type for
@@ -215,7 +262,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery) (query string, args []
 		}
 	}
 	query = fmt.Sprintf("SELECT id, seq, lineage, %s, %s FROM %s WHERE %s ORDER BY %s LIMIT %d",
-		sort, cols, s.table("instances"), strings.Join(where, " AND "), order, limit+1)
+		sort, cols, from, strings.Join(where, " AND "), order, limit+1)
 	return query, args, limit, nil
 }
 

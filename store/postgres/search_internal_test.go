@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestASearchReadsTheKeysIndex(t *testing.T) {
 	}
 	search := []engine.Filter{{Field: "name", Op: "search", Value: "NAME 99999"}}
 	for _, q := range []engine.ListQuery{{Filters: search}, {Filters: search, Desc: true}, {Filters: search, Sort: "name"}} {
-		query, args, _, err := st.listQuery("person", q)
+		query, args, _, err := st.listQuery("person", q, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,5 +54,34 @@ func TestASearchReadsTheKeysIndex(t *testing.T) {
 		if err != nil || len(page.Items) != 1 || page.Items[0].ID != "p099999" {
 			t.Errorf("%+v: %v, %v", q, page.Items, err)
 		}
+	}
+	// A broad search finds its page in a short walk of the primary key,
+	// and the next page from its cursor.
+	broad := engine.ListQuery{Filters: []engine.Filter{{Field: "name", Op: "search", Value: "name 1"}}, Limit: 5}
+	query, args, _, err := st.listQuery("person", broad, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.pool.Query(ctx, "EXPLAIN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if plan := strings.Join(lines, "\n"); err != nil || !strings.Contains(plan, "instances_pkey") || strings.Contains(plan, "Seq Scan") {
+		t.Errorf("the walk of a broad search: %v, plan:\n%s", err, plan)
+	}
+	var got []string
+	for range 2 {
+		page, err := st.List(ctx, "person", broad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range page.Items {
+			got = append(got, it.ID)
+		}
+		broad.After = page.Next
+	}
+	if want := "[p000001 p000010 p000011 p000012 p000013 p000014 p000015 p000016 p000017 p000018]"; fmt.Sprint(got) != want {
+		t.Errorf("two pages of the broad search: %v, want %s", got, want)
 	}
 }
