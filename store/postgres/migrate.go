@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -285,12 +286,13 @@ func (s *Store) indexName(typ, field string) string {
 // lack, or have of an older state, are written once the indexes are
 // there, out of the lock.
 func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) error {
-	if err := s.ensureIndexes(ctx, defs); err != nil {
+	changed, err := s.ensureIndexes(ctx, defs)
+	if err != nil {
 		return err
 	}
 	for _, d := range defs {
 		if fields := d.Settings().Searchable; len(fields) > 0 {
-			if err := s.backfillSearch(ctx, d.Type(), fields); err != nil {
+			if err := s.backfillSearch(ctx, d.Type(), fields, changed[d.Type()]); err != nil {
 				return fmt.Errorf("postgres: search keys of %s: %w", d.Type(), err)
 			}
 		}
@@ -298,17 +300,19 @@ func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) erro
 	return nil
 }
 
-// ensureIndexes is EnsureIndexes but for the keys, under the schema lock.
-func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) error {
+// ensureIndexes is EnsureIndexes but for the keys, under the schema lock;
+// it reports the types whose searchable fields are other than recorded.
+func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) (changed map[string]bool, err error) {
+	changed = map[string]bool{}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: ensure indexes: %w", err)
+		return nil, fmt.Errorf("postgres: ensure indexes: %w", err)
 	}
 	defer conn.Release()
 	for {
 		var locked bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, s.lockKey).Scan(&locked); err != nil {
-			return fmt.Errorf("postgres: ensure indexes: take the schema lock: %w", err)
+			return nil, fmt.Errorf("postgres: ensure indexes: take the schema lock: %w", err)
 		}
 		if locked {
 			break
@@ -316,7 +320,7 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) erro
 		select {
 		case <-time.After(lockPoll):
 		case <-ctx.Done():
-			return fmt.Errorf("postgres: ensure indexes: waiting for the schema lock: %w", ctx.Err())
+			return nil, fmt.Errorf("postgres: ensure indexes: waiting for the schema lock: %w", ctx.Err())
 		}
 	}
 	defer func() {
@@ -330,28 +334,44 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) erro
 		typ := d.Type()
 		for _, f := range d.Settings().Indexes {
 			if err := s.ensureIndex(ctx, conn.Conn(), typ, s.indexName(typ, f), sortExpr(f)); err != nil {
-				return fmt.Errorf("postgres: index %s.%s: %w", typ, f, err)
+				return nil, fmt.Errorf("postgres: index %s.%s: %w", typ, f, err)
 			}
 		}
 		if fields := d.Settings().Searchable; len(fields) > 0 {
-			if _, err := conn.Exec(ctx, `INSERT INTO `+s.table("search_fields")+` (type, fields) VALUES ($1, $2)
-				ON CONFLICT (type) DO UPDATE SET fields = excluded.fields`, typ, fields); err != nil {
-				return fmt.Errorf("postgres: record the searchable fields of %s: %w", typ, err)
+			var recorded []string
+			err := conn.QueryRow(ctx, `SELECT fields FROM `+s.table("search_fields")+` WHERE type = $1`, typ).Scan(&recorded)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return nil, fmt.Errorf("postgres: read the searchable fields of %s: %w", typ, err)
+			}
+			if changed[typ] = !slices.Equal(recorded, fields); changed[typ] {
+				if _, err := conn.Exec(ctx, `INSERT INTO `+s.table("search_fields")+` (type, fields) VALUES ($1, $2)
+					ON CONFLICT (type) DO UPDATE SET fields = excluded.fields`, typ, fields); err != nil {
+					return nil, fmt.Errorf("postgres: record the searchable fields of %s: %w", typ, err)
+				}
 			}
 			s.search.set(typ, fields) // from now on, writes key them
 			for _, f := range fields {
 				if err := s.ensureIndex(ctx, conn.Conn(), typ, s.searchIndexName(typ, f), searchExpr(f)); err != nil {
-					return fmt.Errorf("postgres: search index %s.%s: %w", typ, f, err)
+					return nil, fmt.Errorf("postgres: search index %s.%s: %w", typ, f, err)
 				}
+			}
+			if err := s.ensureIndexOn(ctx, conn.Conn(), typ, s.staleIndexName(typ), "id", staleKeys); err != nil {
+				return nil, fmt.Errorf("postgres: index of the stale keys of %s: %w", typ, err)
 			}
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 // ensureIndex creates the index name of the instances of typ on expr and
 // their ids, unless it exists and is valid.
 func (s *Store) ensureIndex(ctx context.Context, conn *pgx.Conn, typ, name, expr string) error {
+	return s.ensureIndexOn(ctx, conn, typ, name, "("+expr+"), id", "")
+}
+
+// ensureIndexOn creates the index name of the instances of typ that meet
+// cond (all if "") on cols, unless it exists and is valid.
+func (s *Store) ensureIndexOn(ctx context.Context, conn *pgx.Conn, typ, name, cols, cond string) error {
 	var valid bool
 	err := conn.QueryRow(ctx, `
 		SELECT i.indisvalid FROM pg_index i
@@ -368,7 +388,11 @@ func (s *Store) ensureIndex(ctx context.Context, conn *pgx.Conn, typ, name, expr
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("look up index: %w", err)
 	}
-	_, err = conn.Exec(ctx, fmt.Sprintf(`CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON %s ((%s), id) WHERE type = %s`,
-		pgx.Identifier{name}.Sanitize(), s.table("instances"), expr, literal(typ)))
+	where := "type = " + literal(typ)
+	if cond != "" {
+		where += " AND " + cond
+	}
+	_, err = conn.Exec(ctx, fmt.Sprintf(`CREATE INDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s) WHERE %s`,
+		pgx.Identifier{name}.Sanitize(), s.table("instances"), cols, where))
 	return err
 }

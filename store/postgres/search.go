@@ -115,14 +115,35 @@ func (s *Store) searchIndexName(typ, field string) string {
 // backfillChunk is how many instances one statement of a backfill keys.
 const backfillChunk = 500
 
-// backfillSearch writes the search column of the instances of typ that
-// lack a key of fields or whose keys are of an older record. It finds them
-// in one scan of the type, then keys them a chunk at a time, each record
-// unless it changed meanwhile (its writer keys it).
-func (s *Store) backfillSearch(ctx context.Context, typ string, fields []string) error {
+// staleKeys is the condition of an instance whose keys are missing or of
+// an older record: the index staleIndexName holds such instances of a
+// type, which writers of this version never leave behind, so it stays
+// small.
+const staleKeys = `(search IS NULL OR (search ->> '` + seqKey + `')::bigint IS DISTINCT FROM seq)`
+
+// staleIndexName names the index of the instances of typ whose keys are
+// stale (see staleKeys).
+func (s *Store) staleIndexName(typ string) string {
+	return s.indexName(typ+"~search", "~stale")
+}
+
+// backfillSearch writes the search column of the instances of typ whose
+// keys are stale: missing, or of an older record (staleKeys, which the
+// index of such instances finds), or, when the fields are other than
+// those recorded before (changed), of other fields (a scan of the type).
+// It keys them a chunk at a time, each record unless it changed meanwhile
+// (its writer keys it).
+func (s *Store) backfillSearch(ctx context.Context, typ string, fields []string, changed bool) error {
 	instances := s.table("instances")
-	rows, err := s.pool.Query(ctx, `SELECT id FROM `+instances+` WHERE type = $1
-		AND (search IS NULL OR NOT search ?& $2::text[] OR search -> '`+seqKey+`' IS DISTINCT FROM to_jsonb(seq))`, typ, fields)
+	cond := "type = " + literal(typ) + " AND " + staleKeys
+	if changed {
+		cond = "type = " + literal(typ) + " AND (" + staleKeys + " OR NOT search ?& $1::text[])"
+	}
+	var args []any
+	if changed {
+		args = append(args, fields)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id FROM `+instances+` WHERE `+cond, args...)
 	if err != nil {
 		return fmt.Errorf("find instances to key: %w", err)
 	}
