@@ -39,15 +39,7 @@ func TestASearchReadsTheKeysIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := st.pool.Query(ctx, "EXPLAIN "+query, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if plan := strings.Join(lines, "\n"); !strings.Contains(plan, st.searchIndexName("person", "name")) {
+		if plan := explain(t, st, query, args...); !strings.Contains(plan, st.searchIndexName("person", "name")) {
 			t.Errorf("%+v: want a read of the keys' index, got plan:\n%s", q, plan)
 		}
 		page, err := st.List(ctx, "person", q)
@@ -57,13 +49,8 @@ func TestASearchReadsTheKeysIndex(t *testing.T) {
 	}
 	// At the next start, the instances whose keys are stale are found by
 	// their index, which holds none here, not by a scan of the type.
-	rows, err := st.pool.Query(ctx, "EXPLAIN SELECT id FROM "+st.table("instances")+" WHERE type = 'person' AND "+staleKeys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if plan := strings.Join(lines, "\n"); err != nil || !strings.Contains(plan, st.staleIndexName("person")) {
-		t.Errorf("the stale keys: %v, plan:\n%s", err, plan)
+	if plan := explain(t, st, "SELECT id FROM "+st.table("instances")+" WHERE type = 'person' AND "+staleKeys); !strings.Contains(plan, st.staleIndexName("person")) {
+		t.Errorf("the stale keys: plan:\n%s", plan)
 	}
 
 	// A broad search finds its page in a short walk of the primary key,
@@ -73,13 +60,8 @@ func TestASearchReadsTheKeysIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err = st.pool.Query(ctx, "EXPLAIN "+query, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	if plan := strings.Join(lines, "\n"); err != nil || !strings.Contains(plan, "instances_pkey") || strings.Contains(plan, "Seq Scan") {
-		t.Errorf("the walk of a broad search: %v, plan:\n%s", err, plan)
+	if plan := explain(t, st, query, args...); !strings.Contains(plan, "instances_pkey") || strings.Contains(plan, "Seq Scan") {
+		t.Errorf("the walk of a broad search: plan:\n%s", plan)
 	}
 	var got []string
 	for range 2 {
@@ -95,4 +77,18 @@ func TestASearchReadsTheKeysIndex(t *testing.T) {
 	if want := "[p000001 p000010 p000011 p000012 p000013 p000014 p000015 p000016 p000017 p000018]"; fmt.Sprint(got) != want {
 		t.Errorf("two pages of the broad search: %v, want %s", got, want)
 	}
+}
+
+// explain is the plan of query, as the planner chooses it.
+func explain(t *testing.T, st *Store, query string, args ...any) string {
+	t.Helper()
+	rows, err := st.pool.Query(context.Background(), "EXPLAIN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }
