@@ -192,6 +192,8 @@ func checkOwnerField(d Definition) error {
 	switch {
 	case f == "":
 		return nil
+	case !namePattern.MatchString(f):
+		return fmt.Errorf("plait: %s: owner field %q is not a plain name", d.Type(), f)
 	case !a.OwnerOnly || a.RolesOnly:
 		return fmt.Errorf("plait: %s: owner field %q without OwnerOnly (or with RolesOnly) decides nothing", d.Type(), f)
 	case slices.Contains(sealedFields(d), f):

@@ -114,12 +114,14 @@ CREATE TABLE {view_swaps} (
 );
 `},
 	{5, "search keys", `
--- The plait.SearchKeys of an instance's searchable fields, and of which
--- fields each type's are (see search.go).
+-- The plait.SearchKeys of an instance's searchable fields (see
+-- search.go), and of each type, as EnsureIndexes last found it declared,
+-- its searchable fields and the field of its state naming its owner.
 ALTER TABLE {instances} ADD COLUMN search jsonb;
-CREATE TABLE {search_fields} (
-	type   text COLLATE "C" PRIMARY KEY,
-	fields text[] NOT NULL
+CREATE TABLE {type_fields} (
+	type        text COLLATE "C" PRIMARY KEY,
+	searchable  text[] NOT NULL,
+	owner_field text NOT NULL
 );
 `},
 }
@@ -281,6 +283,10 @@ func (s *Store) indexName(typ, field string) string {
 // builds; an index a crashed build left invalid is dropped and built again.
 // Processes that call it at once take turns under the schema's advisory lock.
 //
+// The instances of a type whose owner is a field of its state
+// (plait.Access.OwnerField) are given the owners their states name, which
+// those from before the field was its owner's have not.
+//
 // A type's searchable fields (plait.Searchable) are recorded, for every
 // process that writes the type to key them, and the keys its instances
 // lack, or have of an older state, are written once the indexes are
@@ -332,23 +338,40 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) (cha
 	}()
 	for _, d := range defs {
 		typ := d.Type()
+		fields, ownerField := d.Settings().Searchable, ""
+		if a := d.Settings().Access; a.OwnerOnly {
+			ownerField = a.OwnerField
+		}
+		var recorded []string
+		var recordedOwner string
+		err := conn.QueryRow(ctx, `SELECT searchable, owner_field FROM `+s.table("type_fields")+` WHERE type = $1`, typ).
+			Scan(&recorded, &recordedOwner)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("postgres: read the fields of %s: %w", typ, err)
+		}
+		if ownerField != "" && ownerField != recordedOwner {
+			// Instances from before the type's owner was this field
+			// of its state: given the owners their states name.
+			const owner = `CASE jsonb_typeof(state -> $2::text) WHEN 'string' THEN state ->> $2::text ELSE '' END`
+			if _, err := conn.Exec(ctx, `UPDATE `+s.table("instances")+` SET owner = `+owner+`
+				WHERE type = $1 AND owner IS DISTINCT FROM `+owner, typ, ownerField); err != nil {
+				return nil, fmt.Errorf("postgres: owners of %s: %w", typ, err)
+			}
+		}
+		changed[typ] = !slices.Equal(recorded, fields)
+		if changed[typ] || ownerField != recordedOwner {
+			if _, err := conn.Exec(ctx, `INSERT INTO `+s.table("type_fields")+` (type, searchable, owner_field) VALUES ($1, $2, $3)
+				ON CONFLICT (type) DO UPDATE SET searchable = excluded.searchable, owner_field = excluded.owner_field`,
+				typ, append([]string{}, fields...), ownerField); err != nil {
+				return nil, fmt.Errorf("postgres: record the fields of %s: %w", typ, err)
+			}
+		}
 		for _, f := range d.Settings().Indexes {
 			if err := s.ensureIndex(ctx, conn.Conn(), typ, s.indexName(typ, f), sortExpr(f)); err != nil {
 				return nil, fmt.Errorf("postgres: index %s.%s: %w", typ, f, err)
 			}
 		}
-		if fields := d.Settings().Searchable; len(fields) > 0 {
-			var recorded []string
-			err := conn.QueryRow(ctx, `SELECT fields FROM `+s.table("search_fields")+` WHERE type = $1`, typ).Scan(&recorded)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return nil, fmt.Errorf("postgres: read the searchable fields of %s: %w", typ, err)
-			}
-			if changed[typ] = !slices.Equal(recorded, fields); changed[typ] {
-				if _, err := conn.Exec(ctx, `INSERT INTO `+s.table("search_fields")+` (type, fields) VALUES ($1, $2)
-					ON CONFLICT (type) DO UPDATE SET fields = excluded.fields`, typ, fields); err != nil {
-					return nil, fmt.Errorf("postgres: record the searchable fields of %s: %w", typ, err)
-				}
-			}
+		if len(fields) > 0 {
 			s.search.set(typ, fields) // from now on, writes key them
 			for _, f := range fields {
 				if err := s.ensureIndex(ctx, conn.Conn(), typ, s.searchIndexName(typ, f), searchExpr(f)); err != nil {

@@ -21,7 +21,7 @@ import (
 // in SQLite.
 //
 // Which fields of a type are searchable is recorded in the table
-// search_fields by EnsureIndexes, and read by every store that opens the
+// type_fields by EnsureIndexes, and read by every store that opens the
 // schema, so that each process writing the type keys it, whether it
 // called EnsureIndexes or not. Keys missing or of an older record (written
 // before the field was declared, or by a process of an older version) are
@@ -59,10 +59,10 @@ func (f *searchFields) doc(typ string, state json.RawMessage, seq int64) string 
 // EnsureIndexes recorded them; a schema from before search keys has none.
 func (s *Store) loadSearchFields(ctx context.Context) error {
 	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table("search_fields")).Scan(&exists); err != nil || !exists {
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table("type_fields")).Scan(&exists); err != nil || !exists {
 		return err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT type, fields FROM `+s.table("search_fields"))
+	rows, err := s.pool.Query(ctx, `SELECT type, searchable FROM `+s.table("type_fields")+` WHERE searchable <> '{}'`)
 	if err != nil {
 		return fmt.Errorf("postgres: read the searchable fields: %w", err)
 	}

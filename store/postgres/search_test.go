@@ -79,3 +79,12 @@ func TestSearchKeysAreWrittenByEveryStore(t *testing.T) {
 		t.Fatalf("after EnsureIndexes, search bob finds %s and ann %s, want [p1] and []", got, old)
 	}
 }
+
+// TestOwnerFieldDeclaredLater runs the owner field's contract, shared with
+// the embedded store.
+func TestOwnerFieldDeclaredLater(t *testing.T) {
+	enginetest.RunOwnerFieldDeclaredLater(t, func(t *testing.T) enginetest.IndexingStore {
+		st, _ := open(t)
+		return st
+	})
+}

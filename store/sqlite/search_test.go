@@ -21,3 +21,16 @@ func TestSearch(t *testing.T) {
 		return st
 	})
 }
+
+// TestOwnerFieldDeclaredLater runs the owner field's contract, shared with
+// the PostgreSQL store.
+func TestOwnerFieldDeclaredLater(t *testing.T) {
+	enginetest.RunOwnerFieldDeclaredLater(t, func(t *testing.T) enginetest.IndexingStore {
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "owners.db"), sqlite.Options{Synchronous: "NORMAL"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+}

@@ -422,6 +422,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 	name TEXT PRIMARY KEY,
 	pos  INTEGER NOT NULL
 );
+-- The field of each type's state that names its owner, as EnsureIndexes
+-- last found it declared (see alignOwners).
+CREATE TABLE IF NOT EXISTS type_fields (
+	type        TEXT PRIMARY KEY,
+	owner_field TEXT NOT NULL
+);
 `
 
 // checkSchema reports ErrNoStore unless the file holds a store's tables.
@@ -578,12 +584,17 @@ func createPrivate(path string) error {
 var coreTables = []string{"commands", "events", "instances", "checkpoints"}
 
 // EnsureIndexes creates a partial secondary index on every field an
-// aggregate type declares with plait.Indexed. List names the index it
-// uses (see listQuery): left to itself, SQLite's planner reads the type
-// through the primary key and sorts.
+// aggregate type declares with plait.Indexed, and on the search keys of
+// those it declares plait.Searchable. List names the index it uses (see
+// listQuery): left to itself, SQLite's planner reads the type through the
+// primary key and sorts. The instances of a type whose owner is a field
+// of its state are given the owners their states name (see alignOwners).
 func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) error {
 	for _, d := range defs {
 		phys := s.physical(d.Type())
+		if err := s.alignOwners(ctx, d.Type(), phys, d.Settings().Access); err != nil {
+			return err
+		}
 		for _, f := range d.Settings().Indexes {
 			if err := s.createIndex(ctx, indexName(phys, f), indexDDL(phys, f)); err != nil {
 				return err
@@ -596,6 +607,40 @@ func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) erro
 		}
 	}
 	return nil
+}
+
+// alignOwners gives the instances of typ (stored under phys) the owners
+// their states name when its owner has become a field of its state
+// (plait.Access.OwnerField) since the last EnsureIndexes: a command moves
+// an instance to the owner its state names, and those from before had
+// their first senders.
+func (s *Store) alignOwners(ctx context.Context, typ, phys string, a plait.Access) error {
+	field := ""
+	if a.OwnerOnly {
+		field = a.OwnerField
+	}
+	var recorded string
+	err := s.w.QueryRowContext(ctx, `SELECT owner_field FROM type_fields WHERE type = ?`, typ).Scan(&recorded)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: owner field of %s: %w", typ, err)
+	}
+	if field == recorded {
+		return nil
+	}
+	return s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		if field != "" {
+			const owner = `CASE json_type(state, ?1) WHEN 'text' THEN json_extract(state, ?1) ELSE '' END`
+			if _, err := tx.ExecContext(ctx, `UPDATE instances SET owner = `+owner+` WHERE type = ?2 AND owner IS NOT `+owner,
+				"$."+field, phys); err != nil {
+				return fmt.Errorf("sqlite: owners of %s: %w", typ, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO type_fields(type, owner_field) VALUES(?, ?)
+			ON CONFLICT(type) DO UPDATE SET owner_field = excluded.owner_field`, typ, field); err != nil {
+			return fmt.Errorf("sqlite: owner field of %s: %w", typ, err)
+		}
+		return nil
+	})
 }
 
 // Close closes the store.
