@@ -150,3 +150,37 @@ test('a list item and a screen link to the screens they open: Ctrl+click opens o
   await tab.close();
   await done(page);
 });
+
+test('a rejection sent again from the badge is not reopened by the step of the history that first showed it', T, async () => {
+  const prefix = `Zn Again ${unique()}`;
+  const first = await createCustomer(`${prefix} A`);
+  const second = await createCustomer(`${prefix} B`);
+  const page = await openApp(browser);
+  await search(page, 'customers', prefix);
+  await page.locator(`[data-testid=customer-row][data-id="${first}"]`).click();
+  let s = await screen(page);
+  await s.getByTestId('input-email').fill('not an address');
+  await s.getByTestId('submit-changeEmail').click();
+  await s.getByTestId('reopen-note').waitFor();
+  // Another screen: the rejection goes to the badge, and is sent again from there.
+  await page.locator(`[data-testid=customer-row][data-id="${second}"]`).click();
+  await page.locator(`[data-testid=screen][data-ready=true][data-id="${second}"]`).waitFor();
+  await page.getByTestId('error-badge').click();
+  await page.getByTestId('error-item').first().click();
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${first}"]`);
+  await s.getByTestId('reopen-note').waitFor();
+  await s.getByTestId('input-email').fill('again@example.com');
+  await s.getByTestId('submit-changeEmail').click();
+  await page.getByTestId('screen').waitFor({ state: 'hidden' });
+  // Back through the steps: the screen it was sent from, the other
+  // customer's, and the one that first reopened it, which shows the
+  // customer as it is now.
+  for (const id of [first, second, first]) {
+    await page.goBack();
+    await page.locator(`[data-testid=screen][data-ready=true][data-id="${id}"]`).waitFor();
+  }
+  s = page.locator(`[data-testid=screen][data-ready=true][data-id="${first}"]`);
+  assert.equal(await s.getByTestId('input-email').inputValue(), 'again@example.com');
+  assert.equal(await s.getByTestId('reopen-note').count(), 0, 'the rejection sent again is not reopened');
+  await done(page);
+});

@@ -1153,6 +1153,7 @@ async function send(form, cmd) {
     // a reload or by coming back to this step of the history.
     if (s.reopen && !s.sentAgain) {
       s.sentAgain = true;
+      markSentAgain(s.reopen.id);
       if (ui.screen === s) syncUrl();
     }
     s.own.add(cmd.id);
@@ -1791,6 +1792,29 @@ function dropRejection(id) {
   if (ui.rejections.length !== n) renderRejections();
 }
 
+/** Where the ids of the rejections sent again are kept, for the steps of the history that reopened them. */
+const SENT_AGAIN_KEY = 'orderdesk.sentAgain';
+
+/** The ids of the rejections sent again in this tab, the latest last. */
+function sentAgain() {
+  try {
+    const ids = JSON.parse(sessionStorage.getItem(SENT_AGAIN_KEY) ?? '[]');
+    return Array.isArray(ids) ? ids : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Records that the rejection id was sent again: no step of the history reopens it any more. */
+function markSentAgain(id) {
+  try {
+    // A tab's history holds 50 steps or so: the last 200 ids are plenty.
+    sessionStorage.setItem(SENT_AGAIN_KEY, JSON.stringify([...sentAgain().filter((x) => x !== id), id].slice(-200)));
+  } catch {
+    // storage full or refused: the step may reopen it, as before
+  }
+}
+
 /** Where the badge's rejections are kept, so that a reload of the tab keeps them. */
 const REJECTIONS_KEY = 'orderdesk.rejections';
 
@@ -2019,8 +2043,10 @@ function followUrl() {
         closeScreen();
       } else {
         // A step that reopened a rejection reopens it again (after a reload, say).
+        // One sent again since, from another step or the badge, is not.
         const reopen = history.state?.reopen;
-        const reopens = reopen && !r.screen.isNew && reopen.type === r.screen.type && reopen.aggregateId === r.screen.id;
+        const reopens = reopen && !r.screen.isNew && reopen.type === r.screen.type && reopen.aggregateId === r.screen.id
+          && !sentAgain().includes(reopen.id);
         if (reopens) dropRejection(reopen.id);
         openScreen(r.screen.type, r.screen.isNew ? newScreenId(r.screen.type) : r.screen.id, {
           isNew: r.screen.isNew, customerId: r.screen.customerId, reopen: reopens ? reopen : undefined,
