@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -35,21 +36,114 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 			return engine.ListPage{}, nil
 		}
 	}
-	page, walked, err := s.listPage(ctx, typ, q, true)
+	if broad, err := s.broadSearch(ctx, typ, q); err != nil {
+		return engine.ListPage{}, err
+	} else if broad {
+		// A broad search in the ids' order reads the next searchWalk
+		// instances by the primary key first, and finds its page there
+		// at once, where the index of its keys would find, and sort,
+		// every match. Should it find too few (the matches are
+		// elsewhere), it reads the index after all.
+		end, err := s.walkEnd(ctx, typ, q)
+		if err != nil {
+			return engine.ListPage{}, err
+		}
+		page, _, err := s.listPage(ctx, typ, q, listMode{upTo: end, window: true})
+		if err != nil || page.Next != "" || end == "" {
+			return page, err // a full page, or every instance left read
+		}
+	}
+	page, walked, err := s.listPage(ctx, typ, q, listMode{walk: true})
 	if err == nil && walked && page.Next == "" {
 		// The walk of the sort field's index found too few of the user's
 		// items near the cursor: their own index finds the page.
-		page, _, err = s.listPage(ctx, typ, q, false)
+		page, _, err = s.listPage(ctx, typ, q, listMode{})
 	}
 	return page, err
 }
 
-// listPage runs the list query of q: with walk, for a user who sees only
-// their items in a list sorted by an indexed field, a bounded walk of that
-// index (walked is then true, and a page it did not fill may be short of
+// searchWalk is how many instances a search in the ids' order reads of the
+// primary key before it takes the index of the keys.
+const searchWalk = 2000
+
+// primaryKey is the index SQLite makes of the primary key of instances,
+// (type, id).
+const primaryKey = "sqlite_autoindex_instances_1"
+
+// broadSearch reports whether q is a search in the ids' order of all the
+// type's instances (a user's own are found by the index by owner) that
+// matches searchWalk of them or more, as the index of the keys of its
+// first search counts them, and no further: its page is best found in
+// the order of the ids. (Each instance read in that order has its key
+// computed; a match the index finds has it stored.)
+func (s *Store) broadSearch(ctx context.Context, typ string, q engine.ListQuery) (bool, error) {
+	if q.Sort != "" || q.Owner != "" {
+		return false, nil
+	}
+	i := slices.IndexFunc(q.Filters, func(f engine.Filter) bool { return f.Op == "search" })
+	if i < 0 {
+		return false, nil
+	}
+	phys, f := s.physical(typ), q.Filters[i]
+	index := indexName(phys, f.Field) + searchSuffix
+	if !s.hasIndexNamed(index) {
+		return false, nil
+	}
+	key, k := plait.SearchKey(f.Value), searchExpr(f.Field)
+	var n int
+	err := s.r.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM instances INDEXED BY "%s"
+		WHERE type = '%s' AND %s >= ? AND %s < ? LIMIT %d)`, index, phys, k, k, searchWalk), key, key+afterPrefix).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: list %s: %w", typ, err)
+	}
+	return n >= searchWalk, nil
+}
+
+// walkEnd is the id of the searchWalk-th instance of typ after q's cursor,
+// in q's order; "" when fewer follow it.
+func (s *Store) walkEnd(ctx context.Context, typ string, q engine.ListQuery) (string, error) {
+	cond, dir, args := "", "ASC", []any{}
+	if q.Desc {
+		dir = "DESC"
+	}
+	if q.After != "" {
+		c, err := decodeCursor(q.After, q.Order())
+		if err != nil {
+			return "", err
+		}
+		cond = " AND id > ?"
+		if q.Desc {
+			cond = " AND id < ?"
+		}
+		args = append(args, c.ID)
+	}
+	var end string
+	err := s.r.QueryRowContext(ctx, fmt.Sprintf(`SELECT id FROM instances WHERE type = '%s'%s ORDER BY id %s LIMIT 1 OFFSET %d`,
+		s.physical(typ), cond, dir, searchWalk-1), args...).Scan(&end)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: list %s: %w", typ, err)
+	}
+	return end, nil
+}
+
+// listMode is how a list query reads the instances: with walk, a list of
+// a user's own items sorted by an indexed field walks that index for at
+// most walkLimit rows (see listQuery); with window, a list in the ids'
+// order reads only those up to upTo ("" for all), by the primary key.
+type listMode struct {
+	walk   bool
+	window bool
+	upTo   string
+}
+
+// listPage runs the list query of q, read as mode says (walked is true
+// when it walked an index, and a page it did not fill may then be short of
 // items that follow).
-func (s *Store) listPage(ctx context.Context, typ string, q engine.ListQuery, walk bool) (page engine.ListPage, walked bool, err error) {
-	query, args, walked, err := s.listQuery(typ, q, walk)
+func (s *Store) listPage(ctx context.Context, typ string, q engine.ListQuery, mode listMode) (page engine.ListPage, walked bool, err error) {
+	query, args, walked, err := s.listQuery(typ, q, mode)
 	if err != nil {
 		return engine.ListPage{}, false, err
 	}
@@ -58,7 +152,7 @@ func (s *Store) listPage(ctx context.Context, typ string, q engine.ListQuery, wa
 	if err != nil && strings.Contains(err.Error(), "no such index") {
 		// A rebuild swapped the view and dropped the old copy's indexes
 		// between the query's making and its running: make it again.
-		if query, args, walked, err = s.listQuery(typ, q, walk); err == nil {
+		if query, args, walked, err = s.listQuery(typ, q, mode); err == nil {
 			rows, err = s.r.QueryContext(ctx, query, args...)
 		}
 	}
@@ -115,10 +209,9 @@ func listLimit(q engine.ListQuery) int {
 const walkLimit = 1024
 
 // listQuery is the SQL of a list query and its arguments: one row more
-// than the page holds, to tell whether another page follows. With walk, a
-// list of a user's own items sorted by an indexed field walks that index
-// for at most walkLimit rows (walked is then true).
-func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query string, args []any, walked bool, err error) {
+// than the page holds, to tell whether another page follows, read as mode
+// says (walked is true when it walks an index).
+func (s *Store) listQuery(typ string, q engine.ListQuery, mode listMode) (query string, args []any, walked bool, err error) {
 	phys := s.physical(typ)
 	var where []string
 	where = append(where, fmt.Sprintf("type = '%s'", phys))
@@ -182,7 +275,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 		}
 	}
 	sortIndexed := q.Sort != "" && s.hasIndex(phys, q.Sort)
-	walked = walk && q.Owner != "" && sortIndexed && eqIndexed == "" && !idEq
+	walked = mode.walk && q.Owner != "" && sortIndexed && eqIndexed == "" && !idEq
 	if q.Owner != "" && !walked {
 		where = append(where, "owner = ?")
 		args = append(args, q.Owner)
@@ -217,6 +310,14 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 			args = append(args, c.Value, c.ID)
 		}
 	}
+	if mode.window && mode.upTo != "" {
+		if q.Desc {
+			where = append(where, "id >= ?")
+		} else {
+			where = append(where, "id <= ?")
+		}
+		args = append(args, mode.upTo)
+	}
 	dir := "ASC"
 	if q.Desc {
 		dir = "DESC"
@@ -242,6 +343,8 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, walk bool) (query stri
 	index := ""
 	switch {
 	case idEq:
+	case mode.window:
+		index = primaryKey
 	case eqIndexed != "":
 		index = indexName(phys, eqIndexed)
 	case q.Owner != "" && !walked && s.hasIndexNamed(ownerIndex):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -58,13 +59,13 @@ func indexedStore(t *testing.T) *Store {
 // of the sort field's index, for an own list sorted by an indexed field).
 func plan(t *testing.T, s *Store, q engine.ListQuery) string {
 	t.Helper()
-	return planOf(t, s, q, true)
+	return planOf(t, s, q, listMode{walk: true})
 }
 
-// planOf is the plan of q's query, with or without the walk first.
-func planOf(t *testing.T, s *Store, q engine.ListQuery, walk bool) string {
+// planOf is the plan of q's query, read as mode says.
+func planOf(t *testing.T, s *Store, q engine.ListQuery, mode listMode) string {
 	t.Helper()
-	sqlText, args, _, err := s.listQuery("ticket", q, walk)
+	sqlText, args, _, err := s.listQuery("ticket", q, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,26 +132,52 @@ func TestASearchIsARangeOfTheKeysIndex(t *testing.T) {
 		if p := plan(t, s, q); !strings.Contains(p, "USING INDEX instances_ticket_status~search (<expr>>? AND <expr><?)") {
 			t.Errorf("%+v: %s", q, p)
 		}
-	}
-	found := 0
-	for q := (engine.ListQuery{Filters: search, Limit: 1000}); ; {
-		page, err := s.List(context.Background(), "ticket", q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found += len(page.Items)
-		if q.After = page.Next; page.Next == "" {
-			break
+		// Its first reading, of a window of the primary key, in order.
+		if p := planOf(t, s, q, listMode{window: true, upTo: "t02000"}); !strings.Contains(p, "USING INDEX "+primaryKey+" (type=? AND id>? AND id<?)") &&
+			!strings.Contains(p, "USING INDEX "+primaryKey+" (type=? AND id<?)") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("%+v, in a window: %s", q, p)
 		}
 	}
-	want := 0
-	for i := range 3000 {
-		if i%10 != 0 && (i*7)%23/10 == 1 { // s10 to s19
-			want++
-		}
+	// Pages of a broad search (S: every status, read in windows of the
+	// primary key) and of narrower ones (S1: s10 to s19, and S22, read by
+	// the index), forwards and backwards, hold every match once, in order.
+	if broad, err := s.broadSearch(context.Background(), "ticket", engine.ListQuery{Filters: []engine.Filter{{Field: "status", Op: "search", Value: "s"}}}); !broad || err != nil {
+		t.Errorf("a search of s is broad: %v, %v", broad, err)
 	}
-	if found != want {
-		t.Errorf("search S1 found %d tickets, want %d", found, want)
+	for _, tc := range []struct {
+		value string
+		match func(status int) bool
+	}{{"S", func(int) bool { return true }}, {"S1", func(n int) bool { return n/10 == 1 }}, {"S22", func(n int) bool { return n == 22 }}} {
+		var want []string
+		for i := range 3000 {
+			if i%10 != 0 && tc.match((i*7)%23) {
+				want = append(want, fmt.Sprintf("t%05d", (i*7919)%3000))
+			}
+		}
+		sort.Strings(want)
+		for _, limit := range []int{7, 1000} {
+			for _, desc := range []bool{false, true} {
+				var got []string
+				for q := (engine.ListQuery{Filters: []engine.Filter{{Field: "status", Op: "search", Value: tc.value}}, Limit: limit, Desc: desc}); ; {
+					page, err := s.List(context.Background(), "ticket", q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, it := range page.Items {
+						got = append(got, it.ID)
+					}
+					if q.After = page.Next; page.Next == "" {
+						break
+					}
+				}
+				if desc {
+					slices.Reverse(got)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("search %s in pages of %d (descending %v): %d tickets, want %d", tc.value, limit, desc, len(got), len(want))
+				}
+			}
+		}
 	}
 }
 
@@ -173,10 +200,10 @@ func TestOwnListsWalkTheOwnerIndex(t *testing.T) {
 		}
 	}
 	for _, q := range []engine.ListQuery{{Owner: "u", Sort: "status"}, {Owner: "u", Sort: "status", Desc: true}} {
-		if p := planOf(t, s, q, true); !strings.Contains(p, "USING INDEX instances_ticket_status") {
+		if p := planOf(t, s, q, listMode{walk: true}); !strings.Contains(p, "USING INDEX instances_ticket_status") {
 			t.Errorf("%+v, walked: %s", q, p)
 		}
-		if p := planOf(t, s, q, false); !strings.Contains(p, "USING INDEX instances_owner (type=? AND owner=?") {
+		if p := planOf(t, s, q, listMode{}); !strings.Contains(p, "USING INDEX instances_owner (type=? AND owner=?") {
 			t.Errorf("%+v, by owner: %s", q, p)
 		}
 	}
