@@ -16,7 +16,7 @@ import (
 // its events in either deployment.
 func TestCommandsAreStampedToTheMicrosecond(t *testing.T) {
 	at := time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)
-	n := enginetest.StartWith(t, sqliteOpener(t), func(engine.Store) engine.Options {
+	n := enginetest.StartWith(t, sqliteOpener(t), func(engine.Store, plait.App) engine.Options {
 		return engine.Options{Partitions: 2, Clock: func() time.Time { return at }}
 	})
 	rec, err := n.Engine.Submit(context.Background(), plait.Command{Type: "counter", AggregateID: "a", Name: "add", Data: json.RawMessage(`{"by":1}`)}, plait.User{ID: "ann"})

@@ -26,7 +26,7 @@ import (
 // itself, once a write has been blocked for the write timeout, while a
 // client that reads keeps going.
 func TestStuckClientIsCutLoose(t *testing.T) {
-	e, srv, ts := serveWithWriteTimeout(t, sqlite.Options{Synchronous: "OFF"})
+	e, srv, ts := serveWithWriteTimeout(t, sqlite.Options{Synchronous: "OFF"}, 300*time.Millisecond)
 
 	// The stuck client: it sends its request and reads nothing.
 	stuck, err := net.Dial("tcp", ts.Listener.Addr().String())
@@ -110,7 +110,9 @@ func gaugeValue(s *Server) float64 {
 // that reads gets the whole page, and its next request on the same
 // connection is answered, however much later.
 func TestStuckReaderOfAnAnswerIsCutLoose(t *testing.T) {
-	e, srv, ts := serveWithWriteTimeout(t, sqlite.Options{Synchronous: "OFF", MaxPageBytes: 256 << 20})
+	// A write blocked for a second is a stuck reader's: one that reads,
+	// on a machine loaded by the race detector, may pause for less.
+	e, srv, ts := serveWithWriteTimeout(t, sqlite.Options{Synchronous: "OFF", MaxPageBytes: 256 << 20}, time.Second)
 
 	// Some 40 MB of list items: more than the socket buffers hold.
 	label := strings.Repeat("x", 200<<10)
@@ -187,7 +189,7 @@ func TestStuckReaderOfAnAnswerIsCutLoose(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 || strings.Count(string(body), `"label"`) != 200 {
 			t.Fatalf("request %d: %d, %d bytes, %v", i, resp.StatusCode, len(body), err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(1200 * time.Millisecond)
 	}
 	// A small answer after them, long after the last write of the large
 	// one, is not cut by that write's deadline.
@@ -236,9 +238,9 @@ func httptestGet(t *testing.T, url string) string {
 }
 
 // serveWithWriteTimeout serves the test application on a SQLite store
-// opened with opts, its writes to a client bounded by 300 ms, until the
+// opened with opts, its writes to a client bounded by timeout, until the
 // test ends.
-func serveWithWriteTimeout(t *testing.T, opts sqlite.Options) (*engine.Engine, *Server, *httptest.Server) {
+func serveWithWriteTimeout(t *testing.T, opts sqlite.Options, timeout time.Duration) (*engine.Engine, *Server, *httptest.Server) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "plait.db"), opts)
 	if err != nil {
@@ -251,7 +253,7 @@ func serveWithWriteTimeout(t *testing.T, opts sqlite.Options) (*engine.Engine, *
 	}
 	enginetest.Background(t, e)
 	srv := New(e, Options{Logger: slog.New(slog.DiscardHandler)})
-	srv.streamWriteTimeout = 300 * time.Millisecond
+	srv.streamWriteTimeout = timeout
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	t.Cleanup(srv.CloseStreams)

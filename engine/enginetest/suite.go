@@ -28,9 +28,9 @@ func Run(t *testing.T, newStore Factory) {
 	RunWith(t, newStore, nil)
 }
 
-// Configure gives the engine options for a store the suite opened; a
-// scaled-out run sets Options.CommandLog here.
-type Configure func(st engine.Store) engine.Options
+// Configure gives the engine options for a store the suite opened, for an
+// engine of app; a scaled-out run sets Options.CommandLog here.
+type Configure func(st engine.Store, app plait.App) engine.Options
 
 // RunWith is Run with the engine configured by configure (nil: the embedded
 // defaults).
@@ -104,7 +104,7 @@ func start(t *testing.T, open Opener, app plait.App, configure Configure) *Node 
 	st := open(t)
 	opts := engine.Options{Partitions: 4}
 	if configure != nil {
-		opts = configure(st)
+		opts = configure(st, app)
 	}
 	e, err := engine.New(app, st, opts)
 	if err != nil {

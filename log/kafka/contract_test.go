@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/engine/enginetest"
 	"github.com/plaithq/plait/log/kafka"
@@ -45,12 +46,12 @@ func TestContract(t *testing.T) {
 			l.Close()
 		}
 	})
-	enginetest.RunWith(t, factory(url), func(st engine.Store) engine.Options {
+	enginetest.RunWith(t, factory(url), func(st engine.Store, app plait.App) engine.Options {
 		pg := st.(*postgres.Store)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		// One prefix and group per test, shared by its restarts.
-		l, err := kafka.New(ctx, enginetest.App(), kafka.Options{
+		l, err := kafka.New(ctx, app, kafka.Options{
 			Brokers: brokers, Prefix: pg.Schema(), Group: pg.Schema(), Partitions: 4,
 			Offsets: pg, SessionTimeout: time.Second, Logger: quiet,
 		})
@@ -84,11 +85,11 @@ func TestContractReactingFromTopics(t *testing.T) {
 			l.Close()
 		}
 	})
-	enginetest.RunWith(t, factory(url), func(st engine.Store) engine.Options {
+	enginetest.RunWith(t, factory(url), func(st engine.Store, app plait.App) engine.Options {
 		pg := st.(*postgres.Store)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		l, err := kafka.New(ctx, enginetest.App(), kafka.Options{
+		l, err := kafka.New(ctx, app, kafka.Options{
 			Brokers: brokers, Prefix: pg.Schema(), Group: pg.Schema(), Partitions: 4,
 			Offsets: pg, SessionTimeout: time.Second, Logger: silent,
 		})

@@ -40,7 +40,7 @@ func TestScaledOutAccessHoldsWhenACommandIsDecided(t *testing.T) {
 		plait.Apply("written", func(_ doc, e doc) doc { return e }),
 	)}}
 	log := enginetest.NewMemLog("commands", 2, st.Offset)
-	e := enginetest.StartAppWith(t, func(*testing.T) engine.Store { return st }, app, func(engine.Store) engine.Options {
+	e := enginetest.StartAppWith(t, func(*testing.T) engine.Store { return st }, app, func(engine.Store, plait.App) engine.Options {
 		return engine.Options{CommandLog: log, Partitions: 2}
 	}).Engine
 

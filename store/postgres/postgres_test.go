@@ -8,6 +8,7 @@ import (
 
 	"github.com/plaithq/plait/store/postgres/pgtest"
 
+	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/engine/enginetest"
 	"github.com/plaithq/plait/store/postgres"
@@ -56,7 +57,7 @@ func TestContract(t *testing.T) {
 func TestContractScaledOut(t *testing.T) {
 	var mu sync.Mutex
 	logs := map[string]*enginetest.MemLog{} // by schema: one log per test, kept across restarts
-	enginetest.RunWith(t, factory(pgtest.URL(t)), func(st engine.Store) engine.Options {
+	enginetest.RunWith(t, factory(pgtest.URL(t)), func(st engine.Store, _ plait.App) engine.Options {
 		pg := st.(*postgres.Store)
 		mu.Lock()
 		defer mu.Unlock()
