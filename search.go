@@ -25,9 +25,11 @@ const MaxSearchKey = 1024
 
 // SearchKey is the form in which a search compares text: its characters
 // decomposed as far as Unicode's compatibility mappings go (NFKD), their
-// marks dropped (accents, diacritics) and their case folded, cut to at
-// most MaxSearchKey bytes at a character's end. "Zoë", "ZOE" and "zoe"
-// have one key, as have "straße" and "STRASSE", "ﬁle" and "FILE".
+// marks (accents, diacritics) and invisible format characters (a
+// zero-width space, a soft hyphen) dropped, its leading spaces too, and
+// its case folded, cut to at most MaxSearchKey bytes at a character's
+// end. "Zoë", "ZOE" and " zoe" have one key, as have "straße" and
+// "STRASSE", "ﬁle" and "FILE".
 //
 // Both stores index the keys Plait computes, not their own collation's,
 // so a search finds the same items in every deployment. Unicode keeps
@@ -36,7 +38,7 @@ const MaxSearchKey = 1024
 func SearchKey(s string) string {
 	if ascii(s) {
 		// Most text: its key is its lower case.
-		return cut(strings.ToLower(s))
+		return cut(strings.ToLower(strings.TrimLeftFunc(s, unicode.IsSpace)))
 	}
 	// Decomposed first, so that what compatibility maps to capitals
 	// ("℡" is "TEL") is folded too; decomposed again after folding, which
@@ -54,13 +56,14 @@ func ascii(s string) bool {
 	return true
 }
 
-// unmarked is s decomposed (NFKD) without its nonspacing marks.
+// unmarked is s decomposed (NFKD) without its nonspacing marks and format
+// characters, and without leading spaces.
 func unmarked(s string) string {
 	d := norm.NFKD.String(s)
 	var b strings.Builder
 	b.Grow(len(d))
 	for _, r := range d {
-		if !unicode.Is(unicode.Mn, r) {
+		if !unicode.In(r, unicode.Mn, unicode.Cf) && (b.Len() > 0 || !unicode.IsSpace(r)) {
 			b.WriteRune(r)
 		}
 	}

@@ -10,20 +10,23 @@ import (
 
 func TestSearchKey(t *testing.T) {
 	for in, want := range map[string]string{
-		"Ann Smith":     "ann smith",
-		"ZOË":           "zoe",
-		"zoe\u0308":     "zoe", // decomposed
-		"Straße":        "strasse",
-		"ﬁle":           "file", // a ligature, by compatibility
-		"℡ 12":          "tel 12",
-		"İstanbul":      "istanbul",
-		"Ångström":      "angstrom",
-		"ΣΊΣΥΦΟΣ":       "σισυφοσ",
-		"Łódź":          "łodz", // a stroke is no mark
-		"Işık":          "isık", // the dotless ı is a letter of its own
-		"οδος":          "οδοσ", // a final sigma is a sigma
-		"":              "",
-		"2024-01-02T03": "2024-01-02t03",
+		"Ann Smith":       "ann smith",
+		"ZOË":             "zoe",
+		"zoe\u0308":       "zoe", // decomposed
+		"Straße":          "strasse",
+		"ﬁle":             "file", // a ligature, by compatibility
+		"℡ 12":            "tel 12",
+		"İstanbul":        "istanbul",
+		"Ångström":        "angstrom",
+		"ΣΊΣΥΦΟΣ":         "σισυφοσ",
+		"Łódź":            "łodz", // a stroke is no mark
+		"Işık":            "isık", // the dotless ı is a letter of its own
+		"οδος":            "οδοσ", // a final sigma is a sigma
+		"  Ann ":          "ann ", // leading spaces go, not trailing: "ann " starts no "Anna"
+		"\u200bZo\u00ade": "zoe",  // invisible format characters go
+		"\u3000Zoë":       "zoe",  // an ideographic space leads
+		"":                "",
+		"2024-01-02T03":   "2024-01-02t03",
 	} {
 		if got := plait.SearchKey(in); got != want {
 			t.Errorf("SearchKey(%q) = %q, want %q", in, got, want)

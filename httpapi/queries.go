@@ -495,7 +495,11 @@ func parseListQuery(q url.Values, settings plait.Settings, sealed []string) (eng
 			if len(lq.Filters)+len(vals) > maxListFilters {
 				return lq, &paramError{Param: k, Code: CodeInvalidParam, Message: fmt.Sprintf("at most %d filters in all", maxListFilters)}
 			}
-			if f == "id" && !known(f) && op != "search" { // every item's id, as sort=id
+			if f == "id" && !known(f) && op == "search" {
+				return lq, &paramError{Param: k, Code: CodeNotSearchable,
+					Message: "an instance's id is not searchable; prefix.id compares it as it is"}
+			}
+			if f == "id" && !known(f) { // every item's id, as sort=id
 				for _, v := range vals {
 					lq.Filters = append(lq.Filters, engine.Filter{Op: op, Value: v, OnID: true})
 				}

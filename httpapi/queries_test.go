@@ -268,7 +268,7 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		{"gt.count=1", httpapi.CodeUnknownOperator},
 		{"like.label=a", httpapi.CodeUnknownOperator},
 		{"search.label=a", httpapi.CodeNotSearchable}, // counter declares no searchable field
-		{"search.id=a", httpapi.CodeUnknownFieldName},
+		{"search.id=a", httpapi.CodeNotSearchable},
 		{"sort=nope", httpapi.CodeUnknownFieldName},
 		{"sort=count&sort=label", "invalid"},
 		{"fields=label,nope", httpapi.CodeUnknownFieldName},

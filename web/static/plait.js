@@ -83,15 +83,16 @@ export function randomChars(n) {
 /**
  * The form in which a list's search compares text, as the server's
  * (plait.SearchKey) near enough to tell whether an item changed on the
- * page still matches: decomposed, without marks, case folded. "Zoë" and
- * "ZOE" have one key, as have "Straße" and "STRASSE"; "Işık" is "isık",
+ * page still matches: decomposed, without marks, invisible format
+ * characters and leading spaces, case folded. "Zoë" and "ZOE" have one key, as have "Straße" and "STRASSE"; "Işık" is "isık",
  * the dotless ı being a letter of its own.
  *
  * @param {string} s
  * @returns {string}
  */
 export function searchKey(s) {
-  const unmarked = (t) => t.normalize('NFKD').replace(/\p{Mn}/gu, '');
+  // Without marks, invisible format characters and leading spaces.
+  const unmarked = (t) => t.normalize('NFKD').replace(/[\p{Mn}\p{Cf}]/gu, '').replace(/^\s+/u, '');
   // Lower case, and what Unicode's full case folding does beyond it:
   // ß is ss, a final sigma is a sigma.
   return unmarked(unmarked(s).toLowerCase().replace(/ß/g, 'ss').replace(/ς/g, 'σ'));
