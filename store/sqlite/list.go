@@ -36,9 +36,12 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 			return engine.ListPage{}, nil
 		}
 	}
-	if broad, err := s.broadSearch(ctx, typ, q); err != nil {
+	matches, searched, err := s.searchMatches(ctx, typ, q)
+	if err != nil {
 		return engine.ListPage{}, err
-	} else if broad {
+	}
+	broad := searched && matches >= searchWalk
+	if broad && q.Sort == "" && q.Owner == "" {
 		// A broad search in the ids' order reads the next searchWalk
 		// instances by the primary key first, and finds its page there
 		// at once, where the index of its keys would find, and sort,
@@ -52,6 +55,13 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 		if err != nil || page.Next != "" || end == "" {
 			return page, err // a full page, or every instance left read
 		}
+	}
+	if searched && !broad && q.Owner != "" {
+		// A narrow search of a user's own items reads its few matches by
+		// the index of their keys, rather than compute the key of every
+		// item the user owns.
+		page, _, err := s.listPage(ctx, typ, q, listMode{byKeys: true})
+		return page, err
 	}
 	page, walked, err := s.listPage(ctx, typ, q, listMode{walk: true})
 	if err == nil && walked && page.Next == "" {
@@ -70,33 +80,28 @@ const searchWalk = 2000
 // (type, id).
 const primaryKey = "sqlite_autoindex_instances_1"
 
-// broadSearch reports whether q is a search in the ids' order of all the
-// type's instances (a user's own are found by the index by owner) that
-// matches searchWalk of them or more, as the index of the keys of its
-// first search counts them, and no further: its page is best found in
-// the order of the ids. (Each instance read in that order has its key
-// computed; a match the index finds has it stored.)
-func (s *Store) broadSearch(ctx context.Context, typ string, q engine.ListQuery) (bool, error) {
-	if q.Sort != "" || q.Owner != "" {
-		return false, nil
-	}
+// searchMatches counts the instances of typ that the first search of q
+// matches, by the index of its field's keys, up to searchWalk: how a list
+// is best read depends on it. An instance read otherwise has its key
+// computed, by a call of the store's function; a match the index finds
+// has it stored. searched is false when q has no search with an index.
+func (s *Store) searchMatches(ctx context.Context, typ string, q engine.ListQuery) (matches int, searched bool, err error) {
 	i := slices.IndexFunc(q.Filters, func(f engine.Filter) bool { return f.Op == "search" })
 	if i < 0 {
-		return false, nil
+		return 0, false, nil
 	}
 	phys, f := s.physical(typ), q.Filters[i]
 	index := indexName(phys, f.Field) + searchSuffix
 	if !s.hasIndexNamed(index) {
-		return false, nil
+		return 0, false, nil
 	}
 	key, k := plait.SearchKey(f.Value), searchExpr(f.Field)
-	var n int
-	err := s.r.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM instances INDEXED BY "%s"
-		WHERE type = '%s' AND %s >= ? AND %s < ? LIMIT %d)`, index, phys, k, k, searchWalk), key, key+afterPrefix).Scan(&n)
+	err = s.r.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM instances INDEXED BY "%s"
+		WHERE type = '%s' AND %s >= ? AND %s < ? LIMIT %d)`, index, phys, k, k, searchWalk), key, key+afterPrefix).Scan(&matches)
 	if err != nil {
-		return false, fmt.Errorf("sqlite: list %s: %w", typ, err)
+		return 0, false, fmt.Errorf("sqlite: list %s: %w", typ, err)
 	}
-	return n >= searchWalk, nil
+	return matches, true, nil
 }
 
 // walkEnd is the id of the searchWalk-th instance of typ after q's cursor,
@@ -132,11 +137,14 @@ func (s *Store) walkEnd(ctx context.Context, typ string, q engine.ListQuery) (st
 // listMode is how a list query reads the instances: with walk, a list of
 // a user's own items sorted by an indexed field walks that index for at
 // most walkLimit rows (see listQuery); with window, a list in the ids'
-// order reads only those up to upTo ("" for all), by the primary key.
+// order reads only those up to upTo ("" for all), by the primary key;
+// with byKeys, a search reads the index of its field's keys, whatever
+// else the list has.
 type listMode struct {
 	walk   bool
 	window bool
 	upTo   string
+	byKeys bool
 }
 
 // listPage runs the list query of q, read as mode says (walked is true
@@ -218,6 +226,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, mode listMode) (query 
 	expr := func(field string) string { return fmt.Sprintf("json_extract(state, '$.%s')", field) }
 	var eqIndexed string  // a field an equality filters, with an index
 	var rangeIndex string // the index of a prefix's or search's field
+	var keysIndex string  // the index of a search's keys
 	idEq := false         // an equality on the id: one row, by the primary key
 	for _, f := range q.Filters {
 		if f.OnID {
@@ -264,8 +273,11 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, mode listMode) (query 
 		case "search":
 			// A field not declared searchable has no index of its keys:
 			// the function computes them for every instance of the type.
-			if name := indexName(phys, f.Field) + searchSuffix; rangeIndex == "" && s.hasIndexNamed(name) {
-				rangeIndex = name
+			if name := indexName(phys, f.Field) + searchSuffix; keysIndex == "" && s.hasIndexNamed(name) {
+				keysIndex = name
+				if rangeIndex == "" {
+					rangeIndex = name
+				}
 			}
 			key, k := plait.SearchKey(f.Value), searchExpr(f.Field)
 			where = append(where, k+" >= ? AND "+k+" < ?")
@@ -275,7 +287,7 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, mode listMode) (query 
 		}
 	}
 	sortIndexed := q.Sort != "" && s.hasIndex(phys, q.Sort)
-	walked = mode.walk && q.Owner != "" && sortIndexed && eqIndexed == "" && !idEq
+	walked = mode.walk && q.Owner != "" && sortIndexed && eqIndexed == "" && !idEq && !mode.byKeys
 	if q.Owner != "" && !walked {
 		where = append(where, "owner = ?")
 		args = append(args, q.Owner)
@@ -345,6 +357,8 @@ func (s *Store) listQuery(typ string, q engine.ListQuery, mode listMode) (query 
 	case idEq:
 	case mode.window:
 		index = primaryKey
+	case mode.byKeys && keysIndex != "":
+		index = keysIndex
 	case eqIndexed != "":
 		index = indexName(phys, eqIndexed)
 	case q.Owner != "" && !walked && s.hasIndexNamed(ownerIndex):
