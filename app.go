@@ -188,48 +188,49 @@ func sealedFields(d Definition) []string {
 // field of its state that holds text, in the clear.
 func checkOwnerField(d Definition) error {
 	a := d.Settings().Access
-	f := a.OwnerField
 	switch {
-	case f == "":
+	case a.OwnerField == "":
 		return nil
-	case !namePattern.MatchString(f):
-		return fmt.Errorf("plait: %s: owner field %q is not a plain name", d.Type(), f)
 	case !a.OwnerOnly || a.RolesOnly:
-		return fmt.Errorf("plait: %s: owner field %q without OwnerOnly (or with RolesOnly) decides nothing", d.Type(), f)
-	case slices.Contains(sealedFields(d), f):
-		return fmt.Errorf("plait: %s: owner field %q is personal data, stored sealed: an owner is compared in the clear", d.Type(), f)
+		return fmt.Errorf("plait: %s: owner field %q without OwnerOnly (or with RolesOnly) decides nothing", d.Type(), a.OwnerField)
 	}
-	if fields := d.Settings().Fields; len(fields) > 0 {
-		if _, found := slices.BinarySearch(fields, f); !found {
-			return fmt.Errorf("plait: %s: owner field %q is not a field of its state (%s)", d.Type(), f, strings.Join(fields, ", "))
+	return checkTextField(d, "owner field", a.OwnerField, "an owner is compared in the clear", "an owner is a user's id, text")
+}
+
+// checkSearchable checks the fields d declares Searchable: each a field of
+// its state that holds text, in the clear, named once.
+func checkSearchable(d Definition) error {
+	fields := d.Settings().Searchable
+	for i, f := range fields {
+		if slices.Contains(fields[:i], f) {
+			return fmt.Errorf("plait: %s: searchable field %q named twice", d.Type(), f)
 		}
-		if k := d.Settings().Kinds[f]; k != KindString && k != KindOther {
-			return fmt.Errorf("plait: %s: owner field %q holds %s; an owner is a user's id, text", d.Type(), f, k.Noun())
+		// A sealed field's store holds its ciphertext, whose keys an
+		// index would keep to no use.
+		if err := checkTextField(d, "searchable field", f,
+			"which no index can search: a list searches it by opening each item, with no declaration", "a search is of text"); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// checkSearchable checks the fields d declares Searchable: each a field of
-// its state that holds text, in the clear.
-func checkSearchable(d Definition) error {
-	sealed := sealedFields(d)
-	for _, f := range d.Settings().Searchable {
-		if !namePattern.MatchString(f) {
-			return fmt.Errorf("plait: %s: searchable field %q is not a plain name", d.Type(), f)
+// checkTextField checks that f, the what of d, is a plain name, not
+// sealed (else the error says why not), and, when d's state has fields, a
+// field of it that holds text (else the error says why so).
+func checkTextField(d Definition, what, f, whyNotSealed, whyText string) error {
+	switch {
+	case !namePattern.MatchString(f):
+		return fmt.Errorf("plait: %s: %s %q is not a plain name", d.Type(), what, f)
+	case slices.Contains(sealedFields(d), f):
+		return fmt.Errorf("plait: %s: %s %q is personal data, stored sealed, %s", d.Type(), what, f, whyNotSealed)
+	}
+	if fields := d.Settings().Fields; len(fields) > 0 {
+		if _, found := slices.BinarySearch(fields, f); !found {
+			return fmt.Errorf("plait: %s: %s %q is not a field of its state (%s)", d.Type(), what, f, strings.Join(fields, ", "))
 		}
-		if slices.Contains(sealed, f) {
-			// The store holds its ciphertext, whose keys an index
-			// would keep to no use.
-			return fmt.Errorf("plait: %s: searchable field %q is personal data, stored sealed, which no index can search: a list searches it by opening each item, with no declaration", d.Type(), f)
-		}
-		if fields := d.Settings().Fields; len(fields) > 0 {
-			if _, found := slices.BinarySearch(fields, f); !found {
-				return fmt.Errorf("plait: %s: searchable field %q is not a field of its state (%s)", d.Type(), f, strings.Join(fields, ", "))
-			}
-			if k := d.Settings().Kinds[f]; k != KindString && k != KindOther {
-				return fmt.Errorf("plait: %s: searchable field %q holds %s; a search is of text", d.Type(), f, k.Noun())
-			}
+		if k := d.Settings().Kinds[f]; k != KindString && k != KindOther {
+			return fmt.Errorf("plait: %s: %s %q holds %s; %s", d.Type(), what, f, k.Noun(), whyText)
 		}
 	}
 	return nil

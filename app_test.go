@@ -142,12 +142,13 @@ func TestValidateChecksSearchableFields(t *testing.T) {
 		t.Errorf("Validate of a searchable name: %v", err)
 	}
 	for field, want := range map[string]string{
-		"nmae":  `searchable field "nmae" is not a field of its state (count, email, name)`,
-		"count": `searchable field "count" holds a number; a search is of text`,
-		"email": `searchable field "email" is personal data, stored sealed`,
-		"a.b":   `searchable field "a.b" is not a plain name`,
+		"nmae":      `searchable field "nmae" is not a field of its state (count, email, name)`,
+		"count":     `searchable field "count" holds a number; a search is of text`,
+		"email":     `searchable field "email" is personal data, stored sealed`,
+		"a.b":       `searchable field "a.b" is not a plain name`,
+		"name,name": `searchable field "name" named twice`,
 	} {
-		if err := app(plait.Searchable[doc](field)).Validate(); err == nil || !strings.Contains(err.Error(), want) {
+		if err := app(plait.Searchable[doc](strings.Split(field, ",")...)).Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate with %s searchable = %v, want %q", field, err, want)
 		}
 	}

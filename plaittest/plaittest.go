@@ -181,8 +181,8 @@ func (r *Result) State() json.RawMessage { return r.state }
 // Lineage returns the source of each field of a view instance after the
 // command: the given events' lineage, updated by the emitted events', as
 // the engine keeps it beside the state (and a list item shows it). Nil
-// when no event carried any.
-func (r *Result) Lineage() map[string]plait.Lineage { return r.lineage }
+// when no event carried any. The map is the caller's.
+func (r *Result) Lineage() map[string]plait.Lineage { return maps.Clone(r.lineage) }
 
 // Err returns the command's error: a *plait.Rejection when it was rejected,
 // another error when it failed, nil when it was accepted.

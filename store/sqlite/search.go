@@ -20,7 +20,8 @@ import (
 //
 // The function is the store's own: a file with searchable fields can be
 // read by any SQLite, but another program's write of an instance of such a
-// type fails ("no such function", and changes nothing), as do its
+// type fails ("unknown function: plait_search_key()", and changes
+// nothing), as do its
 // PRAGMA integrity_check and VACUUM; plait backup checks a file with it.
 const searchKeyFunc = "plait_search_key"
 

@@ -824,8 +824,8 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 	var events, commands, instances []any
 	ids := make([]string, len(batch))
 	type instKey struct{ typ, id string }
-	last := map[instKey]int{} // the index in instances of each instance's record
-	var moved []instKey       // the instances given another owner
+	last := map[instKey]int{}   // the index in instances of each instance's record
+	moved := map[instKey]bool{} // the instances given another owner
 	for i, p := range batch {
 		out := &p.Outcome
 		ids[i] = out.Command.ID
@@ -863,8 +863,8 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 			}
 			row := []any{s.physical(in.Type), in.ID, in.Seq, string(in.State), nullable(lineage), in.Owner, in.UpdatedAt.UTC().Format(time.RFC3339Nano)}
 			k := instKey{in.Type, in.ID}
-			if p.OwnerMoved && !slices.Contains(moved, k) {
-				moved = append(moved, k)
+			if p.OwnerMoved {
+				moved[k] = true
 			}
 			if i, ok := last[k]; ok {
 				if prev := instances[i+2].(int64); prev >= in.Seq {
@@ -898,7 +898,7 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 		}
 		// A record written over another keeps its owner, which the
 		// index by owner has: only those moved are written again.
-		for _, k := range moved {
+		for k := range moved {
 			row := instances[last[k]:]
 			if _, err := tx.ExecContext(ctx, `UPDATE instances SET owner = ? WHERE type = ? AND id = ?`, row[5], row[0], row[1]); err != nil {
 				return fmt.Errorf("sqlite: move %s/%s to its owner: %w", k.typ, k.id, err)

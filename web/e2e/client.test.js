@@ -233,7 +233,8 @@ test('queries: lists with filters and paging, aggregates, events, commands', T, 
     const second = await client.list('customer', { prefix: { name: prefix }, sort: 'name', limit: 2, after: first.next });
     const eq = await client.list('customer', { eq: { name: `${prefix} b` } });
     const searched = await client.list('customer', { search: { name: `${prefix.toLowerCase()} B` }, fields: ['name'] });
-    const keys = ['Zoë', 'STRASSE', 'Straße', 'ﬁle', 'Ǆ', 'Işık', 'ΟΔΟΣ', 'οδος', 'İstanbul', '  Ann ', '\u200bZo\u00ade', '\u3000Zoë'].map(plait.searchKey);
+    const keys = ['Zoë', 'STRASSE', 'Straße', 'ﬁle', 'Ǆ', 'Işık', 'ΟΔΟΣ', 'οδος', 'İstanbul', '  Ann ', '\u200bZo\u00ade', '\u3000Zoë',
+      'ПРИВЕТ Ёлка', 'ᎠᎡᎢ ꭰꭱꭲ', 'ＡＢＣ１２３', '한국', 'Ωmega ΐ', 'ŉ ﬀ ﬃ'].map(plait.searchKey);
     const agg = await client.aggregate('customer', ids[0]);
     const missing = await client.aggregate('customer', 'no-such-customer');
     const events = await client.events('customer', ids[0]);
@@ -254,7 +255,8 @@ test('queries: lists with filters and paging, aggregates, events, commands', T, 
   assert.deepEqual(r.eq.items.map((i) => i.id), [ids[1]]);
   assert.deepEqual(r.searched.items.map((i) => i.id), [ids[1]], 'a search is of case and accents aside');
   // As plait.SearchKey gives them (see TestSearchKey).
-  assert.deepEqual(r.keys, ['zoe', 'strasse', 'strasse', 'file', 'dz', 'isık', 'οδοσ', 'οδοσ', 'istanbul', 'ann ', 'zoe', 'zoe']);
+  assert.deepEqual(r.keys, ['zoe', 'strasse', 'strasse', 'file', 'dz', 'isık', 'οδοσ', 'οδοσ', 'istanbul', 'ann ', 'zoe', 'zoe',
+    'привет елка', 'ꭰꭱꭲ ꭰꭱꭲ', 'abc123', '\u1112\u1161\u11ab\u1100\u116e\u11a8', 'ωmega ι', 'ʼn ff ffi']);
   assert.equal(r.agg.seq, 1);
   assert.equal(r.agg.state.name, `${prefix} a`);
   assert.equal(r.missing, null);
