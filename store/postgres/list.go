@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -65,9 +66,10 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 // primary key before it takes the index of the keys.
 const searchWalk = 2000
 
-// searchWalks reports whether q is a search in the ids' order.
+// searchWalks reports whether q is a search in the ids' order of all the
+// type's instances, with no equality, which an index would narrow more.
 func searchWalks(q engine.ListQuery) bool {
-	if q.Sort != "" {
+	if q.Sort != "" || q.Owner != "" || slices.ContainsFunc(q.Filters, func(f engine.Filter) bool { return f.Op == "eq" }) {
 		return false
 	}
 	for _, f := range q.Filters {

@@ -287,38 +287,58 @@ func (s *Store) indexName(typ, field string) string {
 // (plait.Access.OwnerField) are given the owners their states name, which
 // those from before the field was its owner's have not.
 //
-// A type's searchable fields (plait.Searchable) are recorded, for every
-// process that writes the type to key them, and the keys its instances
-// lack, or have of an older state, are written once the indexes are
-// there, out of the lock.
+// A type's searchable fields (plait.Searchable) get their indexes, and
+// the keys its instances lack, or have of an older record or of other
+// fields, are written once the indexes are there, out of the lock; then
+// the fields are recorded, for every process that writes the type to key
+// them. Fields no longer searchable lose their indexes.
 func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) error {
-	changed, err := s.ensureIndexes(ctx, defs)
-	if err != nil {
+	if err := s.ensureIndexes(ctx, defs); err != nil {
 		return err
 	}
 	for _, d := range defs {
-		if fields := d.Settings().Searchable; len(fields) > 0 {
-			if err := s.backfillSearch(ctx, d.Type(), fields, changed[d.Type()]); err != nil {
+		fields := canonical(d.Settings().Searchable)
+		if len(fields) > 0 {
+			if err := s.backfillSearch(ctx, d.Type(), fields); err != nil {
 				return fmt.Errorf("postgres: search keys of %s: %w", d.Type(), err)
 			}
+		}
+		// Recorded once the keys are written: a backfill cut short is
+		// done again at the next start. (A type with none has no row
+		// but for an owner field.)
+		record := `UPDATE ` + s.table("type_fields") + ` SET searchable = $2 WHERE type = $1`
+		if len(fields) > 0 {
+			record = `INSERT INTO ` + s.table("type_fields") + ` (type, searchable, owner_field) VALUES ($1, $2, '')
+				ON CONFLICT (type) DO UPDATE SET searchable = excluded.searchable`
+		}
+		if _, err := s.pool.Exec(ctx, record, d.Type(), fields); err != nil {
+			return fmt.Errorf("postgres: record the searchable fields of %s: %w", d.Type(), err)
 		}
 	}
 	return nil
 }
 
-// ensureIndexes is EnsureIndexes but for the keys, under the schema lock;
-// it reports the types whose searchable fields are other than recorded.
-func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) (changed map[string]bool, err error) {
-	changed = map[string]bool{}
+// canonical is a list of searchable fields sorted, as they are recorded
+// and compared, never nil.
+func canonical(fields []string) []string {
+	sorted := slices.Compact(slices.Sorted(slices.Values(fields)))
+	if sorted == nil {
+		return []string{} // stored as '{}', not NULL
+	}
+	return sorted
+}
+
+// ensureIndexes is EnsureIndexes but for the keys, under the schema lock.
+func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: ensure indexes: %w", err)
+		return fmt.Errorf("postgres: ensure indexes: %w", err)
 	}
 	defer conn.Release()
 	for {
 		var locked bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, s.lockKey).Scan(&locked); err != nil {
-			return nil, fmt.Errorf("postgres: ensure indexes: take the schema lock: %w", err)
+			return fmt.Errorf("postgres: ensure indexes: take the schema lock: %w", err)
 		}
 		if locked {
 			break
@@ -326,7 +346,7 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) (cha
 		select {
 		case <-time.After(lockPoll):
 		case <-ctx.Done():
-			return nil, fmt.Errorf("postgres: ensure indexes: waiting for the schema lock: %w", ctx.Err())
+			return fmt.Errorf("postgres: ensure indexes: waiting for the schema lock: %w", ctx.Err())
 		}
 	}
 	defer func() {
@@ -338,7 +358,7 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) (cha
 	}()
 	for _, d := range defs {
 		typ := d.Type()
-		fields, ownerField := d.Settings().Searchable, ""
+		fields, ownerField := canonical(d.Settings().Searchable), ""
 		if a := d.Settings().Access; a.OwnerOnly {
 			ownerField = a.OwnerField
 		}
@@ -347,7 +367,7 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) (cha
 		err := conn.QueryRow(ctx, `SELECT searchable, owner_field FROM `+s.table("type_fields")+` WHERE type = $1`, typ).
 			Scan(&recorded, &recordedOwner)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("postgres: read the fields of %s: %w", typ, err)
+			return fmt.Errorf("postgres: read the fields of %s: %w", typ, err)
 		}
 		if ownerField != "" && ownerField != recordedOwner {
 			// Instances from before the type's owner was this field
@@ -355,35 +375,28 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) (cha
 			const owner = `CASE jsonb_typeof(state -> $2::text) WHEN 'string' THEN state ->> $2::text ELSE '' END`
 			if _, err := conn.Exec(ctx, `UPDATE `+s.table("instances")+` SET owner = `+owner+`
 				WHERE type = $1 AND owner IS DISTINCT FROM `+owner, typ, ownerField); err != nil {
-				return nil, fmt.Errorf("postgres: owners of %s: %w", typ, err)
+				return fmt.Errorf("postgres: owners of %s: %w", typ, err)
 			}
 		}
-		changed[typ] = !slices.Equal(recorded, fields)
-		if changed[typ] || ownerField != recordedOwner {
+		// The searchable fields are recorded by EnsureIndexes once their
+		// keys are written; the owner field, here.
+		if ownerField != recordedOwner {
 			if _, err := conn.Exec(ctx, `INSERT INTO `+s.table("type_fields")+` (type, searchable, owner_field) VALUES ($1, $2, $3)
-				ON CONFLICT (type) DO UPDATE SET searchable = excluded.searchable, owner_field = excluded.owner_field`,
-				typ, append([]string{}, fields...), ownerField); err != nil {
-				return nil, fmt.Errorf("postgres: record the fields of %s: %w", typ, err)
+				ON CONFLICT (type) DO UPDATE SET owner_field = excluded.owner_field`,
+				typ, canonical(recorded), ownerField); err != nil {
+				return fmt.Errorf("postgres: record the owner field of %s: %w", typ, err)
 			}
 		}
 		for _, f := range d.Settings().Indexes {
 			if err := s.ensureIndex(ctx, conn.Conn(), typ, s.indexName(typ, f), sortExpr(f)); err != nil {
-				return nil, fmt.Errorf("postgres: index %s.%s: %w", typ, f, err)
+				return fmt.Errorf("postgres: index %s.%s: %w", typ, f, err)
 			}
 		}
-		if len(fields) > 0 {
-			s.search.set(typ, fields) // from now on, writes key them
-			for _, f := range fields {
-				if err := s.ensureIndex(ctx, conn.Conn(), typ, s.searchIndexName(typ, f), searchExpr(f)); err != nil {
-					return nil, fmt.Errorf("postgres: search index %s.%s: %w", typ, f, err)
-				}
-			}
-			if err := s.ensureIndexOn(ctx, conn.Conn(), typ, s.staleIndexName(typ), "id", staleKeys); err != nil {
-				return nil, fmt.Errorf("postgres: index of the stale keys of %s: %w", typ, err)
-			}
+		if err := s.ensureSearchIndexes(ctx, conn.Conn(), typ, canonical(recorded), fields); err != nil {
+			return err
 		}
 	}
-	return changed, nil
+	return nil
 }
 
 // ensureIndex creates the index name of the instances of typ on expr and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -115,11 +116,17 @@ func (s *Store) searchIndexName(typ, field string) string {
 // backfillChunk is how many instances one statement of a backfill keys.
 const backfillChunk = 500
 
-// staleKeys is the condition of an instance whose keys are missing or of
-// an older record: the index staleIndexName holds such instances of a
-// type, which writers of this version never leave behind, so it stays
-// small.
-const staleKeys = `(search IS NULL OR (search ->> '` + seqKey + `')::bigint IS DISTINCT FROM seq)`
+// staleKeys is the condition of an instance whose keys of fields (sorted)
+// are stale: missing, of other fields, or of an older record. The index
+// staleIndexName holds a type's such instances, which writers that know
+// the fields never leave behind, so that it stays small.
+func staleKeys(fields []string) string {
+	quoted := make([]string, len(fields))
+	for i, f := range fields {
+		quoted[i] = literal(f)
+	}
+	return `(search IS NULL OR NOT search ?& ARRAY[` + strings.Join(quoted, ", ") + `]::text[] OR (search ->> '` + seqKey + `')::bigint IS DISTINCT FROM seq)`
+}
 
 // staleIndexName names the index of the instances of typ whose keys are
 // stale (see staleKeys).
@@ -127,23 +134,51 @@ func (s *Store) staleIndexName(typ string) string {
 	return s.indexName(typ+"~search", "~stale")
 }
 
+// ensureSearchIndexes makes the indexes of the keys of the searchable
+// fields of typ, and of its instances whose keys are stale, under the
+// schema lock; recorded are the fields its keys were last written for.
+// The index of stale keys is made again when the fields change, for its
+// condition names them; the index of a field no longer searchable is
+// dropped. From now on, this store's writes key the fields.
+func (s *Store) ensureSearchIndexes(ctx context.Context, conn *pgx.Conn, typ string, recorded, fields []string) error {
+	drop := func(name string) error {
+		_, err := conn.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS `+pgx.Identifier{s.opts.Schema, name}.Sanitize())
+		return err
+	}
+	s.search.set(typ, fields)
+	if !slices.Equal(recorded, fields) {
+		if err := drop(s.staleIndexName(typ)); err != nil {
+			return fmt.Errorf("postgres: drop the index of the stale keys of %s: %w", typ, err)
+		}
+		for _, f := range recorded {
+			if !slices.Contains(fields, f) {
+				if err := drop(s.searchIndexName(typ, f)); err != nil {
+					return fmt.Errorf("postgres: drop the search index %s.%s: %w", typ, f, err)
+				}
+			}
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	for _, f := range fields {
+		if err := s.ensureIndex(ctx, conn, typ, s.searchIndexName(typ, f), searchExpr(f)); err != nil {
+			return fmt.Errorf("postgres: search index %s.%s: %w", typ, f, err)
+		}
+	}
+	if err := s.ensureIndexOn(ctx, conn, typ, s.staleIndexName(typ), "id", staleKeys(fields)); err != nil {
+		return fmt.Errorf("postgres: index of the stale keys of %s: %w", typ, err)
+	}
+	return nil
+}
+
 // backfillSearch writes the search column of the instances of typ whose
-// keys are stale: missing, or of an older record (staleKeys, which the
-// index of such instances finds), or, when the fields are other than
-// those recorded before (changed), of other fields (a scan of the type).
-// It keys them a chunk at a time, each record unless it changed meanwhile
-// (its writer keys it).
-func (s *Store) backfillSearch(ctx context.Context, typ string, fields []string, changed bool) error {
+// keys of fields (sorted) are stale, which the index of such instances
+// finds, a chunk at a time, each record unless it changed meanwhile (its
+// writer keys it).
+func (s *Store) backfillSearch(ctx context.Context, typ string, fields []string) error {
 	instances := s.table("instances")
-	cond := "type = " + literal(typ) + " AND " + staleKeys
-	if changed {
-		cond = "type = " + literal(typ) + " AND (" + staleKeys + " OR NOT search ?& $1::text[])"
-	}
-	var args []any
-	if changed {
-		args = append(args, fields)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT id FROM `+instances+` WHERE `+cond, args...)
+	rows, err := s.pool.Query(ctx, `SELECT id FROM `+instances+` WHERE type = `+literal(typ)+` AND `+staleKeys(fields))
 	if err != nil {
 		return fmt.Errorf("find instances to key: %w", err)
 	}

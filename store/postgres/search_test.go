@@ -78,6 +78,44 @@ func TestSearchKeysAreWrittenByEveryStore(t *testing.T) {
 	if got, old := search("bob"), search("ann"); got != "[p1]" || old != "[]" {
 		t.Fatalf("after EnsureIndexes, search bob finds %s and ann %s, want [p1] and []", got, old)
 	}
+
+	// A field declared searchable later is keyed in the instances keyed
+	// before, at their seq, and a field no longer declared loses its index.
+	type contact struct {
+		Name  string `json:"name"`
+		Email string `json:"email"`
+	}
+	w.put(t, "person", "p2", "u", `{"name":"Cy","email":"Cy@Example.com"}`, nil)
+	both := []plait.Definition{plait.NewAggregate("person", plait.Searchable[contact]("name", "email"))}
+	if err := openStore().EnsureIndexes(ctx, both); err != nil {
+		t.Fatal(err)
+	}
+	page, err := a.List(ctx, "person", engine.ListQuery{Filters: []engine.Filter{{Field: "email", Op: "search", Value: "cy@"}}})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != "p2" {
+		t.Fatalf("search email cy@: %v, %v", page.Items, err)
+	}
+	searchIndexes := func() int {
+		var n int
+		if err := a.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE '%~search%'`, schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := searchIndexes(); n != 3 { // name, email, the stale keys
+		t.Fatalf("%d search indexes, want 3", n)
+	}
+	if err := openStore().EnsureIndexes(ctx, []plait.Definition{plait.NewAggregate("person", plait.Searchable[contact]("email"))}); err != nil {
+		t.Fatal(err)
+	}
+	if n := searchIndexes(); n != 2 {
+		t.Fatalf("with name no longer searchable, %d search indexes, want 2", n)
+	}
+	if err := openStore().EnsureIndexes(ctx, []plait.Definition{plait.NewAggregate[contact]("person")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := searchIndexes(); n != 0 {
+		t.Fatalf("with no field searchable, %d search indexes, want none", n)
+	}
 }
 
 // TestOwnerFieldDeclaredLater runs the owner field's contract, shared with

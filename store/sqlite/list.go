@@ -41,7 +41,8 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 		return engine.ListPage{}, err
 	}
 	broad := searched && matches >= searchWalk
-	if broad && q.Sort == "" && q.Owner == "" {
+	eq := slices.ContainsFunc(q.Filters, func(f engine.Filter) bool { return f.Op == "eq" })
+	if broad && q.Sort == "" && q.Owner == "" && !eq { // an equality narrows more
 		// A broad search in the ids' order reads the next searchWalk
 		// instances by the primary key first, and finds its page there
 		// at once, where the index of its keys would find, and sort,

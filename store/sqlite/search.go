@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/plaithq/plait"
@@ -76,4 +77,41 @@ func searchIndexDDL(phys, field string) string {
 // query's expression must be the same for SQLite to use the index.
 func searchExpr(field string) string {
 	return fmt.Sprintf("%s(state -> '$.%s')", searchKeyFunc, field)
+}
+
+// dropSearchIndexes drops the indexes of the keys of the fields of phys
+// that are no longer searchable: each would compute keys at every write,
+// to no use. An index is known to be phys's by its condition (the names
+// of "a" and "a_b" could be read either way).
+func (s *Store) dropSearchIndexes(ctx context.Context, phys string, searchable []string) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'instances'
+		AND name LIKE '%`+searchSuffix+`' AND sql LIKE ?`, "% WHERE type = '"+phys+"'")
+	if err != nil {
+		return fmt.Errorf("sqlite: search indexes of %s: %w", phys, err)
+	}
+	var unused []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: search indexes of %s: %w", phys, err)
+		}
+		field := strings.TrimSuffix(strings.TrimPrefix(name, indexName(phys, "")), searchSuffix)
+		if !slices.Contains(searchable, field) {
+			unused = append(unused, name)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: search indexes of %s: %w", phys, err)
+	}
+	for _, name := range unused {
+		s.physMu.Lock()
+		delete(s.indexes, name) // no list uses it from now on
+		s.physMu.Unlock()
+		if _, err := s.w.ExecContext(ctx, `DROP INDEX IF EXISTS "`+name+`"`); err != nil {
+			return fmt.Errorf("sqlite: drop index %s: %w", name, err)
+		}
+	}
+	return nil
 }

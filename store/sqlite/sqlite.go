@@ -605,6 +605,9 @@ func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) erro
 				return err
 			}
 		}
+		if err := s.dropSearchIndexes(ctx, phys, d.Settings().Searchable); err != nil {
+			return err
+		}
 	}
 	return nil
 }
