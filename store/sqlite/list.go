@@ -36,32 +36,7 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 			return engine.ListPage{}, nil
 		}
 	}
-	matches, searched, err := s.searchMatches(ctx, typ, q)
-	if err != nil {
-		return engine.ListPage{}, err
-	}
-	broad := searched && matches >= searchWalk
-	eq := slices.ContainsFunc(q.Filters, func(f engine.Filter) bool { return f.Op == "eq" })
-	if broad && q.Sort == "" && q.Owner == "" && !eq { // an equality narrows more
-		// A broad search in the ids' order reads the next searchWalk
-		// instances by the primary key first, and finds its page there
-		// at once, where the index of its keys would find, and sort,
-		// every match. Should it find too few (the matches are
-		// elsewhere), it reads the index after all.
-		end, err := s.walkEnd(ctx, typ, q)
-		if err != nil {
-			return engine.ListPage{}, err
-		}
-		page, _, err := s.listPage(ctx, typ, q, listMode{upTo: end, window: true})
-		if err != nil || page.Next != "" || end == "" {
-			return page, err // a full page, or every instance left read
-		}
-	}
-	if searched && !broad && q.Owner != "" {
-		// A narrow search of a user's own items reads its few matches by
-		// the index of their keys, rather than compute the key of every
-		// item the user owns.
-		page, _, err := s.listPage(ctx, typ, q, listMode{byKeys: true})
+	if page, done, err := s.searchPage(ctx, typ, q); err != nil || done {
 		return page, err
 	}
 	page, walked, err := s.listPage(ctx, typ, q, listMode{walk: true})
@@ -71,6 +46,38 @@ func (s *Store) List(ctx context.Context, typ string, q engine.ListQuery) (engin
 		page, _, err = s.listPage(ctx, typ, q, listMode{})
 	}
 	return page, err
+}
+
+// searchPage reads the page of a list that searches, when the way it is
+// best read depends on how many instances its search matches (done is
+// then true): a broad search in the ids' order reads the next searchWalk
+// instances by the primary key first, and finds its page there at once,
+// where the index of its keys would find, and sort, every match (should it
+// find too few, the matches being elsewhere, the list is read as others
+// are); a narrow search of a user's own items reads its few matches by the
+// index of their keys, rather than compute the key of every item the user
+// owns.
+func (s *Store) searchPage(ctx context.Context, typ string, q engine.ListQuery) (page engine.ListPage, done bool, err error) {
+	matches, searched, err := s.searchMatches(ctx, typ, q)
+	if err != nil || !searched {
+		return engine.ListPage{}, false, err
+	}
+	broad := matches >= searchWalk
+	eq := slices.ContainsFunc(q.Filters, func(f engine.Filter) bool { return f.Op == "eq" })
+	switch {
+	case broad && q.Sort == "" && q.Owner == "" && !eq: // an equality narrows more
+		end, err := s.walkEnd(ctx, typ, q)
+		if err != nil {
+			return engine.ListPage{}, false, err
+		}
+		page, _, err := s.listPage(ctx, typ, q, listMode{upTo: end, window: true})
+		// A full page, or every instance left read.
+		return page, err != nil || page.Next != "" || end == "", err
+	case !broad && q.Owner != "":
+		page, _, err := s.listPage(ctx, typ, q, listMode{byKeys: true})
+		return page, true, err
+	}
+	return engine.ListPage{}, false, nil
 }
 
 // searchWalk is how many instances a search in the ids' order reads of the
