@@ -15,11 +15,12 @@ import (
 
 // TestSearch runs the search filters' contract, shared with the embedded
 // store.
-func TestSearch(t *testing.T) {
-	enginetest.RunSearch(t, func(t *testing.T) enginetest.IndexingStore {
-		st, _ := open(t)
-		return st
-	})
+func TestSearch(t *testing.T) { enginetest.RunSearch(t, openIndexing) }
+
+// openIndexing opens a fresh store for a contract of EnsureIndexes.
+func openIndexing(t *testing.T) enginetest.IndexingStore {
+	st, _ := open(t)
+	return st
 }
 
 // TestSearchKeysAreWrittenByEveryStore: a store of the schema that did not
@@ -121,8 +122,5 @@ func TestSearchKeysAreWrittenByEveryStore(t *testing.T) {
 // TestOwnerFieldDeclaredLater runs the owner field's contract, shared with
 // the embedded store.
 func TestOwnerFieldDeclaredLater(t *testing.T) {
-	enginetest.RunOwnerFieldDeclaredLater(t, func(t *testing.T) enginetest.IndexingStore {
-		st, _ := open(t)
-		return st
-	})
+	enginetest.RunOwnerFieldDeclaredLater(t, openIndexing)
 }

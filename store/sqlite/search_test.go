@@ -14,28 +14,22 @@ import (
 
 // TestSearch runs the search filters' contract, shared with the
 // PostgreSQL store.
-func TestSearch(t *testing.T) {
-	enginetest.RunSearch(t, func(t *testing.T) enginetest.IndexingStore {
-		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "search.db"), sqlite.Options{Synchronous: "NORMAL"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	})
-}
+func TestSearch(t *testing.T) { enginetest.RunSearch(t, openIndexing) }
 
 // TestOwnerFieldDeclaredLater runs the owner field's contract, shared with
 // the PostgreSQL store.
 func TestOwnerFieldDeclaredLater(t *testing.T) {
-	enginetest.RunOwnerFieldDeclaredLater(t, func(t *testing.T) enginetest.IndexingStore {
-		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "owners.db"), sqlite.Options{Synchronous: "NORMAL"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	})
+	enginetest.RunOwnerFieldDeclaredLater(t, openIndexing)
+}
+
+// openIndexing opens a fresh store for a contract of EnsureIndexes.
+func openIndexing(t *testing.T) enginetest.IndexingStore {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "plait.db"), sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // TestAFieldNoLongerSearchableLosesItsIndex: EnsureIndexes drops the index
