@@ -22,11 +22,12 @@ import (
 // in SQLite.
 //
 // Which fields of a type are searchable is recorded in the table
-// type_fields by EnsureIndexes, and read by every store that opens the
-// schema, so that each process writing the type keys it, whether it
-// called EnsureIndexes or not. Keys missing or of an older record (written
-// before the field was declared, or by a process of an older version) are
-// written by the next EnsureIndexes.
+// type_fields by EnsureIndexes, once their keys are written, and read by
+// every store that opens the schema, so that each process writing the
+// type keys it, whether it called EnsureIndexes or not. Keys missing, of
+// an older record or of other fields (written before the field was
+// declared, or by a process that did not know it yet) are found by an
+// index of them and written by the next EnsureIndexes.
 
 // seqKey is the member of a search column that holds its record's seq.
 const seqKey = "@seq"
