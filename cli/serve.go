@@ -17,6 +17,7 @@ import (
 
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/httpapi"
+	"github.com/plaithq/plait/internal/connlimit"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -41,6 +42,8 @@ type serveFlags struct {
 	rateSet       bool // --rate-ip or --rate-user was given
 	streamsSet    bool // --max-streams-per-user was given
 	pageBytes     int
+	connsPerIP    int      // connections one client address may hold open, 0 for no limit
+	connsSet      bool     // --max-conns-per-ip was given
 	streams       int      // SSE streams per user
 	metricsToken  string   // the bearer token GET /metrics asks for, "" for none
 	localRoles    []string // roles the single local user holds besides SeeAllRoles'
@@ -60,6 +63,12 @@ const (
 	defaultRateUser = 500  // requests per second per user
 )
 
+// defaultConnsPerIP is how many connections one client address may hold
+// open at once: enough for a whole office behind one address, each
+// browser holding a stream and a few requests, and far from the file
+// descriptors the process has.
+const defaultConnsPerIP = 512
+
 // registerLimits declares the flags of the limits.
 func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 	fs.IntVar(&f.data.MaxString, "max-string", httpapi.DefaultMaxString, "longest string in a command's data, in `bytes` (-1: no limit)")
@@ -73,6 +82,7 @@ func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 	fs.IntVar(&f.rate.UserBurst, "rate-user-burst", 0, "requests one user may send at once (default twice --rate-user)")
 	fs.IntVar(&f.rate.TrustedProxies, "trusted-proxies", 0, "how many `proxies` in front append to X-Forwarded-For; 0 ignores the header (any client can forge it)")
 	fs.IntVar(&f.streams, "max-streams-per-user", httpapi.DefaultMaxStreamsPerUser, "most SSE `streams` one user may hold open at once, answered 429 beyond (-1: no limit; a single local user is not limited unless given)")
+	fs.IntVar(&f.connsPerIP, "max-conns-per-ip", defaultConnsPerIP, "most `connections` one client address (an IPv6 /64) may hold open at once; past it, a new one is closed unanswered (0: no limit; not limited with --trusted-proxies unless given, for every connection is then a proxy's)")
 	fs.IntVar(&f.pageBytes, "max-page-bytes", 4<<20, "most `bytes` of stored data one read of the embedded store loads (an SSE resume from far back pages the log in reads of at most this)")
 }
 
@@ -137,6 +147,7 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	f.rateSet = given(fs, "rate-ip") || given(fs, "rate-user")
 	f.audienceSet, f.issuerSet = given(fs, "jwt-audience"), given(fs, "jwt-issuer")
 	f.streamsSet = given(fs, "max-streams-per-user")
+	f.connsSet = given(fs, "max-conns-per-ip")
 	if _, _, err := net.SplitHostPort(f.addr); err != nil {
 		return usageError{fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", f.addr)}
 	}
@@ -208,6 +219,9 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	if f.connsPerIP > 0 && (f.rate.TrustedProxies == 0 || f.connsSet) {
+		ln = connlimit.New(ln, f.connsPerIP)
+	}
 
 	if sc.set() {
 		return runScaled(ctx, prog, sc, f, ln, auth, log, stdout)
