@@ -82,7 +82,7 @@ func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 	fs.IntVar(&f.rate.UserBurst, "rate-user-burst", 0, "requests one user may send at once (default twice --rate-user)")
 	fs.IntVar(&f.rate.TrustedProxies, "trusted-proxies", 0, "how many `proxies` in front append to X-Forwarded-For; 0 ignores the header (any client can forge it)")
 	fs.IntVar(&f.streams, "max-streams-per-user", httpapi.DefaultMaxStreamsPerUser, "most SSE `streams` one user may hold open at once, answered 429 beyond (-1: no limit; a single local user is not limited unless given)")
-	fs.IntVar(&f.connsPerIP, "max-conns-per-ip", defaultConnsPerIP, "most `connections` one client address (an IPv6 /64) may hold open at once; past it, a new one is closed unanswered (0: no limit; not limited with --trusted-proxies unless given, for every connection is then a proxy's)")
+	fs.IntVar(&f.connsPerIP, "max-conns-per-ip", defaultConnsPerIP, "most `connections` one client address (an IPv6 /64) may hold open at once; past it, a new one is closed unanswered (0: no limit; a single local user, or with --trusted-proxies every connection a proxy's, is not limited unless given)")
 	fs.IntVar(&f.pageBytes, "max-page-bytes", 4<<20, "most `bytes` of stored data one read of the embedded store loads (an SSE resume from far back pages the log in reads of at most this)")
 }
 
@@ -219,7 +219,10 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-	if f.connsPerIP > 0 && (f.rate.TrustedProxies == 0 || f.connsSet) {
+	// As the rate limits: a single local user is not limited unless the
+	// flag says so, nor are proxies (behind them, every connection is
+	// one of theirs).
+	if f.connsPerIP > 0 && (f.connsSet || auth != nil && f.rate.TrustedProxies == 0) {
 		ln = connlimit.New(ln, f.connsPerIP)
 	}
 
