@@ -173,9 +173,10 @@ func plainStruct(t reflect.Type) bool {
 	return t.Kind() == reflect.Struct && !decodesItself(t)
 }
 
-// sealedFields lists the fields of d stored sealed: its own personal
-// fields and the personal copies it declares.
-func sealedFields(d Definition) []string {
+// SealedFields lists the fields of d whose values are stored sealed: its
+// own personal fields (PersonalData) and the personal values of other
+// types it copies (Settings.PersonalCopies).
+func SealedFields(d Definition) []string {
 	sealed := d.Settings().PersonalCopies
 	if pd, ok := d.(PersonalData); ok {
 		own, _ := pd.PersonalFields()
@@ -222,7 +223,7 @@ func checkTextField(d Definition, what, f, whyNotSealed, whyText string) error {
 	switch {
 	case !namePattern.MatchString(f):
 		return fmt.Errorf("plait: %s: %s %q is not a plain name", d.Type(), what, f)
-	case slices.Contains(sealedFields(d), f):
+	case slices.Contains(SealedFields(d), f):
 		return fmt.Errorf("plait: %s: %s %q is personal data, stored sealed, %s", d.Type(), what, f, whyNotSealed)
 	}
 	if fields := d.Settings().Fields; len(fields) > 0 {

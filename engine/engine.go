@@ -236,7 +236,7 @@ func New(app plait.App, store Store, opts Options) (*Engine, error) {
 	e.metrics.byType = map[string]*typeCounts{}
 	for _, d := range app.Aggregates {
 		e.defs[d.Type()] = d
-		e.sealed[d.Type()] = sealedFields(d)
+		e.sealed[d.Type()] = plait.SealedFields(d)
 		e.metrics.byType[d.Type()] = &typeCounts{}
 	}
 	keys := opts.Keys

@@ -19,16 +19,6 @@ import (
 // slice is the engine's: the caller reads it only.
 func (e *Engine) SealedFields(typ string) []string { return e.sealed[typ] }
 
-// sealedFields lists the sealed fields of def, for SealedFields.
-func sealedFields(def plait.Definition) []string {
-	sealed := slices.Clip(def.Settings().PersonalCopies)
-	if pd, ok := def.(plait.PersonalData); ok {
-		own, _ := pd.PersonalFields()
-		sealed = append(sealed, own...)
-	}
-	return sealed
-}
-
 // sealedScanBudget bounds how many items one list page with filters on
 // sealed fields reads, each opened: the store cannot use an index for
 // them, so a page that found too few matches in that many ends short, its

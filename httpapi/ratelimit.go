@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/internal/clientaddr"
 	"golang.org/x/time/rate"
 )
 
@@ -154,7 +155,7 @@ func clientAddr(r *http.Request, trustedProxies int) string {
 		}
 		if len(hops) >= trustedProxies {
 			if a, err := netip.ParseAddr(hops[len(hops)-trustedProxies]); err == nil {
-				return addrKey(a)
+				return clientaddr.Key(a)
 			}
 		}
 	}
@@ -166,14 +167,5 @@ func clientAddr(r *http.Request, trustedProxies int) string {
 	if err != nil {
 		return host
 	}
-	return addrKey(a)
-}
-
-func addrKey(a netip.Addr) string {
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
+	return clientaddr.Key(a)
 }

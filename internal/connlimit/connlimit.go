@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/plaithq/plait/internal/clientaddr"
 )
 
 // Listener is a net.Listener that accepts at most Max connections open at
@@ -76,17 +78,12 @@ func (c *conn) Close() error {
 	return err
 }
 
-// clientKey is the address addr is counted by: its IP, an IPv6 one cut to
-// its /64; anything else as it is written.
+// clientKey is the key addr is counted by (see clientaddr.Key); anything
+// but an IP address and port, as it is written.
 func clientKey(addr net.Addr) string {
 	ap, err := netip.ParseAddrPort(addr.String())
 	if err != nil {
 		return addr.String()
 	}
-	a := ap.Addr().Unmap().WithZone("")
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
+	return clientaddr.Key(ap.Addr())
 }

@@ -293,7 +293,8 @@ func (s *Store) indexName(typ, field string) string {
 // the fields are recorded, for every process that writes the type to key
 // them. Fields no longer searchable lose their indexes.
 func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) error {
-	if err := s.ensureIndexes(ctx, defs); err != nil {
+	recorded, err := s.ensureIndexes(ctx, defs)
+	if err != nil {
 		return err
 	}
 	for _, d := range defs {
@@ -303,15 +304,13 @@ func (s *Store) EnsureIndexes(ctx context.Context, defs []plait.Definition) erro
 				return fmt.Errorf("postgres: search keys of %s: %w", d.Type(), err)
 			}
 		}
-		// Recorded once the keys are written: a backfill cut short is
-		// done again at the next start. (A type with none has no row
-		// but for an owner field.)
-		record := `UPDATE ` + s.table("type_fields") + ` SET searchable = $2 WHERE type = $1`
-		if len(fields) > 0 {
-			record = `INSERT INTO ` + s.table("type_fields") + ` (type, searchable, owner_field) VALUES ($1, $2, '')
-				ON CONFLICT (type) DO UPDATE SET searchable = excluded.searchable`
+		if slices.Equal(recorded[d.Type()], fields) {
+			continue
 		}
-		if _, err := s.pool.Exec(ctx, record, d.Type(), fields); err != nil {
+		// Recorded once the keys are written: a backfill cut short is
+		// done again at the next start.
+		if _, err := s.pool.Exec(ctx, `INSERT INTO `+s.table("type_fields")+` (type, searchable, owner_field) VALUES ($1, $2, '')
+			ON CONFLICT (type) DO UPDATE SET searchable = excluded.searchable`, d.Type(), fields); err != nil {
 			return fmt.Errorf("postgres: record the searchable fields of %s: %w", d.Type(), err)
 		}
 	}
@@ -328,17 +327,19 @@ func canonical(fields []string) []string {
 	return sorted
 }
 
-// ensureIndexes is EnsureIndexes but for the keys, under the schema lock.
-func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) error {
+// ensureIndexes is EnsureIndexes but for the keys, under the schema lock;
+// it returns the searchable fields recorded of each type (canonical).
+func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) (recordedOf map[string][]string, err error) {
+	recordedOf = map[string][]string{}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: ensure indexes: %w", err)
+		return nil, fmt.Errorf("postgres: ensure indexes: %w", err)
 	}
 	defer conn.Release()
 	for {
 		var locked bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, s.lockKey).Scan(&locked); err != nil {
-			return fmt.Errorf("postgres: ensure indexes: take the schema lock: %w", err)
+			return nil, fmt.Errorf("postgres: ensure indexes: take the schema lock: %w", err)
 		}
 		if locked {
 			break
@@ -346,7 +347,7 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) erro
 		select {
 		case <-time.After(lockPoll):
 		case <-ctx.Done():
-			return fmt.Errorf("postgres: ensure indexes: waiting for the schema lock: %w", ctx.Err())
+			return nil, fmt.Errorf("postgres: ensure indexes: waiting for the schema lock: %w", ctx.Err())
 		}
 	}
 	defer func() {
@@ -367,7 +368,7 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) erro
 		err := conn.QueryRow(ctx, `SELECT searchable, owner_field FROM `+s.table("type_fields")+` WHERE type = $1`, typ).
 			Scan(&recorded, &recordedOwner)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("postgres: read the fields of %s: %w", typ, err)
+			return nil, fmt.Errorf("postgres: read the fields of %s: %w", typ, err)
 		}
 		if ownerField != "" && ownerField != recordedOwner {
 			// Instances from before the type's owner was this field
@@ -375,7 +376,7 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) erro
 			const owner = `CASE jsonb_typeof(state -> $2::text) WHEN 'string' THEN state ->> $2::text ELSE '' END`
 			if _, err := conn.Exec(ctx, `UPDATE `+s.table("instances")+` SET owner = `+owner+`
 				WHERE type = $1 AND owner IS DISTINCT FROM `+owner, typ, ownerField); err != nil {
-				return fmt.Errorf("postgres: owners of %s: %w", typ, err)
+				return nil, fmt.Errorf("postgres: owners of %s: %w", typ, err)
 			}
 		}
 		// The searchable fields are recorded by EnsureIndexes once their
@@ -384,19 +385,20 @@ func (s *Store) ensureIndexes(ctx context.Context, defs []plait.Definition) erro
 			if _, err := conn.Exec(ctx, `INSERT INTO `+s.table("type_fields")+` (type, searchable, owner_field) VALUES ($1, $2, $3)
 				ON CONFLICT (type) DO UPDATE SET owner_field = excluded.owner_field`,
 				typ, canonical(recorded), ownerField); err != nil {
-				return fmt.Errorf("postgres: record the owner field of %s: %w", typ, err)
+				return nil, fmt.Errorf("postgres: record the owner field of %s: %w", typ, err)
 			}
 		}
 		for _, f := range d.Settings().Indexes {
 			if err := s.ensureIndex(ctx, conn.Conn(), typ, s.indexName(typ, f), sortExpr(f)); err != nil {
-				return fmt.Errorf("postgres: index %s.%s: %w", typ, f, err)
+				return nil, fmt.Errorf("postgres: index %s.%s: %w", typ, f, err)
 			}
 		}
-		if err := s.ensureSearchIndexes(ctx, conn.Conn(), typ, canonical(recorded), fields); err != nil {
-			return err
+		recordedOf[typ] = canonical(recorded)
+		if err := s.ensureSearchIndexes(ctx, conn.Conn(), typ, recordedOf[typ], fields); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return recordedOf, nil
 }
 
 // ensureIndex creates the index name of the instances of typ on expr and

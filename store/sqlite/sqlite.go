@@ -827,8 +827,8 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 	var events, commands, instances []any
 	ids := make([]string, len(batch))
 	type instKey struct{ typ, id string }
-	last := map[instKey]int{}   // the index in instances of each instance's record
-	moved := map[instKey]bool{} // the instances given another owner
+	last := map[instKey]int{}  // the index in instances of each instance's record
+	var moved map[instKey]bool // the instances given another owner, rarely any
 	for i, p := range batch {
 		out := &p.Outcome
 		ids[i] = out.Command.ID
@@ -867,6 +867,9 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 			row := []any{s.physical(in.Type), in.ID, in.Seq, string(in.State), nullable(lineage), in.Owner, in.UpdatedAt.UTC().Format(time.RFC3339Nano)}
 			k := instKey{in.Type, in.ID}
 			if p.OwnerMoved {
+				if moved == nil {
+					moved = map[instKey]bool{}
+				}
 				moved[k] = true
 			}
 			if i, ok := last[k]; ok {
