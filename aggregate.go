@@ -134,7 +134,8 @@ type Access struct {
 	// owner's; its decide function sets the field, to the command's
 	// user when it opens the case, say. An instance whose field is empty
 	// is seen by SeeAllRoles only. The sender of a command always sees
-	// its outcome, though the instance be another's from then on.
+	// its outcome, though the instance be another's from then on; its
+	// former owner, on the relay, the events that took it away.
 	OwnerField string
 	// SeeAllRoles lists roles that see every instance even when OwnerOnly
 	// or RolesOnly.

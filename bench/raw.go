@@ -26,6 +26,7 @@ CREATE TABLE events (
 	correlation_id TEXT NOT NULL,
 	owner          TEXT NOT NULL,
 	body           TEXT NOT NULL,
+	former_owner   TEXT,
 	UNIQUE (type, aggregate_id, seq)
 );
 CREATE INDEX events_by_correlation ON events(correlation_id, pos);

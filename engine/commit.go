@@ -128,7 +128,7 @@ func (e *Engine) publish(batch []*Processed) {
 	for _, p := range batch {
 		for i := range p.Outcome.Events {
 			ev := &p.Outcome.Events[i]
-			items = append(items, Item{Position: ev.Position, Event: ev, Owner: p.Outcome.Owner})
+			items = append(items, Item{Position: ev.Position, Event: ev, Owner: p.Outcome.Owner, FormerOwner: p.FormerOwner})
 		}
 		out := p.Outcome
 		items = append(items, Item{Position: out.Position, Outcome: &out, Owner: out.Owner})

@@ -445,11 +445,14 @@ func decide(def plait.Definition, inst Instance, cmd plait.Command) *Processed {
 	if why := unstorable(next.State); why != "" {
 		return reject(plait.FieldError{Code: plait.CodeInternal, Message: fmt.Sprintf("the new state of %s %s cannot be stored: %s", cmd.Type, cmd.AggregateID, why)})
 	}
-	return &Processed{
-		Outcome:    plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Events: events, Owner: next.Owner},
-		Instance:   &next,
-		OwnerMoved: inst.Seq > 0 && next.Owner != inst.Owner,
+	p := &Processed{
+		Outcome:  plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Events: events, Owner: next.Owner},
+		Instance: &next,
 	}
+	if inst.Seq > 0 && next.Owner != inst.Owner {
+		p.OwnerMoved, p.FormerOwner = true, inst.Owner
+	}
+	return p
 }
 
 // MaxIndexedValue is the most bytes a field the type lists in

@@ -36,6 +36,9 @@ type Processed struct {
 	// instance's owner as it was when it writes a newer record writes
 	// the new one then.
 	OwnerMoved bool
+	// FormerOwner is, when OwnerMoved, the owner the instance had before
+	// the command: its events are theirs to see too (see Item).
+	FormerOwner string
 }
 
 // ErrCorrupt marks a store's error that says its stored data is damaged (a
@@ -83,6 +86,10 @@ type Item struct {
 	Event    *plait.Event   // set for an event
 	Outcome  *plait.Outcome // set for an outcome; its Events are not filled
 	Owner    string         // the owner of the instance concerned
+	// FormerOwner is, for an event of a command that gave its instance
+	// another owner (plait.Access.OwnerField), the owner it had before:
+	// the event that took the instance away is the last of it they see.
+	FormerOwner string
 }
 
 // Checkpoints store how far each subscription has consumed the feed.

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -102,24 +103,58 @@ func TestAnInstanceBelongsToWhomItsOwnerFieldNames(t *testing.T) {
 	if r := h.do("POST", "/commands?wait=outcome", ann, cmd{"type": "case", "aggregateId": "k1", "name": "assign", "data": map[string]string{"to": "ann"}}); r.status == http.StatusOK {
 		t.Errorf("ann took back bob's case: %s", r)
 	}
-	// Bob's stream brings him the event that made the case his, and
-	// nothing of the case before; ann's the case's frames until then,
-	// and the outcome of her assignment.
-	f := bobStream.next(t)
-	if f.Event != "event" || !strings.Contains(f.Data, `"assigned"`) {
-		t.Fatalf("bob's first frame %+v, want the assignment", f)
+	// Bob's stream brings him the event that made the case his and its
+	// outcome, and nothing of the case before; ann's the case's frames until then,
+	// the event that took it from her and the outcome of her assignment.
+	if got := frameNames(t, bobStream, 2); got != "event give, outcome give" {
+		t.Errorf("bob's frames: %s", got)
 	}
-	var annFrames []string
-	for len(annFrames) < 3 {
-		f := annStream.next(t)
-		annFrames = append(annFrames, f.Event+" "+map[bool]string{true: "give", false: "open"}[strings.Contains(f.Data, `"give"`)])
-	}
-	if got := strings.Join(annFrames, ", "); got != "event open, outcome open, outcome give" {
+	if got := frameNames(t, annStream, 4); got != "event open, outcome open, event give, outcome give" {
 		t.Errorf("ann's frames: %s", got)
 	}
 
-	h.post(sue, "?wait=materialized", cmd{"type": "case", "aggregateId": "k1", "name": "assign", "data": map[string]string{"to": ""}}, http.StatusOK)
+	h.post(sue, "?wait=materialized", cmd{"id": "drop", "type": "case", "aggregateId": "k1", "name": "assign", "data": map[string]string{"to": ""}}, http.StatusOK)
 	sees(bob, "bob, once the case is no one's", false)
 	sees(ann, "ann", false)
 	sees(sue, "sue", true)
+	// Bob learns that the case left him by the event that took it, but
+	// not the outcome of sue's command; ann, nothing of it.
+	if got := frameNames(t, bobStream, 1); got != "event drop" {
+		t.Errorf("bob's frame once sue took the case from him: %s", got)
+	}
+	// A stream resumed from before reads the same frames again.
+	if got := frameNames(t, h.openStream("?types=case&lastEventId="+from, "Authorization", "Bearer "+bob), 3); got != "event give, outcome give, event drop" {
+		t.Errorf("bob's frames, resumed: %s", got)
+	}
+	if got := frameNames(t, h.openStream("?types=case&lastEventId="+from, "Authorization", "Bearer "+ann), 4); got != "event open, outcome open, event give, outcome give" {
+		t.Errorf("ann's frames, resumed: %s", got)
+	}
+	// Then nothing more: ann's next frame is her own next command's.
+	h.post(ann, "?wait=outcome", cmd{"id": "next", "type": "case", "aggregateId": "k2", "name": "open", "data": map[string]string{"title": "Fax"}}, http.StatusOK)
+	if got := frameNames(t, annStream, 2); got != "event next, outcome next" {
+		t.Errorf("ann's frames after sue's: %s", got)
+	}
+}
+
+// frameNames reads n frames of s, each named by its kind and the id of
+// the command it comes from.
+func frameNames(t *testing.T, s *sseStream, n int) string {
+	t.Helper()
+	var names []string
+	for range n {
+		f := s.next(t)
+		var v struct {
+			ID          string `json:"id"`
+			CausationID string `json:"causationId"`
+		}
+		if err := json.Unmarshal([]byte(f.Data), &v); err != nil {
+			t.Fatalf("frame %+v: %v", f, err)
+		}
+		id := v.ID
+		if f.Event == "event" {
+			id = v.CausationID
+		}
+		names = append(names, f.Event+" "+id)
+	}
+	return strings.Join(names, ", ")
 }

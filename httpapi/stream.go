@@ -285,6 +285,11 @@ func (s *Server) route(it engine.Item, keys []string) []string {
 		if it.Outcome != nil && it.Outcome.Command.User != owner && it.Outcome.Command.CausationID == "" {
 			keys = append(keys, typ+"\x00"+it.Outcome.Command.User)
 		}
+		// The events that took the instance away from its owner reach
+		// that owner too, the last of it they see.
+		if it.Event != nil && it.FormerOwner != "" && it.FormerOwner != owner {
+			keys = append(keys, typ+"\x00"+it.FormerOwner)
+		}
 	}
 	return keys
 }
@@ -340,9 +345,11 @@ func (s *Server) feedFilter(user plait.User, types map[string]bool) relay.Filter
 		for _, r := range rules {
 			if r.typ == typ {
 				// The sender of a command sees its outcome, as
-				// maySeeOutcome lets them.
+				// maySeeOutcome lets them; the former owner of an
+				// instance, the events that moved it away.
 				return r.seesAll || r.access.MaySee(user, itemOwner(it)) ||
-					it.Outcome != nil && sentBy(it.Outcome.Command, user)
+					it.Outcome != nil && sentBy(it.Outcome.Command, user) ||
+					it.Event != nil && it.FormerOwner != "" && r.access.MaySee(user, it.FormerOwner)
 			}
 		}
 		return false

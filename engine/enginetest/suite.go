@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -641,6 +642,25 @@ func testOwnerField(t *testing.T, h harness) {
 	owner("ann")
 	submitAll(cmd("g3", "give", `{"to":""}`, "ann"))
 	owner("") // no one's: only a role that sees all sees it
+
+	// The feed, which a stream resumed from the store reads, names the
+	// owner each event took the desk from: g2's took it from tester,
+	// g3's from ann; the others moved it from no one.
+	items, err := n.Store.ReadFeed(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range items {
+		if it.Event != nil && it.Event.Type == "desk" {
+			got = append(got, it.Event.CausationID+" from "+it.FormerOwner)
+		} else if it.FormerOwner != "" {
+			t.Errorf("item %+v, no event of a command that moved a desk, names a former owner", it)
+		}
+	}
+	if want := []string{"g1 from ", "g2 from tester", "n1 from ", "g3 from ann"}; !slices.Equal(got, want) {
+		t.Errorf("the desk's events and their former owners: %q, want %q", got, want)
+	}
 }
 
 // testUnstorable: a decision no store can keep (event data holding a NUL

@@ -153,7 +153,7 @@ func queueBatch(b *pgx.Batch, sql *statements, search *searchFields, batch []*en
 		out := &p.Outcome
 		firstEvent := rel
 		for i := range out.Events {
-			ev.add(&out.Events[i], rel, out.Owner)
+			ev.add(&out.Events[i], rel, out.Owner, p.FormerOwner)
 			rel++
 		}
 		cmd.add(out, rel, firstEvent)
@@ -173,7 +173,7 @@ func queueBatch(b *pgx.Batch, sql *statements, search *searchFields, batch []*en
 	}
 	if len(ev.rel) > 0 {
 		b.Queue(sql.insertEvents, n, ev.rel, ev.id, ev.typ, ev.aggID, ev.seq, ev.name, ev.corr, ev.cause,
-			ev.user, ev.at, ev.owner, ev.data, ev.lineage, ev.version)
+			ev.user, ev.at, ev.owner, ev.data, ev.lineage, ev.version, ev.formerOwner)
 	}
 	b.Queue(sql.insertCommands, n, cmd.id, cmd.rel, cmd.typ, cmd.aggID, cmd.name, cmd.data, cmd.expected,
 		cmd.corr, cmd.cause, cmd.user, cmd.at, cmd.status, cmd.errors, cmd.owner, cmd.first, cmd.count)
@@ -187,12 +187,12 @@ func queueBatch(b *pgx.Batch, sql *statements, search *searchFields, batch []*en
 type eventRows struct {
 	rel, seq                                             []int64
 	id, typ, aggID, name, corr, cause, user, owner, data []string
-	lineage                                              []string
+	lineage, formerOwner                                 []string
 	at                                                   []time.Time
 	version                                              []int32 // 0 for version 1, stored as NULL
 }
 
-func (r *eventRows) add(e *plait.Event, rel int64, owner string) {
+func (r *eventRows) add(e *plait.Event, rel int64, owner, formerOwner string) {
 	r.rel = append(r.rel, rel)
 	r.id = append(r.id, e.ID)
 	r.typ = append(r.typ, e.Type)
@@ -204,6 +204,7 @@ func (r *eventRows) add(e *plait.Event, rel int64, owner string) {
 	r.user = append(r.user, e.User)
 	r.at = append(r.at, e.At)
 	r.owner = append(r.owner, owner)
+	r.formerOwner = append(r.formerOwner, formerOwner)
 	r.data = append(r.data, string(e.Data))
 	r.lineage = append(r.lineage, encodeOrEmpty(len(e.Lineage), e.Lineage))
 	r.version = append(r.version, int32(e.Version))

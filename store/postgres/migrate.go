@@ -124,7 +124,16 @@ CREATE TABLE {type_fields} (
 	owner_field text NOT NULL
 );
 `},
+	{6, "former owners", `
+-- For the events of a command that gave its instance another owner, the
+-- owner it had before, who sees them too (see engine.Item.FormerOwner).
+ALTER TABLE {events} ADD COLUMN former_owner text;
+`},
 }
+
+// formerOwnersVersion is the migration that gave events their former
+// owners.
+const formerOwnersVersion = 6
 
 // expand replaces {name} with the qualified table and {@name} with the
 // unqualified, prefixed name (for indexes, which live in their table's
@@ -244,6 +253,9 @@ func (s *Store) checkReadable(ctx context.Context) error {
 	}
 	if v == 0 || v > len(migrations) {
 		return fmt.Errorf("postgres: schema %s is at version %d; this program reads versions 1 to %d", s.opts.Schema, v, len(migrations))
+	}
+	if v < formerOwnersVersion {
+		s.sql = newStatements(s.table, false)
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 	h := fnv.New64a()
 	h.Write([]byte("plait schema " + opts.Schema + "." + opts.Prefix))
 	s := &Store{pool: pool, opts: opts, lockKey: int64(h.Sum64())}
-	s.sql = newStatements(s.table)
+	s.sql = newStatements(s.table, true)
 	// The database's default collation orders JSONB strings. Its provider
 	// column exists from PostgreSQL 15 on: read through to_jsonb, it is
 	// NULL (libc) before.

@@ -94,3 +94,60 @@ func TestReadOnlyOpensOnlyAStoreThatExists(t *testing.T) {
 		t.Fatalf("the read-only open created schema %s (%v)", missing, err)
 	}
 }
+
+// TestASchemaOfVersion5GetsFormerOwners: a schema whose events have no
+// former owners, as version 5 left it, is read, by a store only reading
+// it, with every event of no former owner, and migrated by one that
+// writes; the events it held name none, new ones theirs.
+func TestASchemaOfVersion5GetsFormerOwners(t *testing.T) {
+	ctx := context.Background()
+	st, url := open(t)
+	w := &writer{st: st}
+	moved := w.processed("case", "k", "bob", 1, `{}`, nil)
+	moved.OwnerMoved, moved.FormerOwner = true, "ann"
+	if err := st.Commit(ctx, []*engine.Processed{moved}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+st.Schema()+`.events DROP COLUMN former_owner;
+		DELETE FROM `+st.Schema()+`.schema_migrations WHERE version = 6`); err != nil {
+		t.Fatal(err)
+	}
+	formerOwners := func(st *postgres.Store) string {
+		t.Helper()
+		items, err := st.ReadFeed(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range items {
+			if it.Event != nil {
+				got = append(got, it.Event.CausationID+":"+it.FormerOwner)
+			}
+		}
+		return strings.Join(got, " ")
+	}
+	ro, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: st.Schema(), ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := formerOwners(ro); got != "w1:" {
+		t.Errorf("version 5's events, read only: %s", got)
+	}
+	up, err := postgres.Open(ctx, url, postgres.Options{Schema: st.Schema()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	if v, err := up.SchemaVersion(ctx); err != nil || v != 6 {
+		t.Fatalf("schema version %d (%v), want 6", v, err)
+	}
+	w.st = up
+	moved = w.processed("case", "k", "sue", 2, `{}`, nil)
+	moved.OwnerMoved, moved.FormerOwner = true, "bob"
+	if err := up.Commit(ctx, []*engine.Processed{moved}); err != nil {
+		t.Fatal(err)
+	}
+	if got := formerOwners(up); got != "w1: w2:bob" {
+		t.Errorf("the events once migrated: %s", got)
+	}
+}

@@ -133,7 +133,8 @@ func (s *Store) ReadFeed(ctx context.Context, after int64, limit int) ([]engine.
 		var expected *int64
 		var status *string
 		var errs []byte
-		if err := rows.Scan(append(r.targets(), &expected, &status, &errs)...); err != nil {
+		var former *string
+		if err := rows.Scan(append(r.targets(), &expected, &status, &errs, &former)...); err != nil {
 			return nil, fmt.Errorf("postgres: read feed: %w", err)
 		}
 		ev, err := r.event()
@@ -141,6 +142,9 @@ func (s *Store) ReadFeed(ctx context.Context, after int64, limit int) ([]engine.
 			return nil, fmt.Errorf("postgres: read feed: %w", err)
 		}
 		it := engine.Item{Position: ev.Position, Owner: r.owner}
+		if former != nil {
+			it.FormerOwner = *former
+		}
 		if status == nil {
 			it.Event = &ev
 		} else {

@@ -16,7 +16,14 @@ const eventColumns = `pos, id, type, aggregate_id, seq, name, correlation_id, ca
 // feed's union gives the events' JSONB and the commands' JSON alike.
 const feedEventColumns = `pos, id, type, aggregate_id, seq, name, correlation_id, causation_id, user_id, at, owner, data::text, lineage, version`
 
-func newStatements(table func(string) string) statements {
+// newStatements are the statements of the tables table names. A store
+// only read, of a schema before events named their former owners (version
+// 6), reads them as none: formerOwners false.
+func newStatements(table func(string) string, formerOwners bool) statements {
+	formerOwner := "former_owner"
+	if !formerOwners {
+		formerOwner = "NULL::text"
+	}
 	events, commands, instances := table("events"), table("commands"), table("instances")
 	return statements{
 		// The row lock taken here is held until the transaction ends: it
@@ -24,12 +31,12 @@ func newStatements(table func(string) string) statements {
 		advance: `UPDATE ` + table("log_head") + ` SET pos = pos + $1 RETURNING pos`,
 		// Positions are computed on the server, relative to the counter
 		// the batch's first statement advanced by $1 (the batch's size).
-		insertEvents: `INSERT INTO ` + events + ` (` + eventColumns + `)
+		insertEvents: `INSERT INTO ` + events + ` (` + eventColumns + `, former_owner)
 			SELECT h.pos - $1 + rel, id, type, aggregate_id, seq, name, correlation_id, causation_id, user_id, at, owner,
-				nullif(data, '')::jsonb, nullif(lineage, '')::jsonb, nullif(version, 0)
+				nullif(data, '')::jsonb, nullif(lineage, '')::jsonb, nullif(version, 0), nullif(former_owner, '')
 			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
-				$9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], $15::integer[])
-			AS u(rel, id, type, aggregate_id, seq, name, correlation_id, causation_id, user_id, at, owner, data, lineage, version),
+				$9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], $15::integer[], $16::text[])
+			AS u(rel, id, type, aggregate_id, seq, name, correlation_id, causation_id, user_id, at, owner, data, lineage, version, former_owner),
 			` + table("log_head") + ` h`,
 		insertCommands: `INSERT INTO ` + commands + ` (id, pos, type, aggregate_id, name, data, expected_seq,
 				correlation_id, causation_id, user_id, at, status, errors, owner, first_event, event_count)
@@ -66,11 +73,12 @@ func newStatements(table func(string) string) statements {
 		events: `SELECT ` + eventColumns + ` FROM ` + events + `
 			WHERE type = $1 AND aggregate_id = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
 		readFeed: `
-			(SELECT ` + feedEventColumns + `, NULL::bigint AS expected_seq, NULL::text AS status, NULL::jsonb AS errors
+			(SELECT ` + feedEventColumns + `, NULL::bigint AS expected_seq, NULL::text AS status, NULL::jsonb AS errors,
+				` + formerOwner + ` AS former_owner
 			 FROM ` + events + ` WHERE pos > $1 ORDER BY pos LIMIT $2)
 			UNION ALL
 			(SELECT pos, id, type, aggregate_id, 0::bigint, name, correlation_id, causation_id, user_id, at, owner, data::text,
-				NULL::jsonb, NULL::integer, expected_seq, status, errors
+				NULL::jsonb, NULL::integer, expected_seq, status, errors, NULL::text
 			 FROM ` + commands + ` WHERE pos > $1 ORDER BY pos LIMIT $2)
 			ORDER BY pos LIMIT $2`,
 		readEvents: `SELECT ` + eventColumns + ` FROM ` + events + ` WHERE pos > $1 ORDER BY pos LIMIT $2`,

@@ -101,6 +101,9 @@ type Store struct {
 
 	synchronous string // Options.Synchronous, upper case
 	readOnly    bool   // Options.ReadOnly
+	// formerOwners is whether the events table has its former_owner
+	// column, which a file of an earlier release opened read-only lacks.
+	formerOwners bool
 
 	// fullSync is set with synchronous=FULL: CommitUnsynced then leaves
 	// the fsync to Sync, which syncs the write-ahead log through wal.
@@ -178,7 +181,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s := &Store{path: path, w: w, readOnly: opts.ReadOnly, synchronous: strings.ToUpper(opts.Synchronous), fullSync: strings.EqualFold(opts.Synchronous, "FULL")}
 	s.SetMaxPageBytes(opts.MaxPageBytes)
 	if opts.ReadOnly {
-		err = s.checkSchema(ctx)
+		if err = s.checkSchema(ctx); err == nil {
+			err = s.readFormerOwners(ctx)
+		}
 	} else {
 		err = s.migrate(ctx)
 	}
@@ -223,7 +228,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		cols       int
 	}{
 		{&s.insCommands, `INSERT INTO commands(id, pos, correlation_id, status, errors, owner, first_event, event_count, body) VALUES`, ``, 9},
-		{&s.insEvents, `INSERT INTO events(pos, id, type, aggregate_id, seq, name, correlation_id, owner, body) VALUES`, ``, 9},
+		{&s.insEvents, `INSERT INTO events(pos, id, type, aggregate_id, seq, name, correlation_id, owner, body, former_owner) VALUES`, ``, 10},
 		// An instance's owner is whoever sent its first command, so an
 		// update leaves it, and the index by owner, as they are.
 		{&s.putInstances, `INSERT INTO instances(type, id, seq, state, lineage, owner, updated_at) VALUES`,
@@ -233,6 +238,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			` ON CONFLICT(type, id) DO UPDATE SET seq=excluded.seq, state=excluded.state, lineage=excluded.lineage,
 			owner=excluded.owner, updated_at=excluded.updated_at`, 7},
 	} {
+		if opts.ReadOnly {
+			break // a store only read writes nothing (see commit)
+		}
 		if *m.dst, err = prepareMulti(ctx, w, m.head, m.tail, m.cols); err != nil {
 			s.Close()
 			return nil, err
@@ -402,6 +410,7 @@ CREATE TABLE IF NOT EXISTS events (
 	correlation_id TEXT NOT NULL,
 	owner          TEXT NOT NULL,
 	body           TEXT NOT NULL,
+	former_owner   TEXT,
 	UNIQUE (type, aggregate_id, seq)
 );
 CREATE INDEX IF NOT EXISTS events_by_correlation ON events(correlation_id, pos);
@@ -470,6 +479,17 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
+	// A file of a release before events named their former owners gets
+	// the column, empty for the events it holds.
+	if err := s.readFormerOwners(ctx); err != nil {
+		return err
+	}
+	if !s.formerOwners {
+		if _, err := s.w.ExecContext(ctx, `ALTER TABLE events ADD COLUMN former_owner TEXT`); err != nil {
+			return fmt.Errorf("sqlite: migrate: add events.former_owner: %w", err)
+		}
+		s.formerOwners = true
+	}
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: it takes the write lock
 	if err == nil {
 		_, err = tx.ExecContext(ctx, `INSERT INTO checkpoints(name, pos) VALUES ('plait: can write', 0)`)
@@ -477,6 +497,17 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: %s cannot be written: %w", s.path, err)
+	}
+	return nil
+}
+
+// readFormerOwners finds whether the file's events have the column of
+// their former owners, which a file of an earlier release opened only to
+// be read may lack.
+func (s *Store) readFormerOwners(ctx context.Context) error {
+	err := s.w.QueryRowContext(ctx, `SELECT count(*) > 0 FROM pragma_table_info('events') WHERE name = 'former_owner'`).Scan(&s.formerOwners)
+	if err != nil {
+		return fmt.Errorf("sqlite: read the schema: %w", err)
 	}
 	return nil
 }
@@ -805,6 +836,9 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
+	if s.readOnly {
+		return fmt.Errorf("sqlite: commit: %s is open read-only", s.path)
+	}
 	// Once begun, the transaction runs to its end: a cancelled context
 	// would only turn a commit that is nearly done into a rollback, and it
 	// costs the driver a goroutine per statement to watch it.
@@ -833,6 +867,10 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 		out := &p.Outcome
 		ids[i] = out.Command.ID
 		first := s.next
+		var formerOwner any // NULL but for a command that moved its instance
+		if p.FormerOwner != "" {
+			formerOwner = p.FormerOwner
+		}
 		for i := range out.Events {
 			ev := &out.Events[i]
 			ev.Position = s.next
@@ -841,7 +879,7 @@ func (s *Store) commit(ctx context.Context, batch []*engine.Processed, unsynced 
 			if err != nil {
 				return fmt.Errorf("sqlite: encode event %s: %w", ev.ID, err)
 			}
-			events = append(events, ev.Position, ev.ID, ev.Type, ev.AggregateID, ev.Seq, ev.Name, ev.CorrelationID, out.Owner, string(body))
+			events = append(events, ev.Position, ev.ID, ev.Type, ev.AggregateID, ev.Seq, ev.Name, ev.CorrelationID, out.Owner, string(body), formerOwner)
 		}
 		out.Position = s.next
 		s.next++
@@ -1097,10 +1135,14 @@ func (s *Store) Events(ctx context.Context, typ, id string, after int64, limit i
 
 // ReadFeed returns events and outcomes in position order; see engine.Feed.
 func (s *Store) ReadFeed(ctx context.Context, after int64, limit int) ([]engine.Item, error) {
+	former := "former_owner"
+	if !s.formerOwners {
+		former = "NULL"
+	}
 	rows, err := s.r.QueryContext(ctx, `
-		SELECT pos, 'e', body, owner, NULL, NULL FROM events WHERE pos > ?1
+		SELECT pos, 'e', body, owner, NULL, NULL, `+former+` FROM events WHERE pos > ?1
 		UNION ALL
-		SELECT pos, 'o', body, owner, status, errors FROM commands WHERE pos > ?1
+		SELECT pos, 'o', body, owner, status, errors, NULL FROM commands WHERE pos > ?1
 		ORDER BY pos LIMIT ?2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read feed: %w", err)
@@ -1111,11 +1153,12 @@ func (s *Store) ReadFeed(ctx context.Context, after int64, limit int) ([]engine.
 	for !s.full(len(items), size) && rows.Next() {
 		var it engine.Item
 		var kind, body string
-		var status, errs sql.NullString
-		if err := rows.Scan(&it.Position, &kind, &body, &it.Owner, &status, &errs); err != nil {
+		var status, errs, former sql.NullString
+		if err := rows.Scan(&it.Position, &kind, &body, &it.Owner, &status, &errs, &former); err != nil {
 			return nil, fmt.Errorf("sqlite: scan feed: %w", err)
 		}
 		size += len(body) + len(errs.String)
+		it.FormerOwner = former.String
 		if kind == "e" {
 			it.Event = new(plait.Event)
 			if err := fastjson.Unmarshal([]byte(body), it.Event); err != nil {

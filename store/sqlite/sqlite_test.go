@@ -277,3 +277,73 @@ func TestACommitOverDamagedDataSaysSo(t *testing.T) {
 		t.Fatalf("a commit over a damaged page: %v, want engine.ErrCorrupt", err)
 	}
 }
+
+// TestAFileOfAnEarlierReleaseGetsFormerOwners: a file whose events have no
+// former_owner column, as an earlier release wrote it, is read, opened
+// read-only, with every event of no former owner, and opened to be written,
+// given the column; the events it held name none, new ones theirs.
+func TestAFileOfAnEarlierReleaseGetsFormerOwners(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plait.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC()
+	processed := func(id string, seq int64, owner, former string) *engine.Processed {
+		cmd := plait.Command{ID: id, Type: "case", AggregateID: "k", Name: "assign", CorrelationID: id, User: "u", At: at}
+		return &engine.Processed{
+			Outcome: plait.Outcome{Command: cmd, Status: plait.StatusAccepted, Owner: owner, Events: []plait.Event{{
+				ID: plait.EventID(id, 0), Type: "case", AggregateID: "k", Seq: seq, Name: "assigned", CorrelationID: id, CausationID: id, User: "u", At: at}}},
+			Instance:    &engine.Instance{Type: "case", ID: "k", Seq: seq, State: []byte(`{}`), Owner: owner, UpdatedAt: at},
+			OwnerMoved:  former != "",
+			FormerOwner: former,
+		}
+	}
+	if err := st.Commit(ctx, []*engine.Processed{processed("c1", 1, "ann", ""), processed("c2", 2, "bob", "ann")}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE events DROP COLUMN former_owner`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	formerOwners := func(st *sqlite.Store) string {
+		t.Helper()
+		items, err := st.ReadFeed(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range items {
+			if it.Event != nil {
+				got = append(got, it.Event.CausationID+":"+it.FormerOwner)
+			}
+		}
+		return strings.Join(got, " ")
+	}
+	ro, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := formerOwners(ro); got != "c1: c2:" {
+		t.Errorf("the earlier file's events, read only: %s", got)
+	}
+	ro.Close()
+	st, err = sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Commit(ctx, []*engine.Processed{processed("c3", 3, "sue", "bob")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := formerOwners(st); got != "c1: c2: c3:bob" {
+		t.Errorf("the events once the file is opened to be written: %s", got)
+	}
+}
