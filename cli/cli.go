@@ -1,6 +1,6 @@
 // Package cli turns an application into a program with Plait's whole
-// command line: serve, bench, replay, inspect, forget, backup and restore. An application's main is
-// one line:
+// command line: serve, bench, replay, inspect, forget, backup, restore and
+// version. An application's main is one line:
 //
 //	func main() { os.Exit(cli.Main(myapp.App(), os.Args[1:])) }
 //
@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/web"
@@ -64,11 +65,13 @@ var commands = []command{
 	{"forget", "forget a data subject: destroy its key, erasing its personal data", runForget},
 	{"backup", "write a consistent copy of the embedded store, while it serves", runBackup},
 	{"restore", "put a backup in the place of the embedded store, while no server runs", runRestore},
+	{"version", "print the versions the program was built of", runVersion},
 }
 
 // Main runs the command line for app with args (without the program name)
 // and returns the process exit code: 0 on success, 2 for a usage error, 1
-// for any other failure. SIGINT and SIGTERM stop it gracefully.
+// for any other failure. SIGINT, SIGTERM and SIGHUP stop it gracefully
+// (not SIGHUP when started ignoring it, as under nohup).
 func Main(app plait.App, args []string, opts ...Option) int {
 	named := func(p *program) { p.name = filepath.Base(os.Args[0]) }
 	return run(app, args, os.Stdout, os.Stderr, append([]Option{named}, opts...)...)
@@ -87,6 +90,9 @@ func run(app plait.App, args []string, stdout, stderr io.Writer, opts ...Option)
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		usage(prog, stdout)
 		return 0
+	}
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
 	}
 	name := "serve"
 	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
@@ -217,7 +223,45 @@ func parseWithArgs(fs *flag.FlagSet, args []string) error {
 			usage()
 			return err
 		}
-		return usageError{err}
+		return usageError{explainFlagError(fs, err)}
 	}
 	return nil
+}
+
+// invalidFlag is the flag package's report of a value it could not take.
+var invalidFlag = regexp.MustCompile(`^invalid value (".*") for flag -([^:]+): (.*)$`)
+
+// explainFlagError says err, the flag package's report of a mistake, as
+// the docs write flags (two dashes), and for a value of the wrong kind
+// what the flag wants rather than "parse error".
+func explainFlagError(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return fmt.Errorf("unknown flag --%s", name)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return fmt.Errorf("--%s needs a value", name)
+	}
+	m := invalidFlag.FindStringSubmatch(msg)
+	if m == nil {
+		return err
+	}
+	value, name, why := m[1], m[2], m[3]
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case time.Duration:
+				why = "want a duration such as 10s, 1m30s or 500ms"
+			case int, int64, uint, uint64:
+				if why != "value out of range" {
+					why = "want a whole number"
+				}
+			case float64:
+				why = "want a number"
+			case bool:
+				why = "want true or false"
+			}
+		}
+	}
+	return fmt.Errorf("--%s %s: %s", name, value, why)
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -390,4 +392,102 @@ func listStatus(t *testing.T, base, tok string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestVersionSaysWhatTheProgramWasBuiltOf: version (and --version) name
+// the application, its module and Go; an application's own module names
+// Plait's version too, and a commit the go command recorded.
+func TestVersionSaysWhatTheProgramWasBuiltOf(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, stderr := runCLI(t, args...)
+		if code != 0 || stderr != "" || !strings.HasPrefix(out, "orderdesk: ") || !strings.HasSuffix(out, "go: "+runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH+"\n") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, stderr)
+		}
+	}
+	if code, _, _ := runCLI(t, "version", "now"); code != 2 {
+		t.Errorf("version now: exit %d, want 2", code)
+	}
+	bi := &debug.BuildInfo{
+		Main: debug.Module{Path: "example.com/casedesk", Version: "v1.2.0"},
+		Deps: []*debug.Module{{Path: "github.com/plaithq/plait", Version: "v0.9.0", Replace: &debug.Module{Path: "../plait"}}},
+		Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "4ee21e2c"}, {Key: "vcs.time", Value: "2026-11-25T07:04:00Z"}, {Key: "vcs.modified", Value: "true"},
+		},
+	}
+	want := "casedesk: example.com/casedesk v1.2.0, commit 4ee21e2c of 2026-11-25T07:04:00Z, with changes not committed\n" +
+		"plait: github.com/plaithq/plait v0.9.0 replaced by ../plait\n" +
+		"go: " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
+	if got := versions("casedesk", bi); got != want {
+		t.Errorf("versions:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestFlagMistakesSayWhatTheFlagWants: a value of the wrong kind, or one
+// the flag cannot mean, is refused saying what it wants, naming the flag
+// as the docs do; nothing is made.
+func TestFlagMistakesSayWhatTheFlagWants(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--drain", "soon"}, `--drain "soon": want a duration such as 10s`},
+		{[]string{"--max-array", "many"}, `--max-array "many": want a whole number`},
+		{[]string{"--rate-ip", "fast"}, `--rate-ip "fast": want a number`},
+		{[]string{"--no-such-flag"}, `unknown flag --no-such-flag`},
+		{[]string{"--max-array", "0"}, `--max-array 0: want at least 1, or -1 for no limit`},
+		{[]string{"--max-string", "-5"}, `--max-string -5: want at least 1, or -1 for no limit`},
+		{[]string{"--max-streams-per-user", "0"}, `--max-streams-per-user 0: want at least 1`},
+		{[]string{"--rate-user", "-3"}, `--rate-user -3: want requests per second, from 0`},
+		{[]string{"--rate-ip", "NaN"}, `--rate-ip NaN: want requests per second`},
+		{[]string{"--rate-ip-burst", "-1"}, `--rate-ip-burst -1: want a number from 0`},
+		{[]string{"--max-conns-per-ip", "-1"}, `--max-conns-per-ip -1: want a number from 0`},
+		{[]string{"--addr", "127.0.0.1:99999"}, `port 99999 is out of range`},
+		{[]string{"--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
+	} {
+		data := filepath.Join(t.TempDir(), "never")
+		code, _, stderr := runCLI(t, append(append([]string{"serve"}, c.args...), "--data", data)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("serve %v: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+		if _, err := os.Stat(data); err == nil {
+			t.Errorf("serve %v: made %s before refusing the flags", c.args, data)
+		}
+	}
+}
+
+// TestStorageMistakesSayWhatIsWrong: a data directory that is a file, a
+// store file that is no database and an address another server holds are
+// refused saying so, not with the system's words alone.
+func TestStorageMistakesSayWhatIsWrong(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "afile")
+	junk := filepath.Join(dir, "junk")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(junk, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(junk, "orderdesk.db"), bytes.Repeat([]byte("not a database "), 400), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--addr", "127.0.0.1:0", "--data", file}, "--data " + file + ": a file stands where a directory should be"},
+		{[]string{"inspect", "--data", file}, "--data " + file + " is a file"},
+		{[]string{"serve", "--addr", "127.0.0.1:0", "--data", junk}, filepath.Join(junk, "orderdesk.db") + " is no SQLite database, or a damaged one"},
+		{[]string{"inspect", "--data", junk}, "is no SQLite database, or a damaged one"},
+		{[]string{"serve", "--addr", held.Addr().String(), "--data", filepath.Join(dir, "new")}, "another server listens there"},
+	} {
+		if code, _, stderr := runCLI(t, c.args...); code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", c.args, code, stderr, c.want)
+		}
+	}
 }

@@ -41,12 +41,12 @@ func lockedBy(err error) (url string, locked bool) {
 // holds it, it returns a *lockedError with that process's base URL.
 func lockData(dir, app string) (*dataLock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil { // as the store makes it
-		return nil, fmt.Errorf("create data directory: %w", err)
+		return nil, fmt.Errorf("create data directory: %w", dataDirProblem(dir, err))
 	}
 	path := filepath.Join(dir, app+".lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
+		return nil, fmt.Errorf("open lock: %w", dataDirProblem(dir, err))
 	}
 	if held, err := tryLock(f); err != nil || held {
 		b, _ := os.ReadFile(path)

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/plaithq/plait/engine"
@@ -86,6 +89,59 @@ func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 	fs.IntVar(&f.pageBytes, "max-page-bytes", 4<<20, "most `bytes` of stored data one read of the embedded store loads (an SSE resume from far back pages the log in reads of at most this)")
 }
 
+// checkLimits refuses a limit the flags cannot mean: a limit of 0 where 0
+// is not "no limit" (the limits of a command's data and of streams are at
+// least 1, or -1 for none), and negative rates, bursts and counts.
+func (f serveFlags) checkLimits() error {
+	for _, l := range []struct {
+		name string
+		v    int
+	}{
+		{"max-string", f.data.MaxString}, {"max-array", f.data.MaxArray}, {"max-fields", f.data.MaxFields},
+		{"max-depth", f.data.MaxDepth}, {"max-number", f.data.MaxNumber}, {"max-streams-per-user", f.streams},
+	} {
+		if l.v == 0 || l.v < -1 {
+			return fmt.Errorf("--%s %d: want at least 1, or -1 for no limit", l.name, l.v)
+		}
+	}
+	for _, l := range []struct {
+		name string
+		v    float64
+	}{{"rate-ip", f.rate.IP}, {"rate-user", f.rate.User}} {
+		if !(l.v >= 0) || math.IsInf(l.v, 0) {
+			return fmt.Errorf("--%s %v: want requests per second, from 0 (0: no limit)", l.name, l.v)
+		}
+	}
+	for _, l := range []struct {
+		name, zero string
+		v          int
+	}{
+		{"rate-ip-burst", "twice --rate-ip", f.rate.IPBurst}, {"rate-user-burst", "twice --rate-user", f.rate.UserBurst},
+		{"trusted-proxies", "the header ignored", f.rate.TrustedProxies}, {"max-conns-per-ip", "no limit", f.connsPerIP},
+	} {
+		if l.v < 0 {
+			return fmt.Errorf("--%s %d: want a number from 0 (0: %s)", l.name, l.v, l.zero)
+		}
+	}
+	if f.pageBytes < 1 {
+		return fmt.Errorf("--max-page-bytes %d: want at least 1 byte", f.pageBytes)
+	}
+	return nil
+}
+
+// checkAddr refuses an address to listen on that is not host:port with a
+// port from 0 to 65535 (or a service's name).
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", addr)
+	}
+	if n, err := strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
+		return fmt.Errorf("--addr %q: port %d is out of range, want 0 to 65535", addr, n)
+	}
+	return nil
+}
+
 // limits sets the limits of the flags on opts; a server without auth serves
 // one local user, whose requests and streams are not limited unless the
 // flags ask.
@@ -106,7 +162,7 @@ func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
 
 func runServe(ctx context.Context, prog program, args []string, stdout, stderr io.Writer) error {
 	app := prog.app
-	fs := flags(prog, "serve", "Serves the application over HTTP: the API, the SSE relay, the metrics, and its browser UI if it has one (orderdesk's in cmd/plait).\nWithout --jwt-secret or --jwks-url it serves a single local user and binds a loopback address only.", stdout)
+	fs := flags(prog, "serve", "Serves the application over HTTP: the API, the SSE relay, the metrics, and the application's browser UI, if it has one.\nWithout --jwt-secret or --jwks-url it serves a single local user and binds a loopback address only.", stdout)
 	var sf storeFlags
 	sf.register(fs)
 	var sc scaledFlags
@@ -148,8 +204,11 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	f.audienceSet, f.issuerSet = given(fs, "jwt-audience"), given(fs, "jwt-issuer")
 	f.streamsSet = given(fs, "max-streams-per-user")
 	f.connsSet = given(fs, "max-conns-per-ip")
-	if _, _, err := net.SplitHostPort(f.addr); err != nil {
-		return usageError{fmt.Errorf("--addr %q: want host:port, such as 127.0.0.1:8080", f.addr)}
+	if err := checkAddr(f.addr); err != nil {
+		return usageError{err}
+	}
+	if err := f.checkLimits(); err != nil {
+		return usageError{err}
 	}
 	if f.jwksURL != "" {
 		if err := httpapi.CheckJWKSURL(f.jwksURL); err != nil {
@@ -171,7 +230,7 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return usageError{fmt.Errorf("--log-level: %w", err)}
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)}
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	tp, stopTracing, tracesTo, err := startTracing(ctx, f.otlpEndpoint, app.Name)
@@ -215,6 +274,9 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	// Take the address first: a server that cannot listen stops before it
 	// opens, or creates, any storage.
 	ln, err := net.Listen("tcp", f.addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen: %w (another server listens there: stop it, or give --addr another port)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

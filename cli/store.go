@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
@@ -55,16 +57,35 @@ func (s *storeFlags) path(app plait.App) string {
 // change one (inspect, replay, forget): only serve creates a store, and an
 // empty one made by a mistyped --data would be no help.
 func (s *storeFlags) existing(app plait.App) error {
-	if _, err := os.Stat(s.data); errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Stat(s.data); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no data directory %s: give --data the directory plait serve uses", s.data)
+	} else if err == nil && !fi.IsDir() {
+		return fmt.Errorf("--data %s is a file: give it the directory plait serve uses", s.data)
 	}
 	path := s.path(app)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no store %s in the data directory: plait serve --data %s creates it", filepath.Base(path), s.data)
 	} else if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return fmt.Errorf("open store: %w", dataDirProblem(s.data, err))
 	}
 	return nil
+}
+
+// dataDirProblem adds to err, a failure to use the data directory dir,
+// what is wrong with the directory when the file system says: a file
+// where a directory should be, or a directory this user may not write.
+func dataDirProblem(dir string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("%w (--data %s: a file stands where a directory should be)", err, dir)
+	case errors.Is(err, fs.ErrPermission):
+		who := "this user"
+		if u, uerr := user.Current(); uerr == nil {
+			who = "user " + u.Username
+		}
+		return fmt.Errorf("%w (--data %s: %s may not write there)", err, dir, who)
+	}
+	return err
 }
 
 // open opens the embedded store of app and creates its list indexes.

@@ -248,8 +248,11 @@ func parseTimeout(q url.Values) (time.Duration, *Problem) {
 			d, err = time.Duration(min(secs, MaxWait.Seconds())*float64(time.Second)), nil
 		}
 	}
-	if err != nil || d < 0 {
+	if err != nil {
 		return 0, badParam("timeout", "want a duration such as 5s or 500ms, or a number of seconds")
+	}
+	if d < 0 {
+		return 0, badParam("timeout", "want a duration from 0 (0: answer at once), not a negative one")
 	}
 	return min(d, MaxWait), nil
 }

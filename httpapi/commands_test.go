@@ -250,6 +250,10 @@ func TestWaitThatRunsOutAnswers202(t *testing.T) {
 	// The smallest timeout, too, and a plain number of seconds.
 	h.post(tok, "?wait=settled&timeout=1ns", add("w2", "a", 1), http.StatusAccepted)
 	h.post(tok, "?wait=settled&timeout=0.2", add("w2s", "a", 1), http.StatusAccepted)
+	// A negative one is a mistake, told as such.
+	if r := h.post(tok, "?wait=outcome&timeout=-5s", add("w2n", "a", 1), http.StatusBadRequest); !strings.Contains(string(r.body), "not a negative one") {
+		t.Errorf("timeout=-5s: %s", r)
+	}
 	// The wait counts from the request's arrival: a timeout that ran out
 	// while the command was stored is pending, though the embedded store
 	// knows its outcome once it is stored.

@@ -189,6 +189,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if err != nil {
 		w.Close()
+		if errors.Is(markCorrupt(err), engine.ErrCorrupt) {
+			// Not a database, or one damaged: say which file.
+			return nil, fmt.Errorf("sqlite: %s is no SQLite database, or a damaged one: %w", path, err)
+		}
 		return nil, withDiskSpace(err, path)
 	}
 	// Sync fsyncs the write-ahead log: without one (a file system where
