@@ -7,7 +7,7 @@
 //	GET  /commands/{id}
 //	GET  /aggregates/{type}/{id}
 //	GET  /aggregates/{type}/{id}/events?after=N&limit=M
-//	GET  /lists/{type}?eq.F=v&prefix.F=v&sort=F|-F&fields=a,b&limit=N&after=CURSOR
+//	GET  /lists/{type}?eq.F=v&prefix.F=v&search.F=v&sort=F|-F&fields=a,b&limit=N&after=CURSOR
 //	GET  /stream?types=a,b            (SSE, resumable with Last-Event-ID)
 //	HEAD /stream                      (a stream's headers only: the position it would start from)
 //	GET  /schemas/{type}[/{name}]     (the JSON Schemas of a type's commands; see below)
