@@ -17,6 +17,7 @@ import (
 
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/httpapi"
 	"github.com/plaithq/plait/internal/syncbuf"
 )
 
@@ -437,6 +438,7 @@ func TestFlagMistakesSayWhatTheFlagWants(t *testing.T) {
 		{[]string{"--max-array", "0"}, `--max-array 0: want at least 1, or -1 for no limit`},
 		{[]string{"--max-string", "-5"}, `--max-string -5: want at least 1, or -1 for no limit`},
 		{[]string{"--max-streams-per-user", "0"}, `--max-streams-per-user 0: want at least 1`},
+		{[]string{"--max-requests-per-user", "-2"}, `--max-requests-per-user -2: want at least 1, or -1 for no limit`},
 		{[]string{"--rate-user", "-3"}, `--rate-user -3: want requests per second, from 0`},
 		{[]string{"--rate-ip", "NaN"}, `--rate-ip NaN: want requests per second`},
 		{[]string{"--rate-ip-burst", "-1"}, `--rate-ip-burst -1: want a number from 0`},
@@ -489,5 +491,22 @@ func TestStorageMistakesSayWhatIsWrong(t *testing.T) {
 		if code, _, stderr := runCLI(t, c.args...); code != 1 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// TestLimitsOfTheLocalUserOnlyWhenGiven: the caps per user reach the
+// server with a token required, and for the single local user only when
+// their flag is given.
+func TestLimitsOfTheLocalUserOnlyWhenGiven(t *testing.T) {
+	f := serveFlags{requests: 5, streams: 3}
+	if o := f.limits(httpapi.Options{}); o.MaxRequestsPerUser != 0 || o.MaxStreamsPerUser != 0 {
+		t.Errorf("the local user, no flag given: %d requests, %d streams; want no cap", o.MaxRequestsPerUser, o.MaxStreamsPerUser)
+	}
+	if o := f.limits(httpapi.Options{Auth: httpapi.NewHS256Auth([]byte("a secret of thirty-two bytes, ok"))}); o.MaxRequestsPerUser != 5 || o.MaxStreamsPerUser != 3 {
+		t.Errorf("with a token required: %d requests, %d streams; want 5 and 3", o.MaxRequestsPerUser, o.MaxStreamsPerUser)
+	}
+	f.requestsSet, f.streamsSet = true, true
+	if o := f.limits(httpapi.Options{}); o.MaxRequestsPerUser != 5 || o.MaxStreamsPerUser != 3 {
+		t.Errorf("the local user, the flags given: %d requests, %d streams; want 5 and 3", o.MaxRequestsPerUser, o.MaxStreamsPerUser)
 	}
 }

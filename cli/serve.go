@@ -44,10 +44,12 @@ type serveFlags struct {
 	rate          httpapi.RateLimits
 	rateSet       bool // --rate-ip or --rate-user was given
 	streamsSet    bool // --max-streams-per-user was given
+	requestsSet   bool // --max-requests-per-user was given
 	pageBytes     int
 	connsPerIP    int      // connections one client address may hold open, 0 for no limit
 	connsSet      bool     // --max-conns-per-ip was given
 	streams       int      // SSE streams per user
+	requests      int      // requests in flight per user
 	metricsToken  string   // the bearer token GET /metrics asks for, "" for none
 	localRoles    []string // roles the single local user holds besides SeeAllRoles'
 	// otlpEndpoint is the OTLP/HTTP collector spans go to ("" and no
@@ -84,6 +86,7 @@ func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 	fs.Float64Var(&f.rate.User, "rate-user", defaultRateUser, "`requests` per second one user may send, answered 429 beyond (0: no limit)")
 	fs.IntVar(&f.rate.UserBurst, "rate-user-burst", 0, "requests one user may send at once (default twice --rate-user)")
 	fs.IntVar(&f.rate.TrustedProxies, "trusted-proxies", 0, "how many `proxies` in front append to X-Forwarded-For; 0 ignores the header (any client can forge it)")
+	fs.IntVar(&f.requests, "max-requests-per-user", httpapi.DefaultMaxRequestsPerUser, "most `requests` one user may have in flight at once, SSE streams aside (a wait holds its request until answered), answered 429 beyond (-1: no limit; a single local user is not limited unless given)")
 	fs.IntVar(&f.streams, "max-streams-per-user", httpapi.DefaultMaxStreamsPerUser, "most SSE `streams` one user may hold open at once, answered 429 beyond (-1: no limit; a single local user is not limited unless given)")
 	fs.IntVar(&f.connsPerIP, "max-conns-per-ip", defaultConnsPerIP, "most `connections` one client address (an IPv6 /64) may hold open at once; past it, a new one is closed unanswered (0: no limit; a single local user, or with --trusted-proxies every connection a proxy's, is not limited unless given)")
 	fs.IntVar(&f.pageBytes, "max-page-bytes", 4<<20, "most `bytes` of stored data one read of the embedded store loads (an SSE resume from far back pages the log in reads of at most this)")
@@ -99,6 +102,7 @@ func (f serveFlags) checkLimits() error {
 	}{
 		{"max-string", f.data.MaxString}, {"max-array", f.data.MaxArray}, {"max-fields", f.data.MaxFields},
 		{"max-depth", f.data.MaxDepth}, {"max-number", f.data.MaxNumber}, {"max-streams-per-user", f.streams},
+		{"max-requests-per-user", f.requests},
 	} {
 		if l.v == 0 || l.v < -1 {
 			return fmt.Errorf("--%s %d: want at least 1, or -1 for no limit", l.name, l.v)
@@ -154,6 +158,9 @@ func (f serveFlags) limits(opts httpapi.Options) httpapi.Options {
 	if opts.Auth != nil || f.streamsSet {
 		opts.MaxStreamsPerUser = f.streams
 	}
+	if opts.Auth != nil || f.requestsSet {
+		opts.MaxRequestsPerUser = f.requests
+	}
 	if opts.Auth != nil || f.rateSet {
 		opts.Rate = f.rate
 	}
@@ -203,6 +210,7 @@ func runServe(ctx context.Context, prog program, args []string, stdout, stderr i
 	f.rateSet = given(fs, "rate-ip") || given(fs, "rate-user")
 	f.audienceSet, f.issuerSet = given(fs, "jwt-audience"), given(fs, "jwt-issuer")
 	f.streamsSet = given(fs, "max-streams-per-user")
+	f.requestsSet = given(fs, "max-requests-per-user")
 	f.connsSet = given(fs, "max-conns-per-ip")
 	if err := checkAddr(f.addr); err != nil {
 		return usageError{err}

@@ -206,8 +206,13 @@ const StreamCookiePrefix = CookieName + "_"
 var validCookieSuffix = regexp.MustCompile(`^[A-Za-z0-9]{8,64}$`)
 
 // user authenticates the request. Without an Auth it is the local user.
+// It counts the request as one of the user's in flight, until its answer
+// is written (see Options.MaxRequestsPerUser).
 func (s *Server) user(r *http.Request, from credentials) (plait.User, *Problem) {
 	u, _, p := s.userUntil(r, from)
+	if p == nil {
+		p = s.holdRequest(r, u)
+	}
 	return u, p
 }
 

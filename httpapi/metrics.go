@@ -18,6 +18,7 @@ type metrics struct {
 	commands        *prometheus.CounterVec   // type, name, status
 	commandDuration *prometheus.HistogramVec // type, wait
 	requests        *prometheus.CounterVec   // route, code
+	inFlight        prometheus.Gauge
 	streams         prometheus.Gauge
 }
 
@@ -37,13 +38,17 @@ func newMetrics(e *engine.Engine, running func() bool) *metrics {
 			Name: "plait_http_requests_total",
 			Help: "HTTP requests answered, by route pattern and status code.",
 		}, []string{"route", "code"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plait_http_requests_in_flight",
+			Help: "HTTP requests being served, this one and the open SSE streams among them.",
+		}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "plait_sse_streams",
 			Help: "Open SSE streams.",
 		}),
 	}
 	m.reg.MustRegister(
-		m.commands, m.commandDuration, m.requests, m.streams,
+		m.commands, m.commandDuration, m.requests, m.inFlight, m.streams,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plait_feed_head",
 			Help: "The last position published to the feed.",

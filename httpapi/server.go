@@ -84,6 +84,11 @@ type Options struct {
 	// Zero is DefaultMaxStreamsPerUser with Auth, and no cap without: the
 	// one local user is then every client, each tab of each browser.
 	MaxStreamsPerUser int
+	// MaxRequestsPerUser caps the requests one user may have in flight at
+	// once, streams aside (negative: no cap); one more is answered 429
+	// with Retry-After. Zero is DefaultMaxRequestsPerUser with Auth, and
+	// no cap without, as for MaxStreamsPerUser.
+	MaxRequestsPerUser int
 	// TracerProvider, when set, records an OpenTelemetry server span for
 	// each POST /commands, honouring an incoming W3C traceparent header;
 	// give the engine the same provider so that the command's own spans
@@ -142,6 +147,9 @@ type Server struct {
 
 	// byAddr and byUser are the rate limits' buckets, nil when off.
 	byAddr, byUser *buckets
+	// inFlight counts each user's requests being served, nil when not
+	// capped (see Options.MaxRequestsPerUser).
+	inFlight *userCounts
 
 	defs     map[string]plait.Definition
 	commands map[string]map[string]bool // type → command names
@@ -189,7 +197,9 @@ func New(e *engine.Engine, opts Options) *Server {
 		defs:               map[string]plait.Definition{},
 		commands:           map[string]map[string]bool{},
 		byAddr:             newBuckets("address", opts.Rate.IP, opts.Rate.IPBurst, opts.Rate.MaxTracked),
+		inFlight:           newUserCounts(opts.MaxRequestsPerUser, DefaultMaxRequestsPerUser, opts.Auth != nil),
 	}
+	s.sse.perUser = newUserCounts(opts.MaxStreamsPerUser, DefaultMaxStreamsPerUser, opts.Auth != nil)
 	if opts.Auth != nil {
 		s.byUser = newBuckets("user", opts.Rate.User, opts.Rate.UserBurst, opts.Rate.MaxTracked)
 	}
@@ -251,6 +261,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.writeTimeout = s.streamWriteTimeout
 	}
 	defer rec.release()
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+	r, releaseSlot := s.withRequestSlot(r)
+	defer releaseSlot()
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

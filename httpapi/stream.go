@@ -195,8 +195,7 @@ type sseState struct {
 	hub    *relay.Hub
 	access map[string]plait.Access // aggregate type → its access rules
 
-	mu      sync.Mutex
-	perUser map[string]int
+	perUser *userCounts // nil when streams are not capped
 }
 
 // resumeWait bounds how long a stream resumed from a position beyond this
@@ -223,7 +222,6 @@ func (s *Server) hub() *relay.Hub {
 		for t, d := range s.defs {
 			s.sse.access[t] = d.Settings().Access
 		}
-		s.sse.perUser = map[string]int{}
 		s.sse.hub = relay.NewHub(s.e, relay.HubOptions{
 			Route:        s.route,
 			Heartbeat:    s.opts.Heartbeat,
@@ -240,34 +238,15 @@ func (s *Server) RelayStats() relay.HubStats { return s.hub().Stats() }
 // holds Options.MaxStreamsPerUser already. release uncounts it; it may be
 // called more than once.
 func (s *Server) holdStream(user plait.User) (release func(), p *Problem) {
-	limit := s.opts.MaxStreamsPerUser
-	if limit < 0 || limit == 0 && s.opts.Auth == nil {
-		return func() {}, nil
-	}
-	if limit == 0 {
-		limit = DefaultMaxStreamsPerUser
-	}
-	s.hub() // makes the map
-	s.sse.mu.Lock()
-	defer s.sse.mu.Unlock()
-	if n := s.sse.perUser[user.ID]; n >= limit {
+	release, n, ok := s.sse.perUser.hold(user.ID)
+	if !ok {
 		msg := fmt.Sprintf("%d streams are open for this user, the most allowed: close one first", n)
 		p := newProblem(http.StatusTooManyRequests, slugTooManyRequests, msg,
 			plait.FieldError{Path: "", Code: CodeTooManyStreams, Message: msg})
 		p.retryAfter = streamRetryAfter
 		return nil, p
 	}
-	s.sse.perUser[user.ID]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.sse.mu.Lock()
-			defer s.sse.mu.Unlock()
-			if s.sse.perUser[user.ID]--; s.sse.perUser[user.ID] <= 0 {
-				delete(s.sse.perUser, user.ID)
-			}
-		})
-	}, nil
+	return release, nil
 }
 
 // route gives each feed item its routing keys: its aggregate type, seen by

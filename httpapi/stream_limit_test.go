@@ -3,9 +3,11 @@ package httpapi_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,5 +146,115 @@ func TestStreamOverHTTP2(t *testing.T) {
 	}
 	if len(ids) != 2 || !strings.Contains(ids[0], "n-ann") {
 		t.Fatalf("frames %q, want ann's note's event and outcome", ids)
+	}
+}
+
+// TestRequestsInFlightPerUserAreCapped: a user with MaxRequestsPerUser
+// requests in flight (waits held by a command that has not decided) gets
+// 429 for one more, with Retry-After, until an answer makes room; other
+// users, and the user's streams, are not affected.
+func TestRequestsInFlightPerUserAreCapped(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	h := start(t, gatedApp(gate), httpapi.Options{MaxRequestsPerUser: 2}, false)
+	t.Cleanup(open)
+	ann, bob := token(t, "ann"), token(t, "bob")
+	answers := make(chan reply, 2)
+	for _, id := range []string{"g1", "g2"} {
+		go func() {
+			answers <- h.do("POST", "/commands?wait=outcome", ann, cmd{"id": id, "type": "gate", "aggregateId": "x", "name": "pass"})
+		}()
+	}
+	h.awaitInFlight(t, 2)
+	refused := h.do("GET", "/aggregates/gate/x", ann, nil)
+	p := problem(t, refused, http.StatusTooManyRequests, httpapi.CodeTooManyRequestsInFlight)
+	if !strings.Contains(p["detail"].(string), "2 requests") || refused.header.Get("Retry-After") != "1" {
+		t.Errorf("the refusal: %v, Retry-After %q", p, refused.header.Get("Retry-After"))
+	}
+	problem(t, h.do("POST", "/commands", ann, cmd{"type": "counter", "aggregateId": "a", "name": "add", "data": map[string]int{"by": 1}}), http.StatusTooManyRequests, httpapi.CodeTooManyRequestsInFlight)
+	if r := h.do("GET", "/lists/counter", bob, nil); r.status != http.StatusOK {
+		t.Errorf("bob's request meanwhile: %s", r)
+	}
+	h.openStream("", "Authorization", "Bearer "+ann).close()
+
+	open()
+	for range 2 {
+		if r := <-answers; r.status != http.StatusOK {
+			t.Errorf("a held wait: %s", r)
+		}
+	}
+	// Answered, they make room: the counts go back to none.
+	for range 3 {
+		if r := h.do("GET", "/aggregates/gate/x", ann, nil); r.status != http.StatusOK {
+			t.Fatalf("ann's request once her waits are answered: %s", r)
+		}
+	}
+}
+
+// TestRequestsInFlightDefaultAndNoCap: with auth, a user may have
+// DefaultMaxRequestsPerUser requests in flight; without, the local user is
+// not capped unless told.
+func TestRequestsInFlightDefaultAndNoCap(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opts  httpapi.Options
+		local bool
+		cap   int // 0: none
+	}{
+		{"auth", httpapi.Options{}, false, httpapi.DefaultMaxRequestsPerUser},
+		{"auth, no cap", httpapi.Options{MaxRequestsPerUser: -1}, false, 0},
+		{"local", httpapi.Options{}, true, 0},
+		{"local, told", httpapi.Options{MaxRequestsPerUser: 3}, true, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			var once sync.Once
+			open := func() { once.Do(func() { close(gate) }) }
+			h := start(t, gatedApp(gate), c.opts, c.local)
+			t.Cleanup(open)
+			tok := ""
+			if !c.local {
+				tok = token(t, "ann")
+			}
+			held := c.cap
+			if held == 0 {
+				held = httpapi.DefaultMaxRequestsPerUser + 8
+			}
+			answers := make(chan reply, held)
+			for i := range held {
+				go func() {
+					answers <- h.do("POST", "/commands?wait=outcome", tok, cmd{"id": fmt.Sprintf("g%d", i), "type": "gate", "aggregateId": "x", "name": "pass"})
+				}()
+			}
+			h.awaitInFlight(t, held)
+			r := h.do("GET", "/schemas/gate", tok, nil)
+			if got := r.status == http.StatusTooManyRequests; got != (c.cap > 0) {
+				t.Errorf("a request with %d in flight: %s, want refused: %v", held, r, c.cap > 0)
+			}
+			open()
+			for range held {
+				if r := <-answers; r.status != http.StatusOK {
+					t.Errorf("a held wait: %s", r)
+				}
+			}
+		})
+	}
+}
+
+// awaitInFlight returns once n requests are in flight besides the scrape
+// of the metrics that says so.
+func (h *harness) awaitInFlight(t *testing.T, n int) {
+	t.Helper()
+	want := fmt.Sprintf("\nplait_http_requests_in_flight %d\n", n+1)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		m := h.do("GET", "/metrics", "", nil)
+		if strings.Contains(string(m.body), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests are not in flight:\n%s", n, m.body)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
