@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/internal/durable"
 	"github.com/plaithq/plait/store/sqlite"
 )
@@ -122,6 +123,11 @@ func runRestore(ctx context.Context, prog program, args []string, stdout, stderr
 		return err
 	}
 	defer lock.release()
+	// A backup of another application's store would serve this one's
+	// users another's data: refused before anything is changed.
+	if got, err := sqlite.ApplicationOf(ctx, *from); err == nil && got != "" && got != app.Name {
+		return fmt.Errorf("%w: %s is a backup of application %q, not %q", engine.ErrOtherApplication, *from, got, app.Name)
+	}
 	r, err := sqlite.Restore(ctx, *from, sf.path(app))
 	if err != nil {
 		return err

@@ -48,6 +48,9 @@ func runInspectScaled(ctx context.Context, app plait.App, sc inspectScaledFlags,
 		return fmt.Errorf("open the PostgreSQL store: %w", err)
 	}
 	defer st.Close()
+	if err := st.ClaimApplication(ctx, app.Name); err != nil {
+		return ownStore(err, "--pg-schema")
+	}
 	cps, head, counts, err := readStatus(ctx, st)
 	if err != nil {
 		return err

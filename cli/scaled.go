@@ -121,6 +121,9 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 		return fmt.Errorf("open the PostgreSQL store: %w", err)
 	}
 	defer st.Close()
+	if err := st.ClaimApplication(start, app.Name); err != nil {
+		return late("open the PostgreSQL store", ownStore(err, "--pg-schema"))
+	}
 	if err := st.EnsureIndexes(start, app.Aggregates); err != nil {
 		return late("create indexes", err)
 	}

@@ -94,6 +94,10 @@ func (s *storeFlags) open(ctx context.Context, app plait.App) (*sqlite.Store, er
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if err := st.ClaimApplication(ctx, app.Name); err != nil {
+		st.Close()
+		return nil, ownStore(err, "--data directory")
+	}
 	if err := st.EnsureIndexes(ctx, app.Aggregates); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("create indexes: %w", err)
@@ -109,7 +113,21 @@ func (s *storeFlags) read(ctx context.Context, app plait.App) (*sqlite.Store, er
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if err := st.ClaimApplication(ctx, app.Name); err != nil {
+		st.Close()
+		return nil, ownStore(err, "--data directory")
+	}
 	return st, nil
+}
+
+// ownStore adds to err, when it says the store is another application's
+// (engine.ErrOtherApplication), that each application needs a store of
+// its own, in place (where) of its own.
+func ownStore(err error, where string) error {
+	if errors.Is(err, engine.ErrOtherApplication) {
+		return fmt.Errorf("%w: give each application its own %s", err, where)
+	}
+	return err
 }
 
 // withEngine opens app's embedded store, runs an engine on it without an

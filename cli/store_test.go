@@ -46,3 +46,41 @@ func TestServeWarnsOfAStoreOthersCanRead(t *testing.T) {
 		t.Errorf("serving a closed store, the logs:\n%s", logs)
 	}
 }
+
+// TestAnotherApplicationsStoreIsRefused: serve, inspect and restore refuse
+// a store (or a backup) another application claimed, copied in under this
+// one's name, saying whose it is, and change nothing.
+func TestAnotherApplicationsStoreIsRefused(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	path := filepath.Join(data, "orderdesk.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ClaimApplication(ctx, "helpdesk"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	want := `holds the store of application "helpdesk", not "orderdesk": give each application its own --data directory`
+	for _, args := range [][]string{
+		{"serve", "--addr", "127.0.0.1:0", "--data", data},
+		{"inspect", "--data", data},
+		{"replay", "--view", "orderList", "--data", data},
+	} {
+		if code, _, stderr := runCLI(t, args...); code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", args, code, stderr, want)
+		}
+	}
+	if app, err := sqlite.ApplicationOf(ctx, path); err != nil || app != "helpdesk" {
+		t.Errorf("the store's application once refused: %q, %v", app, err)
+	}
+	own := t.TempDir()
+	code, _, stderr := runCLI(t, "restore", "--data", own, "--from", path)
+	if code != 1 || !strings.Contains(stderr, path+` is a backup of application "helpdesk", not "orderdesk"`) {
+		t.Errorf("restore of helpdesk's store: exit %d, stderr %q", code, stderr)
+	}
+	if entries, _ := os.ReadDir(own); len(entries) > 1 { // its lock
+		t.Errorf("the refused restore left %v", entries)
+	}
+}

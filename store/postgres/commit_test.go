@@ -57,7 +57,7 @@ func TestConcurrentMigration(t *testing.T) {
 	ctx := context.Background()
 	var versions, valid, invalid int
 	err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+schema+`.schema_migrations`).Scan(&versions)
-	if err != nil || versions != 6 {
+	if err != nil || versions != 7 {
 		t.Fatalf("%d migrations recorded (%v), want each once", versions, err)
 	}
 	err = st.Pool().QueryRow(ctx, `
@@ -67,7 +67,7 @@ func TestConcurrentMigration(t *testing.T) {
 	if err != nil || valid != 3 || invalid != 0 {
 		t.Fatalf("%d valid and %d invalid list indexes (%v), want 3 and 0", valid, invalid, err)
 	}
-	if v, err := st.SchemaVersion(ctx); err != nil || v != 6 {
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 7 {
 		t.Fatalf("schema version %d, %v", v, err)
 	}
 	// Every store works on the one schema.

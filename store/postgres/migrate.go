@@ -129,6 +129,14 @@ CREATE TABLE {type_fields} (
 -- owner it had before, who sees them too (see engine.Item.FormerOwner).
 ALTER TABLE {events} ADD COLUMN former_owner text;
 `},
+	{7, "store meta", `
+-- What the store holds: the application that first ran on it, under the
+-- key 'application' (see ClaimApplication).
+CREATE TABLE {store_meta} (
+	key   text COLLATE "C" PRIMARY KEY,
+	value text NOT NULL
+);
+`},
 }
 
 // formerOwnersVersion is the migration that gave events their former

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -109,7 +110,8 @@ func TestASchemaOfVersion5GetsFormerOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+st.Schema()+`.events DROP COLUMN former_owner;
-		DELETE FROM `+st.Schema()+`.schema_migrations WHERE version = 6`); err != nil {
+		DROP TABLE `+st.Schema()+`.store_meta;
+		DELETE FROM `+st.Schema()+`.schema_migrations WHERE version >= 6`); err != nil {
 		t.Fatal(err)
 	}
 	formerOwners := func(st *postgres.Store) string {
@@ -138,8 +140,8 @@ func TestASchemaOfVersion5GetsFormerOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer up.Close()
-	if v, err := up.SchemaVersion(ctx); err != nil || v != 6 {
-		t.Fatalf("schema version %d (%v), want 6", v, err)
+	if v, err := up.SchemaVersion(ctx); err != nil || v != 7 {
+		t.Fatalf("schema version %d (%v), want 7", v, err)
 	}
 	w.st = up
 	moved = w.processed("case", "k", "sue", 2, `{}`, nil)
@@ -149,5 +151,39 @@ func TestASchemaOfVersion5GetsFormerOwners(t *testing.T) {
 	}
 	if got := formerOwners(up); got != "w1: w2:bob" {
 		t.Errorf("the events once migrated: %s", got)
+	}
+}
+
+// TestASchemaIsOneApplications: the first application to run on a schema
+// claims it; another is refused, writing or only reading, and changes
+// nothing; a schema of a release before the claim is claimed by the first.
+func TestASchemaIsOneApplications(t *testing.T) {
+	ctx := context.Background()
+	st, url := open(t)
+	if _, err := st.Pool().Exec(ctx, `DROP TABLE `+st.Schema()+`.store_meta; DELETE FROM `+st.Schema()+`.schema_migrations WHERE version = 7`); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: st.Schema(), ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.ClaimApplication(ctx, "helpdesk"); err != nil {
+		t.Errorf("a schema of an earlier release, read by any application: %v", err)
+	}
+	up, err := postgres.Open(ctx, url, postgres.Options{Schema: st.Schema()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	for range 2 {
+		if err := up.ClaimApplication(ctx, "orderdesk"); err != nil {
+			t.Fatalf("orderdesk claims the schema: %v", err)
+		}
+	}
+	if err := up.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) || !strings.Contains(err.Error(), `application "orderdesk", not "helpdesk"`) {
+		t.Errorf("helpdesk on orderdesk's schema: %v", err)
+	}
+	if err := ro.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) {
+		t.Errorf("helpdesk reading orderdesk's schema: %v", err)
 	}
 }

@@ -435,6 +435,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 	name TEXT PRIMARY KEY,
 	pos  INTEGER NOT NULL
 );
+-- What the store holds: the application that first ran on it, under the
+-- key 'application' (see ClaimApplication).
+CREATE TABLE IF NOT EXISTS store_meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
 -- The field of each type's state that names its owner, as EnsureIndexes
 -- last found it declared (see alignOwners).
 CREATE TABLE IF NOT EXISTS type_fields (

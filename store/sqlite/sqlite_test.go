@@ -347,3 +347,56 @@ func TestAFileOfAnEarlierReleaseGetsFormerOwners(t *testing.T) {
 		t.Errorf("the events once the file is opened to be written: %s", got)
 	}
 }
+
+// TestAStoreIsOneApplications: the first application to run on a store
+// claims it; another is refused, writing or only reading, and changes
+// nothing; a store of a release before the claim is claimed by the first.
+func TestAStoreIsOneApplications(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plait.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TABLE store_meta`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ro, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.ClaimApplication(ctx, "helpdesk"); err != nil {
+		t.Errorf("a store of an earlier release, read by any application: %v", err)
+	}
+	ro.Close()
+	st, err = sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for range 2 {
+		if err := st.ClaimApplication(ctx, "orderdesk"); err != nil {
+			t.Fatalf("orderdesk claims the store: %v", err)
+		}
+	}
+	if err := st.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) || !strings.Contains(err.Error(), `application "orderdesk", not "helpdesk"`) {
+		t.Errorf("helpdesk on orderdesk's store: %v", err)
+	}
+	ro, err = sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if err := ro.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) {
+		t.Errorf("helpdesk reading orderdesk's store: %v", err)
+	}
+	if app, err := sqlite.ApplicationOf(ctx, path); err != nil || app != "orderdesk" {
+		t.Errorf("ApplicationOf: %q, %v", app, err)
+	}
+}
