@@ -228,8 +228,12 @@ func parseWithArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// invalidFlag is the flag package's report of a value it could not take.
-var invalidFlag = regexp.MustCompile(`^invalid value (".*") for flag -([^:]+): (.*)$`)
+// invalidFlag and invalidBool are the flag package's reports of a value
+// it could not take.
+var (
+	invalidFlag = regexp.MustCompile(`^invalid value (".*") for flag -([^:]+): (.*)$`)
+	invalidBool = regexp.MustCompile(`^invalid boolean value (".*") for -([^:]+): (.*)$`)
+)
 
 // explainFlagError says err, the flag package's report of a mistake, as
 // the docs write flags (two dashes), and for a value of the wrong kind
@@ -243,6 +247,9 @@ func explainFlagError(fs *flag.FlagSet, err error) error {
 		return fmt.Errorf("--%s needs a value", name)
 	}
 	m := invalidFlag.FindStringSubmatch(msg)
+	if m == nil {
+		m = invalidBool.FindStringSubmatch(msg)
+	}
 	if m == nil {
 		return err
 	}

@@ -427,6 +427,9 @@ func TestVersionSaysWhatTheProgramWasBuiltOf(t *testing.T) {
 // the flag cannot mean, is refused saying what it wants, naming the flag
 // as the docs do; nothing is made.
 func TestFlagMistakesSayWhatTheFlagWants(t *testing.T) {
+	if code, _, stderr := runCLI(t, "bench", "--quick=maybe"); code != 2 || !strings.Contains(stderr, `--quick "maybe": want true or false`) {
+		t.Errorf("bench --quick=maybe: exit %d, stderr %q", code, stderr)
+	}
 	for _, c := range []struct {
 		args []string
 		want string

@@ -42,9 +42,9 @@ func newUserCounts(limit, def int, auth bool) *userCounts {
 	return &userCounts{limit: limit, n: map[string]int{}}
 }
 
-// hold counts one more for user, unless they hold the limit already: held
-// is what they hold then. release uncounts it; it may be called more than
-// once. A nil userCounts holds everything.
+// hold counts one more for user, unless they hold the limit already (held,
+// then, is how many they hold). release uncounts it; it may be called more
+// than once. A nil userCounts holds everything.
 func (c *userCounts) hold(user string) (release func(), held int, ok bool) {
 	if c == nil {
 		return func() {}, 0, true
@@ -108,4 +108,12 @@ func (s *Server) holdRequest(r *http.Request, user plait.User) *Problem {
 	}
 	slot.taken, slot.release = true, release
 	return nil
+}
+
+// releaseRequest uncounts the request from its user's in flight before its
+// answer is written: a stream, from when it is one.
+func (s *Server) releaseRequest(r *http.Request) {
+	if slot, _ := r.Context().Value(requestSlotKey{}).(*requestSlot); slot != nil && slot.release != nil {
+		slot.release()
+	}
 }

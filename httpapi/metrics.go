@@ -27,7 +27,7 @@ func newMetrics(e *engine.Engine, running func() bool) *metrics {
 		reg: prometheus.NewRegistry(),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plait_commands_total",
-			Help: "Commands posted, by aggregate type, command name and status (accepted, rejected, pending, invalid, forbidden, unavailable).",
+			Help: "Commands posted, by aggregate type, command name and status (accepted, rejected, pending, invalid, unauthorized, limited, forbidden, unavailable).",
 		}, []string{"type", "name", "status"}),
 		commandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "plait_command_duration_seconds",
@@ -40,7 +40,7 @@ func newMetrics(e *engine.Engine, running func() bool) *metrics {
 		}, []string{"route", "code"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "plait_http_requests_in_flight",
-			Help: "HTTP requests being served, this one and the open SSE streams among them.",
+			Help: "HTTP requests being served, the scrape that reads it among them; an SSE stream until the relay takes it over (then see plait_sse_streams).",
 		}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "plait_sse_streams",

@@ -28,6 +28,11 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	// The stream ends when the token expires: the client comes back with
 	// a fresh one, or not at all.
 	user, until, p := s.userUntil(r, queryToken)
+	if p == nil {
+		// Counted as a request until it is a stream (a resume from
+		// beyond the head waits for it), counted as a stream from then on.
+		p = s.holdRequest(r, user)
+	}
 	if p != nil {
 		writeProblem(w, p)
 		return
@@ -116,6 +121,7 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
+	s.releaseRequest(r)
 	hub := s.hub()
 	sub := s.subscription(user, types)
 	sub.Until = until

@@ -152,7 +152,7 @@ func TestStreamOverHTTP2(t *testing.T) {
 // TestRequestsInFlightPerUserAreCapped: a user with MaxRequestsPerUser
 // requests in flight (waits held by a command that has not decided) gets
 // 429 for one more, with Retry-After, until an answer makes room; other
-// users, and the user's streams, are not affected.
+// users are not affected.
 func TestRequestsInFlightPerUserAreCapped(t *testing.T) {
 	gate := make(chan struct{})
 	var once sync.Once
@@ -176,7 +176,6 @@ func TestRequestsInFlightPerUserAreCapped(t *testing.T) {
 	if r := h.do("GET", "/lists/counter", bob, nil); r.status != http.StatusOK {
 		t.Errorf("bob's request meanwhile: %s", r)
 	}
-	h.openStream("", "Authorization", "Bearer "+ann).close()
 
 	open()
 	for range 2 {
@@ -256,5 +255,36 @@ func (h *harness) awaitInFlight(t *testing.T, n int) {
 			t.Fatalf("%d requests are not in flight:\n%s", n, m.body)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestAStreamIsARequestUntilItStreams: a stream counts as one of its
+// user's requests in flight until it streams (scaled out, a resume from
+// beyond the head waits there for the position), and as a stream only from
+// then on.
+func TestAStreamIsARequestUntilItStreams(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	h := start(t, gatedApp(gate), httpapi.Options{MaxRequestsPerUser: 1}, false)
+	t.Cleanup(open)
+	ann := token(t, "ann")
+	answered := make(chan reply, 1)
+	go func() {
+		answered <- h.do("POST", "/commands?wait=outcome", ann, cmd{"id": "g1", "type": "gate", "aggregateId": "x", "name": "pass"})
+	}()
+	h.awaitInFlight(t, 1)
+	for _, method := range []string{"GET", "HEAD"} {
+		if r := h.do(method, "/stream", ann, nil); r.status != http.StatusTooManyRequests {
+			t.Errorf("%s /stream with a request in flight: %s, want 429", method, r)
+		}
+	}
+	open()
+	if r := <-answered; r.status != http.StatusOK {
+		t.Fatalf("the held wait: %s", r)
+	}
+	h.openStream("", "Authorization", "Bearer "+ann)
+	if r := h.do("GET", "/lists/counter", ann, nil); r.status != http.StatusOK {
+		t.Errorf("ann's request beside her open stream: %s", r)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/plaithq/plait"
 )
 
@@ -170,6 +171,21 @@ func (s *Store) expand(sql string) string {
 	}
 }
 
+// migrationLockTimeout is how long a migration waits for a table's lock
+// before it gives way (see tryMigrate), and lockNotAvailable the SQLSTATE
+// of its giving up.
+const (
+	migrationLockTimeout = "100ms"
+	lockNotAvailable     = "55P03"
+)
+
+// errGaveWay is tryMigrate's word that a migration gave way to the readers
+// of a table; migrate tries again after gaveWayPause, in which the commits
+// that waited behind it go on.
+var errGaveWay = errors.New("a migration gave way to the readers of a table")
+
+const gaveWayPause = 500 * time.Millisecond
+
 // lockPoll is how often a process waiting for the schema lock tries again.
 const lockPoll = 25 * time.Millisecond
 
@@ -181,6 +197,10 @@ const lockPoll = 25 * time.Millisecond
 func (s *Store) migrate(ctx context.Context) error {
 	for {
 		done, err := s.tryMigrate(ctx)
+		pause := lockPoll
+		if errors.Is(err, errGaveWay) {
+			pause, err = gaveWayPause, nil
+		}
 		if err != nil {
 			return fmt.Errorf("postgres: migrate %s: %w", s.opts.Schema, err)
 		}
@@ -188,7 +208,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-time.After(lockPoll):
+		case <-time.After(pause):
 		case <-ctx.Done():
 			return fmt.Errorf("postgres: migrate %s: waiting for the schema lock: %w", s.opts.Schema, ctx.Err())
 		}
@@ -231,8 +251,21 @@ func (s *Store) tryMigrate(ctx context.Context) (bool, error) {
 	if current > len(migrations) {
 		return false, fmt.Errorf("the schema is at version %d, newer than this program knows (%d): upgrade the program", current, len(migrations))
 	}
+	if current < len(migrations) {
+		// A migration that alters a table waits for the transactions
+		// reading it, and every commit of the processes still running
+		// waits behind it: rather than hold them for as long as a long
+		// read lasts, it gives way after a moment and tries again.
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+migrationLockTimeout+`'`); err != nil {
+			return false, fmt.Errorf("set the lock timeout: %w", err)
+		}
+	}
 	for _, m := range migrations[current:] {
 		if _, err := tx.Exec(ctx, s.expand(m.sql)); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == lockNotAvailable {
+				return false, errGaveWay
+			}
 			return false, fmt.Errorf("apply migration %d (%s): %w", m.version, m.name, err)
 		}
 		if _, err := tx.Exec(ctx, s.expand(`INSERT INTO {schema_migrations} (version, name) VALUES ($1, $2)`), m.version, m.name); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/plaithq/plait/store/postgres/pgtest"
 
@@ -185,5 +186,61 @@ func TestASchemaIsOneApplications(t *testing.T) {
 	}
 	if err := ro.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) {
 		t.Errorf("helpdesk reading orderdesk's schema: %v", err)
+	}
+}
+
+// TestAMigrationGivesWayToALongRead: a migration that alters the events
+// table while a long transaction reads it does not hold the commits of a
+// store already running behind it for as long as the read lasts; it gives
+// way, and is done once the read ends.
+func TestAMigrationGivesWayToALongRead(t *testing.T) {
+	ctx := context.Background()
+	st, url := open(t)
+	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+st.Schema()+`.events DROP COLUMN former_owner;
+		DROP TABLE `+st.Schema()+`.store_meta;
+		DELETE FROM `+st.Schema()+`.schema_migrations WHERE version >= 6`); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback(ctx)
+	var n int
+	if err := reader.QueryRow(ctx, `SELECT count(*) FROM `+st.Schema()+`.events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	migrated := make(chan error, 1)
+	go func() {
+		up, err := postgres.Open(ctx, url, postgres.Options{Schema: st.Schema()})
+		if err == nil {
+			up.Close()
+		}
+		migrated <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the migration waits for the reader
+	// Every other use of the table (the commits of processes still
+	// running, their reads) goes on meanwhile: within a moment, not once
+	// the long read is done.
+	begun := time.Now()
+	for range 3 {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := st.Pool().QueryRow(cctx, `SELECT count(*) FROM `+st.Schema()+`.events`).Scan(&n)
+		cancel()
+		if err != nil {
+			t.Fatalf("a read while the migration waits: %v", err)
+		}
+	}
+	if took := time.Since(begun); took > 1500*time.Millisecond {
+		t.Errorf("three reads took %v while the migration waited for the long one", took)
+	}
+	select {
+	case err := <-migrated:
+		t.Fatalf("the migration ended while the reader read: %v", err)
+	default:
+	}
+	reader.Rollback(ctx)
+	if err := <-migrated; err != nil {
+		t.Fatalf("the migration once the read ended: %v", err)
 	}
 }

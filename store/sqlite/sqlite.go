@@ -476,46 +476,71 @@ func (s *Store) hasTables(ctx context.Context, names ...string) (bool, error) {
 	return n == len(names), nil
 }
 
-// migrate creates the store's tables in a file that has none. It refuses a
-// file that holds tables, none of them the store's: the database of
-// something else, which the store would otherwise move into. And it makes
-// sure the file can be written: SQLite opens a file the process may not
-// write (its permissions, another owner, an immutable file) read-only,
-// and would say so only at the first commit.
+// migrate creates the store's tables in a file that has none, and those
+// a later release added in a file of an earlier one. It refuses a file
+// that holds tables, none of them the store's: the database of something
+// else, which the store would otherwise move into. It runs in one
+// transaction, which takes the write lock, so that openers of one file
+// take turns. And it makes sure the file can be written: SQLite opens a
+// file the process may not write (its permissions, another owner, an
+// immutable file) read-only, and would say so only at the first commit.
 func (s *Store) migrate(ctx context.Context) error {
 	if err := refuseForeign(ctx, s.w, s.path); err != nil {
 		return err
 	}
-	if _, err := s.w.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	// A file of a release before events named their former owners gets
-	// the column, empty for the events it holds.
-	if err := s.readFormerOwners(ctx); err != nil {
-		return err
-	}
-	if !s.formerOwners {
-		if _, err := s.w.ExecContext(ctx, `ALTER TABLE events ADD COLUMN former_owner TEXT`); err != nil {
-			return fmt.Errorf("sqlite: migrate: add events.former_owner: %w", err)
-		}
-		s.formerOwners = true
-	}
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: it takes the write lock
 	if err == nil {
-		_, err = tx.ExecContext(ctx, `INSERT INTO checkpoints(name, pos) VALUES ('plait: can write', 0)`)
-		err = errors.Join(err, tx.Rollback())
+		if err = s.migrateIn(ctx, tx); err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+	}
+	var se *msqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqliteReadOnly {
+		return fmt.Errorf("sqlite: %s cannot be written: %w", s.path, err)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlite: %s cannot be written: %w", s.path, err)
+		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
 	}
 	return nil
 }
 
+// sqliteReadOnly is SQLITE_READONLY, the primary code of a write to a
+// database opened read-only.
+const sqliteReadOnly = 8
+
+// migrateIn is migrate's work, in its transaction tx.
+func (s *Store) migrateIn(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	// A file of a release before events named their former owners gets
+	// the column, empty for the events it holds.
+	if err := tx.QueryRowContext(ctx, formerOwnersColumn).Scan(&s.formerOwners); err != nil {
+		return err
+	}
+	if !s.formerOwners {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE events ADD COLUMN former_owner TEXT`); err != nil {
+			return err
+		}
+		s.formerOwners = true
+	}
+	// A write, undone at once, for a file that needed none of the above.
+	_, err := tx.ExecContext(ctx, `INSERT INTO checkpoints(name, pos) VALUES ('plait: can write', 0);
+		DELETE FROM checkpoints WHERE name = 'plait: can write'`)
+	return err
+}
+
+// formerOwnersColumn asks whether the events table has the column of their
+// former owners.
+const formerOwnersColumn = `SELECT count(*) > 0 FROM pragma_table_info('events') WHERE name = 'former_owner'`
+
 // readFormerOwners finds whether the file's events have the column of
 // their former owners, which a file of an earlier release opened only to
-// be read may lack.
+// be read lacks.
 func (s *Store) readFormerOwners(ctx context.Context) error {
-	err := s.w.QueryRowContext(ctx, `SELECT count(*) > 0 FROM pragma_table_info('events') WHERE name = 'former_owner'`).Scan(&s.formerOwners)
+	err := s.w.QueryRowContext(ctx, formerOwnersColumn).Scan(&s.formerOwners)
 	if err != nil {
 		return fmt.Errorf("sqlite: read the schema: %w", err)
 	}

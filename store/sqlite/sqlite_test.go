@@ -184,6 +184,17 @@ func TestOpenRefusesTheDatabaseOfSomethingElse(t *testing.T) {
 // not write read-only; Open says so, rather than a server that starts and
 // fails every command.
 func TestOpenRefusesAFileItCannotWrite(t *testing.T) {
+	for _, earlier := range []bool{false, true} {
+		t.Run(map[bool]string{false: "this release's", true: "an earlier release's"}[earlier], func(t *testing.T) {
+			testOpenRefusesAFileItCannotWrite(t, earlier)
+		})
+	}
+}
+
+// testOpenRefusesAFileItCannotWrite is TestOpenRefusesAFileItCannotWrite
+// on a store of this release, or of an earlier one (its tables to be
+// migrated): either way, the file cannot be written, and says so.
+func testOpenRefusesAFileItCannotWrite(t *testing.T, earlier bool) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "plait.db")
 	st, err := sqlite.Open(ctx, path, sqlite.Options{})
@@ -191,6 +202,16 @@ func TestOpenRefusesAFileItCannotWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
+	if earlier {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`ALTER TABLE events DROP COLUMN former_owner; DROP TABLE store_meta`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
 	// Root writes whatever the permissions say; an immutable file it
 	// cannot.
 	if os.Geteuid() == 0 {
@@ -398,5 +419,48 @@ func TestAStoreIsOneApplications(t *testing.T) {
 	}
 	if app, err := sqlite.ApplicationOf(ctx, path); err != nil || app != "orderdesk" {
 		t.Errorf("ApplicationOf: %q, %v", app, err)
+	}
+}
+
+// TestOpenersOfAnEarlierFileTakeTurns: stores opened at once on a file of
+// an earlier release migrate it once between them, none failing on the
+// column another added.
+func TestOpenersOfAnEarlierFileTakeTurns(t *testing.T) {
+	for round := range 5 { // the openers meet at random: a few rounds
+		t.Run(fmt.Sprint(round), testOpenersOfAnEarlierFileTakeTurns)
+	}
+}
+
+func testOpenersOfAnEarlierFileTakeTurns(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plait.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE events DROP COLUMN former_owner; DROP TABLE store_meta`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	const openers = 4
+	errs := make(chan error, openers)
+	for range openers {
+		go func() {
+			st, err := sqlite.Open(ctx, path, sqlite.Options{})
+			if err == nil {
+				st.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range openers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -78,6 +78,9 @@ func (s *Store) StageView(ctx context.Context, typ string, settings plait.Settin
 	if typ == "" || strings.Contains(typ, copyMark) {
 		return nil, fmt.Errorf("sqlite: stage view %q: not a view type", typ)
 	}
+	if s.readOnly {
+		return nil, fmt.Errorf("sqlite: stage view %q: %s is open read-only", typ, s.path)
+	}
 	if err := s.dropAbandoned(ctx, typ); err != nil {
 		return nil, err
 	}
