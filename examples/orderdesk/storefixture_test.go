@@ -2,7 +2,6 @@ package orderdesk_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"flag"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"github.com/plaithq/plait"
 	"github.com/plaithq/plait/engine"
 	"github.com/plaithq/plait/examples/orderdesk"
+	"github.com/plaithq/plait/store/sqlite"
 )
 
 // The embedded stores in testdata/store-COMMIT.db were each written by
@@ -81,7 +81,7 @@ func TestWriteStoreFixture(t *testing.T) {
 	l := startAt(t, orderdesk.App(), path)
 	fixtureStory(t, l)
 	l.stop()
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sqlite.OpenSQL(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,3 +115,11 @@ func (s *Store) dropSearchIndexes(ctx context.Context, phys string, searchable [
 	}
 	return nil
 }
+
+// OpenSQL opens the database file at path with database/sql, as sql.Open
+// with the driver "sqlite" does, and with the functions the store's
+// indexes call (plait_search_key), without which SQLite refuses to write
+// an instance of a type with searchable fields or to VACUUM the file: for
+// tools and tests that read or maintain a store with SQL of their own. A
+// write through it bypasses the store's invariants: stop its server first.
+func OpenSQL(path string) (*sql.DB, error) { return openDB("file:" + path) }
