@@ -443,6 +443,8 @@ func parseListQuery(q url.Values, settings plait.Settings, sealed []string) (eng
 				}
 				lq.Sort = f
 			case f == "id":
+			case f == "":
+				return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: "no field to sort on: name one (-name for descending), or leave sort out for the ids' order"}
 			default:
 				return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q to sort on", f)}
 			}
@@ -457,6 +459,9 @@ func parseListQuery(q url.Values, settings plait.Settings, sealed []string) (eng
 				f = strings.TrimSpace(f)
 				if (f == "id" || f == "seq" || f == "lineage") && !known(f) {
 					continue // every item has id and seq; see wantsLineage
+				}
+				if f == "" && strings.TrimSpace(v) == "" {
+					return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: "no field named: name the fields to project, comma-separated, or leave fields out for them all"}
 				}
 				if !known(f) {
 					return lq, &paramError{Param: k, Code: CodeUnknownFieldName, Message: fmt.Sprintf("no field %q", f)}

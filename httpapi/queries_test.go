@@ -293,6 +293,12 @@ func TestListFiltersSortsProjects(t *testing.T) {
 		problem(t, h.do("GET", "/lists/counter?"+tc.q, tok, nil), http.StatusBadRequest, tc.code)
 	}
 	problem(t, h.do("GET", "/lists/nope", tok, nil), http.StatusNotFound, "")
+	// An empty sort or fields says how to ask for the default.
+	for q, want := range map[string]string{"sort=": "leave sort out", "fields=": "leave fields out"} {
+		if p := problem(t, h.do("GET", "/lists/counter?"+q, tok, nil), http.StatusBadRequest, httpapi.CodeUnknownFieldName); !strings.Contains(fmt.Sprint(p["errors"]), want) {
+			t.Errorf("%s: %v, want it to say %q", q, p, want)
+		}
+	}
 }
 
 // TestListFiltersSealedFieldsByTheirOpenedValues: a personal field is
