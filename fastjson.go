@@ -22,7 +22,31 @@ import (
 // encoding/json, whose output (omitzero included) is the stored format.
 
 // decodeJSON decodes one JSON value into v, as json.Unmarshal does.
-func decodeJSON(raw []byte, v any) error { return fastjson.Unmarshal(raw, v) }
+func decodeJSON(raw []byte, v any) error {
+	if longDigitRun(raw) {
+		return json.Unmarshal(raw, v)
+	}
+	return fastjson.Unmarshal(raw, v)
+}
+
+// longDigitRun reports whether raw holds 20 digits in a row or more: a
+// number the fast decoder may misread (it reads a whole number past 2^64
+// into an integer field as the number modulo 2^64, with no error), which
+// is decoded by encoding/json instead. A string of such digits is too,
+// merely more slowly.
+func longDigitRun(raw []byte) bool {
+	run := 0
+	for _, c := range raw {
+		if c >= '0' && c <= '9' {
+			if run++; run >= 20 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
+}
 
 // errTrailing refuses data after the payload's JSON value.
 var errTrailing = errors.New("trailing data after the payload")
@@ -368,8 +392,12 @@ func want(t reflect.Type) string {
 	return "not a value this field takes"
 }
 
-// fastStrict is decodeStrictInto by the fast decoder alone.
+// fastStrict is decodeStrictInto by the fast decoder alone, but for data
+// it may misread (see longDigitRun).
 func fastStrict(raw []byte, v any) error {
+	if longDigitRun(raw) {
+		return stdStrict(raw, v)
+	}
 	rest, err := fastjson.Parse(raw, v, fastjson.DisallowUnknownFields)
 	if err == nil && len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
 		err = errTrailing
