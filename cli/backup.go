@@ -126,7 +126,8 @@ func runRestore(ctx context.Context, prog program, args []string, stdout, stderr
 	// A backup of another application's store would serve this one's
 	// users another's data: refused before anything is changed.
 	if got, err := sqlite.ApplicationOf(ctx, *from); err == nil && got != "" && got != app.Name {
-		return fmt.Errorf("%w: %s is a backup of application %q, not %q", engine.ErrOtherApplication, *from, got, app.Name)
+		return fmt.Errorf("%w: %s is a backup of application %q, not %q: restore it with that application's program, or restore a backup of this one",
+			engine.ErrOtherApplication, *from, got, app.Name)
 	}
 	r, err := sqlite.Restore(ctx, *from, sf.path(app))
 	if err != nil {

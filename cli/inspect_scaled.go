@@ -43,14 +43,11 @@ func runInspectScaled(ctx context.Context, app plait.App, sc inspectScaledFlags,
 	}
 	brokers := splitBrokers(sc.kafka)
 	// Read-only: a mistyped --pg-schema must say so, not make an empty store.
-	st, err := postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema, ReadOnly: true})
+	st, err := postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema, ReadOnly: true, Application: app.Name})
 	if err != nil {
-		return fmt.Errorf("open the PostgreSQL store: %w", err)
+		return fmt.Errorf("open the PostgreSQL store: %w", ownSchema(err))
 	}
 	defer st.Close()
-	if err := st.ClaimApplication(ctx, app.Name); err != nil {
-		return ownStore(err, "--pg-schema")
-	}
 	cps, head, counts, err := readStatus(ctx, st)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/plaithq/plait/store/postgres"
 	"github.com/plaithq/plait/store/postgres/pgtest"
 
 	"github.com/plaithq/plait"
@@ -234,5 +235,30 @@ func TestInspectChangesNothingInTheStore(t *testing.T) {
 	}
 	if after := schema(); after != before {
 		t.Fatalf("inspect changed the store's schema:\nbefore\n%safter\n%s", before, after)
+	}
+}
+
+// TestScaledOutAnotherApplicationsSchemaIsRefused: serve and inspect,
+// scaled out, refuse a schema another application claimed (two
+// applications left on the default schema), before Kafka, saying what to
+// do.
+func TestScaledOutAnotherApplicationsSchemaIsRefused(t *testing.T) {
+	url := pgtest.URL(t)
+	schema := pgtest.FreshSchema(t, url)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, url, postgres.Options{Schema: schema, Application: "helpdesk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	want := `holds the store of application "helpdesk", not "orderdesk"`
+	for _, args := range [][]string{
+		{"serve", "--kafka", "127.0.0.1:1", "--postgres", url, "--pg-schema", schema, "--addr", "127.0.0.1:0", "--start-timeout", "5s"},
+		{"inspect", "--kafka", "127.0.0.1:1", "--postgres", url, "--pg-schema", schema},
+	} {
+		code, _, stderr := runCLI(t, args...)
+		if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "--pg-schema of its own") {
+			t.Errorf("%s on helpdesk's schema: exit %d, %s", args[0], code, stderr)
+		}
 	}
 }

@@ -115,15 +115,12 @@ func runScaled(ctx context.Context, prog program, sc scaledFlags, f serveFlags, 
 	// containers) is waited for, up to --start-timeout.
 	var st *postgres.Store
 	if err := dialUntil(start, log, "PostgreSQL", sc.startTimeout, func(ctx context.Context) (err error) {
-		st, err = postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema})
+		st, err = postgres.Open(ctx, sc.postgres, postgres.Options{Schema: sc.schema, Application: app.Name})
 		return err
 	}); err != nil {
-		return fmt.Errorf("open the PostgreSQL store: %w", err)
+		return fmt.Errorf("open the PostgreSQL store: %w", ownSchema(err))
 	}
 	defer st.Close()
-	if err := st.ClaimApplication(start, app.Name); err != nil {
-		return late("open the PostgreSQL store", ownStore(err, "--pg-schema"))
-	}
 	if err := st.EnsureIndexes(start, app.Aggregates); err != nil {
 		return late("create indexes", err)
 	}

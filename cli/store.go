@@ -90,13 +90,9 @@ func dataDirProblem(dir string, err error) error {
 
 // open opens the embedded store of app and creates its list indexes.
 func (s *storeFlags) open(ctx context.Context, app plait.App) (*sqlite.Store, error) {
-	st, err := sqlite.Open(ctx, s.path(app), sqlite.Options{Synchronous: s.synchronous})
+	st, err := sqlite.Open(ctx, s.path(app), sqlite.Options{Synchronous: s.synchronous, Application: app.Name})
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if err := st.ClaimApplication(ctx, app.Name); err != nil {
-		st.Close()
-		return nil, ownStore(err, "--data directory")
+		return nil, fmt.Errorf("open store: %w", ownFile(err))
 	}
 	if err := st.EnsureIndexes(ctx, app.Aggregates); err != nil {
 		st.Close()
@@ -109,23 +105,29 @@ func (s *storeFlags) open(ctx context.Context, app plait.App) (*sqlite.Store, er
 // nothing, not even a missing list index, in a store a server may be
 // serving.
 func (s *storeFlags) read(ctx context.Context, app plait.App) (*sqlite.Store, error) {
-	st, err := sqlite.Open(ctx, s.path(app), sqlite.Options{ReadOnly: true})
+	st, err := sqlite.Open(ctx, s.path(app), sqlite.Options{ReadOnly: true, Application: app.Name})
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	if err := st.ClaimApplication(ctx, app.Name); err != nil {
-		st.Close()
-		return nil, ownStore(err, "--data directory")
+		return nil, fmt.Errorf("open store: %w", ownFile(err))
 	}
 	return st, nil
 }
 
-// ownStore adds to err, when it says the store is another application's
-// (engine.ErrOtherApplication), that each application needs a store of
-// its own, in place (where) of its own.
-func ownStore(err error, where string) error {
+// ownFile adds to err, when it says the store is another application's
+// (engine.ErrOtherApplication), what to do: each application's store is a
+// file of its own, named by the application, so this one was copied or
+// restored there by mistake.
+func ownFile(err error) error {
 	if errors.Is(err, engine.ErrOtherApplication) {
-		return fmt.Errorf("%w: give each application its own %s", err, where)
+		return fmt.Errorf("%w: move the file aside (each application keeps its store in a file of its own, APP.db)", err)
+	}
+	return err
+}
+
+// ownSchema adds to err, when it says the schema is another application's
+// (engine.ErrOtherApplication), what to do.
+func ownSchema(err error) error {
+	if errors.Is(err, engine.ErrOtherApplication) {
+		return fmt.Errorf("%w: give each application a --pg-schema of its own", err)
 	}
 	return err
 }

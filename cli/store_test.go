@@ -54,19 +54,17 @@ func TestAnotherApplicationsStoreIsRefused(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
 	path := filepath.Join(data, "orderdesk.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Application: "helpdesk"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.ClaimApplication(ctx, "helpdesk"); err != nil {
-		t.Fatal(err)
-	}
 	st.Close()
-	want := `holds the store of application "helpdesk", not "orderdesk": give each application its own --data directory`
+	want := `holds the store of application "helpdesk", not "orderdesk": move the file aside`
 	for _, args := range [][]string{
 		{"serve", "--addr", "127.0.0.1:0", "--data", data},
 		{"inspect", "--data", data},
 		{"replay", "--view", "orderList", "--data", data},
+		{"forget", "--data", data, "c1"},
 	} {
 		if code, _, stderr := runCLI(t, args...); code != 1 || !strings.Contains(stderr, want) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", args, code, stderr, want)
@@ -77,7 +75,7 @@ func TestAnotherApplicationsStoreIsRefused(t *testing.T) {
 	}
 	own := t.TempDir()
 	code, _, stderr := runCLI(t, "restore", "--data", own, "--from", path)
-	if code != 1 || !strings.Contains(stderr, path+` is a backup of application "helpdesk", not "orderdesk"`) {
+	if code != 1 || !strings.Contains(stderr, path+` is a backup of application "helpdesk", not "orderdesk": restore it with that application's program`) {
 		t.Errorf("restore of helpdesk's store: exit %d, stderr %q", code, stderr)
 	}
 	if entries, _ := os.ReadDir(own); len(entries) > 1 { // its lock

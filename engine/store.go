@@ -51,9 +51,10 @@ var ErrCorrupt = errors.New("engine: the store's data is damaged")
 // ErrOtherApplication marks a store that holds another application's
 // data, which an application must not run on: its commands would be
 // answered with another's outcomes, its lists mixed with another's
-// instances of the same type names. The stores record the application
-// that first ran on them (their ClaimApplication).
-var ErrOtherApplication = errors.New("engine: the store is another application's")
+// instances of the same type names. A store opened for an application
+// (their Options.Application) records the first that ran on it, and
+// refuses another.
+var ErrOtherApplication = errors.New("engine: another application's store")
 
 // Log is the durable record the engine writes through. Implementations are
 // safe for concurrent use.

@@ -111,6 +111,11 @@ func TestAnEarlierStoreServes(t *testing.T) {
 				t.Fatal(err)
 			}
 			l := startLiveAt(t, path)
+			// The fixtures of releases that named no application are
+			// claimed by orderdesk; the others were orderdesk's.
+			if app, err := sqlite.ApplicationOf(context.Background(), path); err != nil || app != "orderdesk" {
+				t.Errorf("the store's application: %q, %v", app, err)
+			}
 			checkFixtureReads(t, l)
 			checkFixtureGoesOn(t, l)
 		})

@@ -59,7 +59,7 @@ func startAt(t *testing.T, app plait.App, path string) *live {
 func startWith(t *testing.T, app plait.App, path string, opts engine.Options) *live {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "NORMAL"})
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "NORMAL", Application: app.Name})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/plaithq/plait"
+	"github.com/plaithq/plait/engine"
 )
 
 // migration is one versioned change of the schema. Its SQL names tables as
@@ -193,13 +194,22 @@ const lockPoll = 25 * time.Millisecond
 // applied, in one transaction holding the schema's advisory lock. Waiting
 // processes poll with pg_try_advisory_xact_lock rather than block, so that
 // no waiting transaction holds a snapshot a concurrent index build would
-// wait for.
+// wait for. A migration that waits over migrationLockTimeout for a table
+// gives way and tries again until ctx ends (see tryMigrate). With
+// Options.Application, a schema another application claimed is refused
+// before any migration, and one unclaimed is claimed in the same
+// transaction.
 func (s *Store) migrate(ctx context.Context) error {
+	gaveWay := 0
 	for {
 		done, err := s.tryMigrate(ctx)
 		pause := lockPoll
 		if errors.Is(err, errGaveWay) {
 			pause, err = gaveWayPause, nil
+			gaveWay++
+		}
+		if errors.Is(err, engine.ErrOtherApplication) {
+			return fmt.Errorf("postgres: %w", err)
 		}
 		if err != nil {
 			return fmt.Errorf("postgres: migrate %s: %w", s.opts.Schema, err)
@@ -210,6 +220,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
+			if gaveWay > 0 {
+				return fmt.Errorf("postgres: migrate %s: gave way %d times to transactions using the tables it alters (one idle in a transaction, or a long read: see pg_stat_activity), which must end first: %w",
+					s.opts.Schema, gaveWay, ctx.Err())
+			}
 			return fmt.Errorf("postgres: migrate %s: waiting for the schema lock: %w", s.opts.Schema, ctx.Err())
 		}
 	}
@@ -251,6 +265,11 @@ func (s *Store) tryMigrate(ctx context.Context) (bool, error) {
 	if current > len(migrations) {
 		return false, fmt.Errorf("the schema is at version %d, newer than this program knows (%d): upgrade the program", current, len(migrations))
 	}
+	if s.opts.Application != "" {
+		if err := s.checkApplication(ctx, tx); err != nil {
+			return false, err
+		}
+	}
 	if current < len(migrations) {
 		// A migration that alters a table waits for the transactions
 		// reading it, and every commit of the processes still running
@@ -270,6 +289,11 @@ func (s *Store) tryMigrate(ctx context.Context) (bool, error) {
 		}
 		if _, err := tx.Exec(ctx, s.expand(`INSERT INTO {schema_migrations} (version, name) VALUES ($1, $2)`), m.version, m.name); err != nil {
 			return false, fmt.Errorf("record migration %d: %w", m.version, err)
+		}
+	}
+	if s.opts.Application != "" {
+		if _, err := tx.Exec(ctx, s.expand(`INSERT INTO {store_meta} (key, value) VALUES ('application', $1) ON CONFLICT (key) DO NOTHING`), s.opts.Application); err != nil {
+			return false, fmt.Errorf("claim the schema: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

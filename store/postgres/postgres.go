@@ -46,6 +46,13 @@ type Options struct {
 	// up, to read its log (as an engine.EventSource): nothing is created
 	// or migrated, and the schema must be one this program can read.
 	ReadOnly bool
+	// Application names the application that runs on the schema: a
+	// schema another application claimed is refused
+	// (engine.ErrOtherApplication) before anything in it is changed, and
+	// one no application claimed yet (new, or of a release before the
+	// claims) is claimed for it, unless ReadOnly. Empty, the schema is
+	// opened whoever claimed it.
+	Application string
 }
 
 var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -132,7 +139,11 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 	}
 	s.bytewise = bytewise(collate, provider)
 	if opts.ReadOnly {
-		err = s.checkReadable(ctx)
+		if err = s.checkReadable(ctx); err == nil && opts.Application != "" {
+			if err = s.checkApplication(ctx, pool); err != nil {
+				err = fmt.Errorf("postgres: %w", err)
+			}
+		}
 	} else {
 		err = s.migrate(ctx)
 	}

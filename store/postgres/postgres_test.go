@@ -155,37 +155,50 @@ func TestASchemaOfVersion5GetsFormerOwners(t *testing.T) {
 	}
 }
 
-// TestASchemaIsOneApplications: the first application to run on a schema
-// claims it; another is refused, writing or only reading, and changes
-// nothing; a schema of a release before the claim is claimed by the first.
+// TestASchemaIsOneApplications: the first application to open a schema
+// for itself claims it; another is refused, writing or only reading,
+// before anything is changed (a schema to migrate stays at its version); a
+// schema of a release before the claim is claimed by the first.
 func TestASchemaIsOneApplications(t *testing.T) {
 	ctx := context.Background()
 	st, url := open(t)
 	if _, err := st.Pool().Exec(ctx, `DROP TABLE `+st.Schema()+`.store_meta; DELETE FROM `+st.Schema()+`.schema_migrations WHERE version = 7`); err != nil {
 		t.Fatal(err)
 	}
-	ro, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: st.Schema(), ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
+	opts := func(app string, readOnly bool) postgres.Options {
+		return postgres.Options{Schema: st.Schema(), Application: app, ReadOnly: readOnly}
 	}
-	if err := ro.ClaimApplication(ctx, "helpdesk"); err != nil {
+	if _, err := postgres.New(ctx, st.Pool(), opts("helpdesk", true)); err != nil {
 		t.Errorf("a schema of an earlier release, read by any application: %v", err)
 	}
-	up, err := postgres.Open(ctx, url, postgres.Options{Schema: st.Schema()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
 	for range 2 {
-		if err := up.ClaimApplication(ctx, "orderdesk"); err != nil {
-			t.Fatalf("orderdesk claims the schema: %v", err)
+		up, err := postgres.New(ctx, st.Pool(), opts("orderdesk", false))
+		if err != nil {
+			t.Fatalf("orderdesk opens the schema: %v", err)
+		}
+		if v, err := up.SchemaVersion(ctx); err != nil || v != 7 {
+			t.Fatalf("schema version %d (%v), want 7", v, err)
 		}
 	}
-	if err := up.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) || !strings.Contains(err.Error(), `application "orderdesk", not "helpdesk"`) {
-		t.Errorf("helpdesk on orderdesk's schema: %v", err)
+	// Another, on the schema as a program of a later version finds it,
+	// with a migration to apply: refused, and the schema left as it is.
+	if _, err := st.Pool().Exec(ctx, `DELETE FROM `+st.Schema()+`.schema_migrations WHERE version = 7`); err != nil {
+		t.Fatal(err)
 	}
-	if err := ro.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) {
-		t.Errorf("helpdesk reading orderdesk's schema: %v", err)
+	for _, readOnly := range []bool{false, true} {
+		_, err := postgres.New(ctx, st.Pool(), opts("helpdesk", readOnly))
+		if !errors.Is(err, engine.ErrOtherApplication) || !strings.Contains(err.Error(), `application "orderdesk", not "helpdesk"`) {
+			t.Errorf("helpdesk on orderdesk's schema (read-only %v): %v", readOnly, err)
+		}
+	}
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 6 {
+		t.Errorf("the refused open moved the schema to version %d (%v)", v, err)
+	}
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO `+st.Schema()+`.schema_migrations (version, name) VALUES (7, 'store meta')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(ctx, url, postgres.Options{Schema: st.Schema()}); err != nil {
+		t.Errorf("opened for no application in particular: %v", err)
 	}
 }
 
@@ -242,5 +255,36 @@ func TestAMigrationGivesWayToALongRead(t *testing.T) {
 	reader.Rollback(ctx)
 	if err := <-migrated; err != nil {
 		t.Fatalf("the migration once the read ended: %v", err)
+	}
+}
+
+// TestAMigrationThatKeepsGivingWaySaysWhy: a migration that gives way
+// until its context ends says what it waited for, and leaves the schema at
+// its version.
+func TestAMigrationThatKeepsGivingWaySaysWhy(t *testing.T) {
+	ctx := context.Background()
+	st, url := open(t)
+	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+st.Schema()+`.events DROP COLUMN former_owner;
+		DROP TABLE `+st.Schema()+`.store_meta;
+		DELETE FROM `+st.Schema()+`.schema_migrations WHERE version >= 6`); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback(ctx)
+	if _, err := reader.Exec(ctx, `SELECT count(*) FROM `+st.Schema()+`.events`); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	_, err = postgres.Open(short, url, postgres.Options{Schema: st.Schema()})
+	if err == nil || !strings.Contains(err.Error(), "gave way") || !strings.Contains(err.Error(), "pg_stat_activity") {
+		t.Fatalf("a migration that kept giving way: %v", err)
+	}
+	reader.Rollback(ctx)
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 5 {
+		t.Errorf("schema version %d (%v), want 5 still", v, err)
 	}
 }

@@ -47,6 +47,12 @@ type Options struct {
 	// look at a store another process may be serving (plait inspect):
 	// nothing is created or migrated, and every write fails.
 	ReadOnly bool
+	// Application names the application that runs on the store: a store
+	// another application claimed is refused (engine.ErrOtherApplication)
+	// before anything in it is changed, and one no application claimed
+	// yet (new, or of a release before the claims) is claimed for it,
+	// unless ReadOnly. Empty, the store is opened whoever claimed it.
+	Application string
 }
 
 // ErrNoStore is returned by Open with Options.ReadOnly when the file is
@@ -184,8 +190,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if err = s.checkSchema(ctx); err == nil {
 			err = s.readFormerOwners(ctx)
 		}
+		if err == nil && opts.Application != "" {
+			err = s.checkApplication(ctx, w, opts.Application)
+		}
 	} else {
-		err = s.migrate(ctx)
+		err = s.migrate(ctx, opts.Application)
 	}
 	if err != nil {
 		w.Close()
@@ -484,19 +493,22 @@ func (s *Store) hasTables(ctx context.Context, names ...string) (bool, error) {
 // take turns. And it makes sure the file can be written: SQLite opens a
 // file the process may not write (its permissions, another owner, an
 // immutable file) read-only, and would say so only at the first commit.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, app string) error {
 	if err := refuseForeign(ctx, s.w, s.path); err != nil {
 		return err
 	}
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: it takes the write lock
 	if err == nil {
-		if err = s.migrateIn(ctx, tx); err == nil {
+		if err = s.migrateIn(ctx, tx, app); err == nil {
 			err = tx.Commit()
 		} else {
 			tx.Rollback()
 		}
 	}
 	var se *msqlite.Error
+	if errors.Is(err, engine.ErrOtherApplication) {
+		return err
+	}
 	if errors.As(err, &se) && se.Code()&0xff == sqliteReadOnly {
 		return fmt.Errorf("sqlite: %s cannot be written: %w", s.path, err)
 	}
@@ -510,10 +522,21 @@ func (s *Store) migrate(ctx context.Context) error {
 // database opened read-only.
 const sqliteReadOnly = 8
 
-// migrateIn is migrate's work, in its transaction tx.
-func (s *Store) migrateIn(ctx context.Context, tx *sql.Tx) error {
+// migrateIn is migrate's work, in its transaction tx, for the application
+// app (see Options.Application).
+func (s *Store) migrateIn(ctx context.Context, tx *sql.Tx, app string) error {
+	if app != "" {
+		if err := s.checkApplication(ctx, tx, app); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return err
+	}
+	if app != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO store_meta(key, value) VALUES ('application', ?) ON CONFLICT(key) DO NOTHING`, app); err != nil {
+			return err
+		}
 	}
 	// A file of a release before events named their former owners gets
 	// the column, empty for the events it holds.

@@ -369,9 +369,10 @@ func TestAFileOfAnEarlierReleaseGetsFormerOwners(t *testing.T) {
 	}
 }
 
-// TestAStoreIsOneApplications: the first application to run on a store
-// claims it; another is refused, writing or only reading, and changes
-// nothing; a store of a release before the claim is claimed by the first.
+// TestAStoreIsOneApplications: the first application to open a store for
+// itself claims it; another is refused, writing or only reading, before
+// anything is changed (a file to migrate stays as it is); a store of a
+// release before the claim is claimed by the first.
 func TestAStoreIsOneApplications(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "plait.db")
@@ -380,47 +381,60 @@ func TestAStoreIsOneApplications(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`DROP TABLE store_meta`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	ro, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ro.ClaimApplication(ctx, "helpdesk"); err != nil {
-		t.Errorf("a store of an earlier release, read by any application: %v", err)
-	}
-	ro.Close()
-	st, err = sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	for range 2 {
-		if err := st.ClaimApplication(ctx, "orderdesk"); err != nil {
-			t.Fatalf("orderdesk claims the store: %v", err)
+	earlier := func(sql string) {
+		t.Helper()
+		db, err := sqlOpen(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(sql); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if err := st.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) || !strings.Contains(err.Error(), `application "orderdesk", not "helpdesk"`) {
-		t.Errorf("helpdesk on orderdesk's store: %v", err)
+	earlier(`DROP TABLE store_meta`)
+	open := func(app string, readOnly bool) error {
+		st, err := sqlite.Open(ctx, path, sqlite.Options{Application: app, ReadOnly: readOnly})
+		if err == nil {
+			st.Close()
+		}
+		return err
 	}
-	ro, err = sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
+	if err := open("helpdesk", true); err != nil {
+		t.Errorf("a store of an earlier release, read by any application: %v", err)
 	}
-	defer ro.Close()
-	if err := ro.ClaimApplication(ctx, "helpdesk"); !errors.Is(err, engine.ErrOtherApplication) {
-		t.Errorf("helpdesk reading orderdesk's store: %v", err)
+	for range 2 {
+		if err := open("orderdesk", false); err != nil {
+			t.Fatalf("orderdesk opens the store: %v", err)
+		}
+	}
+	earlier(`ALTER TABLE events DROP COLUMN former_owner`)
+	for _, readOnly := range []bool{false, true} {
+		if err := open("helpdesk", readOnly); !errors.Is(err, engine.ErrOtherApplication) || !strings.Contains(err.Error(), `application "orderdesk", not "helpdesk"`) {
+			t.Errorf("helpdesk on orderdesk's store (read-only %v): %v", readOnly, err)
+		}
 	}
 	if app, err := sqlite.ApplicationOf(ctx, path); err != nil || app != "orderdesk" {
 		t.Errorf("ApplicationOf: %q, %v", app, err)
 	}
+	db, err := sqlOpen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var migrated bool
+	err = db.QueryRow(`SELECT count(*) > 0 FROM pragma_table_info('events') WHERE name = 'former_owner'`).Scan(&migrated)
+	db.Close()
+	if err != nil || migrated {
+		t.Errorf("the refused open migrated the file: %v %v", migrated, err)
+	}
+	if err := open("", false); err != nil {
+		t.Errorf("opened for no application in particular: %v", err)
+	}
 }
+
+// sqlOpen opens the file at path with database/sql, with the store's
+// functions.
+func sqlOpen(path string) (*sql.DB, error) { return sqlite.OpenSQL(path) }
 
 // TestOpenersOfAnEarlierFileTakeTurns: stores opened at once on a file of
 // an earlier release migrate it once between them, none failing on the
