@@ -3,6 +3,7 @@ package enginetest
 import (
 	"context"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/plaithq/plait"
@@ -55,4 +56,22 @@ func RunOwnerFieldDeclaredLater(t *testing.T, newStore func(t *testing.T) Indexi
 	if err != nil || len(page.Items) != 1 || page.Items[0].ID != "d1" {
 		t.Fatalf("ann's desks: %v, %v", page.Items, err)
 	}
+}
+
+// FormerOwners reads the first 100 items of feed and returns its events,
+// each as "causationID:formerOwner", joined by spaces: what a store keeps
+// of the owners the events took their instances from.
+func FormerOwners(t testing.TB, feed engine.Feed) string {
+	t.Helper()
+	items, err := feed.ReadFeed(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range items {
+		if it.Event != nil {
+			got = append(got, it.Event.CausationID+":"+it.FormerOwner)
+		}
+	}
+	return strings.Join(got, " ")
 }

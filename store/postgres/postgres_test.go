@@ -110,25 +110,8 @@ func TestASchemaOfVersion5GetsFormerOwners(t *testing.T) {
 	if err := st.Commit(ctx, []*engine.Processed{moved}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+st.Schema()+`.events DROP COLUMN former_owner;
-		DROP TABLE `+st.Schema()+`.store_meta;
-		DELETE FROM `+st.Schema()+`.schema_migrations WHERE version >= 6`); err != nil {
-		t.Fatal(err)
-	}
-	formerOwners := func(st *postgres.Store) string {
-		t.Helper()
-		items, err := st.ReadFeed(ctx, 0, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, it := range items {
-			if it.Event != nil {
-				got = append(got, it.Event.CausationID+":"+it.FormerOwner)
-			}
-		}
-		return strings.Join(got, " ")
-	}
+	toVersion5(t, st)
+	formerOwners := func(st engine.Feed) string { return enginetest.FormerOwners(t, st) }
 	ro, err := postgres.New(ctx, st.Pool(), postgres.Options{Schema: st.Schema(), ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -209,20 +192,9 @@ func TestASchemaIsOneApplications(t *testing.T) {
 func TestAMigrationGivesWayToALongRead(t *testing.T) {
 	ctx := context.Background()
 	st, url := open(t)
-	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+st.Schema()+`.events DROP COLUMN former_owner;
-		DROP TABLE `+st.Schema()+`.store_meta;
-		DELETE FROM `+st.Schema()+`.schema_migrations WHERE version >= 6`); err != nil {
-		t.Fatal(err)
-	}
-	reader, err := st.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Rollback(ctx)
+	toVersion5(t, st)
+	endRead := readLong(t, st)
 	var n int
-	if err := reader.QueryRow(ctx, `SELECT count(*) FROM `+st.Schema()+`.events`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
 	migrated := make(chan error, 1)
 	go func() {
 		up, err := postgres.Open(ctx, url, postgres.Options{Schema: st.Schema()})
@@ -252,7 +224,7 @@ func TestAMigrationGivesWayToALongRead(t *testing.T) {
 		t.Fatalf("the migration ended while the reader read: %v", err)
 	default:
 	}
-	reader.Rollback(ctx)
+	endRead()
 	if err := <-migrated; err != nil {
 		t.Fatalf("the migration once the read ended: %v", err)
 	}
@@ -264,27 +236,44 @@ func TestAMigrationGivesWayToALongRead(t *testing.T) {
 func TestAMigrationThatKeepsGivingWaySaysWhy(t *testing.T) {
 	ctx := context.Background()
 	st, url := open(t)
-	if _, err := st.Pool().Exec(ctx, `ALTER TABLE `+st.Schema()+`.events DROP COLUMN former_owner;
+	toVersion5(t, st)
+	endRead := readLong(t, st)
+	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	_, err := postgres.Open(short, url, postgres.Options{Schema: st.Schema()})
+	if err == nil || !strings.Contains(err.Error(), "gave way") || !strings.Contains(err.Error(), "pg_stat_activity") {
+		t.Fatalf("a migration that kept giving way: %v", err)
+	}
+	endRead()
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 5 {
+		t.Errorf("schema version %d (%v), want 5 still", v, err)
+	}
+}
+
+// toVersion5 takes the schema of st back to version 5, as an earlier
+// release left it: no former owners, no record of its application.
+func toVersion5(t *testing.T, st *postgres.Store) {
+	t.Helper()
+	if _, err := st.Pool().Exec(context.Background(), `ALTER TABLE `+st.Schema()+`.events DROP COLUMN former_owner;
 		DROP TABLE `+st.Schema()+`.store_meta;
 		DELETE FROM `+st.Schema()+`.schema_migrations WHERE version >= 6`); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// readLong begins a transaction that reads st's events table, and holds
+// its lock until end is called (or the test ends).
+func readLong(t *testing.T, st *postgres.Store) (end func()) {
+	t.Helper()
+	ctx := context.Background()
 	reader, err := st.Pool().Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reader.Rollback(ctx)
+	end = func() { reader.Rollback(ctx) }
+	t.Cleanup(end)
 	if _, err := reader.Exec(ctx, `SELECT count(*) FROM `+st.Schema()+`.events`); err != nil {
 		t.Fatal(err)
 	}
-	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-	defer cancel()
-	_, err = postgres.Open(short, url, postgres.Options{Schema: st.Schema()})
-	if err == nil || !strings.Contains(err.Error(), "gave way") || !strings.Contains(err.Error(), "pg_stat_activity") {
-		t.Fatalf("a migration that kept giving way: %v", err)
-	}
-	reader.Rollback(ctx)
-	if v, err := st.SchemaVersion(ctx); err != nil || v != 5 {
-		t.Errorf("schema version %d (%v), want 5 still", v, err)
-	}
+	return end
 }

@@ -203,14 +203,7 @@ func testOpenRefusesAFileItCannotWrite(t *testing.T, earlier bool) {
 	}
 	st.Close()
 	if earlier {
-		db, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(`ALTER TABLE events DROP COLUMN former_owner; DROP TABLE store_meta`); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+		execSQL(t, path, earlierRelease)
 	}
 	// Root writes whatever the permissions say; an immutable file it
 	// cannot.
@@ -325,29 +318,9 @@ func TestAFileOfAnEarlierReleaseGetsFormerOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`ALTER TABLE events DROP COLUMN former_owner`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	execSQL(t, path, earlierRelease)
 
-	formerOwners := func(st *sqlite.Store) string {
-		t.Helper()
-		items, err := st.ReadFeed(ctx, 0, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, it := range items {
-			if it.Event != nil {
-				got = append(got, it.Event.CausationID+":"+it.FormerOwner)
-			}
-		}
-		return strings.Join(got, " ")
-	}
+	formerOwners := func(st engine.Feed) string { return enginetest.FormerOwners(t, st) }
 	ro, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -381,18 +354,7 @@ func TestAStoreIsOneApplications(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	earlier := func(sql string) {
-		t.Helper()
-		db, err := sqlOpen(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Exec(sql); err != nil {
-			t.Fatal(err)
-		}
-	}
-	earlier(`DROP TABLE store_meta`)
+	execSQL(t, path, `DROP TABLE store_meta`)
 	open := func(app string, readOnly bool) error {
 		st, err := sqlite.Open(ctx, path, sqlite.Options{Application: app, ReadOnly: readOnly})
 		if err == nil {
@@ -408,7 +370,7 @@ func TestAStoreIsOneApplications(t *testing.T) {
 			t.Fatalf("orderdesk opens the store: %v", err)
 		}
 	}
-	earlier(`ALTER TABLE events DROP COLUMN former_owner`)
+	execSQL(t, path, `ALTER TABLE events DROP COLUMN former_owner`)
 	for _, readOnly := range []bool{false, true} {
 		if err := open("helpdesk", readOnly); !errors.Is(err, engine.ErrOtherApplication) || !strings.Contains(err.Error(), `application "orderdesk", not "helpdesk"`) {
 			t.Errorf("helpdesk on orderdesk's store (read-only %v): %v", readOnly, err)
@@ -417,7 +379,7 @@ func TestAStoreIsOneApplications(t *testing.T) {
 	if app, err := sqlite.ApplicationOf(ctx, path); err != nil || app != "orderdesk" {
 		t.Errorf("ApplicationOf: %q, %v", app, err)
 	}
-	db, err := sqlOpen(path)
+	db, err := sqlite.OpenSQL(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,9 +394,23 @@ func TestAStoreIsOneApplications(t *testing.T) {
 	}
 }
 
-// sqlOpen opens the file at path with database/sql, with the store's
-// functions.
-func sqlOpen(path string) (*sql.DB, error) { return sqlite.OpenSQL(path) }
+// earlierRelease makes a store the store of a release before events
+// named their former owners and stores their application.
+const earlierRelease = `ALTER TABLE events DROP COLUMN former_owner; DROP TABLE store_meta`
+
+// execSQL runs statements on the store file at path, which no store has
+// open.
+func execSQL(t *testing.T, path, statements string) {
+	t.Helper()
+	db, err := sqlite.OpenSQL(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(statements); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestOpenersOfAnEarlierFileTakeTurns: stores opened at once on a file of
 // an earlier release migrate it once between them, none failing on the
@@ -453,14 +429,7 @@ func testOpenersOfAnEarlierFileTakeTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`ALTER TABLE events DROP COLUMN former_owner; DROP TABLE store_meta`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	execSQL(t, path, earlierRelease)
 	const openers = 4
 	errs := make(chan error, openers)
 	for range openers {
