@@ -440,9 +440,10 @@ func (w *worker) deliver(recs []*kgo.Record) error {
 		}
 		pause := backoff
 		switch {
-		case errors.Is(err, plait.ErrStopped):
-			// The engine is stopping: the partition stops with it once
-			// Consume returns, and its next owner resumes from the store.
+		case errors.Is(err, plait.ErrStopped), errors.Is(err, context.Canceled):
+			// The engine is stopping (a SIGTERM, say), or the partition
+			// is being taken away: it stops once Consume returns, and its
+			// next owner resumes from the store. Nothing failed.
 			w.c.l.log.Debug("kafka: the engine stopped; batch left to the partition's next owner", "topic", w.tp.topic, "partition", w.tp.partition)
 		case errors.Is(err, engine.ErrLostRace):
 			// Expected now and then, and any client can cause one (the
