@@ -145,7 +145,9 @@ var _ engine.CommandLog = (*Log)(nil)
 
 // New connects to the brokers, creates the application's topics where
 // missing (commands and events of every aggregate type, and the outcomes)
-// and returns the log. Close closes its connections.
+// and returns the log. Close closes its connections. Topics another
+// application published events to (a prefix shared by mistake) are
+// refused with an error wrapping engine.ErrOtherApplication.
 func New(ctx context.Context, app plait.App, opts Options) (*Log, error) {
 	if err := app.Validate(); err != nil {
 		return nil, err
@@ -173,6 +175,10 @@ func New(ctx context.Context, app plait.App, opts Options) (*Log, error) {
 	}
 	l.producer = cl
 	if err := l.ensureTopics(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	if err := l.checkOwnEvents(ctx); err != nil {
 		cl.Close()
 		return nil, err
 	}
