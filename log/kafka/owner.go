@@ -56,35 +56,22 @@ func (l *Log) checkOwnEvents(ctx context.Context) error {
 	if len(last) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(l.clientOpts(kgo.ConsumePartitions(from))...)
-	if err != nil {
-		return fmt.Errorf("kafka: make a reader: %w", err)
-	}
-	defer cl.Close()
 	prefix := "/" + l.app.Name + "/"
 	var other error
-	for len(last) > 0 && other == nil {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return fmt.Errorf("kafka: read the last events of %d partitions: %w", len(last), ctx.Err())
-		}
-		if errs := fetches.Errors(); len(errs) > 0 {
-			return fmt.Errorf("kafka: read the last event of %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			tp := topicPartition{r.Topic, r.Partition}
-			if end, ok := last[tp]; !ok || r.Offset != end {
-				return
+	// Each partition is read from its last record to it: that one alone.
+	err = l.readUpTo(ctx, from, last, func(r *kgo.Record) bool {
+		for _, h := range r.Headers {
+			if src := string(h.Value); h.Key == "ce_source" && !strings.HasPrefix(src, prefix) {
+				app, _, _ := strings.Cut(strings.TrimPrefix(src, "/"), "/")
+				other = fmt.Errorf("%w: topic %s holds the events of application %q, not %q: give this application a --topic-prefix of its own (now %q)",
+					engine.ErrOtherApplication, r.Topic, app, l.app.Name, l.opts.Prefix)
+				return true
 			}
-			delete(last, tp)
-			for _, h := range r.Headers {
-				if src := string(h.Value); h.Key == "ce_source" && !strings.HasPrefix(src, prefix) && other == nil {
-					app, _, _ := strings.Cut(strings.TrimPrefix(src, "/"), "/")
-					other = fmt.Errorf("%w: topic %s holds the events of application %q, not %q: give this application a --topic-prefix of its own (now %q)",
-						engine.ErrOtherApplication, r.Topic, app, l.app.Name, l.opts.Prefix)
-				}
-			}
-		})
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("kafka: read the last events of the events topics: %w", err)
 	}
 	return other
 }

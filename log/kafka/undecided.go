@@ -153,39 +153,54 @@ func (l *Log) scanUndecided(ids map[string]bool) (map[string]undecidedResult, er
 	if failed != nil || len(last) == 0 {
 		return nil, failed
 	}
+	found := map[string]undecidedResult{}
+	err = l.readUpTo(ctx, from, last, func(r *kgo.Record) bool {
+		for _, h := range r.Headers {
+			id := string(h.Value)
+			if h.Key != "plait_id" || !ids[id] {
+				continue
+			}
+			if _, seen := found[id]; seen {
+				continue // the first is the one decided, later ones its duplicates
+			}
+			cmd, err := decodeCommand(r)
+			found[id] = undecidedResult{cmd: cmd, found: err == nil, err: err}
+		}
+		return len(found) == len(ids)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// readUpTo reads each partition of from, from its offset there, up to and
+// including its offset in last, and hands each record read to fn, until
+// every partition is read or fn returns true.
+func (l *Log) readUpTo(ctx context.Context, from map[string]map[int32]kgo.Offset, last map[topicPartition]int64, fn func(*kgo.Record) (done bool)) error {
 	cl, err := kgo.NewClient(l.clientOpts(kgo.ConsumePartitions(from))...)
 	if err != nil {
-		return nil, fmt.Errorf("make a reader: %w", err)
+		return fmt.Errorf("make a reader: %w", err)
 	}
 	defer cl.Close()
-	found := map[string]undecidedResult{}
-	for len(last) > 0 && len(found) < len(ids) {
+	done := false
+	for len(last) > 0 && !done {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%d partitions left to read: %w", len(last), ctx.Err())
+			return fmt.Errorf("%d partitions left to read: %w", len(last), ctx.Err())
 		}
 		if errs := fetches.Errors(); len(errs) > 0 {
-			return nil, fmt.Errorf("fetch %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
+			return fmt.Errorf("fetch %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			tp := topicPartition{r.Topic, r.Partition}
-			if end, ok := last[tp]; !ok || r.Offset > end {
-				return // past the tail this scan reads
+			if end, ok := last[tp]; done || !ok || r.Offset > end {
+				return // past what is read
 			} else if r.Offset == end {
 				delete(last, tp)
 			}
-			for _, h := range r.Headers {
-				id := string(h.Value)
-				if h.Key != "plait_id" || !ids[id] {
-					continue
-				}
-				if _, seen := found[id]; seen {
-					continue // the first is the one decided, later ones its duplicates
-				}
-				cmd, err := decodeCommand(r)
-				found[id] = undecidedResult{cmd: cmd, found: err == nil, err: err}
-			}
+			done = fn(r)
 		})
 	}
-	return found, nil
+	return nil
 }

@@ -9,11 +9,14 @@ import (
 	"github.com/plaithq/plait/engine"
 )
 
+// rowQuerier reads a row: a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // checkApplication returns an error wrapping engine.ErrOtherApplication
 // when the schema names an application other than Options.Application.
-func (s *Store) checkApplication(ctx context.Context, q interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}) error {
+func (s *Store) checkApplication(ctx context.Context, q rowQuerier) error {
 	var exists bool
 	if err := q.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table("store_meta")).Scan(&exists); err != nil {
 		return fmt.Errorf("read the schema's application: %w", err)
